@@ -1,0 +1,189 @@
+"""All settings of a4c-backup, in one place.
+
+Precedence: the environment, then a .env file at the project root, then the original tool's
+config/config.yml (A4C_LEGACY_CONFIG names another path), then the embedded defaults, which
+work with no configuration at all (SQLite, Elasticsearch and Redis on loopback, data under var/).
+Wrong values are reported by the system checks in backups/checks.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+from .legacy_config import LegacyConfigError, read_legacy_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # never overrides variables already set
+
+VAR_DIR = Path(env.str("A4C_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+
+LEGACY_CONFIG_PATH = Path(env.str("A4C_LEGACY_CONFIG", default=str(BASE_DIR / "config" / "config.yml")))
+LEGACY_CONFIG_ERROR = ""
+_legacy = None
+if LEGACY_CONFIG_PATH.exists():
+    try:
+        _legacy = read_legacy_config(LEGACY_CONFIG_PATH)
+    except LegacyConfigError as exc:
+        LEGACY_CONFIG_ERROR = str(exc)
+
+
+def _from_legacy(attr: str, default):
+    value = getattr(_legacy, attr, None) if _legacy else None
+    return value if value else default
+
+
+# Where each value came from, so that the checks can name the setting a person must fix.
+def _source(env_name: str, legacy_key: str | None, legacy_attr: str | None) -> str:
+    if env_name in os.environ:
+        return f"the environment variable {env_name}"
+    if legacy_attr and _legacy and getattr(_legacy, legacy_attr, None):
+        return f"{legacy_key} in {LEGACY_CONFIG_PATH}"
+    return f"{env_name} (default)"
+
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="a4c-backup-local-only-not-secret")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("A4C_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("A4C_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "backups",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "a4c_backup.urls"
+WSGI_APPLICATION = "a4c_backup.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and command line share one file: wait for the write lock instead of failing,
+    # and take it at the start of a transaction so read-then-write sequences cannot interleave.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file (not memory) so that worker processes started by the tests share it; one per test
+    # run, so that two runs on one machine do not trample each other.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "backups:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("A4C_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "backups": {"handlers": ["console"], "level": env.str("A4C_LOG_LEVEL", default="INFO")},
+        "elastic_transport": {"handlers": ["console"], "level": "WARNING"},
+    },
+}
+
+# --- Elasticsearch -------------------------------------------------------------------------
+A4C_ES_URLS = env.list("A4C_ES_URLS", default=_from_legacy("addresses", ["http://127.0.0.1:9200"]))
+A4C_ES_URLS_SOURCE = _source("A4C_ES_URLS", "elasticsearch.addresses", "addresses")
+A4C_ES_CLUSTER_NAME = env.str("A4C_ES_CLUSTER_NAME", default=_from_legacy("cluster_name", ""))
+A4C_ES_CLUSTER_NAME_SOURCE = _source("A4C_ES_CLUSTER_NAME", "elasticsearch.cluster_name", "cluster_name")
+A4C_ES_USERNAME = env.str("A4C_ES_USERNAME", default="")
+A4C_ES_PASSWORD = env.str("A4C_ES_PASSWORD", default="")
+A4C_ES_API_KEY = env.str("A4C_ES_API_KEY", default="")
+A4C_ES_CA_CERT = env.str("A4C_ES_CA_CERT", default="")
+A4C_ES_VERIFY_CERTS = env.bool("A4C_ES_VERIFY_CERTS", default=True)
+A4C_ES_TIMEOUT = env.float("A4C_ES_TIMEOUT", default=30.0)
+A4C_ES_REPOSITORY = env.str("A4C_ES_REPOSITORY", default="a4c-backup")
+A4C_ES_REPOSITORY_PATH = env.str("A4C_ES_REPOSITORY_PATH", default=str(VAR_DIR / "es-repo" / "a4c-backup"))
+# Which indices are A4C's: comma lists of patterns. Hidden and system indices never match "*".
+A4C_INDEX_INCLUDE = env.list("A4C_INDEX_INCLUDE", default=["*"])
+A4C_INDEX_EXCLUDE = env.list("A4C_INDEX_EXCLUDE", default=[])
+A4C_INCLUDE_GLOBAL_STATE = env.bool("A4C_INCLUDE_GLOBAL_STATE", default=False)
+
+# --- Files ---------------------------------------------------------------------------------
+A4C_DATA_DIR = Path(env.str("A4C_DATA_DIR", default=_from_legacy("alien4cloud_dir", str(VAR_DIR / "a4c-data"))))
+A4C_DATA_DIR_SOURCE = _source("A4C_DATA_DIR", "alien4cloud.dir", "alien4cloud_dir")
+A4C_BACKUP_DIR = Path(env.str("A4C_BACKUP_DIR", default=_from_legacy("files_dir", str(VAR_DIR / "backups"))))
+A4C_BACKUP_DIR_SOURCE = _source("A4C_BACKUP_DIR", "backup.files_dir", "files_dir")
+# Top-level directories of the data dir that are caches, left out of every backup.
+A4C_EXCLUDE_DIRS = env.list("A4C_EXCLUDE_DIRS", default=["work", "tmp", "upload"])
+A4C_FILE_WORKERS = env.int("A4C_FILE_WORKERS", default=4)
+
+# --- Running operations --------------------------------------------------------------------
+A4C_PRE_BACKUP_COMMAND = env.str("A4C_PRE_BACKUP_COMMAND", default="")
+A4C_POST_BACKUP_COMMAND = env.str("A4C_POST_BACKUP_COMMAND", default="")
+A4C_HOOK_TIMEOUT = env.int("A4C_HOOK_TIMEOUT", default=300)
+A4C_HEARTBEAT_SECONDS = env.float("A4C_HEARTBEAT_SECONDS", default=5.0)
+# A running operation whose heartbeat is older than this is taken for dead and recovered.
+A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=45.0)
+# A queued operation that no worker has started after this long is failed and its lock freed.
+A4C_PENDING_TIMEOUT_SECONDS = env.float("A4C_PENDING_TIMEOUT_SECONDS", default=900.0)
+A4C_POLL_SECONDS = env.float("A4C_POLL_SECONDS", default=0.5)
+A4C_LAST_BACKUP_MAX_AGE_HOURS = env.float("A4C_LAST_BACKUP_MAX_AGE_HOURS", default=26.0)
+
+# --- Celery --------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False  # a killed restore is recovered, never re-run blindly
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_BEAT_SCHEDULE = {
+    "recover-stale-runs": {"task": "backups.tasks.recover_stale_runs", "schedule": 20.0},
+}

@@ -1,0 +1,354 @@
+"""The only module that talks to Elasticsearch.
+
+A thin adapter over the official client: it speaks in plain dicts and lists, and turns every
+client or transport error into an ``ElasticError`` whose message says what to do. It knows
+nothing of backups, rows or files; backups/operations.py decides what to snapshot and when.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import time
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+import elastic_transport
+import elasticsearch
+from django.conf import settings
+
+from .errors import ConfigError, ElasticError
+
+TRANSPORT_PORT = 9300
+
+
+def check_urls(urls: Iterable[str], source: str = "A4C_ES_URLS") -> list[str]:
+    """Refuses addresses that cannot be Elasticsearch's REST API, before anything connects."""
+    checked = []
+    for url in urls:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{source}: {url!r} is not an http(s)://host:port address.")
+        if parts.port == TRANSPORT_PORT:
+            raise ConfigError(
+                f"{source}: {url} names port 9300, Elasticsearch's old transport port, which this "
+                "tool cannot use; point it at the REST port instead (usually 9200)."
+            )
+        checked.append(parts.geturl())
+    if not checked:
+        raise ConfigError(f"{source} is empty: give at least one Elasticsearch address.")
+    return checked
+
+
+def _message(exc: Exception, doing: str) -> ElasticError:
+    if isinstance(exc, elasticsearch.ApiError):
+        info = exc.info if isinstance(exc.info, dict) else {}
+        error = info.get("error", {})
+        reason = error.get("reason") if isinstance(error, dict) else str(error)
+        root = error.get("root_cause") if isinstance(error, dict) else None
+        if root and isinstance(root, list) and root[0].get("reason") and root[0]["reason"] != reason:
+            reason = f"{reason} ({root[0]['reason']})"
+        status = exc.meta.status if exc.meta else "?"
+        return ElasticError(
+            f"Elasticsearch refused to {doing}: {reason or exc.message} (HTTP {status}).",
+            detail=str(info)[:4000],
+            retryable=status in (429, 502, 503, 504),
+        )
+    if isinstance(exc, elastic_transport.ConnectionTimeout):
+        return ElasticError(
+            f"Elasticsearch did not answer in time while trying to {doing}; "
+            "check that it is up and not overloaded.",
+            retryable=True,
+        )
+    if isinstance(exc, elastic_transport.TransportError):
+        return ElasticError(
+            f"Elasticsearch at {', '.join(settings.A4C_ES_URLS)} cannot be reached "
+            f"(while trying to {doing}): {exc.message}. Start it, or fix A4C_ES_URLS "
+            f"(now from {settings.A4C_ES_URLS_SOURCE}).",
+            retryable=True,
+        )
+    raise exc
+
+
+def _translated(doing: str):
+    def wrap(func):
+        @functools.wraps(func)
+        def inner(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
+                raise _message(exc, doing) from exc
+
+        return inner
+
+    return wrap
+
+
+class Cluster:
+    """One Elasticsearch cluster, reached through the official client."""
+
+    def __init__(self, client: elasticsearch.Elasticsearch):
+        self.client = client
+
+    # --- the cluster -------------------------------------------------------------------
+    @_translated("describe the cluster")
+    def info(self) -> dict:
+        resp = self.client.info()
+        health = self.client.cluster.health()
+        return {
+            "version": resp["version"]["number"],
+            "cluster_name": resp["cluster_name"],
+            "cluster_uuid": resp["cluster_uuid"],
+            "status": health["status"],
+            "nodes": health["number_of_nodes"],
+            "data_nodes": health["number_of_data_nodes"],
+            "product": resp.meta.headers.get("x-elastic-product", ""),
+        }
+
+    @_translated("read the nodes' path.repo")
+    def path_repo(self) -> dict[str, list[str]]:
+        """Each node's name and its path.repo entries."""
+        resp = self.client.nodes.info(metric="settings", filter_path="nodes.*.name,nodes.*.settings.path.repo")
+        result = {}
+        for node in resp.get("nodes", {}).values():
+            repo = node.get("settings", {}).get("path", {}).get("repo", [])
+            result[node.get("name", "?")] = [repo] if isinstance(repo, str) else list(repo)
+        return result
+
+    # --- indices -----------------------------------------------------------------------
+    @_translated("list indices")
+    def indices(self, include: Iterable[str] = ("*",), exclude: Iterable[str] = ()) -> dict[str, dict]:
+        """Open and closed indices matching include and not exclude, system and hidden left out."""
+        rows = self.client.cat.indices(
+            index=",".join(include) or "*",
+            expand_wildcards="open,closed",
+            format="json",
+            bytes="b",
+            h="index,docs.count,store.size,pri.store.size,health,status,pri,rep",
+        )
+        exclude = list(exclude)
+        found = {}
+        for row in rows:
+            name = row["index"]
+            if name.startswith(".") or any(fnmatch.fnmatchcase(name, p) for p in exclude):
+                continue
+            found[name] = {
+                "docs": int(row.get("docs.count") or 0),
+                "size": int(row.get("pri.store.size") or row.get("store.size") or 0),
+                "health": row.get("health"),
+                "status": row.get("status"),
+                "replicas": int(row.get("rep") or 0),
+            }
+        return dict(sorted(found.items()))
+
+    @_translated("count documents")
+    def count(self, index: str) -> int:
+        self.client.indices.refresh(index=index)
+        return int(self.client.count(index=index)["count"])
+
+    @_translated("delete indices")
+    def delete_indices(self, names: Iterable[str]) -> None:
+        names = list(names)
+        if names:
+            self.client.indices.delete(index=",".join(names), expand_wildcards="none")
+
+    @_translated("create an index")
+    def create_index(self, name: str, mappings: dict, settings: dict | None = None, aliases=None) -> None:
+        self.client.indices.create(index=name, mappings=mappings, settings=settings or {}, aliases=aliases)
+
+    @_translated("index documents")
+    def bulk_index(self, index: str, docs: Iterable[tuple[str, dict]], refresh: bool = True) -> int:
+        """Indexes (id, source) pairs; raises when any document failed."""
+        operations: list[dict] = []
+        for doc_id, source in docs:
+            operations.append({"index": {"_index": index, "_id": doc_id}})
+            operations.append(source)
+        if not operations:
+            return 0
+        resp = self.client.bulk(operations=operations, refresh=refresh)
+        if resp.get("errors"):
+            failed = [i["index"] for i in resp["items"] if i["index"].get("error")]
+            raise ElasticError(
+                f"Elasticsearch rejected {len(failed)} of {len(operations) // 2} documents for "
+                f"index {index}: {failed[0]['error'].get('reason')}"
+            )
+        return len(operations) // 2
+
+    @_translated("set index settings")
+    def set_replicas(self, names: Iterable[str], replicas: int) -> None:
+        names = list(names)
+        if names:
+            self.client.indices.put_settings(
+                index=",".join(names), settings={"index": {"number_of_replicas": replicas}}
+            )
+
+    @_translated("wait for shards to recover")
+    def wait_for_recovery(
+        self,
+        names: list[str],
+        on_progress: Callable[[int, int], None] | None = None,
+        timeout: float = 600.0,
+        poll: float = 0.5,
+    ) -> None:
+        """Waits until every primary and replica of ``names`` is started, not merely accepted."""
+        if not names:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            health = self.client.cluster.health(index=",".join(names), level="cluster")
+            total = health["active_shards"] + health["initializing_shards"] + health["unassigned_shards"]
+            if on_progress:
+                on_progress(health["active_shards"], total)
+            if health["status"] == "green" and health["initializing_shards"] == 0:
+                return
+            if health.get("unassigned_primary_shards", 0) == 0 and health["status"] == "yellow":
+                # Replicas that cannot be placed (too few nodes) never turn green.
+                if health["number_of_data_nodes"] <= 1 and health["initializing_shards"] == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise ElasticError(
+                    f"Shards of {', '.join(names)} did not finish recovering within "
+                    f"{int(timeout)} s (cluster status {health['status']})."
+                )
+            time.sleep(poll)
+
+    # --- repositories ------------------------------------------------------------------
+    @_translated("register the snapshot repository")
+    def ensure_repository(self, name: str, location: str) -> None:
+        """Registers an fs repository at ``location`` unless it is already there, then verifies it."""
+        try:
+            current = self.client.snapshot.get_repository(name=name)[name]
+        except elasticsearch.NotFoundError:
+            current = None
+        if current and current.get("settings", {}).get("location") == location:
+            self.verify_repository(name)
+            return
+        try:
+            self.client.snapshot.create_repository(
+                name=name, repository={"type": "fs", "settings": {"location": location}}, verify=True
+            )
+        except elasticsearch.ApiError as exc:
+            text = str(exc.info)
+            if "path.repo" in text or "doesn't match any of the locations" in text:
+                nodes = self.path_repo()
+                listed = "; ".join(f"{n}: {', '.join(p) or '(none)'}" for n, p in nodes.items())
+                raise ElasticError(
+                    f"The snapshot repository path {location} (A4C_ES_REPOSITORY_PATH) is not "
+                    f"under path.repo on the Elasticsearch nodes ({listed}): add it to path.repo "
+                    "in elasticsearch.yml on every node and restart them, or choose a path inside.",
+                    detail=text[:4000],
+                ) from exc
+            raise
+
+    @_translated("verify the snapshot repository")
+    def verify_repository(self, name: str) -> list[str]:
+        resp = self.client.snapshot.verify_repository(name=name)
+        return [node.get("name", node_id) for node_id, node in resp["nodes"].items()]
+
+    @_translated("remove the snapshot repository")
+    def delete_repository(self, name: str) -> None:
+        self.client.snapshot.delete_repository(name=name)
+
+    # --- snapshots ---------------------------------------------------------------------
+    @_translated("start a snapshot")
+    def start_snapshot(
+        self, repository: str, snapshot: str, indices: list[str], metadata: dict, include_global_state: bool
+    ) -> None:
+        self.client.snapshot.create(
+            repository=repository,
+            snapshot=snapshot,
+            indices=",".join(indices) if indices else "-*",
+            include_global_state=include_global_state,
+            ignore_unavailable=False,
+            partial=False,
+            metadata=metadata,
+            wait_for_completion=False,
+        )
+
+    @_translated("read a snapshot's progress")
+    def snapshot_progress(self, repository: str, snapshot: str) -> dict:
+        """The state and shard/byte counters of a running or finished snapshot."""
+        resp = self.client.snapshot.status(repository=repository, snapshot=snapshot)
+        snap = resp["snapshots"][0]
+        shards = snap["shards_stats"]
+        stats = snap["stats"]
+        return {
+            "state": snap["state"],
+            "shards_done": shards["done"],
+            "shards_total": shards["total"],
+            "shards_failed": shards["failed"],
+            # "incremental" is what this snapshot must copy; the rest is already in the repository.
+            "bytes_done": stats.get("processed", {}).get("size_in_bytes", 0),
+            "bytes_total": stats.get("incremental", {}).get("size_in_bytes", 0),
+        }
+
+    @_translated("read a snapshot")
+    def snapshot(self, repository: str, snapshot: str) -> dict | None:
+        """The snapshot's final description, or None when the repository does not hold it."""
+        try:
+            resp = self.client.snapshot.get(repository=repository, snapshot=snapshot)
+        except elasticsearch.NotFoundError:
+            return None
+        snaps = resp.get("snapshots", [])
+        return snaps[0] if snaps else None
+
+    @_translated("list snapshots")
+    def snapshots(self, repository: str) -> list[dict]:
+        try:
+            return list(self.client.snapshot.get(repository=repository, snapshot="_all")["snapshots"])
+        except elasticsearch.NotFoundError:
+            return []
+
+    @_translated("delete a snapshot")
+    def delete_snapshot(self, repository: str, snapshot: str) -> bool:
+        """Deletes (or aborts, when running) a snapshot; False when it was not there."""
+        try:
+            self.client.snapshot.delete(repository=repository, snapshot=snapshot)
+        except elasticsearch.NotFoundError:
+            return False
+        return True
+
+    @_translated("restore a snapshot")
+    def start_restore(
+        self,
+        repository: str,
+        snapshot: str,
+        indices: list[str],
+        rename_pattern: str = "",
+        rename_replacement: str = "",
+        index_settings: dict | None = None,
+    ) -> None:
+        kwargs = {}
+        if rename_pattern:
+            kwargs = {"rename_pattern": rename_pattern, "rename_replacement": rename_replacement}
+        self.client.snapshot.restore(
+            repository=repository,
+            snapshot=snapshot,
+            indices=",".join(indices),
+            include_aliases=True,
+            include_global_state=False,
+            index_settings=index_settings or {},
+            wait_for_completion=False,
+            **kwargs,
+        )
+
+
+@functools.cache
+def cluster() -> Cluster:
+    """The cluster named by the settings; built once per process."""
+    urls = check_urls(settings.A4C_ES_URLS, settings.A4C_ES_URLS_SOURCE)
+    kwargs: dict = {
+        "request_timeout": settings.A4C_ES_TIMEOUT,
+        "max_retries": 2,
+        "retry_on_timeout": False,
+    }
+    if settings.A4C_ES_API_KEY:
+        kwargs["api_key"] = settings.A4C_ES_API_KEY
+    elif settings.A4C_ES_USERNAME:
+        kwargs["basic_auth"] = (settings.A4C_ES_USERNAME, settings.A4C_ES_PASSWORD)
+    if settings.A4C_ES_CA_CERT:
+        kwargs["ca_certs"] = settings.A4C_ES_CA_CERT
+    if not settings.A4C_ES_VERIFY_CERTS:
+        kwargs["verify_certs"] = False
+        kwargs["ssl_show_warn"] = False
+    return Cluster(elasticsearch.Elasticsearch(urls, **kwargs))

@@ -1,0 +1,61 @@
+"""The small tree of errors a person can act on.
+
+Every failure that reaches a page, a command or a run row is one of these: its message says
+what went wrong and what to do. ``retryable`` marks errors worth trying again (a node that is
+restarting, a connection reset), never ones that would repeat a change to data.
+"""
+
+
+class BackupError(Exception):
+    retryable = False
+    exit_code = 1  # what the command line returns for it
+
+    def __init__(self, message: str, *, detail: str = "", retryable: bool | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(BackupError):
+    """A setting is wrong; the message names it."""
+
+    exit_code = 2
+
+
+class InvalidInput(BackupError):
+    """A name or option given by a person or script is not acceptable."""
+
+    exit_code = 2
+
+
+class NotFound(BackupError):
+    exit_code = 4
+
+
+class Busy(BackupError):
+    """Another operation holds the lock."""
+
+    exit_code = 3
+
+
+class ElasticError(BackupError):
+    """Elasticsearch refused or could not be reached."""
+
+
+class StorageError(BackupError):
+    """The backup storage or the data dir could not be read or written."""
+
+
+class IntegrityError(BackupError):
+    """A backup, a blob or the audit chain is not what it claims to be."""
+
+    exit_code = 5
+
+
+class Cancelled(BackupError):
+    """Someone asked the running operation to stop."""

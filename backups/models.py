@@ -1,0 +1,313 @@
+"""The rows that are the truth about every operation.
+
+Backup and RestoreRun hold status, phase, progress counters, heartbeat and errors; pages,
+commands and the audit read them. OperationLock makes "one data-changing operation at a time"
+a database fact. AuditEvent is append-only and hash-chained.
+
+Backup status transitions::
+
+    pending -> running -> succeeded | failed | cancelled
+    pending -> failed | cancelled              (never started: no worker, or cancelled first)
+    succeeded | failed | cancelled -> deleting -> deleted | failed
+
+RestoreRun status transitions::
+
+    pending -> running -> succeeded
+                       -> rolled_back          (a step failed, or cancel: the safety backup was put back)
+                       -> failed               (a step failed and the rollback could not finish)
+                       -> interrupted          (the worker died; the rollback is offered)
+    pending -> cancelled | failed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Source(models.TextChoices):
+    WEB = "web", "Web console"
+    CLI = "cli", "Command line"
+    SCHEDULE = "schedule", "Schedule"
+    SYSTEM = "system", "System"
+
+
+class Progress(models.Model):
+    """What a running operation reports: phase, counters, heartbeat, error."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    phase = models.CharField(max_length=40, blank=True)
+    shards_done = models.IntegerField(default=0)
+    shards_total = models.IntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    files_done = models.IntegerField(default=0)
+    files_total = models.IntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    error_detail = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=150, help_text="User name, or the OS user for the command line.")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
+    task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    @property
+    def percent(self) -> int:
+        """A single figure for progress bars: bytes when known, else files, else shards."""
+        for done, total in (
+            (self.bytes_done, self.bytes_total),
+            (self.files_done, self.files_total),
+            (self.shards_done, self.shards_total),
+        ):
+            if total:
+                return max(0, min(100, int(100 * done / total)))
+        return 100 if self.finished_at else 0
+
+
+class Backup(Progress):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        DELETING = "deleting"
+        DELETED = "deleted"
+
+    class Trigger(models.TextChoices):
+        WEB = "web", "Web console"
+        CLI = "cli", "Command line"
+        SCHEDULE = "schedule", "Schedule"
+        SAFETY = "safety", "Safety backup before a restore"
+
+    ACTIVE = (Status.PENDING, Status.RUNNING, Status.DELETING)
+    RESTORABLE = (Status.SUCCEEDED,)
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.WEB, db_index=True)
+    include_elasticsearch = models.BooleanField(default=True)
+    include_files = models.BooleanField(default=True)
+    index_patterns = models.JSONField(default=list, blank=True, help_text="Chosen indices; empty for all of A4C's.")
+    options = models.JSONField(default=dict, blank=True)
+    pinned = models.BooleanField(default=False, help_text="Pinned backups are never removed by retention.")
+
+    # What it holds.
+    indices = models.JSONField(default=dict, blank=True, help_text="{index: {docs, size}} at snapshot time.")
+    file_count = models.IntegerField(default=0)
+    file_bytes = models.BigIntegerField(default=0)
+    new_bytes = models.BigIntegerField(default=0, help_text="Bytes this backup added to the storage.")
+    files_reused = models.IntegerField(default=0, help_text="Unchanged files taken from the previous manifest.")
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+    snapshot_name = models.CharField(max_length=255, blank=True)
+    repository = models.CharField(max_length=255, blank=True)
+    es_version = models.CharField(max_length=40, blank=True)
+    es_cluster_name = models.CharField(max_length=255, blank=True)
+    es_cluster_uuid = models.CharField(max_length=64, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verify_ok = models.BooleanField(null=True, blank=True)
+    verify_problems = models.JSONField(default=list, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-created_at"])]
+        permissions = [
+            ("verify_backup", "Can verify backups"),
+            ("cancel_operation", "Can cancel a running backup or restore"),
+            ("restore_backup", "Can restore backups"),
+            ("rollback_restore", "Can roll back a restore"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def is_restorable(self) -> bool:
+        return self.status in self.RESTORABLE
+
+    @property
+    def index_count(self) -> int:
+        return len(self.indices or {})
+
+    @property
+    def document_count(self) -> int:
+        return sum(i.get("docs", 0) for i in (self.indices or {}).values())
+
+
+class RestoreRun(Progress):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        INTERRUPTED = "interrupted"
+        CANCELLED = "cancelled"
+
+    class Scope(models.TextChoices):
+        ALL = "all", "Everything: Elasticsearch and files"
+        INDICES = "indices", "Chosen indices only"
+        ELASTICSEARCH = "elasticsearch", "Elasticsearch only"
+        FILES = "files", "Files only"
+
+    class FileMode(models.TextChoices):
+        MIRROR = "mirror", "Mirror the backup exactly"
+        MERGE = "merge", "Only add and overwrite files"
+
+    ACTIVE = (Status.PENDING, Status.RUNNING)
+
+    backup = models.ForeignKey(Backup, on_delete=models.PROTECT, related_name="restores")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    scope = models.CharField(max_length=14, choices=Scope.choices, default=Scope.ALL)
+    chosen_indices = models.JSONField(default=list, blank=True)
+    rename_pattern = models.CharField(max_length=200, blank=True)
+    rename_replacement = models.CharField(max_length=200, blank=True)
+    file_mode = models.CharField(max_length=8, choices=FileMode.choices, default=FileMode.MIRROR)
+    take_safety_backup = models.BooleanField(default=True)
+    plan = models.JSONField(default=dict, blank=True, help_text="The plan shown before it ran.")
+    safety_backup = models.ForeignKey(
+        Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="protected_restores"
+    )
+    rollback_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks"
+    )
+    phases = models.JSONField(default=list, blank=True, help_text="[{name, started, finished, outcome}]")
+    state = models.JSONField(default=dict, blank=True, help_text="What recovery needs: kept old tree, ...")
+    rolled_back = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"restore #{self.pk} of {self.backup.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class OperationLock(models.Model):
+    """One row (pk=1): who may change data now. Claimed with a conditional UPDATE."""
+
+    kind = models.CharField(max_length=20, blank=True, help_text="backup, restore, delete ...; empty when free")
+    run_id = models.BigIntegerField(null=True, blank=True)
+    label = models.CharField(max_length=300, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.label}" if self.kind else "free"
+
+
+class AuditChainHead(models.Model):
+    """One row (pk=1) holding the newest event's hash; locked while an event is appended."""
+
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    count = models.BigIntegerField(default=0)
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
+
+
+class AuditEvent(models.Model):
+    """An append-only record of something someone did. Never edited, never deleted."""
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Outcome(models.TextChoices):
+        REQUESTED = "requested"
+        STARTED = "started"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        REFUSED = "refused"
+        DENIED = "denied"
+        CANCELLED = "cancelled"
+        ROLLED_BACK = "rolled_back"
+        INFO = "info"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, db_index=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    action = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=300, blank=True, db_index=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.INFO)
+    message = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    backup = models.ForeignKey(Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    restore = models.ForeignKey(RestoreRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["action", "-id"]), models.Index(fields=["actor", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target} {self.outcome}"
+
+    def canonical(self) -> bytes:
+        """The bytes the hash covers: every field a reader relies on."""
+        fields = {
+            "at": self.at.isoformat(timespec="microseconds"),
+            "actor": self.actor,
+            "source": self.source,
+            "action": self.action,
+            "target": self.target,
+            "parameters": self.parameters,
+            "outcome": self.outcome,
+            "message": self.message,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "backup": self.backup_id,
+            "restore": self.restore_id,
+            "prev": self.prev_hash,
+        }
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")

@@ -1,0 +1,155 @@
+"""The machinery every long operation shares: the lock, the heartbeat, progress and cancel.
+
+The lock is one database row claimed by a conditional UPDATE, so two web requests, a command
+and a worker cannot both change data, whatever process they run in. A running operation keeps
+a heartbeat on its row from a background thread; recovery (operations.recover_stale_runs) takes
+a row whose heartbeat stopped for a dead worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from .errors import Busy, Cancelled
+from .models import OperationLock
+
+
+def lock_holder() -> OperationLock | None:
+    lock = OperationLock.objects.filter(pk=1).first()
+    return lock if lock and lock.kind else None
+
+
+def try_acquire(kind: str, run_id: int, label: str, actor: str) -> bool:
+    OperationLock.objects.get_or_create(pk=1)
+    claimed = OperationLock.objects.filter(pk=1, kind="").update(
+        kind=kind, run_id=run_id, label=label, actor=actor, acquired_at=timezone.now()
+    )
+    return claimed == 1
+
+
+def busy_error(lock: OperationLock | None) -> Busy:
+    if lock is None:
+        return Busy("Another operation was holding the lock a moment ago; try again.")
+    since = timezone.localtime(lock.acquired_at).strftime("%Y-%m-%d %H:%M:%S %Z") if lock.acquired_at else "?"
+    return Busy(
+        f"Another operation is running: {lock.kind} {lock.label} started by {lock.actor} "
+        f"at {since}. Wait for it to finish, or cancel it."
+    )
+
+
+def acquire(kind: str, run_id: int, label: str, actor: str, *, wait: float = 0.0,
+            recover: Callable[[], object] | None = None) -> None:
+    """Claims the lock or raises Busy naming the holder; with ``wait``, polls that long first."""
+    deadline = time.monotonic() + wait
+    recovered = False
+    while True:
+        if try_acquire(kind, run_id, label, actor):
+            return
+        if recover is not None and not recovered:
+            recover()  # a dead holder is released here, once
+            recovered = True
+            continue
+        if time.monotonic() >= deadline:
+            raise busy_error(lock_holder())
+        time.sleep(0.5)
+
+
+def release(kind: str, run_id: int) -> bool:
+    return (
+        OperationLock.objects.filter(pk=1, kind=kind, run_id=run_id).update(
+            kind="", run_id=None, label="", actor="", acquired_at=None
+        )
+        == 1
+    )
+
+
+class Runner:
+    """Reports one running operation onto its row: phase, counters, heartbeat, cancel.
+
+    Only named fields are written (queryset updates), so a cancel request written by someone
+    else is never overwritten by a progress update.
+    """
+
+    def __init__(self, run, on_progress: Callable[[object], None] | None = None):
+        self.run = run
+        self.model = type(run)
+        self.on_progress = on_progress
+        self._last_write = 0.0
+        self._stop = threading.Event()
+        self._cancelled = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- heartbeat ------------------------------------------------------------------
+    def __enter__(self) -> Runner:
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.run.pk}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(settings.A4C_HEARTBEAT_SECONDS):
+                self.model.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
+                if self.model.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+                    self._cancelled.set()
+        finally:
+            connection.close()
+
+    # --- reporting ------------------------------------------------------------------
+    def update(self, **fields) -> None:
+        """Writes fields onto the row now, and onto the in-memory run."""
+        fields.setdefault("heartbeat_at", timezone.now())
+        for name, value in fields.items():
+            setattr(self.run, name, value)
+        self.model.objects.filter(pk=self.run.pk).update(**fields)
+        self._last_write = time.monotonic()
+        if self.on_progress:
+            self.on_progress(self.run)
+
+    def phase(self, name: str) -> None:
+        self.check()
+        fields = {"phase": name}
+        if hasattr(self.run, "phases"):
+            now = timezone.now().isoformat()
+            phases = [dict(p) for p in self.run.phases]
+            if phases and not phases[-1].get("finished"):
+                phases[-1]["finished"] = now
+            phases.append({"name": name, "started": now})
+            fields["phases"] = phases
+        self.update(**fields)
+
+    def progress(self, **counters) -> None:
+        """Counters change often: held in memory, written at most every half second."""
+        for name, value in counters.items():
+            setattr(self.run, name, value)
+        if time.monotonic() - self._last_write >= 0.5:
+            self.update(**counters)
+        elif self.on_progress:
+            self.on_progress(self.run)
+        self.check()
+
+    def flush(self, **counters) -> None:
+        for name, value in counters.items():
+            setattr(self.run, name, value)
+        self.update(**{k: getattr(self.run, k) for k in (
+            "shards_done", "shards_total", "bytes_done", "bytes_total", "files_done", "files_total")})
+
+    def check(self) -> None:
+        """Raises Cancelled once someone asked this run to stop."""
+        if self._cancelled.is_set():
+            raise Cancelled(f"Cancelled at the {self.run.phase or 'start'} phase, as requested.")
+
+    def check_now(self) -> None:
+        if self.model.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+            self._cancelled.set()
+        self.check()

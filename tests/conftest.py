@@ -1,0 +1,193 @@
+"""Shared fixtures: the real Elasticsearch and Redis started by scripts/services.sh.
+
+A missing service fails the run with what to do; nothing is skipped. Each test that touches
+Elasticsearch gets its own index prefix, snapshot repository, data dir and backup storage, so
+tests never see each other's data, nor the demo data of a developer's console.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from backups import elastic
+from backups.audit import Actor
+from backups.models import Source
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def pytest_configure(config):
+    ARTIFACTS.mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def es_cluster() -> elastic.Cluster:
+    cluster = elastic.cluster()
+    try:
+        cluster.info()
+    except Exception as exc:  # noqa: BLE001 - any failure here means the service is not there
+        pytest.fail(
+            f"Elasticsearch is not reachable at {django_settings.A4C_ES_URLS}: {exc}. "
+            "Start it with `bash scripts/services.sh start es` (README's test command does).",
+            pytrace=False,
+        )
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def es_path_repo(es_cluster) -> Path:
+    roots = {p for paths in es_cluster.path_repo().values() for p in paths}
+    assert roots, "the Elasticsearch node has no path.repo; scripts/services.sh sets it"
+    return Path(sorted(roots)[0])
+
+
+@pytest.fixture
+def a4c(settings, tmp_path, es_cluster, es_path_repo):
+    """An isolated A4C installation: index prefix, data dir, backup storage, snapshot repository."""
+    tag = "t" + secrets.token_hex(4)
+    data_dir = tmp_path / "a4c-data"
+    data_dir.mkdir()
+    settings.A4C_DATA_DIR = data_dir
+    settings.A4C_BACKUP_DIR = tmp_path / "storage"
+    settings.A4C_ES_REPOSITORY = f"a4c-test-{tag}"
+    settings.A4C_ES_REPOSITORY_PATH = str(es_path_repo / f"test-{tag}")
+    settings.A4C_INDEX_INCLUDE = [f"{tag}-*"]
+    settings.A4C_POLL_SECONDS = 0.1
+    env = A4CInstall(tag=tag, prefix=f"{tag}-", data_dir=data_dir, cluster=es_cluster)
+    yield env
+    es_cluster.client.indices.delete(index=f"{tag}-*", expand_wildcards="all", ignore_unavailable=True)
+    for snap in es_cluster.snapshots(settings.A4C_ES_REPOSITORY):
+        es_cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap["snapshot"])
+    try:
+        es_cluster.delete_repository(settings.A4C_ES_REPOSITORY)
+    except Exception:  # noqa: BLE001 - the test may never have registered it
+        pass
+    shutil.rmtree(es_path_repo / f"test-{tag}", ignore_errors=True)
+
+
+class A4CInstall:
+    def __init__(self, tag, prefix, data_dir, cluster):
+        self.tag = tag
+        self.prefix = prefix
+        self.data_dir = data_dir
+        self.cluster = cluster
+
+    def index(self, name: str) -> str:
+        return self.prefix + name
+
+    def documents(self, name: str) -> dict[str, dict]:
+        """Every document of an index by id, read back from Elasticsearch."""
+        client = self.cluster.client
+        index = self.index(name)
+        client.indices.refresh(index=index)
+        hits = client.search(index=index, size=10000, query={"match_all": {}})["hits"]["hits"]
+        return {h["_id"]: h["_source"] for h in hits}
+
+    def state(self) -> dict:
+        """Everything about the prefix's indices that a restore must bring back."""
+        client = self.cluster.client
+        names = sorted(self.cluster.indices(include=[self.prefix + "*"]))
+        result = {}
+        for index in names:
+            client.indices.refresh(index=index)
+            hits = client.search(index=index, size=10000, query={"match_all": {}})["hits"]["hits"]
+            mapping = client.indices.get_mapping(index=index)[index]["mappings"]
+            aliases = sorted(client.indices.get_alias(index=index)[index]["aliases"])
+            result[index] = {
+                "docs": {h["_id"]: h["_source"] for h in hits},
+                "mappings": mapping,
+                "aliases": aliases,
+                "shards": client.indices.get_settings(index=index)[index]["settings"]["index"]["number_of_shards"],
+            }
+        return result
+
+
+@pytest.fixture
+def cli_actor() -> Actor:
+    return Actor(name=os.environ.get("USER", "root"), source=Source.CLI)
+
+
+@pytest.fixture
+def web_actor(django_user_model) -> Actor:
+    user = django_user_model.objects.create_user("olivia", password="pw-olivia-123")
+    return Actor(name="olivia", source=Source.WEB, user=user, ip="127.0.0.1", user_agent="pytest")
+
+
+# --- a real Celery worker process ---------------------------------------------------------
+
+# Tests use their own Redis database, so a developer's running worker never takes their tasks.
+TEST_BROKER = os.environ.get("A4C_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
+# ...and their own queue, so that two test runs on one machine never take each other's tasks.
+TEST_QUEUE = f"a4c-test-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def celery_app():
+    from a4c_backup.celery import app
+
+    app.conf.broker_url = TEST_BROKER
+    app.conf.result_backend = TEST_BROKER
+    app.conf.task_default_queue = TEST_QUEUE
+    return app
+
+
+@pytest.fixture
+def start_worker(celery_app, tmp_path):
+    """Starts `celery -A a4c_backup worker` as a real process with the test's settings."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from django.db import connection
+
+    started = []
+
+    def start(**extra_env) -> subprocess.Popen:
+        env = dict(os.environ)
+        env.update({
+            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+            "CELERY_BROKER_URL": TEST_BROKER,
+            "CELERY_RESULT_BACKEND": TEST_BROKER,
+            "A4C_HEARTBEAT_SECONDS": "0.5",
+            "A4C_POLL_SECONDS": "0.1",
+            "PYTHONUNBUFFERED": "1",
+            "CELERY_TASK_DEFAULT_QUEUE": TEST_QUEUE,
+        })
+        env.update({k: str(v) for k, v in extra_env.items()})
+        name = f"{TEST_QUEUE}-{len(started)}@{socket.gethostname()}"
+        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 - closed at teardown
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "a4c_backup", "worker", "--loglevel=INFO",
+             "--concurrency=1", "--without-gossip", "--without-mingle", "-Q", TEST_QUEUE, "-n", name],
+            cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        started.append((proc, log))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"the Celery worker exited with {proc.returncode}:\n{worker_log(len(started) - 1)}")
+            replies = celery_app.control.ping(destination=[name], timeout=0.5)
+            if replies:
+                return proc
+        pytest.fail(f"the Celery worker did not answer within 60 s:\n{worker_log(len(started) - 1)}")
+
+    def worker_log(index: int) -> str:
+        return (tmp_path / f"worker-{index}.log").read_text(errors="replace")[-3000:]
+
+    start.log = worker_log
+    yield start
+    for proc, log in started:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except Exception:  # noqa: BLE001
+                proc.kill()
+        log.close()

@@ -1,0 +1,400 @@
+"""The engine against the real Elasticsearch and real files: backup, restore, rollback, locking."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from backups import audit, demo, operations
+from backups.errors import Busy, InvalidInput, NotFound
+from backups.filestore import Store
+from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CACHES = ("work", "tmp", "upload")
+
+
+def tree(root: Path) -> dict[str, tuple]:
+    """Everything a restore must bring back about a data dir, caches left out."""
+    result = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir.split(os.sep)[0] in CACHES:
+            continue
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                result[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                result[rel] = ("dir", stat.S_IMODE(st.st_mode))
+            else:
+                digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                result[rel] = ("file", stat.S_IMODE(st.st_mode), st.st_size, digest, st.st_mtime_ns)
+    return result
+
+
+@pytest.fixture
+def installed(a4c):
+    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
+    return a4c
+
+
+def backed_up(actor, name, **kwargs) -> Backup:
+    backup = operations.request_backup(actor, name=name, **kwargs)
+    backup = operations.run_backup(backup.pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
+
+
+def restored(backup, actor, **kwargs) -> RestoreRun:
+    run = operations.request_restore(backup.pk, actor, confirm=backup.name, **kwargs)
+    run = operations.run_restore(run.pk)
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    return run
+
+
+def change_everything(a4c) -> None:
+    """Deletes, adds and edits documents, indices and files, as weeks of use would."""
+    client = a4c.cluster.client
+    apps = a4c.documents("application")
+    first, second = sorted(apps)[:2]
+    client.delete(index=a4c.index("application"), id=first, refresh=True)
+    client.update(index=a4c.index("application"), id=second, doc={"name": "renamed-by-test"}, refresh=True)
+    client.index(index=a4c.index("user"), id="intruder", document={"username": "intruder"}, refresh=True)
+    client.indices.delete(index=a4c.index("plugin"))
+    client.indices.create(index=a4c.index("brandnew"), settings={"number_of_replicas": 0})
+    data = a4c.data_dir
+    csar = next((data / "csar").iterdir())
+    version = next(p for p in csar.iterdir() if p.is_dir() and not p.is_symlink())
+    (version / "content.json").write_text('{"changed": true}')
+    (data / "artifacts" / "added-later.bin").write_bytes(os.urandom(2048))
+    victim = next(p for p in (data / "images").iterdir())
+    victim.unlink()
+    os.chmod(next((data / "plugins").rglob("*.yml")), 0o600)
+    (data / "new-empty-dir").mkdir()
+
+
+def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(installed, cli_actor):
+    a4c = installed
+    before_es, before_files = a4c.state(), tree(a4c.data_dir)
+    backup = backed_up(cli_actor, "full-1", description="before the changes")
+
+    assert backup.index_count >= 25
+    assert backup.indices[a4c.index("application")]["docs"] == len(before_es[a4c.index("application")]["docs"])
+    assert backup.file_count == sum(1 for v in before_files.values() if v[0] == "file")
+    assert backup.es_cluster_uuid and backup.es_version.startswith(("8.", "9."))
+    snap = a4c.cluster.snapshot(backup.repository, backup.snapshot_name)
+    assert snap["state"] == "SUCCESS" and snap["metadata"]["a4c_backup"] == "full-1"
+
+    change_everything(a4c)
+    assert a4c.state() != before_es and tree(a4c.data_dir) != before_files
+
+    run = restored(backup, cli_actor)
+
+    assert a4c.state() == before_es
+    assert tree(a4c.data_dir) == before_files
+    assert (a4c.data_dir / "work").is_dir(), "caches are carried over, not dropped"
+    assert run.safety_backup is not None and run.safety_backup.status == Backup.Status.SUCCEEDED
+    assert run.safety_backup.trigger == Backup.Trigger.SAFETY
+    assert a4c.index("brandnew") in {r["target"] for r in run.plan["indices"] if r["action"] == "remove"}
+    assert [p["name"] for p in run.phases][:4] == ["plan", "safety backup", "elasticsearch", "files"]
+    actions = list(AuditEvent.objects.order_by("id").values_list("action", "outcome"))
+    assert ("backup.run", "succeeded") in actions and ("restore.run", "succeeded") in actions
+    assert ("restore.request", "requested") in actions
+    assert audit.verify_chain().ok
+
+
+def test_a_second_backup_of_unchanged_data_stores_no_new_blob_and_reads_no_file(installed, cli_actor):
+    first = backed_up(cli_actor, "first", include_elasticsearch=False)
+    blobs_before = sorted(p.name for p in (Path(first_storage()) / "blobs").rglob("*") if p.is_file())
+
+    second = backed_up(cli_actor, "second", include_elasticsearch=False)
+
+    assert first.new_bytes > 0 and first.files_reused == 0
+    assert second.new_bytes == 0
+    assert second.files_reused == second.file_count == first.file_count
+    assert sorted(p.name for p in (Path(first_storage()) / "blobs").rglob("*") if p.is_file()) == blobs_before
+
+
+def first_storage() -> str:
+    from django.conf import settings
+
+    return str(settings.A4C_BACKUP_DIR)
+
+
+def test_restoring_chosen_indices_touches_no_other_index_nor_any_file(installed, cli_actor):
+    a4c = installed
+    backup = backed_up(cli_actor, "chosen")
+    change_everything(a4c)
+    after_change_es, after_change_files = a4c.state(), tree(a4c.data_dir)
+
+    restored(backup, cli_actor, scope="indices", indices=[a4c.index("application"), a4c.index("plugin")])
+
+    now = a4c.state()
+    assert now[a4c.index("application")]["docs"] == backup_docs(a4c, backup, "application")
+    assert a4c.index("plugin") in now, "a deleted chosen index comes back"
+    for index in after_change_es:
+        if index not in (a4c.index("application"), a4c.index("plugin")):
+            assert now[index] == after_change_es[index], index
+    assert tree(a4c.data_dir) == after_change_files
+
+
+def backup_docs(a4c, backup, name):
+    """The documents an index held when the backup was taken, read from a fresh restore copy."""
+    client = a4c.cluster.client
+    target = f"{a4c.prefix}copy-{name}"
+    client.snapshot.restore(repository=backup.repository, snapshot=backup.snapshot_name,
+                            indices=a4c.index(name), rename_pattern="(.+)", rename_replacement=target,
+                            index_settings={"index.number_of_replicas": 0}, wait_for_completion=True)
+    client.indices.refresh(index=target)
+    hits = client.search(index=target, size=10000)["hits"]["hits"]
+    client.indices.delete(index=target)
+    return {h["_id"]: h["_source"] for h in hits}
+
+
+def test_a_files_only_restore_leaves_elasticsearch_alone(installed, cli_actor):
+    a4c = installed
+    before_files = tree(a4c.data_dir)
+    backup = backed_up(cli_actor, "files-too")
+    change_everything(a4c)
+    changed_es = a4c.state()
+
+    run = restored(backup, cli_actor, scope="files")
+
+    assert tree(a4c.data_dir) == before_files
+    assert a4c.state() == changed_es
+    assert run.safety_backup.include_elasticsearch is False
+
+
+def test_an_elasticsearch_only_restore_leaves_the_files_alone(installed, cli_actor):
+    a4c = installed
+    before_es = a4c.state()
+    backup = backed_up(cli_actor, "es-too")
+    change_everything(a4c)
+    changed_files = tree(a4c.data_dir)
+
+    restored(backup, cli_actor, scope="elasticsearch")
+
+    assert a4c.state() == before_es
+    assert tree(a4c.data_dir) == changed_files
+
+
+def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(installed, cli_actor, monkeypatch):
+    a4c = installed
+    backup = backed_up(cli_actor, "to-fail")
+    change_everything(a4c)
+    before_es, before_files = a4c.state(), tree(a4c.data_dir)
+
+    def broken_restore_tree(self, *args, **kwargs):
+        # Elasticsearch was already restored when the files step breaks.
+        assert a4c.state() != before_es
+        raise OSError(5, "Input/output error (injected)")
+
+    monkeypatch.setattr(Store, "restore_tree", broken_restore_tree)
+    run = operations.request_restore(backup.pk, cli_actor, confirm="to-fail")
+    run = operations.run_restore(run.pk)
+
+    assert run.status == RestoreRun.Status.ROLLED_BACK
+    assert "injected" in run.error_message and "put back" in run.error_message
+    assert a4c.state() == before_es
+    assert tree(a4c.data_dir) == before_files
+    assert OperationLock.objects.get(pk=1).kind == ""
+    assert AuditEvent.objects.filter(action="restore.rollback", outcome="rolled_back").count() == 1
+
+
+def test_a_failure_while_swapping_files_is_rolled_back_from_the_kept_old_tree(installed, cli_actor, monkeypatch):
+    a4c = installed
+    backup = backed_up(cli_actor, "swap-fail", include_elasticsearch=False)
+    change_everything(a4c)
+    before_files = tree(a4c.data_dir)
+    monkeypatch.setattr(operations, "_verify_restored", lambda *a, **k: ["index x holds 1 document (injected)"])
+
+    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor, scope="files").pk)
+
+    assert run.status == RestoreRun.Status.ROLLED_BACK, run.error_message
+    assert tree(a4c.data_dir) == before_files
+
+
+def test_a_rollback_after_a_good_restore_brings_back_the_state_before_it(installed, cli_actor):
+    a4c = installed
+    backup = backed_up(cli_actor, "good")
+    change_everything(a4c)
+    before_es, before_files = a4c.state(), tree(a4c.data_dir)
+    run = restored(backup, cli_actor)
+
+    rollback = operations.request_rollback(run.pk, cli_actor)
+    rollback = operations.run_restore(rollback.pk)
+
+    assert rollback.status == RestoreRun.Status.SUCCEEDED, rollback.error_message
+    assert rollback.rollback_of_id == run.pk
+    assert a4c.state() == before_es
+    assert tree(a4c.data_dir) == before_files
+
+
+def test_a_second_restore_while_one_is_pending_is_refused_with_who_holds_the_lock(installed, cli_actor, web_actor):
+    backup = backed_up(cli_actor, "busy")
+    first = operations.request_restore(backup.pk, web_actor)
+
+    with pytest.raises(Busy, match="restore of busy started by olivia"):
+        operations.request_restore(backup.pk, cli_actor)
+    with pytest.raises(Busy):
+        operations.request_backup(cli_actor, name="during-restore")
+
+    assert RestoreRun.objects.count() == 1 and not Backup.objects.filter(name="during-restore").exists()
+    refused = AuditEvent.objects.filter(outcome="refused").count()
+    assert refused == 2
+    operations.cancel("restore", first.pk, web_actor)
+    assert OperationLock.objects.get(pk=1).kind == ""
+
+
+def test_two_requests_at_the_same_instant_start_exactly_one_backup(a4c, cli_actor):
+    results, barrier = [], threading.Barrier(4)
+
+    def ask(i):
+        barrier.wait()
+        try:
+            results.append(operations.request_backup(cli_actor, name=f"race-{i}", include_elasticsearch=False))
+        except Busy as exc:
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+
+    assert sum(isinstance(r, Backup) for r in results) == 1
+    assert sum(isinstance(r, Busy) for r in results) == 3
+    assert Backup.objects.count() == 1
+
+
+def test_a_killed_workers_backup_is_failed_its_lock_freed_and_its_partial_manifest_removed(a4c, cli_actor, settings):
+    from django.utils import timezone
+
+    backup = operations.request_backup(cli_actor, name="killed")
+    Backup.objects.filter(pk=backup.pk).update(
+        status="running", started_at=timezone.now(), phase="files",
+        heartbeat_at=timezone.now() - timezone.timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS + 5),
+    )
+    partial = Path(settings.A4C_BACKUP_DIR) / "tmp"
+    partial.mkdir(parents=True)
+
+    notes = operations.recover_stale_runs()
+
+    backup.refresh_from_db()
+    assert backup.status == Backup.Status.FAILED
+    assert "stopped answering during files" in backup.error_message
+    assert OperationLock.objects.get(pk=1).kind == ""
+    assert any("killed" in n for n in notes)
+    assert AuditEvent.objects.filter(action="backup.recover").count() == 1
+
+
+def test_cancelling_a_running_backup_stops_it_and_keeps_nothing(installed, cli_actor, settings):
+    settings.A4C_HEARTBEAT_SECONDS = 0.05
+    backup = operations.request_backup(cli_actor, name="to-cancel")
+    asked = []
+
+    def progress(run):
+        if not asked and run.phase == "files":
+            asked.append(operations.cancel("backup", backup.pk, cli_actor))
+            import time
+
+            time.sleep(0.3)  # lets the heartbeat thread see the request
+
+    backup = operations.run_backup(backup.pk, progress=progress)
+
+    assert backup.status == Backup.Status.CANCELLED
+    assert not Store(Path(settings.A4C_BACKUP_DIR)).has_manifest("to-cancel")
+    assert installed.cluster.snapshot(settings.A4C_ES_REPOSITORY, "to-cancel") is None
+    assert OperationLock.objects.get(pk=1).kind == ""
+
+
+def test_verify_names_a_flipped_byte_and_a_missing_snapshot(installed, cli_actor, settings):
+    backup = backed_up(cli_actor, "to-damage")
+    assert operations.verify_backup(backup.pk, cli_actor).ok
+
+    blob = max((Path(settings.A4C_BACKUP_DIR) / "blobs").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    installed.cluster.delete_snapshot(backup.repository, backup.snapshot_name)
+
+    report = operations.verify_backup(backup.pk, cli_actor)
+
+    assert not report.ok
+    assert any(blob.name[:12] in p and "corrupt" in p for p in report.problems), report.problems
+    assert any("snapshot to-damage is missing" in p for p in report.problems), report.problems
+    backup.refresh_from_db()
+    assert backup.verify_ok is False
+    plan = operations.plan_restore(backup.pk, scope="files")
+    assert any("failed its last verification" in w for w in plan["warnings"])
+
+
+def test_deleting_a_backup_removes_its_snapshot_and_frees_blobs_no_other_backup_uses(installed, cli_actor, settings):
+    keep = backed_up(cli_actor, "keep")
+    (installed.data_dir / "artifacts" / "only-in-second.bin").write_bytes(os.urandom(100_000))
+    drop = backed_up(cli_actor, "drop")
+    storage = Path(settings.A4C_BACKUP_DIR)
+    size_before = sum(p.stat().st_size for p in (storage / "blobs").rglob("*") if p.is_file())
+
+    operations.delete_backup(drop.pk, cli_actor)
+
+    drop.refresh_from_db()
+    assert drop.status == Backup.Status.DELETED
+    assert installed.cluster.snapshot(drop.repository, "drop") is None
+    size_after = sum(p.stat().st_size for p in (storage / "blobs").rglob("*") if p.is_file())
+    assert size_before - size_after >= 100_000
+    assert operations.verify_backup(keep.pk, cli_actor).ok
+    assert AuditEvent.objects.filter(action="backup.delete", outcome="succeeded").count() == 1
+
+
+def test_verifying_the_audit_chain_catches_an_edit_made_behind_the_applications_back(a4c, cli_actor):
+    operations.request_backup(cli_actor, name="audited", include_elasticsearch=False)
+    assert audit.verify_chain().ok
+    event = AuditEvent.objects.order_by("id").first()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE backups_auditevent SET actor = %s WHERE id = %s", ["mallory", event.id])
+
+    report = audit.verify_chain()
+
+    assert not report.ok and report.event_id == event.id and "changed" in report.problem
+
+
+def test_audit_events_cannot_be_edited_or_deleted_through_the_orm(a4c, cli_actor):
+    operations.request_backup(cli_actor, name="append-only", include_elasticsearch=False)
+    event = AuditEvent.objects.first()
+    event.actor = "mallory"
+    with pytest.raises(Exception, match="append-only"):
+        event.save()
+    with pytest.raises(Exception, match="append-only"):
+        AuditEvent.objects.all().delete()
+    with pytest.raises(Exception, match="append-only"):
+        AuditEvent.objects.update(actor="mallory")
+
+
+def test_a_repository_path_outside_path_repo_is_named_with_what_to_do(a4c, cli_actor, settings):
+    settings.A4C_ES_REPOSITORY_PATH = "/nowhere/a4c"
+    backup = operations.run_backup(operations.request_backup(cli_actor, name="no-repo").pk)
+
+    assert backup.status == Backup.Status.FAILED
+    assert "/nowhere/a4c" in backup.error_message and "path.repo" in backup.error_message
+
+
+def test_an_unknown_backup_is_not_found():
+    with pytest.raises(NotFound, match="No backup 'ghost'"):
+        operations.get_backup("ghost")
+
+
+def test_a_restore_needs_the_typed_name_to_match(installed, cli_actor):
+    backup = backed_up(cli_actor, "confirm-me", include_elasticsearch=False)
+    with pytest.raises(InvalidInput, match="Type the backup's name"):
+        operations.request_restore(backup.pk, cli_actor, confirm="confirm-you")
