@@ -173,6 +173,8 @@ A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=45.0)
 # A queued operation that no worker has started after this long is failed and its lock freed.
 A4C_PENDING_TIMEOUT_SECONDS = env.float("A4C_PENDING_TIMEOUT_SECONDS", default=900.0)
 A4C_POLL_SECONDS = env.float("A4C_POLL_SECONDS", default=0.5)
+# Alien4Cloud's own URL: when it answers, restore plans warn that A4C looks active.
+A4C_SERVER_URL = env.str("A4C_SERVER_URL", default="")
 A4C_LAST_BACKUP_MAX_AGE_HOURS = env.float("A4C_LAST_BACKUP_MAX_AGE_HOURS", default=26.0)
 
 # --- Celery --------------------------------------------------------------------------------

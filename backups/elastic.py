@@ -93,16 +93,21 @@ class Cluster:
     # --- the cluster -------------------------------------------------------------------
     @_translated("describe the cluster")
     def info(self) -> dict:
-        resp = self.client.info()
+        # Not GET /: the minimal distributions serve no root endpoint, while every node has
+        # health, nodes info and cluster state.
         health = self.client.cluster.health()
+        nodes = self.client.nodes.info(filter_path="nodes.*.version")
+        versions = sorted({n["version"] for n in nodes.get("nodes", {}).values()})
+        state = self.client.cluster.state(metric="metadata", filter_path="metadata.cluster_uuid")
         return {
-            "version": resp["version"]["number"],
-            "cluster_name": resp["cluster_name"],
-            "cluster_uuid": resp["cluster_uuid"],
+            "version": versions[0] if versions else "?",
+            "versions": versions,
+            "cluster_name": health["cluster_name"],
+            "cluster_uuid": state["metadata"]["cluster_uuid"],
             "status": health["status"],
             "nodes": health["number_of_nodes"],
             "data_nodes": health["number_of_data_nodes"],
-            "product": resp.meta.headers.get("x-elastic-product", ""),
+            "product": health.meta.headers.get("x-elastic-product", ""),
         }
 
     @_translated("read the nodes' path.repo")
@@ -118,14 +123,20 @@ class Cluster:
     # --- indices -----------------------------------------------------------------------
     @_translated("list indices")
     def indices(self, include: Iterable[str] = ("*",), exclude: Iterable[str] = ()) -> dict[str, dict]:
-        """Open and closed indices matching include and not exclude, system and hidden left out."""
-        rows = self.client.cat.indices(
-            index=",".join(include) or "*",
-            expand_wildcards="open,closed",
-            format="json",
-            bytes="b",
-            h="index,docs.count,store.size,pri.store.size,health,status,pri,rep",
-        )
+        """Open and closed indices matching include and not exclude, system and hidden left out.
+
+        Names that do not exist are simply absent from the answer.
+        """
+        include = list(include)
+        try:
+            rows = self._cat_indices(include)
+        except elasticsearch.NotFoundError:
+            rows = []
+            for pattern in include:  # one missing concrete name fails the whole request
+                try:
+                    rows += self._cat_indices([pattern])
+                except elasticsearch.NotFoundError:
+                    pass
         exclude = list(exclude)
         found = {}
         for row in rows:
@@ -133,13 +144,39 @@ class Cluster:
             if name.startswith(".") or any(fnmatch.fnmatchcase(name, p) for p in exclude):
                 continue
             found[name] = {
-                "docs": int(row.get("docs.count") or 0),
+                "docs": 0,
                 "size": int(row.get("pri.store.size") or row.get("store.size") or 0),
                 "health": row.get("health"),
                 "status": row.get("status"),
                 "replicas": int(row.get("rep") or 0),
             }
+        self._count_documents(found)
         return dict(sorted(found.items()))
+
+    def _cat_indices(self, include: list[str]) -> list[dict]:
+        return list(self.client.cat.indices(
+            index=",".join(include) or "*",
+            expand_wildcards="open,closed",
+            format="json",
+            bytes="b",
+            h="index,store.size,pri.store.size,health,status,pri,rep",
+        ))
+
+    def _count_documents(self, found: dict[str, dict]) -> None:
+        """Top-level documents per index: _cat's docs.count also counts nested ones."""
+        open_names = [n for n, i in found.items() if i["status"] == "open"]
+        if not open_names:
+            return
+        self.client.indices.refresh(index=",".join(open_names), ignore_unavailable=True)
+        searches: list[dict] = []
+        for name in open_names:
+            searches += [{"index": name}, {"size": 0, "track_total_hits": True}]
+        answers = self.client.msearch(searches=searches)["responses"]
+        for name, answer in zip(open_names, answers, strict=True):
+            if "error" in answer:
+                raise ElasticError(f"Elasticsearch could not count the documents of {name}: "
+                                   f"{answer['error'].get('reason', answer['error'])}")
+            found[name]["docs"] = int(answer["hits"]["total"]["value"])
 
     @_translated("count documents")
     def count(self, index: str) -> int:

@@ -316,6 +316,9 @@ def _backup_elasticsearch(backup: Backup, runner: running.Runner, indices: list[
             break
         time.sleep(settings.A4C_POLL_SECONDS)
     final = cluster.snapshot(repository, backup.name)
+    while final is not None and final.get("state") == "IN_PROGRESS":  # the status API can be ahead
+        time.sleep(settings.A4C_POLL_SECONDS)
+        final = cluster.snapshot(repository, backup.name)
     if final is None or final.get("state") != "SUCCESS" or final.get("shards", {}).get("failed"):
         failures = "; ".join(
             f"{f.get('index')}[{f.get('shard_id')}]: {f.get('reason')}" for f in (final or {}).get("failures", [])
@@ -593,6 +596,7 @@ def _after_failed_restore(run: RestoreRun, runner: running.Runner, exc: Exceptio
         audit.record(actor, "restore.run", target=run.backup.name, restore=run, backup=run.backup,
                      outcome=Outcome.CANCELLED if cancelled else Outcome.FAILED, message=message)
         return
+    runner.cancellable = False
     try:
         runner.phase("rolling back")
         _roll_back(run, runner)
@@ -745,13 +749,11 @@ def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
     """Puts back what the restore changed: the kept old tree, then the safety snapshot."""
     run.refresh_from_db()
     state = run.state
+    # restore_tree swaps the data dir in one rename after staging and checking everything: when
+    # it raised, the data dir is wholly old; when it returned, the old tree is kept beside it.
     if state.get("old_tree"):
         store().undo_restore(_data_dir(), Path(state["old_tree"]))
         runner.update(state={**state, "old_tree": ""})
-    elif _scope_touches(run.scope)[1] and run.backup.include_files and state.get("changed"):
-        if not run.safety_backup_id:
-            raise BackupError("the files may have changed and no safety backup was taken")
-        store().restore_tree(run.safety_backup.name, _data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS))
     if _scope_touches(run.scope)[0] and state.get("changed"):
         cluster = elastic.cluster()
         created = [n for n in state.get("created", []) if cluster.indices(include=[n])]

@@ -83,6 +83,7 @@ class Runner:
         self._last_write = 0.0
         self._stop = threading.Event()
         self._cancelled = threading.Event()
+        self.cancellable = True  # False once a rollback has begun: it must run to its end
         self._thread: threading.Thread | None = None
 
     # --- heartbeat ------------------------------------------------------------------
@@ -146,7 +147,7 @@ class Runner:
 
     def check(self) -> None:
         """Raises Cancelled once someone asked this run to stop."""
-        if self._cancelled.is_set():
+        if self.cancellable and self._cancelled.is_set():
             raise Cancelled(f"Cancelled at the {self.run.phase or 'start'} phase, as requested.")
 
     def check_now(self) -> None:

@@ -30,7 +30,7 @@ BAD = {
     "x" * 201: "limit",
     "café": "ASCII",
     "ｂackup": "ASCII",
-    "a$(rm -rf /)": "ASCII",
+    "a$(rm -rf /)": "space",
     "a;reboot": "ASCII",
     "a`id`": "ASCII",
     "a&b": "ASCII",
