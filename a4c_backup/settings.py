@@ -22,7 +22,9 @@ environ.Env.read_env(BASE_DIR / ".env")  # never overrides variables already set
 
 VAR_DIR = Path(env.str("A4C_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
-LEGACY_CONFIG_PATH = Path(env.str("A4C_LEGACY_CONFIG", default=str(BASE_DIR / "config" / "config.yml")))
+LEGACY_CONFIG_PATH = Path(
+    env.str("A4C_LEGACY_CONFIG", default=str(BASE_DIR / "config" / "config.yml"))
+)
 LEGACY_CONFIG_ERROR = ""
 _legacy = None
 if LEGACY_CONFIG_PATH.exists():
@@ -48,7 +50,9 @@ def _source(env_name: str, legacy_key: str | None, legacy_attr: str | None) -> s
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="a4c-backup-local-only-not-secret")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("A4C_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+ALLOWED_HOSTS = env.list(
+    "A4C_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]
+)
 CSRF_TRUSTED_ORIGINS = env.list("A4C_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -140,7 +144,9 @@ LOGGING = {
 A4C_ES_URLS = env.list("A4C_ES_URLS", default=_from_legacy("addresses", ["http://127.0.0.1:9200"]))
 A4C_ES_URLS_SOURCE = _source("A4C_ES_URLS", "elasticsearch.addresses", "addresses")
 A4C_ES_CLUSTER_NAME = env.str("A4C_ES_CLUSTER_NAME", default=_from_legacy("cluster_name", ""))
-A4C_ES_CLUSTER_NAME_SOURCE = _source("A4C_ES_CLUSTER_NAME", "elasticsearch.cluster_name", "cluster_name")
+A4C_ES_CLUSTER_NAME_SOURCE = _source(
+    "A4C_ES_CLUSTER_NAME", "elasticsearch.cluster_name", "cluster_name"
+)
 A4C_ES_USERNAME = env.str("A4C_ES_USERNAME", default="")
 A4C_ES_PASSWORD = env.str("A4C_ES_PASSWORD", default="")
 A4C_ES_API_KEY = env.str("A4C_ES_API_KEY", default="")
@@ -148,28 +154,37 @@ A4C_ES_CA_CERT = env.str("A4C_ES_CA_CERT", default="")
 A4C_ES_VERIFY_CERTS = env.bool("A4C_ES_VERIFY_CERTS", default=True)
 A4C_ES_TIMEOUT = env.float("A4C_ES_TIMEOUT", default=30.0)
 A4C_ES_REPOSITORY = env.str("A4C_ES_REPOSITORY", default="a4c-backup")
-A4C_ES_REPOSITORY_PATH = env.str("A4C_ES_REPOSITORY_PATH", default=str(VAR_DIR / "es-repo" / "a4c-backup"))
+A4C_ES_REPOSITORY_PATH = env.str(
+    "A4C_ES_REPOSITORY_PATH", default=str(VAR_DIR / "es-repo" / "a4c-backup")
+)
 # Which indices are A4C's: comma lists of patterns. Hidden and system indices never match "*".
 A4C_INDEX_INCLUDE = env.list("A4C_INDEX_INCLUDE", default=["*"])
 A4C_INDEX_EXCLUDE = env.list("A4C_INDEX_EXCLUDE", default=[])
 A4C_INCLUDE_GLOBAL_STATE = env.bool("A4C_INCLUDE_GLOBAL_STATE", default=False)
 
 # --- Files ---------------------------------------------------------------------------------
-A4C_DATA_DIR = Path(env.str("A4C_DATA_DIR", default=_from_legacy("alien4cloud_dir", str(VAR_DIR / "a4c-data"))))
+A4C_DATA_DIR = Path(
+    env.str("A4C_DATA_DIR", default=_from_legacy("alien4cloud_dir", str(VAR_DIR / "a4c-data")))
+)
 A4C_DATA_DIR_SOURCE = _source("A4C_DATA_DIR", "alien4cloud.dir", "alien4cloud_dir")
-A4C_BACKUP_DIR = Path(env.str("A4C_BACKUP_DIR", default=_from_legacy("files_dir", str(VAR_DIR / "backups"))))
+A4C_BACKUP_DIR = Path(
+    env.str("A4C_BACKUP_DIR", default=_from_legacy("files_dir", str(VAR_DIR / "backups")))
+)
 A4C_BACKUP_DIR_SOURCE = _source("A4C_BACKUP_DIR", "backup.files_dir", "files_dir")
 # Top-level directories of the data dir that are caches, left out of every backup.
 A4C_EXCLUDE_DIRS = env.list("A4C_EXCLUDE_DIRS", default=["work", "tmp", "upload"])
 A4C_FILE_WORKERS = env.int("A4C_FILE_WORKERS", default=4)
 
 # --- Running operations --------------------------------------------------------------------
+# Commands run around each backup and restore (e.g. put A4C in maintenance mode, stop it).
 A4C_PRE_BACKUP_COMMAND = env.str("A4C_PRE_BACKUP_COMMAND", default="")
 A4C_POST_BACKUP_COMMAND = env.str("A4C_POST_BACKUP_COMMAND", default="")
+A4C_PRE_RESTORE_COMMAND = env.str("A4C_PRE_RESTORE_COMMAND", default="")
+A4C_POST_RESTORE_COMMAND = env.str("A4C_POST_RESTORE_COMMAND", default="")
 A4C_HOOK_TIMEOUT = env.int("A4C_HOOK_TIMEOUT", default=300)
 A4C_HEARTBEAT_SECONDS = env.float("A4C_HEARTBEAT_SECONDS", default=5.0)
 # A running operation whose heartbeat is older than this is taken for dead and recovered.
-A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=45.0)
+A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=30.0)
 # A queued operation that no worker has started after this long is failed and its lock freed.
 A4C_PENDING_TIMEOUT_SECONDS = env.float("A4C_PENDING_TIMEOUT_SECONDS", default=900.0)
 A4C_POLL_SECONDS = env.float("A4C_POLL_SECONDS", default=0.5)
@@ -187,5 +202,5 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BEAT_SCHEDULE = {
-    "recover-stale-runs": {"task": "backups.tasks.recover_stale_runs", "schedule": 20.0},
+    "recover-stale-runs": {"task": "backups.tasks.recover_stale_runs", "schedule": 15.0},
 }

@@ -118,15 +118,29 @@ def verify_chain(batch: int = 2000) -> ChainReport:
             break
         for event in events:
             if event.prev_hash != prev:
-                return ChainReport(False, checked, f"event #{event.id} does not follow the event before it: "
-                                   "an event was removed or inserted", event.id)
+                return ChainReport(
+                    False,
+                    checked,
+                    f"event #{event.id} does not follow the event before it: "
+                    "an event was removed or inserted",
+                    event.id,
+                )
             if event.compute_hash() != event.hash:
-                return ChainReport(False, checked, f"event #{event.id} ({event.action} by {event.actor}) "
-                                   "was changed after it was written", event.id)
+                return ChainReport(
+                    False,
+                    checked,
+                    f"event #{event.id} ({event.action} by {event.actor}) "
+                    "was changed after it was written",
+                    event.id,
+                )
             prev = event.hash
             checked += 1
         last_id = events[-1].id
     head = AuditChainHead.objects.filter(pk=1).first()
     if head and head.last_hash != prev:
-        return ChainReport(False, checked, "the newest events were removed: the chain ends before its recorded head")
+        return ChainReport(
+            False,
+            checked,
+            "the newest events were removed: the chain ends before its recorded head",
+        )
     return ChainReport(True, checked)

@@ -16,34 +16,68 @@ from .errors import ConfigError
 def check_settings(app_configs=None, **kwargs):
     problems = []
     if settings.LEGACY_CONFIG_ERROR:
-        problems.append(Error(settings.LEGACY_CONFIG_ERROR, hint="Fix the YAML or remove the file.", id="a4c.E001"))
+        problems.append(
+            Error(
+                settings.LEGACY_CONFIG_ERROR, hint="Fix the YAML or remove the file.", id="a4c.E001"
+            )
+        )
     try:
         check_urls(settings.A4C_ES_URLS, settings.A4C_ES_URLS_SOURCE)
     except ConfigError as exc:
         problems.append(Error(str(exc), id="a4c.E002"))
     if settings.A4C_ES_API_KEY and settings.A4C_ES_USERNAME:
-        problems.append(Error("Both A4C_ES_API_KEY and A4C_ES_USERNAME are set: choose one way to authenticate.",
-                              id="a4c.E003"))
+        problems.append(
+            Error(
+                "Both A4C_ES_API_KEY and A4C_ES_USERNAME are set: choose one way to authenticate.",
+                id="a4c.E003",
+            )
+        )
     if settings.A4C_ES_CA_CERT and not Path(settings.A4C_ES_CA_CERT).is_file():
-        problems.append(Error(f"A4C_ES_CA_CERT names {settings.A4C_ES_CA_CERT}, which is not a file.", id="a4c.E004"))
+        problems.append(
+            Error(
+                f"A4C_ES_CA_CERT names {settings.A4C_ES_CA_CERT}, which is not a file.",
+                id="a4c.E004",
+            )
+        )
     data_dir = Path(settings.A4C_DATA_DIR)
     if not data_dir.is_dir():
-        problems.append(Warning(
-            f"The A4C data dir {data_dir} does not exist (A4C_DATA_DIR, from {settings.A4C_DATA_DIR_SOURCE}); "
-            "backups of files will fail until it does.", id="a4c.W001"))
+        problems.append(
+            Warning(
+                f"The A4C data dir {data_dir} does not exist (A4C_DATA_DIR, from {settings.A4C_DATA_DIR_SOURCE}); "
+                "backups of files will fail until it does.",
+                id="a4c.W001",
+            )
+        )
     elif not os.access(data_dir, os.R_OK | os.X_OK):
-        problems.append(Error(f"The A4C data dir {data_dir} cannot be read by this user (A4C_DATA_DIR).",
-                              id="a4c.E005"))
+        problems.append(
+            Error(
+                f"The A4C data dir {data_dir} cannot be read by this user (A4C_DATA_DIR).",
+                id="a4c.E005",
+            )
+        )
     backup_dir = Path(settings.A4C_BACKUP_DIR)
     existing = next((p for p in [backup_dir, *backup_dir.parents] if p.exists()), None)
     if existing is None or not os.access(existing, os.W_OK):
-        problems.append(Error(f"The backup storage {backup_dir} cannot be created or written "
-                              f"(A4C_BACKUP_DIR, from {settings.A4C_BACKUP_DIR_SOURCE}).", id="a4c.E006"))
+        problems.append(
+            Error(
+                f"The backup storage {backup_dir} cannot be created or written "
+                f"(A4C_BACKUP_DIR, from {settings.A4C_BACKUP_DIR_SOURCE}).",
+                id="a4c.E006",
+            )
+        )
     if not Path(settings.A4C_ES_REPOSITORY_PATH).is_absolute():
-        problems.append(Error(f"A4C_ES_REPOSITORY_PATH must be an absolute path, not {settings.A4C_ES_REPOSITORY_PATH}.",
-                              id="a4c.E007"))
+        problems.append(
+            Error(
+                f"A4C_ES_REPOSITORY_PATH must be an absolute path, not {settings.A4C_ES_REPOSITORY_PATH}.",
+                id="a4c.E007",
+            )
+        )
     for name in settings.A4C_EXCLUDE_DIRS:
         if "/" in name or name in ("", ".", ".."):
-            problems.append(Error(f"A4C_EXCLUDE_DIRS holds {name!r}: list top-level directory names only.",
-                                  id="a4c.E008"))
+            problems.append(
+                Error(
+                    f"A4C_EXCLUDE_DIRS holds {name!r}: list top-level directory names only.",
+                    id="a4c.E008",
+                )
+            )
     return problems

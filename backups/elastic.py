@@ -46,7 +46,12 @@ def _message(exc: Exception, doing: str) -> ElasticError:
         error = info.get("error", {})
         reason = error.get("reason") if isinstance(error, dict) else str(error)
         root = error.get("root_cause") if isinstance(error, dict) else None
-        if root and isinstance(root, list) and root[0].get("reason") and root[0]["reason"] != reason:
+        if (
+            root
+            and isinstance(root, list)
+            and root[0].get("reason")
+            and root[0]["reason"] != reason
+        ):
             reason = f"{reason} ({root[0]['reason']})"
         status = exc.meta.status if exc.meta else "?"
         return ElasticError(
@@ -113,7 +118,9 @@ class Cluster:
     @_translated("read the nodes' path.repo")
     def path_repo(self) -> dict[str, list[str]]:
         """Each node's name and its path.repo entries."""
-        resp = self.client.nodes.info(metric="settings", filter_path="nodes.*.name,nodes.*.settings.path.repo")
+        resp = self.client.nodes.info(
+            metric="settings", filter_path="nodes.*.name,nodes.*.settings.path.repo"
+        )
         result = {}
         for node in resp.get("nodes", {}).values():
             repo = node.get("settings", {}).get("path", {}).get("repo", [])
@@ -122,7 +129,9 @@ class Cluster:
 
     # --- indices -----------------------------------------------------------------------
     @_translated("list indices")
-    def indices(self, include: Iterable[str] = ("*",), exclude: Iterable[str] = ()) -> dict[str, dict]:
+    def indices(
+        self, include: Iterable[str] = ("*",), exclude: Iterable[str] = ()
+    ) -> dict[str, dict]:
         """Open and closed indices matching include and not exclude, system and hidden left out.
 
         Names that do not exist are simply absent from the answer.
@@ -154,13 +163,15 @@ class Cluster:
         return dict(sorted(found.items()))
 
     def _cat_indices(self, include: list[str]) -> list[dict]:
-        return list(self.client.cat.indices(
-            index=",".join(include) or "*",
-            expand_wildcards="open,closed",
-            format="json",
-            bytes="b",
-            h="index,store.size,pri.store.size,health,status,pri,rep",
-        ))
+        return list(
+            self.client.cat.indices(
+                index=",".join(include) or "*",
+                expand_wildcards="open,closed",
+                format="json",
+                bytes="b",
+                h="index,store.size,pri.store.size,health,status,pri,rep",
+            )
+        )
 
     def _count_documents(self, found: dict[str, dict]) -> None:
         """Top-level documents per index: _cat's docs.count also counts nested ones."""
@@ -174,8 +185,10 @@ class Cluster:
         answers = self.client.msearch(searches=searches)["responses"]
         for name, answer in zip(open_names, answers, strict=True):
             if "error" in answer:
-                raise ElasticError(f"Elasticsearch could not count the documents of {name}: "
-                                   f"{answer['error'].get('reason', answer['error'])}")
+                raise ElasticError(
+                    f"Elasticsearch could not count the documents of {name}: "
+                    f"{answer['error'].get('reason', answer['error'])}"
+                )
             found[name]["docs"] = int(answer["hits"]["total"]["value"])
 
     @_translated("count documents")
@@ -190,8 +203,12 @@ class Cluster:
             self.client.indices.delete(index=",".join(names), expand_wildcards="none")
 
     @_translated("create an index")
-    def create_index(self, name: str, mappings: dict, settings: dict | None = None, aliases=None) -> None:
-        self.client.indices.create(index=name, mappings=mappings, settings=settings or {}, aliases=aliases)
+    def create_index(
+        self, name: str, mappings: dict, settings: dict | None = None, aliases=None
+    ) -> None:
+        self.client.indices.create(
+            index=name, mappings=mappings, settings=settings or {}, aliases=aliases
+        )
 
     @_translated("index documents")
     def bulk_index(self, index: str, docs: Iterable[tuple[str, dict]], refresh: bool = True) -> int:
@@ -233,7 +250,11 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while True:
             health = self.client.cluster.health(index=",".join(names), level="cluster")
-            total = health["active_shards"] + health["initializing_shards"] + health["unassigned_shards"]
+            total = (
+                health["active_shards"]
+                + health["initializing_shards"]
+                + health["unassigned_shards"]
+            )
             if on_progress:
                 on_progress(health["active_shards"], total)
             if health["status"] == "green" and health["initializing_shards"] == 0:
@@ -262,7 +283,9 @@ class Cluster:
             return
         try:
             self.client.snapshot.create_repository(
-                name=name, repository={"type": "fs", "settings": {"location": location}}, verify=True
+                name=name,
+                repository={"type": "fs", "settings": {"location": location}},
+                verify=True,
             )
         except elasticsearch.ApiError as exc:
             text = str(exc.info)
@@ -289,7 +312,12 @@ class Cluster:
     # --- snapshots ---------------------------------------------------------------------
     @_translated("start a snapshot")
     def start_snapshot(
-        self, repository: str, snapshot: str, indices: list[str], metadata: dict, include_global_state: bool
+        self,
+        repository: str,
+        snapshot: str,
+        indices: list[str],
+        metadata: dict,
+        include_global_state: bool,
     ) -> None:
         self.client.snapshot.create(
             repository=repository,
@@ -332,7 +360,9 @@ class Cluster:
     @_translated("list snapshots")
     def snapshots(self, repository: str) -> list[dict]:
         try:
-            return list(self.client.snapshot.get(repository=repository, snapshot="_all")["snapshots"])
+            return list(
+                self.client.snapshot.get(repository=repository, snapshot="_all")["snapshots"]
+            )
         except elasticsearch.NotFoundError:
             return []
 

@@ -56,7 +56,9 @@ class Progress(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    actor = models.CharField(max_length=150, help_text="User name, or the OS user for the command line.")
+    actor = models.CharField(
+        max_length=150, help_text="User name, or the OS user for the command line."
+    )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
     task_id = models.CharField(max_length=64, blank=True)
 
@@ -103,20 +105,34 @@ class Backup(Progress):
 
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.WEB, db_index=True)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    trigger = models.CharField(
+        max_length=10, choices=Trigger.choices, default=Trigger.WEB, db_index=True
+    )
     include_elasticsearch = models.BooleanField(default=True)
     include_files = models.BooleanField(default=True)
-    index_patterns = models.JSONField(default=list, blank=True, help_text="Chosen indices; empty for all of A4C's.")
+    index_patterns = models.JSONField(
+        default=list, blank=True, help_text="Chosen indices; empty for all of A4C's."
+    )
     options = models.JSONField(default=dict, blank=True)
-    pinned = models.BooleanField(default=False, help_text="Pinned backups are never removed by retention.")
+    pinned = models.BooleanField(
+        default=False, help_text="Pinned backups are never removed by retention."
+    )
 
     # What it holds.
-    indices = models.JSONField(default=dict, blank=True, help_text="{index: {docs, size}} at snapshot time.")
+    indices = models.JSONField(
+        default=dict, blank=True, help_text="{index: {docs, size}} at snapshot time."
+    )
     file_count = models.IntegerField(default=0)
     file_bytes = models.BigIntegerField(default=0)
-    new_bytes = models.BigIntegerField(default=0, help_text="Bytes this backup added to the storage.")
-    files_reused = models.IntegerField(default=0, help_text="Unchanged files taken from the previous manifest.")
+    new_bytes = models.BigIntegerField(
+        default=0, help_text="Bytes this backup added to the storage."
+    )
+    files_reused = models.IntegerField(
+        default=0, help_text="Unchanged files taken from the previous manifest."
+    )
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     snapshot_name = models.CharField(max_length=255, blank=True)
     repository = models.CharField(max_length=255, blank=True)
@@ -183,7 +199,9 @@ class RestoreRun(Progress):
     ACTIVE = (Status.PENDING, Status.RUNNING)
 
     backup = models.ForeignKey(Backup, on_delete=models.PROTECT, related_name="restores")
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
     scope = models.CharField(max_length=14, choices=Scope.choices, default=Scope.ALL)
     chosen_indices = models.JSONField(default=list, blank=True)
     rename_pattern = models.CharField(max_length=200, blank=True)
@@ -197,8 +215,12 @@ class RestoreRun(Progress):
     rollback_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks"
     )
-    phases = models.JSONField(default=list, blank=True, help_text="[{name, started, finished, outcome}]")
-    state = models.JSONField(default=dict, blank=True, help_text="What recovery needs: kept old tree, ...")
+    phases = models.JSONField(
+        default=list, blank=True, help_text="[{name, started, finished, outcome}]"
+    )
+    state = models.JSONField(
+        default=dict, blank=True, help_text="What recovery needs: kept old tree, ..."
+    )
     rolled_back = models.BooleanField(default=False)
 
     class Meta:
@@ -215,7 +237,9 @@ class RestoreRun(Progress):
 class OperationLock(models.Model):
     """One row (pk=1): who may change data now. Claimed with a conditional UPDATE."""
 
-    kind = models.CharField(max_length=20, blank=True, help_text="backup, restore, delete ...; empty when free")
+    kind = models.CharField(
+        max_length=20, blank=True, help_text="backup, restore, delete ...; empty when free"
+    )
     run_id = models.BigIntegerField(null=True, blank=True)
     label = models.CharField(max_length=300, blank=True)
     actor = models.CharField(max_length=150, blank=True)
@@ -270,8 +294,12 @@ class AuditEvent(models.Model):
     message = models.TextField(blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
-    backup = models.ForeignKey(Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    restore = models.ForeignKey(RestoreRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    backup = models.ForeignKey(
+        Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restore = models.ForeignKey(
+        RestoreRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
@@ -280,7 +308,9 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["action", "-id"]), models.Index(fields=["actor", "-id"])]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target} {self.outcome}"
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target} {self.outcome}"
+        )
 
     def canonical(self) -> bytes:
         """The bytes the hash covers: every field a reader relies on."""

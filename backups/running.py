@@ -36,15 +36,26 @@ def try_acquire(kind: str, run_id: int, label: str, actor: str) -> bool:
 def busy_error(lock: OperationLock | None) -> Busy:
     if lock is None:
         return Busy("Another operation was holding the lock a moment ago; try again.")
-    since = timezone.localtime(lock.acquired_at).strftime("%Y-%m-%d %H:%M:%S %Z") if lock.acquired_at else "?"
+    since = (
+        timezone.localtime(lock.acquired_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        if lock.acquired_at
+        else "?"
+    )
     return Busy(
         f"Another operation is running: {lock.kind} {lock.label} started by {lock.actor} "
         f"at {since}. Wait for it to finish, or cancel it."
     )
 
 
-def acquire(kind: str, run_id: int, label: str, actor: str, *, wait: float = 0.0,
-            recover: Callable[[], object] | None = None) -> None:
+def acquire(
+    kind: str,
+    run_id: int,
+    label: str,
+    actor: str,
+    *,
+    wait: float = 0.0,
+    recover: Callable[[], object] | None = None,
+) -> None:
     """Claims the lock or raises Busy naming the holder; with ``wait``, polls that long first."""
     deadline = time.monotonic() + wait
     recovered = False
@@ -88,7 +99,9 @@ class Runner:
 
     # --- heartbeat ------------------------------------------------------------------
     def __enter__(self) -> Runner:
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.run.pk}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{self.run.pk}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -142,8 +155,19 @@ class Runner:
     def flush(self, **counters) -> None:
         for name, value in counters.items():
             setattr(self.run, name, value)
-        self.update(**{k: getattr(self.run, k) for k in (
-            "shards_done", "shards_total", "bytes_done", "bytes_total", "files_done", "files_total")})
+        self.update(
+            **{
+                k: getattr(self.run, k)
+                for k in (
+                    "shards_done",
+                    "shards_total",
+                    "bytes_done",
+                    "bytes_total",
+                    "files_done",
+                    "files_total",
+                )
+            }
+        )
 
     def check(self) -> None:
         """Raises Cancelled once someone asked this run to stop."""

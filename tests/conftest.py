@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,9 @@ def a4c(settings, tmp_path, es_cluster, es_path_repo):
     settings.A4C_POLL_SECONDS = 0.1
     env = A4CInstall(tag=tag, prefix=f"{tag}-", data_dir=data_dir, cluster=es_cluster)
     yield env
-    es_cluster.client.indices.delete(index=f"{tag}-*", expand_wildcards="all", ignore_unavailable=True)
+    es_cluster.client.indices.delete(
+        index=f"{tag}-*", expand_wildcards="all", ignore_unavailable=True
+    )
     for snap in es_cluster.snapshots(settings.A4C_ES_REPOSITORY):
         es_cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap["snapshot"])
     try:
@@ -103,7 +106,9 @@ class A4CInstall:
                 "docs": {h["_id"]: h["_source"] for h in hits},
                 "mappings": mapping,
                 "aliases": aliases,
-                "shards": client.indices.get_settings(index=index)[index]["settings"]["index"]["number_of_shards"],
+                "shards": client.indices.get_settings(index=index)[index]["settings"]["index"][
+                    "number_of_shards"
+                ],
             }
         return result
 
@@ -151,43 +156,84 @@ def start_worker(celery_app, tmp_path):
 
     def start(**extra_env) -> subprocess.Popen:
         env = dict(os.environ)
-        env.update({
-            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-            "CELERY_BROKER_URL": TEST_BROKER,
-            "CELERY_RESULT_BACKEND": TEST_BROKER,
-            "A4C_HEARTBEAT_SECONDS": "0.5",
-            "A4C_POLL_SECONDS": "0.1",
-            "PYTHONUNBUFFERED": "1",
-            "CELERY_TASK_DEFAULT_QUEUE": TEST_QUEUE,
-        })
+        env.update(
+            {
+                "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+                "CELERY_BROKER_URL": TEST_BROKER,
+                "CELERY_RESULT_BACKEND": TEST_BROKER,
+                "A4C_HEARTBEAT_SECONDS": "0.5",
+                "A4C_POLL_SECONDS": "0.1",
+                "PYTHONUNBUFFERED": "1",
+                "CELERY_TASK_DEFAULT_QUEUE": TEST_QUEUE,
+            }
+        )
         env.update({k: str(v) for k, v in extra_env.items()})
         name = f"{TEST_QUEUE}-{len(started)}@{socket.gethostname()}"
         log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 - closed at teardown
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "a4c_backup", "worker", "--loglevel=INFO",
-             "--concurrency=1", "--without-gossip", "--without-mingle", "-Q", TEST_QUEUE, "-n", name],
-            cwd=django_settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "a4c_backup",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "-Q",
+                TEST_QUEUE,
+                "-n",
+                name,
+            ],
+            cwd=django_settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a test can kill pool and all
         )
         started.append((proc, log))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"the Celery worker exited with {proc.returncode}:\n{worker_log(len(started) - 1)}")
+                log_tail = worker_log(len(started) - 1)
+                pytest.fail(f"the Celery worker exited with {proc.returncode}:\n{log_tail}")
             replies = celery_app.control.ping(destination=[name], timeout=0.5)
             if replies:
                 return proc
-        pytest.fail(f"the Celery worker did not answer within 60 s:\n{worker_log(len(started) - 1)}")
+        pytest.fail(
+            f"the Celery worker did not answer within 60 s:\n{worker_log(len(started) - 1)}"
+        )
 
     def worker_log(index: int) -> str:
         return (tmp_path / f"worker-{index}.log").read_text(errors="replace")[-3000:]
 
+    def kill(proc) -> None:
+        """SIGKILL to the worker and its pool children, as a lost machine would."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
     start.log = worker_log
+    start.kill = kill
     yield start
     for proc, log in started:
         if proc.poll() is None:
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
             except Exception:  # noqa: BLE001
                 proc.kill()
         log.close()
+
+
+@pytest.fixture
+def worker_env(a4c, settings) -> dict:
+    """The environment that makes a worker process see the test's isolated installation."""
+    return {
+        "A4C_DATA_DIR": settings.A4C_DATA_DIR,
+        "A4C_BACKUP_DIR": settings.A4C_BACKUP_DIR,
+        "A4C_ES_REPOSITORY": settings.A4C_ES_REPOSITORY,
+        "A4C_ES_REPOSITORY_PATH": settings.A4C_ES_REPOSITORY_PATH,
+        "A4C_INDEX_INCLUDE": ",".join(settings.A4C_INDEX_INCLUDE),
+    }

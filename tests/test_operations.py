@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from backups import audit, demo, operations
+from backups.operations import restore as restore_ops
 from backups.errors import Busy, InvalidInput, NotFound
 from backups.filestore import Store
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
@@ -68,8 +69,12 @@ def change_everything(a4c) -> None:
     apps = a4c.documents("application")
     first, second = sorted(apps)[:2]
     client.delete(index=a4c.index("application"), id=first, refresh=True)
-    client.update(index=a4c.index("application"), id=second, doc={"name": "renamed-by-test"}, refresh=True)
-    client.index(index=a4c.index("user"), id="intruder", document={"username": "intruder"}, refresh=True)
+    client.update(
+        index=a4c.index("application"), id=second, doc={"name": "renamed-by-test"}, refresh=True
+    )
+    client.index(
+        index=a4c.index("user"), id="intruder", document={"username": "intruder"}, refresh=True
+    )
     client.indices.delete(index=a4c.index("plugin"))
     client.indices.create(index=a4c.index("brandnew"), settings={"number_of_replicas": 0})
     data = a4c.data_dir
@@ -89,7 +94,9 @@ def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(in
     backup = backed_up(cli_actor, "full-1", description="before the changes")
 
     assert backup.index_count >= 25
-    assert backup.indices[a4c.index("application")]["docs"] == len(before_es[a4c.index("application")]["docs"])
+    assert backup.indices[a4c.index("application")]["docs"] == len(
+        before_es[a4c.index("application")]["docs"]
+    )
     assert backup.file_count == sum(1 for v in before_files.values() if v[0] == "file")
     assert backup.es_cluster_uuid and backup.es_version.startswith(("8.", "9."))
     snap = a4c.cluster.snapshot(backup.repository, backup.snapshot_name)
@@ -105,24 +112,34 @@ def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(in
     assert (a4c.data_dir / "work").is_dir(), "caches are carried over, not dropped"
     assert run.safety_backup is not None and run.safety_backup.status == Backup.Status.SUCCEEDED
     assert run.safety_backup.trigger == Backup.Trigger.SAFETY
-    assert a4c.index("brandnew") in {r["target"] for r in run.plan["indices"] if r["action"] == "remove"}
-    assert [p["name"] for p in run.phases][:4] == ["plan", "safety backup", "elasticsearch", "files"]
+    assert a4c.index("brandnew") in {
+        r["target"] for r in run.plan["indices"] if r["action"] == "remove"
+    }
+    phases = [p["name"] for p in run.phases]
+    assert phases[:5] == ["plan", "safety backup", "pre-command", "elasticsearch", "files"]
     actions = list(AuditEvent.objects.order_by("id").values_list("action", "outcome"))
     assert ("backup.run", "succeeded") in actions and ("restore.run", "succeeded") in actions
     assert ("restore.request", "requested") in actions
     assert audit.verify_chain().ok
 
 
-def test_a_second_backup_of_unchanged_data_stores_no_new_blob_and_reads_no_file(installed, cli_actor):
+def test_a_second_backup_of_unchanged_data_stores_no_new_blob_and_reads_no_file(
+    installed, cli_actor
+):
     first = backed_up(cli_actor, "first", include_elasticsearch=False)
-    blobs_before = sorted(p.name for p in (Path(first_storage()) / "blobs").rglob("*") if p.is_file())
+    blobs_before = sorted(
+        p.name for p in (Path(first_storage()) / "blobs").rglob("*") if p.is_file()
+    )
 
     second = backed_up(cli_actor, "second", include_elasticsearch=False)
 
     assert first.new_bytes > 0 and first.files_reused == 0
     assert second.new_bytes == 0
     assert second.files_reused == second.file_count == first.file_count
-    assert sorted(p.name for p in (Path(first_storage()) / "blobs").rglob("*") if p.is_file()) == blobs_before
+    assert (
+        sorted(p.name for p in (Path(first_storage()) / "blobs").rglob("*") if p.is_file())
+        == blobs_before
+    )
 
 
 def first_storage() -> str:
@@ -137,7 +154,9 @@ def test_restoring_chosen_indices_touches_no_other_index_nor_any_file(installed,
     change_everything(a4c)
     after_change_es, after_change_files = a4c.state(), tree(a4c.data_dir)
 
-    restored(backup, cli_actor, scope="indices", indices=[a4c.index("application"), a4c.index("plugin")])
+    restored(
+        backup, cli_actor, scope="indices", indices=[a4c.index("application"), a4c.index("plugin")]
+    )
 
     now = a4c.state()
     assert now[a4c.index("application")]["docs"] == backup_docs(a4c, backup, "application")
@@ -152,9 +171,15 @@ def backup_docs(a4c, backup, name):
     """The documents an index held when the backup was taken, read from a fresh restore copy."""
     client = a4c.cluster.client
     target = f"{a4c.prefix}copy-{name}"
-    client.snapshot.restore(repository=backup.repository, snapshot=backup.snapshot_name,
-                            indices=a4c.index(name), rename_pattern="(.+)", rename_replacement=target,
-                            index_settings={"index.number_of_replicas": 0}, wait_for_completion=True)
+    client.snapshot.restore(
+        repository=backup.repository,
+        snapshot=backup.snapshot_name,
+        indices=a4c.index(name),
+        rename_pattern="(.+)",
+        rename_replacement=target,
+        index_settings={"index.number_of_replicas": 0},
+        wait_for_completion=True,
+    )
     client.indices.refresh(index=target)
     hits = client.search(index=target, size=10000)["hits"]["hits"]
     client.indices.delete(index=target)
@@ -188,7 +213,9 @@ def test_an_elasticsearch_only_restore_leaves_the_files_alone(installed, cli_act
     assert tree(a4c.data_dir) == changed_files
 
 
-def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(installed, cli_actor, monkeypatch):
+def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(
+    installed, cli_actor, monkeypatch
+):
     a4c = installed
     backup = backed_up(cli_actor, "to-fail")
     change_everything(a4c)
@@ -211,12 +238,16 @@ def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(ins
     assert AuditEvent.objects.filter(action="restore.rollback", outcome="rolled_back").count() == 1
 
 
-def test_a_failure_while_swapping_files_is_rolled_back_from_the_kept_old_tree(installed, cli_actor, monkeypatch):
+def test_a_failure_while_swapping_files_is_rolled_back_from_the_kept_old_tree(
+    installed, cli_actor, monkeypatch
+):
     a4c = installed
     backup = backed_up(cli_actor, "swap-fail", include_elasticsearch=False)
     change_everything(a4c)
     before_files = tree(a4c.data_dir)
-    monkeypatch.setattr(operations, "_verify_restored", lambda *a, **k: ["index x holds 1 document (injected)"])
+    monkeypatch.setattr(
+        restore_ops, "_verify_restored", lambda *a, **k: ["index x holds 1 document (injected)"]
+    )
 
     run = operations.run_restore(operations.request_restore(backup.pk, cli_actor, scope="files").pk)
 
@@ -240,7 +271,9 @@ def test_a_rollback_after_a_good_restore_brings_back_the_state_before_it(install
     assert tree(a4c.data_dir) == before_files
 
 
-def test_a_second_restore_while_one_is_pending_is_refused_with_who_holds_the_lock(installed, cli_actor, web_actor):
+def test_a_second_restore_while_one_is_pending_is_refused_with_who_holds_the_lock(
+    installed, cli_actor, web_actor
+):
     backup = backed_up(cli_actor, "busy")
     first = operations.request_restore(backup.pk, web_actor)
 
@@ -249,7 +282,10 @@ def test_a_second_restore_while_one_is_pending_is_refused_with_who_holds_the_loc
     with pytest.raises(Busy):
         operations.request_backup(cli_actor, name="during-restore")
 
-    assert RestoreRun.objects.count() == 1 and not Backup.objects.filter(name="during-restore").exists()
+    assert (
+        RestoreRun.objects.count() == 1
+        and not Backup.objects.filter(name="during-restore").exists()
+    )
     refused = AuditEvent.objects.filter(outcome="refused").count()
     assert refused == 2
     operations.cancel("restore", first.pk, web_actor)
@@ -262,7 +298,9 @@ def test_two_requests_at_the_same_instant_start_exactly_one_backup(a4c, cli_acto
     def ask(i):
         barrier.wait()
         try:
-            results.append(operations.request_backup(cli_actor, name=f"race-{i}", include_elasticsearch=False))
+            results.append(
+                operations.request_backup(cli_actor, name=f"race-{i}", include_elasticsearch=False)
+            )
         except Busy as exc:
             results.append(exc)
         finally:
@@ -277,13 +315,18 @@ def test_two_requests_at_the_same_instant_start_exactly_one_backup(a4c, cli_acto
     assert Backup.objects.count() == 1
 
 
-def test_a_killed_workers_backup_is_failed_its_lock_freed_and_its_partial_manifest_removed(a4c, cli_actor, settings):
+def test_a_killed_workers_backup_is_failed_its_lock_freed_and_its_partial_manifest_removed(
+    a4c, cli_actor, settings
+):
     from django.utils import timezone
 
     backup = operations.request_backup(cli_actor, name="killed")
     Backup.objects.filter(pk=backup.pk).update(
-        status="running", started_at=timezone.now(), phase="files",
-        heartbeat_at=timezone.now() - timezone.timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS + 5),
+        status="running",
+        started_at=timezone.now(),
+        phase="files",
+        heartbeat_at=timezone.now()
+        - timezone.timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS + 5),
     )
     partial = Path(settings.A4C_BACKUP_DIR) / "tmp"
     partial.mkdir(parents=True)
@@ -322,7 +365,10 @@ def test_verify_names_a_flipped_byte_and_a_missing_snapshot(installed, cli_actor
     backup = backed_up(cli_actor, "to-damage")
     assert operations.verify_backup(backup.pk, cli_actor).ok
 
-    blob = max((Path(settings.A4C_BACKUP_DIR) / "blobs").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+    blob = max(
+        (Path(settings.A4C_BACKUP_DIR) / "blobs").rglob("*"),
+        key=lambda p: p.stat().st_size if p.is_file() else 0,
+    )
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
@@ -339,7 +385,9 @@ def test_verify_names_a_flipped_byte_and_a_missing_snapshot(installed, cli_actor
     assert any("failed its last verification" in w for w in plan["warnings"])
 
 
-def test_deleting_a_backup_removes_its_snapshot_and_frees_blobs_no_other_backup_uses(installed, cli_actor, settings):
+def test_deleting_a_backup_removes_its_snapshot_and_frees_blobs_no_other_backup_uses(
+    installed, cli_actor, settings
+):
     keep = backed_up(cli_actor, "keep")
     (installed.data_dir / "artifacts" / "only-in-second.bin").write_bytes(os.urandom(100_000))
     drop = backed_up(cli_actor, "drop")
@@ -357,12 +405,16 @@ def test_deleting_a_backup_removes_its_snapshot_and_frees_blobs_no_other_backup_
     assert AuditEvent.objects.filter(action="backup.delete", outcome="succeeded").count() == 1
 
 
-def test_verifying_the_audit_chain_catches_an_edit_made_behind_the_applications_back(a4c, cli_actor):
+def test_verifying_the_audit_chain_catches_an_edit_made_behind_the_applications_back(
+    a4c, cli_actor
+):
     operations.request_backup(cli_actor, name="audited", include_elasticsearch=False)
     assert audit.verify_chain().ok
     event = AuditEvent.objects.order_by("id").first()
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE backups_auditevent SET actor = %s WHERE id = %s", ["mallory", event.id])
+        cursor.execute(
+            "UPDATE backups_auditevent SET actor = %s WHERE id = %s", ["mallory", event.id]
+        )
 
     report = audit.verify_chain()
 

@@ -24,7 +24,10 @@ def test_a_snapshot_repository_registers_under_path_repo_and_verifies(es_cluster
         es_cluster.ensure_repository(name, location)  # a second call finds it registered
 
         assert es_cluster.verify_repository(name)
-        assert es_cluster.client.snapshot.get_repository(name=name)[name]["settings"]["location"] == location
+        assert (
+            es_cluster.client.snapshot.get_repository(name=name)[name]["settings"]["location"]
+            == location
+        )
     finally:
         es_cluster.delete_repository(name)
 
@@ -38,7 +41,9 @@ def test_a_repository_outside_path_repo_gets_a_message_naming_the_setting(es_clu
 
 def test_the_old_transport_port_is_refused_before_anything_connects():
     with pytest.raises(ConfigError, match="9300.*REST port"):
-        elastic.check_urls(["http://localhost:9300"], "elasticsearch.addresses in config/config.yml")
+        elastic.check_urls(
+            ["http://localhost:9300"], "elasticsearch.addresses in config/config.yml"
+        )
 
 
 @pytest.mark.django_db(transaction=True)

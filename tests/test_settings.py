@@ -12,14 +12,16 @@ from backups.checks import check_settings
 
 def test_the_original_config_yml_is_read_with_its_dotted_keys(tmp_path):
     path = tmp_path / "config.yml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         elasticsearch:
         # Name of your elasticsearch cluster
           cluster_name: alien4cloud
           addresses: localhost:9200,129.185.67.26:9201
         backup.files_dir: /opt/alien4cloud/backups/files
         alien4cloud.dir: /opt/alien4cloud/data
-    """))
+    """)
+    )
 
     config = read_legacy_config(path)
 
@@ -42,8 +44,12 @@ def run_check_in_a_fresh_process(tmp_path, env_extra: dict, config_yml: str | No
         env["A4C_LEGACY_CONFIG"] = str(tmp_path / "absent.yml")
     env.update(env_extra)
     done = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=django_settings.BASE_DIR, env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "check"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return done.stdout + done.stderr
 
@@ -58,7 +64,9 @@ def test_a_9300_address_in_config_yml_is_refused_with_one_sentence_naming_the_ke
 
 def test_the_environment_wins_over_config_yml(tmp_path):
     out = run_check_in_a_fresh_process(
-        tmp_path, {"A4C_ES_URLS": "http://127.0.0.1:9200"}, "elasticsearch:\n  addresses: localhost:9300\n"
+        tmp_path,
+        {"A4C_ES_URLS": "http://127.0.0.1:9200"},
+        "elasticsearch:\n  addresses: localhost:9300\n",
     )
 
     assert "9300" not in out

@@ -1,0 +1,33 @@
+"""The work itself: backup, restore, rollback, verify, delete, cancel, recover.
+
+Plain functions: ids and plain arguments in, an optional progress callback, no request and no
+Celery. The web console (views.py), the worker (tasks.py) and the command line
+(management/commands) are three doors into these same rooms. Elasticsearch is reached only
+through backups/elastic.py and the backup storage only through backups/filestore.py; the rows
+in backups/models.py are the truth about every operation.
+"""
+
+from .backup import request_backup, run_backup
+from .common import default_backup_name, get_backup, lock_holder, store, validate_backup_name
+from .maintenance import VerifyReport, cancel, delete_backup, recover_stale_runs, verify_backup
+from .plan import plan_restore
+from .restore import request_restore, request_rollback, run_restore
+
+__all__ = [
+    "VerifyReport",
+    "cancel",
+    "default_backup_name",
+    "delete_backup",
+    "get_backup",
+    "lock_holder",
+    "plan_restore",
+    "recover_stale_runs",
+    "request_backup",
+    "request_restore",
+    "request_rollback",
+    "run_backup",
+    "run_restore",
+    "store",
+    "validate_backup_name",
+    "verify_backup",
+]

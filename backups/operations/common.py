@@ -1,0 +1,146 @@
+"""Names, small helpers and the lock, shared by every operation."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import subprocess
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from .. import elastic, running
+from ..audit import Actor
+from ..errors import BackupError, InvalidInput, NotFound
+from ..filestore import Store
+from ..models import AuditEvent, Backup, OperationLock, RestoreRun
+
+log = logging.getLogger("backups.operations")
+Outcome = AuditEvent.Outcome
+ProgressCallback = Callable[[object], None] | None
+
+# --- names ---------------------------------------------------------------------------------
+
+NAME_MAX = 200
+_FORBIDDEN = set(' \\/*?"<>|,#:')
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+\-]*$")
+
+
+def validate_backup_name(name: str) -> str:
+    """Elasticsearch's snapshot naming rules, and safe as a file name; returns the name."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInput("A backup name is required.")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(
+            f"The backup name is {len(name)} characters long; the limit is {NAME_MAX}."
+        )
+    if "\0" in name or any(ord(c) < 32 for c in name):
+        raise InvalidInput(
+            "The backup name contains a control character; use letters, digits and - _ ."
+        )
+    bad = sorted({c for c in name if c in _FORBIDDEN})
+    if bad:
+        shown = " ".join("space" if c == " " else c for c in bad)
+        raise InvalidInput(
+            f"The backup name may not contain {shown}; use letters, digits and - _ ."
+        )
+    if name != name.lower():
+        raise InvalidInput(
+            f"Backup names are lowercase (Elasticsearch requires it): try {name.lower()!r}."
+        )
+    if name[0] in "_-.+":
+        raise InvalidInput("A backup name may not start with _ - . or +.")
+    if name in (".", "..") or not _NAME_RE.match(name):
+        raise InvalidInput(
+            "A backup name uses lowercase ASCII letters, digits and - _ . + only, "
+            f"and starts with a letter or digit; {name!r} does not."
+        )
+    return name
+
+
+def default_backup_name(prefix: str = "backup", now=None) -> str:
+    now = timezone.localtime(now or timezone.now())
+    base = f"{prefix}-{now:%Y%m%d-%H%M%S}"
+    name, n = base, 1
+    while Backup.objects.filter(name=name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def store() -> Store:
+    return Store(Path(settings.A4C_BACKUP_DIR))
+
+
+def _data_dir() -> Path:
+    return Path(settings.A4C_DATA_DIR)
+
+
+def _short_trace() -> str:
+    return "".join(traceback.format_exc(limit=8))[-6000:]
+
+
+def _get_backup(backup_id: int | str) -> Backup:
+    try:
+        if isinstance(backup_id, str) and not backup_id.isdigit():
+            return Backup.objects.get(name=backup_id)
+        return Backup.objects.get(pk=int(backup_id))
+    except (Backup.DoesNotExist, ValueError):
+        raise NotFound(
+            f"No backup {backup_id!r}: list them with `manage.py backups` or on the Backups page."
+        ) from None
+
+
+def get_backup(backup_id: int | str) -> Backup:
+    """A backup by id or name, or NotFound with what to do."""
+    return _get_backup(backup_id)
+
+
+def _get_restore(restore_id: int) -> RestoreRun:
+    try:
+        return RestoreRun.objects.select_related("backup", "safety_backup").get(pk=restore_id)
+    except RestoreRun.DoesNotExist:
+        raise NotFound(f"No restore run #{restore_id}.") from None
+
+
+def _a4c_indices(
+    cluster: elastic.Cluster, patterns: Iterable[str] | None = None
+) -> dict[str, dict]:
+    include = list(patterns or settings.A4C_INDEX_INCLUDE)
+    return cluster.indices(include=include, exclude=settings.A4C_INDEX_EXCLUDE)
+
+
+def _run_hook(command: str, what: str) -> None:
+    if not command:
+        return
+    try:
+        done = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=settings.A4C_HOOK_TIMEOUT
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BackupError(f"The {what} command {command!r} could not run: {exc}.") from exc
+    if done.returncode != 0:
+        raise BackupError(
+            f"The {what} command {command!r} exited with {done.returncode}: "
+            f"{(done.stderr or done.stdout).strip()[-300:]}"
+        )
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+
+def lock_holder() -> OperationLock | None:
+    return running.lock_holder()
+
+
+def _claim(kind: str, run, label: str, actor: Actor, wait: float) -> None:
+    from .maintenance import recover_stale_runs
+
+    running.acquire(kind, run.pk, label, actor.name, wait=wait, recover=recover_stale_runs)

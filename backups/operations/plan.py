@@ -1,0 +1,190 @@
+"""The restore plan: what a restore would do, changing nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+
+from django.conf import settings
+
+from .. import elastic
+from ..errors import InvalidInput
+from ..models import RestoreRun
+from .common import (
+    _a4c_indices,
+    _data_dir,
+    _get_backup,
+    store,
+)
+
+# --- restore: the plan ---------------------------------------------------------------------
+
+
+def _scope_touches(scope: str) -> tuple[bool, bool]:
+    """(elasticsearch, files) for a restore scope."""
+    return {
+        RestoreRun.Scope.ALL: (True, True),
+        RestoreRun.Scope.INDICES: (True, False),
+        RestoreRun.Scope.ELASTICSEARCH: (True, False),
+        RestoreRun.Scope.FILES: (False, True),
+    }[scope]
+
+
+def _renamed(name: str, pattern: str, replacement: str) -> str:
+    if not pattern:
+        return name
+    java_style = re.sub(r"\$(\d)", r"\\\1", replacement)
+    return re.sub(pattern, java_style, name)
+
+
+def plan_restore(
+    backup_id: int | str,
+    *,
+    scope: str = RestoreRun.Scope.ALL,
+    indices: Iterable[str] = (),
+    file_mode: str = RestoreRun.FileMode.MIRROR,
+    rename_pattern: str = "",
+    rename_replacement: str = "",
+    remove_indices: Iterable[str] | None = None,
+) -> dict:
+    """What a restore would do, changing nothing: the dry run anyone may ask for.
+
+    ``remove_indices`` replaces the rule "a full restore removes the A4C indices the backup does
+    not hold" by an explicit list (a rollback removes exactly the indices its restore created).
+    """
+    backup = _get_backup(backup_id)
+    if scope not in RestoreRun.Scope.values:
+        raise InvalidInput(
+            f"Unknown restore scope {scope!r}: choose one of {', '.join(RestoreRun.Scope.values)}."
+        )
+    if file_mode not in RestoreRun.FileMode.values:
+        raise InvalidInput(f"Unknown file mode {file_mode!r}: choose mirror or merge.")
+    if not backup.is_restorable:
+        raise InvalidInput(
+            f"Backup {backup.name} is {backup.status}; only a succeeded backup can be restored."
+        )
+    es_part, files_part = _scope_touches(scope)
+    chosen = [i.strip() for i in indices if i and i.strip()]
+    if scope == RestoreRun.Scope.INDICES and not chosen:
+        raise InvalidInput("Choose at least one index to restore, or restore everything.")
+    if chosen and scope != RestoreRun.Scope.INDICES:
+        raise InvalidInput("Indices can only be chosen with the 'indices' scope.")
+    if es_part and not backup.include_elasticsearch:
+        raise InvalidInput(
+            f"Backup {backup.name} holds no Elasticsearch snapshot; restore its files only."
+        )
+    if files_part and not backup.include_files and scope == RestoreRun.Scope.FILES:
+        raise InvalidInput(f"Backup {backup.name} holds no files; restore Elasticsearch only.")
+    if rename_pattern:
+        try:
+            re.compile(rename_pattern)
+        except re.error as exc:
+            raise InvalidInput(
+                f"The rename pattern is not a valid regular expression: {exc}."
+            ) from None
+    warnings: list[str] = []
+    plan: dict = {
+        "backup": backup.name,
+        "scope": scope,
+        "file_mode": file_mode,
+        "indices": [],
+        "files": None,
+        "warnings": warnings,
+        "rename": [rename_pattern, rename_replacement] if rename_pattern else None,
+    }
+    if backup.verify_ok is False:
+        warnings.append(
+            f"Backup {backup.name} failed its last verification: "
+            + "; ".join(backup.verify_problems[:3])
+        )
+    if es_part and backup.include_elasticsearch:
+        plan["indices"] = _plan_indices(
+            backup, scope, chosen, rename_pattern, rename_replacement, remove_indices, warnings
+        )
+    if files_part and backup.include_files:
+        files = store().plan_restore(
+            backup.name, _data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+        )
+        plan["files"] = dataclasses.asdict(files)
+    warnings.extend(_a4c_activity_warnings())
+    return plan
+
+
+def _plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) -> list[dict]:
+    cluster = elastic.cluster()
+    info = cluster.info()
+    if backup.es_cluster_uuid and info["cluster_uuid"] != backup.es_cluster_uuid:
+        warnings.append(
+            f"This backup comes from cluster {backup.es_cluster_name} ({backup.es_cluster_uuid}); "
+            f"Elasticsearch now is {info['cluster_name']} ({info['cluster_uuid']})."
+        )
+    in_backup = backup.indices or {}
+    if chosen:
+        missing = [i for i in chosen if i not in in_backup]
+        if missing:
+            raise InvalidInput(f"Backup {backup.name} does not hold {', '.join(missing)}.")
+        names = chosen
+    else:
+        names = list(in_backup)
+    current = _a4c_indices(cluster)
+    targets = {name: _renamed(name, pattern, replacement) for name in names}
+    extra = {}
+    if pattern:
+        extra = cluster.indices(include=list(targets.values())) if targets else {}
+    rows = []
+    for name in names:
+        target = targets[name]
+        now = current.get(target) or extra.get(target)
+        rows.append(
+            {
+                "name": name,
+                "target": target,
+                "action": "replace" if now else "create",
+                "docs_now": now["docs"] if now else None,
+                "docs_in_backup": in_backup[name].get("docs"),
+            }
+        )
+    full = scope in (RestoreRun.Scope.ALL, RestoreRun.Scope.ELASTICSEARCH)
+    if full and not pattern and remove is None:
+        for name, now in current.items():
+            if name not in in_backup:
+                rows.append(
+                    {
+                        "name": name,
+                        "target": name,
+                        "action": "remove",
+                        "docs_now": now["docs"],
+                        "docs_in_backup": None,
+                    }
+                )
+    for name in remove or ():
+        if name in current and not any(r["target"] == name for r in rows):
+            rows.append(
+                {
+                    "name": name,
+                    "target": name,
+                    "action": "remove",
+                    "docs_now": current[name]["docs"],
+                    "docs_in_backup": None,
+                }
+            )
+    return rows
+
+
+def _a4c_activity_warnings() -> list[str]:
+    url = getattr(settings, "A4C_SERVER_URL", "")
+    warnings = [
+        "Stop Alien4Cloud or keep it idle during the restore, and restart it afterwards; "
+        "Elasticsearch must stay up. A 'hot restore' is safe only when the restore cannot "
+        "affect clouds or plugins configuration."
+    ]
+    if url:
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 (an operator-set URL)
+            warnings.append(f"Alien4Cloud answers at {url}: it looks active.")
+        except Exception:
+            pass
+    return warnings
