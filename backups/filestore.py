@@ -1,0 +1,506 @@
+"""Backup file storage, and the file work on the Alien4Cloud data dir.
+
+The only module that reads and writes backup file storage (the A4C_BACKUP_DIR root):
+
+    blobs/<2 hex>/<sha256>       each file's bytes, kept once by content hash
+    manifests/<name>.manifest    JSON lines in walk order: header, entries, trailer with a hash
+    tmp/<name>/                  temp names of a running backup, renamed into place when whole
+
+It also walks the data dir, stages a restore beside it and swaps it in (the helpers live in
+filestore_backup, filestore_restore and filestore_base; callers use only this module). It
+takes plain paths and arguments and must not import Django. Memory stays flat whatever the
+tree size: manifests and trees are streamed and merged in walk order, never held whole.
+Paths are str from os.fsdecode (surrogateescape): names that are not UTF-8 round-trip.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from backups.errors import Cancelled, IntegrityError, InvalidInput, NotFound, StorageError
+from backups.filestore_backup import BackupRun
+from backups.filestore_base import (
+    DEFAULT_EXCLUDES,
+    HEX64,
+    Entry,
+    FilePlan,
+    GcSummary,
+    ManifestSummary,
+    Meter,
+    Pipeline,
+    Progress,
+    RestoreResult,
+    TreeSummary,
+    VerifyReport,
+    buffer,
+    check_name,
+    fill,
+    os_error,
+    rmtree,
+    safe_relpath,
+    show,
+)
+from backups.filestore_restore import RestoreRun, plan_restore, tree_differences, undo_restore
+
+__all__ = [
+    "DEFAULT_EXCLUDES",
+    "Entry",
+    "FilePlan",
+    "GcSummary",
+    "ManifestSummary",
+    "Progress",
+    "RestoreResult",
+    "Store",
+    "TreeSummary",
+    "VerifyReport",
+    "check_name",
+    "compare_tree_to_manifest",
+    "tree_differences",
+]
+
+MAX_PROBLEMS = 1000
+STALE_TMP_SECONDS = 3600
+
+ProgressFn = Callable[[Progress], None] | None
+CheckFn = Callable[[], None] | None
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("mirror", "merge"):
+        raise InvalidInput(f"restore mode {mode!r} is neither 'mirror' nor 'merge'")
+
+
+class Store:
+    """Backup file storage under one root directory (the A4C_BACKUP_DIR setting).
+
+    progress callbacks get a Progress at least every 0.5 s and at the end. check() is called
+    at every entry (keep it cheap, e.g. look at the database at most once a second): if it
+    raises (Cancelled, or anything), the operation stops and its error propagates.
+    """
+
+    FORMAT = "a4c-backup-manifest"
+    VERSION = 1
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.blobs = self.root / "blobs"
+        self.manifests = self.root / "manifests"
+        self.tmp = self.root / "tmp"
+
+    # -- storage layout -------------------------------------------------------------------
+
+    def _ensure_layout(self) -> None:
+        for path in (self.blobs, self.manifests, self.tmp):
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise os_error(exc, "creating", path) from exc
+
+    def manifest_path(self, name: str) -> Path:
+        check_name(name)
+        return self.manifests / f"{name}.manifest"
+
+    def blob_path(self, sha256: str) -> str:
+        return f"{self.blobs}/{sha256[:2]}/{sha256}"
+
+    def blob_ok(self, sha256: str, size: int) -> bool:
+        """The blob exists with the right size (a cheap check; verify() re-hashes)."""
+        try:
+            return os.stat(self.blob_path(sha256)).st_size == size
+        except OSError:
+            return False
+
+    def free_bytes(self) -> int:
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return shutil.disk_usage(path).free
+
+    def names(self) -> list[str]:
+        """Names of all backups with a manifest, sorted."""
+        try:
+            with os.scandir(self.manifests) as it:
+                found = [e.name[: -len(".manifest")] for e in it if e.name.endswith(".manifest")]
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in found if name and name[0] != ".")
+
+    # -- manifests ------------------------------------------------------------------------
+
+    def has_manifest(self, name: str) -> bool:
+        return self.manifest_path(name).is_file()
+
+    def delete_manifest(self, name: str) -> None:
+        path = self.manifest_path(name)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise os_error(exc, "deleting", path) from exc
+
+    def discard_partial(self, name: str) -> None:
+        """Removes the temp files an interrupted backup of that name left."""
+        check_name(name)
+        try:
+            rmtree(self.tmp / name)
+        except OSError as exc:
+            raise os_error(exc, "deleting", self.tmp / name) from exc
+
+    def _open_manifest(self, name: str):
+        path = self.manifest_path(name)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"backup {name} has no manifest ({show(path)})") from None
+        except OSError as exc:
+            raise os_error(exc, "reading", path) from exc
+
+    def _corrupt(self, name: str, why: str) -> IntegrityError:
+        return IntegrityError(
+            f"manifest {show(self.manifest_path(name))} is {why}: "
+            "this backup cannot be trusted; delete it and take a new one"
+        )
+
+    def _parse_header(self, name: str, line: bytes) -> dict:
+        try:
+            header = json.loads(line)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("format") != self.FORMAT:
+            raise self._corrupt(name, "not an a4c-backup manifest (bad first line)")
+        if header.get("version") != self.VERSION:
+            raise self._corrupt(name, f"of unknown version {header.get('version')!r}")
+        return header
+
+    def header(self, name: str) -> dict:
+        with self._open_manifest(name) as f:
+            return self._parse_header(name, f.readline())
+
+    def entries(self, name: str) -> Iterator[Entry]:
+        """Streams the entries; raises IntegrityError at the end if the trailer is wrong."""
+        with self._open_manifest(name) as f:
+            first = f.readline()
+            self._parse_header(name, first)
+            digest, count = hashlib.sha256(first), 0
+            for lineno, line in enumerate(f, start=2):
+                if not line.endswith(b"\n"):
+                    raise self._corrupt(name, "truncated")
+                try:
+                    data = json.loads(line)
+                    if data.get("end") is True:
+                        trailer = data
+                        break
+                    entry = Entry.from_json(data)
+                except (ValueError, AttributeError):
+                    raise self._corrupt(name, f"corrupt at line {lineno}") from None
+                digest.update(line)
+                count += 1
+                yield entry
+            else:
+                raise self._corrupt(name, "truncated (no end line)")
+            if f.read(1):
+                raise self._corrupt(name, "corrupt (data after the end line)")
+        if trailer.get("sha256") != digest.hexdigest() or trailer.get("entries") != count:
+            raise self._corrupt(name, "corrupt (its hash does not match its end line)")
+
+    def _trailer(self, name: str) -> tuple[int, dict]:
+        """Where the end line starts, and what it says, without reading the whole file."""
+        with self._open_manifest(name) as f:
+            size = f.seek(0, os.SEEK_END)
+            tail_size = min(size, 64 * 1024)
+            f.seek(size - tail_size)
+            tail = f.read(tail_size)
+        start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+        try:
+            trailer = json.loads(tail[start:]) if tail.endswith(b"\n") and start else None
+        except ValueError:
+            trailer = None
+        if not isinstance(trailer, dict) or trailer.get("end") is not True:
+            raise self._corrupt(name, "truncated (no end line)")
+        return size - tail_size + start, trailer
+
+    def summary(self, name: str) -> ManifestSummary:
+        """Counts from the first and last lines: cheap, the hash is not checked."""
+        header = self.header(name)
+        _, trailer = self._trailer(name)
+        return ManifestSummary(
+            name,
+            header.get("created", ""),
+            header.get("source", ""),
+            trailer.get("entries", 0),
+            trailer.get("files", 0),
+            trailer.get("bytes", 0),
+            trailer.get("sha256", ""),
+        )
+
+    def _check_hash(self, name: str) -> None:
+        """The end line's hash over the raw bytes, without parsing the lines."""
+        end, trailer = self._trailer(name)
+        digest = hashlib.sha256()
+        with self._open_manifest(name) as f:
+            while end > 0 and (chunk := f.read(min(end, 1 << 20))):
+                digest.update(chunk)
+                end -= len(chunk)
+        if trailer.get("sha256") != digest.hexdigest():
+            raise self._corrupt(name, "corrupt (its hash does not match its end line)")
+
+    def checked_entries(self, name: str, exclude: Iterable[str] = ()) -> Iterator[Entry]:
+        """entries(), refusing any path that could lead outside the data dir.
+
+        Each entry must follow the previous one in walk order and have a dir entry as its
+        parent, so a symlink in the manifest can never be a path to write through. Entries
+        under the top-level names in exclude are skipped.
+        """
+        excluded = {os.fsencode(n) for n in exclude}
+        ancestors: list[tuple[bytes, ...]] = []
+        last: tuple[bytes, ...] = ()
+        for entry in self.entries(name):
+            if not safe_relpath(entry.path):
+                raise IntegrityError(
+                    f"manifest entry {show(entry.path)!r} of backup {name} points outside the "
+                    "data dir: this backup cannot be restored; delete it"
+                )
+            key = entry.key
+            while ancestors and key[: len(ancestors[-1])] != ancestors[-1]:
+                ancestors.pop()
+            parent = key[:-1]
+            if key <= last or (parent and (not ancestors or ancestors[-1] != parent)):
+                raise self._corrupt(name, f"out of order at {show(entry.path)!r}")
+            last = key
+            if entry.type == "dir":
+                ancestors.append(key)
+            if key[0] not in excluded:
+                yield entry
+
+    def previous_entries(self, previous: str | None, warn: Callable) -> Iterator[Entry]:
+        """The entries of the backup used for change detection, if it is whole."""
+        if previous is None or not self.has_manifest(previous):
+            return iter(())
+        try:
+            self._check_hash(previous)
+        except (IntegrityError, StorageError) as exc:
+            warn(f"previous backup {previous} not used to skip unchanged files: {exc}")
+            return iter(())
+        return self.entries(previous)
+
+    # -- backup and verify ----------------------------------------------------------------
+
+    def backup_tree(
+        self,
+        name: str,
+        data_dir: Path,
+        *,
+        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        previous: str | None = None,
+        progress: ProgressFn = None,
+        check: CheckFn = None,
+        workers: int = 4,
+    ) -> TreeSummary:
+        """Stores the data dir's files as blobs, then writes manifests/<name>.manifest.
+
+        Files unchanged since `previous` (same size, mtime, inode, ctime) are not re-read.
+        If it fails or is cancelled, no manifest is written and its temp files are removed
+        (blobs already stored stay until collect_garbage). A manifest of the same name is
+        replaced.
+        """
+        check_name(name)
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise StorageError(f"data dir {show(data_dir)} does not exist or is not a directory")
+        if Path(os.path.realpath(self.root)).is_relative_to(os.path.realpath(data_dir)):
+            raise StorageError(
+                f"the backup storage {show(self.root)} is inside the data dir {show(data_dir)}: "
+                "set A4C_BACKUP_DIR to a directory outside it"
+            )
+        self._ensure_layout()
+        self.discard_partial(name)
+        work = self.tmp / name
+        try:
+            work.mkdir()
+        except OSError as exc:
+            raise os_error(exc, "creating", work) from exc
+        try:
+            run = BackupRun(self, work, Meter(progress, check), workers)
+            return run.run(name, data_dir, frozenset(exclude_dirs), previous)
+        finally:
+            rmtree(work)
+
+    def verify(
+        self, name: str, *, progress: ProgressFn = None, check: CheckFn = None, workers: int = 4
+    ) -> VerifyReport:
+        """Checks the manifest whole and re-hashes every blob it names."""
+        report = VerifyReport(name)
+        meter = Meter(progress, check)
+        try:
+            totals = self.summary(name)
+            meter.files_total, meter.bytes_total = totals.files, totals.bytes
+            with Pipeline(workers, meter) as pipe:
+                for entry in self.checked_entries(name):
+                    meter.beat()
+                    if entry.type == "file":
+                        work = (self._check_blob, (entry, pipe.stop))
+                        ready = pipe.add(entry, *work, weight=entry.size)
+                        self._note(report, meter, ready)
+                self._note(report, meter, pipe.finish())
+        except IntegrityError as exc:
+            report.problems.append(str(exc))
+        meter.report()
+        return report
+
+    @staticmethod
+    def _note(report: VerifyReport, meter: Meter, ready: list) -> None:
+        for entry, problem in ready:
+            report.files += 1
+            report.bytes += entry.size
+            meter.files_done, meter.bytes_done = report.files, report.bytes
+            if problem and len(report.problems) < MAX_PROBLEMS:
+                report.problems.append(problem)
+
+    def _check_blob(self, entry: Entry, stop: threading.Event) -> str | None:
+        blob = self.blob_path(entry.sha256)
+        what = f"blob {entry.sha256[:12]}.. for {show(entry.path)}"
+        try:
+            fd = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return f"{what} is missing"
+        except OSError as exc:
+            return f"{what} cannot be read: {exc.strerror}"
+        digest, size, view = hashlib.sha256(), 0, buffer()
+        try:
+            while got := fill(fd, view):
+                if stop.is_set():
+                    raise Cancelled("verify stopped")
+                digest.update(view[:got])
+                size += got
+        except OSError as exc:
+            return f"{what} cannot be read: {exc.strerror}"
+        finally:
+            os.close(fd)
+        if digest.hexdigest() != entry.sha256:
+            return f"{what} is corrupt (hash {digest.hexdigest()[:12]}..)"
+        if size != entry.size:
+            return f"{what} is corrupt (size {size}, expected {entry.size})"
+        return None
+
+    # -- restore --------------------------------------------------------------------------
+
+    def plan_restore(
+        self,
+        name: str,
+        data_dir: Path,
+        *,
+        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        mode: str = "mirror",
+    ) -> FilePlan:
+        """What restore_tree() would add, change and (in mirror mode) remove."""
+        _check_mode(mode)
+        data_dir = Path(os.path.realpath(data_dir))
+        return plan_restore(self, name, data_dir, frozenset(exclude_dirs), mode)
+
+    def restore_tree(
+        self,
+        name: str,
+        data_dir: Path,
+        *,
+        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        mode: str = "mirror",
+        progress: ProgressFn = None,
+        check: CheckFn = None,
+        workers: int = 4,
+    ) -> RestoreResult:
+        """Builds the backup's tree beside the data dir, then swaps it in.
+
+        The whole manifest is checked first (paths, order, hash, blobs present): nothing is
+        written if it fails. The staging tree is built from blobs, each re-hashed on the way;
+        a mismatch raises IntegrityError and nothing is swapped. "mirror" makes the data dir
+        exactly the backup; "merge" starts from a copy of the current tree and only adds or
+        overwrites. Excluded cache dirs are moved into the new tree at swap time. Then the
+        data dir is renamed to old_tree and the staging dir to the data dir. If the data dir
+        is a mount point it cannot be renamed: its top-level entries are moved one by one,
+        which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
+        inside the data dir).
+        """
+        _check_mode(mode)
+        data_dir = Path(os.path.realpath(data_dir))
+        run = RestoreRun(self, name, data_dir, frozenset(exclude_dirs), Meter(progress, check))
+        return run(mode, workers)
+
+    def undo_restore(
+        self, data_dir: Path, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES
+    ) -> None:
+        """Puts the tree kept by restore_tree() back as the data dir, removing the new one."""
+        undo_restore(Path(os.path.realpath(data_dir)), Path(old_tree), frozenset(exclude_dirs))
+
+    def drop_old_tree(self, old_tree: Path) -> None:
+        try:
+            rmtree(old_tree)
+        except OSError as exc:
+            raise os_error(exc, "deleting", old_tree, "the data dir's parent") from exc
+
+    # -- garbage collection ---------------------------------------------------------------
+
+    def collect_garbage(self, *, keep: Iterable[str] | None = None) -> GcSummary:
+        """Removes blobs no kept manifest names (all manifests if keep is None), and temp
+        files older than an hour.
+
+        Must not run while a backup is being written (its new blobs are not named by any
+        manifest yet): the caller holds the operations lock. A manifest that cannot be read
+        whole stops the collection before anything is removed.
+        """
+        result = GcSummary()
+        used: set[bytes] = set()
+        for name in self.names() if keep is None else keep:
+            if self.has_manifest(name):
+                used.update(bytes.fromhex(e.sha256) for e in self.entries(name) if e.sha256)
+        try:
+            prefixes = sorted(e.path for e in os.scandir(self.blobs) if e.is_dir())
+        except FileNotFoundError:
+            prefixes = []
+        for prefix in prefixes:
+            with os.scandir(prefix) as it:
+                for blob in it:
+                    if not HEX64.match(blob.name) or bytes.fromhex(blob.name) in used:
+                        result.blobs_kept += 1
+                        continue
+                    try:
+                        size = blob.stat(follow_symlinks=False).st_size
+                        os.unlink(blob.path)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        raise os_error(exc, "deleting", blob.path) from exc
+                    result.blobs_removed += 1
+                    result.bytes_freed += size
+        result.tmp_removed = self._remove_stale_tmp()
+        return result
+
+    def _remove_stale_tmp(self) -> int:
+        removed, cutoff = 0, time.time() - STALE_TMP_SECONDS
+        for top, dirs, files in os.walk(self.tmp, topdown=False):
+            for name in files:
+                path = os.path.join(top, name)
+                try:
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+            for name in dirs:
+                path = os.path.join(top, name)
+                try:
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.rmdir(path)  # only succeeds once it is empty
+                except OSError:
+                    pass
+        return removed
+
+
+def compare_tree_to_manifest(
+    store: Store, name: str, data_dir: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES
+) -> bool:
+    """True if the data dir matches the manifest exactly (content, modes, links, empty dirs)."""
+    return not tree_differences(store, name, Path(data_dir), frozenset(exclude_dirs))

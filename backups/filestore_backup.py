@@ -1,0 +1,308 @@
+"""One backup of the data dir into the store: blobs by content hash, then the manifest.
+
+Used by backups.filestore.Store.backup_tree(); see there for the contract. The walk, the
+previous manifest and the manifest being written all advance in the same order, so memory
+stays flat; file reads and hashing run on a small thread pool.
+"""
+
+import errno
+import hashlib
+import itertools
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from backups.errors import Cancelled, IntegrityError, StorageError
+from backups.filestore_base import (
+    DATA,
+    Entry,
+    Meter,
+    Pipeline,
+    TreeSummary,
+    buffer,
+    count_files,
+    fill,
+    fsync_dir,
+    open_source,
+    os_error,
+    show,
+    walk,
+    write_all,
+)
+
+MAX_WARNINGS = 100
+
+
+class Cursor:
+    """Finds a path's previous entry while both streams advance in walk order."""
+
+    def __init__(self, entries: Iterator[Entry]):
+        self._entries, self._current, self._key = entries, None, ()
+        self._advance()
+
+    def _advance(self) -> None:
+        try:
+            self._current = next(self._entries)
+            self._key = self._current.key
+        except StopIteration:
+            self._current = None
+        except (IntegrityError, StorageError):
+            self._current = None  # stop matching: the remaining files are simply re-read
+
+    def find(self, key: tuple[bytes, ...]) -> Entry | None:
+        while self._current is not None and self._key < key:
+            self._advance()
+        return self._current if self._current is not None and self._key == key else None
+
+
+class BackupRun:
+    """The state of one backup: counters, blobs being written, temp names."""
+
+    def __init__(self, store, work: Path, meter: Meter, workers: int):
+        self.store, self.work, self.meter, self.workers = store, work, meter, workers
+        self.summary = TreeSummary()
+        self.warning_count = 0
+        self.in_flight: dict[str, object] = {}
+        self.temp_names = itertools.count()
+        self.blob_dirs: set[str] = set()
+        self.stop = threading.Event()
+
+    def warn(self, message: str) -> None:
+        self.warning_count += 1
+        if len(self.summary.warnings) < MAX_WARNINGS:
+            self.summary.warnings.append(message)
+
+    def run(self, name: str, data_dir: Path, exclude, previous: str | None) -> TreeSummary:
+        meter, summary = self.meter, self.summary
+        meter.files_total, meter.bytes_total = count_files(data_dir, exclude, meter.beat)
+        meter.report()
+        root = os.stat(data_dir)
+        header = {
+            "format": self.store.FORMAT,
+            "version": self.store.VERSION,
+            "name": name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "source": str(data_dir),
+            "root": {"mode": stat.S_IMODE(root.st_mode), "uid": root.st_uid, "gid": root.st_gid},
+        }
+        writer = ManifestWriter(self.work / "manifest", header)
+        try:
+            self._store_tree(writer, data_dir, exclude, previous)
+            meter.beat()  # the last chance to cancel: after this the manifest is committed
+            if self.warning_count > MAX_WARNINGS:
+                summary.warnings[-1] = f"... and {self.warning_count - MAX_WARNINGS + 1} more"
+            trailer = {"end": True, "entries": writer.count, "files": summary.files}
+            summary.manifest_sha256 = writer.finish({**trailer, "bytes": summary.bytes})
+            writer.commit(self.store.manifest_path(name))
+        finally:
+            writer.close()
+        meter.report()
+        return summary
+
+    def _store_tree(self, writer, data_dir: Path, exclude, previous: str | None) -> None:
+        known = Cursor(self.store.previous_entries(previous, self.warn))
+        with Pipeline(self.workers, self.meter) as pipe:
+            self.stop = pipe.stop
+            for rel, key, path, st, kind in walk(data_dir, exclude, self.warn):
+                self.meter.beat()
+                entry = Entry.from_stat(rel, kind, st)
+                work = ()
+                if kind == "symlink":
+                    try:
+                        entry.target = os.readlink(path)
+                    except FileNotFoundError:
+                        self.warn(f"{show(rel)} vanished during the backup and was skipped")
+                        continue
+                    except OSError as exc:
+                        raise os_error(exc, "reading", path, DATA) from exc
+                elif kind == "file":
+                    old = known.find(key)
+                    if old is not None and self._unchanged(old, entry):
+                        entry.sha256 = old.sha256
+                        self.summary.reused += 1
+                    else:
+                        work = (self.store_file, (rel, path))
+                self._write(writer, pipe.add(entry, *work, weight=entry.size))
+            self._write(writer, pipe.finish())
+
+    def _unchanged(self, old: Entry, new: Entry) -> bool:
+        return (
+            old.type == "file"
+            and (old.size, old.mtime_ns, old.inode, old.ctime_ns)
+            == (new.size, new.mtime_ns, new.inode, new.ctime_ns)
+            and self.store.blob_ok(old.sha256, old.size)
+        )
+
+    def _write(self, writer: "ManifestWriter", ready: list) -> None:
+        summary, meter = self.summary, self.meter
+        for entry, result in ready:
+            if entry.type == "file":
+                if entry.sha256 is None:
+                    if result is None:
+                        continue  # vanished before we could read it; already warned
+                    entry.sha256, size, new_bytes = result
+                    summary.read += 1
+                    if size != entry.size:
+                        self.warn(f"{show(entry.path)} changed size while it was read")
+                        entry.size = size
+                    if new_bytes is not None:
+                        summary.new_blobs += 1
+                        summary.new_bytes += new_bytes
+                summary.files += 1
+                summary.bytes += entry.size
+                meter.files_done += 1
+                meter.bytes_done += entry.size
+            elif entry.type == "dir":
+                summary.dirs += 1
+            else:
+                summary.symlinks += 1
+            writer.add(entry.line())
+
+    # The methods below run on the worker threads.
+
+    def store_file(self, rel: str, path: str) -> tuple[str, int, int | None] | None:
+        """Reads a data dir file once, into a blob: (sha256, size read, bytes newly stored)."""
+        if self.stop.is_set():
+            raise Cancelled("backup stopped")
+        try:
+            fd = open_source(path)
+        except FileNotFoundError:
+            self.warn(f"{show(rel)} vanished during the backup and was skipped")
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self.warn(f"{show(rel)} became a symlink during the backup and was skipped")
+                return None
+            raise os_error(exc, "reading", path, DATA) from exc
+        try:
+            view = buffer()
+            try:
+                got = os.readv(fd, [view])  # short from a regular file: it ended (no 2nd read)
+            except OSError as exc:
+                raise os_error(exc, "reading", path, DATA) from exc
+            if got < len(view):  # the whole file is in memory: write it only if it is new
+                sha = hashlib.sha256(view[:got]).hexdigest()
+                return sha, got, self._place(sha, got, data=view[:got])
+            digest, size = hashlib.sha256(), 0
+            temp_fd, temp = self._create()
+            try:
+                while got:
+                    if self.stop.is_set():
+                        raise Cancelled("backup stopped")
+                    digest.update(view[:got])
+                    self._store_write(temp_fd, view[:got])
+                    size += got
+                    got = self._read(fd, view, path)
+            finally:
+                os.close(temp_fd)
+            sha = digest.hexdigest()
+            return sha, size, self._place(sha, size, temp=temp)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _read(fd: int, view: memoryview, path: str) -> int:
+        try:
+            return fill(fd, view)
+        except OSError as exc:
+            raise os_error(exc, "reading", path, DATA) from exc
+
+    def _create(self) -> tuple[int, str]:
+        temp = f"{self.work}/{next(self.temp_names)}"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444), temp
+        except OSError as exc:
+            raise os_error(exc, "writing to", self.store.blobs) from exc
+
+    def _store_write(self, fd: int, data: memoryview) -> None:
+        try:
+            write_all(fd, data)
+        except OSError as exc:
+            raise os_error(exc, "writing to", self.store.blobs) from exc
+
+    def _place(self, sha: str, size: int, data=None, temp: str | None = None) -> int | None:
+        """Renames a blob into place unless it is there already; returns the bytes stored."""
+        token = object()  # two identical files in flight: one writes, the other just counts
+        mine = self.in_flight.setdefault(sha, token) is token  # atomic under the GIL
+        try:
+            if not mine or self.store.blob_ok(sha, size):
+                return None
+            if temp is None:
+                fd, temp = self._create()
+                try:
+                    self._store_write(fd, data)
+                finally:
+                    os.close(fd)
+            blob = self.store.blob_path(sha)
+            try:
+                if sha[:2] not in self.blob_dirs:
+                    os.makedirs(os.path.dirname(blob), exist_ok=True)
+                    self.blob_dirs.add(sha[:2])
+                os.rename(temp, blob)
+            except OSError as exc:
+                raise os_error(exc, "writing to", self.store.blobs) from exc
+            temp = None
+            return size
+        finally:
+            if mine:
+                del self.in_flight[sha]
+            if temp is not None:
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
+
+
+class ManifestWriter:
+    """Writes manifest lines to a temp file, hashing them, then renames it into place."""
+
+    def __init__(self, path: Path, header: dict):
+        self.path, self.count = path, -1  # the header is not an entry
+        self.digest = hashlib.sha256()
+        self.pending = bytearray()
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise os_error(exc, "writing to", path) from exc
+        self.add((json.dumps(header, separators=(",", ":")) + "\n").encode("ascii"))
+
+    def add(self, line: bytes) -> None:
+        self.pending += line
+        self.count += 1
+        if len(self.pending) >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        self.digest.update(self.pending)
+        try:
+            write_all(self.fd, self.pending)
+        except OSError as exc:
+            raise os_error(exc, "writing to", self.path) from exc
+        self.pending.clear()
+
+    def finish(self, trailer: dict) -> str:
+        self.flush()
+        sha = self.digest.hexdigest()
+        self.pending += (json.dumps({**trailer, "sha256": sha}) + "\n").encode("ascii")
+        self.flush()
+        return sha
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def commit(self, final: Path) -> None:
+        """The blobs reach the disk first (one sync for all), then the manifest naming them."""
+        try:
+            os.sync()
+            os.fsync(self.fd)
+            self.close()
+            os.replace(self.path, final)
+            fsync_dir(final.parent)
+        except OSError as exc:
+            raise os_error(exc, "writing to", final) from exc
