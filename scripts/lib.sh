@@ -1,0 +1,190 @@
+# shellcheck shell=bash disable=SC2034  # the variables are used by the scripts sourcing this
+# Settings and helpers shared by setup.sh, services.sh, quickstart.sh and test.sh.
+# Sourced, never run. Every setting can be overridden from the environment (A4C_*),
+# so a second checkout, or a 9.x Elasticsearch, can run beside the first on other ports.
+
+set -euo pipefail
+
+PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPTS_DIR="$PROJECT_DIR/scripts"
+VAR_DIR="${A4C_VAR_DIR:-$PROJECT_DIR/var}"
+case "$VAR_DIR" in /*) ;; *) VAR_DIR="$PWD/$VAR_DIR" ;; esac
+# Downloads live outside the clone so a fresh checkout or `git clean` does not fetch them again.
+CACHE_DIR="${A4C_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/a4c-backup}"
+VENV="$PROJECT_DIR/.venv"
+RUN_DIR="$VAR_DIR/run"
+LOG_DIR="$VAR_DIR/log"
+
+ES_VERSION="${A4C_ES_VERSION:-8.19.8}"
+ES_PORT="${A4C_ES_PORT:-9200}"
+ES_TRANSPORT_PORT="${A4C_ES_TRANSPORT_PORT:-9300}"
+REDIS_PORT="${A4C_REDIS_PORT:-6379}"
+WEB_PORT="${A4C_WEB_PORT:-8000}"
+
+ES_HOME="$CACHE_DIR/elasticsearch-$ES_VERSION"
+ES_ZIP="$CACHE_DIR/elasticsearch-$ES_VERSION.zip"
+# Everything Elasticsearch writes (config, data, logs, pid file) sits under ES_VAR_DIR,
+# owned by the ES user. Snapshot repositories must live under ES_PATH_REPO.
+ES_VAR_DIR="$VAR_DIR/es"
+ES_PID_FILE="$ES_VAR_DIR/run/elasticsearch.pid"
+ES_PATH_REPO="${A4C_ES_PATH_REPO:-$VAR_DIR/es-repo}"
+ES_URL="http://127.0.0.1:$ES_PORT"
+WEB_URL="http://127.0.0.1:$WEB_PORT/"
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+
+# Elasticsearch refuses to run as root, so root runs it as a dedicated system user.
+if [[ $EUID -eq 0 ]]; then
+    ES_USER="a4c-es"
+else
+    ES_USER="$(id -un)"
+fi
+
+# The Django settings read these; derive them from the ports above unless set explicitly,
+# so the web, the worker and the tests all talk to the services these scripts start.
+export A4C_VAR_DIR="$VAR_DIR"
+export A4C_ES_URLS="${A4C_ES_URLS:-$ES_URL}"
+export CELERY_BROKER_URL="${CELERY_BROKER_URL:-$REDIS_URL}"
+export A4C_ES_REPOSITORY_PATH="${A4C_ES_REPOSITORY_PATH:-$ES_PATH_REPO/a4c-backup}"
+
+LOG_TAIL_LINES=30
+
+say() {
+    printf '==> %s\n' "$*"
+}
+
+warn() {
+    printf 'WARNING: %s\n' "$*" >&2
+}
+
+# die MESSAGE [LOGFILE...]: print the message and the end of each log that exists, exit 1.
+die() {
+    local message="$1" log
+    shift
+    printf '\nERROR: %s\n' "$message" >&2
+    for log in "$@"; do
+        if [[ -s "$log" ]]; then
+            printf -- '--- last %s lines of %s ---\n' "$LOG_TAIL_LINES" "$log" >&2
+            tail -n "$LOG_TAIL_LINES" "$log" >&2
+            printf -- '---\n' >&2
+        fi
+    done
+    exit 1
+}
+
+# run_logged LOGFILE DESCRIPTION COMMAND...: run quietly, appending output to LOGFILE;
+# on failure show its end.
+run_logged() {
+    local log="$1" description="$2" status=0
+    shift 2
+    mkdir -p "$(dirname "$log")"
+    say "$description"
+    printf '\n### %s: %s\n### %s\n' "$(date '+%F %T')" "$description" "$*" >>"$log"
+    "$@" >>"$log" 2>&1 || status=$?
+    if [[ $status -ne 0 ]]; then
+        die "$description failed (exit $status). Full log: $log" "$log"
+    fi
+}
+
+# wait_until SECONDS COMMAND...: true as soon as COMMAND succeeds, false after SECONDS.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        if ((SECONDS >= deadline)); then
+            return 1
+        fi
+        sleep 1
+    done
+}
+
+# Prints the pid recorded in a pid file if that process is alive; fails otherwise.
+live_pid() {
+    local pid
+    [[ -r "$1" ]] || return 1
+    pid="$(tr -dc '0-9' <"$1")"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+    printf '%s\n' "$pid"
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Names the process listening on a port, as far as ss can tell.
+describe_port() {
+    local who=""
+    if command -v ss >/dev/null; then
+        who="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(.*)' | head -n 1 || true)"
+    fi
+    printf '%s\n' "${who:-an unknown process}"
+}
+
+# Runs a command with root rights: directly as root, through sudo otherwise (never prompting).
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        die "this step needs root rights: $*  (run it as root, or give this user password-less sudo)"
+    fi
+}
+
+as_es_user() {
+    if [[ $EUID -eq 0 ]]; then
+        runuser -u "$ES_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+es_major_version() {
+    printf '%s\n' "${ES_VERSION%%.*}"
+}
+
+# Prints the JDK to run Elasticsearch with, A4C_ES_JAVA_HOME if set. 8.x runs on the oldest
+# JDK from 17 up (what it was built for); 9.x needs 21 or newer and gets the newest one found.
+es_java_home() {
+    if [[ -n "${A4C_ES_JAVA_HOME:-}" ]]; then
+        printf '%s\n' "$A4C_ES_JAVA_HOME"
+        return
+    fi
+    local major minimum dir version chosen="" chosen_version=""
+    major="$(es_major_version)"
+    if ((major <= 8)); then minimum=17; else minimum=21; fi
+    for dir in /usr/lib/jvm/*; do
+        [[ -L "$dir" || ! -x "$dir/bin/java" || ! -r "$dir/release" ]] && continue
+        version="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$dir/release")"
+        if [[ -z "$version" ]] || ((version < minimum)); then
+            continue
+        fi
+        if [[ -z "$chosen" ]] ||
+            { ((major <= 8)) && ((version < chosen_version)); } ||
+            { ((major > 8)) && ((version > chosen_version)); }; then
+            chosen="$dir"
+            chosen_version="$version"
+        fi
+    done
+    [[ -n "$chosen" ]] || return 1
+    printf '%s\n' "$chosen"
+}
+
+es_minimum_java() {
+    if (($(es_major_version) <= 8)); then echo 17; else echo 21; fi
+}
+
+# Creates the directories Elasticsearch writes to and hands them to the ES user. The
+# path.repo root stays readable by everyone (root's tests read snapshots there) and, where
+# ACLs work, directories root creates inside it stay writable by Elasticsearch.
+prepare_es_dirs() {
+    mkdir -p "$ES_VAR_DIR"/{config,data,logs,run} "$ES_PATH_REPO"
+    # chmod before setfacl: chmod would narrow the ACL mask again.
+    chmod 0755 "$ES_VAR_DIR" "$ES_PATH_REPO"
+    if [[ $EUID -eq 0 ]]; then
+        find "$ES_VAR_DIR" "$ES_PATH_REPO" ! -user "$ES_USER" -exec chown "$ES_USER:$ES_USER" {} +
+        if command -v setfacl >/dev/null; then
+            setfacl -m "u:$ES_USER:rwx" -m "d:u:$ES_USER:rwx" "$ES_PATH_REPO" 2>/dev/null ||
+                warn "could not set an ACL on $ES_PATH_REPO; directories root creates there will not be writable by $ES_USER"
+        fi
+    fi
+}

@@ -1,0 +1,463 @@
+#!/usr/bin/env bash
+# Starts, stops and reports the local services a4c-backup needs, each as a background
+# process with its pid file under var/ (Elasticsearch keeps its own under var/es/run).
+# Only processes these scripts started are ever stopped; a service something else already
+# runs on the wanted port is reported, never touched.
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ALL_SERVICES=(es redis worker beat web)
+DEFAULT_START=(es redis)
+ES_START_TIMEOUT="${A4C_ES_START_TIMEOUT:-120}"
+STOP_TIMEOUT=120
+
+usage() {
+    cat <<EOF
+Usage: scripts/services.sh start|stop|status|restart [SERVICE...]
+
+Services: es (Elasticsearch $ES_VERSION), redis, worker (Celery), beat (Celery scheduler),
+web (gunicorn), all. start and restart default to "es redis"; stop and status to all.
+EOF
+}
+
+# Prints the pid from a pid file if that process is alive and its command line mentions
+# PATTERN, so a recycled pid never gets stopped by mistake.
+service_pid() {
+    local pidfile="$1" pattern="$2" pid
+    pid="$(live_pid "$pidfile")" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
+    printf '%s\n' "$pid"
+}
+
+# wait_for_service NAME PIDFILE TIMEOUT READY_FUNCTION LOG...: waits until the process
+# runs and READY_FUNCTION succeeds; dies with the logs if it exits or times out.
+wait_for_service() {
+    local name="$1" pidfile="$2" timeout="$3" ready="$4"
+    shift 4
+    local started="$SECONDS" seen=""
+    while true; do
+        # Liveness only: a process may rewrite its command line while it starts.
+        if live_pid "$pidfile" >/dev/null; then
+            seen=yes
+            if "$ready"; then
+                return 0
+            fi
+        elif [[ -n "$seen" || -s "$pidfile" ]] || ((SECONDS - started > 15)); then
+            die "$name exited while starting." "$@"
+        fi
+        if ((SECONDS - started >= timeout)); then
+            die "$name did not become ready within $timeout s." "$@"
+        fi
+        sleep 1
+    done
+}
+
+# A zombie counts as gone: it has exited and only waits for its parent to reap it.
+pid_gone() {
+    ! kill -0 "$1" 2>/dev/null ||
+        [[ "$(sed -n 's/^[0-9]* (.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" == Z ]]
+}
+
+stop_pid() {
+    local name="$1" pid="$2"
+    say "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    # A Celery worker finishes its running tasks first; never cut a restore short.
+    if ! wait_until "$STOP_TIMEOUT" pid_gone "$pid"; then
+        die "$name (pid $pid) is still running after $STOP_TIMEOUT s. Look at its log, or force it with: kill -9 $pid"
+    fi
+}
+
+require_venv() {
+    [[ -x "$VENV/bin/celery" && -x "$VENV/bin/gunicorn" ]] ||
+        die "the virtualenv $VENV is missing or incomplete: run scripts/setup.sh"
+}
+
+# --- Elasticsearch -------------------------------------------------------------------------
+
+ES_LOG="$ES_VAR_DIR/logs/a4c-local.log"
+ES_START_LOG="$LOG_DIR/elasticsearch-start.log"
+
+es_answers() {
+    curl -s -m 3 -o /dev/null -D - "$ES_URL/" 2>/dev/null |
+        grep -qi '^x-elastic-product: *Elasticsearch'
+}
+
+es_healthy() {
+    curl -sf -m 10 -o /dev/null "$ES_URL/_cluster/health?wait_for_status=yellow&timeout=5s"
+}
+
+# Prints "pid<TAB>path.repo<TAB>description" of the node answering on ES_PORT.
+es_node_facts() {
+    curl -s -m 5 "$ES_URL/_nodes/_local/settings,process?filter_path=cluster_name,nodes.*.name,nodes.*.version,nodes.*.process.id,nodes.*.settings.path.repo" |
+        python3 -c '
+import json, sys
+try:
+    data = json.load(sys.stdin)
+except ValueError:
+    data = {}
+node = next(iter(data.get("nodes", {}).values()), {})
+repo = node.get("settings", {}).get("path", {}).get("repo", [])
+repo = [repo] if isinstance(repo, str) else repo
+description = "node %s of cluster %s, version %s" % (
+    node.get("name", "?"), data.get("cluster_name", "?"), node.get("version", "?"))
+print(node.get("process", {}).get("id", ""), ",".join(repo), description, sep="\t")
+'
+}
+
+write_es_config() {
+    local config="$ES_VAR_DIR/config" entry
+    # jvm.options, log4j2.properties and friends come from the distribution in use, so
+    # switching A4C_ES_VERSION switches them too; the keystore ES creates here is kept.
+    for entry in "$ES_HOME"/config/*; do
+        [[ "$(basename "$entry")" == elasticsearch.yml ]] && continue
+        rm -rf "${config:?}/$(basename "$entry")"
+        cp -R "$entry" "$config/"
+    done
+    cat >"$config/elasticsearch.yml" <<EOF
+# Written by scripts/services.sh at every start: change the script, not this file.
+cluster.name: a4c-local
+node.name: es-1
+network.host: 127.0.0.1
+http.port: $ES_PORT
+transport.port: $ES_TRANSPORT_PORT
+discovery.type: single-node
+path.data: "$ES_VAR_DIR/data"
+path.logs: "$ES_VAR_DIR/logs"
+path.repo: ["$ES_PATH_REPO"]
+xpack.security.enabled: false
+cluster.routing.allocation.disk.threshold_enabled: false
+action.destructive_requires_name: false
+EOF
+    if [[ $EUID -eq 0 ]]; then
+        chown -R "$ES_USER:$ES_USER" "$config"
+    fi
+}
+
+launch_es() {
+    local java_home
+    [[ -x "$ES_HOME/bin/elasticsearch" ]] ||
+        die "Elasticsearch $ES_VERSION is not installed in $ES_HOME: run scripts/setup.sh"
+    id "$ES_USER" >/dev/null 2>&1 || die "the user $ES_USER does not exist: run scripts/setup.sh"
+    java_home="$(es_java_home)" ||
+        die "no JDK $(es_minimum_java)+ found for Elasticsearch $ES_VERSION: install one or set A4C_ES_JAVA_HOME"
+    if port_in_use "$ES_PORT"; then
+        die "port $ES_PORT is taken by $(describe_port "$ES_PORT"), which does not answer as Elasticsearch. Free it or set A4C_ES_PORT."
+    fi
+    if port_in_use "$ES_TRANSPORT_PORT"; then
+        die "transport port $ES_TRANSPORT_PORT is taken by $(describe_port "$ES_TRANSPORT_PORT"). Free it or set A4C_ES_TRANSPORT_PORT."
+    fi
+
+    prepare_es_dirs
+    write_es_config
+    rm -f "$ES_PID_FILE"
+    mkdir -p "$LOG_DIR"
+    say "starting Elasticsearch $ES_VERSION as $ES_USER (Java: $java_home)"
+    # A clean environment: a JAVA_HOME or ES_* variable of the caller must not leak in.
+    if ! (cd "$ES_VAR_DIR" && umask 022 && as_es_user env -i \
+        PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME="$ES_VAR_DIR" \
+        ES_PATH_CONF="$ES_VAR_DIR/config" ES_JAVA_HOME="$java_home" \
+        ES_JAVA_OPTS="${A4C_ES_JAVA_OPTS:--Xms512m -Xmx512m}" \
+        "$ES_HOME/bin/elasticsearch" -d -p "$ES_PID_FILE") >"$ES_START_LOG" 2>&1; then
+        die "Elasticsearch failed to start." "$ES_START_LOG" "$ES_LOG"
+    fi
+}
+
+start_es() {
+    local pid node_pid node_repo description
+    if es_answers; then
+        IFS=$'\t' read -r node_pid node_repo description < <(es_node_facts) || true
+        pid="$(service_pid "$ES_PID_FILE" org.elasticsearch)" || pid=""
+        if [[ -z "$pid" || "$node_pid" != "$pid" ]]; then
+            die "port $ES_PORT is already served by an Elasticsearch that is not the one of $VAR_DIR (no matching pid file in $ES_VAR_DIR/run): $description, pid ${node_pid:-unknown}, path.repo '${node_repo:-unset}'. Stop it, or run this one on other ports with A4C_ES_PORT and A4C_ES_TRANSPORT_PORT."
+        fi
+        if [[ "$node_repo" != "$ES_PATH_REPO" ]]; then
+            die "our Elasticsearch (pid $pid) on port $ES_PORT has path.repo '$node_repo', not '$ES_PATH_REPO'. Run: scripts/services.sh restart es"
+        fi
+        say "Elasticsearch already running (pid $pid): $ES_URL"
+        return
+    fi
+    if pid="$(service_pid "$ES_PID_FILE" org.elasticsearch)"; then
+        say "Elasticsearch (pid $pid) is starting; waiting for it"
+    else
+        launch_es
+    fi
+    wait_for_service Elasticsearch "$ES_PID_FILE" "$ES_START_TIMEOUT" es_healthy \
+        "$ES_START_LOG" "$ES_LOG"
+    say "Elasticsearch $ES_VERSION is up: $ES_URL (path.repo $ES_PATH_REPO)"
+}
+
+stop_es() {
+    local pid
+    if pid="$(service_pid "$ES_PID_FILE" org.elasticsearch)"; then
+        stop_pid Elasticsearch "$pid"
+    elif es_answers; then
+        say "the Elasticsearch on port $ES_PORT was not started by these scripts: left running"
+    else
+        say "Elasticsearch is not running"
+    fi
+}
+
+status_es() {
+    local pid health
+    health="$(curl -s -m 3 "$ES_URL/_cluster/health?filter_path=status" 2>/dev/null |
+        sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')" || true
+    if pid="$(service_pid "$ES_PID_FILE" org.elasticsearch)"; then
+        print_status es running "pid $pid" "$ES_URL (Elasticsearch $ES_VERSION, health ${health:-unknown})"
+    elif es_answers; then
+        print_status es running "not ours" "$ES_URL (health ${health:-unknown})"
+    else
+        print_status es stopped "" ""
+    fi
+}
+
+# --- Redis ---------------------------------------------------------------------------------
+
+REDIS_PID_FILE="$RUN_DIR/redis.pid"
+REDIS_LOG="$LOG_DIR/redis.log"
+REDIS_START_LOG="$LOG_DIR/redis-start.log"
+
+redis_answers() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || exit 1
+        printf 'PING\r\n' >&3
+        IFS= read -r -t 2 reply <&3 || exit 1
+        [[ "$reply" == "+PONG"* ]]
+    ) 2>/dev/null
+}
+
+start_redis() {
+    local pid
+    if redis_answers; then
+        if pid="$(service_pid "$REDIS_PID_FILE" redis-server)"; then
+            say "Redis already running (pid $pid): $REDIS_URL"
+        else
+            say "a Redis these scripts did not start already answers on port $REDIS_PORT: using it"
+        fi
+        return
+    fi
+    if port_in_use "$REDIS_PORT"; then
+        die "port $REDIS_PORT is taken by $(describe_port "$REDIS_PORT"), which does not answer as Redis. Free it or set A4C_REDIS_PORT."
+    fi
+    command -v redis-server >/dev/null || die "redis-server is not installed: run scripts/setup.sh"
+    mkdir -p "$VAR_DIR/redis" "$RUN_DIR" "$LOG_DIR"
+    rm -f "$REDIS_PID_FILE"
+    say "starting Redis on port $REDIS_PORT"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
+        --dir "$VAR_DIR/redis" --pidfile "$REDIS_PID_FILE" --logfile "$REDIS_LOG" \
+        >"$REDIS_START_LOG" 2>&1 || die "Redis failed to start." "$REDIS_START_LOG" "$REDIS_LOG"
+    wait_for_service Redis "$REDIS_PID_FILE" 20 redis_answers "$REDIS_START_LOG" "$REDIS_LOG"
+    say "Redis is up: $REDIS_URL"
+}
+
+stop_redis() {
+    local pid
+    if pid="$(service_pid "$REDIS_PID_FILE" redis-server)"; then
+        stop_pid Redis "$pid"
+    elif redis_answers; then
+        say "the Redis on port $REDIS_PORT was not started by these scripts: left running"
+    else
+        say "Redis is not running"
+    fi
+}
+
+status_redis() {
+    local pid
+    if pid="$(service_pid "$REDIS_PID_FILE" redis-server)"; then
+        print_status redis running "pid $pid" "$REDIS_URL"
+    elif redis_answers; then
+        print_status redis running "not ours" "$REDIS_URL"
+    else
+        print_status redis stopped "" ""
+    fi
+}
+
+# --- Celery worker and beat ----------------------------------------------------------------
+
+WORKER_PID_FILE="$RUN_DIR/worker.pid"
+WORKER_LOG="$LOG_DIR/worker.log"
+WORKER_NAME="a4c-worker@$(uname -n)"
+BEAT_PID_FILE="$RUN_DIR/beat.pid"
+BEAT_LOG="$LOG_DIR/beat.log"
+
+worker_answers() {
+    (cd "$PROJECT_DIR" && "$VENV/bin/celery" -A a4c_backup inspect ping \
+        --destination "$WORKER_NAME" --timeout 3) >/dev/null 2>&1
+}
+
+beat_settled() {
+    # beat has no endpoint to ask; alive a few seconds after starting is the best sign.
+    sleep 3
+    service_pid "$BEAT_PID_FILE" celery >/dev/null
+}
+
+# start_celery NAME PIDFILE LOGFILE READY_FUNCTION CELERY_ARGUMENTS...
+start_celery() {
+    local name="$1" pidfile="$2" logfile="$3" ready="$4" pid
+    shift 4
+    local start_log="$LOG_DIR/$name-start.log"
+    if pid="$(service_pid "$pidfile" celery)"; then
+        say "Celery $name already running (pid $pid)"
+        return
+    fi
+    require_venv
+    mkdir -p "$RUN_DIR" "$LOG_DIR"
+    rm -f "$pidfile"
+    say "starting Celery $name"
+    (cd "$PROJECT_DIR" && "$VENV/bin/celery" --workdir "$PROJECT_DIR" -A a4c_backup "$@" --detach \
+        --loglevel INFO --pidfile "$pidfile" --logfile "$logfile") >"$start_log" 2>&1 ||
+        die "Celery $name failed to start." "$start_log" "$logfile"
+    wait_for_service "Celery $name" "$pidfile" 60 "$ready" "$start_log" "$logfile"
+    say "Celery $name is up (log: $logfile)"
+}
+
+start_worker() {
+    start_celery worker "$WORKER_PID_FILE" "$WORKER_LOG" worker_answers \
+        worker --hostname "$WORKER_NAME" --concurrency 2
+}
+
+start_beat() {
+    start_celery beat "$BEAT_PID_FILE" "$BEAT_LOG" beat_settled \
+        beat --schedule "$RUN_DIR/celerybeat-schedule"
+}
+
+stop_celery() {
+    local name="$1" pidfile="$2" pid
+    if pid="$(service_pid "$pidfile" celery)"; then
+        stop_pid "Celery $name" "$pid"
+    else
+        say "Celery $name is not running"
+    fi
+}
+
+status_celery() {
+    local name="$1" pidfile="$2" logfile="$3" pid
+    if pid="$(service_pid "$pidfile" celery)"; then
+        print_status "$name" running "pid $pid" "log $logfile"
+    else
+        print_status "$name" stopped "" ""
+    fi
+}
+
+stop_worker() { stop_celery worker "$WORKER_PID_FILE"; }
+stop_beat() { stop_celery beat "$BEAT_PID_FILE"; }
+status_worker() { status_celery worker "$WORKER_PID_FILE" "$WORKER_LOG"; }
+status_beat() { status_celery beat "$BEAT_PID_FILE" "$BEAT_LOG"; }
+
+# --- Web (gunicorn) ------------------------------------------------------------------------
+
+WEB_PID_FILE="$RUN_DIR/web.pid"
+WEB_LOG="$LOG_DIR/web.log"
+WEB_ACCESS_LOG="$LOG_DIR/web-access.log"
+WEB_START_LOG="$LOG_DIR/web-start.log"
+
+web_answers() {
+    local code
+    code="$(curl -s -o /dev/null -m 5 -w '%{http_code}' "${WEB_URL}accounts/login/" 2>/dev/null)" || true
+    [[ -n "$code" && "$code" != 000 ]]
+}
+
+start_web() {
+    local pid
+    if pid="$(service_pid "$WEB_PID_FILE" gunicorn)"; then
+        say "web already running (pid $pid): $WEB_URL"
+        return
+    fi
+    if port_in_use "$WEB_PORT"; then
+        die "port $WEB_PORT is taken by $(describe_port "$WEB_PORT"). Free it or set A4C_WEB_PORT."
+    fi
+    require_venv
+    mkdir -p "$RUN_DIR" "$LOG_DIR"
+    rm -f "$WEB_PID_FILE"
+    say "starting the web console on port $WEB_PORT"
+    (cd "$PROJECT_DIR" && "$VENV/bin/gunicorn" a4c_backup.wsgi:application \
+        --chdir "$PROJECT_DIR" --bind "127.0.0.1:$WEB_PORT" --workers 2 --daemon \
+        --pid "$WEB_PID_FILE" --access-logfile "$WEB_ACCESS_LOG" --error-logfile "$WEB_LOG" \
+        --capture-output) >"$WEB_START_LOG" 2>&1 ||
+        die "the web server failed to start." "$WEB_START_LOG" "$WEB_LOG"
+    wait_for_service "the web server" "$WEB_PID_FILE" 60 web_answers \
+        "$WEB_START_LOG" "$WEB_LOG"
+    say "web console is up: $WEB_URL"
+}
+
+stop_web() {
+    local pid
+    if pid="$(service_pid "$WEB_PID_FILE" gunicorn)"; then
+        stop_pid "the web server" "$pid"
+    else
+        say "the web server is not running"
+    fi
+}
+
+status_web() {
+    local pid
+    if pid="$(service_pid "$WEB_PID_FILE" gunicorn)"; then
+        print_status web running "pid $pid" "$WEB_URL"
+    else
+        print_status web stopped "" ""
+    fi
+}
+
+# --- Command line --------------------------------------------------------------------------
+
+print_status() {
+    printf '%-7s %-8s %-10s %s\n' "$1" "$2" "$3" "$4"
+}
+
+
+# Puts the requested services in start order (stop walks it backwards), without repeats.
+ordered_services() {
+    local wanted=" $* " service
+    [[ "$wanted" == *" all "* ]] && wanted=" ${ALL_SERVICES[*]} "
+    for service in "${ALL_SERVICES[@]}"; do
+        [[ "$wanted" == *" $service "* ]] && printf '%s\n' "$service"
+    done
+    return 0
+}
+
+main() {
+    local action="${1:-}" service index
+    local -a requested services
+    [[ $# -gt 0 ]] && shift
+    case "$action" in
+    start | restart) requested=("${DEFAULT_START[@]}") ;;
+    stop | status) requested=(all) ;;
+    -h | --help | help)
+        usage
+        return 0
+        ;;
+    *)
+        usage >&2
+        return 2
+        ;;
+    esac
+    if [[ $# -gt 0 ]]; then
+        requested=("$@")
+    fi
+    for service in "${requested[@]}"; do
+        [[ " all ${ALL_SERVICES[*]} " == *" $service "* ]] || {
+            usage >&2
+            die "unknown service: $service"
+        }
+    done
+    mapfile -t services < <(ordered_services "${requested[@]}")
+
+    if [[ "$action" == stop || "$action" == restart ]]; then
+        for ((index = ${#services[@]} - 1; index >= 0; index--)); do
+            "stop_${services[index]}"
+        done
+    fi
+    if [[ "$action" == start || "$action" == restart ]]; then
+        for service in "${services[@]}"; do
+            "start_$service"
+        done
+    fi
+    if [[ "$action" == status ]]; then
+        for service in "${services[@]}"; do
+            "status_$service"
+        done
+    fi
+}
+
+main "$@"
