@@ -450,3 +450,28 @@ def test_a_restore_needs_the_typed_name_to_match(installed, cli_actor):
     backup = backed_up(cli_actor, "confirm-me", include_elasticsearch=False)
     with pytest.raises(InvalidInput, match="Type the backup's name"):
         operations.request_restore(backup.pk, cli_actor, confirm="confirm-you")
+
+
+def test_cancelling_a_running_restore_stops_it_and_rolls_back(installed, cli_actor, settings):
+    settings.A4C_HEARTBEAT_SECONDS = 0.05
+    a4c = installed
+    backup = backed_up(cli_actor, "restore-to-cancel")
+    change_everything(a4c)
+    before_es, before_files = a4c.state(), tree(a4c.data_dir)
+    run = operations.request_restore(backup.pk, cli_actor)
+    asked = []
+
+    def progress(current):
+        if not asked and current.phase == "elasticsearch":
+            asked.append(operations.cancel("restore", run.pk, cli_actor))
+            import time
+
+            time.sleep(0.3)  # lets the heartbeat thread see the request
+
+    run = operations.run_restore(run.pk, progress=progress)
+
+    assert run.status == RestoreRun.Status.ROLLED_BACK and run.rolled_back
+    assert run.error_message.startswith("Cancelled")
+    assert a4c.state() == before_es
+    assert tree(a4c.data_dir) == before_files
+    assert AuditEvent.objects.filter(action="restore.cancel").count() == 1
