@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The original Alien4Cloud backup-restore-tool.sh command line, kept so that the scripts and
+# cron lines written for it go on working:
+#
+#     cd /opt/tool && ./backup-restore-tool.sh -backup -n nightly
+#
+# It reads config/config.yml in the original format (through the Django settings) and calls
+# the management commands of a4c-backup with the project's own virtualenv. Everything it does
+# is also a `manage.py` command with more options; see -help.
+
+set -uo pipefail
+
+PROG="$(basename "$0")"
+TOOL_DIR="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
+PYTHON="${A4C_PYTHON:-$TOOL_DIR/.venv/bin/python}"
+MANAGE="$TOOL_DIR/manage.py"
+
+# Exit codes, the same as the management commands'.
+EXIT_USAGE=2
+
+usage() {
+    cat <<EOF
+Usage: $PROG -backup -n NAME | -restore -n NAME | -list | -delete -n NAME | -help  [-c FILE]
+
+Backs up and restores Alien4Cloud: its Elasticsearch indices (as a snapshot) and its data
+directory (alien4cloud.dir), as the original backup-restore tool did.
+
+Actions (one of):
+  -backup -n NAME    Back up Elasticsearch and the data dir under NAME. If a backup called
+                     NAME exists already, the new one is NAME-YYYYMMDD-HHMMSS, so a nightly
+                     cron line with a fixed name keeps every night's backup.
+  -restore -n NAME   Restore the newest succeeded backup of NAME (NAME itself or one of its
+                     NAME-YYYYMMDD-HHMMSS successors), without asking, after taking a safety
+                     backup of what it overwrites. Stop Alien4Cloud first and restart it after;
+                     Elasticsearch must stay up.
+  -list              List the backups.
+  -delete -n NAME    Delete the backup called exactly NAME.
+  -help              Show this help.
+
+Options:
+  -n NAME            The backup name: lowercase letters, digits and - _ . + (Elasticsearch
+                     requires lowercase; names the original tool accepted in capitals must be
+                     given in lowercase).
+  -c FILE            Read this config.yml instead of $TOOL_DIR/config/config.yml.
+
+Environment variables override config.yml (A4C_ES_URLS, A4C_DATA_DIR, A4C_BACKUP_DIR ...).
+Exit codes: 0 success, 1 failure, 2 bad usage, 3 another operation is running, 4 not found.
+More commands and options: $PYTHON $MANAGE help
+EOF
+}
+
+say() {
+    printf '%s: %s\n' "$PROG" "$*"
+}
+
+usage_error() {
+    printf '%s: error: %s (see %s -help)\n' "$PROG" "$*" "$PROG" >&2
+    exit "$EXIT_USAGE"
+}
+
+action=""
+name=""
+config=""
+
+set_action() {
+    if [[ -n "$action" && "$action" != "$1" ]]; then
+        usage_error "choose one action: -$action and -$1 cannot go together"
+    fi
+    action="$1"
+}
+
+while (($#)); do
+    case "$1" in
+    -backup | --backup) set_action backup ;;
+    -restore | --restore) set_action restore ;;
+    -list | --list) set_action list ;;
+    -delete | --delete) set_action delete ;;
+    -help | --help | -h) set_action help ;;
+    -n | --name | -c | --config)
+        if (($# < 2)) || [[ -z "$2" ]]; then
+            usage_error "$1 needs a value"
+        fi
+        if [[ "$1" == -n || "$1" == --name ]]; then name="$2"; else config="$2"; fi
+        shift
+        ;;
+    *) usage_error "unknown option '$1'" ;;
+    esac
+    shift
+done
+
+if [[ -z "$action" ]]; then
+    usage_error "choose an action: -backup -n NAME, -restore -n NAME, -list or -delete -n NAME"
+fi
+if [[ "$action" == help ]]; then
+    usage
+    exit 0
+fi
+
+case "$action" in
+backup | restore | delete)
+    [[ -n "$name" ]] || usage_error "-$action needs a backup name: -$action -n NAME"
+    if [[ "$name" =~ [A-Z] ]]; then
+        usage_error "backup names are lowercase now (Elasticsearch requires it): use -n ${name,,}"
+    fi
+    ;;
+*)
+    [[ -z "$name" ]] || usage_error "-$action takes no -n NAME"
+    ;;
+esac
+
+if [[ -n "$config" ]]; then
+    [[ -f "$config" ]] || usage_error "the config file $config does not exist"
+    A4C_LEGACY_CONFIG="$(readlink -f "$config")"
+    export A4C_LEGACY_CONFIG
+fi
+config_shown="${A4C_LEGACY_CONFIG:-$TOOL_DIR/config/config.yml}"
+if [[ ! -f "$config_shown" ]]; then
+    config_shown="none ($config_shown does not exist: environment and defaults)"
+fi
+
+if [[ ! -x "$PYTHON" ]]; then
+    printf '%s: error: no Python environment at %s: run %s first, or set A4C_PYTHON\n' \
+        "$PROG" "$PYTHON" "$TOOL_DIR/scripts/setup.sh" >&2
+    exit 1
+fi
+
+manage() {
+    "$PYTHON" "$MANAGE" "$@"
+}
+
+case "$action" in
+backup)
+    say "backing up Alien4Cloud as $name (config: $config_shown)"
+    manage backup --name "$name" --unique --description "backup-restore-tool.sh -backup -n $name"
+    ;;
+restore)
+    say "restoring the newest backup of $name (config: $config_shown)"
+    manage restore "$name" --newest --yes
+    ;;
+list)
+    manage backups
+    ;;
+delete)
+    say "deleting backup $name (config: $config_shown)"
+    manage delete "$name" --yes
+    ;;
+esac
+status=$?
+
+if ((status == 0)); then
+    say "$action done"
+else
+    say "$action failed (exit code $status)" >&2
+fi
+exit "$status"

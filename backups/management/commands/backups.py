@@ -1,0 +1,64 @@
+"""manage.py backups: lists the backups, newest first."""
+
+from backups import cli
+from backups.models import Backup
+from backups.queries import human_duration
+
+
+class Command(cli.Command):
+    help = "List backups, newest first (deleted ones only with --all or --status deleted)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--status", choices=Backup.Status.values, help="Only this status.")
+        parser.add_argument("--all", action="store_true", help="Include deleted backups.")
+        parser.add_argument("--limit", type=int, default=0, metavar="N", help="Only the N newest.")
+        self.add_json_argument(parser, "the list")
+
+    def handle(self, *args, **options):
+        backups = Backup.objects.order_by("-created_at", "-id")
+        if options["status"]:
+            backups = backups.filter(status=options["status"])
+        elif not options["all"]:
+            backups = backups.exclude(status=Backup.Status.DELETED)
+        if options["limit"] > 0:
+            backups = backups[: options["limit"]]
+        if options["json"]:
+            self.emit_json([cli.backup_summary(b) for b in backups])
+            return
+        rows = [_row(b) for b in backups]
+        if not rows:
+            self.say("no backups yet: take one with `manage.py backup`")
+            return
+        header = (
+            "ID",
+            "NAME",
+            "STATUS",
+            "CREATED",
+            "TOOK",
+            "INDICES",
+            "DOCS",
+            "FILES",
+            "SIZE",
+            "BY",
+        )
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            self.say("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _row(backup: Backup) -> tuple:
+    es = backup.include_elasticsearch
+    files = backup.include_files
+    status = backup.status + (" (pinned)" if backup.pinned else "")
+    return (
+        backup.pk,
+        backup.name,
+        status,
+        cli.local_time(backup.created_at)[:16],
+        human_duration(backup.duration) if backup.finished_at else "",
+        backup.index_count if es else "-",
+        backup.document_count if es else "-",
+        backup.file_count if files else "-",
+        cli.human_bytes(backup.file_bytes) if files else "-",
+        f"{backup.actor} ({backup.trigger})",
+    )

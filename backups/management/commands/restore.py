@@ -1,0 +1,185 @@
+"""manage.py restore NAME: puts a backup back, after showing the plan and asking."""
+
+import re
+
+from backups import cli, operations
+from backups.models import Backup, RestoreRun
+from backups.queries import human_duration
+
+SERIES_SUFFIX = r"-\d{8}-\d{6}(-\d+)?"
+
+
+class Command(cli.Command):
+    help = (
+        "Restore a backup over the current Elasticsearch indices and data dir. Shows the plan "
+        "and asks first (--yes to skip); takes a safety backup of what it overwrites, so a "
+        "failed restore rolls back by itself."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("backup", metavar="NAME", help="The backup's name (or id).")
+        parser.add_argument(
+            "--scope",
+            choices=RestoreRun.Scope.values,
+            help="all, indices (with --index), elasticsearch, or files; by default "
+            "whatever the backup holds.",
+        )
+        parser.add_argument(
+            "--index",
+            dest="indices",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="Restore only this index (repeatable); implies --scope indices.",
+        )
+        parser.add_argument(
+            "--merge",
+            action="store_true",
+            help="Only add and overwrite files; by default the data dir mirrors the backup.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Print the plan; change nothing."
+        )
+        parser.add_argument(
+            "--no-safety-backup",
+            action="store_true",
+            help="Skip the safety backup (a failed restore can then not be rolled back).",
+        )
+        parser.add_argument(
+            "--rename-pattern",
+            default="",
+            metavar="REGEX",
+            help="Restore indices under new names: a regex on the index name.",
+        )
+        parser.add_argument(
+            "--rename-replacement",
+            default="",
+            metavar="TEXT",
+            help="The new name, with $1 for the pattern's first group.",
+        )
+        parser.add_argument(
+            "--newest",
+            action="store_true",
+            help="NAME names a series: restore the newest succeeded backup named NAME or "
+            "NAME-DATE-TIME (as `backup --unique` names them).",
+        )
+        parser.add_argument(
+            "--wait-lock",
+            type=cli.positive_seconds,
+            default=0.0,
+            metavar="SECONDS",
+            help="Wait up to this long for a running operation.",
+        )
+        cli.add_yes_argument(parser, "Restore")
+        cli.add_run_arguments(parser)
+
+    def handle(self, *args, **options):
+        backup = newest_of_series(options["backup"]) if options["newest"] else None
+        backup = backup or cli.resolve_backup(options["backup"])
+        if options["rename_replacement"] and not options["rename_pattern"]:
+            raise cli.fail("--rename-replacement needs --rename-pattern", cli.USAGE)
+        scope = options["scope"] or ("indices" if options["indices"] else default_scope(backup))
+        if options["indices"] and scope != "indices":
+            raise cli.fail(
+                f"--index restores chosen indices: it cannot go with --scope {scope}", cli.USAGE
+            )
+        choice = {
+            "scope": scope,
+            "indices": options["indices"],
+            "file_mode": "merge" if options["merge"] else "mirror",
+            "rename_pattern": options["rename_pattern"],
+            "rename_replacement": options["rename_replacement"],
+        }
+        plan = operations.plan_restore(backup.pk, **choice)
+        if options["dry_run"]:
+            if options["json"]:
+                self.emit_json({"dry_run": True, "plan": plan})
+            else:
+                self.say("\n".join(plan_lines(plan)))
+                self.say("dry run: nothing was changed")
+            return
+        what = f"restoring {backup.name}"
+        self.can_confirm(options, what)
+        if not options["json"]:
+            self.say("\n".join(plan_lines(plan)))
+        if options["no_safety_backup"]:
+            self.stderr.write("warning: no safety backup: a failed restore cannot roll back")
+        self.confirm(
+            options,
+            question=f"Restore {backup.name} over the current data? Type its name to go on: ",
+            expected=backup.name,
+            what=what,
+        )
+        reporter = cli.Reporter.for_options(self.stdout, options)
+        run = operations.request_restore(
+            backup.pk,
+            cli.actor(),
+            **choice,
+            safety_backup=not options["no_safety_backup"],
+            confirm=backup.name,
+            wait=options["wait_lock"],
+        )
+        reporter.message(f"restore #{run.pk} of {backup.name} starts")
+        run = cli.carry_out("restore", run, options, reporter, self.stderr)
+        cli.report_outcome(self, run, options, done)
+
+
+def default_scope(backup: Backup) -> str:
+    """Everything the backup holds: a files-only backup restores files, and so on."""
+    if backup.include_elasticsearch and not backup.include_files:
+        return RestoreRun.Scope.ELASTICSEARCH
+    if backup.include_files and not backup.include_elasticsearch:
+        return RestoreRun.Scope.FILES
+    return RestoreRun.Scope.ALL
+
+
+def newest_of_series(name: str) -> Backup | None:
+    """The newest succeeded backup called ``name`` or ``name-YYYYMMDD-HHMMSS``."""
+    series = re.compile(re.escape(name) + f"({SERIES_SUFFIX})?")
+    found = [
+        b
+        for b in Backup.objects.filter(name__startswith=name, status=Backup.Status.SUCCEEDED)
+        if series.fullmatch(b.name)
+    ]
+    return max(found, key=lambda b: (b.created_at, b.pk), default=None)
+
+
+def done(run) -> str:
+    text = f"restore #{run.pk} of {run.backup.name} succeeded in {human_duration(run.duration)}"
+    if run.safety_backup_id:
+        text += (
+            f"; safety backup {run.safety_backup.name} holds what was there before "
+            f"(`manage.py rollback {run.pk}` puts it back)"
+        )
+    return text
+
+
+def plan_lines(plan: dict) -> list[str]:
+    """A restore plan as a person reads it before saying yes."""
+    lines = [f"restore of backup {plan['backup']} (scope {plan['scope']})"]
+    rows = plan.get("indices") or []
+    if rows:
+        width = max(len(r["target"]) for r in rows)
+        lines.append(f"Elasticsearch: {len(rows)} indices")
+        for row in rows:
+            now = "absent" if row["docs_now"] is None else f"{row['docs_now']} documents now"
+            after = (
+                "" if row["action"] == "remove" else f" -> {row['docs_in_backup']} from the backup"
+            )
+            source = f" (from {row['name']})" if row["name"] != row["target"] else ""
+            lines.append(f"  {row['action']:<8} {row['target']:<{width}}  {now}{after}{source}")
+    files = plan.get("files")
+    if files:
+        verb = (
+            "mirror: the data dir becomes the backup's"
+            if files["mode"] == "mirror"
+            else ("merge: files are added and overwritten, none removed")
+        )
+        lines.append(f"Files ({verb}):")
+        for kind in ("added", "changed", "removed", "unchanged"):
+            if kind in files:
+                size = cli.human_bytes(files.get(f"{kind}_bytes", 0))
+                lines.append(f"  {kind:<9} {files[kind]} files ({size})")
+    for warning in plan.get("warnings") or []:
+        lines.append(f"warning: {warning}")
+    return lines

@@ -1,0 +1,53 @@
+"""manage.py rollback RESTORE_ID: puts back the safety backup a restore took."""
+
+from backups import cli, operations
+from backups.errors import NotFound
+from backups.models import RestoreRun
+from backups.queries import human_duration
+
+
+class Command(cli.Command):
+    help = (
+        "Undo a finished restore: restore the safety backup it took before changing anything, "
+        "and remove the indices it created."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("restore", metavar="RESTORE_ID", help="The restore's number.")
+        parser.add_argument(
+            "--wait-lock",
+            type=cli.positive_seconds,
+            default=0.0,
+            metavar="SECONDS",
+            help="Wait up to this long for a running operation.",
+        )
+        cli.add_yes_argument(parser, "Roll back")
+        cli.add_run_arguments(parser)
+
+    def handle(self, *args, **options):
+        number = cli.restore_id(options["restore"])
+        original = RestoreRun.objects.select_related("backup", "safety_backup").filter(pk=number)
+        original = original.first()
+        if original is None:
+            raise NotFound(f"No restore run #{number}.")
+        safety = original.safety_backup.name if original.safety_backup_id else "its safety backup"
+        self.confirm(
+            options,
+            question=f"Put back {safety}, the state before restore #{number} of "
+            f"{original.backup.name}? Type {number} to go on: ",
+            expected=str(number),
+            what=f"rolling back restore #{number}",
+        )
+        reporter = cli.Reporter.for_options(self.stdout, options)
+        run = operations.request_rollback(number, cli.actor(), wait=options["wait_lock"])
+        reporter.message(f"restore #{run.pk} puts back {run.backup.name}")
+        run = cli.carry_out("restore", run, options, reporter, self.stderr)
+        cli.report_outcome(
+            self,
+            run,
+            options,
+            lambda r: (
+                f"restore #{number} rolled back by restore #{r.pk} from {r.backup.name} "
+                f"in {human_duration(r.duration)}"
+            ),
+        )

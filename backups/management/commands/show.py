@@ -1,0 +1,95 @@
+"""manage.py show NAME: everything about one backup, and the restores that used it."""
+
+from backups import cli, queries
+from backups.queries import human_duration
+
+
+class Command(cli.Command):
+    help = "Show one backup: what it holds, how it went, and the restores that used it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("backup", metavar="NAME", help="The backup's name (or id).")
+        self.add_json_argument(parser, "the backup")
+
+    def handle(self, *args, **options):
+        backup = cli.resolve_backup(options["backup"])
+        restores = queries.restores_protected_by(backup)
+        if options["json"]:
+            self.emit_json(
+                {
+                    **cli.backup_summary(backup),
+                    "restores": [cli.restore_summary(r) for r in restores],
+                }
+            )
+            return
+        fields = [
+            ("name", backup.name),
+            ("id", backup.pk),
+            ("status", backup.status + (" (pinned: retention keeps it)" if backup.pinned else "")),
+            ("description", backup.description),
+            ("asked by", f"{backup.actor} ({backup.get_source_display()}, {backup.trigger})"),
+            ("created", cli.local_time(backup.created_at)),
+            ("finished", cli.local_time(backup.finished_at)),
+            ("took", human_duration(backup.duration)),
+            ("phase", backup.phase if backup.is_active else ""),
+            ("progress", f"{backup.percent}% {cli.counters(backup)}" if backup.is_active else ""),
+        ]
+        if backup.include_elasticsearch:
+            fields += [
+                (
+                    "elasticsearch",
+                    f"{backup.index_count} indices, {backup.document_count} "
+                    f"documents, snapshot {backup.snapshot_name or '-'} in "
+                    f"{backup.repository or '-'}",
+                ),
+                (
+                    "cluster",
+                    f"{backup.es_cluster_name} (Elasticsearch {backup.es_version})"
+                    if backup.es_version
+                    else "",
+                ),
+                ("index patterns", ", ".join(backup.index_patterns)),
+            ]
+        else:
+            fields.append(("elasticsearch", "not included"))
+        if backup.include_files:
+            fields.append(
+                (
+                    "files",
+                    f"{backup.file_count} files, "
+                    f"{cli.human_bytes(backup.file_bytes)} "
+                    f"({cli.human_bytes(backup.new_bytes)} new in the storage)",
+                )
+            )
+        else:
+            fields.append(("files", "not included"))
+        if backup.verified_at:
+            verdict = (
+                "ok" if backup.verify_ok else "FAILED: " + "; ".join(backup.verify_problems[:3])
+            )
+            fields.append(("verified", f"{cli.local_time(backup.verified_at)}: {verdict}"))
+        fields.append(("error", backup.error_message))
+        width = max(len(k) for k, _ in fields)
+        for key, value in fields:
+            if value not in ("", None):
+                self.say(f"{key + ':':<{width + 1}} {value}")
+        for warning in backup.warnings or []:
+            self.say(f"warning: {warning}")
+        indices = backup.indices or {}
+        if indices and options["verbosity"] >= 2:
+            self.say("indices:")
+            for name, info in indices.items():
+                self.say(f"  {name}  {info.get('docs', 0)} documents")
+        if restores:
+            self.say("restores:")
+            for run in restores:
+                role = (
+                    "restored it"
+                    if run.backup_id == backup.pk
+                    else (f"(of {run.backup.name}) was protected by it")
+                )
+                self.say(
+                    f"  #{run.pk} {role}: {run.status}, "
+                    f"{cli.local_time(run.created_at)} by {run.actor}"
+                    + (f": {run.error_message}" if run.error_message else "")
+                )

@@ -1,0 +1,131 @@
+"""manage.py audit: who did what, filtered, and exported as CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+import pytest
+from django.core.management import load_command_class
+from django.db import connection
+from django.utils import timezone
+
+from backups import audit, cli
+from backups.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def manage(capsys, *argv: str) -> Ran:
+    """Runs a command as `manage.py` would, exit code and all, in this process."""
+    command = load_command_class("backups", argv[0])
+    try:
+        command.run_from_argv(["manage.py", *argv])
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+@pytest.fixture
+def history(cli_actor, web_actor):
+    audit.record(web_actor, "backup.delete", target="ancient", outcome="succeeded")
+    cut = timezone.now()
+    audit.record(web_actor, "auth.login", outcome="succeeded")
+    audit.record(
+        cli_actor,
+        "backup.create",
+        target="nightly",
+        outcome="requested",
+        parameters={"files": True},
+    )
+    audit.record(cli_actor, "backup.run", target="nightly", outcome="succeeded")
+    audit.record(
+        web_actor,
+        "restore.request",
+        target="nightly",
+        outcome="refused",
+        message="Another operation is running",
+    )
+    return cli_actor, web_actor, cut
+
+
+def test_the_table_shows_events_oldest_first_with_their_outcome(history, capsys):
+    ran = manage(capsys, "audit")
+
+    assert ran.code == 0, ran.err
+    lines = ran.out.splitlines()
+    assert len(lines) == 5
+    assert lines[0].endswith("olivia (web)  backup.delete ancient  succeeded")
+    assert (
+        "olivia (web)  restore.request nightly  refused: Another operation is running" in lines[4]
+    )
+
+
+def test_filters_by_actor_action_group_and_since_combine(history, capsys):
+    cli_actor, _web, cut = history
+
+    mine = manage(capsys, "audit", "--actor", cli_actor.name, "--json")
+    backups = manage(capsys, "audit", "--action", "backup", "--json")
+    one_action = manage(capsys, "audit", "--action", "backup.run", "--json")
+    recent = manage(capsys, "audit", "--since", cut.isoformat(), "--action", "backup", "--json")
+    last_day = manage(capsys, "audit", "--since", "1d", "--json")
+
+    assert {e["action"] for e in json.loads(mine.out)} == {"backup.create", "backup.run"}
+    assert [e["action"] for e in json.loads(backups.out)] == [
+        "backup.delete",
+        "backup.create",
+        "backup.run",
+    ]
+    assert [e["action"] for e in json.loads(one_action.out)] == ["backup.run"]
+    assert [e["target"] for e in json.loads(recent.out)] == ["nightly", "nightly"]
+    assert len(json.loads(last_day.out)) == 5
+
+
+def test_the_csv_export_holds_every_column_and_the_hashes(history, capsys):
+    ran = manage(capsys, "audit", "--csv")
+
+    rows = list(csv.DictReader(io.StringIO(ran.out)))
+    assert len(rows) == 5
+    assert rows[2]["action"] == "backup.create"
+    assert json.loads(rows[2]["parameters"]) == {"files": True}
+    stored = AuditEvent.objects.get(pk=rows[2]["id"])
+    assert rows[2]["hash"] == stored.hash and rows[2]["prev_hash"] == rows[1]["hash"]
+
+
+def test_a_since_that_is_not_a_date_or_an_age_is_a_usage_error(history, capsys):
+    ran = manage(capsys, "audit", "--since", "last tuesday")
+
+    assert ran.code == cli.USAGE and ran.err.count("\n") == 1
+    assert "--since 'last tuesday' is neither a date" in ran.err
+
+
+def test_csv_and_json_together_are_refused(history, capsys):
+    ran = manage(capsys, "audit", "--csv", "--json")
+
+    assert ran.code == cli.USAGE and "not allowed with" in ran.err
+
+
+def test_audit_verify_exits_0_for_an_intact_chain_and_5_after_an_edit(history, capsys):
+    intact = manage(capsys, "audit_verify")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE backups_auditevent SET actor = 'mallory' WHERE action = 'backup.run'"
+        )
+    broken = manage(capsys, "audit_verify", "--json")
+
+    assert intact.code == 0 and "intact" in intact.out
+    assert broken.code == cli.VERIFY_FAILED
+    report = json.loads(broken.out)
+    assert report["ok"] is False and "was changed after it was written" in report["problem"]
+    assert broken.err.startswith("error: the audit chain is broken after")

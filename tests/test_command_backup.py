@@ -1,0 +1,265 @@
+"""manage.py backup: in this process or on a real worker, with its output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import pytest
+from django.core.management import load_command_class
+
+from backups import audit, cli, demo, operations
+from backups.models import AuditEvent, Backup, OperationLock
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def manage(capsys, *argv: str) -> Ran:
+    """Runs a command as `manage.py` would, exit code and all, in this process."""
+    command = load_command_class("backups", argv[0])
+    try:
+        command.run_from_argv(["manage.py", *argv])
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+@pytest.fixture
+def files(a4c):
+    """A small data dir: enough for files-only backups that take a fraction of a second."""
+    (a4c.data_dir / "csar" / "tosca-types" / "1.0").mkdir(parents=True)
+    (a4c.data_dir / "csar" / "tosca-types" / "1.0" / "types.yml").write_text("tosca: 1.3\n")
+    (a4c.data_dir / "artifacts").mkdir()
+    (a4c.data_dir / "artifacts" / "install.sh").write_text("#!/bin/sh\necho hello\n")
+    (a4c.data_dir / "work").mkdir()
+    (a4c.data_dir / "work" / "cache.bin").write_bytes(b"cache")
+    return a4c
+
+
+def test_a_backup_of_demo_data_succeeds_and_says_what_it_holds(a4c, capsys):
+    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
+
+    ran = manage(capsys, "backup", "--name", "nightly", "--description", "before the upgrade")
+
+    assert ran.code == 0, ran.err
+    backup = Backup.objects.get(name="nightly")
+    assert backup.status == Backup.Status.SUCCEEDED
+    assert backup.description == "before the upgrade"
+    assert backup.index_count >= 25 and backup.file_count > 100
+    assert backup.trigger == "cli" and backup.source == "cli"
+    assert backup.actor == audit.Actor.command_line().name
+    last = ran.out.strip().splitlines()[-1]
+    assert last.startswith("backup nightly succeeded in ")
+    assert f"{backup.index_count} indices ({backup.document_count} documents)" in last
+    assert "elasticsearch: snapshot" in ran.out and "files" in ran.out  # plain progress lines
+    assert ran.err == ""
+    assert AuditEvent.objects.filter(
+        action="backup.run", outcome="succeeded", actor=backup.actor, source="cli"
+    ).exists()
+
+
+def test_json_output_is_progress_lines_then_one_summary_object(files, capsys):
+    ran = manage(capsys, "backup", "--name", "scripted", "--files-only", "--json")
+
+    assert ran.code == 0, ran.err
+    lines = [json.loads(line) for line in ran.out.splitlines()]
+    progress, result = lines[:-1], lines[-1]
+    assert progress and all(p["event"] == "progress" and p["kind"] == "backup" for p in progress)
+    assert "files" in {p["phase"] for p in progress}
+    assert result["name"] == "scripted" and result["status"] == "succeeded"
+    assert result["files"] is True and result["elasticsearch"] is False
+    assert result["file_count"] == 2  # the cache in work/ is left out
+    assert result["id"] == Backup.objects.get(name="scripted").pk
+
+
+def test_files_only_and_elasticsearch_only_together_are_refused_in_one_line(files, capsys):
+    ran = manage(capsys, "backup", "--files-only", "--elasticsearch-only")
+
+    assert ran.code == cli.USAGE
+    assert ran.err.count("\n") == 1 and ran.err.startswith("error: argument")
+    assert "not allowed with" in ran.err
+    assert ran.out == ""
+    assert not Backup.objects.exists()
+
+
+def test_an_uppercase_name_is_refused_with_the_lowercase_name_to_use(files, capsys):
+    ran = manage(capsys, "backup", "--name", "Nightly")
+
+    assert ran.code == cli.USAGE
+    assert (
+        ran.err == "error: Backup names are lowercase (Elasticsearch requires it): try 'nightly'.\n"
+    )
+    assert not Backup.objects.exists()
+
+
+def test_a_name_with_a_slash_is_refused_and_leaves_no_row(files, capsys):
+    ran = manage(capsys, "backup", "--name", "a/b", "--files-only")
+
+    assert ran.code == cli.USAGE and "may not contain /" in ran.err
+    assert "Traceback" not in ran.err and ran.err.count("\n") == 1
+
+
+def test_a_taken_name_is_refused_but_unique_adds_the_date_and_time(files, capsys):
+    assert manage(capsys, "backup", "--name", "weekly", "--files-only").code == 0
+
+    again = manage(capsys, "backup", "--name", "weekly", "--files-only")
+    unique = manage(capsys, "backup", "--name", "weekly", "--files-only", "--unique", "--json")
+
+    assert again.code == cli.USAGE and "exists already" in again.err
+    second = json.loads(unique.out.splitlines()[-1])["name"]
+    assert unique.code == 0 and second.startswith("weekly-") and len(second) == len("weekly-") + 15
+
+
+def test_indices_chosen_with_files_only_are_a_usage_error(files, capsys):
+    ran = manage(capsys, "backup", "--files-only", "--index", "application")
+
+    assert ran.code == cli.USAGE and "Elasticsearch is left out" in ran.err
+
+
+def test_a_backup_while_another_operation_runs_exits_busy_naming_it(files, capsys, cli_actor):
+    holder = operations.request_backup(
+        cli_actor, name="holding-the-lock", include_elasticsearch=False
+    )
+
+    ran = manage(capsys, "backup", "--files-only", "--name", "second")
+
+    assert ran.code == cli.BUSY
+    assert "holding-the-lock" in ran.err and ran.err.count("\n") == 1
+    assert not Backup.objects.filter(name="second").exists()
+    assert AuditEvent.objects.filter(action="backup.create", outcome="refused").exists()
+    operations.cancel("backup", holder.pk, cli_actor)
+
+
+def test_wait_lock_waits_for_the_running_operation_to_end(files, capsys, cli_actor):
+    holder = operations.request_backup(cli_actor, name="short", include_elasticsearch=False)
+    import threading
+
+    from django.db import connection
+
+    def finish_soon():
+        time.sleep(1)
+        operations.run_backup(holder.pk)
+        connection.close()
+
+    thread = threading.Thread(target=finish_soon)
+    thread.start()
+    ran = manage(capsys, "backup", "--files-only", "--name", "after", "--wait-lock", "30")
+    thread.join()
+
+    assert ran.code == 0, ran.err
+    assert Backup.objects.get(name="after").status == Backup.Status.SUCCEEDED
+
+
+def test_a_backup_that_fails_exits_1_with_the_rows_message(a4c, capsys):
+    ran = manage(capsys, "backup", "--name", "nothing-there", "--index", a4c.index("nope-*"))
+
+    assert ran.code == cli.FAILED
+    backup = Backup.objects.get(name="nothing-there")
+    assert backup.status == Backup.Status.FAILED
+    assert ran.err.strip() == f"error: backup nothing-there failed: {backup.error_message}"
+    assert OperationLock.objects.get(pk=1).kind == ""
+
+
+def test_ctrl_c_stops_the_backup_cleanly_and_frees_the_lock(files, capsys, settings, monkeypatch):
+    settings.A4C_HEARTBEAT_SECONDS = 0.05
+    for number in range(50):
+        (files.data_dir / "artifacts" / f"file-{number}.txt").write_text(f"content {number}")
+    original = cli.Reporter.__call__
+
+    def interrupted_once_files_are_read(self, run):
+        if run.phase == "files" and not run.cancel_requested:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+            # The handler asks for the cancel from a thread; the heartbeat then notices it.
+            deadline = time.monotonic() + 10
+            while not Backup.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                assert time.monotonic() < deadline, "the cancel was never asked for"
+                time.sleep(0.02)
+            run.cancel_requested = True
+            time.sleep(0.3)
+        original(self, run)
+
+    monkeypatch.setattr(cli.Reporter, "__call__", interrupted_once_files_are_read)
+    handler_before = signal.getsignal(signal.SIGINT)
+
+    ran = manage(capsys, "backup", "--name", "interrupted", "--files-only")
+
+    assert ran.code == cli.FAILED
+    assert Backup.objects.get(name="interrupted").status == Backup.Status.CANCELLED
+    assert "stopping the backup cleanly" in ran.err
+    assert "error: backup interrupted cancelled" in ran.err
+    assert OperationLock.objects.get(pk=1).kind == ""
+    assert signal.getsignal(signal.SIGINT) is handler_before
+
+
+def test_queue_hands_the_backup_to_a_real_worker_and_wait_follows_it(
+    files, capsys, start_worker, worker_env
+):
+    start_worker(**worker_env)
+
+    queued = manage(capsys, "backup", "--name", "queued", "--files-only", "--queue")
+    followed = manage(
+        capsys,
+        "backup",
+        "--name",
+        "followed",
+        "--files-only",
+        "--queue",
+        "--wait",
+        "--json",
+        "--wait-lock",
+        "30",
+    )  # the first one holds the lock a moment
+
+    assert queued.code == 0, queued.err
+    assert "queued backup queued for a Celery worker" in queued.out
+    assert "follow it with `manage.py show queued`" in queued.out
+    assert followed.code == 0, followed.err
+    result = json.loads(followed.out.splitlines()[-1])
+    assert result["name"] == "followed" and result["status"] == "succeeded"
+    backup = Backup.objects.get(name="followed")
+    assert backup.task_id and backup.actor == audit.Actor.command_line().name
+    deadline = time.monotonic() + 30
+    while Backup.objects.get(name="queued").status != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert Backup.objects.get(name="queued").status == Backup.Status.SUCCEEDED
+    runs = AuditEvent.objects.filter(action="backup.run", outcome="succeeded")
+    assert set(runs.values_list("target", flat=True)) == {"queued", "followed"}
+    assert set(runs.values_list("source", flat=True)) == {"cli"}
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_and_ended_with_a_newline():
+    class Terminal:
+        def __init__(self):
+            self.text = ""
+
+        def write(self, text, ending="\n"):
+            self.text += text + ending
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    reporter = cli.Reporter.for_options(terminal, {"json": False})
+    run = Backup(name="bar", phase="files", files_done=5, files_total=10, status="running")
+
+    reporter(run)
+    reporter.finish()
+
+    assert reporter.mode == "bar"
+    assert terminal.text.startswith("\r[") and "50% files 5/10 files" in terminal.text
+    assert terminal.text.endswith("\n")

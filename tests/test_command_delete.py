@@ -1,0 +1,69 @@
+"""manage.py delete: removes a backup, after a confirmation a script gives with --yes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.management import load_command_class
+
+from backups import cli, operations
+from backups.models import Backup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def manage(capsys, *argv: str) -> Ran:
+    """Runs a command as `manage.py` would, exit code and all, in this process."""
+    command = load_command_class("backups", argv[0])
+    try:
+        command.run_from_argv(["manage.py", *argv])
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+@pytest.fixture
+def backup(a4c, cli_actor) -> Backup:
+    index = a4c.index("user")
+    a4c.cluster.create_index(index, mappings={}, settings={"number_of_replicas": 0})
+    a4c.cluster.bulk_index(index, [("admin", {"username": "admin"})])
+    (a4c.data_dir / "artifacts").mkdir()
+    (a4c.data_dir / "artifacts" / "only-here.bin").write_bytes(b"unique content")
+    return operations.run_backup(operations.request_backup(cli_actor, name="old").pk)
+
+
+def test_delete_with_yes_removes_the_snapshot_and_the_manifest(backup, a4c, capsys, settings):
+    ran = manage(capsys, "delete", "old", "--yes")
+
+    assert ran.code == 0, ran.err
+    assert ran.out == "deleted backup old\n"
+    assert Backup.objects.get(name="old").status == Backup.Status.DELETED
+    assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "old") is None
+    assert not operations.store().has_manifest("old")
+
+
+def test_delete_without_a_terminal_or_yes_is_refused(backup, capsys):
+    ran = manage(capsys, "delete", "old")
+
+    assert ran.code == cli.USAGE and "pass --yes" in ran.err
+    assert Backup.objects.get(name="old").status == Backup.Status.SUCCEEDED
+
+
+def test_deleting_a_deleted_backup_is_a_usage_error_and_an_unknown_one_not_found(backup, capsys):
+    assert manage(capsys, "delete", "old", "--yes").code == 0
+
+    again = manage(capsys, "delete", "old", "--yes")
+    unknown = manage(capsys, "delete", "never", "--yes")
+
+    assert again.code == cli.USAGE and "already deleted" in again.err
+    assert unknown.code == cli.NOT_FOUND

@@ -1,0 +1,86 @@
+"""manage.py doctor: prints every check with its fix; exit 1 when one fails."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from django.core.management import load_command_class
+
+from backups import cli, elastic
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def manage(capsys, *argv: str) -> Ran:
+    """Runs a command as `manage.py` would, exit code and all, in this process."""
+    command = load_command_class("backups", argv[0])
+    try:
+        command.run_from_argv(["manage.py", *argv])
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+@pytest.fixture
+def installed(a4c):
+    (a4c.data_dir / "artifacts").mkdir()
+    (a4c.data_dir / "artifacts" / "a.bin").write_bytes(b"a")
+    return a4c
+
+
+def test_doctor_exits_0_when_nothing_fails_even_with_warnings(installed, capsys):
+    ran = manage(capsys, "doctor", "--worker-timeout", "0.2", "--json")
+
+    assert ran.code == 0, ran.out + ran.err
+    report = json.loads(ran.out)
+    assert report["ok"] is True
+    levels = {c["name"]: c["level"] for c in report["checks"]}
+    assert levels["Elasticsearch"] != "error" and levels["Last backup"] == "warning"
+
+
+def test_doctor_exits_1_naming_the_failed_checks_and_printing_their_fix(
+    installed, capsys, settings, tmp_path
+):
+    settings.A4C_DATA_DIR = tmp_path / "moved-away"
+
+    ran = manage(capsys, "doctor", "--worker-timeout", "0.2")
+
+    assert ran.code == cli.FAILED
+    lines = ran.out.splitlines()
+    failed = next(i for i, line in enumerate(lines) if line.startswith("[FAIL] Data dir"))
+    assert "fix: Point A4C_DATA_DIR" in lines[failed + 1]
+    assert ran.err == "error: 1 check failed: Data dir\n"
+
+
+@pytest.fixture
+def fresh_cluster():
+    elastic.cluster.cache_clear()
+    yield
+    elastic.cluster.cache_clear()
+
+
+def test_a_broken_setting_stops_other_commands_but_doctor_reports_it(
+    installed, capsys, settings, fresh_cluster
+):
+    settings.A4C_ES_URLS = ["http://localhost:9300"]
+
+    listing = manage(capsys, "backups")
+    doctor = manage(capsys, "doctor", "--worker-timeout", "0.2", "--json")
+
+    assert listing.code == cli.USAGE
+    assert listing.err.startswith("error: configuration: A4C_ES_URLS") and "9300" in listing.err
+    assert listing.err.count("\n") == 1
+    assert doctor.code == cli.FAILED
+    checks = {c["name"]: c for c in json.loads(doctor.out)["checks"]}
+    assert checks["Settings"]["level"] == "error" and "REST port" in checks["Settings"]["summary"]

@@ -1,0 +1,211 @@
+"""manage.py prune and the retention rules of backups/retention.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import load_command_class
+from django.utils import timezone as django_timezone
+
+from backups import cli, operations, retention
+from backups.models import Backup, RestoreRun
+
+NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
+with_database = pytest.mark.django_db(transaction=True)  # the rules themselves need none
+
+
+def day(n: int) -> datetime:
+    """n days before NOW."""
+    return NOW - timedelta(days=n)
+
+
+def nightly(*ages: int, status: str = "succeeded", **fields) -> list[retention.Candidate]:
+    return [
+        retention.Candidate(
+            id=1000 * (fields.get("safety", False) + 1) + age,
+            name=f"b-{age}",
+            status=status,
+            created_at=day(age),
+            **fields,
+        )
+        for age in ages
+    ]
+
+
+def going(verdicts) -> list[str]:
+    return [v.backup.name for v in retention.to_delete(verdicts)]
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+
+def test_keep_last_keeps_the_n_newest_succeeded_backups():
+    verdicts = retention.select(nightly(1, 2, 3, 4, 5), keep_last=3, now=NOW)
+
+    assert going(verdicts) == ["b-5", "b-4"]  # oldest first, the order they are deleted in
+
+
+def test_older_than_deletes_only_what_is_older():
+    verdicts = retention.select(nightly(1, 10, 40, 50), older_than=timedelta(days=30), now=NOW)
+
+    assert going(verdicts) == ["b-50", "b-40"]
+
+
+def test_with_both_rules_a_backup_goes_only_when_both_allow_it():
+    verdicts = retention.select(
+        nightly(1, 2, 3, 40, 50), keep_last=4, older_than=timedelta(days=30), now=NOW
+    )
+
+    assert going(verdicts) == ["b-50"]  # b-40 is one of the 4 newest
+
+
+def test_the_newest_succeeded_backup_is_kept_even_when_everything_is_old():
+    verdicts = retention.select(nightly(100, 200), older_than=timedelta(days=1), now=NOW)
+
+    assert going(verdicts) == ["b-200"]
+    assert next(v for v in verdicts if not v.delete).reason == "the newest succeeded backup"
+
+
+def test_pinned_and_protected_backups_are_never_deleted():
+    backups = [
+        *nightly(1),
+        *nightly(50, pinned=True),
+        *nightly(60, protected="safety backup of the newest restore"),
+        *nightly(70),
+    ]
+
+    verdicts = retention.select(backups, keep_last=1, now=NOW)
+
+    assert going(verdicts) == ["b-70"]
+    reasons = {v.backup.name: v.reason for v in verdicts}
+    assert reasons["b-50"] == "pinned" and reasons["b-60"].startswith("safety backup")
+
+
+def test_failures_never_push_good_backups_out():
+    backups = nightly(1, 2, 3, status="failed") + nightly(10, 11, 12)
+
+    verdicts = retention.select(backups, keep_last=2, now=NOW)
+
+    assert going(verdicts) == ["b-12"]  # failures newer than the kept ones stay, for the record
+
+
+def test_safety_backups_neither_count_as_kept_nor_as_the_newest():
+    backups = nightly(1, safety=True) + nightly(5, 6)
+
+    verdicts = retention.select(backups, keep_last=1, now=NOW)
+
+    assert going(verdicts) == ["b-6"]
+    newest = next(v for v in verdicts if v.backup.name == "b-5")
+    assert newest.reason == "the newest succeeded backup"
+
+
+def test_running_and_deleted_backups_are_not_considered():
+    backups = nightly(1) + nightly(50, status="running") + nightly(60, status="deleted")
+
+    verdicts = retention.select(backups, keep_last=1, now=NOW)
+
+    assert [v.backup.name for v in verdicts] == ["b-1"]
+
+
+@pytest.mark.parametrize(
+    ("keep_last", "older_than", "message"),
+    [(None, None, "say what to keep"), (0, None, "1 or more"), (None, timedelta(0), "more than 0")],
+)
+def test_a_rule_that_cannot_be_applied_says_why(keep_last, older_than, message):
+    with pytest.raises(ValueError, match=message):
+        retention.check_rule(keep_last, older_than)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def manage(capsys, *argv: str) -> Ran:
+    """Runs a command as `manage.py` would, exit code and all, in this process."""
+    command = load_command_class("backups", argv[0])
+    try:
+        command.run_from_argv(["manage.py", *argv])
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+@pytest.fixture
+def weeks(a4c, cli_actor):
+    """Five files-only backups taken 0, 10, 20, 30 and 40 days ago; the 30-day one pinned."""
+    (a4c.data_dir / "csar").mkdir()
+    now = django_timezone.now()
+    for age in (40, 30, 20, 10, 0):
+        (a4c.data_dir / "csar" / f"day-{age}.yml").write_text(f"written {age} days ago")
+        backup = operations.request_backup(
+            cli_actor, name=f"day-{age}", include_elasticsearch=False
+        )
+        operations.run_backup(backup.pk)
+        Backup.objects.filter(pk=backup.pk).update(created_at=now - timedelta(days=age))
+    Backup.objects.filter(name="day-30").update(pinned=True)
+    return a4c
+
+
+@with_database
+def test_a_dry_run_lists_exactly_what_would_go_and_deletes_nothing(weeks, capsys):
+    ran = manage(capsys, "prune", "--keep-last", "2", "--dry-run")
+
+    assert ran.code == 0, ran.err
+    lines = ran.out.splitlines()
+    assert lines[0] == "would delete 2 backups:"
+    assert [line.split()[0] for line in lines[1:3]] == ["day-40", "day-20"]
+    assert "older than the 2 newest succeeded backups" in lines[1]
+    assert "day-30  pinned" in ran.out
+    assert Backup.objects.filter(status="succeeded").count() == 5
+
+
+@with_database
+def test_prune_deletes_what_the_rule_selects_and_keeps_the_rest(weeks, capsys):
+    blobs_before = sum(1 for p in (operations.store().root / "blobs").rglob("*") if p.is_file())
+
+    ran = manage(capsys, "prune", "--older-than", "15", "--yes", "--json")
+
+    assert ran.code == 0, ran.err
+    result = json.loads(ran.out)
+    assert result["deleted"] == ["day-40", "day-20"] and result["failed"] == []
+    assert {v["name"] for v in result["kept"]} == {"day-0", "day-10", "day-30"}
+    left = set(Backup.objects.filter(status="succeeded").values_list("name", flat=True))
+    assert left == {"day-0", "day-10", "day-30"}
+    blobs_after = sum(1 for p in (operations.store().root / "blobs").rglob("*") if p.is_file())
+    assert blobs_after == blobs_before  # every file is still in a kept backup
+
+
+@with_database
+def test_the_safety_backup_of_the_newest_restore_is_kept(weeks, capsys, cli_actor):
+    run = operations.run_restore(operations.request_restore("day-0", cli_actor, scope="files").pk)
+    Backup.objects.filter(pk=run.safety_backup_id).update(
+        created_at=django_timezone.now() - timedelta(days=50)
+    )
+    assert RestoreRun.objects.get().safety_backup_id == run.safety_backup_id
+
+    ran = manage(capsys, "prune", "--older-than", "15", "--dry-run", "--json")
+
+    kept = {v["name"]: v["reason"] for v in json.loads(ran.out)["keep"]}
+    assert kept[run.safety_backup.name].startswith("safety backup of the newest restore")
+
+
+@with_database
+def test_prune_without_a_rule_or_without_yes_is_refused(weeks, capsys):
+    no_rule = manage(capsys, "prune")
+    no_yes = manage(capsys, "prune", "--keep-last", "1")
+
+    assert no_rule.code == cli.USAGE and "--keep-last N, --older-than DAYS" in no_rule.err
+    assert no_yes.code == cli.USAGE and "pass --yes" in no_yes.err
+    assert no_yes.out == ""
+    assert Backup.objects.filter(status="succeeded").count() == 5

@@ -1,0 +1,232 @@
+"""manage.py restore: the plan, the confirmation, the run and every way it can be refused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core.management import load_command_class
+
+from backups import cli, demo, operations
+from backups.models import AuditEvent, Backup, RestoreRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def manage(capsys, *argv: str) -> Ran:
+    """Runs a command as `manage.py` would, exit code and all, in this process."""
+    command = load_command_class("backups", argv[0])
+    try:
+        command.run_from_argv(["manage.py", *argv])
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file under root with its content's hash, caches left out."""
+    found = {}
+    for dirpath, _dirs, names in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        if rel.split(os.sep)[0] in ("work", "tmp", "upload"):
+            continue
+        for name in names:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                found[os.path.join(rel, name)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+class Terminal(io.StringIO):
+    """A stdin with a person behind it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def files(a4c):
+    (a4c.data_dir / "csar").mkdir()
+    (a4c.data_dir / "csar" / "types.yml").write_text("tosca: 1.3\n")
+    (a4c.data_dir / "plugins").mkdir()
+    (a4c.data_dir / "plugins" / "plugin.yml").write_text("id: p1\n")
+    return a4c
+
+
+@pytest.fixture
+def files_backup(files, cli_actor) -> Backup:
+    backup = operations.request_backup(cli_actor, name="files-1", include_elasticsearch=False)
+    return operations.run_backup(backup.pk)
+
+
+def test_a_restore_brings_back_indices_and_files_and_names_its_safety_backup(
+    a4c, capsys, cli_actor
+):
+    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
+    before_docs = {
+        i: a4c.documents(i[len(a4c.prefix) :]) for i in a4c.cluster.indices([a4c.prefix + "*"])
+    }
+    before_files = tree(a4c.data_dir)
+    operations.run_backup(operations.request_backup(cli_actor, name="before").pk)
+    a4c.cluster.client.indices.delete(index=a4c.index("plugin"))
+    a4c.cluster.client.index(
+        index=a4c.index("user"), id="intruder", document={"username": "intruder"}, refresh=True
+    )
+    (a4c.data_dir / "artifacts" / "added-later.bin").write_bytes(b"later")
+    next(p for p in (a4c.data_dir / "images").iterdir()).unlink()
+
+    ran = manage(capsys, "restore", "before", "--yes")
+
+    assert ran.code == 0, ran.err
+    after_docs = {
+        i: a4c.documents(i[len(a4c.prefix) :]) for i in a4c.cluster.indices([a4c.prefix + "*"])
+    }
+    assert after_docs == before_docs
+    assert tree(a4c.data_dir) == before_files
+    run = RestoreRun.objects.get()
+    assert run.status == RestoreRun.Status.SUCCEEDED and run.source == "cli"
+    assert f"replace  {a4c.index('user')}" in ran.out  # the plan came first
+    assert f"create   {a4c.index('plugin')}" in ran.out
+    last = ran.out.strip().splitlines()[-1]
+    assert last.startswith(f"restore #{run.pk} of before succeeded in ")
+    assert run.safety_backup.name in last and f"manage.py rollback {run.pk}" in last
+
+
+def test_a_dry_run_prints_the_plan_as_json_and_changes_nothing(files_backup, files, capsys):
+    (files.data_dir / "csar" / "extra.yml").write_text("added after the backup")
+
+    ran = manage(capsys, "restore", "files-1", "--scope", "files", "--dry-run", "--json")
+
+    assert ran.code == 0, ran.err
+    plan = json.loads(ran.out)["plan"]
+    assert plan["backup"] == "files-1" and plan["scope"] == "files"
+    assert plan["files"]["removed"] == 1 and plan["files"]["mode"] == "mirror"
+    assert (files.data_dir / "csar" / "extra.yml").exists()
+    assert not RestoreRun.objects.exists()
+
+
+def test_merge_keeps_files_the_backup_does_not_hold(files_backup, files, capsys):
+    (files.data_dir / "csar" / "extra.yml").write_text("added after the backup")
+    (files.data_dir / "csar" / "types.yml").write_text("changed")
+
+    ran = manage(capsys, "restore", "files-1", "--scope", "files", "--merge", "--yes")
+
+    assert ran.code == 0, ran.err
+    assert (files.data_dir / "csar" / "types.yml").read_text() == "tosca: 1.3\n"
+    assert (files.data_dir / "csar" / "extra.yml").exists()
+    assert RestoreRun.objects.get().file_mode == "merge"
+
+
+def test_without_a_terminal_and_without_yes_the_restore_is_refused_before_anything(
+    files_backup, capsys
+):
+    ran = manage(capsys, "restore", "files-1")
+
+    assert ran.code == cli.USAGE
+    assert ran.err == (
+        "error: restoring files-1 needs confirmation and there is no terminal to ask on: "
+        "pass --yes to go ahead without a prompt\n"
+    )
+    assert ran.out == "" and not RestoreRun.objects.exists()
+
+
+def test_on_a_terminal_a_wrong_answer_changes_nothing(files_backup, files, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal("yes\n"))
+    (files.data_dir / "csar" / "extra.yml").write_text("kept")
+
+    ran = manage(capsys, "restore", "files-1", "--scope", "files")
+
+    assert ran.code == cli.FAILED
+    assert "Type its name to go on" in ran.err and "not confirmed (yes)" in ran.err
+    assert "removed   1 files" in ran.out  # the plan was shown before the question
+    assert (files.data_dir / "csar" / "extra.yml").exists()
+    assert not RestoreRun.objects.exists()
+
+
+def test_on_a_terminal_typing_the_name_restores(files_backup, files, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal("files-1\n"))
+    (files.data_dir / "csar" / "extra.yml").write_text("goes")
+
+    ran = manage(capsys, "restore", "files-1", "--scope", "files", "--no-safety-backup")
+
+    assert ran.code == 0, ran.err
+    assert not (files.data_dir / "csar" / "extra.yml").exists()
+    run = RestoreRun.objects.get()
+    assert run.safety_backup is None and run.take_safety_backup is False
+    assert "warning: no safety backup" in ran.err
+
+
+def test_an_unknown_backup_exits_4(files, capsys):
+    ran = manage(capsys, "restore", "never-taken", "--yes")
+
+    assert ran.code == cli.NOT_FOUND
+    assert ran.err.startswith("error: No backup 'never-taken'") and ran.err.count("\n") == 1
+
+
+def test_a_restore_while_another_runs_exits_3_and_names_it(files_backup, capsys, cli_actor):
+    pending = operations.request_restore(files_backup.pk, cli_actor, scope="files")
+
+    ran = manage(capsys, "restore", "files-1", "--scope", "files", "--yes")
+
+    assert ran.code == cli.BUSY
+    assert f"restore of files-1 started by {cli_actor.name}" in ran.err
+    assert RestoreRun.objects.count() == 1
+    assert AuditEvent.objects.filter(action="restore.request", outcome="refused").exists()
+    operations.cancel("restore", pending.pk, cli_actor)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scope", "files", "--index", "x"], "--index restores chosen indices"),
+        (["--rename-replacement", "new-$1"], "--rename-replacement needs --rename-pattern"),
+        (["--scope", "everything"], "argument --scope: invalid choice: 'everything'"),
+        (["--scope", "elasticsearch"], "holds no Elasticsearch snapshot"),
+        (["--rename-pattern", "(unclosed", "--scope", "files"], "not a valid regular expression"),
+    ],
+)
+def test_conflicting_or_impossible_options_are_one_usage_error(files_backup, capsys, argv, message):
+    ran = manage(capsys, "restore", "files-1", "--yes", *argv)
+
+    assert ran.code == cli.USAGE
+    assert ran.err.startswith("error: ") and ran.err.count("\n") == 1
+    assert message in ran.err
+    assert not RestoreRun.objects.exists()
+
+
+def test_newest_restores_the_newest_backup_of_a_series(files, capsys):
+    for _ in range(2):
+        assert manage(capsys, "backup", "--name", "nightly", "--unique", "--files-only").code == 0
+    newest = Backup.objects.order_by("-created_at", "-id").first()
+    assert newest.name.startswith("nightly-")
+    Backup.objects.create(name="nightly-other", status="succeeded", include_elasticsearch=False)
+
+    ran = manage(capsys, "restore", "nightly", "--newest", "--dry-run", "--json")
+
+    assert json.loads(ran.out)["plan"]["backup"] == newest.name
+
+
+def test_a_json_restore_ends_with_the_restore_summary(files_backup, capsys):
+    ran = manage(capsys, "restore", "files-1", "--scope", "files", "--yes", "--json")
+
+    assert ran.code == 0, ran.err
+    lines = [json.loads(line) for line in ran.out.splitlines()]
+    assert all(line["event"] == "progress" for line in lines[:-1])
+    result = lines[-1]
+    assert result["kind"] == "restore" and result["status"] == "succeeded"
+    assert result["backup"] == "files-1" and result["safety_backup"].startswith("safety-before")
+    assert [p["name"] for p in result["phases"]][:2] == ["plan", "safety backup"]

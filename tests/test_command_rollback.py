@@ -1,0 +1,81 @@
+"""manage.py rollback: puts back the safety backup a restore took."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+from django.core.management import load_command_class
+
+from backups import cli, operations
+from backups.models import RestoreRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def manage(capsys, *argv: str) -> Ran:
+    """Runs a command as `manage.py` would, exit code and all, in this process."""
+    command = load_command_class("backups", argv[0])
+    try:
+        command.run_from_argv(["manage.py", *argv])
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return Ran(code, out, err)
+
+
+@pytest.fixture
+def restored(a4c, cli_actor):
+    """A small install backed up, changed, then restored: the restore a rollback undoes."""
+    index = a4c.index("application")
+    a4c.cluster.create_index(index, mappings={}, settings={"number_of_replicas": 0})
+    a4c.cluster.bulk_index(index, [("a", {"name": "first"}), ("b", {"name": "second"})])
+    (a4c.data_dir / "csar").mkdir()
+    (a4c.data_dir / "csar" / "types.yml").write_text("as backed up")
+    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    a4c.cluster.bulk_index(index, [("c", {"name": "made after the backup"})])
+    (a4c.data_dir / "csar" / "types.yml").write_text("changed after the backup")
+    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.run_restore(run.pk)
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    assert set(a4c.documents("application")) == {"a", "b"}
+    return run
+
+
+def test_rollback_puts_back_what_the_restore_replaced(restored, a4c, capsys):
+    ran = manage(capsys, "rollback", str(restored.pk), "--yes", "--json")
+
+    assert ran.code == 0, ran.err
+    result = json.loads(ran.out.splitlines()[-1])
+    assert result["kind"] == "restore" and result["status"] == "succeeded"
+    assert result["rollback_of"] == restored.pk
+    assert result["backup"] == restored.safety_backup.name
+    assert set(a4c.documents("application")) == {"a", "b", "c"}
+    assert (a4c.data_dir / "csar" / "types.yml").read_text() == "changed after the backup"
+    restored.refresh_from_db()
+    assert restored.rolled_back
+    again = manage(capsys, "rollback", str(restored.pk), "--yes")
+    assert again.code == cli.USAGE and "already rolled back" in again.err
+
+
+def test_rollback_asks_for_confirmation_when_no_yes_is_given(restored, capsys):
+    ran = manage(capsys, "rollback", str(restored.pk))
+
+    assert ran.code == cli.USAGE and "pass --yes" in ran.err
+    assert RestoreRun.objects.count() == 1
+
+
+@pytest.mark.parametrize(("argument", "code"), [("999999", cli.NOT_FOUND), ("last", cli.USAGE)])
+def test_an_unknown_or_malformed_restore_number_is_refused(a4c, capsys, argument, code):
+    ran = manage(capsys, "rollback", argument, "--yes")
+
+    assert ran.code == code and ran.err.startswith("error: ") and ran.err.count("\n") == 1
