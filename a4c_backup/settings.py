@@ -136,7 +136,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
         "backups": {"handlers": ["console"], "level": env.str("A4C_LOG_LEVEL", default="INFO")},
-        "elastic_transport": {"handlers": ["console"], "level": "WARNING"},
+        # Node failures are reported by our own errors; the transport's warnings are noise in cron mail.
+        "elastic_transport": {"handlers": ["console"], "level": "ERROR"},
     },
 }
 
@@ -192,6 +193,21 @@ A4C_POLL_SECONDS = env.float("A4C_POLL_SECONDS", default=0.5)
 A4C_SERVER_URL = env.str("A4C_SERVER_URL", default="")
 A4C_LAST_BACKUP_MAX_AGE_HOURS = env.float("A4C_LAST_BACKUP_MAX_AGE_HOURS", default=26.0)
 
+# --- Schedules, retention, notifications, metrics ----------------------------------------
+# How often the scheduler looks for due policies (a policy edited in the console is seen at the
+# next look, without restarting anything).
+A4C_SCHEDULER_TICK_SECONDS = env.float("A4C_SCHEDULER_TICK_SECONDS", default=15.0)
+# Safety backups taken before restores: how many of the newest are kept.
+A4C_SAFETY_BACKUPS_KEEP = env.int("A4C_SAFETY_BACKUPS_KEEP", default=5)
+A4C_NOTIFY_EMAILS = env.list("A4C_NOTIFY_EMAILS", default=[])
+A4C_NOTIFY_WEBHOOK_URL = env.str("A4C_NOTIFY_WEBHOOK_URL", default="")
+A4C_NOTIFY_TIMEOUT = env.float("A4C_NOTIFY_TIMEOUT", default=5.0)
+# /metrics answers only requests bearing this token ("Authorization: Bearer ..." or ?token=);
+# empty turns the endpoint off.
+A4C_METRICS_TOKEN = env.str("A4C_METRICS_TOKEN", default="")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="a4c-backup@localhost")
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=CELERY_BROKER_URL)
@@ -203,4 +219,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BEAT_SCHEDULE = {
     "recover-stale-runs": {"task": "backups.tasks.recover_stale_runs", "schedule": 15.0},
+    "run-due-policies": {
+        "task": "backups.tasks.run_due_policies",
+        "schedule": A4C_SCHEDULER_TICK_SECONDS,
+    },
+    "check-recent-backup": {"task": "backups.tasks.check_recent_backup", "schedule": 300.0},
 }

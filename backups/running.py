@@ -130,9 +130,14 @@ class Runner:
         if self.on_progress:
             self.on_progress(self.run)
 
-    def phase(self, name: str) -> None:
+    COUNTERS = ("shards_done", "shards_total", "bytes_done", "bytes_total", "files_done", "files_total")
+
+    def phase(self, name: str, *, reset_counters: bool = False) -> None:
+        """Starts a phase; a phase that counts work of its own starts its counters at zero."""
         self.check()
-        fields = {"phase": name}
+        fields: dict = {"phase": name}
+        if reset_counters:
+            fields.update(dict.fromkeys(self.COUNTERS, 0))
         if hasattr(self.run, "phases"):
             now = timezone.now().isoformat()
             phases = [dict(p) for p in self.run.phases]
@@ -155,19 +160,7 @@ class Runner:
     def flush(self, **counters) -> None:
         for name, value in counters.items():
             setattr(self.run, name, value)
-        self.update(
-            **{
-                k: getattr(self.run, k)
-                for k in (
-                    "shards_done",
-                    "shards_total",
-                    "bytes_done",
-                    "bytes_total",
-                    "files_done",
-                    "files_total",
-                )
-            }
-        )
+        self.update(**{k: getattr(self.run, k) for k in self.COUNTERS})
 
     def check(self) -> None:
         """Raises Cancelled once someone asked this run to stop."""

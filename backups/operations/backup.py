@@ -10,7 +10,7 @@ from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
 from django.utils import timezone
 
-from .. import audit, elastic, running
+from .. import audit, elastic, notify, running
 from ..audit import Actor
 from ..errors import BackupError, Busy, Cancelled, ElasticError, InvalidInput
 from ..models import Backup
@@ -133,13 +133,17 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
         with running.Runner(backup, progress) as runner:
             _perform_backup(backup, runner)
     except Cancelled as exc:
-        _end_backup(backup, Backup.Status.CANCELLED, str(exc))
+        _end_backup(backup, Backup.Status.CANCELLED, str(exc), free_blobs=True)
         audit.record(
             actor, "backup.run", target=backup.name, outcome=Outcome.CANCELLED, backup=backup
         )
     except Exception as exc:
         _end_backup(
-            backup, Backup.Status.FAILED, str(exc), getattr(exc, "detail", "") or _short_trace()
+            backup,
+            Backup.Status.FAILED,
+            str(exc),
+            getattr(exc, "detail", "") or _short_trace(),
+            free_blobs=True,
         )
         audit.record(
             actor,
@@ -165,13 +169,37 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
             },
         )
     finally:
-        running.release("backup", backup.pk)
+        # Released only once the row is final: an interrupted process (Ctrl-C, SystemExit)
+        # leaves its run and the lock to recover_stale_runs, so nothing starts over it.
+        if not type(backup).objects.filter(pk=backup.pk, status__in=type(backup).ACTIVE).exists():
+            running.release("backup", backup.pk)
     backup.refresh_from_db()
+    if backup.status == Backup.Status.FAILED:
+        notify.notify(
+            "backup.failed",
+            f"Backup {backup.name} failed",
+            backup.error_message,
+            {"backup": backup.name, "trigger": backup.trigger, "actor": backup.actor},
+        )
+    if backup.policy_id:
+        from .policies import after_policy_backup
+
+        try:
+            after_policy_backup(backup.pk)
+        except BackupError as exc:  # retention trouble never turns a good backup into a bad one
+            log.warning("retention after %s failed: %s", backup.name, exc)
     return backup
 
 
-def _end_backup(backup: Backup, status: str, message: str, detail: str = "") -> None:
-    """Records a failed or cancelled backup and removes what it had half written."""
+def _end_backup(
+    backup: Backup, status: str, message: str, detail: str = "", *, free_blobs: bool = False
+) -> None:
+    """Records a failed or cancelled backup and removes what it had half written.
+
+    With free_blobs (only while this process holds the lock for it), the blobs it stored that
+    no other backup names are removed too: a backup that filled the disk must not leave it
+    full for the next one, or for the safety backup of a restore.
+    """
     cleanup = []
     if backup.snapshot_name:
         try:
@@ -183,6 +211,11 @@ def _end_backup(backup: Backup, status: str, message: str, detail: str = "") -> 
         store().delete_manifest(backup.name)
     except BackupError as exc:
         cleanup.append(f"the partial manifest could not be removed: {exc}")
+    if free_blobs and backup.include_files:
+        try:
+            store().collect_garbage()
+        except BackupError as exc:
+            cleanup.append(f"the blobs it stored could not be freed: {exc}")
     if cleanup:
         message = f"{message} Also, {'; '.join(cleanup)}."
     Backup.objects.filter(pk=backup.pk).update(
@@ -232,7 +265,7 @@ def _backup_elasticsearch(
     )
     if not found:
         return
-    runner.phase("elasticsearch: snapshot")
+    runner.phase("elasticsearch: snapshot", reset_counters=True)
     metadata = {"a4c_backup": backup.name, "requested_by": backup.actor, "trigger": backup.trigger}
     cluster.start_snapshot(
         repository, backup.name, list(found), metadata, settings.A4C_INCLUDE_GLOBAL_STATE
@@ -296,7 +329,7 @@ def _backup_files(backup: Backup, runner: running.Runner) -> None:
             f"The A4C data dir {data_dir} does not exist "
             f"(A4C_DATA_DIR, from {settings.A4C_DATA_DIR_SOURCE})."
         )
-    runner.phase("files")
+    runner.phase("files", reset_counters=True)
 
     def on_progress(p) -> None:
         runner.progress(

@@ -88,11 +88,13 @@ def _short_trace() -> str:
 
 
 def _get_backup(backup_id: int | str) -> Backup:
+    # A name first: "20250101" is a valid name, and a number only when no backup is named so.
+    found = Backup.objects.filter(name=str(backup_id)).first()
+    if found is not None:
+        return found
     try:
-        if isinstance(backup_id, str) and not backup_id.isdigit():
-            return Backup.objects.get(name=backup_id)
         return Backup.objects.get(pk=int(backup_id))
-    except (Backup.DoesNotExist, ValueError):
+    except (Backup.DoesNotExist, ValueError, TypeError):
         raise NotFound(
             f"No backup {backup_id!r}: list them with `manage.py backups` or on the Backups page."
         ) from None

@@ -70,7 +70,8 @@ def plan_restore(
         raise InvalidInput("Choose at least one index to restore, or restore everything.")
     if chosen and scope != RestoreRun.Scope.INDICES:
         raise InvalidInput("Indices can only be chosen with the 'indices' scope.")
-    if es_part and not backup.include_elasticsearch:
+    # "all" means everything this backup holds; a part asked for by name must be there.
+    if es_part and not backup.include_elasticsearch and scope != RestoreRun.Scope.ALL:
         raise InvalidInput(
             f"Backup {backup.name} holds no Elasticsearch snapshot; restore its files only."
         )

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .. import audit, elastic, running
+from .. import audit, elastic, notify, running
 from ..audit import Actor
-from ..errors import BackupError, Busy, Cancelled, InvalidInput
+from ..errors import BackupError, Busy, Cancelled, IntegrityError, InvalidInput
 from ..models import Backup, RestoreRun
 from .backup import _backup_elasticsearch, _backup_files, _end_backup, _wait_for_lock
 from .common import (
@@ -145,6 +145,12 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
         backup=run.backup,
         restore=run,
     )
+    notify.notify(
+        "restore.started",
+        f"Restore of {run.backup.name} started",
+        f"{run.actor} started restore #{run.pk} of {run.backup.name} ({run.get_scope_display()}).",
+        {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "scope": run.scope},
+    )
     try:
         with running.Runner(run, progress) as runner:
             try:
@@ -164,8 +170,18 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
                     },
                 )
     finally:
-        running.release("restore", run.pk)
+        # Released only once the row is final: an interrupted process (Ctrl-C, SystemExit)
+        # leaves its run and the lock to recover_stale_runs, so nothing starts over it.
+        if not type(run).objects.filter(pk=run.pk, status__in=type(run).ACTIVE).exists():
+            running.release("restore", run.pk)
     run.refresh_from_db()
+    event = "restore.finished" if run.status == RestoreRun.Status.SUCCEEDED else "restore.failed"
+    notify.notify(
+        event,
+        f"Restore of {run.backup.name} {run.get_status_display().lower()}",
+        run.error_message or f"Restore #{run.pk} of {run.backup.name} by {run.actor} succeeded.",
+        {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "status": run.status},
+    )
     return run
 
 
@@ -248,6 +264,7 @@ def _rollback_hint(run: RestoreRun) -> str:
 def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     backup = run.backup
     es_part, files_part = _scope_touches(run.scope)
+    es_part = es_part and backup.include_elasticsearch
     files_part = files_part and backup.include_files
     runner.phase("plan")
     remove = [r["name"] for r in (run.plan.get("indices") or []) if r["action"] == "remove"]
@@ -264,6 +281,7 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     touched = [r["target"] for r in rows if r["action"] in ("replace", "remove")]
     created = [r["target"] for r in rows if r["action"] == "create"]
     runner.update(state={**run.state, "existing_touched": touched, "created": created})
+    _check_backup(backup, rows if es_part else [], files_part, runner)
 
     if run.take_safety_backup:
         runner.phase("safety backup")
@@ -274,11 +292,11 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     _run_hook(settings.A4C_PRE_RESTORE_COMMAND, "pre-restore")
     try:
         if es_part:
-            runner.phase("elasticsearch")
+            runner.phase("elasticsearch", reset_counters=True)
             runner.update(state={**run.state, "changed": True})
             _restore_indices(backup, rows, runner, plan["rename"])
         if files_part:
-            runner.phase("files")
+            runner.phase("files", reset_counters=True)
             _restore_files(run, runner)
     finally:
         _run_hook(settings.A4C_POST_RESTORE_COMMAND, "post-restore")
@@ -292,6 +310,43 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     if run.state.get("old_tree"):
         store().drop_old_tree(Path(run.state["old_tree"]))
     runner.update(status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
+
+
+def _check_backup(backup: Backup, rows: list[dict], files: bool, runner: running.Runner) -> None:
+    """Refuses a damaged backup before anything is changed, even the safety backup.
+
+    The snapshot must be there and whole, with the indices to restore; the manifest whole and
+    every blob it names present with the right hash. The files step re-hashes while copying,
+    but by then Elasticsearch would already have been restored.
+    """
+    problems: list[str] = []
+    wanted = [r["name"] for r in rows if r["action"] in ("replace", "create")]
+    if wanted:
+        repository = backup.repository or settings.A4C_ES_REPOSITORY
+        snapshot = backup.snapshot_name or backup.name
+        found = elastic.cluster().snapshot(repository, snapshot)
+        if found is None:
+            problems.append(f"snapshot {snapshot} is missing from repository {repository}")
+        elif found.get("state") != "SUCCESS":
+            problems.append(f"snapshot {snapshot} is {found.get('state')}, not SUCCESS")
+        else:
+            missing = sorted(set(wanted) - set(found.get("indices", [])))
+            if missing:
+                problems.append(f"snapshot {snapshot} lacks indices {', '.join(missing)}")
+    if files:
+
+        def on_progress(p) -> None:
+            runner.progress(files_done=p.files_done, files_total=p.files_total)
+
+        report = store().verify(backup.name, progress=on_progress, check=runner.check)
+        problems.extend(report.problems)
+    if problems:
+        raise IntegrityError(
+            f"Backup {backup.name} is damaged, so nothing was restored: "
+            + "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            + ". Verify it for the full list, and restore another backup."
+        )
 
 
 def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runner) -> Backup:
@@ -332,6 +387,7 @@ def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runn
             Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,
             str(exc),
             _short_trace(),
+            free_blobs=True,
         )
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
     sub.update(status=Backup.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
