@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backups import views_public
+
 urlpatterns = [
+    path("healthz", views_public.healthz, name="healthz"),
+    path("metrics", views_public.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("backups.urls")),

@@ -22,7 +22,23 @@ def run_restore(restore_id: int) -> str:
 
 @shared_task(name="backups.tasks.recover_stale_runs")
 def recover_stale_runs() -> list[str]:
+    operations.record_worker_heartbeat()
     return operations.recover_stale_runs()
+
+
+@shared_task(name="backups.tasks.run_due_policies")
+def run_due_policies() -> list[str]:
+    """The scheduler's tick: starts the backups of due policies on the workers."""
+    operations.record_worker_heartbeat()
+    started = operations.start_due_policies()
+    for backup in started:
+        run_backup.delay(backup.pk)
+    return [b.name for b in started]
+
+
+@shared_task(name="backups.tasks.check_recent_backup")
+def check_recent_backup() -> bool:
+    return operations.check_recent_backup()
 
 
 @shared_task(name="backups.tasks.ping")

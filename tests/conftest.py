@@ -154,7 +154,7 @@ def start_worker(celery_app, tmp_path):
 
     started = []
 
-    def start(**extra_env) -> subprocess.Popen:
+    def start(beat: bool = False, **extra_env) -> subprocess.Popen:
         env = dict(os.environ)
         env.update(
             {
@@ -186,7 +186,8 @@ def start_worker(celery_app, tmp_path):
                 TEST_QUEUE,
                 "-n",
                 name,
-            ],
+            ]
+            + (["-B", "--schedule", str(tmp_path / f"beat-{len(started)}")] if beat else []),
             cwd=django_settings.BASE_DIR,
             env=env,
             stdout=log,

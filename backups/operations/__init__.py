@@ -9,12 +9,38 @@ in backups/models.py are the truth about every operation.
 
 from .backup import request_backup, run_backup
 from .common import default_backup_name, get_backup, lock_holder, store, validate_backup_name
-from .maintenance import VerifyReport, cancel, delete_backup, recover_stale_runs, verify_backup
+from .maintenance import (
+    VerifyReport,
+    cancel,
+    delete_backup,
+    record_worker_heartbeat,
+    recover_stale_runs,
+    verify_backup,
+)
 from .plan import plan_restore
+from .policies import (
+    apply_retention,
+    check_recent_backup,
+    prune_safety_backups,
+    retention_preview,
+    run_policy_now,
+    save_policy,
+    set_paused,
+    start_due_policies,
+)
 from .restore import request_restore, request_rollback, run_restore
 
 __all__ = [
     "VerifyReport",
+    "apply_retention",
+    "check_recent_backup",
+    "prune_safety_backups",
+    "record_worker_heartbeat",
+    "retention_preview",
+    "run_policy_now",
+    "save_policy",
+    "set_paused",
+    "start_due_policies",
     "cancel",
     "default_backup_name",
     "delete_backup",

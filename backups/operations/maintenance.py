@@ -287,3 +287,12 @@ def _free_orphan_lock() -> list[str]:
         return []
     running.release(lock.kind, lock.run_id)
     return [f"lock held by finished {lock.kind} {lock.label} released"]
+
+
+def record_worker_heartbeat() -> None:
+    """A worker ran a scheduled task just now: the dashboard and /metrics read this."""
+    from ..models import SystemState
+
+    SystemState.objects.update_or_create(
+        key="worker-heartbeat", defaults={"value": {"at": timezone.now().isoformat()}}
+    )
