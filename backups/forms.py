@@ -1,0 +1,245 @@
+"""The console's forms: they turn what a person typed into the values operations take.
+
+Validation that the engine owns (backup names, restore scopes, the typed confirmation) is asked
+of backups/operations.py, so the web and the command line refuse the same things with the
+same sentences.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from . import operations
+from .errors import BackupError, InvalidInput
+from .models import AuditEvent, Backup, RestoreRun
+
+
+def check_new_name(name: str) -> str:
+    """The engine's naming rules, and not taken yet; raises InvalidInput with the sentence."""
+    operations.validate_backup_name(name)
+    if Backup.objects.filter(name=name).exists():
+        raise InvalidInput(f"A backup named {name!r} exists already; choose another name.")
+    return name
+
+
+class BackupForm(forms.Form):
+    name = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="Lowercase letters, digits and - _ . + ; leave empty for a dated name.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Why this backup."
+    )
+    include_elasticsearch = forms.BooleanField(
+        required=False, initial=True, label="Elasticsearch indices"
+    )
+    include_files = forms.BooleanField(
+        required=False, initial=True, label="Files of the data directory"
+    )
+    indices = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to back up every A4C index.",
+    )
+
+    def __init__(self, *args, index_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["indices"].choices = [(name, name) for name in index_names]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if name:
+            try:
+                check_new_name(name)
+            except InvalidInput as exc:
+                raise forms.ValidationError(exc.message) from None
+        return name
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("include_elasticsearch") and not data.get("include_files"):
+            raise forms.ValidationError("Choose what to back up: Elasticsearch, files, or both.")
+        if data.get("indices") and not data.get("include_elasticsearch"):
+            self.add_error("indices", "Indices were chosen but Elasticsearch is left out.")
+        return data
+
+
+class RestoreForm(forms.Form):
+    """What to restore. Bound from the query string to show the plan, from POST to start it."""
+
+    backup = forms.TypedChoiceField(
+        coerce=int,
+        label="Backup",
+        # Choosing another backup reloads the page: its list of indices differs.
+        widget=forms.Select(attrs={"data-reload-with": "backup"}),
+    )
+    scope = forms.ChoiceField(
+        choices=RestoreRun.Scope.choices, initial=RestoreRun.Scope.ALL, widget=forms.RadioSelect
+    )
+    indices = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Only with the scope 'Chosen indices only'.",
+    )
+    file_mode = forms.ChoiceField(
+        choices=RestoreRun.FileMode.choices,
+        initial=RestoreRun.FileMode.MIRROR,
+        widget=forms.RadioSelect,
+        label="Files",
+    )
+    safety_backup = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Take a safety backup of what will be overwritten first (allows a rollback)",
+    )
+    rename_pattern = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="Optional regular expression: restore indices under new names.",
+    )
+    rename_replacement = forms.CharField(
+        required=False, max_length=200, help_text="For example restored-$1 with the pattern (.+)"
+    )
+
+    def __init__(self, *args, backups=(), chosen: Backup | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [
+            (b.pk, f"{b.name}  ({timezone.localtime(b.created_at):%Y-%m-%d %H:%M})")
+            for b in backups
+        ]
+        if chosen is not None and all(pk != chosen.pk for pk, _ in choices):
+            choices.insert(0, (chosen.pk, chosen.name))
+        self.fields["backup"].choices = choices
+        if chosen is not None:
+            self.fields["indices"].choices = [(n, n) for n in sorted(chosen.indices or {})]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("indices") and data.get("scope") != RestoreRun.Scope.INDICES:
+            data["scope"] = RestoreRun.Scope.INDICES  # ticking indices means restoring just those
+        return data
+
+    def plan_arguments(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "scope": data["scope"],
+            "indices": data.get("indices") or [],
+            "file_mode": data["file_mode"],
+            "rename_pattern": data.get("rename_pattern", ""),
+            "rename_replacement": data.get("rename_replacement", ""),
+        }
+
+
+def _day_start(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class DateRangeMixin(forms.Form):
+    date_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def filter_dates(self, queryset: QuerySet, field: str) -> QuerySet:
+        data = self.cleaned_data
+        if data.get("date_from"):
+            queryset = queryset.filter(**{f"{field}__gte": _day_start(data["date_from"])})
+        if data.get("date_to"):
+            end = _day_start(data["date_to"] + timedelta(days=1))
+            queryset = queryset.filter(**{f"{field}__lt": end})
+        return queryset
+
+
+def _blank(choices) -> list:
+    return [("", "any"), *choices]
+
+
+class BackupFilterForm(DateRangeMixin):
+    status = forms.ChoiceField(required=False, choices=_blank(Backup.Status.choices))
+    trigger = forms.ChoiceField(required=False, choices=_blank(Backup.Trigger.choices))
+    who = forms.CharField(required=False, max_length=150, label="Who")
+    q = forms.CharField(required=False, max_length=200, label="Name")
+    field_order = ["q", "status", "trigger", "who", "date_from", "date_to"]
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        if not self.is_valid():
+            return queryset
+        data = self.cleaned_data
+        if data["status"]:
+            queryset = queryset.filter(status=data["status"])
+        if data["trigger"]:
+            queryset = queryset.filter(trigger=data["trigger"])
+        if data["who"]:
+            queryset = queryset.filter(actor__icontains=data["who"].strip())
+        if data["q"]:
+            queryset = queryset.filter(name__icontains=data["q"].strip())
+        return self.filter_dates(queryset, "created_at")
+
+
+class RestoreFilterForm(DateRangeMixin):
+    status = forms.ChoiceField(required=False, choices=_blank(RestoreRun.Status.choices))
+    who = forms.CharField(required=False, max_length=150, label="Who")
+    field_order = ["status", "who", "date_from", "date_to"]
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        if not self.is_valid():
+            return queryset
+        data = self.cleaned_data
+        if data["status"]:
+            queryset = queryset.filter(status=data["status"])
+        if data["who"]:
+            queryset = queryset.filter(actor__icontains=data["who"].strip())
+        return self.filter_dates(queryset, "created_at")
+
+
+class AuditFilterForm(DateRangeMixin):
+    person = forms.CharField(required=False, max_length=150, label="Person")
+    action = forms.CharField(
+        required=False, max_length=40, widget=forms.TextInput(attrs={"list": "audit-actions"})
+    )
+    target = forms.CharField(required=False, max_length=300)
+    outcome = forms.ChoiceField(required=False, choices=_blank(AuditEvent.Outcome.choices))
+    restores_only = forms.BooleanField(required=False, label="Restores only")
+    field_order = ["person", "action", "target", "outcome", "date_from", "date_to", "restores_only"]
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        if not self.is_valid():
+            return queryset
+        data = self.cleaned_data
+        if data["person"]:
+            queryset = queryset.filter(actor__icontains=data["person"].strip())
+        if data["action"]:
+            action = data["action"].strip()
+            # "restore" finds every restore.* action; a full name finds exactly that one.
+            if "." in action:
+                queryset = queryset.filter(action=action)
+            else:
+                queryset = queryset.filter(action__startswith=f"{action}.")
+        if data["target"]:
+            queryset = queryset.filter(target__icontains=data["target"].strip())
+        if data["outcome"]:
+            queryset = queryset.filter(outcome=data["outcome"])
+        if data["restores_only"]:
+            queryset = queryset.filter(Q(action__startswith="restore.") | Q(restore__isnull=False))
+        return self.filter_dates(queryset, "at")
+
+
+class ConfirmRestoreForm(forms.Form):
+    confirm = forms.CharField(
+        required=False,
+        label="Type the backup's name to confirm",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+def error_text(exc: Exception) -> str:
+    """The sentence a person sees for an engine error."""
+    return exc.message if isinstance(exc, BackupError) else str(exc)

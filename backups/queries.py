@@ -1,0 +1,207 @@
+"""Read-only questions the console's pages ask: what runs now, what ran last, how far along.
+
+Nothing here changes data; the work and every change live in backups/operations.py. Each
+function issues a fixed number of queries whatever the number of rows, so pages stay quick
+with years of history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import elastic, operations
+from .errors import BackupError
+from .models import Backup, RestoreRun
+
+# Every action the engine and the console write to the audit history, for the filter's list.
+AUDIT_ACTIONS = [
+    "auth.login",
+    "auth.login_failed",
+    "auth.logout",
+    "backup.create",
+    "backup.run",
+    "backup.safety",
+    "backup.verify",
+    "backup.delete",
+    "backup.cancel",
+    "backup.pin",
+    "backup.recover",
+    "restore.request",
+    "restore.run",
+    "restore.rollback",
+    "restore.cancel",
+    "restore.recover",
+    "page.view",
+]
+
+
+@dataclass
+class LastGood:
+    backup: Backup | None
+    age: timedelta | None
+    too_old: bool
+    max_age_hours: float
+
+
+def last_good_backup() -> LastGood:
+    """The newest succeeded backup taken on purpose (safety backups cover only part of A4C)."""
+    backup = (
+        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
+        .exclude(trigger=Backup.Trigger.SAFETY)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    max_age = float(settings.A4C_LAST_BACKUP_MAX_AGE_HOURS)
+    if backup is None:
+        return LastGood(None, None, True, max_age)
+    age = timezone.now() - (backup.finished_at or backup.created_at)
+    return LastGood(backup, age, age > timedelta(hours=max_age), max_age)
+
+
+@dataclass
+class RunningOperation:
+    kind: str  # "backup", "restore" or "delete"
+    run: Backup | RestoreRun | None
+    label: str
+    actor: str
+    since: object
+
+
+def running_operation() -> RunningOperation | None:
+    """What holds the operation lock now, with its row when it has one."""
+    lock = operations.lock_holder()
+    if lock is None:
+        return None
+    run = None
+    if lock.kind in ("backup", "delete"):
+        run = Backup.objects.filter(pk=lock.run_id).first()
+    elif lock.kind == "restore":
+        run = RestoreRun.objects.select_related("backup").filter(pk=lock.run_id).first()
+    return RunningOperation(lock.kind, run, lock.label, lock.actor, lock.acquired_at)
+
+
+def latest_backups(count: int = 8) -> list[Backup]:
+    return list(
+        Backup.objects.exclude(status=Backup.Status.DELETED).order_by("-created_at", "-id")[:count]
+    )
+
+
+def latest_restores(count: int = 5) -> list[RestoreRun]:
+    return list(RestoreRun.objects.select_related("backup").order_by("-created_at", "-id")[:count])
+
+
+@dataclass
+class ProgressView:
+    """What a progress bar and its caption need."""
+
+    percent: int
+    elapsed: timedelta | None
+    remaining: timedelta | None  # an estimate, from the pace so far
+    stalled: bool  # no heartbeat for longer than the recovery waits
+
+    @property
+    def elapsed_text(self) -> str:
+        return human_duration(self.elapsed)
+
+    @property
+    def remaining_text(self) -> str:
+        return human_duration(self.remaining)
+
+
+def progress_of(run: Backup | RestoreRun) -> ProgressView:
+    percent = run.percent
+    elapsed = run.duration
+    remaining = None
+    if elapsed is not None and run.finished_at is None and 0 < percent < 100:
+        seconds = elapsed.total_seconds()
+        remaining = timedelta(seconds=int(seconds * (100 - percent) / percent))
+    stalled = False
+    if run.finished_at is None and run.status == "running" and run.heartbeat_at:
+        silence = (timezone.now() - run.heartbeat_at).total_seconds()
+        stalled = silence > float(settings.A4C_STALE_AFTER_SECONDS)
+    return ProgressView(percent, elapsed, remaining, stalled)
+
+
+def live_indices() -> tuple[dict[str, dict], str]:
+    """A4C's indices now, to choose from; with the message when Elasticsearch fails."""
+    try:
+        found = elastic.cluster().indices(
+            include=settings.A4C_INDEX_INCLUDE, exclude=settings.A4C_INDEX_EXCLUDE
+        )
+    except BackupError as exc:
+        return {}, exc.message
+    return found, ""
+
+
+def restorable_backups(limit: int = 200) -> list[Backup]:
+    """The newest backups a restore may start from, newest first."""
+    return list(
+        Backup.objects.filter(status__in=Backup.RESTORABLE)
+        .only(
+            "id",
+            "name",
+            "created_at",
+            "finished_at",
+            "trigger",
+            "include_elasticsearch",
+            "include_files",
+            "indices",
+        )
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def restores_protected_by(backup: Backup) -> list[RestoreRun]:
+    """Restores of this backup and restores this backup is the safety backup of."""
+    return list(
+        RestoreRun.objects.select_related("backup")
+        .filter(backup=backup)
+        .order_by("-created_at")[:20]
+    ) + list(
+        RestoreRun.objects.select_related("backup")
+        .filter(safety_backup=backup)
+        .order_by("-created_at")[:5]
+    )
+
+
+def manifest_lines(backup: Backup) -> Iterator[bytes]:
+    """The backup's file list as JSON lines: a header line, then one line per entry.
+
+    Streamed from the storage, so a manifest of millions of files never sits in memory; a
+    manifest found corrupt half-way ends with an error line instead of silently stopping.
+    """
+    header = {
+        "backup": backup.name,
+        "created": backup.created_at.isoformat(),
+        "files": backup.file_count,
+        "bytes": backup.file_bytes,
+        "manifest_sha256": backup.manifest_sha256,
+    }
+    yield (json.dumps(header) + "\n").encode()
+    try:
+        for entry in operations.store().entries(backup.name):
+            yield entry.line()
+    except BackupError as exc:
+        yield (json.dumps({"error": exc.message}) + "\n").encode()
+
+
+def human_duration(value: timedelta | None) -> str:
+    """'45 s', '3 min 12 s', '2 h 05 min': short enough for a table cell."""
+    if value is None:
+        return ""
+    seconds = max(0, int(value.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    return f"{hours // 24} days {hours % 24} h"

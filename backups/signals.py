@@ -1,0 +1,61 @@
+"""Sign-ins and sign-outs in the audit history, next to the operations people then asked for.
+
+Connected when this module is imported (BackupsConfig.ready imports it). A failed sign-in is
+recorded under "anonymous" with the user name that was tried as its target: the person at the
+keyboard is not known to be that user.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from . import audit
+from .audit import Actor
+from .models import AuditEvent, Source
+
+Outcome = AuditEvent.Outcome
+
+
+def _actor(request, name: str, user=None) -> Actor:
+    # A sign-in made outside a real request (the test client's force_login) has no request.user.
+    if request is None or not hasattr(request, "user"):
+        return Actor(name=name, source=Source.WEB, user=user)
+    base = Actor.from_request(request)
+    return Actor(
+        name=name, source=Source.WEB, user=user or base.user, ip=base.ip, user_agent=base.user_agent
+    )
+
+
+@receiver(user_logged_in, dispatch_uid="backups.audit.user_logged_in")
+def signed_in(sender, request, user, **kwargs) -> None:
+    audit.record(
+        _actor(request, user.get_username(), user),
+        "auth.login",
+        target=user.get_username(),
+        outcome=Outcome.SUCCEEDED,
+    )
+
+
+@receiver(user_logged_out, dispatch_uid="backups.audit.user_logged_out")
+def signed_out(sender, request, user, **kwargs) -> None:
+    if user is None:  # the session had already ended
+        return
+    audit.record(
+        _actor(request, user.get_username(), user),
+        "auth.logout",
+        target=user.get_username(),
+        outcome=Outcome.SUCCEEDED,
+    )
+
+
+@receiver(user_login_failed, dispatch_uid="backups.audit.user_login_failed")
+def sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
+    tried = str(credentials.get("username", ""))[:150]
+    audit.record(
+        _actor(request, "anonymous"),
+        "auth.login_failed",
+        target=tried,
+        outcome=Outcome.FAILED,
+        message="Wrong user name or password.",
+    )

@@ -1,0 +1,228 @@
+"""What a person sees when the console refuses their input: the engine's own sentences."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.urls import reverse
+
+from backups import operations
+from backups.audit import Actor
+from backups.models import AuditEvent, Backup, RestoreRun, Source
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROLES = import_module("backups.migrations.0002_roles_and_singletons").ROLES
+
+
+def member(name: str, role: str):
+    group, created = Group.objects.get_or_create(name=role)
+    if created:
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="backups", codename__in=ROLES[role])
+        )
+    user = get_user_model().objects.create_user(name, password=f"pw-{name}-12345")
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    sent = []
+    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: sent.append(("backup", pk)))
+    monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: sent.append(("restore", pk)))
+    return sent
+
+
+@pytest.fixture
+def rita(client):
+    user = member("rita", "restorers")
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def files_backup(a4c, rita) -> Backup:
+    """A real, small, files-only backup: quick, and enough for a restore plan."""
+    (a4c.data_dir / "csar").mkdir()
+    (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
+    actor = Actor(name="rita", source=Source.WEB, user=rita)
+    backup = operations.run_backup(
+        operations.request_backup(actor, name="files-1", include_elasticsearch=False).pk
+    )
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
+
+
+def hold_the_lock() -> Backup:
+    """Another person's backup, queued and holding the operation lock."""
+    return operations.request_backup(
+        Actor(name="otto", source=Source.CLI), name="otto-backup", include_elasticsearch=False
+    )
+
+
+def new_backup(client, **fields):
+    data = {"name": "", "description": "", "include_elasticsearch": "on", "include_files": "on"}
+    data.update(fields)
+    return client.post(
+        reverse("backups:backup_new"), {k: v for k, v in data.items() if v is not None}
+    )
+
+
+def restore(client, backup, **fields):
+    data = {"backup": backup.pk, "scope": "files", "file_mode": "mirror", "safety_backup": "on"}
+    data.update(fields)
+    return client.post(reverse("backups:restore_new"), data)
+
+
+def test_it_refuses_a_name_with_a_space_and_says_which_characters_are_wrong(
+    client, a4c, rita, queued
+):
+    response = new_backup(client, name="before upgrade")
+
+    assert response.status_code == 200
+    assert (
+        "The backup name may not contain space; use letters, digits and - _ ."
+        in response.content.decode()
+    )
+    assert not Backup.objects.exists() and queued == []
+
+
+def test_it_refuses_an_uppercase_name_and_suggests_the_lowercase_one(client, a4c, rita, queued):
+    html = new_backup(client, name="Nightly").content.decode()
+
+    assert (
+        "Backup names are lowercase (Elasticsearch requires it): try &#x27;nightly&#x27;." in html
+    )
+
+
+def test_it_refuses_a_name_already_taken(client, files_backup, queued):
+    html = new_backup(client, name="files-1").content.decode()
+
+    assert "A backup named &#x27;files-1&#x27; exists already; choose another name." in html
+
+
+def test_it_refuses_a_backup_of_nothing(client, a4c, rita, queued):
+    html = new_backup(client, include_elasticsearch=None, include_files=None).content.decode()
+
+    assert "Choose what to back up: Elasticsearch, files, or both." in html
+
+
+def test_the_name_is_checked_as_it_is_typed(client, files_backup):
+    url = reverse("backups:backup_name_check")
+
+    slash = client.get(url, {"name": "a/b"}).content.decode()
+    taken = client.get(url, {"name": "files-1"}).content.decode()
+    free = client.get(url, {"name": "files-2"}).content.decode()
+    empty = client.get(url, {"name": ""}).content.decode()
+
+    assert "may not contain /" in slash and 'class="error"' in slash
+    assert "exists already" in taken
+    assert "files-2 is free" in free and 'class="ok"' in free
+    assert "A dated name will be used" in empty
+
+
+def test_a_backup_while_another_operation_runs_gets_the_busy_sentence(client, a4c, rita, queued):
+    hold_the_lock()
+
+    response = new_backup(client, name="mine")
+    html = response.content.decode()
+
+    assert "Another operation is running: backup otto-backup started by otto" in html
+    assert "Wait for it to finish, or cancel it." in html
+    assert not Backup.objects.filter(name="mine").exists() and queued == []
+
+
+def test_a_restore_without_the_typed_name_is_refused_with_what_to_type(
+    client, files_backup, queued
+):
+    response = restore(client, files_backup)
+
+    assert response.status_code == 200
+    assert (
+        "Type the backup&#x27;s name (files-1) to confirm the restore." in response.content.decode()
+    )
+    assert not RestoreRun.objects.exists() and queued == []
+
+
+def test_a_restore_with_a_wrong_typed_name_is_refused(client, files_backup, queued):
+    html = restore(client, files_backup, confirm="files-2").content.decode()
+
+    assert "Type the backup&#x27;s name (files-1) to confirm the restore." in html
+    assert 'id="plan"' in html, "the plan stays on the page next to the error"
+    assert not RestoreRun.objects.exists()
+
+
+def test_a_restore_while_another_operation_runs_gets_the_busy_sentence(
+    client, files_backup, queued
+):
+    hold_the_lock()
+
+    response = restore(client, files_backup, confirm="files-1")
+    html = response.content.decode()
+
+    assert response.status_code == 409
+    assert "Another operation is running: backup otto-backup started by otto" in html
+    assert not RestoreRun.objects.exists() and queued == []
+    refused = AuditEvent.objects.get(action="restore.request")
+    assert refused.outcome == "refused" and refused.actor == "rita"
+
+
+def test_the_plan_of_chosen_indices_needs_at_least_one_index(client, files_backup):
+    html = client.get(
+        reverse("backups:restore_new"),
+        {
+            "backup": files_backup.pk,
+            "scope": "indices",
+            "file_mode": "mirror",
+        },
+    ).content.decode()
+
+    assert "Choose at least one index to restore, or restore everything." in html
+
+
+def test_a_failed_backup_cannot_be_planned_for_a_restore(client, rita):
+    failed = Backup.objects.create(name="broken", status=Backup.Status.FAILED, actor="rita")
+
+    html = client.get(
+        reverse("backups:restore_new"),
+        {
+            "backup": failed.pk,
+            "scope": "all",
+            "file_mode": "mirror",
+        },
+    ).content.decode()
+
+    assert "Backup broken is failed; only a succeeded backup can be restored." in html
+
+
+def test_verifying_a_backup_whose_manifest_vanished_says_what_is_missing(
+    client, files_backup, settings
+):
+    (settings.A4C_BACKUP_DIR / "manifests" / "files-1.manifest").unlink()
+
+    response = client.post(reverse("backups:backup_verify", args=[files_backup.pk]), follow=True)
+
+    assert (
+        "Backup files-1 failed verification: the file manifest of files-1 is missing"
+        in response.content.decode()
+    )
+
+
+def test_a_broker_that_does_not_answer_cancels_the_backup_and_frees_the_lock(
+    client, a4c, rita, monkeypatch
+):
+    def refuse(pk):
+        raise ConnectionRefusedError("Connection refused")
+
+    monkeypatch.setattr("backups.tasks.run_backup.delay", refuse)
+
+    response = new_backup(client, name="no-broker", include_elasticsearch=None)
+
+    backup = Backup.objects.get(name="no-broker")
+    assert backup.status == Backup.Status.CANCELLED
+    assert operations.lock_holder() is None
+    page = client.get(response["Location"]).content.decode()
+    assert "could not be handed to a worker" in page and "start Redis and try again" in page
