@@ -238,18 +238,10 @@ def backup_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @requires("delete_backup", "backup.pin")
 @require_POST
 def backup_pin(request: HttpRequest, pk: int) -> HttpResponse:
-    """Pinned backups are kept by retention. A field on the row, so no worker is involved."""
+    """Pinned backups are kept by retention; quick, so no worker is involved."""
     backup = get_object_or_404(Backup, pk=pk)
     pinned = request.POST.get("pinned") == "1"
-    Backup.objects.filter(pk=backup.pk).update(pinned=pinned)
-    audit.record(
-        Actor.from_request(request),
-        "backup.pin",
-        target=backup.name,
-        backup=backup,
-        outcome=AuditEvent.Outcome.SUCCEEDED,
-        parameters={"pinned": pinned},
-    )
+    operations.set_pinned(backup.pk, Actor.from_request(request), pinned)
     messages.success(request, f"Backup {backup.name} {'pinned' if pinned else 'unpinned'}.")
     return redirect("backups:backup_detail", pk=backup.pk)
 

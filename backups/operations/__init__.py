@@ -15,6 +15,7 @@ from .maintenance import (
     delete_backup,
     record_worker_heartbeat,
     recover_stale_runs,
+    set_pinned,
     verify_backup,
 )
 from .plan import plan_restore
@@ -39,6 +40,7 @@ __all__ = [
     "retention_preview",
     "run_policy_now",
     "save_policy",
+    "set_pinned",
     "set_paused",
     "start_due_policies",
     "cancel",

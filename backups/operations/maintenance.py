@@ -231,6 +231,10 @@ def recover_stale_runs(now=None) -> list[str]:
                 store().undo_restore(_data_dir(), Path(run.state["old_tree"]))
             except BackupError as exc:
                 message += f" The kept previous data dir could not be put back: {exc}."
+        try:  # a half-built staging tree beside the data dir: as big as the data, and useless
+            store().discard_staging(_data_dir())
+        except BackupError as exc:
+            message += f" Its staging tree could not be removed: {exc}."
         if RestoreRun.objects.filter(
             pk=run.pk, status=RestoreRun.Status.RUNNING, heartbeat_at__lt=stale
         ).update(
@@ -296,3 +300,19 @@ def record_worker_heartbeat() -> None:
     SystemState.objects.update_or_create(
         key="worker-heartbeat", defaults={"value": {"at": timezone.now().isoformat()}}
     )
+
+
+def set_pinned(backup_id: int | str, actor: Actor, pinned: bool) -> Backup:
+    """Pins (or unpins) a backup: retention never removes a pinned one."""
+    backup = _get_backup(backup_id)
+    Backup.objects.filter(pk=backup.pk).update(pinned=pinned)
+    audit.record(
+        actor,
+        "backup.pin",
+        target=backup.name,
+        backup=backup,
+        outcome=Outcome.SUCCEEDED,
+        parameters={"pinned": pinned},
+    )
+    backup.refresh_from_db()
+    return backup
