@@ -8,5 +8,6 @@ urlpatterns = [
     path("metrics", views_public.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("policies/", include("backups.urls_policies")),
     path("", include("backups.urls")),
 ]

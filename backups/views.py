@@ -35,6 +35,7 @@ from .forms import (
 )
 from .models import AuditEvent, Backup, RestoreRun
 from .permissions import requires
+from .views_policies import policies_panel_context
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50
@@ -80,6 +81,7 @@ def _live_context() -> dict:
         "last_good": queries.last_good_backup(),
         "latest_backups": queries.latest_backups(),
         "latest_restores": queries.latest_restores(),
+        **policies_panel_context(),
     }
 
 

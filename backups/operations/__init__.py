@@ -18,6 +18,7 @@ from .maintenance import (
     set_pinned,
     verify_backup,
 )
+from .notifications import send_test_notification
 from .plan import plan_restore
 from .policies import (
     apply_retention,
@@ -40,6 +41,7 @@ __all__ = [
     "retention_preview",
     "run_policy_now",
     "save_policy",
+    "send_test_notification",
     "set_pinned",
     "set_paused",
     "start_due_policies",

@@ -1,0 +1,269 @@
+"""The console's pages for policies: schedules, the retention preview, and notifications.
+
+Views are thin, as in views.py: they check who asks (backups/permissions.py), turn form input
+into plain values (backups/forms_policies.py) and call backups/operations; a "run now" backup
+goes to a worker like any other. Viewing needs view_backup; creating, editing, running and
+pausing need add_backup (operators); applying retention deletes backups, so it needs
+delete_backup (restorers).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from kombu.utils.url import maybe_sanitize_url
+
+from . import operations, tasks
+from .audit import Actor
+from .errors import BackupError
+from .forms_policies import PolicyForm
+from .models import NotificationDelivery, Policy
+from .operations.notifications import send_test_notification, shown_target
+from .permissions import requires
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 50
+
+
+def _back(request: HttpRequest, default: str, *args) -> HttpResponse:
+    """Where the button was: the list or the policy's page (?next=, checked as the login does)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect(default, *args)
+
+
+# --- list, create, edit ----------------------------------------------------------------------
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def policy_list(request: HttpRequest) -> HttpResponse:
+    context = {"policies": Policy.objects.all(), "time_zone": settings.TIME_ZONE}
+    return render(request, "policies/policy_list.html", context)
+
+
+@requires("add_backup", "policy.create")
+def policy_new(request: HttpRequest) -> HttpResponse:
+    form = PolicyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        policy = _save(request, form, None)
+        if policy is not None:
+            messages.success(request, f"Policy {policy.name} created.")
+            return redirect("policies:detail", pk=policy.pk)
+    return _form_page(request, form, None)
+
+
+@requires("add_backup", "policy.update")
+def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = get_object_or_404(Policy, pk=pk)
+    form = PolicyForm(request.POST or None, policy=policy)
+    if request.method == "POST" and form.is_valid():
+        saved = _save(request, form, policy.pk)
+        if saved is not None:
+            messages.success(request, f"Policy {saved.name} saved.")
+            return redirect("policies:detail", pk=saved.pk)
+    return _form_page(request, form, policy)
+
+
+def _form_page(request: HttpRequest, form: PolicyForm, policy: Policy | None) -> HttpResponse:
+    context = {"form": form, "policy": policy}
+    return render(request, "policies/policy_form.html", context)
+
+
+def _save(request: HttpRequest, form: PolicyForm, policy_id: int | None) -> Policy | None:
+    try:
+        return operations.save_policy(
+            Actor.from_request(request), policy_id, **form.policy_fields()
+        )
+    except BackupError as exc:  # the engine has the last word, e.g. a name taken meanwhile
+        form.add_error(None, str(exc))
+        return None
+
+
+# --- one policy: facts and retention preview -------------------------------------------------
+
+
+def _preview(policy: Policy) -> tuple[list, list]:
+    verdicts = operations.retention_preview(policy.pk)
+    return [v for v in verdicts if v.delete], [v for v in verdicts if not v.delete]
+
+
+def _ids(verdicts) -> str:
+    return ",".join(str(v.backup.pk) for v in verdicts)
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = get_object_or_404(Policy, pk=pk)
+    doomed, kept = _preview(policy)
+    context = {
+        "policy": policy,
+        "doomed": doomed,
+        "kept": kept,
+        "doomed_ids": _ids(doomed),
+        "rules": retention_rules(policy),
+        "time_zone": settings.TIME_ZONE,
+        "recent": policy.backups.order_by("-created_at", "-id")[:10],
+    }
+    return render(request, "policies/policy_detail.html", context)
+
+
+def retention_rules(policy: Policy) -> list[str]:
+    """The policy's retention in the words of Policy's docstring, in the order they apply."""
+    tiers = [
+        f"{count} {unit}{'s' if count != 1 else ''}"
+        for count, unit in (
+            (policy.keep_daily, "day"),
+            (policy.keep_weekly, "week"),
+            (policy.keep_monthly, "month"),
+        )
+        if count
+    ]
+    rules = []
+    if tiers:
+        rules.append(f"The newest backup of each of the last {', '.join(tiers)}.")
+    if policy.max_age_days:
+        rules.append(f"None older than {policy.max_age_days} days.")
+    if policy.keep_last:
+        rules.append(f"At most the {policy.keep_last} newest.")
+    if not rules:
+        return ["Every backup is kept: no limit is set."]
+    rules.append(f"At least {policy.keep_min}, even when older.")
+    rules.append("Pinned backups, and the newest good backup of all, are always kept.")
+    return rules
+
+
+@requires("delete_backup", "retention.apply")
+@require_POST
+def policy_apply_retention(request: HttpRequest, pk: int) -> HttpResponse:
+    """Deletes what the page showed, and only that: a preview that changed is shown again."""
+    policy = get_object_or_404(Policy, pk=pk)
+    now = timezone.now()
+    doomed = [v for v in operations.retention_preview(policy.pk, now) if v.delete]
+    if request.POST.get("expected", "") != _ids(doomed):
+        messages.warning(
+            request,
+            "The retention preview changed since the page was shown (a backup ended, or the "
+            "policy was edited): nothing was deleted. Check the new preview and apply again.",
+        )
+        return redirect("policies:detail", pk=policy.pk)
+    if not doomed:
+        messages.info(request, f"Policy {policy.name}'s retention deletes nothing now.")
+        return redirect("policies:detail", pk=policy.pk)
+    try:
+        deleted = operations.apply_retention(policy.pk, Actor.from_request(request), now)
+    except BackupError as exc:
+        messages.error(request, f"Retention stopped: {exc}")
+    else:
+        messages.success(request, f"Deleted {len(deleted)}: {', '.join(deleted)}.")
+    return redirect("policies:detail", pk=policy.pk)
+
+
+# --- run now, pause --------------------------------------------------------------------------
+
+
+@requires("add_backup", "policy.run_now")
+@require_POST
+def policy_run(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = get_object_or_404(Policy, pk=pk)
+    actor = Actor.from_request(request)
+    try:
+        backup = operations.run_policy_now(policy.pk, actor)
+    except BackupError as exc:
+        messages.error(request, f"Policy {policy.name} could not start a backup: {exc}")
+        return _back(request, "policies:detail", policy.pk)
+    problem = _dispatch(backup.pk, actor)
+    if problem:
+        messages.error(request, problem)
+    else:
+        messages.success(request, f"Policy {policy.name} started backup {backup.name}.")
+    return redirect("backups:backup_detail", pk=backup.pk)
+
+
+def _dispatch(backup_id: int, actor: Actor) -> str:
+    """Hands the backup to a worker; if the broker cannot take it, cancels it to free the lock."""
+    try:
+        tasks.run_backup.delay(backup_id)
+    except Exception as exc:  # noqa: BLE001 - kombu and redis raise many kinds when Redis is down
+        log.exception("could not queue backup %s", backup_id)
+        try:
+            operations.cancel("backup", backup_id, actor)
+        except BackupError:
+            pass
+        return (
+            f"The backup could not be handed to a worker: the queue at "
+            f"{maybe_sanitize_url(settings.CELERY_BROKER_URL)} did not answer ({exc}). "
+            "It was cancelled; start Redis and try again."
+        )
+    return ""
+
+
+@requires("add_backup", "policy.pause")
+@require_POST
+def policy_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    policy = get_object_or_404(Policy, pk=pk)
+    paused = request.POST.get("paused") == "1"
+    policy = operations.set_paused(policy.pk, paused, Actor.from_request(request))
+    if paused:
+        messages.success(request, f"Policy {policy.name} paused: it takes no backup until resumed.")
+    else:
+        when = timezone.localtime(policy.next_run_at)
+        messages.success(request, f"Policy {policy.name} resumed: next run {when:%Y-%m-%d %H:%M}.")
+    return _back(request, "policies:detail", policy.pk)
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def notifications(request: HttpRequest) -> HttpResponse:
+    page = Paginator(NotificationDelivery.objects.order_by("-id"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    for delivery in page.object_list:
+        delivery.shown_target = shown_target(delivery)
+    webhook = NotificationDelivery(channel="webhook", target=settings.A4C_NOTIFY_WEBHOOK_URL)
+    context = {
+        "page": page,
+        "emails": settings.A4C_NOTIFY_EMAILS,
+        "webhook": shown_target(webhook) if settings.A4C_NOTIFY_WEBHOOK_URL else "",
+    }
+    return render(request, "policies/notifications.html", context)
+
+
+@requires("add_backup", "notify.test")
+@require_POST
+def notification_test(request: HttpRequest) -> HttpResponse:
+    try:
+        deliveries = send_test_notification(Actor.from_request(request))
+    except BackupError as exc:
+        messages.error(request, str(exc))
+        return redirect("policies:notifications")
+    for delivery in deliveries:
+        where = f"{delivery.get_channel_display()} to {shown_target(delivery)}"
+        if delivery.ok:
+            messages.success(request, f"Test sent: {where}.")
+        else:
+            messages.error(request, f"Test failed: {where}: {delivery.error}")
+    return redirect("policies:notifications")
+
+
+# --- the dashboard's panel -------------------------------------------------------------------
+
+
+def policies_panel_context() -> dict:
+    """What templates/policies/_dashboard_panel.html shows: every policy's last runs and next."""
+    return {"panel_policies": list(Policy.objects.all())}
