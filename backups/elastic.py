@@ -174,8 +174,16 @@ class Cluster:
         )
 
     def _count_documents(self, found: dict[str, dict]) -> None:
-        """Top-level documents per index: _cat's docs.count also counts nested ones."""
-        open_names = [n for n, i in found.items() if i["status"] == "open"]
+        """Top-level documents per index: _cat's docs.count also counts nested ones.
+
+        A red index (a primary lost, e.g. when the node died in the middle of a restore) is
+        neither refreshed, which would wait a minute for the missing primary, nor counted:
+        its docs are None, so that it can still be listed, replaced or removed.
+        """
+        for info in found.values():
+            if info["health"] == "red":
+                info["docs"] = None
+        open_names = [n for n, i in found.items() if i["status"] == "open" and i["health"] != "red"]
         if not open_names:
             return
         self.client.indices.refresh(index=",".join(open_names), ignore_unavailable=True)

@@ -13,6 +13,7 @@ tree size: manifests and trees are streamed and merged in walk order, never held
 Paths are str from os.fsdecode (surrogateescape): names that are not UTF-8 round-trip.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -276,16 +277,22 @@ class Store:
             if key[0] not in excluded:
                 yield entry
 
-    def previous_entries(self, previous: str | None, warn: Callable) -> Iterator[Entry]:
-        """The entries of the backup used for change detection, if it is whole."""
+    def previous_lines(self, previous: str | None, warn: Callable) -> Iterator[bytes]:
+        """The entry lines, unparsed, of the backup used for change detection, if it is whole.
+
+        Its header and hash are checked first; the backup parses only the lines it cannot
+        match by their bytes (BackupRun's Cursor).
+        """
         if previous is None or not self.has_manifest(previous):
             return iter(())
         try:
+            self.header(previous)
             self._check_hash(previous)
+            f = self._open_manifest(previous)
         except (IntegrityError, StorageError) as exc:
             warn(f"previous backup {previous} not used to skip unchanged files: {exc}")
             return iter(())
-        return self.entries(previous)
+        return _entry_lines(f)
 
     # -- backup and verify ----------------------------------------------------------------
 
@@ -435,6 +442,20 @@ class Store:
         """Puts the tree kept by restore_tree() back as the data dir, removing the new one."""
         undo_restore(Path(os.path.realpath(data_dir)), Path(old_tree), frozenset(exclude_dirs))
 
+    def discard_staging(self, data_dir: Path) -> list[str]:
+        """Removes the staging trees that interrupted restores left beside the data dir (or
+        inside it, on a mount point); returns their names. Only while no restore runs."""
+        data_dir = Path(os.path.realpath(data_dir))
+        found = list(data_dir.parent.glob(f".{glob.escape(data_dir.name)}.restore-*"))
+        if data_dir.is_dir():
+            found += data_dir.glob(".a4c-restore-*")
+        for path in found:
+            try:
+                rmtree(path)
+            except OSError as exc:
+                raise os_error(exc, "deleting", path, "the data dir's parent") from exc
+        return sorted(show(p.name) for p in found)
+
     def drop_old_tree(self, old_tree: Path) -> None:
         try:
             rmtree(old_tree)
@@ -497,6 +518,15 @@ class Store:
                 except OSError:
                     pass
         return removed
+
+
+def _entry_lines(f) -> Iterator[bytes]:
+    with f:
+        f.readline()
+        for line in f:
+            if not line.startswith(b'{"path":'):
+                return  # the end line
+            yield line
 
 
 def compare_tree_to_manifest(

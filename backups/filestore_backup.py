@@ -14,11 +14,13 @@ import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
-from backups.errors import Cancelled, IntegrityError, StorageError
+from backups.errors import Cancelled
 from backups.filestore_base import (
     DATA,
+    HEX64,
     Entry,
     Meter,
     Pipeline,
@@ -38,25 +40,45 @@ MAX_WARNINGS = 100
 
 
 class Cursor:
-    """Finds a path's previous entry while both streams advance in walk order."""
+    """Finds a node's line in the previous manifest while both advance in walk order.
 
-    def __init__(self, entries: Iterator[Entry]):
-        self._entries, self._current, self._key = entries, None, ()
+    Most lines are matched by their bytes: the line of a path starts with that path, escaped
+    as Entry.line() escapes it. Only a line that does not match is parsed, to learn whether
+    it comes before the node (a removed path: skipped) or after it (the node is new).
+    """
+
+    def __init__(self, lines: Iterator[bytes]):
+        self._lines, self._line, self._key = lines, None, None
         self._advance()
 
     def _advance(self) -> None:
         try:
-            self._current = next(self._entries)
-            self._key = self._current.key
-        except StopIteration:
-            self._current = None
-        except (IntegrityError, StorageError):
-            self._current = None  # stop matching: the remaining files are simply re-read
+            self._line = next(self._lines, None)
+        except OSError:
+            self._line = None  # stop matching: the remaining files are simply re-read
+        self._key = None
 
-    def find(self, key: tuple[bytes, ...]) -> Entry | None:
-        while self._current is not None and self._key < key:
+    def find(self, key: tuple[bytes, ...], prefix: bytes) -> bytes | None:
+        while self._line is not None:
+            if self._line.startswith(prefix):
+                line = self._line
+                self._advance()
+                return line
+            if self._key is None:
+                try:
+                    self._key = Entry.from_json(json.loads(self._line)).key
+                except (ValueError, AttributeError):
+                    self._line = None  # a line we cannot read: stop matching
+                    return None
+            if self._key >= key:
+                return None
             self._advance()
-        return self._current if self._current is not None and self._key == key else None
+        return None
+
+
+def path_prefix(rel: str) -> bytes:
+    """How the manifest line of a path starts."""
+    return b'{"path":' + _json_str(rel).encode("ascii") + b","
 
 
 class BackupRun:
@@ -104,12 +126,13 @@ class BackupRun:
         return summary
 
     def _store_tree(self, writer, data_dir: Path, exclude, previous: str | None) -> None:
-        known = Cursor(self.store.previous_entries(previous, self.warn))
+        known = Cursor(self.store.previous_lines(previous, self.warn))
         with Pipeline(self.workers, self.meter) as pipe:
             self.stop = pipe.stop
             for rel, key, path, st, kind in walk(data_dir, exclude, self.warn):
                 self.meter.beat()
                 entry = Entry.from_stat(rel, kind, st)
+                old = known.find(key, path_prefix(rel))
                 work = ()
                 if kind == "symlink":
                     try:
@@ -120,22 +143,27 @@ class BackupRun:
                     except OSError as exc:
                         raise os_error(exc, "reading", path, DATA) from exc
                 elif kind == "file":
-                    old = known.find(key)
                     if old is not None and self._unchanged(old, entry):
-                        entry.sha256 = old.sha256
                         self.summary.reused += 1
                     else:
                         work = (self.store_file, (rel, path))
                 self._write(writer, pipe.add(entry, *work, weight=entry.size))
             self._write(writer, pipe.finish())
 
-    def _unchanged(self, old: Entry, new: Entry) -> bool:
-        return (
-            old.type == "file"
-            and (old.size, old.mtime_ns, old.inode, old.ctime_ns)
-            == (new.size, new.mtime_ns, new.inode, new.ctime_ns)
-            and self.store.blob_ok(old.sha256, old.size)
-        )
+    def _unchanged(self, old: bytes, new: Entry) -> bool:
+        """Same path, size, mode, owner, mtime, inode and ctime: the old line, byte for byte.
+
+        Sets new.sha256 to the old hash when so, and when its blob is still there.
+        """
+        at = old.find(b'"sha256":"')
+        sha = old[at + 10 : at + 74].decode("ascii", "replace") if at > 0 else ""
+        if not HEX64.match(sha):
+            return False
+        new.sha256 = sha
+        if new.line() == old and self.store.blob_ok(sha, new.size):
+            return True
+        new.sha256 = None
+        return False
 
     def _write(self, writer: "ManifestWriter", ready: list) -> None:
         summary, meter = self.summary, self.meter

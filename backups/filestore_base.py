@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from json.encoder import encode_basestring_ascii as _json_str
-from operator import itemgetter
 from pathlib import Path
 
 from backups.errors import InvalidInput, StorageError
@@ -35,6 +34,8 @@ _BATCH_FILES = 32  # small files go to the pool in batches: a hand-off costs mor
 _BATCH_BYTES = 4 << 20
 _FICLONE = 0x40049409
 _INT_FIELDS = ("size", "mode", "mtime_ns", "uid", "gid")
+# os.fsencode's codec, called directly: it runs for every path of a walk or a manifest
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 Node = tuple[str, tuple[bytes, ...], str, os.stat_result, str]  # rel, key, path, lstat, kind
 
@@ -66,7 +67,7 @@ class Entry:
     @property
     def key(self) -> tuple[bytes, ...]:
         """Sorts like the walk: by the path's components, as bytes."""
-        return tuple(os.fsencode(part) for part in self.path.split("/"))
+        return tuple(self.path.encode(_FS_ENCODING, _FS_ERRORS).split(b"/"))
 
     def line(self) -> bytes:
         """The JSON line, built by hand: json.dumps of a dict costs too much at 200k entries.
@@ -93,12 +94,12 @@ class Entry:
         path, kind = data.get("path"), data.get("type")
         if not isinstance(path, str) or kind not in ("file", "dir", "symlink"):
             raise ValueError("path or type")
-        entry = cls(path, kind)
-        for name in _INT_FIELDS:
-            value = data.get(name, 0)
+        get = data.get
+        values = (get("size", 0), get("mode", 0), get("mtime_ns", 0), get("uid", 0), get("gid", 0))
+        for name, value in zip(_INT_FIELDS, values, strict=True):
             if type(value) is not int:
                 raise ValueError(name)
-            setattr(entry, name, value)
+        entry = cls(path, kind, *values)
         if kind == "file":
             entry.sha256 = data.get("sha256")
             if not isinstance(entry.sha256, str) or not HEX64.match(entry.sha256):
@@ -321,11 +322,14 @@ def walk(root, exclude=frozenset(), warn: Callable[[str], None] | None = None) -
 
 
 def count_files(root, exclude, beat: Callable[[], None]) -> tuple[int, int]:
-    """Files and bytes under root for progress totals: scandir and lstat, nothing read."""
+    """Files and bytes under root for progress totals: scandir and lstat, nothing read.
+
+    Depth first with the listings open, so memory follows the depth, not the tree's width.
+    """
     files = total = 0
-    pending = [(os.fspath(root), True)]
-    while pending:
-        path, top = pending.pop()
+
+    def visit(path: str, top: bool) -> None:
+        nonlocal files, total
         try:
             with os.scandir(path) as it:
                 for entry in it:
@@ -333,7 +337,7 @@ def count_files(root, exclude, beat: Callable[[], None]) -> tuple[int, int]:
                     if top and entry.name in exclude:
                         continue
                     if entry.is_dir(follow_symlinks=False):
-                        pending.append((entry.path, False))
+                        visit(entry.path, False)
                     elif entry.is_file(follow_symlinks=False):
                         try:
                             total += entry.stat(follow_symlinks=False).st_size
@@ -341,7 +345,9 @@ def count_files(root, exclude, beat: Callable[[], None]) -> tuple[int, int]:
                         except OSError:
                             pass  # vanished: the walk that follows says so
         except OSError:
-            continue
+            return
+
+    visit(os.fspath(root), True)
     return files, total
 
 
@@ -351,8 +357,10 @@ def _ignore(_message: str) -> None:
 
 def _walk_dir(path: str, rel: str, key: tuple, exclude, warn) -> Iterator[Node]:
     try:
-        with os.scandir(path) as it:
-            children = sorted(((os.fsencode(e.name), e) for e in it), key=itemgetter(0))
+        # The names as bytes, sorted, and nothing else: a dir of 100k entries is held until
+        # its walk ends, at ~80 bytes an entry (DirEntry objects caching their stat: ~1 KB).
+        with os.scandir(path.encode(_FS_ENCODING, _FS_ERRORS)) as it:
+            children = sorted(e.name for e in it)
     except FileNotFoundError:
         if not rel:
             raise StorageError(f"data dir {show(path)} does not exist") from None
@@ -360,17 +368,20 @@ def _walk_dir(path: str, rel: str, key: tuple, exclude, warn) -> Iterator[Node]:
         return
     except OSError as exc:
         raise os_error(exc, "listing", path, DATA) from exc
-    for name_bytes, child in children:
-        if not rel and child.name in exclude:
+    prefix = path if path.endswith("/") else path + "/"
+    for name_bytes in children:
+        name = name_bytes.decode(_FS_ENCODING, _FS_ERRORS)
+        if not rel and name in exclude:
             continue
-        child_rel = f"{rel}/{child.name}" if rel else child.name
+        child_rel = f"{rel}/{name}" if rel else name
+        child_path = prefix + name
         try:
-            st = child.stat(follow_symlinks=False)
+            st = os.lstat(child_path)
         except FileNotFoundError:
             warn(f"{show(child_rel)} vanished during the walk and was skipped")
             continue
         except OSError as exc:
-            raise os_error(exc, "reading", child.path, DATA) from exc
+            raise os_error(exc, "reading", child_path, DATA) from exc
         mode = st.st_mode
         if stat.S_ISREG(mode):
             kind = "file"
@@ -382,9 +393,9 @@ def _walk_dir(path: str, rel: str, key: tuple, exclude, warn) -> Iterator[Node]:
             warn(f"{show(child_rel)} is not a file, directory or symlink and was skipped")
             continue
         child_key = (*key, name_bytes)
-        yield child_rel, child_key, child.path, st, kind
+        yield child_rel, child_key, child_path, st, kind
         if kind == "dir":
-            yield from _walk_dir(child.path, child_rel, child_key, exclude, warn)
+            yield from _walk_dir(child_path, child_rel, child_key, exclude, warn)
 
 
 # -- progress and the worker pool -----------------------------------------------------------

@@ -130,7 +130,14 @@ class Runner:
         if self.on_progress:
             self.on_progress(self.run)
 
-    COUNTERS = ("shards_done", "shards_total", "bytes_done", "bytes_total", "files_done", "files_total")
+    COUNTERS = (
+        "shards_done",
+        "shards_total",
+        "bytes_done",
+        "bytes_total",
+        "files_done",
+        "files_total",
+    )
 
     def phase(self, name: str, *, reset_counters: bool = False) -> None:
         """Starts a phase; a phase that counts work of its own starts its counters at zero."""

@@ -132,13 +132,22 @@ TEST_BROKER = os.environ.get("A4C_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 TEST_QUEUE = f"a4c-test-{os.getpid()}"
 
 
-@pytest.fixture(scope="session")
-def celery_app():
-    from a4c_backup.celery import app
-
+def _use_test_broker(app) -> None:
+    """Points the app, and any pool it built before, at the test broker."""
     app.conf.broker_url = TEST_BROKER
     app.conf.result_backend = TEST_BROKER
     app.conf.task_default_queue = TEST_QUEUE
+    if app._pool is not None:  # built before: it may hold connections to another database
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_app():
+    """Points the app at the test broker before any test can make it connect elsewhere."""
+    from a4c_backup.celery import app
+
+    _use_test_broker(app)
     return app
 
 
@@ -151,6 +160,7 @@ def start_worker(celery_app, tmp_path):
     import time
 
     from django.db import connection
+    from fault_support import database_url
 
     started = []
 
@@ -158,7 +168,7 @@ def start_worker(celery_app, tmp_path):
         env = dict(os.environ)
         env.update(
             {
-                "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+                "DATABASE_URL": database_url(connection),
                 "CELERY_BROKER_URL": TEST_BROKER,
                 "CELERY_RESULT_BACKEND": TEST_BROKER,
                 "A4C_HEARTBEAT_SECONDS": "0.5",
@@ -200,7 +210,9 @@ def start_worker(celery_app, tmp_path):
             if proc.poll() is not None:
                 log_tail = worker_log(len(started) - 1)
                 pytest.fail(f"the Celery worker exited with {proc.returncode}:\n{log_tail}")
-            replies = celery_app.control.ping(destination=[name], timeout=0.5)
+            # A connection of its own to the test broker: the app's pools may predate it.
+            with celery_app.connection_for_write(TEST_BROKER) as conn:
+                replies = celery_app.control.ping(destination=[name], timeout=0.5, connection=conn)
             if replies:
                 return proc
         pytest.fail(

@@ -12,10 +12,10 @@ import pytest
 from django.db import connection
 
 from backups import audit, demo, operations
-from backups.operations import restore as restore_ops
 from backups.errors import Busy, InvalidInput, NotFound
 from backups.filestore import Store
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
+from backups.operations import restore as restore_ops
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -276,3 +276,21 @@ def test_a_policy_fires_on_its_own_from_a_real_beat_and_worker(
     policy.refresh_from_db()
     assert policy.last_success_at is not None and policy.next_run_at > done.created_at
     Policy.objects.filter(pk=policy.pk).update(paused=True)  # no second run while the test ends
+
+
+def test_safety_backups_beyond_their_limit_go_after_a_good_restore(a4c, cli_actor, settings):
+    settings.A4C_SAFETY_BACKUPS_KEEP = 1
+    (a4c.data_dir / "csar").mkdir()
+    (a4c.data_dir / "csar" / "a.yaml").write_text("a")
+    backup = operations.run_backup(
+        operations.request_backup(cli_actor, name="base", include_elasticsearch=False).pk
+    )
+    for _ in range(2):
+        run = operations.request_restore(backup.pk, cli_actor, scope="files")
+        assert operations.run_restore(run.pk).status == "succeeded"
+
+    safety = Backup.objects.filter(trigger=Backup.Trigger.SAFETY)
+    assert safety.filter(status=Backup.Status.SUCCEEDED).count() == 1
+    assert safety.filter(status=Backup.Status.DELETED).count() == 1
+    newest = safety.order_by("-created_at", "-id").first()
+    assert newest.status == Backup.Status.SUCCEEDED, "the newest one is kept for a rollback"

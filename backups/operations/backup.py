@@ -24,6 +24,7 @@ from .common import (
     _run_hook,
     _short_trace,
     default_backup_name,
+    index_name_problem,
     log,
     store,
     validate_backup_name,
@@ -49,8 +50,9 @@ def request_backup(
     name = validate_backup_name(name) if name else default_backup_name()
     patterns = [p.strip() for p in indices if p and p.strip()]
     for pattern in patterns:
-        if pattern.startswith((".", "-", "_")) or any(c in pattern for c in ' \\/"<>|,#'):
-            raise InvalidInput(f"{pattern!r} is not an index name or pattern A4C uses.")
+        problem = index_name_problem(pattern, pattern=True)
+        if problem:
+            raise InvalidInput(f"{pattern!r} is not an index name or pattern A4C uses: {problem}.")
     if patterns and not include_elasticsearch:
         raise InvalidInput("Indices were chosen but Elasticsearch is left out of the backup.")
     trigger = trigger or {"web": "web", "cli": "cli", "schedule": "schedule"}.get(
@@ -237,8 +239,9 @@ def _perform_backup(backup: Backup, runner: running.Runner) -> None:
         if backup.include_files:
             _backup_files(backup, runner)
     finally:
-        runner.phase("post-command")
-        _run_hook(settings.A4C_POST_BACKUP_COMMAND, "post-backup")
+        if settings.A4C_POST_BACKUP_COMMAND:  # else the row keeps the phase a failure was in
+            runner.phase("post-command")
+            _run_hook(settings.A4C_POST_BACKUP_COMMAND, "post-backup")
     runner.update(status=Backup.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
 
 
@@ -254,14 +257,23 @@ def _backup_elasticsearch(
         found = _a4c_indices(cluster, backup.index_patterns or None)
         if backup.index_patterns and not found:
             raise InvalidInput(f"No index matches {', '.join(backup.index_patterns)}.")
-    else:
+    else:  # a safety backup: exactly the indices a restore is about to overwrite
         found = cluster.indices(include=indices) if indices else {}
+        lost = sorted(n for n, i in found.items() if i["health"] == "red")
+        if lost:  # a primary is gone (the node died mid-restore): nothing in it to save
+            found = {n: i for n, i in found.items() if n not in lost}
+            backup.warnings = [
+                *backup.warnings,
+                f"Left out, having lost a primary shard (nothing in them to save): "
+                f"{', '.join(lost)}.",
+            ]
     runner.update(
         es_version=info["version"],
         es_cluster_name=info["cluster_name"],
         es_cluster_uuid=info["cluster_uuid"],
         repository=repository,
         indices={name: {"docs": i["docs"], "size": i["size"]} for name, i in found.items()},
+        warnings=backup.warnings,
     )
     if not found:
         return

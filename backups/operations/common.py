@@ -62,6 +62,27 @@ def validate_backup_name(name: str) -> str:
     return name
 
 
+def index_name_problem(text: str, *, pattern: bool = False) -> str:
+    """Why text cannot be an index name (or, with pattern, a pattern of them); "" if it can.
+
+    Elasticsearch's rules, plus ":" (a remote cluster) and "," (a second name smuggled in).
+    """
+    if not text:
+        return "it is empty"
+    if len(text.encode("utf-8", "surrogatepass")) > 255:
+        return "it is longer than 255 bytes"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "it holds a control character"
+    if text.startswith((".", "-", "_", "+")):
+        return "it starts with . - _ or + (hidden, system or excluded indices)"
+    bad = sorted(set(text) & set(' \\/"<>|,#:?' + ("" if pattern else "*")))
+    if bad:
+        return "it holds " + " ".join("space" if c == " " else c for c in bad)
+    if text != text.lower():
+        return "index names are lowercase"
+    return ""
+
+
 def default_backup_name(prefix: str = "backup", now=None) -> str:
     now = timezone.localtime(now or timezone.now())
     base = f"{prefix}-{now:%Y%m%d-%H%M%S}"
@@ -89,11 +110,17 @@ def _short_trace() -> str:
 
 def _get_backup(backup_id: int | str) -> Backup:
     # A name first: "20250101" is a valid name, and a number only when no backup is named so.
-    found = Backup.objects.filter(name=str(backup_id)).first()
-    if found is not None:
-        return found
+    text = str(backup_id)
+    # No name holds a control character (and PostgreSQL refuses NUL in a query) nor is longer.
+    if len(text) <= NAME_MAX and not any(ord(c) < 32 for c in text):
+        found = Backup.objects.filter(name=text).first()
+        if found is not None:
+            return found
     try:
-        return Backup.objects.get(pk=int(backup_id))
+        pk = int(backup_id)
+        if not 0 < pk < 2**63:  # beyond a bigint, the database would fail, not answer
+            raise ValueError(pk)
+        return Backup.objects.get(pk=pk)
     except (Backup.DoesNotExist, ValueError, TypeError):
         raise NotFound(
             f"No backup {backup_id!r}: list them with `manage.py backups` or on the Backups page."

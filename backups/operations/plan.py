@@ -15,6 +15,7 @@ from .common import (
     _a4c_indices,
     _data_dir,
     _get_backup,
+    index_name_problem,
     store,
 )
 
@@ -129,7 +130,21 @@ def _plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings)
     else:
         names = list(in_backup)
     current = _a4c_indices(cluster)
-    targets = {name: _renamed(name, pattern, replacement) for name in names}
+    try:
+        targets = {name: _renamed(name, pattern, replacement) for name in names}
+    except (re.error, IndexError) as exc:
+        raise InvalidInput(
+            f"The rename replacement {replacement!r} cannot be used: {exc}."
+        ) from None
+    for name, target in targets.items() if pattern else ():
+        problem = index_name_problem(target)
+        if problem:
+            raise InvalidInput(
+                f"The rename turns {name} into {target!r}, which cannot be an index name: "
+                f"{problem}."
+            )
+    if len(set(targets.values())) < len(targets):
+        raise InvalidInput("The rename gives two indices the same name; each needs its own.")
     extra = {}
     if pattern:
         extra = cluster.indices(include=list(targets.values())) if targets else {}

@@ -25,6 +25,7 @@ from .common import (
     _run_hook,
     _short_trace,
     default_backup_name,
+    log,
     store,
 )
 from .plan import _scope_touches, plan_restore
@@ -182,6 +183,13 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
         run.error_message or f"Restore #{run.pk} of {run.backup.name} by {run.actor} succeeded.",
         {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "status": run.status},
     )
+    if run.status == RestoreRun.Status.SUCCEEDED:
+        from .policies import prune_safety_backups
+
+        try:  # safety backups have their own limit, kept after every good restore
+            prune_safety_backups(actor)
+        except BackupError as exc:
+            log.warning("pruning safety backups after restore #%s failed: %s", run.pk, exc)
     return run
 
 
@@ -452,17 +460,19 @@ def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
 def _verify_restored(backup: Backup, rows: list[dict], files: bool, file_mode: str) -> list[str]:
     problems = []
     if rows:
-        cluster = elastic.cluster()
+        # one listing (a refresh and a multi-search) for all, not two requests per index
+        now = elastic.cluster().indices(include=[row["target"] for row in rows])
         approximate = any("approximate" in w for w in backup.warnings)
         for row in rows:
+            found = now.get(row["target"])
             if row["action"] == "remove":
-                if cluster.indices(include=[row["target"]]):
+                if found:
                     problems.append(f"index {row['target']} should have been removed")
-                continue
-            count = cluster.count(row["target"])
-            if count != row["docs_in_backup"] and not approximate:
+            elif found is None:
+                problems.append(f"index {row['target']} is missing")
+            elif found["docs"] != row["docs_in_backup"] and not approximate:
                 problems.append(
-                    f"index {row['target']} holds {count} documents, "
+                    f"index {row['target']} holds {found['docs']} documents, "
                     f"the backup {row['docs_in_backup']}"
                 )
     if files:

@@ -1,0 +1,248 @@
+"""What the fault-injection tests (tests/test_faults_*.py) share.
+
+A full picture of a data dir (bytes, modes, mtimes, links), waiting for a row to reach a
+state, and a second, throwaway Elasticsearch node that a test may kill: the shared one at
+9200 is never stopped, since other people's tests use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+CACHES = ("work", "tmp", "upload")
+
+
+def tree(root: Path) -> dict[str, tuple]:
+    """Every entry of a data dir but the caches: type, mode, mtime, size and hash, or target."""
+    result = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir.split(os.sep)[0] in CACHES:
+            continue
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel in CACHES:
+                continue
+            st = os.lstat(path)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                result[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                result[rel] = ("dir", mode)
+            else:
+                digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                result[rel] = ("file", mode, st.st_size, digest, st.st_mtime_ns)
+    return result
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "the condition", every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail(f"{what} did not happen within {timeout} s")
+
+
+def leftovers(data_dir: Path) -> list[str]:
+    """Staging or kept trees a restore left beside (or inside) the data dir."""
+    parent = data_dir.parent
+    found = [p.name for p in parent.iterdir() if p.name.startswith(f".{data_dir.name}.")]
+    if data_dir.is_dir():
+        found += [p.name for p in data_dir.iterdir() if p.name.startswith(".a4c-")]
+    return sorted(found)
+
+
+# --- a second Elasticsearch node, ours to kill ---------------------------------------------
+
+ES_VERSION = os.environ.get("A4C_ES_VERSION", "8.19.8")
+ES_HOME = (
+    Path(os.environ.get("A4C_CACHE_DIR", Path.home() / ".cache" / "a4c-backup"))
+    / f"elasticsearch-{ES_VERSION}"
+)
+ES_USER = "a4c-es" if os.geteuid() == 0 else None
+JAVA_HOME = os.environ.get("A4C_ES_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
+HTTP_PORT = int(os.environ.get("A4C_FAULTS_ES_PORT", "9250"))
+TRANSPORT_PORT = int(os.environ.get("A4C_FAULTS_ES_TRANSPORT_PORT", "9350"))
+
+
+class ThrowawayElasticsearch:
+    """One single-node cluster on HTTP_PORT, with its own config, data, logs and path.repo."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.url = f"http://127.0.0.1:{HTTP_PORT}"
+        self.config, self.data, self.logs = root / "config", root / "data", root / "logs"
+        self.path_repo = root / "repo"
+        self.pid_file = root / "elasticsearch.pid"
+
+    def _prepare(self) -> None:
+        for path in (self.config, self.data, self.logs, self.path_repo):
+            path.mkdir(parents=True, exist_ok=True)
+        for entry in (ES_HOME / "config").iterdir():
+            if entry.name != "elasticsearch.yml":
+                target = self.config / entry.name
+                if entry.is_dir():
+                    shutil.copytree(entry, target, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(entry, target)
+        (self.config / "elasticsearch.yml").write_text(
+            "cluster.name: a4c-faults\n"
+            "node.name: es-faults\n"
+            "network.host: 127.0.0.1\n"
+            f"http.port: {HTTP_PORT}\n"
+            f"transport.port: {TRANSPORT_PORT}\n"
+            "discovery.type: single-node\n"
+            f'path.data: "{self.data}"\n'
+            f'path.logs: "{self.logs}"\n'
+            f'path.repo: ["{self.path_repo}"]\n'
+            "xpack.security.enabled: false\n"
+            "cluster.routing.allocation.disk.threshold_enabled: false\n"
+            "action.destructive_requires_name: false\n"
+        )
+        os.chmod(self.root, 0o755)
+        if ES_USER:
+            subprocess.run(["chown", "-R", f"{ES_USER}:{ES_USER}", str(self.root)], check=True)
+            # root's tests write into the repository too (nothing here, but keep it open)
+            os.chmod(self.path_repo, 0o777)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"{self.url}/_cluster/health?timeout=1s", timeout=3
+            ) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 120.0) -> None:
+        if self.pid() and self.answers():
+            return
+        if not (ES_HOME / "bin" / "elasticsearch").exists():
+            pytest.fail(
+                f"Elasticsearch {ES_VERSION} is not in {ES_HOME}: run scripts/setup.sh",
+                pytrace=False,
+            )
+        self._prepare()
+        self.pid_file.unlink(missing_ok=True)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.root),
+            "ES_PATH_CONF": str(self.config),
+            "ES_JAVA_HOME": JAVA_HOME,
+            "ES_JAVA_OPTS": "-Xms512m -Xmx512m",
+        }
+        command = [str(ES_HOME / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)]
+        if ES_USER:
+            command = [
+                shutil.which("runuser") or "/usr/sbin/runuser",
+                "-u",
+                ES_USER,
+                "--",
+                *command,
+            ]
+        for _attempt in range(5):
+            started = subprocess.run(
+                command, env=env, cwd=self.root, capture_output=True, text=True, timeout=timeout
+            )
+            # a node killed a moment ago can hold its ports a little longer
+            if started.returncode == 0 or "Address already in use" not in self.log_tail():
+                break
+            time.sleep(2)
+        if started.returncode != 0:
+            pytest.fail(
+                f"the throwaway Elasticsearch did not start: {started.stderr[-2000:]}\n"
+                + self.log_tail()
+            )
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if time.monotonic() > deadline:
+                pytest.fail(f"the throwaway Elasticsearch did not answer:\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed or unplugged node: nothing is flushed."""
+        pid = self.pid()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while self.pid() and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while self.pid() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self.pid():
+                os.kill(pid, signal.SIGKILL)
+
+    def log_tail(self) -> str:
+        log = self.logs / "a4c-faults.log"
+        return log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+
+
+def es_state(cluster, prefix: str) -> dict:
+    """Every document, mapping and alias of the indices named prefix*."""
+    client = cluster.client
+    result = {}
+    for index in sorted(cluster.indices(include=[prefix + "*"])):
+        client.indices.refresh(index=index)
+        hits = client.search(index=index, size=10000, query={"match_all": {}})["hits"]["hits"]
+        result[index] = {
+            "docs": {h["_id"]: h["_source"] for h in hits},
+            "mappings": client.indices.get_mapping(index=index)[index]["mappings"],
+            "aliases": sorted(client.indices.get_alias(index=index)[index]["aliases"]),
+        }
+    return result
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(connection) -> str:
+    """The test database as DATABASE_URL, for a process started by a test (a worker, a
+    command): SQLite's file, or PostgreSQL's test_<name> that pytest-django created."""
+    from urllib.parse import quote
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    if connection.vendor != "postgresql":
+        raise NotImplementedError(f"no URL for a {connection.vendor} test database")
+    user = quote(settings.get("USER") or "", safe="")
+    password = quote(settings.get("PASSWORD") or "", safe="")
+    login = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = quote(settings.get("HOST") or "", safe="")  # a socket dir is percent-encoded
+    port = f":{settings['PORT']}" if settings.get("PORT") else ""
+    return f"postgres://{login}{host}{port}/{quote(settings['NAME'], safe='')}"
