@@ -210,11 +210,11 @@ def start_worker(celery_app, tmp_path):
             if proc.poll() is not None:
                 log_tail = worker_log(len(started) - 1)
                 pytest.fail(f"the Celery worker exited with {proc.returncode}:\n{log_tail}")
-            # A connection of its own to the test broker: the app's pools may predate it.
-            with celery_app.connection_for_write(TEST_BROKER) as conn:
-                replies = celery_app.control.ping(destination=[name], timeout=0.5, connection=conn)
-            if replies:
+            # The worker's own word that it consumes: unlike a broadcast ping, it cannot be
+            # missed when a loaded machine answers slower than the ping waits.
+            if f"{name} ready." in worker_log(len(started) - 1):
                 return proc
+            time.sleep(0.2)
         pytest.fail(
             f"the Celery worker did not answer within 60 s:\n{worker_log(len(started) - 1)}"
         )
