@@ -292,6 +292,42 @@ def test_a_second_restore_while_one_is_pending_is_refused_with_who_holds_the_loc
     assert OperationLock.objects.get(pk=1).kind == ""
 
 
+def test_waiting_for_the_lock_gives_up_when_the_time_is_up_and_is_refused_once(
+    installed, cli_actor, web_actor
+):
+    backup = backed_up(cli_actor, "held")
+    operations.request_restore(backup.pk, web_actor)
+
+    with pytest.raises(Busy, match="restore of held started by olivia"):
+        operations.request_backup(cli_actor, name="patient", wait=1.0)
+
+    assert not Backup.objects.filter(name="patient").exists()
+    assert AuditEvent.objects.filter(outcome="refused", action="backup.create").count() == 1
+
+
+def test_waiting_for_the_lock_starts_the_backup_once_the_holder_ends(
+    installed, cli_actor, web_actor
+):
+    backup = backed_up(cli_actor, "soon-free")
+    first = operations.request_restore(backup.pk, web_actor)
+
+    def cancel_soon():
+        try:
+            threading.Event().wait(1.0)
+            operations.cancel("restore", first.pk, web_actor)
+        finally:
+            connection.close()
+
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
+    waited = operations.request_backup(cli_actor, name="after-the-restore", wait=30.0)
+    canceller.join()
+
+    assert waited.status == Backup.Status.PENDING
+    assert OperationLock.objects.get(pk=1).run_id == waited.pk
+    assert not AuditEvent.objects.filter(outcome="refused").exists()
+
+
 def test_two_requests_at_the_same_instant_start_exactly_one_backup(a4c, cli_actor):
     results, barrier = [], threading.Barrier(4)
 

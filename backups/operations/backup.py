@@ -7,7 +7,6 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import IntegrityError as DbIntegrityError
-from django.db import transaction
 from django.utils import timezone
 
 from .. import audit, elastic, notify, running
@@ -18,11 +17,11 @@ from .common import (
     Outcome,
     ProgressCallback,
     _a4c_indices,
-    _claim,
     _data_dir,
     _get_backup,
     _run_hook,
     _short_trace,
+    create_claimed,
     default_backup_name,
     index_name_problem,
     log,
@@ -58,41 +57,32 @@ def request_backup(
     trigger = trigger or {"web": "web", "cli": "cli", "schedule": "schedule"}.get(
         actor.source, "web"
     )
+
+    def create() -> Backup:
+        return Backup.objects.create(
+            name=name,
+            description=description,
+            trigger=trigger,
+            include_elasticsearch=include_elasticsearch,
+            include_files=include_files,
+            index_patterns=patterns,
+            requested_by=actor.user,
+            actor=actor.name,
+            source=actor.source,
+            heartbeat_at=timezone.now(),
+        )
+
+    def refused(busy: Busy) -> None:
+        audit.record(
+            actor, "backup.create", target=name, outcome=Outcome.REFUSED, message=str(busy)
+        )
+
     try:
-        with transaction.atomic():
-            backup = Backup.objects.create(
-                name=name,
-                description=description,
-                trigger=trigger,
-                include_elasticsearch=include_elasticsearch,
-                include_files=include_files,
-                index_patterns=patterns,
-                requested_by=actor.user,
-                actor=actor.name,
-                source=actor.source,
-                heartbeat_at=timezone.now(),
-            )
-            _claim("backup", backup, name, actor, 0)
+        backup = create_claimed("backup", name, actor, create, wait=wait, refused=refused)
     except DbIntegrityError:
         raise InvalidInput(
             f"A backup named {name!r} exists already; choose another name."
         ) from None
-    except Busy as busy:
-        if wait <= 0:
-            audit.record(
-                actor, "backup.create", target=name, outcome=Outcome.REFUSED, message=str(busy)
-            )
-            raise
-        return request_backup(
-            actor,
-            name=name,
-            description=description,
-            include_elasticsearch=include_elasticsearch,
-            include_files=include_files,
-            indices=patterns,
-            trigger=trigger,
-            wait=_wait_for_lock(wait),
-        )
     audit.record(
         actor,
         "backup.create",
@@ -106,16 +96,6 @@ def request_backup(
         },
     )
     return backup
-
-
-def _wait_for_lock(wait: float) -> float:
-    """Waits until the lock looks free (or the time is up); returns the time left."""
-
-    deadline = time.monotonic() + wait
-    while running.lock_holder() is not None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = deadline - time.monotonic()
-    return left if left > 0 else 0.0001
 
 
 def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:

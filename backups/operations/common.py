@@ -6,16 +6,18 @@ import logging
 import re
 import shlex
 import subprocess
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from .. import elastic, running
 from ..audit import Actor
-from ..errors import BackupError, InvalidInput, NotFound
+from ..errors import BackupError, Busy, InvalidInput, NotFound
 from ..filestore import Store
 from ..models import AuditEvent, Backup, OperationLock, RestoreRun
 
@@ -173,3 +175,32 @@ def _claim(kind: str, run, label: str, actor: Actor, wait: float) -> None:
     from .maintenance import recover_stale_runs
 
     running.acquire(kind, run.pk, label, actor.name, wait=wait, recover=recover_stale_runs)
+
+
+def create_claimed(
+    kind: str,
+    label: str,
+    actor: Actor,
+    create: Callable[[], object],
+    *,
+    wait: float,
+    refused: Callable[[Busy], None],
+):
+    """Creates a run row and takes the lock for it in one transaction, or neither.
+
+    While the lock is held by another operation, tries again until ``wait`` seconds are up;
+    then calls ``refused`` (to audit the refusal) and raises Busy naming the holder.
+    """
+    deadline = time.monotonic() + max(wait, 0.0)
+    while True:
+        try:
+            with transaction.atomic():
+                run = create()
+                _claim(kind, run, label, actor, 0)
+            return run
+        except Busy as busy:
+            if time.monotonic() >= deadline:
+                refused(busy)
+                raise
+        while running.lock_holder() is not None and time.monotonic() < deadline:
+            time.sleep(0.5)

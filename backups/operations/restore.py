@@ -7,23 +7,22 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from .. import audit, elastic, notify, running
 from ..audit import Actor
 from ..errors import BackupError, Busy, Cancelled, IntegrityError, InvalidInput
 from ..models import Backup, RestoreRun
-from .backup import _backup_elasticsearch, _backup_files, _end_backup, _wait_for_lock
+from .backup import _backup_elasticsearch, _backup_files, _end_backup
 from .common import (
     Outcome,
     ProgressCallback,
-    _claim,
     _data_dir,
     _get_backup,
     _get_restore,
     _run_hook,
     _short_trace,
+    create_claimed,
     default_backup_name,
     log,
     store,
@@ -70,49 +69,36 @@ def request_restore(
         "rename": plan["rename"],
         "rollback_of": rollback_of.pk if rollback_of else None,
     }
-    try:
-        with transaction.atomic():
-            run = RestoreRun.objects.create(
-                backup=backup,
-                scope=scope,
-                chosen_indices=chosen,
-                file_mode=file_mode,
-                rename_pattern=rename_pattern,
-                rename_replacement=rename_replacement,
-                take_safety_backup=safety_backup,
-                plan=plan,
-                rollback_of=rollback_of,
-                requested_by=actor.user,
-                actor=actor.name,
-                source=actor.source,
-                heartbeat_at=timezone.now(),
-            )
-            _claim("restore", run, f"of {backup.name}", actor, 0)
-    except Busy as busy:
-        if wait <= 0:
-            audit.record(
-                actor,
-                "restore.request",
-                target=backup.name,
-                outcome=Outcome.REFUSED,
-                message=str(busy),
-                parameters=params,
-                backup=backup,
-            )
-            raise
-        return request_restore(
-            backup.pk,
-            actor,
+
+    def create() -> RestoreRun:
+        return RestoreRun.objects.create(
+            backup=backup,
             scope=scope,
-            indices=chosen,
+            chosen_indices=chosen,
             file_mode=file_mode,
             rename_pattern=rename_pattern,
             rename_replacement=rename_replacement,
-            safety_backup=safety_backup,
-            wait=_wait_for_lock(wait),
+            take_safety_backup=safety_backup,
+            plan=plan,
             rollback_of=rollback_of,
-            remove_indices=remove_indices,
+            requested_by=actor.user,
+            actor=actor.name,
+            source=actor.source,
+            heartbeat_at=timezone.now(),
         )
+
+    def refused(busy: Busy) -> None:
+        audit.record(
+            actor,
+            "restore.request",
+            target=backup.name,
+            outcome=Outcome.REFUSED,
+            message=str(busy),
+            parameters=params,
+            backup=backup,
+        )
+
+    run = create_claimed("restore", f"of {backup.name}", actor, create, wait=wait, refused=refused)
     audit.record(
         actor,
         "restore.request",
