@@ -134,6 +134,9 @@ TEST_QUEUE = f"a4c-test-{os.getpid()}"
 
 def _use_test_broker(app) -> None:
     """Points the app, and any pool it built before, at the test broker."""
+    # Celery reads these two variables before its own configuration (scripts/lib.sh exports
+    # the first for the services), so they must name the test broker too.
+    os.environ["CELERY_BROKER_URL"] = os.environ["CELERY_RESULT_BACKEND"] = TEST_BROKER
     app.conf.broker_url = TEST_BROKER
     app.conf.result_backend = TEST_BROKER
     app.conf.task_default_queue = TEST_QUEUE
@@ -148,6 +151,10 @@ def celery_app():
     from a4c_backup.celery import app
 
     _use_test_broker(app)
+    from kombu import Connection
+
+    with app.connection_for_write() as used, Connection(TEST_BROKER) as wanted:
+        assert used.as_uri() == wanted.as_uri(), "tasks would go where no test worker listens"
     return app
 
 
