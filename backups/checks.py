@@ -10,6 +10,7 @@ from django.core.checks import Error, Warning, register
 
 from .elastic import check_urls
 from .errors import ConfigError
+from .filestore import parse_bandwidth
 
 
 @register()
@@ -80,4 +81,8 @@ def check_settings(app_configs=None, **kwargs):
                     id="a4c.E008",
                 )
             )
+    try:
+        parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
+    except ConfigError as exc:
+        problems.append(Error(str(exc), id="a4c.E009"))
     return problems

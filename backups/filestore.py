@@ -42,6 +42,7 @@ from backups.filestore_base import (
     check_name,
     fill,
     os_error,
+    parse_bandwidth,
     rmtree,
     safe_relpath,
     show,
@@ -61,6 +62,7 @@ __all__ = [
     "VerifyReport",
     "check_name",
     "compare_tree_to_manifest",
+    "parse_bandwidth",
     "tree_differences",
 ]
 
@@ -306,13 +308,14 @@ class Store:
         progress: ProgressFn = None,
         check: CheckFn = None,
         workers: int = 4,
+        bandwidth: int = 0,
     ) -> TreeSummary:
         """Stores the data dir's files as blobs, then writes manifests/<name>.manifest.
 
         Files unchanged since `previous` (same size, mtime, inode, ctime) are not re-read.
         If it fails or is cancelled, no manifest is written and its temp files are removed
         (blobs already stored stay until collect_garbage). A manifest of the same name is
-        replaced.
+        replaced. ``bandwidth`` (bytes per second, 0 for none) caps the bytes read.
         """
         check_name(name)
         data_dir = Path(data_dir)
@@ -331,7 +334,7 @@ class Store:
         except OSError as exc:
             raise os_error(exc, "creating", work) from exc
         try:
-            run = BackupRun(self, work, Meter(progress, check), workers)
+            run = BackupRun(self, work, Meter(progress, check, bandwidth), workers)
             return run.run(name, data_dir, frozenset(exclude_dirs), previous)
         finally:
             rmtree(work)
@@ -418,6 +421,7 @@ class Store:
         progress: ProgressFn = None,
         check: CheckFn = None,
         workers: int = 4,
+        bandwidth: int = 0,
     ) -> RestoreResult:
         """Builds the backup's tree beside the data dir, then swaps it in.
 
@@ -429,11 +433,13 @@ class Store:
         data dir is renamed to old_tree and the staging dir to the data dir. If the data dir
         is a mount point it cannot be renamed: its top-level entries are moved one by one,
         which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
-        inside the data dir).
+        inside the data dir). ``bandwidth`` (bytes per second, 0 for none) caps the bytes
+        written.
         """
         _check_mode(mode)
         data_dir = Path(os.path.realpath(data_dir))
-        run = RestoreRun(self, name, data_dir, frozenset(exclude_dirs), Meter(progress, check))
+        meter = Meter(progress, check, bandwidth)
+        run = RestoreRun(self, name, data_dir, frozenset(exclude_dirs), meter)
         return run(mode, workers)
 
     def undo_restore(

@@ -206,12 +206,14 @@ class BackupRun:
                 self.warn(f"{show(rel)} became a symlink during the backup and was skipped")
                 return None
             raise os_error(exc, "reading", path, DATA) from exc
+        throttle = self.meter.throttle
         try:
             view = buffer()
             try:
                 got = os.readv(fd, [view])  # short from a regular file: it ended (no 2nd read)
             except OSError as exc:
                 raise os_error(exc, "reading", path, DATA) from exc
+            throttle.take(got, self.stop)
             if got < len(view):  # the whole file is in memory: write it only if it is new
                 sha = hashlib.sha256(view[:got]).hexdigest()
                 return sha, got, self._place(sha, got, data=view[:got])
@@ -225,6 +227,7 @@ class BackupRun:
                     self._store_write(temp_fd, view[:got])
                     size += got
                     got = self._read(fd, view, path)
+                    throttle.take(got, self.stop)
             finally:
                 os.close(temp_fd)
             sha = digest.hexdigest()

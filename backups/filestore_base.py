@@ -22,7 +22,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
-from backups.errors import InvalidInput, StorageError
+from backups.errors import ConfigError, InvalidInput, StorageError
 
 DEFAULT_EXCLUDES = ("work", "tmp", "upload")
 STORAGE = "the backup storage (A4C_BACKUP_DIR)"
@@ -402,11 +402,17 @@ def _walk_dir(path: str, rel: str, key: tuple, exclude, warn) -> Iterator[Node]:
 
 
 class Meter:
-    """Calls check() at every step and progress() at least every 0.5 s."""
+    """Calls check() at every step and progress() at least every 0.5 s; holds the throttle."""
 
-    def __init__(self, progress: Callable[[Progress], None] | None, check: Callable | None):
+    def __init__(
+        self,
+        progress: Callable[[Progress], None] | None,
+        check: Callable | None,
+        bandwidth: int = 0,
+    ):
         self.progress, self.check = progress, check
         self.files_total = self.bytes_total = self.files_done = self.bytes_done = 0
+        self.throttle = Throttle(bandwidth)
         self._last = time.monotonic()
 
     def beat(self) -> None:
@@ -420,6 +426,59 @@ class Meter:
         if self.progress is not None:
             done = Progress(self.files_done, self.files_total, self.bytes_done, self.bytes_total)
             self.progress(done)
+
+
+class Throttle:
+    """Keeps the copying threads together under ``bandwidth`` bytes per second (0: no cap).
+
+    take() counts bytes just read or written and sleeps the calling thread while the total is
+    ahead of the cap. Time not spent copying (a scan of unchanged files) is credit for one
+    second only, so the cap holds over any stretch longer than that.
+    """
+
+    def __init__(
+        self,
+        bandwidth: int = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.bandwidth, self.moved = bandwidth, 0
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._since = clock()
+
+    def take(self, size: int, stop: threading.Event | None = None) -> None:
+        with self._lock:
+            self.moved += size
+            if not self.bandwidth:
+                return
+            now = self._clock()
+            idle = now - self._since - (self.moved - size) / self.bandwidth
+            if idle > 1.0:
+                self._since += idle - 1.0
+            until = self._since + self.moved / self.bandwidth
+        while (left := until - self._clock()) > 0 and not (stop is not None and stop.is_set()):
+            self._sleep(min(left, 0.25))
+
+
+def parse_bandwidth(text: str, setting: str = "A4C_FILE_BANDWIDTH") -> int:
+    """'' or '0' (no limit), or bytes per second: '500K', '50M', '1.5G' (binary units)."""
+    text = (text or "").strip()
+    if text in ("", "0"):
+        return 0
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    try:
+        value = int(float(number) * unit)
+    except (ValueError, OverflowError):
+        value = 0
+    if value < 1024:
+        raise ConfigError(
+            f"{setting} is {text!r}: give bytes per second of at least 1K, like 500K, 50M or "
+            "1.5G, or 0 for no limit."
+        )
+    return value
 
 
 class _Batch:

@@ -267,6 +267,7 @@ class RestoreRun:
                     digest.update(view[:got])
                     write_all(out, view[:got])
                     size += got
+                    self.meter.throttle.take(got, pipe.stop)
                 if digest.hexdigest() != entry.sha256 or size != entry.size:
                     raise IntegrityError(
                         f"blob {entry.sha256[:12]}.. for {show(entry.path)} is corrupt "

@@ -5,13 +5,16 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
 import backups.filestore_backup
-from backups.errors import Cancelled, IntegrityError, InvalidInput, StorageError
-from backups.filestore import Store, compare_tree_to_manifest, tree_differences
+import backups.filestore_base
+from backups.errors import Cancelled, ConfigError, IntegrityError, InvalidInput, StorageError
+from backups.filestore import Store, compare_tree_to_manifest, parse_bandwidth, tree_differences
+from backups.filestore_base import Throttle
 
 BIG = os.urandom(2 * 1024 * 1024 + 123)  # above the 1 MiB buffer: streamed, not held
 BAD_NAME = b"bad-\xff\xfe-name.png"  # not UTF-8
@@ -510,3 +513,81 @@ def test_a_data_dir_that_is_a_mount_point_is_swapped_entry_by_entry_and_undone(
 def test_it_refuses_a_backup_storage_inside_the_data_dir(data_dir):
     with pytest.raises(StorageError, match="set A4C_BACKUP_DIR to a directory outside it"):
         Store(data_dir / "backups").backup_tree("first", data_dir)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", 0), ("0", 0), ("2048", 2048), ("500K", 500 << 10), ("50m", 50 << 20), ("1.5G", 3 << 29)],
+)
+def test_a_bandwidth_reads_as_bytes_per_second(text, expected):
+    assert parse_bandwidth(text) == expected
+
+
+@pytest.mark.parametrize("text", ["fast", "-5M", "10", "1.5X", "M"])
+def test_a_bandwidth_that_is_not_one_says_how_to_write_it(text):
+    with pytest.raises(ConfigError, match="A4C_FILE_BANDWIDTH .* like 500K, 50M or 1.5G"):
+        parse_bandwidth(text)
+
+
+def test_a_bandwidth_cap_sleeps_the_copying_thread_until_it_is_back_under_the_cap():
+    now, slept = [0.0], []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    throttle = Throttle(1 << 20, clock=lambda: now[0], sleep=sleep)
+    throttle.take(3 << 20)  # three seconds' worth, at once
+
+    assert now[0] == pytest.approx(3.0) and max(slept) <= 0.25
+    now[0] += 10.0  # a slow stretch (a scan) earns one second of credit, not ten
+    throttle.take(5 << 20)
+    assert now[0] == pytest.approx(17.0)
+    throttle.take(1 << 20)
+    assert now[0] == pytest.approx(18.0)
+
+
+def test_a_stopped_copy_stops_waiting_for_the_cap():
+    stop = threading.Event()
+    stop.set()
+    throttle = Throttle(1024, clock=lambda: 0.0, sleep=lambda s: pytest.fail("it slept"))
+
+    throttle.take(1 << 30, stop)
+
+    assert throttle.moved == 1 << 30
+
+
+def test_without_a_cap_copying_never_waits():
+    throttle = Throttle(0, clock=lambda: 0.0, sleep=lambda s: pytest.fail("it slept"))
+    throttle.take(10 << 30)
+
+    assert throttle.moved == 10 << 30
+
+
+def test_a_limited_backup_and_restore_count_the_bytes_they_really_moved(store, tmp_path):
+    data = make_tree(tmp_path / "data")
+    meters = []
+    original = backups.filestore_base.Meter.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        meters.append(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backups.filestore_base.Meter, "__init__", keep)
+        store.backup_tree("first", data, bandwidth=1 << 30)
+        store.backup_tree("again", data, previous="first", bandwidth=1 << 30)
+        store.restore_tree("first", data, bandwidth=1 << 30)
+
+    first, again, restore = (meter.throttle for meter in meters)
+    assert first.bandwidth == again.bandwidth == restore.bandwidth == 1 << 30
+    backed_up = [
+        p
+        for p in data.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and p.relative_to(data).parts[0] not in ("work", "tmp", "upload")
+    ]
+    assert first.moved == sum(p.stat().st_size for p in backed_up) > len(BIG)
+    assert again.moved == 0, "unchanged files are not read again"
+    assert restore.moved == first.moved

@@ -83,3 +83,14 @@ def test_the_checks_pass_on_a_sane_configuration(settings, tmp_path):
     settings.A4C_BACKUP_DIR = tmp_path / "storage"
 
     assert check_settings() == []
+
+
+def test_a_bandwidth_that_is_not_bytes_per_second_is_named_with_examples(settings, tmp_path):
+    settings.A4C_DATA_DIR = tmp_path
+    settings.A4C_BACKUP_DIR = tmp_path / "storage"
+    settings.A4C_FILE_BANDWIDTH = "fast"
+
+    (problem,) = check_settings()
+
+    assert problem.id == "a4c.E009"
+    assert "A4C_FILE_BANDWIDTH is 'fast'" in problem.msg and "50M" in problem.msg

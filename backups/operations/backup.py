@@ -23,6 +23,7 @@ from .common import (
     _short_trace,
     create_claimed,
     default_backup_name,
+    file_bandwidth,
     index_name_problem,
     log,
     store,
@@ -339,6 +340,7 @@ def _backup_files(backup: Backup, runner: running.Runner) -> None:
         progress=on_progress,
         check=runner.check,
         workers=settings.A4C_FILE_WORKERS,
+        bandwidth=file_bandwidth(),
     )
     runner.update(
         file_count=summary.files,

@@ -18,7 +18,7 @@ from django.utils import timezone
 from .. import elastic, running
 from ..audit import Actor
 from ..errors import BackupError, Busy, InvalidInput, NotFound
-from ..filestore import Store
+from ..filestore import Store, parse_bandwidth
 from ..models import AuditEvent, Backup, OperationLock, RestoreRun
 
 log = logging.getLogger("backups.operations")
@@ -100,6 +100,11 @@ def default_backup_name(prefix: str = "backup", now=None) -> str:
 
 def store() -> Store:
     return Store(Path(settings.A4C_BACKUP_DIR))
+
+
+def file_bandwidth() -> int:
+    """A4C_FILE_BANDWIDTH in bytes per second (0: no limit); ConfigError if it is not one."""
+    return parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
 
 
 def _data_dir() -> Path:

@@ -24,6 +24,7 @@ from .common import (
     _short_trace,
     create_claimed,
     default_backup_name,
+    file_bandwidth,
     log,
     store,
 )
@@ -439,6 +440,8 @@ def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
         mode=run.file_mode,
         progress=on_progress,
         check=runner.check,
+        workers=settings.A4C_FILE_WORKERS,
+        bandwidth=file_bandwidth(),
     )
     runner.update(state={**run.state, "old_tree": str(result.old_tree) if result.old_tree else ""})
 

@@ -1,0 +1,117 @@
+"""A worker killed with SIGKILL in the middle of copying files, backup or restore.
+
+tests/test_recovery.py kills workers parked in hook commands; here the kill lands while the
+files themselves are being copied. The worker copies under a bandwidth cap
+(A4C_FILE_BANDWIDTH, which operators use to spare a live A4C's disk) of 1 MiB/s, so the 16 MiB
+of files take at least 15 s: the test sees the copy begin on the run's row and kills the worker
+long before it can end. No clock decides the outcome, only the cap.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fault_support import leftovers, tree, wait_for
+
+from backups import demo, operations, running, tasks
+from backups.filestore import Store
+from backups.models import Backup, RestoreRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DATA = {"size": 16 << 20, "files": 400}
+CAPPED = {"A4C_FILE_BANDWIDTH": "1M"}
+
+
+def recover_after_the_kill(settings) -> list[str]:
+    """What the beat's recovery tick does a minute later, without the minute."""
+    settings.A4C_STALE_AFTER_SECONDS = 1
+    time.sleep(1.5)
+    return operations.recover_stale_runs()
+
+
+def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_kept(
+    a4c, start_worker, worker_env, settings, cli_actor
+):
+    demo.generate(a4c.data_dir, prefix=a4c.prefix, cluster=a4c.cluster, **DATA)
+    store = Store(settings.A4C_BACKUP_DIR)
+    worker = start_worker(**worker_env, **CAPPED)
+    backup = operations.request_backup(cli_actor, name="killed-copying")
+    tasks.run_backup.delay(backup.pk)
+    wait_for(
+        lambda: Backup.objects.filter(pk=backup.pk, phase="files", bytes_done__gt=0).exists(),
+        timeout=120,
+        what="the backup copying files",
+    )
+    start_worker.kill(worker)
+
+    backup.refresh_from_db()
+    assert backup.status == Backup.Status.RUNNING and backup.bytes_done < backup.bytes_total
+    assert (store.tmp / "killed-copying").is_dir(), "its blobs were being written"
+    assert not store.has_manifest("killed-copying")
+    notes = recover_after_the_kill(settings)
+
+    backup.refresh_from_db()
+    assert backup.status == Backup.Status.FAILED
+    assert "stopped answering during files" in backup.error_message
+    assert any("killed-copying" in note for note in notes)
+    assert running.lock_holder() is None
+    assert "killed-copying" not in store.names()
+    assert not (store.tmp / "killed-copying").exists()
+    assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "killed-copying") is None
+    assert not Backup.objects.filter(status=Backup.Status.SUCCEEDED).exists()
+    # The next backup runs, and is whole.
+    after = operations.run_backup(operations.request_backup(cli_actor, name="after").pk)
+    assert after.status == Backup.Status.SUCCEEDED, after.error_message
+    assert operations.verify_backup(after.pk, cli_actor).ok
+
+
+def test_a_restore_killed_while_copying_files_is_rolled_back_to_the_same_bytes(
+    a4c, start_worker, worker_env, settings, cli_actor
+):
+    demo.generate(a4c.data_dir, prefix=a4c.prefix, cluster=a4c.cluster, **DATA)
+    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    # weeks of use: files edited, removed, added, modes changed; documents and indices too
+    artifacts = sorted(p for p in (a4c.data_dir / "artifacts").rglob("*") if p.is_file())
+    artifacts[0].write_bytes(b"edited after the backup")
+    artifacts[1].unlink()
+    artifacts[2].chmod(0o600)
+    (a4c.data_dir / "artifacts" / "added-later.txt").write_text("added after the backup")
+    client = a4c.cluster.client
+    client.index(index=a4c.index("user"), id="late", document={"username": "late"}, refresh=True)
+    client.indices.delete(index=a4c.index("plugin"))
+    files_before, es_before = tree(a4c.data_dir), a4c.state()
+
+    worker = start_worker(**worker_env, **CAPPED)
+    run = operations.request_restore(backup.pk, cli_actor)
+    tasks.run_restore.delay(run.pk)
+    wait_for(
+        lambda: (
+            RestoreRun.objects.filter(pk=run.pk, phase="files", bytes_done__gt=0).exists()
+            and leftovers(a4c.data_dir)
+        ),
+        timeout=120,
+        what="the restore copying files into its staging tree",
+    )
+    start_worker.kill(worker)
+
+    run.refresh_from_db()
+    assert run.status == RestoreRun.Status.RUNNING and run.bytes_done < run.bytes_total
+    assert tree(a4c.data_dir) == files_before, "the data dir is only touched by the swap"
+    notes = recover_after_the_kill(settings)
+
+    run.refresh_from_db()
+    assert run.status == RestoreRun.Status.INTERRUPTED
+    assert run.safety_backup.name in run.error_message, "it says how to go back"
+    assert any(f"restore #{run.pk}" in note for note in notes)
+    assert running.lock_holder() is None
+    assert leftovers(a4c.data_dir) == [], "the half-built staging tree is removed"
+
+    rollback = operations.run_restore(operations.request_rollback(run.pk, cli_actor).pk)
+
+    assert rollback.status == RestoreRun.Status.SUCCEEDED, rollback.error_message
+    assert tree(a4c.data_dir) == files_before
+    assert a4c.state() == es_before
+    assert leftovers(a4c.data_dir) == []
