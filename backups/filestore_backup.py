@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
-from backups.errors import Cancelled
+from backups.errors import BackupError, Cancelled
 from backups.filestore_base import (
     DATA,
     HEX64,
@@ -100,7 +100,13 @@ class BackupRun:
 
     def run(self, name: str, data_dir: Path, exclude, previous: str | None) -> TreeSummary:
         meter, summary = self.meter, self.summary
-        meter.files_total, meter.bytes_total = count_files(data_dir, exclude, meter.beat)
+        estimate = self._estimate(previous)
+        if estimate is not None and estimate.files:
+            # A walk only to count costs as much as the scan of an unchanged tree: the
+            # previous backup's totals stand in, and the end of the walk corrects them.
+            meter.files_total, meter.bytes_total = estimate.files, estimate.bytes
+        else:
+            meter.files_total, meter.bytes_total = count_files(data_dir, exclude, meter.beat)
         meter.report()
         root = os.stat(data_dir)
         header = {
@@ -114,6 +120,7 @@ class BackupRun:
         writer = ManifestWriter(self.work / "manifest", header)
         try:
             self._store_tree(writer, data_dir, exclude, previous)
+            meter.files_total, meter.bytes_total = meter.files_done, meter.bytes_done
             meter.beat()  # the last chance to cancel: after this the manifest is committed
             if self.warning_count > MAX_WARNINGS:
                 summary.warnings[-1] = f"... and {self.warning_count - MAX_WARNINGS + 1} more"
@@ -125,6 +132,14 @@ class BackupRun:
         meter.report()
         return summary
 
+    def _estimate(self, previous: str | None):
+        if previous is None or not self.store.has_manifest(previous):
+            return None
+        try:
+            return self.store.summary(previous)
+        except BackupError:
+            return None  # previous_lines says why it is not used
+
     def _store_tree(self, writer, data_dir: Path, exclude, previous: str | None) -> None:
         known = Cursor(self.store.previous_lines(previous, self.warn))
         with Pipeline(self.workers, self.meter) as pipe:
@@ -133,7 +148,7 @@ class BackupRun:
                 self.meter.beat()
                 entry = Entry.from_stat(rel, kind, st)
                 old = known.find(key, path_prefix(rel))
-                work = ()
+                work, line = (), None
                 if kind == "symlink":
                     try:
                         entry.target = os.readlink(path)
@@ -145,9 +160,10 @@ class BackupRun:
                 elif kind == "file":
                     if old is not None and self._unchanged(old, entry):
                         self.summary.reused += 1
+                        line = old  # the same bytes: not built twice
                     else:
                         work = (self.store_file, (rel, path))
-                self._write(writer, pipe.add(entry, *work, weight=entry.size))
+                self._write(writer, pipe.add((entry, line), *work, weight=entry.size))
             self._write(writer, pipe.finish())
 
     def _unchanged(self, old: bytes, new: Entry) -> bool:
@@ -167,7 +183,7 @@ class BackupRun:
 
     def _write(self, writer: "ManifestWriter", ready: list) -> None:
         summary, meter = self.summary, self.meter
-        for entry, result in ready:
+        for (entry, line), result in ready:
             if entry.type == "file":
                 if entry.sha256 is None:
                     if result is None:
@@ -188,7 +204,7 @@ class BackupRun:
                 summary.dirs += 1
             else:
                 summary.symlinks += 1
-            writer.add(entry.line())
+            writer.add(line or entry.line())
 
     # The methods below run on the worker threads.
 

@@ -424,7 +424,10 @@ class Meter:
     def report(self) -> None:
         self._last = time.monotonic()
         if self.progress is not None:
-            done = Progress(self.files_done, self.files_total, self.bytes_done, self.bytes_total)
+            # Totals can be estimates (a backup takes the previous one's): never below done.
+            files_total = max(self.files_total, self.files_done)
+            bytes_total = max(self.bytes_total, self.bytes_done)
+            done = Progress(self.files_done, files_total, self.bytes_done, bytes_total)
             self.progress(done)
 
 

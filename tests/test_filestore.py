@@ -242,6 +242,19 @@ def test_progress_ends_with_every_counted_file_done(data_dir, store):
     assert seen[-1].bytes_done == seen[-1].bytes_total > len(BIG)
 
 
+def test_a_second_backup_estimates_its_totals_from_the_first_and_ends_exact(data_dir, store):
+    store.backup_tree("first", data_dir)
+    (data_dir / "artifacts" / "grown.bin").write_bytes(b"x" * 5000)
+    seen = []
+
+    store.backup_tree("second", data_dir, previous="first", progress=seen.append)
+
+    assert (seen[0].files_total, seen[0].files_done) == (8, 0), "the first backup's count"
+    assert all(p.files_done <= p.files_total and p.bytes_done <= p.bytes_total for p in seen)
+    assert seen[-1].files_done == seen[-1].files_total == 9
+    assert seen[-1].bytes_done == seen[-1].bytes_total
+
+
 def test_a_file_that_vanishes_during_the_backup_is_skipped_with_a_warning(
     data_dir, store, monkeypatch
 ):
