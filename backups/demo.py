@@ -32,8 +32,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import elastic
-from .demo_indices import BASE_TIME, MAPPINGS, WORDS, Installation, aliases, documents, tosca_yaml
+from .demo_indices import (
+    BASE_TIME,
+    GENERATOR,
+    MAPPINGS,
+    WORDS,
+    Installation,
+    aliases,
+    documents,
+    tosca_yaml,
+)
 from .errors import InvalidInput, StorageError
+
+# Written first into a data dir the generator fills: --reset empties no other.
+MARKER = ".a4c-demo-data"
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -343,6 +355,25 @@ def _existing(cluster: elastic.Cluster, prefix: str) -> list[str]:
     return [name for name in cluster.indices(include=[prefix + "*"]) if name in wanted]
 
 
+def _check_reset(cluster: elastic.Cluster, existing: list[str], data_dir: Path) -> None:
+    """--reset deletes only what the generator made: never a real installation's data."""
+    meta = cluster.index_meta(existing)
+    foreign = [name for name in existing if meta.get(name, {}).get("generator") != GENERATOR]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise InvalidInput(
+            f"--reset deletes only indices the demo generator made, and {shown} were not "
+            "(their mapping has no demo _meta): they may be a real A4C's. Delete them yourself "
+            "if you mean it, or choose another --prefix."
+        )
+    if data_dir.is_dir() and any(data_dir.iterdir()) and not (data_dir / MARKER).is_file():
+        raise InvalidInput(
+            f"--reset empties only a data dir the demo generator made, and {data_dir} has no "
+            f"{MARKER} file: it may be a real A4C's. Empty it yourself if you mean it, or "
+            "choose another --data-dir."
+        )
+
+
 def _empty(data_dir: Path) -> None:
     for child in data_dir.iterdir():
         if child.is_dir() and not child.is_symlink():
@@ -388,6 +419,7 @@ def generate(
         raise InvalidInput(f"The data dir {data_dir} is a file, not a directory.")
     existing = _existing(cluster, prefix)
     if reset:
+        _check_reset(cluster, existing, data_dir)
         cluster.delete_indices(existing)
         if data_dir.is_dir():
             try:
@@ -424,6 +456,10 @@ def generate(
             if progress:
                 progress("indices", done, len(jobs))
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / MARKER).write_text(
+            "Made by a4c-backup's demo generator: `manage.py demo_data --reset` may empty it.\n"
+        )
         tree = write_files(data_dir, inst, wanted, random.Random(f"{seed}:files"), progress)
     except OSError as exc:
         raise StorageError(

@@ -48,7 +48,8 @@ def _object(**spec) -> dict:
 
 
 # Marks the indices as made up, so that nobody takes them for a real installation's.
-_META = {"generator": "a4c-backup demo_data"}
+GENERATOR = "a4c-backup demo_data"
+_META = {"generator": GENERATOR}
 
 
 def _strict(**spec) -> dict:

@@ -204,6 +204,15 @@ class Cluster:
         self.client.indices.refresh(index=index)
         return int(self.client.count(index=index)["count"])
 
+    @_translated("read index mappings")
+    def index_meta(self, names: Iterable[str]) -> dict[str, dict]:
+        """Each index's mapping _meta (empty when it has none)."""
+        names = list(names)
+        if not names:
+            return {}
+        found = self.client.indices.get_mapping(index=",".join(names), expand_wildcards="none")
+        return {name: body.get("mappings", {}).get("_meta", {}) for name, body in found.items()}
+
     @_translated("delete indices")
     def delete_indices(self, names: Iterable[str]) -> None:
         names = list(names)

@@ -163,6 +163,7 @@ def test_the_data_dir_has_a4cs_layout(small):
     for top in ("csar", "artifacts", "plugins", "images", "git", "work", "tmp", "upload"):
         assert (root / top).is_dir(), top
     files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    files.remove(root / demo.MARKER)  # the generator's mark, not an A4C file
     assert len(files) == summary.files
     assert sum(p.stat().st_size for p in files) == summary.bytes
     assert 200 <= summary.files <= 400
@@ -286,6 +287,29 @@ def test_reset_replaces_indices_and_files(es_cluster, prefix, tmp_path):
     assert "intruder" not in documents(es_cluster, prefix + "user")
     assert second.indices == first.indices
     assert (second.files, second.bytes) == (first.files, first.bytes)
+
+
+def test_reset_refuses_indices_the_generator_did_not_make(es_cluster, prefix, tmp_path):
+    es_cluster.create_index(prefix + "user", {"properties": {"username": {"type": "keyword"}}})
+    es_cluster.bulk_index(prefix + "user", [("admin", {"username": "admin"})])
+
+    with pytest.raises(InvalidInput, match=f"{prefix}user were not .* may be a real A4C's"):
+        demo.generate(tmp_path / "data", prefix=prefix, cluster=es_cluster, reset=True)
+
+    assert documents(es_cluster, prefix + "user") == {"admin": {"username": "admin"}}
+    assert not (tmp_path / "data").exists()
+
+
+def test_reset_refuses_a_data_dir_the_generator_did_not_make(es_cluster, prefix, tmp_path):
+    real = tmp_path / "alien4cloud"
+    (real / "csar" / "app" / "1.0").mkdir(parents=True)
+    (real / "csar" / "app" / "1.0" / "app.zip").write_bytes(b"PK a real archive")
+
+    with pytest.raises(InvalidInput, match=f"{real} has no .a4c-demo-data file"):
+        demo.generate(real, prefix=prefix, cluster=es_cluster, reset=True)
+
+    assert (real / "csar" / "app" / "1.0" / "app.zip").read_bytes() == b"PK a real archive"
+    assert es_cluster.indices(include=[prefix + "*"]) == {}
 
 
 # --- sizes ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class Command(BaseCommand):
             "--reset",
             action="store_true",
             help="Delete the demo indices (prefix + A4C names) and everything in the data dir "
-            "first.",
+            "first. Only what the generator made: other indices or data dirs are refused.",
         )
 
     def handle(self, *args, **options):
