@@ -47,6 +47,12 @@ def test_saving_a_policy_checks_it_and_records_who_changed_what(cli_actor):
         operations.save_policy(cli_actor, policy.pk, name_pattern="nightly-{when}")
     with pytest.raises(InvalidInput, match="cannot be more than"):
         operations.save_policy(cli_actor, policy.pk, keep_min=9)
+    with pytest.raises(InvalidInput, match="'../etc' is not an index name or pattern"):
+        operations.save_policy(cli_actor, policy.pk, index_patterns=["user", "../etc"])
+    with pytest.raises(InvalidInput, match="Elasticsearch is left out"):
+        operations.save_policy(
+            cli_actor, policy.pk, index_patterns=["user"], include_elasticsearch=False
+        )
     operations.save_policy(cli_actor, policy.pk, keep_last=14)
     change = AuditEvent.objects.filter(action="policy.update").get()
     assert change.parameters == {"keep_last": [7, 14]} and change.actor == cli_actor.name

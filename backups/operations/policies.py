@@ -21,7 +21,7 @@ from ..audit import Actor
 from ..errors import BackupError, Busy, InvalidInput, NotFound
 from ..models import Backup, Policy
 from .backup import request_backup
-from .common import Outcome, store, validate_backup_name
+from .common import Outcome, index_name_problem, store, validate_backup_name
 from .maintenance import delete_backup
 
 POLICY_FIELDS = (
@@ -100,6 +100,16 @@ def save_policy(actor: Actor, policy_id: int | None = None, **fields) -> Policy:
     policy.schedule = validate_schedule(policy.schedule)
     if not policy.include_elasticsearch and not policy.include_files:
         raise InvalidInput("A policy backs up Elasticsearch, files, or both: choose at least one.")
+    if not isinstance(policy.index_patterns, list):
+        raise InvalidInput("Index patterns are a list of index names or patterns.")
+    for pattern in policy.index_patterns:
+        problem = (
+            index_name_problem(pattern, pattern=True) if isinstance(pattern, str) else "not text"
+        )
+        if problem:
+            raise InvalidInput(f"{pattern!r} is not an index name or pattern A4C uses: {problem}.")
+    if policy.index_patterns and not policy.include_elasticsearch:
+        raise InvalidInput("Indices were chosen but Elasticsearch is left out of the policy.")
     if policy.keep_last is not None and policy.keep_last < 1:
         raise InvalidInput("'Keep at most' must be 1 or more (the newest backup is always kept).")
     if policy.keep_last is not None and policy.keep_min > policy.keep_last:
