@@ -124,6 +124,15 @@ def web_actor(django_user_model) -> Actor:
     return Actor(name="olivia", source=Source.WEB, user=user, ip="127.0.0.1", user_agent="pytest")
 
 
+@pytest.fixture
+def queued(monkeypatch):
+    """Stands in for the broker: records what would have been handed to a worker."""
+    sent = []
+    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: sent.append(("backup", pk)))
+    monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: sent.append(("restore", pk)))
+    return sent
+
+
 # --- a real Celery worker process ---------------------------------------------------------
 
 # Tests use their own Redis database, so a developer's running worker never takes their tasks.

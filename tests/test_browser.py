@@ -11,18 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from importlib import import_module
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from people import member
 
 from backups import demo
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-ROLES = import_module("backups.migrations.0002_roles_and_singletons").ROLES
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -35,17 +32,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SLOW = 120_000  # ms: a backup or restore of the small demo takes seconds; leave room on slow CI
-
-
-def member(name: str, role: str):
-    group, created = Group.objects.get_or_create(name=role)
-    if created:
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="backups", codename__in=ROLES[role])
-        )
-    user = get_user_model().objects.create_user(name, password=f"pw-{name}-12345")
-    user.groups.add(group)
-    return user
 
 
 @pytest.fixture

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
+from people import member
 
 from backups import operations
 from backups.audit import Actor
 from backups.models import AuditEvent, Backup, RestoreRun, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROLES = import_module("backups.migrations.0002_roles_and_singletons").ROLES
-
-
-def member(name: str, role: str):
-    group, created = Group.objects.get_or_create(name=role)
-    if created:
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="backups", codename__in=ROLES[role])
-        )
-    user = get_user_model().objects.create_user(name, password=f"pw-{name}-12345")
-    user.groups.add(group)
-    return user
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    sent = []
-    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: sent.append(("backup", pk)))
-    monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: sent.append(("restore", pk)))
-    return sent
 
 
 @pytest.fixture

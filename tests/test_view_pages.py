@@ -6,41 +6,17 @@ import csv
 import io
 import json
 from datetime import timedelta
-from importlib import import_module
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 from django.utils import timezone
+from people import member
 
 from backups import demo, operations
 from backups.audit import Actor
 from backups.models import AuditEvent, Backup, RestoreRun, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROLES = import_module("backups.migrations.0002_roles_and_singletons").ROLES
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Stands in for the broker: records what would have been handed to a worker."""
-    sent = []
-    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: sent.append(("backup", pk)))
-    monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: sent.append(("restore", pk)))
-    return sent
-
-
-def member(name: str, role: str):
-    """A user in one of the three roles of migration 0002 (re-created after a flush)."""
-    group, created = Group.objects.get_or_create(name=role)
-    if created:
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="backups", codename__in=ROLES[role])
-        )
-    user = get_user_model().objects.create_user(name, password=f"pw-{name}-12345")
-    user.groups.add(group)
-    return user
 
 
 @pytest.fixture

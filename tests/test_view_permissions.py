@@ -6,32 +6,14 @@ sign-outs are in the audit history too.
 
 from __future__ import annotations
 
-from importlib import import_module
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
+from people import member
 
 import backups.signals  # noqa: F401 - connects the sign-in receivers (apps.ready does it too)
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROLES = import_module("backups.migrations.0002_roles_and_singletons").ROLES
-
-
-def member(name: str, role: str | None):
-    user = get_user_model().objects.create_user(name, password=f"pw-{name}-12345")
-    if role:
-        group, created = Group.objects.get_or_create(name=role)
-        if created:
-            group.permissions.set(
-                Permission.objects.filter(
-                    content_type__app_label="backups", codename__in=ROLES[role]
-                )
-            )
-        user.groups.add(group)
-    return user
 
 
 @pytest.fixture

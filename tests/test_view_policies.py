@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from importlib import import_module
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.core import mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from people import member
 
 from backups import operations
 from backups.models import AuditEvent, Backup, NotificationDelivery, Policy
 from backups.views_policies import policies_panel_context
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROLES = import_module("backups.migrations.0002_roles_and_singletons").ROLES
 ROLE_OF = {"v": "viewers", "o": "operators", "r": "restorers"}
-
-
-def member(name: str, role: str):
-    group, created = Group.objects.get_or_create(name=role)
-    if created:
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="backups", codename__in=ROLES[role])
-        )
-    user = get_user_model().objects.create_user(name, password=f"pw-{name}-12345")
-    user.groups.add(group)
-    return user
 
 
 @pytest.fixture
