@@ -4,7 +4,9 @@ tests/test_recovery.py kills workers parked in hook commands; here the kill land
 files themselves are being copied. The worker copies under a bandwidth cap
 (A4C_FILE_BANDWIDTH, which operators use to spare a live A4C's disk) of 1 MiB/s, so the 16 MiB
 of files take at least 15 s: the test sees the copy begin on the run's row and kills the worker
-long before it can end. No clock decides the outcome, only the cap.
+long before it can end. No clock decides the outcome, only the cap. The killed backup is
+recovered by a real beat with the default timings (heartbeat older than 30 s, a tick every
+15 s), within the minute an operator is promised.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.utils import timezone
 from fault_support import leftovers, tree, wait_for
 
 from backups import demo, operations, running, tasks
 from backups.filestore import Store
-from backups.models import Backup, RestoreRun
+from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,12 +53,19 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
     assert backup.status == Backup.Status.RUNNING and backup.bytes_done < backup.bytes_total
     assert (store.tmp / "killed-copying").is_dir(), "its blobs were being written"
     assert not store.has_manifest("killed-copying")
-    notes = recover_after_the_kill(settings)
+    # Recovery as in production: the beat's tick, with the default heartbeat age and tick.
+    killed_at = timezone.now()
+    start_worker(beat=True, **worker_env)
+    backup = wait_for(
+        lambda: Backup.objects.exclude(status=Backup.Status.RUNNING).filter(pk=backup.pk).first(),
+        timeout=120,
+        what="the beat recovering the backup",
+    )
 
-    backup.refresh_from_db()
+    assert (backup.finished_at - killed_at).total_seconds() < 60, "recovered within a minute"
     assert backup.status == Backup.Status.FAILED
     assert "stopped answering during files" in backup.error_message
-    assert any("killed-copying" in note for note in notes)
+    assert AuditEvent.objects.filter(action="backup.recover", target="killed-copying").exists()
     assert running.lock_holder() is None
     assert "killed-copying" not in store.names()
     assert not (store.tmp / "killed-copying").exists()
