@@ -45,7 +45,7 @@ from .demo_indices import (
 from .errors import InvalidInput, StorageError
 
 # Written first into a data dir the generator fills: --reset empties no other.
-MARKER = ".a4c-demo-data"
+MARKER = ".made-by-a4c-backup-demo"
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import random
+import re
 import secrets
 import stat
 import struct
@@ -305,7 +306,7 @@ def test_reset_refuses_a_data_dir_the_generator_did_not_make(es_cluster, prefix,
     (real / "csar" / "app" / "1.0").mkdir(parents=True)
     (real / "csar" / "app" / "1.0" / "app.zip").write_bytes(b"PK a real archive")
 
-    with pytest.raises(InvalidInput, match=f"{real} has no .a4c-demo-data file"):
+    with pytest.raises(InvalidInput, match=f"{real} has no {re.escape(demo.MARKER)} file"):
         demo.generate(real, prefix=prefix, cluster=es_cluster, reset=True)
 
     assert (real / "csar" / "app" / "1.0" / "app.zip").read_bytes() == b"PK a real archive"

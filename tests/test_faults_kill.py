@@ -56,16 +56,18 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
     # Recovery as in production: the beat's tick, with the default heartbeat age and tick.
     killed_at = timezone.now()
     start_worker(beat=True, **worker_env)
-    backup = wait_for(
-        lambda: Backup.objects.exclude(status=Backup.Status.RUNNING).filter(pk=backup.pk).first(),
+    wait_for(  # the recovery's last step
+        lambda: AuditEvent.objects.filter(
+            action="backup.recover", target="killed-copying"
+        ).exists(),
         timeout=120,
         what="the beat recovering the backup",
     )
 
+    backup.refresh_from_db()
     assert (backup.finished_at - killed_at).total_seconds() < 60, "recovered within a minute"
     assert backup.status == Backup.Status.FAILED
     assert "stopped answering during files" in backup.error_message
-    assert AuditEvent.objects.filter(action="backup.recover", target="killed-copying").exists()
     assert running.lock_holder() is None
     assert "killed-copying" not in store.names()
     assert not (store.tmp / "killed-copying").exists()
