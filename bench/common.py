@@ -96,6 +96,10 @@ def cp_a(src: Path, dst: Path) -> None:
     subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
 
 
+def tar_c(src: Path, archive: Path) -> None:
+    subprocess.run(["tar", "-C", str(src), "-cf", str(archive), "."], check=True)
+
+
 def rm(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()

@@ -2,8 +2,8 @@
 
 One run, on a demo data dir already generated:
 
-1. cp -a of the data dir to the same disk, then the full backup into a fresh store (the order
-   alternates between runs, so the page cache favours neither);
+1. cp -a of the data dir to the same disk, tar -cf of it into one archive there, and the full
+   backup into a fresh store (the order rotates between runs, so the page cache favours none);
 2. a second backup of the unchanged data (previous = the full one): its time against the full
    backup's, and the bytes it stored (must be zero); and against `find -printf` of the same
    metadata, the floor of any change detection that does not read the files;
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from backups.filestore import Store
 
-from .common import cp_a, median, rm, say, timed, timed_cpu
+from .common import cp_a, median, rm, say, tar_c, timed, timed_cpu
 
 CACHES = ("work", "tmp", "upload")
 
@@ -78,12 +78,16 @@ def run_files(data: Path, work: Path, runs: int, workers: int, cold: bool) -> di
         def do_full(store=store):
             return store.backup_tree("full", data, workers=workers)
 
-        if i % 2 == 0:
-            row["cp"], row["cp_cpu"], _ = timed_cpu(do_cp, cold=cold)
-            row["full"], row["full_cpu"], full = timed_cpu(do_full, cold=cold)
-        else:
-            row["full"], row["full_cpu"], full = timed_cpu(do_full, cold=cold)
-            row["cp"], row["cp_cpu"], _ = timed_cpu(do_cp, cold=cold)
+        def do_tar(archive=work / "tree.tar"):
+            tar_c(data, archive)
+
+        # the three in turn, so that the page cache favours none of them
+        steps = [("cp", do_cp), ("full", do_full), ("tar", do_tar)]
+        for key, step in steps[i % 3 :] + steps[: i % 3]:
+            row[key], row[f"{key}_cpu"], result = timed_cpu(step, cold=cold)
+            if key == "full":
+                full = result
+        rm(work / "tree.tar")
         row["full_bytes"], row["files"] = full.bytes, full.files
 
         row["unchanged"], again = timed(
@@ -123,6 +127,7 @@ def run_files(data: Path, work: Path, runs: int, workers: int, cold: bool) -> di
         for path in (copy, back, restored, store_dir):
             rm(path)
         row["full_vs_cp"] = row["full"] / row["cp"]
+        row["full_vs_tar"] = row["full"] / row["tar"]
         row["unchanged_vs_full"] = row["unchanged"] / row["full"]
         row["unchanged_vs_scan"] = row["unchanged"] / row["scan"]
         row["one_percent_vs_full"] = row["one_percent"] / row["full"]
@@ -130,7 +135,8 @@ def run_files(data: Path, work: Path, runs: int, workers: int, cold: bool) -> di
         row["one_percent_vs_predicted"] = row["one_percent"] / predicted
         row["restore_vs_cp"] = row["restore"] / row["cp_back"]
         say(
-            f"  run {i + 1}/{runs}: cp {row['cp']:.2f}s full {row['full']:.2f}s "
+            f"  run {i + 1}/{runs}: cp {row['cp']:.2f}s tar {row['tar']:.2f}s "
+            f"full {row['full']:.2f}s "
             f"unchanged {row['unchanged']:.2f}s 1% {row['one_percent']:.2f}s "
             f"restore {row['restore']:.2f}s cp back {row['cp_back']:.2f}s"
         )

@@ -208,6 +208,7 @@ def table(results: dict) -> str:
             lines += [
                 f"| {label} | {n} | full backup vs cp -a {tag} | {f['full']:.2f} s | "
                 f"{f['cp']:.2f} s | {f['full_vs_cp']:.2f}x | <= 1.4x |",
+                *tar_line(label, n, f, tag),
                 *cpu_line(label, n, f, tag),
                 f"| {label} | {n} | unchanged 2nd backup vs full {tag} | {f['unchanged']:.2f} s | "
                 f"{f['full']:.2f} s | {f['unchanged_vs_full']:.1%} | <= 5%, 0 new bytes "
@@ -252,6 +253,15 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def tar_line(label: str, n: str, f: dict, tag: str) -> list[str]:
+    if "tar" not in f:
+        return []
+    return [
+        f"| {label} | {n} | full backup vs tar -cf {tag} | {f['full']:.2f} s | "
+        f"{f['tar']:.2f} s | {f['full_vs_tar']:.2f}x | (a second reference) |"
+    ]
+
+
 def cpu_line(label: str, n: str, f: dict, tag: str) -> list[str]:
     if "full_cpu" not in f:
         return []
@@ -281,21 +291,23 @@ def plot(results: dict, path: Path) -> None:
             for key, name in (
                 ("full", "a4c-backup: full backup"),
                 ("cp", "cp -a"),
+                ("tar", "tar -cf"),
                 ("restore", "a4c-backup: restore"),
                 ("cp_back", "cp -a back"),
                 ("unchanged", "a4c-backup: unchanged 2nd backup"),
             ):
-                series.setdefault(f"{name} ({cache})", []).append((gib, f[key]))
+                if key in f:
+                    series.setdefault(f"{name} ({cache})", []).append((gib, f[key]))
     if not series:
         return
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, points in sorted(series.items()):
         points.sort()
-        style = "--" if name.startswith("cp") else "-"
+        style = "--" if name.startswith(("cp", "tar")) else "-"
         ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
     ax.set_xlabel("data dir size (GiB)")
     ax.set_ylabel("seconds (median, including sync)")
-    ax.set_title("a4c-backup vs cp -a, demo data dir")
+    ax.set_title("a4c-backup vs cp -a and tar, demo data dir")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
