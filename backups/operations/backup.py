@@ -59,19 +59,14 @@ def request_backup(
         actor.source, "web"
     )
 
-    def create() -> Backup:
-        return Backup.objects.create(
-            name=name,
-            description=description,
-            trigger=trigger,
-            include_elasticsearch=include_elasticsearch,
-            include_files=include_files,
-            index_patterns=patterns,
-            requested_by=actor.user,
-            actor=actor.name,
-            source=actor.source,
-            heartbeat_at=timezone.now(),
-        )
+    fields = {
+        "name": name,
+        "description": description,
+        "trigger": trigger,
+        "include_elasticsearch": include_elasticsearch,
+        "include_files": include_files,
+        "index_patterns": patterns,
+    }
 
     def refused(busy: Busy) -> None:
         audit.record(
@@ -79,7 +74,7 @@ def request_backup(
         )
 
     try:
-        backup = create_claimed("backup", name, actor, create, wait=wait, refused=refused)
+        backup = create_claimed("backup", name, actor, Backup, fields, wait=wait, refused=refused)
     except DbIntegrityError:
         raise InvalidInput(
             f"A backup named {name!r} exists already; choose another name."

@@ -186,12 +186,13 @@ def create_claimed(
     kind: str,
     label: str,
     actor: Actor,
-    create: Callable[[], object],
+    model,
+    fields: dict,
     *,
     wait: float,
     refused: Callable[[Busy], None],
 ):
-    """Creates a run row and takes the lock for it in one transaction, or neither.
+    """Creates the run row (fields, and who asked) and takes the lock for it, or neither.
 
     While the lock is held by another operation, tries again until ``wait`` seconds are up;
     then calls ``refused`` (to audit the refusal) and raises Busy naming the holder.
@@ -200,7 +201,13 @@ def create_claimed(
     while True:
         try:
             with transaction.atomic():
-                run = create()
+                run = model.objects.create(
+                    **fields,
+                    requested_by=actor.user,
+                    actor=actor.name,
+                    source=actor.source,
+                    heartbeat_at=timezone.now(),
+                )
                 _claim(kind, run, label, actor, 0)
             return run
         except Busy as busy:

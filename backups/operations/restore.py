@@ -71,22 +71,17 @@ def request_restore(
         "rollback_of": rollback_of.pk if rollback_of else None,
     }
 
-    def create() -> RestoreRun:
-        return RestoreRun.objects.create(
-            backup=backup,
-            scope=scope,
-            chosen_indices=chosen,
-            file_mode=file_mode,
-            rename_pattern=rename_pattern,
-            rename_replacement=rename_replacement,
-            take_safety_backup=safety_backup,
-            plan=plan,
-            rollback_of=rollback_of,
-            requested_by=actor.user,
-            actor=actor.name,
-            source=actor.source,
-            heartbeat_at=timezone.now(),
-        )
+    fields = {
+        "backup": backup,
+        "scope": scope,
+        "chosen_indices": chosen,
+        "file_mode": file_mode,
+        "rename_pattern": rename_pattern,
+        "rename_replacement": rename_replacement,
+        "take_safety_backup": safety_backup,
+        "plan": plan,
+        "rollback_of": rollback_of,
+    }
 
     def refused(busy: Busy) -> None:
         audit.record(
@@ -99,7 +94,9 @@ def request_restore(
             backup=backup,
         )
 
-    run = create_claimed("restore", f"of {backup.name}", actor, create, wait=wait, refused=refused)
+    run = create_claimed(
+        "restore", f"of {backup.name}", actor, RestoreRun, fields, wait=wait, refused=refused
+    )
     audit.record(
         actor,
         "restore.request",
