@@ -44,8 +44,8 @@ def check_settings(app_configs=None, **kwargs):
     if not data_dir.is_dir():
         problems.append(
             Warning(
-                f"The A4C data dir {data_dir} does not exist (A4C_DATA_DIR, from {settings.A4C_DATA_DIR_SOURCE}); "
-                "backups of files will fail until it does.",
+                f"The A4C data dir {data_dir} does not exist (A4C_DATA_DIR, from "
+                f"{settings.A4C_DATA_DIR_SOURCE}); backups of files will fail until it does.",
                 id="a4c.W001",
             )
         )
@@ -69,7 +69,8 @@ def check_settings(app_configs=None, **kwargs):
     if not Path(settings.A4C_ES_REPOSITORY_PATH).is_absolute():
         problems.append(
             Error(
-                f"A4C_ES_REPOSITORY_PATH must be an absolute path, not {settings.A4C_ES_REPOSITORY_PATH}.",
+                "A4C_ES_REPOSITORY_PATH must be an absolute path, not "
+                f"{settings.A4C_ES_REPOSITORY_PATH}.",
                 id="a4c.E007",
             )
         )

@@ -290,7 +290,7 @@ class Cluster:
     # --- repositories ------------------------------------------------------------------
     @_translated("register the snapshot repository")
     def ensure_repository(self, name: str, location: str) -> None:
-        """Registers an fs repository at ``location`` unless it is already there, then verifies it."""
+        """Registers an fs repository at ``location`` unless it is there already; verifies it."""
         try:
             current = self.client.snapshot.get_repository(name=name)[name]
         except elasticsearch.NotFoundError:
