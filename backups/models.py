@@ -13,7 +13,7 @@ Backup status transitions::
 RestoreRun status transitions::
 
     pending -> running -> succeeded
-                       -> rolled_back          (a step failed, or cancel: the safety backup was put back)
+                       -> rolled_back          (a step failed, or cancel: the data was put back)
                        -> failed               (a step failed and the rollback could not finish)
                        -> interrupted          (the worker died; the rollback is offered)
     pending -> cancelled | failed
@@ -147,6 +147,9 @@ class Backup(Progress):
     verified_at = models.DateTimeField(null=True, blank=True)
     verify_ok = models.BooleanField(null=True, blank=True)
     verify_problems = models.JSONField(default=list, blank=True)
+    # A verification asked from the console runs on a worker; these say who asked and when.
+    verify_requested_at = models.DateTimeField(null=True, blank=True)
+    verify_requested_by = models.CharField(max_length=150, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -169,6 +172,12 @@ class Backup(Progress):
     @property
     def is_restorable(self) -> bool:
         return self.status in self.RESTORABLE
+
+    @property
+    def is_verifying(self) -> bool:
+        """A verification was asked and has not ended since."""
+        requested, ended = self.verify_requested_at, self.verified_at
+        return requested is not None and (ended is None or ended < requested)
 
     @property
     def index_count(self) -> int:

@@ -20,6 +20,11 @@ def run_restore(restore_id: int) -> str:
     return operations.run_restore(restore_id).status
 
 
+@shared_task(name="backups.tasks.run_verify")
+def run_verify(backup_id: int) -> bool:
+    return operations.run_verify(backup_id).ok
+
+
 @shared_task(name="backups.tasks.recover_stale_runs")
 def recover_stale_runs() -> list[str]:
     operations.record_worker_heartbeat()

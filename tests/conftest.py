@@ -130,6 +130,7 @@ def queued(monkeypatch):
     sent = []
     monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: sent.append(("backup", pk)))
     monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: sent.append(("restore", pk)))
+    monkeypatch.setattr("backups.tasks.run_verify.delay", lambda pk: sent.append(("verify", pk)))
     return sent
 
 

@@ -176,16 +176,25 @@ def test_a_failed_backup_cannot_be_planned_for_a_restore(client, rita):
 
 
 def test_verifying_a_backup_whose_manifest_vanished_says_what_is_missing(
-    client, files_backup, settings
+    client, files_backup, settings, queued
 ):
     (settings.A4C_BACKUP_DIR / "manifests" / "files-1.manifest").unlink()
 
-    response = client.post(reverse("backups:backup_verify", args=[files_backup.pk]), follow=True)
+    client.post(reverse("backups:backup_verify", args=[files_backup.pk]))
+    operations.run_verify(files_backup.pk)  # what the worker does
+    html = client.get(reverse("backups:backup_detail", args=[files_backup.pk])).content.decode()
 
-    assert (
-        "Backup files-1 failed verification: the file manifest of files-1 is missing"
-        in response.content.decode()
-    )
+    assert "Verification failed" in html
+    assert "<li>the file manifest of files-1 is missing</li>" in html
+
+
+def test_only_a_succeeded_backup_can_be_asked_for_verification(client, rita, queued):
+    pending = hold_the_lock()
+
+    html = client.post(reverse("backups:backup_verify", args=[pending.pk]), follow=True)
+
+    assert "only a succeeded backup can be verified" in html.content.decode()
+    assert queued == []
 
 
 def test_a_broker_that_does_not_answer_cancels_the_backup_and_frees_the_lock(

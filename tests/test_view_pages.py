@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -292,12 +293,58 @@ def test_the_admin_link_and_sign_out_are_in_the_top_bar(client, backup):
     assert 'action="/accounts/logout/"' in html and "csrfmiddlewaretoken" in html
 
 
-def test_verifying_a_sound_backup_says_so_on_its_page(client, backup):
-    response = client.post(reverse("backups:backup_verify", args=[backup.pk]), follow=True)
-    html = response.content.decode()
+def test_verifying_a_sound_backup_goes_to_a_worker_and_its_page_shows_the_result(
+    client, backup, queued
+):
+    asked = client.post(reverse("backups:backup_verify", args=[backup.pk]), follow=True)
+    html = asked.content.decode()
 
-    assert "Backup nightly-1 verified: everything is in place." in html
-    assert 'id="verification"' in html and "msg-success" in html
+    assert queued == [("verify", backup.pk)]
+    assert "Verifying backup nightly-1: this page shows the result when it ends." in html
+    assert 'id="verifying"' in html and "Asked by <strong>rita</strong>" in html
+    assert "data-running" in html, "the page keeps polling until the result"
+
+    operations.run_verify(backup.pk)  # what the worker does
+    html = client.get(reverse("backups:backup_live", args=[backup.pk])).content.decode()
+
+    assert 'id="verifying"' not in html and 'id="verification"' in html and "msg-success" in html
+    events = AuditEvent.objects.filter(action="backup.verify").order_by("pk")
+    assert [(e.actor, e.outcome) for e in events] == [("rita", "requested"), ("rita", "succeeded")]
+
+
+def test_a_verification_the_broker_cannot_take_says_so_and_is_not_left_waiting(
+    client, backup, monkeypatch
+):
+    def refuse(pk):
+        raise ConnectionRefusedError("Connection refused")
+
+    monkeypatch.setattr("backups.tasks.run_verify.delay", refuse)
+
+    html = client.post(reverse("backups:backup_verify", args=[backup.pk]), follow=True)
+    html = html.content.decode()
+
+    assert "The verification could not be handed to a worker" in html and "Start Redis" in html
+    assert 'id="verifying"' not in html
+    backup.refresh_from_db()
+    assert not backup.is_verifying
+    assert AuditEvent.objects.filter(action="backup.verify", outcome="failed").exists()
+
+
+def test_a_real_worker_verifies_a_backup_asked_from_the_console(
+    client, backup, start_worker, worker_env
+):
+    start_worker(**worker_env)
+
+    client.post(reverse("backups:backup_verify", args=[backup.pk]))
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        backup.refresh_from_db()
+        if not backup.is_verifying:
+            break
+        time.sleep(0.2)
+    assert not backup.is_verifying, f"no result within 60 s:\n{start_worker.log(0)}"
+    assert backup.verify_ok is True and backup.verify_problems == []
 
 
 def test_deleting_a_backup_asks_first_then_removes_its_snapshot(client, backup, installed):

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,151 +15,438 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditChainHead',
+            name="AuditChainHead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_hash', models.CharField(default='0000000000000000000000000000000000000000000000000000000000000000', max_length=64)),
-                ('count', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "last_hash",
+                    models.CharField(
+                        default="0000000000000000000000000000000000000000000000000000000000000000",
+                        max_length=64,
+                    ),
+                ),
+                ("count", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='OperationLock',
+            name="OperationLock",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(blank=True, help_text='backup, restore, delete ...; empty when free', max_length=20)),
-                ('run_id', models.BigIntegerField(blank=True, null=True)),
-                ('label', models.CharField(blank=True, max_length=300)),
-                ('actor', models.CharField(blank=True, max_length=150)),
-                ('acquired_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        blank=True,
+                        help_text="backup, restore, delete ...; empty when free",
+                        max_length=20,
+                    ),
+                ),
+                ("run_id", models.BigIntegerField(blank=True, null=True)),
+                ("label", models.CharField(blank=True, max_length=300)),
+                ("actor", models.CharField(blank=True, max_length=150)),
+                ("acquired_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Backup',
+            name="Backup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('phase', models.CharField(blank=True, max_length=40)),
-                ('shards_done', models.IntegerField(default=0)),
-                ('shards_total', models.IntegerField(default=0)),
-                ('bytes_done', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(default=0)),
-                ('files_done', models.IntegerField(default=0)),
-                ('files_total', models.IntegerField(default=0)),
-                ('error_message', models.TextField(blank=True)),
-                ('error_detail', models.TextField(blank=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('actor', models.CharField(help_text='User name, or the OS user for the command line.', max_length=150)),
-                ('source', models.CharField(choices=[('web', 'Web console'), ('cli', 'Command line'), ('schedule', 'Schedule'), ('system', 'System')], default='web', max_length=10)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('deleting', 'Deleting'), ('deleted', 'Deleted')], db_index=True, default='pending', max_length=12)),
-                ('trigger', models.CharField(choices=[('web', 'Web console'), ('cli', 'Command line'), ('schedule', 'Schedule'), ('safety', 'Safety backup before a restore')], db_index=True, default='web', max_length=10)),
-                ('include_elasticsearch', models.BooleanField(default=True)),
-                ('include_files', models.BooleanField(default=True)),
-                ('index_patterns', models.JSONField(blank=True, default=list, help_text="Chosen indices; empty for all of A4C's.")),
-                ('options', models.JSONField(blank=True, default=dict)),
-                ('pinned', models.BooleanField(default=False, help_text='Pinned backups are never removed by retention.')),
-                ('indices', models.JSONField(blank=True, default=dict, help_text='{index: {docs, size}} at snapshot time.')),
-                ('file_count', models.IntegerField(default=0)),
-                ('file_bytes', models.BigIntegerField(default=0)),
-                ('new_bytes', models.BigIntegerField(default=0, help_text='Bytes this backup added to the storage.')),
-                ('files_reused', models.IntegerField(default=0, help_text='Unchanged files taken from the previous manifest.')),
-                ('manifest_sha256', models.CharField(blank=True, max_length=64)),
-                ('snapshot_name', models.CharField(blank=True, max_length=255)),
-                ('repository', models.CharField(blank=True, max_length=255)),
-                ('es_version', models.CharField(blank=True, max_length=40)),
-                ('es_cluster_name', models.CharField(blank=True, max_length=255)),
-                ('es_cluster_uuid', models.CharField(blank=True, max_length=64)),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('verified_at', models.DateTimeField(blank=True, null=True)),
-                ('verify_ok', models.BooleanField(blank=True, null=True)),
-                ('verify_problems', models.JSONField(blank=True, default=list)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("phase", models.CharField(blank=True, max_length=40)),
+                ("shards_done", models.IntegerField(default=0)),
+                ("shards_total", models.IntegerField(default=0)),
+                ("bytes_done", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(default=0)),
+                ("files_done", models.IntegerField(default=0)),
+                ("files_total", models.IntegerField(default=0)),
+                ("error_message", models.TextField(blank=True)),
+                ("error_detail", models.TextField(blank=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                (
+                    "actor",
+                    models.CharField(
+                        help_text="User name, or the OS user for the command line.", max_length=150
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("web", "Web console"),
+                            ("cli", "Command line"),
+                            ("schedule", "Schedule"),
+                            ("system", "System"),
+                        ],
+                        default="web",
+                        max_length=10,
+                    ),
+                ),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                            ("deleting", "Deleting"),
+                            ("deleted", "Deleted"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("web", "Web console"),
+                            ("cli", "Command line"),
+                            ("schedule", "Schedule"),
+                            ("safety", "Safety backup before a restore"),
+                        ],
+                        db_index=True,
+                        default="web",
+                        max_length=10,
+                    ),
+                ),
+                ("include_elasticsearch", models.BooleanField(default=True)),
+                ("include_files", models.BooleanField(default=True)),
+                (
+                    "index_patterns",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Chosen indices; empty for all of A4C's.",
+                    ),
+                ),
+                ("options", models.JSONField(blank=True, default=dict)),
+                (
+                    "pinned",
+                    models.BooleanField(
+                        default=False, help_text="Pinned backups are never removed by retention."
+                    ),
+                ),
+                (
+                    "indices",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="{index: {docs, size}} at snapshot time.",
+                    ),
+                ),
+                ("file_count", models.IntegerField(default=0)),
+                ("file_bytes", models.BigIntegerField(default=0)),
+                (
+                    "new_bytes",
+                    models.BigIntegerField(
+                        default=0, help_text="Bytes this backup added to the storage."
+                    ),
+                ),
+                (
+                    "files_reused",
+                    models.IntegerField(
+                        default=0, help_text="Unchanged files taken from the previous manifest."
+                    ),
+                ),
+                ("manifest_sha256", models.CharField(blank=True, max_length=64)),
+                ("snapshot_name", models.CharField(blank=True, max_length=255)),
+                ("repository", models.CharField(blank=True, max_length=255)),
+                ("es_version", models.CharField(blank=True, max_length=40)),
+                ("es_cluster_name", models.CharField(blank=True, max_length=255)),
+                ("es_cluster_uuid", models.CharField(blank=True, max_length=64)),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                ("verified_at", models.DateTimeField(blank=True, null=True)),
+                ("verify_ok", models.BooleanField(blank=True, null=True)),
+                ("verify_problems", models.JSONField(blank=True, default=list)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('verify_backup', 'Can verify backups'), ('cancel_operation', 'Can cancel a running backup or restore'), ('restore_backup', 'Can restore backups'), ('rollback_restore', 'Can roll back a restore')],
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("verify_backup", "Can verify backups"),
+                    ("cancel_operation", "Can cancel a running backup or restore"),
+                    ("restore_backup", "Can restore backups"),
+                    ("rollback_restore", "Can roll back a restore"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RestoreRun',
+            name="RestoreRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('phase', models.CharField(blank=True, max_length=40)),
-                ('shards_done', models.IntegerField(default=0)),
-                ('shards_total', models.IntegerField(default=0)),
-                ('bytes_done', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(default=0)),
-                ('files_done', models.IntegerField(default=0)),
-                ('files_total', models.IntegerField(default=0)),
-                ('error_message', models.TextField(blank=True)),
-                ('error_detail', models.TextField(blank=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('actor', models.CharField(help_text='User name, or the OS user for the command line.', max_length=150)),
-                ('source', models.CharField(choices=[('web', 'Web console'), ('cli', 'Command line'), ('schedule', 'Schedule'), ('system', 'System')], default='web', max_length=10)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('rolled_back', 'Rolled back'), ('interrupted', 'Interrupted'), ('cancelled', 'Cancelled')], db_index=True, default='pending', max_length=12)),
-                ('scope', models.CharField(choices=[('all', 'Everything: Elasticsearch and files'), ('indices', 'Chosen indices only'), ('elasticsearch', 'Elasticsearch only'), ('files', 'Files only')], default='all', max_length=14)),
-                ('chosen_indices', models.JSONField(blank=True, default=list)),
-                ('rename_pattern', models.CharField(blank=True, max_length=200)),
-                ('rename_replacement', models.CharField(blank=True, max_length=200)),
-                ('file_mode', models.CharField(choices=[('mirror', 'Mirror the backup exactly'), ('merge', 'Only add and overwrite files')], default='mirror', max_length=8)),
-                ('take_safety_backup', models.BooleanField(default=True)),
-                ('plan', models.JSONField(blank=True, default=dict, help_text='The plan shown before it ran.')),
-                ('phases', models.JSONField(blank=True, default=list, help_text='[{name, started, finished, outcome}]')),
-                ('state', models.JSONField(blank=True, default=dict, help_text='What recovery needs: kept old tree, ...')),
-                ('rolled_back', models.BooleanField(default=False)),
-                ('backup', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='restores', to='backups.backup')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('rollback_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='rollbacks', to='backups.restorerun')),
-                ('safety_backup', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='protected_restores', to='backups.backup')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("phase", models.CharField(blank=True, max_length=40)),
+                ("shards_done", models.IntegerField(default=0)),
+                ("shards_total", models.IntegerField(default=0)),
+                ("bytes_done", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(default=0)),
+                ("files_done", models.IntegerField(default=0)),
+                ("files_total", models.IntegerField(default=0)),
+                ("error_message", models.TextField(blank=True)),
+                ("error_detail", models.TextField(blank=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                (
+                    "actor",
+                    models.CharField(
+                        help_text="User name, or the OS user for the command line.", max_length=150
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("web", "Web console"),
+                            ("cli", "Command line"),
+                            ("schedule", "Schedule"),
+                            ("system", "System"),
+                        ],
+                        default="web",
+                        max_length=10,
+                    ),
+                ),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("rolled_back", "Rolled back"),
+                            ("interrupted", "Interrupted"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("all", "Everything: Elasticsearch and files"),
+                            ("indices", "Chosen indices only"),
+                            ("elasticsearch", "Elasticsearch only"),
+                            ("files", "Files only"),
+                        ],
+                        default="all",
+                        max_length=14,
+                    ),
+                ),
+                ("chosen_indices", models.JSONField(blank=True, default=list)),
+                ("rename_pattern", models.CharField(blank=True, max_length=200)),
+                ("rename_replacement", models.CharField(blank=True, max_length=200)),
+                (
+                    "file_mode",
+                    models.CharField(
+                        choices=[
+                            ("mirror", "Mirror the backup exactly"),
+                            ("merge", "Only add and overwrite files"),
+                        ],
+                        default="mirror",
+                        max_length=8,
+                    ),
+                ),
+                ("take_safety_backup", models.BooleanField(default=True)),
+                (
+                    "plan",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The plan shown before it ran."
+                    ),
+                ),
+                (
+                    "phases",
+                    models.JSONField(
+                        blank=True, default=list, help_text="[{name, started, finished, outcome}]"
+                    ),
+                ),
+                (
+                    "state",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="What recovery needs: kept old tree, ...",
+                    ),
+                ),
+                ("rolled_back", models.BooleanField(default=False)),
+                (
+                    "backup",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="restores",
+                        to="backups.backup",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "rollback_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="rollbacks",
+                        to="backups.restorerun",
+                    ),
+                ),
+                (
+                    "safety_backup",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="protected_restores",
+                        to="backups.backup",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('actor', models.CharField(db_index=True, max_length=150)),
-                ('source', models.CharField(choices=[('web', 'Web console'), ('cli', 'Command line'), ('schedule', 'Schedule'), ('system', 'System')], max_length=10)),
-                ('action', models.CharField(db_index=True, max_length=40)),
-                ('target', models.CharField(blank=True, db_index=True, max_length=300)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('outcome', models.CharField(choices=[('requested', 'Requested'), ('started', 'Started'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('refused', 'Refused'), ('denied', 'Denied'), ('cancelled', 'Cancelled'), ('rolled_back', 'Rolled Back'), ('info', 'Info')], default='info', max_length=12)),
-                ('message', models.TextField(blank=True)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=300)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
-                ('backup', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='backups.backup')),
-                ('restore', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='backups.restorerun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("actor", models.CharField(db_index=True, max_length=150)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("web", "Web console"),
+                            ("cli", "Command line"),
+                            ("schedule", "Schedule"),
+                            ("system", "System"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("action", models.CharField(db_index=True, max_length=40)),
+                ("target", models.CharField(blank=True, db_index=True, max_length=300)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("started", "Started"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("refused", "Refused"),
+                            ("denied", "Denied"),
+                            ("cancelled", "Cancelled"),
+                            ("rolled_back", "Rolled Back"),
+                            ("info", "Info"),
+                        ],
+                        default="info",
+                        max_length=12,
+                    ),
+                ),
+                ("message", models.TextField(blank=True)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=300)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "backup",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="backups.backup",
+                    ),
+                ),
+                (
+                    "restore",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="backups.restorerun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='backup',
-            index=models.Index(fields=['status', '-created_at'], name='backups_bac_status_96f217_idx'),
+            model_name="backup",
+            index=models.Index(
+                fields=["status", "-created_at"], name="backups_bac_status_96f217_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['action', '-id'], name='backups_aud_action_9da386_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["action", "-id"], name="backups_aud_action_9da386_idx"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['actor', '-id'], name='backups_aud_actor_6422d1_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["actor", "-id"], name="backups_aud_actor_6422d1_idx"),
         ),
     ]

@@ -4,10 +4,25 @@ from django.db import migrations
 
 ROLES = {
     "viewers": ["view_backup", "view_restorerun", "view_auditevent"],
-    "operators": ["view_backup", "view_restorerun", "view_auditevent", "add_backup", "verify_backup",
-                  "cancel_operation"],
-    "restorers": ["view_backup", "view_restorerun", "view_auditevent", "add_backup", "verify_backup",
-                  "cancel_operation", "restore_backup", "rollback_restore", "delete_backup"],
+    "operators": [
+        "view_backup",
+        "view_restorerun",
+        "view_auditevent",
+        "add_backup",
+        "verify_backup",
+        "cancel_operation",
+    ],
+    "restorers": [
+        "view_backup",
+        "view_restorerun",
+        "view_auditevent",
+        "add_backup",
+        "verify_backup",
+        "cancel_operation",
+        "restore_backup",
+        "rollback_restore",
+        "delete_backup",
+    ],
 }
 
 
@@ -22,7 +37,9 @@ def create(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     for role, codenames in ROLES.items():
         group, _ = Group.objects.get_or_create(name=role)
-        group.permissions.set(Permission.objects.filter(content_type__app_label="backups", codename__in=codenames))
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="backups", codename__in=codenames)
+        )
     apps.get_model("backups", "OperationLock").objects.get_or_create(pk=1)
     apps.get_model("backups", "AuditChainHead").objects.get_or_create(pk=1)
 

@@ -6,72 +6,122 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backups', '0002_roles_and_singletons'),
+        ("backups", "0002_roles_and_singletons"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='NotificationDelivery',
+            name="NotificationDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('event', models.CharField(db_index=True, max_length=40)),
-                ('channel', models.CharField(choices=[('email', 'Email'), ('webhook', 'Webhook')], max_length=10)),
-                ('target', models.CharField(max_length=500)),
-                ('subject', models.CharField(max_length=300)),
-                ('payload', models.JSONField(default=dict)),
-                ('ok', models.BooleanField(default=False)),
-                ('error', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("event", models.CharField(db_index=True, max_length=40)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("email", "Email"), ("webhook", "Webhook")], max_length=10
+                    ),
+                ),
+                ("target", models.CharField(max_length=500)),
+                ("subject", models.CharField(max_length=300)),
+                ("payload", models.JSONField(default=dict)),
+                ("ok", models.BooleanField(default=False)),
+                ("error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Policy',
+            name="Policy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('name_pattern', models.CharField(default='{policy}-{date}', help_text='Backup names: {policy} and {date} (YYYYMMDD-HHMMSS) are replaced.', max_length=150)),
-                ('schedule', models.CharField(default='0 2 * * *', help_text='Cron: minute hour day month weekday.', max_length=100)),
-                ('include_elasticsearch', models.BooleanField(default=True)),
-                ('include_files', models.BooleanField(default=True)),
-                ('index_patterns', models.JSONField(blank=True, default=list)),
-                ('keep_last', models.PositiveIntegerField(blank=True, help_text='Keep at most this many.', null=True)),
-                ('keep_min', models.PositiveIntegerField(default=1, help_text='Keep at least this many.')),
-                ('max_age_days', models.PositiveIntegerField(blank=True, help_text='Expire after this many days.', null=True)),
-                ('keep_daily', models.PositiveIntegerField(default=0)),
-                ('keep_weekly', models.PositiveIntegerField(default=0)),
-                ('keep_monthly', models.PositiveIntegerField(default=0)),
-                ('paused', models.BooleanField(default=False)),
-                ('next_run_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('last_run_at', models.DateTimeField(blank=True, null=True)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('last_failure_at', models.DateTimeField(blank=True, null=True)),
-                ('last_failure_message', models.TextField(blank=True)),
-                ('last_duration_seconds', models.FloatField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "name_pattern",
+                    models.CharField(
+                        default="{policy}-{date}",
+                        help_text="Backup names: {policy} and {date} (YYYYMMDD-HHMMSS) are replaced.",
+                        max_length=150,
+                    ),
+                ),
+                (
+                    "schedule",
+                    models.CharField(
+                        default="0 2 * * *",
+                        help_text="Cron: minute hour day month weekday.",
+                        max_length=100,
+                    ),
+                ),
+                ("include_elasticsearch", models.BooleanField(default=True)),
+                ("include_files", models.BooleanField(default=True)),
+                ("index_patterns", models.JSONField(blank=True, default=list)),
+                (
+                    "keep_last",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Keep at most this many.", null=True
+                    ),
+                ),
+                (
+                    "keep_min",
+                    models.PositiveIntegerField(default=1, help_text="Keep at least this many."),
+                ),
+                (
+                    "max_age_days",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Expire after this many days.", null=True
+                    ),
+                ),
+                ("keep_daily", models.PositiveIntegerField(default=0)),
+                ("keep_weekly", models.PositiveIntegerField(default=0)),
+                ("keep_monthly", models.PositiveIntegerField(default=0)),
+                ("paused", models.BooleanField(default=False)),
+                ("next_run_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("last_run_at", models.DateTimeField(blank=True, null=True)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("last_failure_at", models.DateTimeField(blank=True, null=True)),
+                ("last_failure_message", models.TextField(blank=True)),
+                ("last_duration_seconds", models.FloatField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'policies',
-                'ordering': ['name'],
+                "verbose_name_plural": "policies",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='SystemState',
+            name="SystemState",
             fields=[
-                ('key', models.CharField(max_length=60, primary_key=True, serialize=False)),
-                ('value', models.JSONField(default=dict)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("key", models.CharField(max_length=60, primary_key=True, serialize=False)),
+                ("value", models.JSONField(default=dict)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.AddField(
-            model_name='backup',
-            name='policy',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='backups', to='backups.policy'),
+            model_name="backup",
+            name="policy",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="backups",
+                to="backups.policy",
+            ),
         ),
     ]

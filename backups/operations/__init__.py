@@ -15,6 +15,8 @@ from .maintenance import (
     delete_backup,
     record_worker_heartbeat,
     recover_stale_runs,
+    request_verify,
+    run_verify,
     set_pinned,
     verify_backup,
 )
@@ -59,5 +61,7 @@ __all__ = [
     "run_restore",
     "store",
     "validate_backup_name",
+    "request_verify",
+    "run_verify",
     "verify_backup",
 ]

@@ -11,7 +11,7 @@ from django.utils import timezone
 from .. import audit, elastic, running
 from ..audit import Actor
 from ..errors import BackupError, Busy, ElasticError, InvalidInput
-from ..models import Backup, RestoreRun
+from ..models import Backup, RestoreRun, Source
 from .backup import _end_backup
 from .common import (
     Outcome,
@@ -62,6 +62,31 @@ class VerifyReport:
     backup: str
     ok: bool
     problems: list[str]
+
+
+def request_verify(backup_id: int | str, actor: Actor) -> Backup:
+    """Records that a verification was asked (the console hands it to a worker: it re-reads
+    every file, which can outlast a web request); run_verify does it."""
+    backup = _get_backup(backup_id)
+    if backup.status != Backup.Status.SUCCEEDED:
+        raise InvalidInput(
+            f"Backup {backup.name} is {backup.status}; only a succeeded backup can be verified."
+        )
+    Backup.objects.filter(pk=backup.pk).update(
+        verify_requested_at=timezone.now(), verify_requested_by=actor.name
+    )
+    audit.record(
+        actor, "backup.verify", target=backup.name, backup=backup, outcome=Outcome.REQUESTED
+    )
+    backup.refresh_from_db()
+    return backup
+
+
+def run_verify(backup_id: int) -> VerifyReport:
+    """The verification request_verify recorded, in the name of who asked."""
+    backup = _get_backup(backup_id)
+    actor = Actor(name=backup.verify_requested_by or "console", source=Source.WEB)
+    return verify_backup(backup.pk, actor)
 
 
 def verify_backup(backup_id: int | str, actor: Actor) -> VerifyReport:
