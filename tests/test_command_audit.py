@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
 
 import pytest
-from django.core.management import load_command_class
+from commands import manage
 from django.db import connection
 from django.utils import timezone
 
@@ -16,25 +15,6 @@ from backups import audit, cli
 from backups.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def manage(capsys, *argv: str) -> Ran:
-    """Runs a command as `manage.py` would, exit code and all, in this process."""
-    command = load_command_class("backups", argv[0])
-    try:
-        command.run_from_argv(["manage.py", *argv])
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return Ran(code, out, err)
 
 
 @pytest.fixture

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from commands import Ran
+from commands import manage as run_command
 from django.core import mail
-from django.core.management import load_command_class
 from django.utils import timezone
 
 from backups import demo, operations
@@ -17,23 +17,9 @@ from backups.models import AuditEvent, Backup, NotificationDelivery, Policy
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
 def manage(capsys, *argv: str) -> Ran:
-    """Runs `manage.py policy ...` as the shell would, exit code and all, in this process."""
-    command = load_command_class("backups", "policy")
-    try:
-        command.run_from_argv(["manage.py", "policy", *argv])
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return Ran(code, out, err)
+    """`manage.py policy ...`, exit code and all, in this process."""
+    return run_command(capsys, "policy", *argv)
 
 
 @pytest.fixture

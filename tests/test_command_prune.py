@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import load_command_class
+from commands import manage
 from django.utils import timezone as django_timezone
 
 from backups import cli, operations, retention
@@ -120,25 +119,6 @@ def test_a_rule_that_cannot_be_applied_says_why(keep_last, older_than, message):
 
 
 # --- the command -----------------------------------------------------------------------------
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def manage(capsys, *argv: str) -> Ran:
-    """Runs a command as `manage.py` would, exit code and all, in this process."""
-    command = load_command_class("backups", argv[0])
-    try:
-        command.run_from_argv(["manage.py", *argv])
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return Ran(code, out, err)
 
 
 @pytest.fixture

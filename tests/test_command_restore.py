@@ -6,35 +6,15 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.core.management import load_command_class
+from commands import manage
 
 from backups import cli, demo, operations
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def manage(capsys, *argv: str) -> Ran:
-    """Runs a command as `manage.py` would, exit code and all, in this process."""
-    command = load_command_class("backups", argv[0])
-    try:
-        command.run_from_argv(["manage.py", *argv])
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return Ran(code, out, err)
 
 
 def tree(root: Path) -> dict[str, str]:

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
-from django.core.management import load_command_class
+from commands import manage
 
 from backups import cli, operations
 from backups.models import RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def manage(capsys, *argv: str) -> Ran:
-    """Runs a command as `manage.py` would, exit code and all, in this process."""
-    command = load_command_class("backups", argv[0])
-    try:
-        command.run_from_argv(["manage.py", *argv])
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out, err = capsys.readouterr()
-    return Ran(code, out, err)
 
 
 @pytest.fixture
