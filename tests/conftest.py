@@ -27,6 +27,14 @@ def pytest_configure(config):
     ARTIFACTS.mkdir(exist_ok=True)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Django removes the test database file, but not SQLite's -wal and -shm beside it."""
+    name = django_settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and not Path(name).exists():
+        for leftover in (f"{name}-wal", f"{name}-shm"):
+            Path(leftover).unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def es_cluster() -> elastic.Cluster:
     cluster = elastic.cluster()
