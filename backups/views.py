@@ -218,20 +218,12 @@ def backup_verify(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, error_text(exc))
     except Exception as exc:  # noqa: BLE001 - kombu and redis raise many kinds when Redis is down
         log.exception("could not queue the verification of %s", backup.name)
-        Backup.objects.filter(pk=backup.pk).update(verify_requested_at=None)
         message = (
             f"The verification could not be handed to a worker: the queue at "
             f"{maybe_sanitize_url(settings.CELERY_BROKER_URL)} did not answer ({exc}). "
             "Start Redis and try again."
         )
-        audit.record(
-            Actor.from_request(request),
-            "backup.verify",
-            target=backup.name,
-            backup=backup,
-            outcome=AuditEvent.Outcome.FAILED,
-            message=message,
-        )
+        operations.verify_not_started(backup.pk, Actor.from_request(request), message)
         messages.error(request, message)
     else:
         messages.info(

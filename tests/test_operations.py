@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 import threading
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from fault_support import tree
 
 from backups import audit, demo, operations
 from backups.errors import Busy, InvalidInput, NotFound
@@ -18,29 +17,6 @@ from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CACHES = ("work", "tmp", "upload")
-
-
-def tree(root: Path) -> dict[str, tuple]:
-    """Everything a restore must bring back about a data dir, caches left out."""
-    result = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir.split(os.sep)[0] in CACHES:
-            continue
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                result[rel] = ("link", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                result[rel] = ("dir", stat.S_IMODE(st.st_mode))
-            else:
-                digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-                result[rel] = ("file", stat.S_IMODE(st.st_mode), st.st_size, digest, st.st_mtime_ns)
-    return result
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from .maintenance import (
     run_verify,
     set_pinned,
     verify_backup,
+    verify_not_started,
 )
 from .notifications import send_test_notification
 from .plan import plan_restore
@@ -64,4 +65,5 @@ __all__ = [
     "request_verify",
     "run_verify",
     "verify_backup",
+    "verify_not_started",
 ]

@@ -82,6 +82,20 @@ def request_verify(backup_id: int | str, actor: Actor) -> Backup:
     return backup
 
 
+def verify_not_started(backup_id: int, actor: Actor, reason: str) -> None:
+    """Takes back a verification request no worker could be given, and records why."""
+    backup = _get_backup(backup_id)
+    Backup.objects.filter(pk=backup.pk).update(verify_requested_at=None)
+    audit.record(
+        actor,
+        "backup.verify",
+        target=backup.name,
+        backup=backup,
+        outcome=Outcome.FAILED,
+        message=reason,
+    )
+
+
 def run_verify(backup_id: int) -> VerifyReport:
     """The verification request_verify recorded, in the name of who asked."""
     backup = _get_backup(backup_id)
