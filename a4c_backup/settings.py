@@ -3,7 +3,7 @@
 Precedence: the environment, then a .env file at the project root, then the original tool's
 config/config.yml (A4C_LEGACY_CONFIG names another path), then the embedded defaults, which
 work with no configuration at all (SQLite, Elasticsearch and Redis on loopback, data under var/).
-Wrong values are reported by the system checks in backups/checks.py.
+Wrong values are reported by the system checks in backups/doctor/settings_checks.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import environ
 
-from .legacy_config import LegacyConfigError, read_legacy_config
+from a4c_backup.legacy_config import LegacyConfigError, read_legacy_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import (
+from backups.models import (
     AuditChainHead,
     AuditEvent,
     Backup,

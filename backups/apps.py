@@ -7,4 +7,6 @@ class BackupsConfig(AppConfig):
     verbose_name = "Backups"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (registers the system checks and audit receivers)
+        # Imported for what importing does: registers the system checks and the audit receivers.
+        from backups import signals  # noqa: F401
+        from backups.doctor import settings_checks  # noqa: F401

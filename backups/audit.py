@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from .models import AuditChainHead, AuditEvent, Source
+from backups.models import AuditChainHead, AuditEvent, Source
 
 GENESIS = "0" * 64
 

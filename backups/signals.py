@@ -10,9 +10,9 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from . import audit
-from .audit import Actor
-from .models import AuditEvent, Source
+from backups import audit
+from backups.audit import Actor
+from backups.models import AuditEvent, Source
 
 Outcome = AuditEvent.Outcome
 

@@ -7,7 +7,7 @@ operation's own rollback may act. Recovery runs on a beat schedule and when a wo
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import operations
+from backups import operations
 
 
 @shared_task(name="backups.tasks.run_backup", acks_late=False)

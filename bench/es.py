@@ -14,14 +14,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .common import median, say, timed
+from bench.common import median, say, timed
 
 
 def run_es(prefix: str, label: str, runs: int) -> dict:
     from django.conf import settings
 
-    from backups import elastic, operations
+    from backups import operations
     from backups.audit import Actor
+    from backups.elastic import client as elastic
     from backups.models import Backup, RestoreRun
 
     cluster = elastic.cluster()

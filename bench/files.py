@@ -22,9 +22,8 @@ import random
 import subprocess
 from pathlib import Path
 
-from backups.filestore import Store
-
-from .common import cp_a, median, rm, say, tar_c, timed, timed_cpu
+from backups.storage.store import Store
+from bench.common import cp_a, median, rm, say, tar_c, timed, timed_cpu
 
 CACHES = ("work", "tmp", "upload")
 

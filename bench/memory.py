@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import PROJECT, rm
+from bench.common import PROJECT, rm
 
 
 def measure(data: Path, store_dir: Path, traced: bool) -> dict:
@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
 
 
 def _main(data: str, store_dir: str, traced: bool) -> None:
-    from backups.filestore import Store
+    from backups.storage.store import Store
 
     before_mb = peak_rss_mb()
     if traced:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from .common import median, say
+from bench.common import median, say
 
 PAGES = [
     ("dashboard", "/"),

@@ -127,7 +127,8 @@ def report(paths: list[Path], out: Path) -> int:
 
 
 def run_size(size, workspace: Path, sections: list[str], args) -> dict:
-    from backups import demo, elastic
+    from backups.demo import generator as demo
+    from backups.elastic import client as elastic
     from bench.es import run_es
     from bench.files import run_files
     from bench.memory import measure
@@ -178,7 +179,7 @@ def run_size(size, workspace: Path, sections: list[str], args) -> dict:
 def profile(data: Path, work: Path, workers: int, out: Path, label: str) -> str:
     from pyinstrument import Profiler
 
-    from backups.filestore import Store
+    from backups.storage.store import Store
 
     store_dir = work / "profile-store"
     profiler = Profiler()

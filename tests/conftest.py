@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from backups import elastic
 from backups.audit import Actor
+from backups.elastic import client as elastic
 from backups.models import Source
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

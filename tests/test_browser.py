@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from people import member
 
-from backups import demo
+from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -11,7 +11,8 @@ from commands import manage
 from django.db import connection
 from django.utils import timezone
 
-from backups import audit, cli
+from backups import audit
+from backups.management import base as cli
 from backups.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,9 @@ import time
 import pytest
 from commands import manage
 
-from backups import audit, cli, demo, operations
+from backups import audit, operations
+from backups.demo import generator as demo
+from backups.management import base as cli
 from backups.models import AuditEvent, Backup, OperationLock
 
 pytestmark = pytest.mark.django_db(transaction=True)

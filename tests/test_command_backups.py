@@ -7,7 +7,8 @@ import json
 import pytest
 from commands import manage
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 from backups.models import Backup
 
 pytestmark = pytest.mark.django_db(transaction=True)

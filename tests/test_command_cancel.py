@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from commands import manage
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 from backups.models import AuditEvent, Backup, OperationLock
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,8 @@ import json
 import pytest
 from commands import manage
 
-from backups import cli, elastic
+from backups.elastic import client as elastic
+from backups.management import base as cli
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

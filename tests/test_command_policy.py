@@ -11,7 +11,8 @@ from commands import manage as run_command
 from django.core import mail
 from django.utils import timezone
 
-from backups import demo, operations
+from backups import operations
+from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, NotificationDelivery, Policy
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""manage.py prune and the retention rules of backups/retention.py."""
+"""manage.py prune and the retention rules of backups/operations/retention.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 from commands import manage
 from django.utils import timezone as django_timezone
 
-from backups import cli, operations, retention
+from backups import operations
+from backups.management import base as cli
 from backups.models import Backup, RestoreRun
+from backups.operations import retention
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 with_database = pytest.mark.django_db(transaction=True)  # the rules themselves need none

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from commands import manage
 
-from backups import cli, demo, operations
+from backups import operations
+from backups.demo import generator as demo
+from backups.management import base as cli
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)

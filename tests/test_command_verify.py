@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from commands import manage
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 from backups.models import Backup
 
 pytestmark = pytest.mark.django_db(transaction=True)

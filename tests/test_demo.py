@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from backups import demo
-from backups.demo_indices import Installation
+from backups.demo import generator as demo
+from backups.demo.indices import Installation
 from backups.errors import InvalidInput
 
 

@@ -18,9 +18,11 @@ from django.conf import settings as django_settings
 from django.db import connection
 from fault_support import database_url
 
-from backups import demo, operations, running
+from backups import operations
+from backups.demo import generator as demo
 from backups.errors import Busy
 from backups.models import AuditEvent, Backup, RestoreRun
+from backups.operations import running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 from fault_support import PROJECT, ThrowawayElasticsearch, closed_port, es_state, tree
 
-from backups import demo, elastic, operations, running
-from backups.elastic import Cluster
+from backups import operations
+from backups.demo import generator as demo
+from backups.elastic import client as elastic
+from backups.elastic.client import Cluster
 from backups.errors import ElasticError
-from backups.filestore import Store
 from backups.models import Backup, RestoreRun
+from backups.operations import running
+from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from fault_support import leftovers, tree
 
-from backups import demo, operations, running
+from backups import operations
+from backups.demo import generator as demo
 from backups.errors import IntegrityError, InvalidInput, NotFound
-from backups.filestore import Store
 from backups.models import Backup, RestoreRun
+from backups.operations import running
+from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -17,9 +17,11 @@ import pytest
 from django.utils import timezone
 from fault_support import leftovers, tree, wait_for
 
-from backups import demo, operations, running, tasks
-from backups.filestore import Store
+from backups import operations, tasks
+from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun
+from backups.operations import running
+from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from fault_support import leftovers, tree
 
-import backups.filestore_backup
-from backups import demo, operations, running
+import backups.storage.backup
+from backups import operations
+from backups.demo import generator as demo
 from backups.errors import BackupError
-from backups.filestore import Store
 from backups.models import Backup, RestoreRun
+from backups.operations import running
+from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +42,7 @@ def small_storage(settings, tmp_path, monkeypatch):
     )
     if not mounted:
         written = {"bytes": 0}
-        real_write = backups.filestore_backup.write_all
+        real_write = backups.storage.backup.write_all
 
         def write_until_full(fd, data):
             written["bytes"] += len(data)
@@ -48,7 +50,7 @@ def small_storage(settings, tmp_path, monkeypatch):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             real_write(fd, data)
 
-        monkeypatch.setattr(backups.filestore_backup, "write_all", write_until_full)
+        monkeypatch.setattr(backups.storage.backup, "write_all", write_until_full)
     settings.A4C_BACKUP_DIR = mount / "backups"
     yield Store(settings.A4C_BACKUP_DIR)
     if mounted:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import backups.filestore_backup
-import backups.filestore_base
+import backups.storage.backup
+import backups.storage.files
 from backups.errors import Cancelled, ConfigError, IntegrityError, InvalidInput, StorageError
-from backups.filestore import Store, compare_tree_to_manifest, parse_bandwidth, tree_differences
-from backups.filestore_base import Throttle
+from backups.storage.files import Throttle
+from backups.storage.store import Store, compare_tree_to_manifest, parse_bandwidth, tree_differences
 
 BIG = os.urandom(2 * 1024 * 1024 + 123)  # above the 1 MiB buffer: streamed, not held
 BAD_NAME = b"bad-\xff\xfe-name.png"  # not UTF-8
@@ -91,13 +91,13 @@ def store(tmp_path) -> Store:
 def opened(monkeypatch) -> list[str]:
     """Paths the backup opens in the data dir."""
     calls = []
-    real = backups.filestore_backup.open_source
+    real = backups.storage.backup.open_source
 
     def watching(path):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(backups.filestore_backup, "open_source", watching)
+    monkeypatch.setattr(backups.storage.backup, "open_source", watching)
     return calls
 
 
@@ -258,14 +258,14 @@ def test_a_second_backup_estimates_its_totals_from_the_first_and_ends_exact(data
 def test_a_file_that_vanishes_during_the_backup_is_skipped_with_a_warning(
     data_dir, store, monkeypatch
 ):
-    real = backups.filestore_backup.open_source
+    real = backups.storage.backup.open_source
 
     def vanishing(path):
         if path.endswith("foo.yaml"):
             raise FileNotFoundError(errno.ENOENT, "gone", path)
         return real(path)
 
-    monkeypatch.setattr(backups.filestore_backup, "open_source", vanishing)
+    monkeypatch.setattr(backups.storage.backup, "open_source", vanishing)
     summary = store.backup_tree("first", data_dir)
 
     assert summary.files == 7
@@ -469,7 +469,7 @@ def test_a_full_disk_raises_a_clear_storage_error_and_keeps_earlier_backups(
     def full(fd, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(backups.filestore_backup, "write_all", full)
+    monkeypatch.setattr(backups.storage.backup, "write_all", full)
     with pytest.raises(StorageError) as failure:
         store.backup_tree("second", data_dir, previous="first")
 
@@ -580,14 +580,14 @@ def test_without_a_cap_copying_never_waits():
 def test_a_limited_backup_and_restore_count_the_bytes_they_really_moved(store, tmp_path):
     data = make_tree(tmp_path / "data")
     meters = []
-    original = backups.filestore_base.Meter.__init__
+    original = backups.storage.files.Meter.__init__
 
     def keep(self, *args, **kwargs):
         original(self, *args, **kwargs)
         meters.append(self)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(backups.filestore_base.Meter, "__init__", keep)
+        patch.setattr(backups.storage.files.Meter, "__init__", keep)
         store.backup_tree("first", data, bandwidth=1 << 30)
         store.backup_tree("again", data, previous="first", bandwidth=1 << 30)
         store.restore_tree("first", data, bandwidth=1 << 30)

@@ -1,4 +1,4 @@
-"""backups/health.py: each check against the real services, and what it says when one fails."""
+"""backups/doctor/checks.py: each check against the real services, and what it says when one fails."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from backups import elastic, health, operations, running
+from backups import operations
+from backups.doctor import checks as health
+from backups.elastic import client as elastic
 from backups.models import Backup
+from backups.operations import running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,9 +12,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from backups import demo
-from backups.filestore import Store
+from backups.demo import generator as demo
 from backups.models import Backup, RestoreRun
+from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

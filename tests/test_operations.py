@@ -10,11 +10,12 @@ import pytest
 from django.db import connection
 from fault_support import tree
 
-from backups import audit, demo, operations
+from backups import audit, operations
+from backups.demo import generator as demo
 from backups.errors import Busy, InvalidInput, NotFound
-from backups.filestore import Store
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
+from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,8 @@ from django.core import mail
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from backups import demo, operations
+from backups import operations
+from backups.demo import generator as demo
 from backups.errors import InvalidInput
 from backups.models import AuditEvent, Backup, NotificationDelivery, Policy
 from backups.operations.policies import next_run_after, retention_verdicts, validate_schedule

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from backups import demo, operations, tasks
-from backups.filestore import Store
+from backups import operations, tasks
+from backups.demo import generator as demo
 from backups.models import Backup, OperationLock, RestoreRun
+from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

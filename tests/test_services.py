@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from backups import elastic, tasks
+from backups import tasks
+from backups.elastic import client as elastic
 from backups.errors import ConfigError
 
 

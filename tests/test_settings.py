@@ -7,7 +7,7 @@ import textwrap
 from django.conf import settings as django_settings
 
 from a4c_backup.legacy_config import addresses_to_urls, read_legacy_config
-from backups.checks import check_settings
+from backups.doctor.settings_checks import check_settings
 
 
 def test_the_original_config_yml_is_read_with_its_dotted_keys(tmp_path):

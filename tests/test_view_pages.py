@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from people import member
 
-from backups import demo, operations
+from backups import operations
 from backups.audit import Actor
+from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,7 @@ from people import member
 
 from backups import operations
 from backups.models import AuditEvent, Backup, NotificationDelivery, Policy
-from backups.views_policies import policies_panel_context
+from backups.web.views.policies import policies_panel_context
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROLE_OF = {"v": "viewers", "o": "operators", "r": "restorers"}

@@ -3,13 +3,19 @@
 Plain functions: ids and plain arguments in, an optional progress callback, no request and no
 Celery. The web console (views.py), the worker (tasks.py) and the command line
 (management/commands) are three doors into these same rooms. Elasticsearch is reached only
-through backups/elastic.py and the backup storage only through backups/filestore.py; the rows
+through backups/elastic/client.py and the backup storage only through backups/storage/store.py; the rows
 in backups/models.py are the truth about every operation.
 """
 
-from .backup import request_backup, run_backup
-from .common import default_backup_name, get_backup, lock_holder, store, validate_backup_name
-from .maintenance import (
+from backups.operations.backup import request_backup, run_backup
+from backups.operations.common import (
+    default_backup_name,
+    get_backup,
+    lock_holder,
+    store,
+    validate_backup_name,
+)
+from backups.operations.maintenance import (
     VerifyReport,
     cancel,
     delete_backup,
@@ -21,9 +27,9 @@ from .maintenance import (
     verify_backup,
     verify_not_started,
 )
-from .notifications import send_test_notification
-from .plan import plan_restore
-from .policies import (
+from backups.operations.notifications import send_test_notification
+from backups.operations.plan import plan_restore
+from backups.operations.policies import (
     apply_retention,
     check_recent_backup,
     prune_safety_backups,
@@ -33,7 +39,7 @@ from .policies import (
     set_paused,
     start_due_policies,
 )
-from .restore import request_restore, request_rollback, run_restore
+from backups.operations.restore import request_restore, request_rollback, run_restore
 
 __all__ = [
     "VerifyReport",

@@ -9,11 +9,13 @@ from django.conf import settings
 from django.db import IntegrityError as DbIntegrityError
 from django.utils import timezone
 
-from .. import audit, elastic, notify, running
-from ..audit import Actor
-from ..errors import BackupError, Busy, Cancelled, ElasticError, InvalidInput
-from ..models import Backup
-from .common import (
+from backups import audit
+from backups.audit import Actor
+from backups.elastic import client as elastic
+from backups.errors import BackupError, Busy, Cancelled, ElasticError, InvalidInput
+from backups.models import Backup
+from backups.operations import notify, running
+from backups.operations.common import (
     Outcome,
     ProgressCallback,
     _a4c_indices,
@@ -160,7 +162,7 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
             {"backup": backup.name, "trigger": backup.trigger, "actor": backup.actor},
         )
     if backup.policy_id:
-        from .policies import after_policy_backup
+        from backups.operations.policies import after_policy_backup
 
         try:
             after_policy_backup(backup.pk)

@@ -15,11 +15,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .. import elastic, running
-from ..audit import Actor
-from ..errors import BackupError, Busy, InvalidInput, NotFound
-from ..filestore import Store, parse_bandwidth
-from ..models import AuditEvent, Backup, OperationLock, RestoreRun
+from backups.audit import Actor
+from backups.elastic import client as elastic
+from backups.errors import BackupError, Busy, InvalidInput, NotFound
+from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
+from backups.operations import running
+from backups.storage.store import Store, parse_bandwidth
 
 log = logging.getLogger("backups.operations")
 Outcome = AuditEvent.Outcome
@@ -177,7 +178,7 @@ def lock_holder() -> OperationLock | None:
 
 
 def _claim(kind: str, run, label: str, actor: Actor, wait: float) -> None:
-    from .maintenance import recover_stale_runs
+    from backups.operations.maintenance import recover_stale_runs
 
     running.acquire(kind, run.pk, label, actor.name, wait=wait, recover=recover_stale_runs)
 

@@ -8,20 +8,15 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from .. import audit, elastic, running
-from ..audit import Actor
-from ..errors import BackupError, Busy, ElasticError, InvalidInput
-from ..models import Backup, RestoreRun, Source
-from .backup import _end_backup
-from .common import (
-    Outcome,
-    _claim,
-    _data_dir,
-    _get_backup,
-    _get_restore,
-    store,
-)
-from .restore import _rollback_hint
+from backups import audit
+from backups.audit import Actor
+from backups.elastic import client as elastic
+from backups.errors import BackupError, Busy, ElasticError, InvalidInput
+from backups.models import Backup, RestoreRun, Source
+from backups.operations import running
+from backups.operations.backup import _end_backup
+from backups.operations.common import Outcome, _claim, _data_dir, _get_backup, _get_restore, store
+from backups.operations.restore import _rollback_hint
 
 # --- cancel, verify, delete, garbage ------------------------------------------------------
 
@@ -334,7 +329,7 @@ def _free_orphan_lock() -> list[str]:
 
 def record_worker_heartbeat() -> None:
     """A worker ran a scheduled task just now: the dashboard and /metrics read this."""
-    from ..models import SystemState
+    from backups.models import SystemState
 
     SystemState.objects.update_or_create(
         key="worker-heartbeat", defaults={"value": {"at": timezone.now().isoformat()}}

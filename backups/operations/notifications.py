@@ -1,7 +1,7 @@
 """The test notification: proves the configured email and webhook reach someone.
 
 Shared by the console's "Send a test" button and `manage.py policy notify test`; sending is
-backups/notify.py's, this module adds the audit event saying who asked and how it went.
+backups/operations/notify.py's, this module adds the audit event saying who asked and how it went.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from .. import audit, notify
-from ..audit import Actor
-from ..errors import ConfigError
-from ..models import NotificationDelivery
-from .common import Outcome
+from backups import audit
+from backups.audit import Actor
+from backups.errors import ConfigError
+from backups.models import NotificationDelivery
+from backups.operations import notify
+from backups.operations.common import Outcome
 
 NO_CHANNEL = (
     "No notification channel is configured: set A4C_NOTIFY_EMAILS (and EMAIL_URL) "

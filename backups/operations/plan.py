@@ -8,10 +8,10 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from .. import elastic
-from ..errors import InvalidInput
-from ..models import RestoreRun
-from .common import (
+from backups.elastic import client as elastic
+from backups.errors import InvalidInput
+from backups.models import RestoreRun
+from backups.operations.common import (
     _a4c_indices,
     _data_dir,
     _get_backup,

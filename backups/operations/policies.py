@@ -16,13 +16,14 @@ from croniter import CroniterBadCronError, croniter
 from django.conf import settings
 from django.utils import timezone
 
-from .. import audit, notify
-from ..audit import Actor
-from ..errors import BackupError, Busy, InvalidInput, NotFound
-from ..models import Backup, Policy
-from .backup import request_backup
-from .common import Outcome, index_name_problem, store, validate_backup_name
-from .maintenance import delete_backup
+from backups import audit
+from backups.audit import Actor
+from backups.errors import BackupError, Busy, InvalidInput, NotFound
+from backups.models import Backup, Policy
+from backups.operations import notify
+from backups.operations.backup import request_backup
+from backups.operations.common import Outcome, index_name_problem, store, validate_backup_name
+from backups.operations.maintenance import delete_backup
 
 POLICY_FIELDS = (
     "name",
@@ -390,7 +391,7 @@ def after_policy_backup(backup_id: int) -> list[str]:
 
 def check_recent_backup(now: datetime | None = None) -> bool:
     """Alerts (once per period) when no good backup is younger than the configured age."""
-    from ..models import SystemState
+    from backups.models import SystemState
 
     now = now or timezone.now()
     limit = timedelta(hours=settings.A4C_LAST_BACKUP_MAX_AGE_HOURS)

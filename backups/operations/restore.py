@@ -9,12 +9,14 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from .. import audit, elastic, notify, running
-from ..audit import Actor
-from ..errors import BackupError, Busy, Cancelled, IntegrityError, InvalidInput
-from ..models import Backup, RestoreRun
-from .backup import _backup_elasticsearch, _backup_files, _end_backup
-from .common import (
+from backups import audit
+from backups.audit import Actor
+from backups.elastic import client as elastic
+from backups.errors import BackupError, Busy, Cancelled, IntegrityError, InvalidInput
+from backups.models import Backup, RestoreRun
+from backups.operations import notify, running
+from backups.operations.backup import _backup_elasticsearch, _backup_files, _end_backup
+from backups.operations.common import (
     Outcome,
     ProgressCallback,
     _data_dir,
@@ -28,7 +30,7 @@ from .common import (
     log,
     store,
 )
-from .plan import _scope_touches, plan_restore
+from backups.operations.plan import _scope_touches, plan_restore
 
 # --- restore: request and run --------------------------------------------------------------
 
@@ -168,7 +170,7 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
         {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "status": run.status},
     )
     if run.status == RestoreRun.Status.SUCCEEDED:
-        from .policies import prune_safety_backups
+        from backups.operations.policies import prune_safety_backups
 
         try:  # safety backups have their own limit, kept after every good restore
             prune_safety_backups(actor)

@@ -3,7 +3,7 @@
 import csv
 import json
 
-from backups import cli
+from backups.management import base as cli
 from backups.models import AuditEvent
 
 COLUMNS = (

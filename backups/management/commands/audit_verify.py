@@ -1,6 +1,7 @@
 """manage.py audit_verify: checks the audit history's hash chain (exit 5 when broken)."""
 
-from backups import audit, cli
+from backups import audit
+from backups.management import base as cli
 
 
 class Command(cli.Command):

@@ -1,8 +1,9 @@
 """manage.py backup: takes a backup of Elasticsearch and the data dir, here or on a worker."""
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 from backups.models import Backup
-from backups.queries import human_duration
+from backups.web.queries import human_duration
 
 
 class Command(cli.Command):

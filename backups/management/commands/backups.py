@@ -1,8 +1,8 @@
 """manage.py backups: lists the backups, newest first."""
 
-from backups import cli
+from backups.management import base as cli
 from backups.models import Backup
-from backups.queries import human_duration
+from backups.web.queries import human_duration
 
 
 class Command(cli.Command):

@@ -1,6 +1,7 @@
 """manage.py cancel backup|restore ID: asks a running operation to stop."""
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 
 
 class Command(cli.Command):

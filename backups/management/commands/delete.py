@@ -1,6 +1,7 @@
 """manage.py delete NAME: removes a backup's snapshot and the files no other backup uses."""
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 
 
 class Command(cli.Command):

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from backups import demo
+from backups.demo import generator as demo
 from backups.errors import BackupError
 
 

@@ -1,6 +1,7 @@
 """manage.py doctor: checks everything a backup needs and says how to fix what is not right."""
 
-from backups import cli, health
+from backups.doctor import checks as health
+from backups.management import base as cli
 
 MARKS = {"ok": "ok  ", "warning": "WARN", "error": "FAIL"}
 

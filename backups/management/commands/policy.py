@@ -13,11 +13,12 @@ import itertools
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 from backups.models import Backup, Policy
 from backups.operations.common import index_name_problem
 from backups.operations.notifications import send_test_notification, shown_target
-from backups.queries import human_duration
+from backups.web.queries import human_duration
 
 ACTIONS = ("list", "create", "edit", "run", "retention", "notify")
 

@@ -1,12 +1,14 @@
-"""manage.py prune: applies a retention rule (the rules are in backups/retention.py)."""
+"""manage.py prune: applies a retention rule (the rules are in backups/operations/retention.py)."""
 
 from datetime import timedelta
 
 from django.utils import timezone
 
-from backups import cli, operations, retention
+from backups import operations
 from backups.errors import BackupError, Busy
+from backups.management import base as cli
 from backups.models import Backup, RestoreRun
+from backups.operations import retention
 
 
 class Command(cli.Command):

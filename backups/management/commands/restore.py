@@ -2,9 +2,10 @@
 
 import re
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 from backups.models import Backup, RestoreRun
-from backups.queries import human_duration
+from backups.web.queries import human_duration
 
 SERIES_SUFFIX = r"-\d{8}-\d{6}(-\d+)?"
 

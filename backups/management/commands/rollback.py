@@ -1,9 +1,10 @@
 """manage.py rollback RESTORE_ID: puts back the safety backup a restore took."""
 
-from backups import cli, operations
+from backups import operations
 from backups.errors import NotFound
+from backups.management import base as cli
 from backups.models import RestoreRun
-from backups.queries import human_duration
+from backups.web.queries import human_duration
 
 
 class Command(cli.Command):

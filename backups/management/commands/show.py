@@ -1,7 +1,8 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
-from backups import cli, queries
-from backups.queries import human_duration
+from backups.management import base as cli
+from backups.web import queries
+from backups.web.queries import human_duration
 
 
 class Command(cli.Command):

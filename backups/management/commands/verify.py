@@ -1,6 +1,7 @@
 """manage.py verify NAME: re-reads a backup and says whether it is whole (exit 5 when not)."""
 
-from backups import cli, operations
+from backups import operations
+from backups.management import base as cli
 
 
 class Command(cli.Command):

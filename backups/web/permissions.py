@@ -15,9 +15,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from . import audit
-from .audit import Actor
-from .models import AuditEvent
+from backups import audit
+from backups.audit import Actor
+from backups.models import AuditEvent
 
 # The permission each kind of request needs, in the operator's words for the 403 page.
 WHAT = {

@@ -13,9 +13,9 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import operations
-from .errors import BackupError, InvalidInput
-from .models import AuditEvent, Backup, RestoreRun
+from backups import operations
+from backups.errors import BackupError, InvalidInput
+from backups.models import AuditEvent, Backup, RestoreRun
 
 
 def check_new_name(name: str) -> str:

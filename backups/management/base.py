@@ -33,10 +33,10 @@ from django.core.management.base import BaseCommand, CommandError, handle_defaul
 from django.db import DatabaseError, connection, connections
 from django.utils import timezone
 
-from . import operations
-from .audit import Actor
-from .errors import BackupError
-from .models import Backup, RestoreRun
+from backups import operations
+from backups.audit import Actor
+from backups.errors import BackupError
+from backups.models import Backup, RestoreRun
 
 # The exit codes every command uses; the README lists them for script writers.
 OK = 0
@@ -478,7 +478,7 @@ def carry_out(kind: str, run, options: dict, reporter: Reporter, err) -> Backup 
 
 
 def _enqueue(kind: str, run) -> None:
-    from . import tasks
+    from backups import tasks
 
     task = tasks.run_backup if kind == "backup" else tasks.run_restore
     try:

@@ -1,14 +1,14 @@
 """Demo data: a made-up but realistic Alien4Cloud 3.x installation to back up and restore.
 
 Owns the generator behind ``manage.py demo_data``, the tests and the benchmarks: the ~30 A4C
-indices of backups/demo_indices.py with their documents, and a data dir laid out as A4C lays
+indices of backups/demo/indices.py with their documents, and a data dir laid out as A4C lays
 it out (csar/, artifacts/, plugins/, images/, git/, and the work/, tmp/ and upload/ caches),
 with the awkward cases a backup must carry: symlinks, empty directories, a non-ASCII file
 name, executable scripts and read-only git objects.
 
 The seed decides everything: the same seed gives the same documents and the same file
 contents. Files are streamed to disk and documents indexed in batches, so several GiB never
-sit in memory. It reaches Elasticsearch only through backups.elastic.
+sit in memory. It reaches Elasticsearch only through backups.elastic.client.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from . import elastic
-from .demo_indices import (
+from backups.demo.indices import (
     BASE_TIME,
     GENERATOR,
     MAPPINGS,
@@ -42,7 +41,8 @@ from .demo_indices import (
     documents,
     tosca_yaml,
 )
-from .errors import InvalidInput, StorageError
+from backups.elastic import client as elastic
+from backups.errors import InvalidInput, StorageError
 
 # Written first into a data dir the generator fills: --reset empties no other.
 MARKER = ".made-by-a4c-backup-demo"

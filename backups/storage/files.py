@@ -2,7 +2,7 @@
 
 Walking a tree in manifest order, reading and writing with large buffers, the bounded thread
 pool, copying and removing trees, and turning OSError into a StorageError a person can act
-on. Only backups.filestore and its filestore_* helpers use this module; no Django here.
+on. Only backups.storage.store and its filestore_* helpers use this module; no Django here.
 """
 
 import dataclasses

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from backups.errors import Cancelled, IntegrityError, InvalidInput, NotFound, StorageError
-from backups.filestore_backup import BackupRun
-from backups.filestore_base import (
+from backups.storage.backup import BackupRun
+from backups.storage.files import (
     DEFAULT_EXCLUDES,
     HEX64,
     Entry,
@@ -47,7 +47,7 @@ from backups.filestore_base import (
     safe_relpath,
     show,
 )
-from backups.filestore_restore import RestoreRun, plan_restore, tree_differences, undo_restore
+from backups.storage.restore import RestoreRun, plan_restore, tree_differences, undo_restore
 
 __all__ = [
     "DEFAULT_EXCLUDES",

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from .models import NotificationDelivery
+from backups.models import NotificationDelivery
 
 log = logging.getLogger(__name__)
 

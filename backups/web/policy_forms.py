@@ -13,10 +13,10 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
-from .errors import InvalidInput
-from .models import Policy
-from .operations.common import index_name_problem, validate_backup_name
-from .operations.policies import backup_name_for, validate_schedule
+from backups.errors import InvalidInput
+from backups.models import Policy
+from backups.operations.common import index_name_problem, validate_backup_name
+from backups.operations.policies import backup_name_for, validate_schedule
 
 SCHEDULE_HELP = (
     "Cron, in {zone}: minute hour day month weekday. "

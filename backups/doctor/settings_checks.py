@@ -8,9 +8,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from .elastic import check_urls
-from .errors import ConfigError
-from .filestore import parse_bandwidth
+from backups.elastic.client import check_urls
+from backups.errors import ConfigError
+from backups.storage.store import parse_bandwidth
 
 
 @register()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from backups.web.views import console as views
 
 app_name = "backups"
 

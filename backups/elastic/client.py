@@ -17,7 +17,7 @@ import elastic_transport
 import elasticsearch
 from django.conf import settings
 
-from .errors import ConfigError, ElasticError
+from backups.errors import ConfigError, ElasticError
 
 TRANSPORT_PORT = 9300
 

@@ -7,7 +7,7 @@ from django.db import connection
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound
 from django.views.decorators.http import require_GET
 
-from .metrics import prometheus_text
+from backups.web.metrics import prometheus_text
 
 
 @require_GET

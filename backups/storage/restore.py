@@ -1,6 +1,6 @@
 """Restoring a backup's files: plan, stage beside the data dir, swap in, undo.
 
-Used by backups.filestore.Store; see there for the contract. Nothing here writes outside
+Used by backups.storage.store.Store; see there for the contract. Nothing here writes outside
 the staging dir until the manifest has been checked whole, and the data dir is only touched
 by the renames of the swap.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from backups.errors import Cancelled, IntegrityError, StorageError
-from backups.filestore_base import (
+from backups.storage.files import (
     DATA,
     Entry,
     FilePlan,

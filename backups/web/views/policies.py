@@ -1,7 +1,7 @@
 """The console's pages for policies: schedules, the retention preview, and notifications.
 
-Views are thin, as in views.py: they check who asks (backups/permissions.py), turn form input
-into plain values (backups/forms_policies.py) and call backups/operations; a "run now" backup
+Views are thin, as in views.py: they check who asks (backups/web/permissions.py), turn form input
+into plain values (backups/web/policy_forms.py) and call backups/operations; a "run now" backup
 goes to a worker like any other. Viewing needs view_backup; creating, editing, running and
 pausing need add_backup (operators); applying retention deletes backups, so it needs
 delete_backup (restorers).
@@ -21,13 +21,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from kombu.utils.url import maybe_sanitize_url
 
-from . import operations, tasks
-from .audit import Actor
-from .errors import BackupError
-from .forms_policies import PolicyForm
-from .models import NotificationDelivery, Policy
-from .operations.notifications import send_test_notification, shown_target
-from .permissions import requires
+from backups import operations, tasks
+from backups.audit import Actor
+from backups.errors import BackupError
+from backups.models import NotificationDelivery, Policy
+from backups.operations.notifications import send_test_notification, shown_target
+from backups.web.permissions import requires
+from backups.web.policy_forms import PolicyForm
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_policies as views
+from backups.web.views import policies as views
 
 app_name = "policies"
 

@@ -15,9 +15,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from . import elastic, operations
-from .errors import BackupError
-from .models import Backup, RestoreRun
+from backups import operations
+from backups.elastic import client as elastic
+from backups.errors import BackupError
+from backups.models import Backup, RestoreRun
 
 # Every action the engine and the console write to the audit history, for the filter's list.
 AUDIT_ACTIONS = [

@@ -1,6 +1,6 @@
 """One backup of the data dir into the store: blobs by content hash, then the manifest.
 
-Used by backups.filestore.Store.backup_tree(); see there for the contract. The walk, the
+Used by backups.storage.store.Store.backup_tree(); see there for the contract. The walk, the
 previous manifest and the manifest being written all advance in the same order, so memory
 stays flat; file reads and hashing run on a small thread pool.
 """
@@ -18,7 +18,7 @@ from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
 from backups.errors import BackupError, Cancelled
-from backups.filestore_base import (
+from backups.storage.files import (
     DATA,
     HEX64,
     Entry,

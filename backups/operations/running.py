@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .errors import Busy, Cancelled
-from .models import OperationLock
+from backups.errors import Busy, Cancelled
+from backups.models import OperationLock
 
 
 def lock_holder() -> OperationLock | None:

@@ -1,8 +1,8 @@
 """The web console: server-rendered pages and the small fragments their scripts poll.
 
-Views are thin: they check who asks (backups/permissions.py), turn form input into plain
-values (backups/forms.py), call backups/operations.py and hand long work to the worker
-(backups/tasks.py). Read-only questions live in backups/queries.py. Live parts of a page poll
+Views are thin: they check who asks (backups/web/permissions.py), turn form input into plain
+values (backups/web/forms.py), call backups/operations.py and hand long work to the worker
+(backups/tasks.py). Read-only questions live in backups/web/queries.py. Live parts of a page poll
 a fragment every second or two and stop once the fragment says the run has ended.
 """
 
@@ -20,10 +20,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from kombu.utils.url import maybe_sanitize_url
 
-from . import audit, health, operations, queries, tasks
-from .audit import Actor
-from .errors import BackupError, Busy, InvalidInput
-from .forms import (
+from backups import audit, operations, tasks
+from backups.audit import Actor
+from backups.doctor import checks as health
+from backups.errors import BackupError, Busy, InvalidInput
+from backups.models import AuditEvent, Backup, RestoreRun
+from backups.web import queries
+from backups.web.forms import (
     AuditFilterForm,
     BackupFilterForm,
     BackupForm,
@@ -33,9 +36,8 @@ from .forms import (
     check_new_name,
     error_text,
 )
-from .models import AuditEvent, Backup, RestoreRun
-from .permissions import requires
-from .views_policies import policies_panel_context
+from backups.web.permissions import requires
+from backups.web.views.policies import policies_panel_context
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50

@@ -4,7 +4,7 @@ A4C 3.x names its indices after its model classes, lowercased (application, csar
 deploymenttopology ...). The mappings here are explicit, mostly ``dynamic: strict``, with the
 nested and object fields a restore must bring back intact. ``Installation`` draws the people
 and things of one made-up installation from a seeded random generator; ``documents`` turns
-them into documents that refer to one another as A4C's do. backups/demo.py writes them out.
+them into documents that refer to one another as A4C's do. backups/demo/generator.py writes them out.
 """
 
 from __future__ import annotations

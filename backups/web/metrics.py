@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db.models import Count, Max, Sum
 
-from .models import Backup, OperationLock, Policy, RestoreRun, SystemState
+from backups.models import Backup, OperationLock, Policy, RestoreRun, SystemState
 
 
 def _label(value: str) -> str:

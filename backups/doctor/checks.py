@@ -3,7 +3,7 @@
 ``run_checks()`` is asked by ``manage.py doctor`` and by the web dashboard, so it stays quick
 (every network call times out within two seconds), changes nothing but registering the
 snapshot repository (as any backup would), and knows nothing of requests or rendering.
-Elasticsearch is reached through backups/elastic.py and the storage through filestore.Store.
+Elasticsearch is reached through backups/elastic/client.py and the storage through filestore.Store.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from . import elastic, queries
-from .errors import BackupError
-from .filestore import Store
-from .models import Backup, RestoreRun
+from backups.elastic import client as elastic
+from backups.errors import BackupError
+from backups.models import Backup, RestoreRun
+from backups.storage.store import Store
+from backups.web import queries
 
 NETWORK_TIMEOUT = 2.0
 LOW_FREE_BYTES = 1024**3
