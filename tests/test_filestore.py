@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import backups.storage.backup
-import backups.storage.files
+import backups.storage.pipeline
 from backups.errors import Cancelled, ConfigError, IntegrityError, InvalidInput, StorageError
-from backups.storage.files import Throttle
+from backups.storage.pipeline import Throttle
 from backups.storage.store import Store, compare_tree_to_manifest, parse_bandwidth, tree_differences
 
 BIG = os.urandom(2 * 1024 * 1024 + 123)  # above the 1 MiB buffer: streamed, not held
@@ -580,14 +580,14 @@ def test_without_a_cap_copying_never_waits():
 def test_a_limited_backup_and_restore_count_the_bytes_they_really_moved(store, tmp_path):
     data = make_tree(tmp_path / "data")
     meters = []
-    original = backups.storage.files.Meter.__init__
+    original = backups.storage.pipeline.Meter.__init__
 
     def keep(self, *args, **kwargs):
         original(self, *args, **kwargs)
         meters.append(self)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(backups.storage.files.Meter, "__init__", keep)
+        patch.setattr(backups.storage.pipeline.Meter, "__init__", keep)
         store.backup_tree("first", data, bandwidth=1 << 30)
         store.backup_tree("again", data, previous="first", bandwidth=1 << 30)
         store.restore_tree("first", data, bandwidth=1 << 30)

@@ -3,7 +3,8 @@
 ``run_checks()`` is asked by ``manage.py doctor`` and by the web dashboard, so it stays quick
 (every network call times out within two seconds), changes nothing but registering the
 snapshot repository (as any backup would), and knows nothing of requests or rendering.
-Elasticsearch is reached through backups/elastic/client.py and the storage through filestore.Store.
+Elasticsearch is reached through backups/elastic/client.py and the storage through
+backups/storage/store.py.
 """
 
 from __future__ import annotations

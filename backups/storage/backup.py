@@ -14,27 +14,22 @@ import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
 from backups.errors import BackupError, Cancelled
-from backups.storage.files import (
+from backups.storage.fileio import (
     DATA,
-    HEX64,
-    Entry,
-    Meter,
-    Pipeline,
-    TreeSummary,
     buffer,
-    count_files,
     fill,
-    fsync_dir,
     open_source,
     os_error,
     show,
-    walk,
     write_all,
 )
+from backups.storage.manifest import FORMAT, HEX64, VERSION, Entry, ManifestWriter, path_prefix
+from backups.storage.pipeline import Meter, Pipeline
+from backups.storage.results import TreeSummary
+from backups.storage.walk import count_files, walk
 
 MAX_WARNINGS = 100
 
@@ -76,11 +71,6 @@ class Cursor:
         return None
 
 
-def path_prefix(rel: str) -> bytes:
-    """How the manifest line of a path starts."""
-    return b'{"path":' + _json_str(rel).encode("ascii") + b","
-
-
 class BackupRun:
     """The state of one backup: counters, blobs being written, temp names."""
 
@@ -110,8 +100,8 @@ class BackupRun:
         meter.report()
         root = os.stat(data_dir)
         header = {
-            "format": self.store.FORMAT,
-            "version": self.store.VERSION,
+            "format": FORMAT,
+            "version": VERSION,
             "name": name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "source": str(data_dir),
@@ -181,7 +171,7 @@ class BackupRun:
         new.sha256 = None
         return False
 
-    def _write(self, writer: "ManifestWriter", ready: list) -> None:
+    def _write(self, writer: ManifestWriter, ready: list) -> None:
         summary, meter = self.summary, self.meter
         for (entry, line), result in ready:
             if entry.type == "file":
@@ -302,54 +292,3 @@ class BackupRun:
                     os.unlink(temp)
                 except OSError:
                     pass
-
-
-class ManifestWriter:
-    """Writes manifest lines to a temp file, hashing them, then renames it into place."""
-
-    def __init__(self, path: Path, header: dict):
-        self.path, self.count = path, -1  # the header is not an entry
-        self.digest = hashlib.sha256()
-        self.pending = bytearray()
-        try:
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise os_error(exc, "writing to", path) from exc
-        self.add((json.dumps(header, separators=(",", ":")) + "\n").encode("ascii"))
-
-    def add(self, line: bytes) -> None:
-        self.pending += line
-        self.count += 1
-        if len(self.pending) >= 1 << 20:
-            self.flush()
-
-    def flush(self) -> None:
-        self.digest.update(self.pending)
-        try:
-            write_all(self.fd, self.pending)
-        except OSError as exc:
-            raise os_error(exc, "writing to", self.path) from exc
-        self.pending.clear()
-
-    def finish(self, trailer: dict) -> str:
-        self.flush()
-        sha = self.digest.hexdigest()
-        self.pending += (json.dumps({**trailer, "sha256": sha}) + "\n").encode("ascii")
-        self.flush()
-        return sha
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def commit(self, final: Path) -> None:
-        """The blobs reach the disk first (one sync for all), then the manifest naming them."""
-        try:
-            os.sync()
-            os.fsync(self.fd)
-            self.close()
-            os.replace(self.path, final)
-            fsync_dir(final.parent)
-        except OSError as exc:
-            raise os_error(exc, "writing to", final) from exc

@@ -13,17 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from backups.errors import Cancelled, IntegrityError, StorageError
-from backups.storage.files import (
+from backups.storage.fileio import (
     DATA,
-    Entry,
-    FilePlan,
-    Meter,
-    Node,
-    Pipeline,
-    RestoreResult,
     buffer,
-    copy_dir_attrs,
-    copy_tree,
     fill,
     fsync_dir,
     open_source,
@@ -31,9 +23,12 @@ from backups.storage.files import (
     rmtree,
     set_attrs,
     show,
-    walk,
     write_all,
 )
+from backups.storage.manifest import Entry
+from backups.storage.pipeline import Meter, Pipeline
+from backups.storage.results import FilePlan, RestoreResult
+from backups.storage.walk import Node, copy_dir_attrs, copy_tree, walk
 
 
 def outer_join(wanted: Iterator[Entry], found: Iterator[Node]) -> Iterator[tuple]:
@@ -129,7 +124,9 @@ def _move(src: Path, dst: Path, names) -> list[str]:
     return moved
 
 
-class RestoreRun:
+class FileRestore:
+    """One restore of a backup's files: check the manifest, stage the tree, swap it in."""
+
     def __init__(self, store, name: str, data_dir: Path, exclude, meter: Meter):
         self.store, self.name, self.data_dir = store, name, data_dir
         self.exclude, self.meter = exclude, meter
@@ -158,7 +155,7 @@ class RestoreRun:
                 raise os_error(exc, "creating", staging, DATA) from exc
             skip = self.exclude | {staging.name}
             if mode == "merge" and exists:
-                copy_tree(data_dir, staging, skip, self.meter, self.as_root)
+                copy_tree(data_dir, staging, skip, self.meter.beat, self.as_root)
             files, written = self._build(staging, mode == "merge", workers)
             if mode == "merge" and exists:
                 copy_dir_attrs(data_dir, staging, skip, self.as_root)

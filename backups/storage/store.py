@@ -6,16 +6,16 @@ The only module that reads and writes backup file storage (the A4C_BACKUP_DIR ro
     manifests/<name>.manifest    JSON lines in walk order: header, entries, trailer with a hash
     tmp/<name>/                  temp names of a running backup, renamed into place when whole
 
-It also walks the data dir, stages a restore beside it and swaps it in (the helpers live in
-filestore_backup, filestore_restore and filestore_base; callers use only this module). It
-takes plain paths and arguments and must not import Django. Memory stays flat whatever the
-tree size: manifests and trees are streamed and merged in walk order, never held whole.
-Paths are str from os.fsdecode (surrogateescape): names that are not UTF-8 round-trip.
+It also walks the data dir, stages a restore beside it and swaps it in. The work lives
+beside it (backup, restore, manifest, walk, pipeline, fileio, results); callers outside
+backups/storage/ use only this module and the types it re-exports. It takes plain paths and
+arguments and must not import Django. Memory stays flat whatever the tree size: manifests and
+trees are streamed and merged in walk order, never held whole. Paths are str from
+os.fsdecode (surrogateescape): names that are not UTF-8 round-trip.
 """
 
 import glob
 import hashlib
-import json
 import os
 import shutil
 import threading
@@ -23,31 +23,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from backups.errors import Cancelled, IntegrityError, InvalidInput, NotFound, StorageError
+from backups.errors import Cancelled, IntegrityError, InvalidInput, StorageError
 from backups.storage.backup import BackupRun
-from backups.storage.files import (
-    DEFAULT_EXCLUDES,
-    HEX64,
-    Entry,
+from backups.storage.fileio import buffer, check_name, fill, os_error, rmtree, show
+from backups.storage.manifest import HEX64, Entry, Manifests
+from backups.storage.pipeline import Meter, Pipeline, parse_bandwidth
+from backups.storage.restore import FileRestore, plan_restore, tree_differences, undo_restore
+from backups.storage.results import (
+    BlobCheckReport,
     FilePlan,
+    FileProgress,
     GcSummary,
     ManifestSummary,
-    Meter,
-    Pipeline,
-    Progress,
     RestoreResult,
     TreeSummary,
-    VerifyReport,
-    buffer,
-    check_name,
-    fill,
-    os_error,
-    parse_bandwidth,
-    rmtree,
-    safe_relpath,
-    show,
 )
-from backups.storage.restore import RestoreRun, plan_restore, tree_differences, undo_restore
+
+DEFAULT_EXCLUDES = ("work", "tmp", "upload")
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -55,11 +47,11 @@ __all__ = [
     "FilePlan",
     "GcSummary",
     "ManifestSummary",
-    "Progress",
+    "BlobCheckReport",
+    "FileProgress",
     "RestoreResult",
     "Store",
     "TreeSummary",
-    "VerifyReport",
     "check_name",
     "compare_tree_to_manifest",
     "parse_bandwidth",
@@ -69,7 +61,7 @@ __all__ = [
 MAX_PROBLEMS = 1000
 STALE_TMP_SECONDS = 3600
 
-ProgressFn = Callable[[Progress], None] | None
+ProgressFn = Callable[[FileProgress], None] | None
 CheckFn = Callable[[], None] | None
 
 
@@ -81,19 +73,17 @@ def _check_mode(mode: str) -> None:
 class Store:
     """Backup file storage under one root directory (the A4C_BACKUP_DIR setting).
 
-    progress callbacks get a Progress at least every 0.5 s and at the end. check() is called
+    progress callbacks get a FileProgress at least every 0.5 s and at the end. check() is called
     at every entry (keep it cheap, e.g. look at the database at most once a second): if it
     raises (Cancelled, or anything), the operation stops and its error propagates.
     """
-
-    FORMAT = "a4c-backup-manifest"
-    VERSION = 1
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.blobs = self.root / "blobs"
         self.manifests = self.root / "manifests"
         self.tmp = self.root / "tmp"
+        self.manifest_files = Manifests(self.manifests)
 
     # -- storage layout -------------------------------------------------------------------
 
@@ -105,8 +95,7 @@ class Store:
                 raise os_error(exc, "creating", path) from exc
 
     def manifest_path(self, name: str) -> Path:
-        check_name(name)
-        return self.manifests / f"{name}.manifest"
+        return self.manifest_files.path(name)
 
     def blob_path(self, sha256: str) -> str:
         return f"{self.blobs}/{sha256[:2]}/{sha256}"
@@ -126,24 +115,15 @@ class Store:
 
     def names(self) -> list[str]:
         """Names of all backups with a manifest, sorted."""
-        try:
-            with os.scandir(self.manifests) as it:
-                found = [e.name[: -len(".manifest")] for e in it if e.name.endswith(".manifest")]
-        except FileNotFoundError:
-            return []
-        return sorted(name for name in found if name and name[0] != ".")
+        return self.manifest_files.names()
 
     # -- manifests ------------------------------------------------------------------------
 
     def has_manifest(self, name: str) -> bool:
-        return self.manifest_path(name).is_file()
+        return self.manifest_files.exists(name)
 
     def delete_manifest(self, name: str) -> None:
-        path = self.manifest_path(name)
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise os_error(exc, "deleting", path) from exc
+        self.manifest_files.delete(name)
 
     def discard_partial(self, name: str) -> None:
         """Removes the temp files an interrupted backup of that name left."""
@@ -153,148 +133,23 @@ class Store:
         except OSError as exc:
             raise os_error(exc, "deleting", self.tmp / name) from exc
 
-    def _open_manifest(self, name: str):
-        path = self.manifest_path(name)
-        try:
-            return open(path, "rb")
-        except FileNotFoundError:
-            raise NotFound(f"backup {name} has no manifest ({show(path)})") from None
-        except OSError as exc:
-            raise os_error(exc, "reading", path) from exc
-
-    def _corrupt(self, name: str, why: str) -> IntegrityError:
-        return IntegrityError(
-            f"manifest {show(self.manifest_path(name))} is {why}: "
-            "this backup cannot be trusted; delete it and take a new one"
-        )
-
-    def _parse_header(self, name: str, line: bytes) -> dict:
-        try:
-            header = json.loads(line)
-        except ValueError:
-            header = None
-        if not isinstance(header, dict) or header.get("format") != self.FORMAT:
-            raise self._corrupt(name, "not an a4c-backup manifest (bad first line)")
-        if header.get("version") != self.VERSION:
-            raise self._corrupt(name, f"of unknown version {header.get('version')!r}")
-        return header
-
     def header(self, name: str) -> dict:
-        with self._open_manifest(name) as f:
-            return self._parse_header(name, f.readline())
+        return self.manifest_files.header(name)
 
     def entries(self, name: str) -> Iterator[Entry]:
         """Streams the entries; raises IntegrityError at the end if the trailer is wrong."""
-        with self._open_manifest(name) as f:
-            first = f.readline()
-            self._parse_header(name, first)
-            digest, count = hashlib.sha256(first), 0
-            for lineno, line in enumerate(f, start=2):
-                if not line.endswith(b"\n"):
-                    raise self._corrupt(name, "truncated")
-                try:
-                    data = json.loads(line)
-                    if data.get("end") is True:
-                        trailer = data
-                        break
-                    entry = Entry.from_json(data)
-                except (ValueError, AttributeError):
-                    raise self._corrupt(name, f"corrupt at line {lineno}") from None
-                digest.update(line)
-                count += 1
-                yield entry
-            else:
-                raise self._corrupt(name, "truncated (no end line)")
-            if f.read(1):
-                raise self._corrupt(name, "corrupt (data after the end line)")
-        if trailer.get("sha256") != digest.hexdigest() or trailer.get("entries") != count:
-            raise self._corrupt(name, "corrupt (its hash does not match its end line)")
-
-    def _trailer(self, name: str) -> tuple[int, dict]:
-        """Where the end line starts, and what it says, without reading the whole file."""
-        with self._open_manifest(name) as f:
-            size = f.seek(0, os.SEEK_END)
-            tail_size = min(size, 64 * 1024)
-            f.seek(size - tail_size)
-            tail = f.read(tail_size)
-        start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
-        try:
-            trailer = json.loads(tail[start:]) if tail.endswith(b"\n") and start else None
-        except ValueError:
-            trailer = None
-        if not isinstance(trailer, dict) or trailer.get("end") is not True:
-            raise self._corrupt(name, "truncated (no end line)")
-        return size - tail_size + start, trailer
+        return self.manifest_files.entries(name)
 
     def summary(self, name: str) -> ManifestSummary:
         """Counts from the first and last lines: cheap, the hash is not checked."""
-        header = self.header(name)
-        _, trailer = self._trailer(name)
-        return ManifestSummary(
-            name,
-            header.get("created", ""),
-            header.get("source", ""),
-            trailer.get("entries", 0),
-            trailer.get("files", 0),
-            trailer.get("bytes", 0),
-            trailer.get("sha256", ""),
-        )
-
-    def _check_hash(self, name: str) -> None:
-        """The end line's hash over the raw bytes, without parsing the lines."""
-        end, trailer = self._trailer(name)
-        digest = hashlib.sha256()
-        with self._open_manifest(name) as f:
-            while end > 0 and (chunk := f.read(min(end, 1 << 20))):
-                digest.update(chunk)
-                end -= len(chunk)
-        if trailer.get("sha256") != digest.hexdigest():
-            raise self._corrupt(name, "corrupt (its hash does not match its end line)")
+        return self.manifest_files.summary(name)
 
     def checked_entries(self, name: str, exclude: Iterable[str] = ()) -> Iterator[Entry]:
-        """entries(), refusing any path that could lead outside the data dir.
-
-        Each entry must follow the previous one in walk order and have a dir entry as its
-        parent, so a symlink in the manifest can never be a path to write through. Entries
-        under the top-level names in exclude are skipped.
-        """
-        excluded = {os.fsencode(n) for n in exclude}
-        ancestors: list[tuple[bytes, ...]] = []
-        last: tuple[bytes, ...] = ()
-        for entry in self.entries(name):
-            if not safe_relpath(entry.path):
-                raise IntegrityError(
-                    f"manifest entry {show(entry.path)!r} of backup {name} points outside the "
-                    "data dir: this backup cannot be restored; delete it"
-                )
-            key = entry.key
-            while ancestors and key[: len(ancestors[-1])] != ancestors[-1]:
-                ancestors.pop()
-            parent = key[:-1]
-            if key <= last or (parent and (not ancestors or ancestors[-1] != parent)):
-                raise self._corrupt(name, f"out of order at {show(entry.path)!r}")
-            last = key
-            if entry.type == "dir":
-                ancestors.append(key)
-            if key[0] not in excluded:
-                yield entry
+        """entries(), refusing any path that could lead outside the data dir (Manifests)."""
+        return self.manifest_files.checked_entries(name, exclude)
 
     def previous_lines(self, previous: str | None, warn: Callable) -> Iterator[bytes]:
-        """The entry lines, unparsed, of the backup used for change detection, if it is whole.
-
-        Its header and hash are checked first; the backup parses only the lines it cannot
-        match by their bytes (BackupRun's Cursor).
-        """
-        if previous is None or not self.has_manifest(previous):
-            return iter(())
-        try:
-            self.header(previous)
-            self._check_hash(previous)
-            f = self._open_manifest(previous)
-        except (IntegrityError, StorageError) as exc:
-            warn(f"previous backup {previous} not used to skip unchanged files: {exc}")
-            return iter(())
-        return _entry_lines(f)
+        return self.manifest_files.previous_lines(previous, warn)
 
     # -- backup and verify ----------------------------------------------------------------
 
@@ -341,9 +196,9 @@ class Store:
 
     def verify(
         self, name: str, *, progress: ProgressFn = None, check: CheckFn = None, workers: int = 4
-    ) -> VerifyReport:
+    ) -> BlobCheckReport:
         """Checks the manifest whole and re-hashes every blob it names."""
-        report = VerifyReport(name)
+        report = BlobCheckReport(name)
         meter = Meter(progress, check)
         try:
             totals = self.summary(name)
@@ -362,7 +217,7 @@ class Store:
         return report
 
     @staticmethod
-    def _note(report: VerifyReport, meter: Meter, ready: list) -> None:
+    def _note(report: BlobCheckReport, meter: Meter, ready: list) -> None:
         for entry, problem in ready:
             report.files += 1
             report.bytes += entry.size
@@ -439,7 +294,7 @@ class Store:
         _check_mode(mode)
         data_dir = Path(os.path.realpath(data_dir))
         meter = Meter(progress, check, bandwidth)
-        run = RestoreRun(self, name, data_dir, frozenset(exclude_dirs), meter)
+        run = FileRestore(self, name, data_dir, frozenset(exclude_dirs), meter)
         return run(mode, workers)
 
     def undo_restore(
@@ -524,15 +379,6 @@ class Store:
                 except OSError:
                     pass
         return removed
-
-
-def _entry_lines(f) -> Iterator[bytes]:
-    with f:
-        f.readline()
-        for line in f:
-            if not line.startswith(b'{"path":'):
-                return  # the end line
-            yield line
 
 
 def compare_tree_to_manifest(

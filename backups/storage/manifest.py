@@ -1,0 +1,347 @@
+"""The manifest format: one JSON line per entry, in walk order, between a header and an end
+line carrying the entry count and the hash of every line before it.
+
+    {"format": "a4c-backup-manifest", "version": 1, "name": ..., "created": ..., "root": ...}
+    {"path": "csar/foo.zip", "type": "file", "size": ..., "sha256": ..., ...}
+    {"end": true, "entries": N, "files": ..., "bytes": ..., "sha256": ...}
+
+Entry is one line; ManifestWriter writes a manifest to a temp file and renames it into place;
+Manifests reads the manifests/ dir of a store, checking what it reads.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from json.encoder import encode_basestring_ascii as json_string
+from pathlib import Path
+
+from backups.errors import IntegrityError, NotFound, StorageError
+from backups.storage.fileio import (
+    FS_ENCODING,
+    FS_ERRORS,
+    check_name,
+    fsync_dir,
+    os_error,
+    safe_relpath,
+    show,
+    write_all,
+)
+from backups.storage.results import ManifestSummary
+
+FORMAT = "a4c-backup-manifest"
+VERSION = 1
+HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+INT_FIELDS = ("size", "mode", "mtime_ns", "uid", "gid")
+
+
+@dataclasses.dataclass(slots=True)
+class Entry:
+    """One manifest line: a file, dir or symlink, by its path relative to the data dir."""
+
+    path: str
+    type: str  # "file", "dir" or "symlink"
+    size: int = 0
+    mode: int = 0
+    mtime_ns: int = 0
+    uid: int = 0
+    gid: int = 0
+    sha256: str | None = None
+    inode: int | None = None
+    ctime_ns: int | None = None
+    target: str | None = None
+
+    @property
+    def key(self) -> tuple[bytes, ...]:
+        """Sorts like the walk: by the path's components, as bytes."""
+        return tuple(self.path.encode(FS_ENCODING, FS_ERRORS).split(b"/"))
+
+    def line(self) -> bytes:
+        """The JSON line, built by hand: json.dumps of a dict costs too much at 200k entries.
+
+        Strings are escaped to ASCII, which also keeps the surrogates that stand for bytes
+        that are not UTF-8 (os.fsdecode) as \\udcXX escapes that json.loads gives back.
+        """
+        text = (
+            f'{{"path":{json_string(self.path)},"type":"{self.type}","size":{self.size:d},'
+            f'"mode":{self.mode:d},"mtime_ns":{self.mtime_ns:d},"uid":{self.uid:d},'
+            f'"gid":{self.gid:d}'
+        )
+        if self.sha256 is not None:
+            text += f',"sha256":{json_string(self.sha256)}'
+        if self.inode is not None:
+            text += f',"inode":{self.inode:d},"ctime_ns":{self.ctime_ns:d}'
+        if self.target is not None:
+            text += f',"target":{json_string(self.target)}'
+        return (text + "}\n").encode("ascii")
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Entry":
+        """Raises ValueError for anything that is not a well-formed entry."""
+        path, kind = data.get("path"), data.get("type")
+        if not isinstance(path, str) or kind not in ("file", "dir", "symlink"):
+            raise ValueError("path or type")
+        get = data.get
+        values = (get("size", 0), get("mode", 0), get("mtime_ns", 0), get("uid", 0), get("gid", 0))
+        for name, value in zip(INT_FIELDS, values, strict=True):
+            if type(value) is not int:
+                raise ValueError(name)
+        entry = cls(path, kind, *values)
+        if kind == "file":
+            entry.sha256 = data.get("sha256")
+            if not isinstance(entry.sha256, str) or not HEX64.match(entry.sha256):
+                raise ValueError("sha256")
+            entry.inode, entry.ctime_ns = data.get("inode"), data.get("ctime_ns")
+        elif kind == "symlink":
+            entry.target = data.get("target")
+            if not isinstance(entry.target, str):
+                raise ValueError("target")
+        return entry
+
+    @classmethod
+    def from_stat(cls, rel: str, kind: str, st: os.stat_result) -> "Entry":
+        entry = cls(rel, kind, 0, stat.S_IMODE(st.st_mode), st.st_mtime_ns, st.st_uid, st.st_gid)
+        if kind == "file":
+            entry.size, entry.inode, entry.ctime_ns = st.st_size, st.st_ino, st.st_ctime_ns
+        return entry
+
+
+def path_prefix(rel: str) -> bytes:
+    """How the manifest line of a path starts."""
+    return b'{"path":' + json_string(rel).encode("ascii") + b","
+
+
+class ManifestWriter:
+    """Writes manifest lines to a temp file, hashing them, then renames it into place."""
+
+    def __init__(self, path: Path, header: dict):
+        self.path, self.count = path, -1  # the header is not an entry
+        self.digest = hashlib.sha256()
+        self.pending = bytearray()
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise os_error(exc, "writing to", path) from exc
+        self.add((json.dumps(header, separators=(",", ":")) + "\n").encode("ascii"))
+
+    def add(self, line: bytes) -> None:
+        self.pending += line
+        self.count += 1
+        if len(self.pending) >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        self.digest.update(self.pending)
+        try:
+            write_all(self.fd, self.pending)
+        except OSError as exc:
+            raise os_error(exc, "writing to", self.path) from exc
+        self.pending.clear()
+
+    def finish(self, trailer: dict) -> str:
+        self.flush()
+        sha = self.digest.hexdigest()
+        self.pending += (json.dumps({**trailer, "sha256": sha}) + "\n").encode("ascii")
+        self.flush()
+        return sha
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def commit(self, final: Path) -> None:
+        """The blobs reach the disk first (one sync for all), then the manifest naming them."""
+        try:
+            os.sync()
+            os.fsync(self.fd)
+            self.close()
+            os.replace(self.path, final)
+            fsync_dir(final.parent)
+        except OSError as exc:
+            raise os_error(exc, "writing to", final) from exc
+
+
+class Manifests:
+    """The manifests/ dir of a store: <name>.manifest files, read with every check."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def path(self, name: str) -> Path:
+        check_name(name)
+        return self.directory / f"{name}.manifest"
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def names(self) -> list[str]:
+        """Names of all backups with a manifest, sorted."""
+        try:
+            with os.scandir(self.directory) as it:
+                found = [e.name[: -len(".manifest")] for e in it if e.name.endswith(".manifest")]
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in found if name and name[0] != ".")
+
+    def delete(self, name: str) -> None:
+        path = self.path(name)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise os_error(exc, "deleting", path) from exc
+
+    def open(self, name: str):
+        path = self.path(name)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"backup {name} has no manifest ({show(path)})") from None
+        except OSError as exc:
+            raise os_error(exc, "reading", path) from exc
+
+    def corrupt(self, name: str, why: str) -> IntegrityError:
+        return IntegrityError(
+            f"manifest {show(self.path(name))} is {why}: "
+            "this backup cannot be trusted; delete it and take a new one"
+        )
+
+    def parse_header(self, name: str, line: bytes) -> dict:
+        try:
+            header = json.loads(line)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise self.corrupt(name, "not an a4c-backup manifest (bad first line)")
+        if header.get("version") != VERSION:
+            raise self.corrupt(name, f"of unknown version {header.get('version')!r}")
+        return header
+
+    def header(self, name: str) -> dict:
+        with self.open(name) as f:
+            return self.parse_header(name, f.readline())
+
+    def entries(self, name: str) -> Iterator[Entry]:
+        """Streams the entries; raises IntegrityError at the end if the trailer is wrong."""
+        with self.open(name) as f:
+            first = f.readline()
+            self.parse_header(name, first)
+            digest, count = hashlib.sha256(first), 0
+            for lineno, line in enumerate(f, start=2):
+                if not line.endswith(b"\n"):
+                    raise self.corrupt(name, "truncated")
+                try:
+                    data = json.loads(line)
+                    if data.get("end") is True:
+                        trailer = data
+                        break
+                    entry = Entry.from_json(data)
+                except (ValueError, AttributeError):
+                    raise self.corrupt(name, f"corrupt at line {lineno}") from None
+                digest.update(line)
+                count += 1
+                yield entry
+            else:
+                raise self.corrupt(name, "truncated (no end line)")
+            if f.read(1):
+                raise self.corrupt(name, "corrupt (data after the end line)")
+        if trailer.get("sha256") != digest.hexdigest() or trailer.get("entries") != count:
+            raise self.corrupt(name, "corrupt (its hash does not match its end line)")
+
+    def trailer(self, name: str) -> tuple[int, dict]:
+        """Where the end line starts, and what it says, without reading the whole file."""
+        with self.open(name) as f:
+            size = f.seek(0, os.SEEK_END)
+            tail_size = min(size, 64 * 1024)
+            f.seek(size - tail_size)
+            tail = f.read(tail_size)
+        start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+        try:
+            trailer = json.loads(tail[start:]) if tail.endswith(b"\n") and start else None
+        except ValueError:
+            trailer = None
+        if not isinstance(trailer, dict) or trailer.get("end") is not True:
+            raise self.corrupt(name, "truncated (no end line)")
+        return size - tail_size + start, trailer
+
+    def summary(self, name: str) -> ManifestSummary:
+        """Counts from the first and last lines: cheap, the hash is not checked."""
+        header = self.header(name)
+        _, trailer = self.trailer(name)
+        return ManifestSummary(
+            name,
+            header.get("created", ""),
+            header.get("source", ""),
+            trailer.get("entries", 0),
+            trailer.get("files", 0),
+            trailer.get("bytes", 0),
+            trailer.get("sha256", ""),
+        )
+
+    def check_hash(self, name: str) -> None:
+        """The end line's hash over the raw bytes, without parsing the lines."""
+        end, trailer = self.trailer(name)
+        digest = hashlib.sha256()
+        with self.open(name) as f:
+            while end > 0 and (chunk := f.read(min(end, 1 << 20))):
+                digest.update(chunk)
+                end -= len(chunk)
+        if trailer.get("sha256") != digest.hexdigest():
+            raise self.corrupt(name, "corrupt (its hash does not match its end line)")
+
+    def checked_entries(self, name: str, exclude: Iterable[str] = ()) -> Iterator[Entry]:
+        """entries(), refusing any path that could lead outside the data dir.
+
+        Each entry must follow the previous one in walk order and have a dir entry as its
+        parent, so a symlink in the manifest can never be a path to write through. Entries
+        under the top-level names in exclude are skipped.
+        """
+        excluded = {os.fsencode(n) for n in exclude}
+        ancestors: list[tuple[bytes, ...]] = []
+        last: tuple[bytes, ...] = ()
+        for entry in self.entries(name):
+            if not safe_relpath(entry.path):
+                raise IntegrityError(
+                    f"manifest entry {show(entry.path)!r} of backup {name} points outside the "
+                    "data dir: this backup cannot be restored; delete it"
+                )
+            key = entry.key
+            while ancestors and key[: len(ancestors[-1])] != ancestors[-1]:
+                ancestors.pop()
+            parent = key[:-1]
+            if key <= last or (parent and (not ancestors or ancestors[-1] != parent)):
+                raise self.corrupt(name, f"out of order at {show(entry.path)!r}")
+            last = key
+            if entry.type == "dir":
+                ancestors.append(key)
+            if key[0] not in excluded:
+                yield entry
+
+    def previous_lines(self, previous: str | None, warn: Callable) -> Iterator[bytes]:
+        """The entry lines, unparsed, of the backup used for change detection, if it is whole.
+
+        Its header and hash are checked first; the backup parses only the lines it cannot
+        match by their bytes (backup.Cursor).
+        """
+        if previous is None or not self.exists(previous):
+            return iter(())
+        try:
+            self.header(previous)
+            self.check_hash(previous)
+            f = self.open(previous)
+        except (IntegrityError, StorageError) as exc:
+            warn(f"previous backup {previous} not used to skip unchanged files: {exc}")
+            return iter(())
+        return _entry_lines(f)
+
+
+def _entry_lines(f) -> Iterator[bytes]:
+    with f:
+        f.readline()
+        for line in f:
+            if not line.startswith(b'{"path":'):
+                return  # the end line
+            yield line

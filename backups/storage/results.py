@@ -1,0 +1,99 @@
+"""What the backup storage hands back: progress, summaries, plans and reports, as dataclasses.
+
+No behaviour beyond counting; no Django here.
+"""
+
+import dataclasses
+from pathlib import Path
+
+from backups.storage.fileio import show
+
+MAX_EXAMPLES = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class FileProgress:
+    """How far a file backup, restore or blob check is, in files and bytes."""
+
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+@dataclasses.dataclass
+class TreeSummary:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0  # sum of file sizes
+    new_blobs: int = 0
+    new_bytes: int = 0  # bytes newly written to blobs/
+    reused: int = 0  # unchanged files whose hash came from the previous manifest
+    read: int = 0
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    manifest_sha256: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestSummary:
+    name: str
+    created: str
+    source: str
+    entries: int
+    files: int
+    bytes: int
+    sha256: str
+
+
+@dataclasses.dataclass
+class BlobCheckReport:
+    """One backup's manifest read whole and every blob it names re-hashed: what is wrong."""
+
+    name: str
+    files: int = 0
+    bytes: int = 0
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclasses.dataclass
+class FilePlan:
+    mode: str
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    added_bytes: int = 0
+    changed_bytes: int = 0
+    removed_bytes: int = 0
+    unchanged_bytes: int = 0
+    added_paths: list[str] = dataclasses.field(default_factory=list)
+    changed_paths: list[str] = dataclasses.field(default_factory=list)
+    removed_paths: list[str] = dataclasses.field(default_factory=list)
+
+    def count(self, kind: str, path: str, size: int) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        setattr(self, f"{kind}_bytes", getattr(self, f"{kind}_bytes") + size)
+        examples = getattr(self, f"{kind}_paths", None)
+        if examples is not None and len(examples) < MAX_EXAMPLES:
+            examples.append(show(path))
+
+
+@dataclasses.dataclass
+class RestoreResult:
+    files: int  # files written from blobs
+    bytes: int
+    old_tree: Path | None  # the kept previous tree: undo_restore() or drop_old_tree() it
+    staging: Path
+
+
+@dataclasses.dataclass
+class GcSummary:
+    blobs_removed: int = 0
+    bytes_freed: int = 0
+    blobs_kept: int = 0
+    tmp_removed: int = 0
