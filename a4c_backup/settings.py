@@ -136,7 +136,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {
         "backups": {"handlers": ["console"], "level": env.str("A4C_LOG_LEVEL", default="INFO")},
-        # Node failures are reported by our own errors; the transport's warnings are noise in cron mail.
+        # Node failures are reported by our own errors; the transport's warnings are noise
+        # in cron mail.
         "elastic_transport": {"handlers": ["console"], "level": "ERROR"},
     },
 }
@@ -192,8 +193,23 @@ A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=30.0)
 # A queued operation that no worker has started after this long is failed and its lock freed.
 A4C_PENDING_TIMEOUT_SECONDS = env.float("A4C_PENDING_TIMEOUT_SECONDS", default=900.0)
 A4C_POLL_SECONDS = env.float("A4C_POLL_SECONDS", default=0.5)
-# Alien4Cloud's own URL: when it answers, restore plans warn that A4C looks active.
+# Alien4Cloud's own URL (e.g. https://a4c.example.org:8088): its REST API puts A4C in
+# maintenance mode around every backup and restore (backups/alien4cloud/).
 A4C_SERVER_URL = env.str("A4C_SERVER_URL", default="")
+A4C_SERVER_USERNAME = env.str("A4C_SERVER_USERNAME", default="")  # a user with the ADMIN role
+A4C_SERVER_PASSWORD = env.str("A4C_SERVER_PASSWORD", default="")
+# A file holding the password (its first line), read at each sign-in; wins over the variable.
+A4C_SERVER_PASSWORD_FILE = env.str("A4C_SERVER_PASSWORD_FILE", default="")
+A4C_SERVER_CA_CERT = env.str("A4C_SERVER_CA_CERT", default="")  # a CA bundle for https
+A4C_SERVER_TIMEOUT = env.float("A4C_SERVER_TIMEOUT", default=10.0)
+# off: never touch it; auto: use it when A4C is configured and answers; required: refuse to
+# back up or restore without it.
+A4C_MAINTENANCE = env.str("A4C_MAINTENANCE", default="auto")
+# The message and progress A4C shows its users are sent at most this often.
+A4C_MAINTENANCE_UPDATE_SECONDS = env.float("A4C_MAINTENANCE_UPDATE_SECONDS", default=5.0)
+# Run after a restore (A4C's caches predate it), then /rest/admin/health is awaited this long.
+A4C_RESTART_COMMAND = env.str("A4C_RESTART_COMMAND", default="")
+A4C_RESTART_TIMEOUT = env.float("A4C_RESTART_TIMEOUT", default=300.0)
 A4C_LAST_BACKUP_MAX_AGE_HOURS = env.float("A4C_LAST_BACKUP_MAX_AGE_HOURS", default=26.0)
 
 # --- Schedules, retention, notifications, metrics ----------------------------------------

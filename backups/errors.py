@@ -59,3 +59,25 @@ class IntegrityError(BackupError):
 
 class Cancelled(BackupError):
     """Someone asked the running operation to stop."""
+
+
+class Alien4CloudError(BackupError):
+    """Alien4Cloud's REST API refused a call or could not be reached."""
+
+
+class Alien4CloudUnreachable(Alien4CloudError):
+    """No answer from Alien4Cloud (down, restarting, a wrong A4C_SERVER_URL)."""
+
+    retryable = True
+
+
+class Alien4CloudSignInError(Alien4CloudError):
+    """The configured user cannot sign in, or lacks the ADMIN role."""
+
+    exit_code = 2
+
+
+class MaintenanceHeldElsewhere(Alien4CloudError):
+    """Alien4Cloud's maintenance mode is on already, enabled by someone else."""
+
+    exit_code = 3

@@ -121,6 +121,35 @@ class A4CInstall:
         return result
 
 
+A4C_ADMIN = ("backup-admin", "pw-backup-admin")
+
+
+@pytest.fixture
+def a4c_standin(a4c, settings):
+    """The Alien4Cloud REST stand-in, its maintenance state in the test's own index, and the
+    settings that point the tool at it (A4C_MAINTENANCE=auto). Users: backup-admin (ADMIN, the
+    tool's), alice (ADMIN, someone else) and bob (no ADMIN role)."""
+    from alien4cloud_standin import StandIn
+
+    standin = StandIn(
+        a4c.cluster.client,
+        a4c.index("maintenancemodestate"),
+        users={
+            A4C_ADMIN[0]: (A4C_ADMIN[1], ["ADMIN"]),
+            "alice": ("pw-alice", ["ADMIN"]),
+            "bob": ("pw-bob", ["COMPONENTS_BROWSER"]),
+        },
+    ).start()
+    settings.A4C_SERVER_URL = standin.url
+    settings.A4C_SERVER_USERNAME, settings.A4C_SERVER_PASSWORD = A4C_ADMIN
+    settings.A4C_SERVER_PASSWORD_FILE = ""
+    settings.A4C_MAINTENANCE = "auto"
+    settings.A4C_MAINTENANCE_UPDATE_SECONDS = 0.2
+    settings.A4C_SERVER_TIMEOUT = 5.0
+    yield standin
+    standin.stop()
+
+
 @pytest.fixture
 def cli_actor() -> Actor:
     return Actor(name=os.environ.get("USER", "root"), source=Source.CLI)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -20,26 +19,15 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from backups.doctor.alien4cloud import alien4cloud_check
+from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.elastic import client as elastic
 from backups.errors import BackupError
 from backups.models import Backup, RestoreRun
 from backups.storage.store import Store
 from backups.web import queries
 
-NETWORK_TIMEOUT = 2.0
 LOW_FREE_BYTES = 1024**3
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    summary: str
-    fix: str = ""
-    level: str = "ok"  # "ok", "warning" or "error"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _ok(name: str, summary: str) -> Check:
@@ -78,6 +66,7 @@ def run_checks(*, worker_timeout: float = 1.0) -> list[Check]:
             result.append(_not_checked("Snapshot repository", "path.repo does not cover it"))
         else:
             result.append(_guarded("Snapshot repository", lambda: _repository(cluster)))
+    result.append(_guarded("Alien4Cloud", alien4cloud_check))
     result.append(_guarded("Data dir", _data_dir))
     result.append(_guarded("Backup storage", _storage))
     redis = _guarded("Redis", _redis)

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from backups.alien4cloud import client as alien4cloud
 from backups.elastic.client import check_urls
 from backups.errors import ConfigError
 from backups.storage.store import parse_bandwidth
@@ -86,4 +87,30 @@ def check_settings(app_configs=None, **kwargs):
         parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
     except ConfigError as exc:
         problems.append(Error(str(exc), id="a4c.E009"))
+    problems.extend(
+        Error(problem, hint="README, 'Alien4Cloud maintenance mode'.", id="a4c.E010")
+        for problem in alien4cloud.settings_problems()
+    )
+    if str(settings.A4C_MAINTENANCE).strip().lower() == "required" and not alien4cloud.configured():
+        problems.append(
+            Error(
+                "A4C_MAINTENANCE is required but A4C_SERVER_URL is not set: every backup and "
+                "restore would be refused.",
+                hint="Set A4C_SERVER_URL (and its user and password), or A4C_MAINTENANCE=auto.",
+                id="a4c.E011",
+            )
+        )
     return problems
+
+
+@register("alien4cloud", deploy=True)
+def check_alien4cloud(app_configs=None, **kwargs):
+    """`manage.py check --deploy` signs in to Alien4Cloud: not on every command's start."""
+    from backups.doctor.alien4cloud import alien4cloud_check
+
+    found = alien4cloud_check()
+    if found.level == "error":
+        return [Error(found.summary, hint=found.fix, id="a4c.E012")]
+    if found.level == "warning":
+        return [Warning(found.summary, hint=found.fix, id="a4c.W002")]
+    return []
