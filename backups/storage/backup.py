@@ -53,7 +53,10 @@ class Cursor:
             self._line = None  # stop matching: the remaining files are simply re-read
         self._key = None
 
-    def find(self, key: tuple[bytes, ...], prefix: bytes) -> bytes | None:
+    def find(self, key: tuple[bytes, ...], rel: str) -> bytes | None:
+        if self._line is None:
+            return None  # no previous backup, or past its end
+        prefix = path_prefix(rel)
         while self._line is not None:
             if self._line.startswith(prefix):
                 line = self._line
@@ -116,7 +119,7 @@ class BackupRun:
                 summary.warnings[-1] = f"... and {self.warning_count - MAX_WARNINGS + 1} more"
             trailer = {"end": True, "entries": writer.count, "files": summary.files}
             summary.manifest_sha256 = writer.finish({**trailer, "bytes": summary.bytes})
-            writer.commit(self.store.manifest_path(name))
+            writer.commit(self.store.manifest_path(name), self.store.blobs)
         finally:
             writer.close()
         meter.report()
@@ -137,7 +140,7 @@ class BackupRun:
             for rel, key, path, st, kind in walk(data_dir, exclude, self.warn):
                 self.meter.beat()
                 entry = Entry.from_stat(rel, kind, st)
-                old = known.find(key, path_prefix(rel))
+                old = known.find(key, rel)
                 work, line = (), None
                 if kind == "symlink":
                     try:
@@ -262,28 +265,32 @@ class BackupRun:
             raise os_error(exc, "writing to", self.store.blobs) from exc
 
     def _place(self, sha: str, size: int, data=None, temp: str | None = None) -> int | None:
-        """Renames a blob into place unless it is there already; returns the bytes stored."""
+        """Puts a blob into place unless it is there already; returns the bytes stored.
+
+        A file read whole (data) is written under its final name, created exclusively: no
+        temp name, no rename. If that is cut short, the blob is left shorter than its size,
+        which blob_ok() refuses, and the next backup replaces it; a failed write removes it.
+        A streamed file (temp) is renamed into place once its hash is known.
+        """
         token = object()  # two identical files in flight: one writes, the other just counts
         mine = self.in_flight.setdefault(sha, token) is token  # atomic under the GIL
         try:
-            if not mine or self.store.blob_ok(sha, size):
+            if not mine:
                 return None
-            if temp is None:
-                fd, temp = self._create()
-                try:
-                    self._store_write(fd, data)
-                finally:
-                    os.close(fd)
             blob = self.store.blob_path(sha)
             try:
                 if sha[:2] not in self.blob_dirs:
                     os.makedirs(os.path.dirname(blob), exist_ok=True)
                     self.blob_dirs.add(sha[:2])
+                if temp is None:
+                    return self._create_blob(blob, sha, size, data)
+                if self.store.blob_ok(sha, size):
+                    return None
                 os.rename(temp, blob)
+                temp = None
+                return size
             except OSError as exc:
                 raise os_error(exc, "writing to", self.store.blobs) from exc
-            temp = None
-            return size
         finally:
             if mine:
                 del self.in_flight[sha]
@@ -292,3 +299,30 @@ class BackupRun:
                     os.unlink(temp)
                 except OSError:
                     pass
+
+    def _create_blob(self, blob: str, sha: str, size: int, data) -> int | None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(blob, flags, 0o444)
+        except FileExistsError:
+            if self.store.blob_ok(sha, size):
+                return None
+            # left short by an interrupted backup: replaced whole, through a temp name
+            fd, temp = self._create()
+            try:
+                self._store_write(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(temp, blob)
+            return size
+        try:
+            write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            fd = -1
+            os.unlink(blob)  # never leave a part of a file under a blob's name
+            raise
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return size

@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from backups.errors import ConfigError
@@ -113,17 +113,39 @@ def _run_calls(calls: list) -> list:
     return [fn(*args) for fn, args in calls]
 
 
+class InlineExecutor:
+    """The executor of workers=0: runs each batch at once in the calling thread.
+
+    For storage where files are read from memory (a warm page cache, a tmpfs), the per-file
+    work is Python holding the GIL, and threads would only hand it to each other.
+    """
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # raised again where the result is read, as in a pool
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
 class Pipeline:
     """Runs per-item work on a thread pool; hands items back in the order they were added.
 
     At most `window` items are held, so memory stays flat however many go through. Workers
-    should give up when `stop` is set (on leaving the with block, normally or not).
+    should give up when `stop` is set (on leaving the with block, normally or not). With
+    workers=0 the work runs in the calling thread, in batches all the same.
     """
 
     def __init__(self, workers: int, meter: Meter, window: int | None = None):
-        workers = max(1, workers)
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="a4c-filestore")
-        self.window = window or workers * BATCH_FILES * 4
+        if workers <= 0:
+            self.pool = InlineExecutor()
+        else:
+            self.pool = ThreadPoolExecutor(workers, thread_name_prefix="a4c-filestore")
+        self.window = window or max(1, workers) * BATCH_FILES * 4
         self.meter = meter
         self.pending: deque = deque()
         self.batch: _Batch | None = None

@@ -16,6 +16,7 @@ from backups.errors import Cancelled, IntegrityError, StorageError
 from backups.storage.fileio import (
     DATA,
     buffer,
+    current_umask,
     fill,
     fsync_dir,
     open_source,
@@ -23,6 +24,7 @@ from backups.storage.fileio import (
     rmtree,
     set_attrs,
     show,
+    sync_filesystem,
     write_all,
 )
 from backups.storage.manifest import Entry
@@ -125,17 +127,27 @@ def _move(src: Path, dst: Path, names) -> list[str]:
 
 
 class FileRestore:
-    """One restore of a backup's files: check the manifest, stage the tree, swap it in."""
+    """One restore of a backup's files: stage the tree from the blobs, then swap it in.
+
+    The manifest is read once, while staging: its checks (paths, order, hash) and each blob's
+    hash are verified as the staging tree is built, and any failure discards the staging
+    tree before the data dir is touched.
+    """
 
     def __init__(self, store, name: str, data_dir: Path, exclude, meter: Meter):
         self.store, self.name, self.data_dir = store, name, data_dir
         self.exclude, self.meter = exclude, meter
         self.as_root = os.geteuid() == 0
+        self.owner = (os.geteuid(), os.getegid())
+        self.umask = current_umask()
         self.token = secrets.token_hex(4)
         self.files = self.written = 0  # written from blobs (a merge keeps unchanged files)
+        self.open_dirs: list[tuple[str, str, Entry]] = []  # staged dirs not yet full
 
     def __call__(self, mode: str, workers: int) -> RestoreResult:
-        self._check_manifest()
+        totals = self.store.summary(self.name)  # estimates: the excluded dirs are counted
+        self.meter.files_total, self.meter.bytes_total = totals.files, totals.bytes
+        self.meter.report()
         data_dir = self.data_dir
         exists = os.path.lexists(data_dir)
         on_mount = exists and os.path.ismount(data_dir)
@@ -144,7 +156,8 @@ class FileRestore:
         else:
             staging = data_dir.parent / f".{data_dir.name}.restore-{self.token}"
         root = self.store.header(self.name).get("root") or {}
-        if mode == "merge" and exists:
+        merge = mode == "merge" and exists
+        if merge:
             now = os.stat(data_dir)
             root = {"mode": stat.S_IMODE(now.st_mode), "uid": now.st_uid, "gid": now.st_gid}
         try:
@@ -154,15 +167,20 @@ class FileRestore:
             except OSError as exc:
                 raise os_error(exc, "creating", staging, DATA) from exc
             skip = self.exclude | {staging.name}
-            if mode == "merge" and exists:
+            if merge:
                 copy_tree(data_dir, staging, skip, self.meter.beat, self.as_root)
-            files, written = self._build(staging, mode == "merge", workers)
-            if mode == "merge" and exists:
+            files, written = self._build(staging, merge, workers)
+            if merge:
+                # the current tree's dir attributes first, then the backup's over them
                 copy_dir_attrs(data_dir, staging, skip, self.as_root)
-            self._set_dir_attrs(staging)
+                self._set_dir_attrs(staging)
             if not on_mount:
                 self._set_root(staging, root)
             self.meter.beat()  # the last chance to cancel: the swap is not interrupted
+            try:
+                sync_filesystem(staging)  # the new tree is on disk before the old one goes
+            except OSError as exc:
+                raise os_error(exc, "writing", staging, DATA) from exc
         except BaseException:
             _discard(staging)
             raise
@@ -172,25 +190,6 @@ class FileRestore:
         self.meter.report()
         return RestoreResult(files, written, old_tree, staging)
 
-    def _check_manifest(self) -> None:
-        """Reads the whole manifest before writing anything: paths, order, hash, blobs."""
-        missing, count = [], 0
-        for entry in self.store.checked_entries(self.name, self.exclude):
-            self.meter.beat()
-            if entry.type == "file":
-                self.meter.files_total += 1
-                self.meter.bytes_total += entry.size
-                if not self.store.blob_ok(entry.sha256, entry.size):
-                    count += 1
-                    if len(missing) < 5:
-                        missing.append(f"blob {entry.sha256[:12]}.. for {show(entry.path)}")
-        if count:
-            raise IntegrityError(
-                f"backup {self.name} cannot be restored: {count} blob(s) missing or of the wrong "
-                f"size ({'; '.join(missing)}); run verify on it for the full list"
-            )
-        self.meter.report()
-
     def _build(self, staging: Path, merge: bool, workers: int) -> tuple[int, int]:
         meter = self.meter
         with Pipeline(workers, meter) as pipe:
@@ -199,100 +198,84 @@ class FileRestore:
                 target = f"{staging}/{entry.path}"
                 work = ()
                 try:
-                    existing = os.lstat(target) if merge and os.path.lexists(target) else None
-                    if entry.type == "dir":
-                        if existing is not None and not stat.S_ISDIR(existing.st_mode):
-                            rmtree(target)
-                            existing = None
-                        if existing is None:
-                            os.mkdir(target, 0o700)  # its own mode is set once it is filled
-                    elif (
-                        existing is not None
-                        and entry.type == "file"
-                        and _unchanged(existing, entry)
-                    ):
-                        pass  # merge: the current copy is the same file
+                    if merge:
+                        work = self._stage_over(entry, target, pipe)
+                    elif entry.type == "dir":
+                        os.mkdir(target, 0o700)  # its own mode is set once it is filled
+                    elif entry.type == "file":
+                        work = (self._write_file, (entry, target, pipe.stop))
                     else:
-                        if existing is not None:
-                            rmtree(target)
-                        if entry.type == "symlink":
-                            os.symlink(entry.target, target)
-                            args = (entry.uid, entry.gid, None, entry.mtime_ns, self.as_root)
-                            set_attrs(target, *args)
-                        else:
-                            work = (self._write_file, (entry, target, pipe))
+                        self._link(entry, target)
                 except OSError as exc:
                     raise os_error(exc, "writing", target, DATA) from exc
-                self._tally(pipe.add(entry, *work, weight=entry.size))
-            self._tally(pipe.finish())
+                self._tally(pipe.add((entry, target), *work, weight=entry.size), not merge)
+            self._tally(pipe.finish(), not merge)
+        if not merge:
+            self._close_dirs("")
         return self.files, self.written
 
-    def _tally(self, ready: list) -> None:
-        for entry, size in ready:
+    def _stage_over(self, entry: Entry, target: str, pipe: Pipeline) -> tuple:
+        """A merge: the staging tree holds a copy of the current tree; the backup wins."""
+        try:
+            existing = os.lstat(target)
+        except FileNotFoundError:
+            existing = None
+        if entry.type == "dir":
+            if existing is not None and not stat.S_ISDIR(existing.st_mode):
+                rmtree(target)
+                existing = None
+            if existing is None:
+                os.mkdir(target, 0o700)
+            return ()
+        if existing is not None and entry.type == "file" and _unchanged(existing, entry):
+            return ()  # the current copy is the same file
+        if existing is not None:
+            rmtree(target)
+        if entry.type == "symlink":
+            self._link(entry, target)
+            return ()
+        return (self._write_file, (entry, target, pipe.stop))
+
+    def _link(self, entry: Entry, target: str) -> None:
+        os.symlink(entry.target, target)
+        set_attrs(target, entry.uid, entry.gid, None, entry.mtime_ns, self.as_root)
+
+    def _tally(self, ready: list, close_dirs: bool) -> None:
+        meter = self.meter
+        for (entry, target), size in ready:
+            if close_dirs:
+                # Everything before this entry is written: the dirs it is not inside are full.
+                self._close_dirs(entry.path)
+                if entry.type == "dir":
+                    self.open_dirs.append((entry.path + "/", target, entry))
             if entry.type == "file":
-                self.meter.files_done += 1
-                self.meter.bytes_done += entry.size
+                meter.files_done += 1
+                meter.bytes_done += entry.size
                 if size is not None:
                     self.files += 1
                     self.written += size
 
-    def _write_file(self, entry: Entry, target: str, pipe: Pipeline) -> int:
-        """Copies a blob to its place in the staging tree, re-hashing it on the way."""
-        blob = self.store.blob_path(entry.sha256)
+    def _close_dirs(self, path: str) -> None:
+        """Sets the attributes of the open dirs that do not hold path (all, for "").
+
+        Only once a dir is full: creating an entry changes its dir's mtime.
+        """
+        open_dirs = self.open_dirs
+        while open_dirs and not path.startswith(open_dirs[-1][0]):
+            _, target, entry = open_dirs.pop()
+            self._set_dir(target, entry)
+
+    def _set_dir(self, target: str, entry: Entry) -> None:
         try:
-            source = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise IntegrityError(
-                f"blob {entry.sha256[:12]}.. for {show(entry.path)} is missing"
-            ) from None
+            set_attrs(target, entry.uid, entry.gid, entry.mode, entry.mtime_ns, self.as_root)
         except OSError as exc:
-            raise os_error(exc, "reading", blob) from exc
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            out = os.open(target, flags, 0o600)
-            try:
-                digest, size, view = hashlib.sha256(), 0, buffer()
-                while True:
-                    if pipe.stop.is_set():
-                        raise Cancelled("restore stopped")
-                    try:
-                        got = fill(source, view)
-                    except OSError as exc:
-                        raise os_error(exc, "reading", blob) from exc
-                    if not got:
-                        break
-                    digest.update(view[:got])
-                    write_all(out, view[:got])
-                    size += got
-                    self.meter.throttle.take(got, pipe.stop)
-                if digest.hexdigest() != entry.sha256 or size != entry.size:
-                    raise IntegrityError(
-                        f"blob {entry.sha256[:12]}.. for {show(entry.path)} is corrupt "
-                        f"(hash {digest.hexdigest()[:12]}.., {size} bytes): nothing was restored"
-                    )
-                if self.as_root:
-                    os.fchown(out, entry.uid, entry.gid)
-                os.fchmod(out, entry.mode)
-                os.utime(out, ns=(entry.mtime_ns, entry.mtime_ns))
-            finally:
-                os.close(out)
-        except OSError as exc:
-            raise os_error(exc, "writing", target, DATA) from exc
-        finally:
-            os.close(source)
-        return size
+            raise os_error(exc, "setting attributes of", target, DATA) from exc
 
     def _set_dir_attrs(self, staging: Path) -> None:
-        """After all writes, since creating an entry changes its dir's mtime."""
+        """A merge's second pass: the backup's dir attributes over the current tree's."""
         for entry in self.store.checked_entries(self.name, self.exclude):
             if entry.type == "dir":
-                target = f"{staging}/{entry.path}"
-                try:
-                    set_attrs(
-                        target, entry.uid, entry.gid, entry.mode, entry.mtime_ns, self.as_root
-                    )
-                except OSError as exc:
-                    raise os_error(exc, "setting attributes of", target, DATA) from exc
+                self._set_dir(f"{staging}/{entry.path}", entry)
 
     def _set_root(self, path: Path, root: dict) -> None:
         try:
@@ -348,6 +331,70 @@ class FileRestore:
         set_attrs(old, root.st_uid, root.st_gid, mode, root.st_mtime_ns, self.as_root)
         return old
 
+    # The methods below run on the worker threads.
+
+    def _write_file(self, entry: Entry, target: str, stop) -> int:
+        """Copies a blob to its place in the staging tree, hashing the bytes it writes.
+
+        A file that fits the buffer is read with one call (a short read is the end of the
+        blob) and written with one. The file is created with its mode where the umask lets it
+        and chowned only when its owner is not ours, to spare a call per file.
+        """
+        if stop.is_set():
+            raise Cancelled("restore stopped")
+        blob = self.store.blob_path(entry.sha256)
+        try:
+            source = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"blob {entry.sha256[:12]}.. for {show(entry.path)} is missing: "
+                "nothing was restored; run verify on this backup for the full list"
+            ) from None
+        except OSError as exc:
+            raise os_error(exc, "reading", blob) from exc
+        mode = entry.mode
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            out = os.open(target, flags, mode & 0o777)
+            try:
+                size, digest = self._copy(source, out, entry, blob, stop)
+                if digest != entry.sha256 or size != entry.size:
+                    raise IntegrityError(
+                        f"blob {entry.sha256[:12]}.. for {show(entry.path)} is corrupt "
+                        f"(hash {digest[:12]}.., {size} bytes): nothing was restored"
+                    )
+                owned = (entry.uid, entry.gid) != self.owner
+                if self.as_root and owned:
+                    os.fchown(out, entry.uid, entry.gid)  # clears set-id bits: chmod after
+                if mode & self.umask or mode & 0o7000:
+                    os.fchmod(out, mode)
+                os.utime(out, ns=(entry.mtime_ns, entry.mtime_ns))
+            finally:
+                os.close(out)
+        except OSError as exc:
+            raise os_error(exc, "writing", target, DATA) from exc
+        finally:
+            os.close(source)
+        return size
+
+    def _copy(self, source: int, out: int, entry: Entry, blob: str, stop) -> tuple[int, str]:
+        view, throttle = buffer(), self.meter.throttle
+        if entry.size < len(view):
+            got = _read(os.readv, source, [view[: entry.size + 1]], blob)
+            data = view[:got]
+            write_all(out, data)
+            throttle.take(got, stop)
+            return got, hashlib.sha256(data).hexdigest()
+        digest, size = hashlib.sha256(), 0
+        while got := _read(fill, source, view, blob):
+            if stop.is_set():
+                raise Cancelled("restore stopped")
+            digest.update(view[:got])
+            write_all(out, view[:got])
+            size += got
+            throttle.take(got, stop)
+        return size, digest.hexdigest()
+
 
 def _discard(staging: Path) -> None:
     """Removes a failed staging tree; a failure here must not hide the reason it failed."""
@@ -392,3 +439,10 @@ def undo_restore(data_dir: Path, old_tree: Path, exclude) -> None:
         rmtree(trash)
     except OSError as exc:
         raise os_error(exc, "putting the old tree back into", data_dir, DATA) from exc
+
+
+def _read(read, fd: int, into, blob: str) -> int:
+    try:
+        return read(fd, into)
+    except OSError as exc:
+        raise os_error(exc, "reading", blob) from exc
