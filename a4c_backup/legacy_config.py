@@ -37,7 +37,7 @@ def _lookup(data: dict, dotted: str):
 
 
 def addresses_to_urls(addresses: list[str] | str) -> list[str]:
-    """Turns ``host:port`` entries into HTTP URLs; entries that are URLs already stay as they are."""
+    """Turns ``host:port`` entries into HTTP URLs; entries that are URLs already stay so."""
     if isinstance(addresses, str):
         addresses = addresses.split(",")
     urls = []

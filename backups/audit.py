@@ -15,6 +15,8 @@ from django.db import transaction
 
 from backups.models import AuditChainHead, AuditEvent, Source
 
+Outcome = AuditEvent.Outcome
+
 GENESIS = "0" * 64
 
 

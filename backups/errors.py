@@ -51,10 +51,16 @@ class StorageError(BackupError):
     """The backup storage or the data dir could not be read or written."""
 
 
-class IntegrityError(BackupError):
+class DamagedBackup(BackupError):
     """A backup, a blob or the audit chain is not what it claims to be."""
 
     exit_code = 5
+
+
+class QueueUnavailable(BackupError):
+    """The broker did not take a run for the workers; the run was taken back."""
+
+    retryable = True
 
 
 class Cancelled(BackupError):

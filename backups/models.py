@@ -267,6 +267,9 @@ class AuditChainHead(models.Model):
     last_hash = models.CharField(max_length=64, default="0" * 64)
     count = models.BigIntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"audit chain head after {self.count} events"
+
 
 class AppendOnlyError(Exception):
     pass
@@ -282,8 +285,6 @@ class AuditEventQuerySet(models.QuerySet):
 
 class AuditEvent(models.Model):
     """An append-only record of something someone did. Never edited, never deleted."""
-
-    objects = AuditEventQuerySet.as_manager()
 
     class Outcome(models.TextChoices):
         REQUESTED = "requested"
@@ -315,6 +316,8 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["action", "-id"]), models.Index(fields=["actor", "-id"])]
@@ -323,6 +326,14 @@ class AuditEvent(models.Model):
         return (
             f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target} {self.outcome}"
         )
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
 
     def canonical(self) -> bytes:
         """The bytes the hash covers: every field a reader relies on."""
@@ -345,14 +356,6 @@ class AuditEvent(models.Model):
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical()).hexdigest()
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
 
 
 class Policy(models.Model):
@@ -426,6 +429,9 @@ class NotificationDelivery(models.Model):
     class Meta:
         ordering = ["-id"]
 
+    def __str__(self) -> str:
+        return f"{self.event} by {self.channel} to {self.target}: {'ok' if self.ok else 'failed'}"
+
 
 class SystemState(models.Model):
     """Small facts kept between runs, by key: the worker's last heartbeat, the last alert sent."""
@@ -433,3 +439,6 @@ class SystemState(models.Model):
     key = models.CharField(max_length=60, primary_key=True)
     value = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,13 +1,23 @@
-"""Celery tasks: thin doors into backups/operations.py.
+"""Celery tasks: thin doors into backups/operations, and ``enqueue``, the one way every door
+(console, command line, scheduler) hands a requested run to a worker.
 
 A backup or restore is never retried by Celery: once it has begun changing data, only the
 operation's own rollback may act. Recovery runs on a beat schedule and when a worker starts.
 """
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
+from kombu.utils.url import maybe_sanitize_url
 
 from backups import operations
+from backups.audit import Actor
+from backups.errors import BackupError, QueueUnavailable
+from backups.models import Backup, RestoreRun
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="backups.tasks.run_backup", acks_late=False)
@@ -36,9 +46,14 @@ def run_due_policies() -> list[str]:
     """The scheduler's tick: starts the backups of due policies on the workers."""
     operations.record_worker_heartbeat()
     started = operations.start_due_policies()
+    names = []
     for backup in started:
-        run_backup.delay(backup.pk)
-    return [b.name for b in started]
+        try:
+            enqueue("backup", backup.pk, Actor.system("scheduler"))
+        except QueueUnavailable:
+            continue  # the backup is cancelled and says why; the next tick tries again
+        names.append(backup.name)
+    return names
 
 
 @shared_task(name="backups.tasks.check_recent_backup")
@@ -55,3 +70,35 @@ def ping(value: str) -> str:
 @worker_ready.connect
 def _recover_on_start(**_kwargs) -> None:
     operations.recover_stale_runs()
+
+
+def enqueue(kind: str, run_id: int, actor: Actor) -> str:
+    """Hands a requested backup, restore or verification to a worker; returns the task id.
+
+    When the broker cannot take it, the request is taken back (a run is cancelled, which frees
+    the lock; a verification is marked not started) so that nothing waits for a worker that
+    will never come, and QueueUnavailable says what to do.
+    """
+    task = {"backup": run_backup, "restore": run_restore, "verify": run_verify}[kind]
+    what = "verification" if kind == "verify" else kind
+    try:
+        result = task.delay(run_id)
+    except Exception as exc:  # noqa: BLE001 - kombu and redis raise many kinds when Redis is down
+        log.exception("could not queue %s %s", kind, run_id)
+        message = (
+            f"The {what} could not be handed to a worker: the queue at "
+            f"{maybe_sanitize_url(settings.CELERY_BROKER_URL)} did not answer ({exc}). "
+            "Nothing was changed; start Redis and try again."
+        )
+        try:
+            if kind == "verify":
+                operations.verify_not_started(run_id, actor, message)
+            else:
+                operations.cancel(kind, run_id, actor)
+        except BackupError:
+            pass  # it ended meanwhile
+        raise QueueUnavailable(message) from exc
+    if kind != "verify":
+        model = Backup if kind == "backup" else RestoreRun
+        model.objects.filter(pk=run_id, task_id="").update(task_id=result.id)
+    return result.id

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings as django_settings
@@ -165,9 +166,16 @@ def web_actor(django_user_model) -> Actor:
 def queued(monkeypatch):
     """Stands in for the broker: records what would have been handed to a worker."""
     sent = []
-    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: sent.append(("backup", pk)))
-    monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: sent.append(("restore", pk)))
-    monkeypatch.setattr("backups.tasks.run_verify.delay", lambda pk: sent.append(("verify", pk)))
+
+    def taking(kind):
+        def delay(pk):
+            sent.append((kind, pk))
+            return SimpleNamespace(id=f"queued-{kind}-{pk}")  # what Celery's AsyncResult gives
+
+        return delay
+
+    for kind in ("backup", "restore", "verify"):
+        monkeypatch.setattr(f"backups.tasks.run_{kind}.delay", taking(kind))
     return sent
 
 

@@ -221,17 +221,10 @@ def test_queue_hands_the_backup_to_a_real_worker_and_wait_follows_it(
     assert set(runs.values_list("source", flat=True)) == {"cli"}
 
 
-def test_a_progress_bar_is_drawn_on_a_terminal_and_ended_with_a_newline():
-    class Terminal:
-        def __init__(self):
-            self.text = ""
+def test_a_progress_bar_with_an_eta_is_drawn_on_a_terminal_and_ended_with_a_newline():
+    import io
 
-        def write(self, text, ending="\n"):
-            self.text += text + ending
-
-        def flush(self):
-            pass
-
+    class Terminal(io.StringIO):
         def isatty(self):
             return True
 
@@ -240,8 +233,14 @@ def test_a_progress_bar_is_drawn_on_a_terminal_and_ended_with_a_newline():
     run = Backup(name="bar", phase="files", files_done=5, files_total=10, status="running")
 
     reporter(run)
+    run.files_done = 6
+    reporter._last = 0  # past the interval: draw again
+    reporter(run)
     reporter.finish()
 
+    shown = terminal.getvalue()
     assert reporter.mode == "bar"
-    assert terminal.text.startswith("\r[") and "50% files 5/10 files" in terminal.text
-    assert terminal.text.endswith("\n")
+    assert "files" in shown and "6/10 files" in shown and "60%" in shown
+    assert "━" in shown, "the bar itself"
+    assert ":" in shown.split("6/10 files")[-1], "the time remaining column"
+    assert shown.replace("\x1b[?25h", "").endswith("\n"), "the cursor is given back on a new line"

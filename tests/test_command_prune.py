@@ -10,6 +10,7 @@ from commands import manage
 from django.utils import timezone as django_timezone
 
 from backups import operations
+from backups.errors import InvalidInput
 from backups.management import base as cli
 from backups.models import Backup, RestoreRun
 from backups.operations import retention
@@ -36,6 +37,17 @@ def nightly(*ages: int, status: str = "succeeded", **fields) -> list[retention.C
     ]
 
 
+def prune(candidates, keep_last=None, older_than=None):
+    """The engine as `manage.py prune` calls it, the newest good backup found among candidates."""
+    good = sorted((c for c in candidates if c.good), key=lambda c: c.created_at, reverse=True)
+    return retention.select(
+        candidates,
+        retention.Rule.of_prune(keep_last, older_than),
+        now=NOW,
+        newest_good_id=good[0].id if good else None,
+    )
+
+
 def going(verdicts) -> list[str]:
     return [v.backup.name for v in retention.to_delete(verdicts)]
 
@@ -44,30 +56,28 @@ def going(verdicts) -> list[str]:
 
 
 def test_keep_last_keeps_the_n_newest_succeeded_backups():
-    verdicts = retention.select(nightly(1, 2, 3, 4, 5), keep_last=3, now=NOW)
+    verdicts = prune(nightly(1, 2, 3, 4, 5), keep_last=3)
 
     assert going(verdicts) == ["b-5", "b-4"]  # oldest first, the order they are deleted in
 
 
 def test_older_than_deletes_only_what_is_older():
-    verdicts = retention.select(nightly(1, 10, 40, 50), older_than=timedelta(days=30), now=NOW)
+    verdicts = prune(nightly(1, 10, 40, 50), older_than=timedelta(days=30))
 
     assert going(verdicts) == ["b-50", "b-40"]
 
 
 def test_with_both_rules_a_backup_goes_only_when_both_allow_it():
-    verdicts = retention.select(
-        nightly(1, 2, 3, 40, 50), keep_last=4, older_than=timedelta(days=30), now=NOW
-    )
+    verdicts = prune(nightly(1, 2, 3, 40, 50), keep_last=4, older_than=timedelta(days=30))
 
     assert going(verdicts) == ["b-50"]  # b-40 is one of the 4 newest
 
 
 def test_the_newest_succeeded_backup_is_kept_even_when_everything_is_old():
-    verdicts = retention.select(nightly(100, 200), older_than=timedelta(days=1), now=NOW)
+    verdicts = prune(nightly(100, 200), older_than=timedelta(days=1))
 
     assert going(verdicts) == ["b-200"]
-    assert next(v for v in verdicts if not v.delete).reason == "the newest succeeded backup"
+    assert next(v for v in verdicts if not v.delete).reason == "the newest good backup"
 
 
 def test_pinned_and_protected_backups_are_never_deleted():
@@ -78,7 +88,7 @@ def test_pinned_and_protected_backups_are_never_deleted():
         *nightly(70),
     ]
 
-    verdicts = retention.select(backups, keep_last=1, now=NOW)
+    verdicts = prune(backups, keep_last=1)
 
     assert going(verdicts) == ["b-70"]
     reasons = {v.backup.name: v.reason for v in verdicts}
@@ -88,7 +98,7 @@ def test_pinned_and_protected_backups_are_never_deleted():
 def test_failures_never_push_good_backups_out():
     backups = nightly(1, 2, 3, status="failed") + nightly(10, 11, 12)
 
-    verdicts = retention.select(backups, keep_last=2, now=NOW)
+    verdicts = prune(backups, keep_last=2)
 
     assert going(verdicts) == ["b-12"]  # failures newer than the kept ones stay, for the record
 
@@ -96,17 +106,17 @@ def test_failures_never_push_good_backups_out():
 def test_safety_backups_neither_count_as_kept_nor_as_the_newest():
     backups = nightly(1, safety=True) + nightly(5, 6)
 
-    verdicts = retention.select(backups, keep_last=1, now=NOW)
+    verdicts = prune(backups, keep_last=1)
 
     assert going(verdicts) == ["b-6"]
     newest = next(v for v in verdicts if v.backup.name == "b-5")
-    assert newest.reason == "the newest succeeded backup"
+    assert newest.reason == "the newest good backup"
 
 
 def test_running_and_deleted_backups_are_not_considered():
     backups = nightly(1) + nightly(50, status="running") + nightly(60, status="deleted")
 
-    verdicts = retention.select(backups, keep_last=1, now=NOW)
+    verdicts = prune(backups, keep_last=1)
 
     assert [v.backup.name for v in verdicts] == ["b-1"]
 
@@ -116,8 +126,8 @@ def test_running_and_deleted_backups_are_not_considered():
     [(None, None, "say what to keep"), (0, None, "1 or more"), (None, timedelta(0), "more than 0")],
 )
 def test_a_rule_that_cannot_be_applied_says_why(keep_last, older_than, message):
-    with pytest.raises(ValueError, match=message):
-        retention.check_rule(keep_last, older_than)
+    with pytest.raises(InvalidInput, match=message):
+        retention.Rule.of_prune(keep_last, older_than)
 
 
 # --- the command -----------------------------------------------------------------------------

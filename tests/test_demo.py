@@ -19,7 +19,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from backups.demo import generator as demo
-from backups.demo.indices import Installation
+from backups.demo.documents import Installation
 from backups.errors import InvalidInput
 
 

@@ -18,7 +18,7 @@ from fault_support import leftovers, tree
 
 from backups import operations
 from backups.demo import generator as demo
-from backups.errors import IntegrityError, InvalidInput, NotFound
+from backups.errors import DamagedBackup, InvalidInput, NotFound
 from backups.models import Backup, RestoreRun
 from backups.operations import running
 from backups.storage.store import Store
@@ -170,7 +170,7 @@ def test_a_manifest_entry_pointing_outside_the_data_dir_is_refused_before_any_ch
     outside = (installed.data_dir / target).resolve() if not target.startswith("/") else None
 
     report = operations.verify_backup(base.pk, cli_actor)
-    with pytest.raises(IntegrityError) as refused:
+    with pytest.raises(DamagedBackup) as refused:
         operations.run_restore(operations.request_restore(base.pk, cli_actor).pk)
 
     assert not report.ok and any("points outside the data dir" in p for p in report.problems)

@@ -12,7 +12,7 @@ import pytest
 
 import backups.storage.backup
 import backups.storage.pipeline
-from backups.errors import Cancelled, ConfigError, IntegrityError, InvalidInput, StorageError
+from backups.errors import Cancelled, ConfigError, DamagedBackup, InvalidInput, StorageError
 from backups.storage.pipeline import Throttle
 from backups.storage.store import Store, compare_tree_to_manifest, parse_bandwidth, tree_differences
 
@@ -344,7 +344,7 @@ def test_a_corrupted_blob_is_named_by_verify_and_stops_a_restore_before_the_swap
     before = snapshot(data_dir)
 
     report = store.verify("first")
-    with pytest.raises(IntegrityError, match="git/secret.key is corrupt"):
+    with pytest.raises(DamagedBackup, match="git/secret.key is corrupt"):
         store.restore_tree("first", data_dir)
 
     assert not report.ok
@@ -362,7 +362,7 @@ def test_a_missing_blob_is_named_by_verify_and_stops_a_restore(data_dir, store):
     before = snapshot(data_dir)
 
     report = store.verify("first")
-    with pytest.raises(IntegrityError, match="csar/foo/1.0/foo.zip"):
+    with pytest.raises(DamagedBackup, match="csar/foo/1.0/foo.zip"):
         store.restore_tree("first", data_dir)
 
     assert len(report.problems) == 1
@@ -376,10 +376,10 @@ def test_a_truncated_manifest_is_refused_as_corrupt(data_dir, store, tmp_path):
     path = store.manifest_path("first")
     path.write_bytes(path.read_bytes()[:-200])
 
-    with pytest.raises(IntegrityError, match="first.manifest is .*truncated"):
+    with pytest.raises(DamagedBackup, match="first.manifest is .*truncated"):
         list(store.entries("first"))
     assert not store.verify("first").ok
-    with pytest.raises(IntegrityError):
+    with pytest.raises(DamagedBackup):
         store.restore_tree("first", tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
 
@@ -389,7 +389,7 @@ def test_a_manifest_whose_hash_does_not_match_is_refused(data_dir, store):
     path = store.manifest_path("first")
     path.write_bytes(path.read_bytes().replace(b'"mode":384', b'"mode":511'))
 
-    with pytest.raises(IntegrityError, match="hash does not match"):
+    with pytest.raises(DamagedBackup, match="hash does not match"):
         list(store.entries("first"))
 
 
@@ -402,7 +402,7 @@ def test_a_manifest_entry_pointing_outside_the_data_dir_is_refused_before_writin
     write_manifest(store, "evil", [{"path": "a.txt", **file}, {"path": "../etc/passwd", **file}])
     before = snapshot(tmp_path / "a4c")
 
-    with pytest.raises(IntegrityError, match="'../etc/passwd' .* points outside the data dir"):
+    with pytest.raises(DamagedBackup, match="'../etc/passwd' .* points outside the data dir"):
         store.restore_tree("evil", data_dir)
 
     assert snapshot(tmp_path / "a4c") == before
@@ -416,7 +416,7 @@ def test_a_manifest_cannot_write_through_a_symlink_it_created(data_dir, store, t
     (tmp_path / "victim").mkdir()
     write_manifest(store, "evil", [link, file])
 
-    with pytest.raises(IntegrityError, match="out of order"):
+    with pytest.raises(DamagedBackup, match="out of order"):
         store.restore_tree("evil", tmp_path / "restored")
 
     assert list((tmp_path / "victim").iterdir()) == []

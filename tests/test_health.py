@@ -1,4 +1,4 @@
-"""backups/doctor/checks.py: each check against the real services, and what it says when one fails."""
+"""backups/doctor/checks.py: each check against the real services, and what it says on failure."""
 
 from __future__ import annotations
 

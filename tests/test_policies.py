@@ -18,7 +18,8 @@ from backups import operations
 from backups.demo import generator as demo
 from backups.errors import InvalidInput
 from backups.models import AuditEvent, Backup, NotificationDelivery, Policy
-from backups.operations.policies import next_run_after, retention_verdicts, validate_schedule
+from backups.operations.retention import Candidate, Rule, select
+from backups.operations.schedules import next_run_after, validate_schedule
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,6 +76,11 @@ def make_backups(policy: Policy, ages_in_days: list[float], now: datetime) -> li
 
 def kept_names(verdicts) -> set[str]:
     return {v.backup.name for v in verdicts if not v.delete}
+
+
+def retention_verdicts(policy, backups, newest_good_id, now):
+    candidates = [Candidate.of(b) for b in backups]
+    return select(candidates, Rule.of_policy(policy), now=now, newest_good_id=newest_good_id)
 
 
 def test_retention_keeps_the_newest_of_each_day_week_and_month_and_what_is_pinned():

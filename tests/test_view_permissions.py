@@ -6,6 +6,8 @@ sign-outs are in the audit history too.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from django.urls import reverse
 from people import member
@@ -23,8 +25,8 @@ def rows(settings, tmp_path, monkeypatch):
     settings.A4C_DATA_DIR = tmp_path / "data"
     settings.A4C_DATA_DIR.mkdir()
     settings.A4C_INDEX_INCLUDE = ["no-such-prefix-*"]
-    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: None)
-    monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: None)
+    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: SimpleNamespace(id="b"))
+    monkeypatch.setattr("backups.tasks.run_restore.delay", lambda pk: SimpleNamespace(id="r"))
     done = Backup.objects.create(
         name="done", status="succeeded", actor="x", include_elasticsearch=False
     )

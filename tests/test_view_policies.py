@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core import mail
@@ -37,7 +38,12 @@ def storage(settings, tmp_path):
 def queued(monkeypatch):
     """Stands in for the broker: records the backups handed to a worker."""
     sent = []
-    monkeypatch.setattr("backups.tasks.run_backup.delay", lambda pk: sent.append(pk))
+
+    def delay(pk):
+        sent.append(pk)
+        return SimpleNamespace(id=f"queued-{pk}")
+
+    monkeypatch.setattr("backups.tasks.run_backup.delay", delay)
     return sent
 
 

@@ -1,8 +1,9 @@
 """Demo data: a made-up but realistic Alien4Cloud 3.x installation to back up and restore.
 
 Owns the generator behind ``manage.py demo_data``, the tests and the benchmarks: the ~30 A4C
-indices of backups/demo/indices.py with their documents, and a data dir laid out as A4C lays
-it out (csar/, artifacts/, plugins/, images/, git/, and the work/, tmp/ and upload/ caches),
+indices of backups/demo/mappings.py with the documents of backups/demo/documents.py, and a
+data dir laid out as A4C lays it out (csar/, artifacts/, plugins/, images/, git/, and the
+work/, tmp/ and upload/ caches),
 with the awkward cases a backup must carry: symlinks, empty directories, a non-ASCII file
 name, executable scripts and read-only git objects.
 
@@ -31,16 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from backups.demo.indices import (
-    BASE_TIME,
-    GENERATOR,
-    MAPPINGS,
-    WORDS,
-    Installation,
-    aliases,
-    documents,
-    tosca_yaml,
-)
+from backups import sizes
+from backups.demo.documents import WORDS, Installation, documents, tosca_yaml
+from backups.demo.mappings import BASE_TIME, GENERATOR, MAPPINGS, aliases
 from backups.elastic import client as elastic
 from backups.errors import InvalidInput, StorageError
 
@@ -74,12 +68,7 @@ def parse_size(text: str) -> str | int:
     text = text.strip().lower()
     if text in SIZES:
         return text
-    units = {"k": 1024, "m": MiB, "g": GiB}
-    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
-    try:
-        value = int(float(number) * unit)
-    except (ValueError, OverflowError):
-        value = 0
+    value = sizes.parse_size(text) or 0
     if value <= 0:
         raise InvalidInput(
             f"Size {text!r} is not small, medium, large or a byte count like 500M or 1.5G."

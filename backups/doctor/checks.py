@@ -24,6 +24,7 @@ from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.elastic import client as elastic
 from backups.errors import BackupError
 from backups.models import Backup, RestoreRun
+from backups.sizes import format_size
 from backups.storage.store import Store
 from backups.web import queries
 
@@ -275,7 +276,7 @@ def _storage() -> Check:
         )
     free = Store(root).free_bytes()
     state = "ready" if root.exists() else f"created at the first backup (in {existing})"
-    summary = f"{root} is {state}; {_gib(free)} free"
+    summary = f"{root} is {state}; {format_size(free)} free"
     if free < LOW_FREE_BYTES:
         return _warning(
             "Backup storage",
@@ -284,10 +285,6 @@ def _storage() -> Check:
             "(`manage.py prune --keep-last 7`): a backup needs room for changed files.",
         )
     return _ok("Backup storage", summary)
-
-
-def _gib(count: int) -> str:
-    return f"{count / 1024**3:.1f} GiB"
 
 
 # --- Redis and the workers ---------------------------------------------------------------------

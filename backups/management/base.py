@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import json
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -35,7 +34,8 @@ from django.utils import timezone
 
 from backups import operations
 from backups.audit import Actor
-from backups.errors import BackupError
+from backups.errors import BackupError, QueueUnavailable
+from backups.management.progress import Reporter, label
 from backups.models import Backup, RestoreRun
 
 # The exit codes every command uses; the README lists them for script writers.
@@ -46,10 +46,6 @@ BUSY = 3  # another operation holds the lock
 NOT_FOUND = 4  # no such backup or restore
 VERIFY_FAILED = 5  # a backup or the audit chain is not what it claims to be
 INTERRUPTED = 130  # Ctrl-C twice: stopped at once, as any program stopped by SIGINT
-
-LINE_EVERY = 5.0  # seconds between plain progress lines within one phase
-JSON_EVERY = 1.0
-BAR_EVERY = 0.1
 
 
 def actor() -> Actor:
@@ -220,19 +216,6 @@ def restore_id(text: str) -> int:
 # --- sizes, times, summaries -----------------------------------------------------------------
 
 
-def human_bytes(count: int | None) -> str:
-    if count is None:
-        return ""
-    if count < 1024:
-        return f"{count} B"
-    size = float(count)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        size /= 1024
-        if size < 1024 or unit == "TiB":
-            break
-    return f"{size:.1f} {unit}"
-
-
 def local_time(value: datetime | None) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
@@ -310,106 +293,6 @@ def summary(run) -> dict:
     return backup_summary(run) if isinstance(run, Backup) else restore_summary(run)
 
 
-def label(run) -> str:
-    return (
-        f"backup {run.name}"
-        if isinstance(run, Backup)
-        else f"restore #{run.pk} of {run.backup.name}"
-    )
-
-
-def counters(run) -> str:
-    """The counters of the phase running now; earlier phases' numbers would mislead."""
-    phase = run.phase or ""
-    parts = []
-    if phase.startswith("files") and run.files_total:
-        parts.append(f"{run.files_done}/{run.files_total} files")
-    elif phase.startswith("elasticsearch") and run.shards_total:
-        parts.append(f"{run.shards_done}/{run.shards_total} shards")
-    else:
-        return ""
-    if run.bytes_total:
-        parts.append(f"{human_bytes(run.bytes_done)} of {human_bytes(run.bytes_total)}")
-    return ", ".join(parts)
-
-
-# --- progress --------------------------------------------------------------------------------
-
-
-class Reporter:
-    """The progress callback of a run: a bar, plain lines or JSON lines, throttled.
-
-    Operations call it for every file, so it returns at once unless the phase changed or its
-    interval passed.
-    """
-
-    def __init__(self, out, mode: str):
-        self.out = out
-        self.mode = mode  # "bar", "lines" or "json"
-        self._phase = None
-        self._last = 0.0
-        self._bar_drawn = False
-
-    @classmethod
-    def for_options(cls, out, options: dict) -> Reporter:
-        if options.get("json"):
-            return cls(out, "json")
-        return cls(out, "bar" if out.isatty() else "lines")
-
-    def __call__(self, run) -> None:
-        now = time.monotonic()
-        changed = run.phase != self._phase
-        every = {"bar": BAR_EVERY, "lines": LINE_EVERY, "json": JSON_EVERY}[self.mode]
-        if not changed and now - self._last < every:
-            return
-        self._phase, self._last = run.phase, now
-        getattr(self, f"_{self.mode}")(run, changed)
-
-    def _bar(self, run, changed: bool) -> None:
-        width = shutil.get_terminal_size((80, 20)).columns
-        percent = run.percent
-        text = f" {percent:3d}% {run.phase or run.status} {counters(run)}"
-        cells = max(10, min(30, width // 3))
-        filled = cells * percent // 100
-        line = f"[{'#' * filled}{'.' * (cells - filled)}]{text}"[: width - 1]
-        self.out.write("\r" + line.ljust(width - 1), ending="")
-        self.out.flush()
-        self._bar_drawn = True
-
-    def _lines(self, run, changed: bool) -> None:
-        detail = counters(run)
-        percent = f" {run.percent}%" if detail else ""
-        stamp = timezone.localtime().strftime("%H:%M:%S")
-        text = f"{stamp} {label(run)}: {run.phase or run.status}{percent}"
-        self.out.write(text + (f" ({detail})" if detail else ""))
-
-    def _json(self, run, changed: bool) -> None:
-        event = {
-            "event": "progress",
-            "kind": "backup" if isinstance(run, Backup) else "restore",
-            "id": run.pk,
-            "status": run.status,
-            "phase": run.phase,
-            "percent": run.percent,
-        }
-        for name in ("files", "bytes", "shards"):
-            event[f"{name}_done"] = getattr(run, f"{name}_done")
-            event[f"{name}_total"] = getattr(run, f"{name}_total")
-        self.out.write(json.dumps(event))
-
-    def message(self, text: str) -> None:
-        """A note between progress updates; kept out of --json's stdout."""
-        if self.mode == "json":
-            return
-        self.finish()
-        self.out.write(text)
-
-    def finish(self) -> None:
-        if self._bar_drawn:
-            self.out.write("")
-            self._bar_drawn = False
-
-
 # --- running ---------------------------------------------------------------------------------
 
 
@@ -469,27 +352,17 @@ def carry_out(kind: str, run, options: dict, reporter: Reporter, err) -> Backup 
             ) from None
         reporter.finish()
         return run
-    _enqueue(kind, run)
+    from backups import tasks  # the command line runs without Celery unless --queue asks for it
+
+    try:
+        tasks.enqueue(kind, run.pk, actor())
+    except QueueUnavailable as exc:
+        raise BackupError(f"{exc} Or run it here, without --queue.") from exc
     reporter.message(f"queued {label(run)} for a Celery worker")
     if not options.get("wait"):
         run.refresh_from_db()
         return run
     return follow(run, reporter)
-
-
-def _enqueue(kind: str, run) -> None:
-    from backups import tasks
-
-    task = tasks.run_backup if kind == "backup" else tasks.run_restore
-    try:
-        result = task.delay(run.pk)
-    except Exception as exc:  # kombu's errors vary with the broker; none may keep the lock
-        operations.cancel(kind, run.pk, actor())
-        raise BackupError(
-            f"the {kind} could not be queued: the broker {settings.CELERY_BROKER_URL} did not "
-            f"take it ({exc}); it was cancelled. Run it without --queue, or start Redis."
-        ) from exc
-    type(run).objects.filter(pk=run.pk, task_id="").update(task_id=result.id)
 
 
 def follow(run, reporter: Reporter, poll: float | None = None, hint_after: float = 15.0):

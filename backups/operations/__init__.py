@@ -1,75 +1,76 @@
-"""The work itself: backup, restore, rollback, verify, delete, cancel, recover.
+"""The work itself: backup, restore, rollback, verify, delete, cancel, recover, schedules.
 
 Plain functions: ids and plain arguments in, an optional progress callback, no request and no
-Celery. The web console (views.py), the worker (tasks.py) and the command line
-(management/commands) are three doors into these same rooms. Elasticsearch is reached only
-through backups/elastic/client.py and the backup storage only through backups/storage/store.py; the rows
-in backups/models.py are the truth about every operation.
+Celery. The web console (backups/web), the worker (backups/tasks.py) and the command line
+(backups/management/commands) are three doors into these same rooms. Elasticsearch is reached
+only through backups/elastic and the backup storage only through backups/storage; the rows in
+backups/models.py are the truth about every operation.
+
+One module per concern; the import order among them has no circle:
+names, lookup, places, hooks, running -> backup_steps -> recovery -> locking -> delete ->
+retention -> aftercare -> backup -> schedules; restore and plan beside backup; verify, cancel,
+dispatch and notifications on their own.
 """
 
 from backups.operations.backup import request_backup, run_backup
-from backups.operations.common import (
-    default_backup_name,
-    get_backup,
-    lock_holder,
-    store,
-    validate_backup_name,
-)
-from backups.operations.maintenance import (
-    VerifyReport,
-    cancel,
-    delete_backup,
-    record_worker_heartbeat,
-    recover_stale_runs,
-    request_verify,
-    run_verify,
-    set_pinned,
-    verify_backup,
-    verify_not_started,
-)
+from backups.operations.cancel import cancel
+from backups.operations.delete import delete_backup, set_pinned
+from backups.operations.locking import lock_holder
+from backups.operations.lookup import get_backup, get_policy, get_restore
+from backups.operations.names import default_backup_name, validate_backup_name
 from backups.operations.notifications import send_test_notification
+from backups.operations.places import store
 from backups.operations.plan import plan_restore
-from backups.operations.policies import (
-    apply_retention,
+from backups.operations.recovery import record_worker_heartbeat, recover_stale_runs
+from backups.operations.restore import request_restore, run_restore
+from backups.operations.retention import apply_retention, prune_safety_backups, retention_preview
+from backups.operations.rollback import request_rollback
+from backups.operations.schedules import (
     check_recent_backup,
-    prune_safety_backups,
-    retention_preview,
     run_policy_now,
     save_policy,
     set_paused,
     start_due_policies,
 )
-from backups.operations.restore import request_restore, request_rollback, run_restore
+from backups.operations.verify import (
+    VerifyReport,
+    request_verify,
+    run_verify,
+    verify_backup,
+    verify_not_started,
+)
 
 __all__ = [
     "VerifyReport",
     "apply_retention",
-    "check_recent_backup",
-    "prune_safety_backups",
-    "record_worker_heartbeat",
-    "retention_preview",
-    "run_policy_now",
-    "save_policy",
-    "send_test_notification",
-    "set_pinned",
-    "set_paused",
-    "start_due_policies",
     "cancel",
+    "check_recent_backup",
     "default_backup_name",
     "delete_backup",
     "get_backup",
+    "get_policy",
+    "get_restore",
     "lock_holder",
     "plan_restore",
+    "prune_safety_backups",
+    "record_worker_heartbeat",
     "recover_stale_runs",
     "request_backup",
     "request_restore",
     "request_rollback",
+    "request_verify",
+    "retention_preview",
     "run_backup",
+    "run_policy_now",
     "run_restore",
+    "run_verify",
+    "save_policy",
+    "send_test_notification",
+    "set_paused",
+    "set_pinned",
+    "start_due_policies",
     "store",
     "validate_backup_name",
-    "request_verify",
-    "run_verify",
     "verify_backup",
     "verify_not_started",
 ]

@@ -11,11 +11,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from backups import audit
-from backups.audit import Actor
+from backups.audit import Actor, Outcome
 from backups.errors import ConfigError
 from backups.models import NotificationDelivery
 from backups.operations import notify
-from backups.operations.common import Outcome
 
 NO_CHANNEL = (
     "No notification channel is configured: set A4C_NOTIFY_EMAILS (and EMAIL_URL) "

@@ -11,18 +11,14 @@ from django.conf import settings
 from backups.elastic import client as elastic
 from backups.errors import InvalidInput
 from backups.models import RestoreRun
-from backups.operations.common import (
-    _a4c_indices,
-    _data_dir,
-    _get_backup,
-    index_name_problem,
-    store,
-)
+from backups.operations.lookup import get_backup
+from backups.operations.names import index_name_problem
+from backups.operations.places import a4c_indices, data_dir, store
 
 # --- restore: the plan ---------------------------------------------------------------------
 
 
-def _scope_touches(scope: str) -> tuple[bool, bool]:
+def scope_touches(scope: str) -> tuple[bool, bool]:
     """(elasticsearch, files) for a restore scope."""
     return {
         RestoreRun.Scope.ALL: (True, True),
@@ -54,7 +50,7 @@ def plan_restore(
     ``remove_indices`` replaces the rule "a full restore removes the A4C indices the backup does
     not hold" by an explicit list (a rollback removes exactly the indices its restore created).
     """
-    backup = _get_backup(backup_id)
+    backup = get_backup(backup_id)
     if scope not in RestoreRun.Scope.values:
         raise InvalidInput(
             f"Unknown restore scope {scope!r}: choose one of {', '.join(RestoreRun.Scope.values)}."
@@ -65,7 +61,7 @@ def plan_restore(
         raise InvalidInput(
             f"Backup {backup.name} is {backup.status}; only a succeeded backup can be restored."
         )
-    es_part, files_part = _scope_touches(scope)
+    es_part, files_part = scope_touches(scope)
     chosen = [i.strip() for i in indices if i and i.strip()]
     if scope == RestoreRun.Scope.INDICES and not chosen:
         raise InvalidInput("Choose at least one index to restore, or restore everything.")
@@ -106,7 +102,7 @@ def plan_restore(
         )
     if files_part and backup.include_files:
         files = store().plan_restore(
-            backup.name, _data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+            backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
         )
         plan["files"] = dataclasses.asdict(files)
     warnings.extend(_a4c_activity_warnings())
@@ -129,7 +125,7 @@ def _plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings)
         names = chosen
     else:
         names = list(in_backup)
-    current = _a4c_indices(cluster)
+    current = a4c_indices(cluster)
     try:
         targets = {name: _renamed(name, pattern, replacement) for name in names}
     except (re.error, IndexError) as exc:

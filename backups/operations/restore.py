@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,27 +10,24 @@ from django.conf import settings
 from django.utils import timezone
 
 from backups import audit
-from backups.audit import Actor
+from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
-from backups.errors import BackupError, Busy, Cancelled, IntegrityError, InvalidInput
+from backups.errors import BackupError, Busy, Cancelled, InvalidInput
 from backups.models import Backup, RestoreRun
 from backups.operations import notify, running
-from backups.operations.backup import _backup_elasticsearch, _backup_files, _end_backup
-from backups.operations.common import (
-    Outcome,
-    ProgressCallback,
-    _data_dir,
-    _get_backup,
-    _get_restore,
-    _run_hook,
-    _short_trace,
-    create_claimed,
-    default_backup_name,
-    file_bandwidth,
-    log,
-    store,
-)
-from backups.operations.plan import _scope_touches, plan_restore
+from backups.operations.backup_steps import backup_elasticsearch, backup_files, end_backup
+from backups.operations.hooks import run_hook
+from backups.operations.locking import create_claimed
+from backups.operations.lookup import get_backup, get_restore
+from backups.operations.names import default_backup_name
+from backups.operations.places import data_dir, file_bandwidth, store
+from backups.operations.plan import plan_restore, scope_touches
+from backups.operations.recovery import rollback_hint
+from backups.operations.restore_checks import check_backup_is_whole, verify_restored
+from backups.operations.retention import prune_safety_backups
+from backups.operations.running import ProgressCallback, short_trace
+
+log = logging.getLogger("backups.operations")
 
 # --- restore: request and run --------------------------------------------------------------
 
@@ -51,7 +48,7 @@ def request_restore(
     remove_indices: Iterable[str] | None = None,
 ) -> RestoreRun:
     """Plans, checks the typed confirmation, creates the pending run and takes the lock."""
-    backup = _get_backup(backup_id)
+    backup = get_backup(backup_id)
     if confirm is not None and confirm != backup.name:
         raise InvalidInput(f"Type the backup's name ({backup.name}) to confirm the restore.")
     chosen = [i.strip() for i in indices if i and i.strip()]
@@ -113,7 +110,7 @@ def request_restore(
 
 def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRun:
     """Runs a pending restore; a failure after data changed rolls back from the safety backup."""
-    run = _get_restore(restore_id)
+    run = get_restore(restore_id)
     now = timezone.now()
     if (
         RestoreRun.objects.filter(pk=run.pk, status=RestoreRun.Status.PENDING).update(
@@ -170,8 +167,6 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
         {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "status": run.status},
     )
     if run.status == RestoreRun.Status.SUCCEEDED:
-        from backups.operations.policies import prune_safety_backups
-
         try:  # safety backups have their own limit, kept after every good restore
             prune_safety_backups(actor)
         except BackupError as exc:
@@ -183,7 +178,7 @@ def _after_failed_restore(
     run: RestoreRun, runner: running.Runner, exc: Exception, actor: Actor
 ) -> None:
     cancelled = isinstance(exc, Cancelled)
-    detail = getattr(exc, "detail", "") or _short_trace()
+    detail = getattr(exc, "detail", "") or short_trace()
     failed_phase = run.phase
     if not run.state.get("changed"):
         status = RestoreRun.Status.CANCELLED if cancelled else RestoreRun.Status.FAILED
@@ -208,13 +203,13 @@ def _after_failed_restore(
     except Exception as rollback_exc:
         message = (
             f"{exc} (during {failed_phase}). The automatic rollback failed too: {rollback_exc}. "
-            + _rollback_hint(run)
+            + rollback_hint(run)
         )
         runner.update(
             status=RestoreRun.Status.FAILED,
             finished_at=timezone.now(),
             error_message=message,
-            error_detail=detail + "\n--- rollback ---\n" + _short_trace(),
+            error_detail=detail + "\n--- rollback ---\n" + short_trace(),
         )
         audit.record(
             actor,
@@ -249,15 +244,9 @@ def _after_failed_restore(
     )
 
 
-def _rollback_hint(run: RestoreRun) -> str:
-    if run.safety_backup_id:
-        return f"Restore safety backup {run.safety_backup.name} to return to the state before."
-    return "No safety backup was taken: restore an earlier backup."
-
-
 def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     backup = run.backup
-    es_part, files_part = _scope_touches(run.scope)
+    es_part, files_part = scope_touches(run.scope)
     es_part = es_part and backup.include_elasticsearch
     files_part = files_part and backup.include_files
     runner.phase("plan")
@@ -275,7 +264,7 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     touched = [r["target"] for r in rows if r["action"] in ("replace", "remove")]
     created = [r["target"] for r in rows if r["action"] == "create"]
     runner.update(state={**run.state, "existing_touched": touched, "created": created})
-    _check_backup(backup, rows if es_part else [], files_part, runner)
+    check_backup_is_whole(backup, rows if es_part else [], files_part, runner)
 
     if run.take_safety_backup:
         runner.phase("safety backup")
@@ -283,7 +272,7 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
         runner.update(safety_backup=safety)
 
     runner.phase("pre-command")
-    _run_hook(settings.A4C_PRE_RESTORE_COMMAND, "pre-restore")
+    run_hook(settings.A4C_PRE_RESTORE_COMMAND, "pre-restore")
     try:
         if es_part:
             runner.phase("elasticsearch", reset_counters=True)
@@ -293,10 +282,10 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
             runner.phase("files", reset_counters=True)
             _restore_files(run, runner)
     finally:
-        _run_hook(settings.A4C_POST_RESTORE_COMMAND, "post-restore")
+        run_hook(settings.A4C_POST_RESTORE_COMMAND, "post-restore")
 
     runner.phase("verify")
-    problems = _verify_restored(backup, rows if es_part else [], files_part, run.file_mode)
+    problems = verify_restored(backup, rows if es_part else [], files_part, run.file_mode)
     if problems:
         raise BackupError(
             "After the restore, the data does not match the backup: " + "; ".join(problems[:5])
@@ -304,43 +293,6 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     if run.state.get("old_tree"):
         store().drop_old_tree(Path(run.state["old_tree"]))
     runner.update(status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
-
-
-def _check_backup(backup: Backup, rows: list[dict], files: bool, runner: running.Runner) -> None:
-    """Refuses a damaged backup before anything is changed, even the safety backup.
-
-    The snapshot must be there and whole, with the indices to restore; the manifest whole and
-    every blob it names present with the right hash. The files step re-hashes while copying,
-    but by then Elasticsearch would already have been restored.
-    """
-    problems: list[str] = []
-    wanted = [r["name"] for r in rows if r["action"] in ("replace", "create")]
-    if wanted:
-        repository = backup.repository or settings.A4C_ES_REPOSITORY
-        snapshot = backup.snapshot_name or backup.name
-        found = elastic.cluster().snapshot(repository, snapshot)
-        if found is None:
-            problems.append(f"snapshot {snapshot} is missing from repository {repository}")
-        elif found.get("state") != "SUCCESS":
-            problems.append(f"snapshot {snapshot} is {found.get('state')}, not SUCCESS")
-        else:
-            missing = sorted(set(wanted) - set(found.get("indices", [])))
-            if missing:
-                problems.append(f"snapshot {snapshot} lacks indices {', '.join(missing)}")
-    if files:
-
-        def on_progress(p) -> None:
-            runner.progress(files_done=p.files_done, files_total=p.files_total)
-
-        report = store().verify(backup.name, progress=on_progress, check=runner.check)
-        problems.extend(report.problems)
-    if problems:
-        raise IntegrityError(
-            f"Backup {backup.name} is damaged, so nothing was restored: "
-            + "; ".join(problems[:5])
-            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
-            + ". Verify it for the full list, and restore another backup."
-        )
 
 
 def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runner) -> Backup:
@@ -372,15 +324,15 @@ def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runn
     sub.check = runner.check  # cancelling the restore cancels its safety backup
     try:
         if indices is not None:
-            _backup_elasticsearch(safety, sub, indices=indices)
+            backup_elasticsearch(safety, sub, indices=indices)
         if files:
-            _backup_files(safety, sub)
+            backup_files(safety, sub)
     except Exception as exc:
-        _end_backup(
+        end_backup(
             safety,
             Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,
             str(exc),
-            _short_trace(),
+            short_trace(),
             free_blobs=True,
         )
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
@@ -434,7 +386,7 @@ def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
 
     result = store().restore_tree(
         run.backup.name,
-        _data_dir(),
+        data_dir(),
         exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
         mode=run.file_mode,
         progress=on_progress,
@@ -445,35 +397,6 @@ def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
     runner.update(state={**run.state, "old_tree": str(result.old_tree) if result.old_tree else ""})
 
 
-def _verify_restored(backup: Backup, rows: list[dict], files: bool, file_mode: str) -> list[str]:
-    problems = []
-    if rows:
-        # one listing (a refresh and a multi-search) for all, not two requests per index
-        now = elastic.cluster().indices(include=[row["target"] for row in rows])
-        approximate = any("approximate" in w for w in backup.warnings)
-        for row in rows:
-            found = now.get(row["target"])
-            if row["action"] == "remove":
-                if found:
-                    problems.append(f"index {row['target']} should have been removed")
-            elif found is None:
-                problems.append(f"index {row['target']} is missing")
-            elif found["docs"] != row["docs_in_backup"] and not approximate:
-                problems.append(
-                    f"index {row['target']} holds {found['docs']} documents, "
-                    f"the backup {row['docs_in_backup']}"
-                )
-    if files:
-        plan = store().plan_restore(
-            backup.name, _data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
-        )
-        plan_dict = dataclasses.asdict(plan)
-        for key in ("added", "changed", "removed"):
-            if plan_dict.get(key):
-                problems.append(f"{plan_dict[key]} files would still be {key}")
-    return problems
-
-
 def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
     """Puts back what the restore changed: the kept old tree, then the safety snapshot."""
     run.refresh_from_db()
@@ -481,9 +404,9 @@ def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
     # restore_tree swaps the data dir in one rename after staging and checking everything: when
     # it raised, the data dir is wholly old; when it returned, the old tree is kept beside it.
     if state.get("old_tree"):
-        store().undo_restore(_data_dir(), Path(state["old_tree"]))
+        store().undo_restore(data_dir(), Path(state["old_tree"]))
         runner.update(state={**state, "old_tree": ""})
-    if _scope_touches(run.scope)[0] and state.get("changed"):
+    if scope_touches(run.scope)[0] and state.get("changed"):
         cluster = elastic.cluster()
         created = [n for n in state.get("created", []) if cluster.indices(include=[n])]
         touched = state.get("existing_touched", [])
@@ -500,45 +423,3 @@ def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
                 for n in touched
             ]
             _restore_indices(run.safety_backup, rows, runner)
-
-
-def request_rollback(restore_id: int, actor: Actor, *, wait: float = 0.0) -> RestoreRun:
-    """A new restore that puts back the safety backup taken before ``restore_id``."""
-    run = _get_restore(restore_id)
-    if run.is_active:
-        raise InvalidInput(
-            f"Restore #{run.pk} is still {run.status}; cancel it instead (it rolls back)."
-        )
-    if run.rolled_back:
-        raise InvalidInput(f"Restore #{run.pk} was already rolled back.")
-    safety = run.safety_backup
-    if safety is None or not safety.is_restorable:
-        raise InvalidInput(f"Restore #{run.pk} has no safety backup left to roll back to.")
-    if safety.include_elasticsearch and safety.include_files:
-        scope = RestoreRun.Scope.ALL
-    elif safety.include_elasticsearch:
-        scope = RestoreRun.Scope.ELASTICSEARCH
-    else:
-        scope = RestoreRun.Scope.FILES
-    # Everything the safety backup holds goes back; indices the restore created are removed;
-    # nothing else is touched.
-    rollback = request_restore(
-        safety.pk,
-        actor,
-        scope=scope,
-        safety_backup=True,
-        wait=wait,
-        rollback_of=run,
-        remove_indices=run.state.get("created", []),
-    )
-    RestoreRun.objects.filter(pk=run.pk).update(rolled_back=True)
-    audit.record(
-        actor,
-        "restore.rollback",
-        target=run.backup.name,
-        outcome=Outcome.REQUESTED,
-        restore=rollback,
-        backup=safety,
-        parameters={"restore": run.pk},
-    )
-    return rollback

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from django.conf import settings
@@ -18,6 +19,14 @@ from django.utils import timezone
 
 from backups.errors import Busy, Cancelled
 from backups.models import OperationLock
+
+# What a long operation is told as it goes: the run row, read back after each update.
+ProgressCallback = Callable[[object], None] | None
+
+
+def short_trace() -> str:
+    """The end of the current exception's traceback, as kept on a run row's error detail."""
+    return "".join(traceback.format_exc(limit=8))[-6000:]
 
 
 def lock_holder() -> OperationLock | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring_ascii as json_string
 from pathlib import Path
 
-from backups.errors import IntegrityError, NotFound, StorageError
+from backups.errors import DamagedBackup, NotFound, StorageError
 from backups.storage.fileio import (
     FS_ENCODING,
     FS_ERRORS,
@@ -242,8 +242,8 @@ class Manifests:
         except OSError as exc:
             raise os_error(exc, "reading", path) from exc
 
-    def corrupt(self, name: str, why: str) -> IntegrityError:
-        return IntegrityError(
+    def corrupt(self, name: str, why: str) -> DamagedBackup:
+        return DamagedBackup(
             f"manifest {show(self.path(name))} is {why}: "
             "this backup cannot be trusted; delete it and take a new one"
         )
@@ -264,7 +264,7 @@ class Manifests:
             return self.parse_header(name, f.readline())
 
     def entries(self, name: str) -> Iterator[Entry]:
-        """Streams the entries; raises IntegrityError at the end if the trailer is wrong."""
+        """Streams the entries; raises DamagedBackup at the end if the trailer is wrong."""
         with self.open(name) as f:
             first = f.readline()
             self.parse_header(name, first)
@@ -345,7 +345,7 @@ class Manifests:
         last: tuple[bytes, ...] = ()
         for entry in self.entries(name):
             if not safe_relpath(entry.path):
-                raise IntegrityError(
+                raise DamagedBackup(
                     f"manifest entry {show(entry.path)!r} of backup {name} points outside the "
                     "data dir: this backup cannot be restored; delete it"
                 )
@@ -373,7 +373,7 @@ class Manifests:
             self.header(previous)
             self.check_hash(previous)
             f = self.open(previous)
-        except (IntegrityError, StorageError) as exc:
+        except (DamagedBackup, StorageError) as exc:
             warn(f"previous backup {previous} not used to skip unchanged files: {exc}")
             return iter(())
         return _entry_lines(f)

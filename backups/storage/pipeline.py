@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from backups.errors import ConfigError
+from backups.sizes import parse_size
 from backups.storage.results import FileProgress
 
 BATCH_FILES = 32  # small files go to the pool in batches: a hand-off costs more than a read
@@ -88,12 +89,7 @@ def parse_bandwidth(text: str, setting: str = "A4C_FILE_BANDWIDTH") -> int:
     text = (text or "").strip()
     if text in ("", "0"):
         return 0
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
-    try:
-        value = int(float(number) * unit)
-    except (ValueError, OverflowError):
-        value = 0
+    value = parse_size(text) or 0
     if value < 1024:
         raise ConfigError(
             f"{setting} is {text!r}: give bytes per second of at least 1K, like 500K, 50M or "

@@ -12,7 +12,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from backups.errors import Cancelled, IntegrityError, StorageError
+from backups.errors import Cancelled, DamagedBackup, StorageError
 from backups.storage.fileio import (
     DATA,
     buffer,
@@ -346,7 +346,7 @@ class FileRestore:
         try:
             source = os.open(blob, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise IntegrityError(
+            raise DamagedBackup(
                 f"blob {entry.sha256[:12]}.. for {show(entry.path)} is missing: "
                 "nothing was restored; run verify on this backup for the full list"
             ) from None
@@ -359,7 +359,7 @@ class FileRestore:
             try:
                 size, digest = self._copy(source, out, entry, blob, stop)
                 if digest != entry.sha256 or size != entry.size:
-                    raise IntegrityError(
+                    raise DamagedBackup(
                         f"blob {entry.sha256[:12]}.. for {show(entry.path)} is corrupt "
                         f"(hash {digest[:12]}.., {size} bytes): nothing was restored"
                     )

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from backups.errors import Cancelled, IntegrityError, InvalidInput, StorageError
+from backups.errors import Cancelled, DamagedBackup, InvalidInput, StorageError
 from backups.storage.backup import BackupRun
 from backups.storage.fileio import buffer, check_name, fill, os_error, rmtree, show
 from backups.storage.manifest import HEX64, Entry, Manifests
@@ -137,7 +137,7 @@ class Store:
         return self.manifest_files.header(name)
 
     def entries(self, name: str) -> Iterator[Entry]:
-        """Streams the entries; raises IntegrityError at the end if the trailer is wrong."""
+        """Streams the entries; raises DamagedBackup at the end if the trailer is wrong."""
         return self.manifest_files.entries(name)
 
     def summary(self, name: str) -> ManifestSummary:
@@ -211,7 +211,7 @@ class Store:
                         ready = pipe.add(entry, *work, weight=entry.size)
                         self._note(report, meter, ready)
                 self._note(report, meter, pipe.finish())
-        except IntegrityError as exc:
+        except DamagedBackup as exc:
             report.problems.append(str(exc))
         meter.report()
         return report
@@ -282,7 +282,7 @@ class Store:
 
         The whole manifest is checked first (paths, order, hash, blobs present): nothing is
         written if it fails. The staging tree is built from blobs, each re-hashed on the way;
-        a mismatch raises IntegrityError and nothing is swapped. "mirror" makes the data dir
+        a mismatch raises DamagedBackup and nothing is swapped. "mirror" makes the data dir
         exactly the backup; "merge" starts from a copy of the current tree and only adds or
         overwrites. Excluded cache dirs are moved into the new tree at swap time. Then the
         data dir is renamed to old_tree and the staging dir to the data dir. If the data dir

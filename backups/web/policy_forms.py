@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from backups.errors import InvalidInput
 from backups.models import Policy
-from backups.operations.common import index_name_problem, validate_backup_name
-from backups.operations.policies import backup_name_for, validate_schedule
+from backups.operations.names import index_name_problem, validate_backup_name
+from backups.operations.schedules import backup_name_for, validate_schedule
 
 SCHEDULE_HELP = (
     "Cron, in {zone}: minute hour day month weekday. "

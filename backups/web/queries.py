@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.utils import timezone
 
 from backups import operations
@@ -206,3 +207,11 @@ def human_duration(value: timedelta | None) -> str:
     if hours < 48:
         return f"{hours} h {minutes:02d} min"
     return f"{hours // 24} days {hours % 24} h"
+
+
+PAGE_SIZE = 50
+
+
+def page_of(request, queryset, size: int = PAGE_SIZE):
+    """One page of a list, the page number taken from ?page= (a bad one gives the last page)."""
+    return Paginator(queryset, size).get_page(request.GET.get("page"))

@@ -3,6 +3,7 @@
 from backups import operations
 from backups.management import base as cli
 from backups.models import Backup
+from backups.sizes import format_size
 from backups.web.queries import human_duration
 
 
@@ -89,8 +90,8 @@ def _done(backup) -> str:
         held.append(f"{backup.index_count} indices ({backup.document_count} documents)")
     if backup.include_files:
         held.append(
-            f"{backup.file_count} files ({cli.human_bytes(backup.file_bytes)}, "
-            f"{cli.human_bytes(backup.new_bytes)} new in the storage)"
+            f"{backup.file_count} files ({format_size(backup.file_bytes)}, "
+            f"{format_size(backup.new_bytes)} new in the storage)"
         )
     took = human_duration(backup.duration)
     return f"backup {backup.name} succeeded in {took}: {', '.join(held) or 'nothing to hold'}"

@@ -2,6 +2,7 @@
 
 from backups.management import base as cli
 from backups.models import Backup
+from backups.sizes import format_size
 from backups.web.queries import human_duration
 
 
@@ -59,6 +60,6 @@ def _row(backup: Backup) -> tuple:
         backup.index_count if es else "-",
         backup.document_count if es else "-",
         backup.file_count if files else "-",
-        cli.human_bytes(backup.file_bytes) if files else "-",
+        format_size(backup.file_bytes) if files else "-",
         f"{backup.actor} ({backup.trigger})",
     )

@@ -16,7 +16,7 @@ from django.utils import timezone
 from backups import operations
 from backups.management import base as cli
 from backups.models import Backup, Policy
-from backups.operations.common import index_name_problem
+from backups.operations.names import index_name_problem
 from backups.operations.notifications import send_test_notification, shown_target
 from backups.web.queries import human_duration
 

@@ -2,12 +2,8 @@
 
 from datetime import timedelta
 
-from django.utils import timezone
-
-from backups import operations
-from backups.errors import BackupError, Busy
+from backups.errors import Busy, InvalidInput
 from backups.management import base as cli
-from backups.models import Backup, RestoreRun
 from backups.operations import retention
 
 
@@ -41,12 +37,9 @@ class Command(cli.Command):
             timedelta(days=options["older_than"]) if options["older_than"] is not None else None
         )
         try:
-            retention.check_rule(options["keep_last"], older_than)
-        except ValueError as exc:
+            verdicts = retention.prune_preview(options["keep_last"], older_than)
+        except InvalidInput as exc:
             raise cli.fail(str(exc), cli.USAGE) from None
-        verdicts = retention.select(
-            candidates(), keep_last=options["keep_last"], older_than=older_than, now=timezone.now()
-        )
         going = retention.to_delete(verdicts)
         kept = [v for v in verdicts if not v.delete]
         if options["dry_run"]:
@@ -64,37 +57,26 @@ class Command(cli.Command):
             )
         elif not options["json"]:
             self.say(f"nothing to delete; {len(kept)} backups kept")
-        deleted, failed = self._delete(going, options)
+        try:
+            done = retention.delete_backups(going, cli.actor())
+        except Busy as exc:
+            raise cli.fail(f"stopped: {exc}", cli.BUSY) from exc
         if options["json"]:
             self.emit_json(
                 {
-                    "deleted": deleted,
-                    "failed": [{"name": n, "error": e} for n, e in failed],
+                    "deleted": done.names,
+                    "failed": [{"name": n, "error": e} for n, e in done.failed],
                     "kept": [_verdict(v) for v in kept],
                 }
             )
-        if failed:
+        else:
+            for name in done.names:
+                self.say(f"deleted {name}")
+        if done.failed:
             raise cli.fail(
-                f"{len(failed)} of {len(going)} deletions failed, first "
-                f"{failed[0][0]}: {failed[0][1]}"
+                f"{len(done.failed)} of {len(going)} deletions failed, first "
+                f"{done.failed[0][0]}: {done.failed[0][1]}"
             )
-
-    def _delete(self, going, options) -> tuple[list[str], list[tuple[str, str]]]:
-        """Deletes oldest first; a busy lock stops the run, other failures are collected."""
-        deleted, failed = [], []
-        for number, verdict in enumerate(going, start=1):
-            last = number == len(going)  # unused blobs are collected once, after the last one
-            try:
-                operations.delete_backup(verdict.backup.id, cli.actor(), collect=last)
-            except Busy as exc:
-                raise cli.fail(f"stopped after {len(deleted)} deletions: {exc}", cli.BUSY) from exc
-            except BackupError as exc:
-                failed.append((verdict.backup.name, str(exc)))
-                continue
-            deleted.append(verdict.backup.name)
-            if not options["json"]:
-                self.say(f"deleted {verdict.backup.name}")
-        return deleted, failed
 
     def _show(self, going, kept, options, *, dry_run: bool) -> None:
         if options["json"]:
@@ -120,33 +102,6 @@ class Command(cli.Command):
         if listed:
             for v in kept:
                 self.say(f"  {v.backup.name}  {v.reason}")
-
-
-def candidates() -> list[retention.Candidate]:
-    """Every finished backup as retention sees it; the newest restore's safety backup protected."""
-    protected = {}
-    newest_restore = (
-        RestoreRun.objects.exclude(safety_backup=None).order_by("-created_at", "-id").first()
-    )
-    if newest_restore is not None:
-        protected[newest_restore.safety_backup_id] = (
-            f"safety backup of the newest restore (#{newest_restore.pk}): a rollback needs it"
-        )
-    rows = Backup.objects.filter(status__in=retention.CONSIDERED).only(
-        "id", "name", "status", "created_at", "pinned", "trigger"
-    )
-    return [
-        retention.Candidate(
-            id=b.pk,
-            name=b.name,
-            status=b.status,
-            created_at=b.created_at,
-            pinned=b.pinned,
-            safety=b.trigger == Backup.Trigger.SAFETY,
-            protected=protected.get(b.pk, ""),
-        )
-        for b in rows
-    ]
 
 
 def _verdict(verdict: retention.Verdict) -> dict:

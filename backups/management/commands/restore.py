@@ -5,6 +5,7 @@ import re
 from backups import operations
 from backups.management import base as cli
 from backups.models import Backup, RestoreRun
+from backups.sizes import format_size
 from backups.web.queries import human_duration
 
 SERIES_SUFFIX = r"-\d{8}-\d{6}(-\d+)?"
@@ -179,7 +180,7 @@ def plan_lines(plan: dict) -> list[str]:
         lines.append(f"Files ({verb}):")
         for kind in ("added", "changed", "removed", "unchanged"):
             if kind in files:
-                size = cli.human_bytes(files.get(f"{kind}_bytes", 0))
+                size = format_size(files.get(f"{kind}_bytes", 0))
                 lines.append(f"  {kind:<9} {files[kind]} files ({size})")
     for warning in plan.get("warnings") or []:
         lines.append(f"warning: {warning}")

@@ -1,6 +1,8 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
 from backups.management import base as cli
+from backups.management.progress import counters
+from backups.sizes import format_size
 from backups.web import queries
 from backups.web.queries import human_duration
 
@@ -33,7 +35,7 @@ class Command(cli.Command):
             ("finished", cli.local_time(backup.finished_at)),
             ("took", human_duration(backup.duration)),
             ("phase", backup.phase if backup.is_active else ""),
-            ("progress", f"{backup.percent}% {cli.counters(backup)}" if backup.is_active else ""),
+            ("progress", f"{backup.percent}% {counters(backup)}" if backup.is_active else ""),
         ]
         if backup.include_elasticsearch:
             fields += [
@@ -58,8 +60,8 @@ class Command(cli.Command):
                 (
                     "files",
                     f"{backup.file_count} files, "
-                    f"{cli.human_bytes(backup.file_bytes)} "
-                    f"({cli.human_bytes(backup.new_bytes)} new in the storage)",
+                    f"{format_size(backup.file_bytes)} "
+                    f"({format_size(backup.new_bytes)} new in the storage)",
                 )
             )
         else:

@@ -19,11 +19,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
-from kombu.utils.url import maybe_sanitize_url
 
 from backups import operations, tasks
 from backups.audit import Actor
-from backups.errors import BackupError
+from backups.errors import BackupError, QueueUnavailable
 from backups.models import NotificationDelivery, Policy
 from backups.operations.notifications import send_test_notification, shown_target
 from backups.web.permissions import requires
@@ -184,30 +183,16 @@ def policy_run(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, f"Policy {policy.name} could not start a backup: {exc}")
         return _back(request, "policies:detail", policy.pk)
-    problem = _dispatch(backup.pk, actor)
+    try:
+        tasks.enqueue("backup", backup.pk, actor)
+        problem = ""
+    except QueueUnavailable as exc:
+        problem = str(exc)
     if problem:
         messages.error(request, problem)
     else:
         messages.success(request, f"Policy {policy.name} started backup {backup.name}.")
     return redirect("backups:backup_detail", pk=backup.pk)
-
-
-def _dispatch(backup_id: int, actor: Actor) -> str:
-    """Hands the backup to a worker; if the broker cannot take it, cancels it to free the lock."""
-    try:
-        tasks.run_backup.delay(backup_id)
-    except Exception as exc:  # noqa: BLE001 - kombu and redis raise many kinds when Redis is down
-        log.exception("could not queue backup %s", backup_id)
-        try:
-            operations.cancel("backup", backup_id, actor)
-        except BackupError:
-            pass
-        return (
-            f"The backup could not be handed to a worker: the queue at "
-            f"{maybe_sanitize_url(settings.CELERY_BROKER_URL)} did not answer ({exc}). "
-            "It was cancelled; start Redis and try again."
-        )
-    return ""
 
 
 @requires("add_backup", "policy.pause")

@@ -1,14 +1,13 @@
-"""Schedules and retention: backups that happen, and thin out, without anyone remembering.
+"""Schedules: policies that take backups without anyone remembering.
 
 A policy's next run is kept on its row; the scheduler's tick (a Celery beat task) claims due
 policies with a conditional update, so two schedulers never fire one policy twice, and an edit
-made in the console is seen at the next tick. Retention deletes whole backup sets through
-delete_backup and collects unused blobs once at the end.
+made in the console is seen at the next tick. What follows a policy's backup (its retention)
+is operations/aftercare.py's; the retention rules are operations/retention.py's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,13 +16,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from backups import audit
-from backups.audit import Actor
-from backups.errors import BackupError, Busy, InvalidInput, NotFound
-from backups.models import Backup, Policy
+from backups.audit import Actor, Outcome
+from backups.errors import BackupError, Busy, InvalidInput
+from backups.models import Backup, Policy, SystemState
 from backups.operations import notify
 from backups.operations.backup import request_backup
-from backups.operations.common import Outcome, index_name_problem, store, validate_backup_name
-from backups.operations.maintenance import delete_backup
+from backups.operations.lookup import get_policy
+from backups.operations.names import index_name_problem, validate_backup_name
 
 POLICY_FIELDS = (
     "name",
@@ -41,9 +40,6 @@ POLICY_FIELDS = (
     "keep_monthly",
     "paused",
 )
-
-
-# --- schedules -----------------------------------------------------------------------------
 
 
 def validate_schedule(expression: str) -> str:
@@ -93,7 +89,7 @@ def save_policy(actor: Actor, policy_id: int | None = None, **fields) -> Policy:
     unknown = set(fields) - set(POLICY_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown policy settings: {', '.join(sorted(unknown))}.")
-    policy = Policy() if policy_id is None else _get_policy(policy_id)
+    policy = Policy() if policy_id is None else get_policy(policy_id)
     before = {f: getattr(policy, f) for f in POLICY_FIELDS} if policy_id else {}
     for name, value in fields.items():
         setattr(policy, name, value)
@@ -140,7 +136,7 @@ def _jsonable(value):
 
 
 def set_paused(policy_id: int, paused: bool, actor: Actor) -> Policy:
-    policy = _get_policy(policy_id)
+    policy = get_policy(policy_id)
     Policy.objects.filter(pk=policy.pk).update(
         paused=paused, next_run_at=next_run_after(policy.schedule, timezone.now())
     )
@@ -152,15 +148,6 @@ def set_paused(policy_id: int, paused: bool, actor: Actor) -> Policy:
     )
     policy.refresh_from_db()
     return policy
-
-
-def _get_policy(policy_id) -> Policy:
-    try:
-        if isinstance(policy_id, str) and not policy_id.isdigit():
-            return Policy.objects.get(name=policy_id)
-        return Policy.objects.get(pk=int(policy_id))
-    except (Policy.DoesNotExist, ValueError):
-        raise NotFound(f"No policy {policy_id!r}.") from None
 
 
 def start_due_policies(now: datetime | None = None) -> list[Backup]:
@@ -181,7 +168,7 @@ def start_due_policies(now: datetime | None = None) -> list[Backup]:
 
 
 def run_policy_now(policy_id, actor: Actor) -> Backup:
-    policy = _get_policy(policy_id)
+    policy = get_policy(policy_id)
     Policy.objects.filter(pk=policy.pk).update(last_run_at=timezone.now())
     backup = _request_policy_backup(policy, actor, timezone.now(), raise_busy=True)
     audit.record(
@@ -221,178 +208,8 @@ def _request_policy_backup(
     return backup
 
 
-def record_policy_outcome(backup: Backup) -> None:
-    """Called when a policy's backup ends: the policy's last success or failure."""
-    if backup.policy_id is None:
-        return
-    if backup.status == Backup.Status.SUCCEEDED:
-        duration = backup.duration.total_seconds() if backup.duration else None
-        Policy.objects.filter(pk=backup.policy_id).update(
-            last_success_at=backup.finished_at, last_duration_seconds=duration
-        )
-    else:
-        Policy.objects.filter(pk=backup.policy_id).update(
-            last_failure_at=backup.finished_at or timezone.now(),
-            last_failure_message=backup.error_message,
-        )
-
-
-# --- retention -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    backup: Backup
-    delete: bool
-    reason: str
-
-
-def retention_verdicts(
-    policy: Policy, backups: list[Backup], newest_good_id: int | None, now: datetime
-):
-    """The retention rules of Policy's docstring, applied to backups; a verdict for each."""
-    ordered = sorted(backups, key=lambda b: (b.created_at, b.id), reverse=True)
-    tiers = {"day": policy.keep_daily, "week": policy.keep_weekly, "month": policy.keep_monthly}
-    reasons: dict[int, str] = {}
-    if any(tiers.values()):
-        for tier, count in tiers.items():
-            seen: list[tuple] = []
-            for backup in ordered:
-                key = _bucket(backup.created_at, tier)
-                if key not in seen and len(seen) < count:
-                    seen.append(key)
-                    reasons.setdefault(backup.pk, f"newest of its {tier}")
-    else:
-        reasons = {b.pk: "within the policy" for b in ordered}
-    if policy.max_age_days:
-        cutoff = now - timedelta(days=policy.max_age_days)
-        reasons = {pk: r for pk, r in reasons.items() if _by_pk(ordered, pk).created_at >= cutoff}
-    wanted = [b for b in ordered if b.pk in reasons]
-    if policy.keep_last:
-        wanted = wanted[: policy.keep_last]
-    kept = {b.pk: reasons[b.pk] for b in wanted}
-    for backup in ordered:
-        if len(kept) >= policy.keep_min:
-            break
-        kept.setdefault(backup.pk, f"keep at least {policy.keep_min}")
-    verdicts = []
-    for backup in ordered:
-        if backup.pinned:
-            verdicts.append(Verdict(backup, False, "pinned"))
-        elif backup.pk == newest_good_id:
-            verdicts.append(Verdict(backup, False, "the newest good backup"))
-        elif backup.pk in kept:
-            verdicts.append(Verdict(backup, False, kept[backup.pk]))
-        else:
-            verdicts.append(Verdict(backup, True, _why_it_goes(policy, backup, now)))
-    return verdicts
-
-
-def _bucket(moment: datetime, tier: str) -> tuple:
-    local = timezone.localtime(moment)
-    if tier == "day":
-        return (local.year, local.month, local.day)
-    if tier == "week":
-        return tuple(local.isocalendar()[:2])
-    return (local.year, local.month)
-
-
-def _by_pk(backups, pk):
-    return next(b for b in backups if b.pk == pk)
-
-
-def _why_it_goes(policy: Policy, backup: Backup, now: datetime) -> str:
-    if policy.max_age_days and backup.created_at < now - timedelta(days=policy.max_age_days):
-        return f"older than {policy.max_age_days} days"
-    if any((policy.keep_daily, policy.keep_weekly, policy.keep_monthly)):
-        return "not the newest of a kept day, week or month"
-    return f"beyond the {policy.keep_last} newest"
-
-
-def retention_preview(policy_id, now: datetime | None = None) -> list[Verdict]:
-    """Exactly what apply_retention would delete now (verdicts with delete=True) and why."""
-    policy = _get_policy(policy_id)
-    now = now or timezone.now()
-    backups = list(policy.backups.filter(status=Backup.Status.SUCCEEDED))
-    newest_good = (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
-        .exclude(trigger=Backup.Trigger.SAFETY)
-        .order_by("-created_at", "-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if not any(
-        (
-            policy.keep_last,
-            policy.max_age_days,
-            policy.keep_daily,
-            policy.keep_weekly,
-            policy.keep_monthly,
-        )
-    ):
-        return [Verdict(b, False, "the policy keeps everything") for b in backups]
-    return retention_verdicts(policy, backups, newest_good, now)
-
-
-def apply_retention(policy_id, actor: Actor, now: datetime | None = None) -> list[str]:
-    """Deletes what the preview lists, then collects the blobs no manifest uses any more."""
-    policy = _get_policy(policy_id)
-    doomed = [v for v in retention_preview(policy.pk, now) if v.delete]
-    deleted = _delete_all(doomed, actor)
-    if doomed:
-        audit.record(
-            actor,
-            "retention.apply",
-            target=policy.name,
-            outcome=Outcome.SUCCEEDED,
-            parameters={"deleted": deleted, "reasons": {v.backup.name: v.reason for v in doomed}},
-        )
-    return deleted
-
-
-def safety_backups_to_prune() -> list[Backup]:
-    """Safety backups beyond the newest A4C_SAFETY_BACKUPS_KEEP (pinned ones stay)."""
-    safety = Backup.objects.filter(
-        trigger=Backup.Trigger.SAFETY, status=Backup.Status.SUCCEEDED, pinned=False
-    )
-    return list(safety.order_by("-created_at", "-id")[settings.A4C_SAFETY_BACKUPS_KEEP :])
-
-
-def prune_safety_backups(actor: Actor) -> list[str]:
-    doomed = [Verdict(b, True, "beyond the safety backups kept") for b in safety_backups_to_prune()]
-    return _delete_all(doomed, actor)
-
-
-def _delete_all(doomed: list[Verdict], actor: Actor) -> list[str]:
-    deleted = []
-    for verdict in doomed:
-        delete_backup(verdict.backup.pk, actor, collect=False)
-        deleted.append(verdict.backup.name)
-    if deleted:
-        freed = store().collect_garbage()
-        audit.record(
-            actor,
-            "storage.collect",
-            outcome=Outcome.SUCCEEDED,
-            parameters={"blobs_removed": freed.blobs_removed, "bytes_freed": freed.bytes_freed},
-        )
-    return deleted
-
-
-def after_policy_backup(backup_id: int) -> list[str]:
-    """What follows a scheduled backup: the policy's record, its retention, the safety limit."""
-    backup = Backup.objects.select_related("policy").get(pk=backup_id)
-    record_policy_outcome(backup)
-    if backup.policy_id is None or backup.status != Backup.Status.SUCCEEDED:
-        return []
-    actor = Actor.schedule(f"policy {backup.policy.name}")
-    return apply_retention(backup.policy_id, actor) + prune_safety_backups(actor)
-
-
 def check_recent_backup(now: datetime | None = None) -> bool:
     """Alerts (once per period) when no good backup is younger than the configured age."""
-    from backups.models import SystemState
-
     now = now or timezone.now()
     limit = timedelta(hours=settings.A4C_LAST_BACKUP_MAX_AGE_HOURS)
     newest = (

@@ -1,0 +1,36 @@
+"""What follows a policy's backup: the policy's last success or failure, its retention, and the
+limit on safety backups. run_backup calls it when a policy's backup ends."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from backups.audit import Actor
+from backups.models import Backup, Policy
+from backups.operations.retention import apply_retention, prune_safety_backups
+
+
+def record_policy_outcome(backup: Backup) -> None:
+    """Called when a policy's backup ends: the policy's last success or failure."""
+    if backup.policy_id is None:
+        return
+    if backup.status == Backup.Status.SUCCEEDED:
+        duration = backup.duration.total_seconds() if backup.duration else None
+        Policy.objects.filter(pk=backup.policy_id).update(
+            last_success_at=backup.finished_at, last_duration_seconds=duration
+        )
+    else:
+        Policy.objects.filter(pk=backup.policy_id).update(
+            last_failure_at=backup.finished_at or timezone.now(),
+            last_failure_message=backup.error_message,
+        )
+
+
+def after_policy_backup(backup_id: int) -> list[str]:
+    """What follows a scheduled backup: the policy's record, its retention, the safety limit."""
+    backup = Backup.objects.select_related("policy").get(pk=backup_id)
+    record_policy_outcome(backup)
+    if backup.policy_id is None or backup.status != Backup.Status.SUCCEEDED:
+        return []
+    actor = Actor.schedule(f"policy {backup.policy.name}")
+    return apply_retention(backup.policy_id, actor) + prune_safety_backups(actor)

@@ -1,0 +1,192 @@
+"""The steps of a backup, shared by backups and by the safety backup a restore takes first:
+the Elasticsearch snapshot, the files, and ending a run that did not succeed."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.utils import timezone
+
+from backups.elastic import client as elastic
+from backups.errors import (
+    BackupError,
+    ElasticError,
+    InvalidInput,
+)
+from backups.models import (
+    Backup,
+)
+from backups.operations import running
+from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store
+
+log = logging.getLogger("backups.operations")
+
+
+def end_backup(
+    backup: Backup, status: str, message: str, detail: str = "", *, free_blobs: bool = False
+) -> None:
+    """Records a failed or cancelled backup and removes what it had half written.
+
+    With free_blobs (only while this process holds the lock for it), the blobs it stored that
+    no other backup names are removed too: a backup that filled the disk must not leave it
+    full for the next one, or for the safety backup of a restore.
+    """
+    cleanup = []
+    if backup.snapshot_name:
+        try:
+            elastic.cluster().delete_snapshot(backup.repository, backup.snapshot_name)
+        except BackupError as exc:
+            cleanup.append(f"the partial snapshot could not be removed: {exc}")
+    try:
+        store().discard_partial(backup.name)
+        store().delete_manifest(backup.name)
+    except BackupError as exc:
+        cleanup.append(f"the partial manifest could not be removed: {exc}")
+    if free_blobs and backup.include_files:
+        try:
+            store().collect_garbage()
+        except BackupError as exc:
+            cleanup.append(f"the blobs it stored could not be freed: {exc}")
+    if cleanup:
+        message = f"{message} Also, {'; '.join(cleanup)}."
+    Backup.objects.filter(pk=backup.pk).update(
+        status=status,
+        finished_at=timezone.now(),
+        error_message=message,
+        error_detail=detail,
+        snapshot_name="",
+    )
+
+
+def backup_elasticsearch(
+    backup: Backup, runner: running.Runner, indices: list[str] | None = None
+) -> None:
+    cluster = elastic.cluster()
+    runner.phase("elasticsearch: preparing")
+    info = cluster.info()
+    repository = settings.A4C_ES_REPOSITORY
+    cluster.ensure_repository(repository, settings.A4C_ES_REPOSITORY_PATH)
+    if indices is None:
+        found = a4c_indices(cluster, backup.index_patterns or None)
+        if backup.index_patterns and not found:
+            raise InvalidInput(f"No index matches {', '.join(backup.index_patterns)}.")
+    else:  # a safety backup: exactly the indices a restore is about to overwrite
+        found = cluster.indices(include=indices) if indices else {}
+        lost = sorted(n for n, i in found.items() if i["health"] == "red")
+        if lost:  # a primary is gone (the node died mid-restore): nothing in it to save
+            found = {n: i for n, i in found.items() if n not in lost}
+            backup.warnings = [
+                *backup.warnings,
+                f"Left out, having lost a primary shard (nothing in them to save): "
+                f"{', '.join(lost)}.",
+            ]
+    runner.update(
+        es_version=info["version"],
+        es_cluster_name=info["cluster_name"],
+        es_cluster_uuid=info["cluster_uuid"],
+        repository=repository,
+        indices={name: {"docs": i["docs"], "size": i["size"]} for name, i in found.items()},
+        warnings=backup.warnings,
+    )
+    if not found:
+        return
+    runner.phase("elasticsearch: snapshot", reset_counters=True)
+    metadata = {"a4c_backup": backup.name, "requested_by": backup.actor, "trigger": backup.trigger}
+    cluster.start_snapshot(
+        repository, backup.name, list(found), metadata, settings.A4C_INCLUDE_GLOBAL_STATE
+    )
+    runner.update(snapshot_name=backup.name)
+
+    while True:
+        state = cluster.snapshot_progress(repository, backup.name)
+        runner.progress(
+            shards_done=state["shards_done"],
+            shards_total=state["shards_total"],
+            bytes_done=state["bytes_done"],
+            bytes_total=state["bytes_total"],
+        )
+        if state["state"] not in ("STARTED", "IN_PROGRESS", "INIT"):
+            break
+        time.sleep(settings.A4C_POLL_SECONDS)
+    final = cluster.snapshot(repository, backup.name)
+    while final is not None and final.get("state") == "IN_PROGRESS":  # the status API can be ahead
+        time.sleep(settings.A4C_POLL_SECONDS)
+        final = cluster.snapshot(repository, backup.name)
+    if final is None or final.get("state") != "SUCCESS" or final.get("shards", {}).get("failed"):
+        failures = "; ".join(
+            f"{f.get('index')}[{f.get('shard_id')}]: {f.get('reason')}"
+            for f in (final or {}).get("failures", [])
+        )
+        raise ElasticError(
+            f"The snapshot ended {final.get('state') if final else 'missing'}, not SUCCESS"
+            + (f": {failures}" if failures else "")
+            + ". The partial snapshot is not kept.",
+        )
+    after = cluster.indices(include=list(found))
+    changed = [n for n in found if after.get(n, {}).get("docs") != found[n]["docs"]]
+    if changed:
+        runner.update(
+            warnings=[
+                *backup.warnings,
+                "Documents were written while the snapshot ran in: "
+                + ", ".join(changed)
+                + "; their counts are approximate.",
+            ]
+        )
+    runner.flush(shards_done=final["shards"]["successful"], shards_total=final["shards"]["total"])
+
+
+def previous_manifest(backup: Backup) -> str | None:
+    previous = (
+        Backup.objects.filter(status=Backup.Status.SUCCEEDED, include_files=True)
+        .exclude(pk=backup.pk)
+        .order_by("-finished_at")
+        .values_list("name", flat=True)
+        .first()
+    )
+    return previous
+
+
+def backup_files(backup: Backup, runner: running.Runner) -> None:
+    root = data_dir()
+    if not root.is_dir():
+        raise InvalidInput(
+            f"The A4C data dir {root} does not exist "
+            f"(A4C_DATA_DIR, from {settings.A4C_DATA_DIR_SOURCE})."
+        )
+    runner.phase("files", reset_counters=True)
+
+    def on_progress(p) -> None:
+        runner.progress(
+            files_done=p.files_done,
+            files_total=p.files_total,
+            bytes_done=p.bytes_done,
+            bytes_total=p.bytes_total,
+        )
+
+    summary = store().backup_tree(
+        backup.name,
+        root,
+        exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
+        previous=previous_manifest(backup),
+        progress=on_progress,
+        check=runner.check,
+        workers=settings.A4C_FILE_WORKERS,
+        bandwidth=file_bandwidth(),
+    )
+    runner.update(
+        file_count=summary.files,
+        file_bytes=summary.bytes,
+        new_bytes=summary.new_bytes,
+        files_reused=summary.reused,
+        manifest_sha256=summary.manifest_sha256,
+        warnings=[*backup.warnings, *summary.warnings[:20]],
+    )
+    runner.flush(
+        files_done=summary.files,
+        files_total=summary.files,
+        bytes_done=summary.bytes,
+        bytes_total=summary.bytes,
+    )

@@ -1,0 +1,98 @@
+"""Deleting a backup set (snapshot, manifest, then the blobs no other set uses), and pinning
+one so that retention never deletes it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.conf import settings
+from django.utils import timezone
+
+from backups import audit
+from backups.audit import Actor, Outcome
+from backups.elastic import client as elastic
+from backups.errors import (
+    BackupError,
+    Busy,
+    InvalidInput,
+)
+from backups.models import (
+    Backup,
+)
+from backups.operations import running
+from backups.operations.locking import claim
+from backups.operations.lookup import get_backup
+from backups.operations.places import store
+
+
+def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -> Backup:
+    """Deletes a backup's snapshot and manifest, then the blobs no other backup uses."""
+    backup = get_backup(backup_id)
+    if backup.status in (Backup.Status.PENDING, Backup.Status.RUNNING):
+        raise InvalidInput(f"Backup {backup.name} is {backup.status}: cancel it first.")
+    if backup.status in (Backup.Status.DELETED, Backup.Status.DELETING):
+        raise InvalidInput(f"Backup {backup.name} is already {backup.status}.")
+    try:
+        claim("delete", backup, backup.name, actor, 0)
+    except Busy as busy:
+        audit.record(
+            actor,
+            "backup.delete",
+            target=backup.name,
+            outcome=Outcome.REFUSED,
+            message=str(busy),
+            backup=backup,
+        )
+        raise
+    previous_status = backup.status
+    try:
+        Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.DELETING)
+        if backup.snapshot_name or (backup.include_elasticsearch and backup.indices):
+            elastic.cluster().delete_snapshot(
+                backup.repository or settings.A4C_ES_REPOSITORY, backup.snapshot_name or backup.name
+            )
+        store().delete_manifest(backup.name)
+        store().discard_partial(backup.name)
+        Backup.objects.filter(pk=backup.pk).update(
+            status=Backup.Status.DELETED, deleted_at=timezone.now()
+        )
+        freed = store().collect_garbage() if collect else None
+    except BackupError as exc:
+        Backup.objects.filter(pk=backup.pk).update(status=previous_status, error_message=str(exc))
+        audit.record(
+            actor,
+            "backup.delete",
+            target=backup.name,
+            outcome=Outcome.FAILED,
+            message=str(exc),
+            backup=backup,
+        )
+        raise
+    finally:
+        running.release("delete", backup.pk)
+    audit.record(
+        actor,
+        "backup.delete",
+        target=backup.name,
+        outcome=Outcome.SUCCEEDED,
+        backup=backup,
+        parameters=dataclasses.asdict(freed) if freed else {},
+    )
+    backup.refresh_from_db()
+    return backup
+
+
+def set_pinned(backup_id: int | str, actor: Actor, pinned: bool) -> Backup:
+    """Pins (or unpins) a backup: retention never removes a pinned one."""
+    backup = get_backup(backup_id)
+    Backup.objects.filter(pk=backup.pk).update(pinned=pinned)
+    audit.record(
+        actor,
+        "backup.pin",
+        target=backup.name,
+        backup=backup,
+        outcome=Outcome.SUCCEEDED,
+        parameters={"pinned": pinned},
+    )
+    backup.refresh_from_db()
+    return backup

@@ -1,0 +1,29 @@
+"""Where the work happens, from the settings: the backup storage, the data dir, A4C's indices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from django.conf import settings
+
+from backups.elastic import client as elastic
+from backups.storage.store import Store, parse_bandwidth
+
+
+def store() -> Store:
+    return Store(Path(settings.A4C_BACKUP_DIR))
+
+
+def file_bandwidth() -> int:
+    """A4C_FILE_BANDWIDTH in bytes per second (0: no limit); ConfigError if it is not one."""
+    return parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
+
+
+def data_dir() -> Path:
+    return Path(settings.A4C_DATA_DIR)
+
+
+def a4c_indices(cluster: elastic.Cluster, patterns: Iterable[str] | None = None) -> dict[str, dict]:
+    include = list(patterns or settings.A4C_INDEX_INCLUDE)
+    return cluster.indices(include=include, exclude=settings.A4C_INDEX_EXCLUDE)

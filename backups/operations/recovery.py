@@ -1,0 +1,152 @@
+"""Ending honestly the runs whose worker died, and freeing a lock nobody holds any more.
+
+Called by the beat schedule, when a worker starts, and before giving up on a held lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from backups import audit
+from backups.audit import Actor, Outcome
+from backups.errors import (
+    BackupError,
+)
+from backups.models import (
+    Backup,
+    RestoreRun,
+)
+from backups.operations import running
+from backups.operations.backup_steps import end_backup
+from backups.operations.places import data_dir, store
+
+
+def recover_stale_runs(now=None) -> list[str]:
+    """Finds runs whose worker died and ends them honestly; frees a lock nobody holds."""
+    now = now or timezone.now()
+    stale = now - timezone.timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS)
+    never_started = now - timezone.timedelta(seconds=settings.A4C_PENDING_TIMEOUT_SECONDS)
+    system = Actor.system("recovery")
+    notes = []
+    for backup in Backup.objects.filter(status=Backup.Status.RUNNING, heartbeat_at__lt=stale):
+        message = (
+            "The worker running this backup stopped answering during "
+            f"{backup.phase or 'its start'} (killed or lost); the partial snapshot and manifest "
+            "were removed."
+        )
+        if Backup.objects.filter(
+            pk=backup.pk, status=Backup.Status.RUNNING, heartbeat_at__lt=stale
+        ).update(status=Backup.Status.FAILED, finished_at=now, error_message=message):
+            end_backup(backup, Backup.Status.FAILED, message)
+            running.release("backup", backup.pk)
+            audit.record(
+                system,
+                "backup.recover",
+                target=backup.name,
+                outcome=Outcome.FAILED,
+                message=message,
+                backup=backup,
+            )
+            notes.append(f"backup {backup.name}: {message}")
+    for backup in Backup.objects.filter(status=Backup.Status.PENDING, created_at__lt=never_started):
+        message = "No worker started this backup in time; is the Celery worker running?"
+        if Backup.objects.filter(pk=backup.pk, status=Backup.Status.PENDING).update(
+            status=Backup.Status.FAILED, finished_at=now, error_message=message
+        ):
+            running.release("backup", backup.pk)
+            audit.record(
+                system,
+                "backup.recover",
+                target=backup.name,
+                outcome=Outcome.FAILED,
+                message=message,
+                backup=backup,
+            )
+            notes.append(f"backup {backup.name}: {message}")
+    for run in RestoreRun.objects.select_related("backup", "safety_backup").filter(
+        status=RestoreRun.Status.RUNNING, heartbeat_at__lt=stale
+    ):
+        message = (
+            f"The worker running this restore stopped answering during {run.phase or 'its start'}. "
+            + (rollback_hint(run) if run.state.get("changed") else "Nothing had been changed yet.")
+        )
+        if run.state.get("old_tree"):
+            try:  # the data dir goes back to wholly old at once; the rollback does the rest
+                store().undo_restore(data_dir(), Path(run.state["old_tree"]))
+            except BackupError as exc:
+                message += f" The kept previous data dir could not be put back: {exc}."
+        try:  # a half-built staging tree beside the data dir: as big as the data, and useless
+            store().discard_staging(data_dir())
+        except BackupError as exc:
+            message += f" Its staging tree could not be removed: {exc}."
+        if RestoreRun.objects.filter(
+            pk=run.pk, status=RestoreRun.Status.RUNNING, heartbeat_at__lt=stale
+        ).update(
+            status=RestoreRun.Status.INTERRUPTED
+            if run.state.get("changed")
+            else RestoreRun.Status.FAILED,
+            finished_at=now,
+            error_message=message,
+        ):
+            if run.safety_backup_id and run.safety_backup.status == Backup.Status.RUNNING:
+                end_backup(run.safety_backup, Backup.Status.FAILED, "Interrupted with its restore.")
+            running.release("restore", run.pk)
+            audit.record(
+                system,
+                "restore.recover",
+                target=run.backup.name,
+                outcome=Outcome.FAILED,
+                message=message,
+                restore=run,
+                backup=run.backup,
+            )
+            notes.append(f"restore #{run.pk}: {message}")
+    for run in RestoreRun.objects.filter(
+        status=RestoreRun.Status.PENDING, created_at__lt=never_started
+    ):
+        if RestoreRun.objects.filter(pk=run.pk, status=RestoreRun.Status.PENDING).update(
+            status=RestoreRun.Status.FAILED,
+            finished_at=now,
+            error_message="No worker started this restore in time; nothing was changed.",
+        ):
+            running.release("restore", run.pk)
+            notes.append(f"restore #{run.pk}: never started")
+    notes.extend(_free_orphan_lock())
+    return notes
+
+
+def _free_orphan_lock() -> list[str]:
+    lock = running.lock_holder()
+    if lock is None:
+        return []
+    model = {"backup": Backup, "restore": RestoreRun, "delete": Backup}.get(lock.kind)
+    if lock.kind == "delete":
+        alive = Backup.objects.filter(pk=lock.run_id, status=Backup.Status.DELETING).exists()
+        stale = lock.acquired_at and lock.acquired_at < timezone.now() - timezone.timedelta(hours=1)
+        alive = alive and not stale
+    else:
+        alive = (
+            model is not None
+            and model.objects.filter(pk=lock.run_id, status__in=model.ACTIVE).exists()
+        )
+    if alive:
+        return []
+    running.release(lock.kind, lock.run_id)
+    return [f"lock held by finished {lock.kind} {lock.label} released"]
+
+
+def record_worker_heartbeat() -> None:
+    """A worker ran a scheduled task just now: the dashboard and /metrics read this."""
+    from backups.models import SystemState
+
+    SystemState.objects.update_or_create(
+        key="worker-heartbeat", defaults={"value": {"at": timezone.now().isoformat()}}
+    )
+
+
+def rollback_hint(run: RestoreRun) -> str:
+    if run.safety_backup_id:
+        return f"Restore safety backup {run.safety_backup.name} to return to the state before."
+    return "No safety backup was taken: restore an earlier backup."

@@ -1,0 +1,82 @@
+"""What a restore checks: that the backup is whole before anything is touched, and that the
+restored data matches it afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.conf import settings
+
+from backups.elastic import client as elastic
+from backups.errors import DamagedBackup
+from backups.models import Backup
+from backups.operations import running
+from backups.operations.places import data_dir, store
+
+
+def check_backup_is_whole(
+    backup: Backup, rows: list[dict], files: bool, runner: running.Runner
+) -> None:
+    """Refuses a damaged backup before anything is changed, even the safety backup.
+
+    The snapshot must be there and whole, with the indices to restore; the manifest whole and
+    every blob it names present with the right hash. The files step re-hashes while copying,
+    but by then Elasticsearch would already have been restored.
+    """
+    problems: list[str] = []
+    wanted = [r["name"] for r in rows if r["action"] in ("replace", "create")]
+    if wanted:
+        repository = backup.repository or settings.A4C_ES_REPOSITORY
+        snapshot = backup.snapshot_name or backup.name
+        found = elastic.cluster().snapshot(repository, snapshot)
+        if found is None:
+            problems.append(f"snapshot {snapshot} is missing from repository {repository}")
+        elif found.get("state") != "SUCCESS":
+            problems.append(f"snapshot {snapshot} is {found.get('state')}, not SUCCESS")
+        else:
+            missing = sorted(set(wanted) - set(found.get("indices", [])))
+            if missing:
+                problems.append(f"snapshot {snapshot} lacks indices {', '.join(missing)}")
+    if files:
+
+        def on_progress(p) -> None:
+            runner.progress(files_done=p.files_done, files_total=p.files_total)
+
+        report = store().verify(backup.name, progress=on_progress, check=runner.check)
+        problems.extend(report.problems)
+    if problems:
+        raise DamagedBackup(
+            f"Backup {backup.name} is damaged, so nothing was restored: "
+            + "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+            + ". Verify it for the full list, and restore another backup."
+        )
+
+
+def verify_restored(backup: Backup, rows: list[dict], files: bool, file_mode: str) -> list[str]:
+    problems = []
+    if rows:
+        # one listing (a refresh and a multi-search) for all, not two requests per index
+        now = elastic.cluster().indices(include=[row["target"] for row in rows])
+        approximate = any("approximate" in w for w in backup.warnings)
+        for row in rows:
+            found = now.get(row["target"])
+            if row["action"] == "remove":
+                if found:
+                    problems.append(f"index {row['target']} should have been removed")
+            elif found is None:
+                problems.append(f"index {row['target']} is missing")
+            elif found["docs"] != row["docs_in_backup"] and not approximate:
+                problems.append(
+                    f"index {row['target']} holds {found['docs']} documents, "
+                    f"the backup {row['docs_in_backup']}"
+                )
+    if files:
+        plan = store().plan_restore(
+            backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+        )
+        plan_dict = dataclasses.asdict(plan)
+        for key in ("added", "changed", "removed"):
+            if plan_dict.get(key):
+                problems.append(f"{plan_dict[key]} files would still be {key}")
+    return problems

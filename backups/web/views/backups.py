@@ -1,0 +1,204 @@
+"""The backup pages: the list, a new backup, one backup (live while it runs), verify, pin,
+cancel, delete, and its manifest."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from backups import operations, tasks
+from backups.audit import Actor
+from backups.errors import BackupError, InvalidInput, QueueUnavailable
+from backups.models import Backup
+from backups.web import queries
+from backups.web.forms import (
+    BackupFilterForm,
+    BackupForm,
+    check_new_name,
+    error_text,
+)
+from backups.web.permissions import requires
+from backups.web.queries import page_of
+
+log = logging.getLogger(__name__)
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def backup_list(request: HttpRequest) -> HttpResponse:
+    filters = BackupFilterForm(request.GET or None)
+    queryset = filters.filter(Backup.objects.order_by("-created_at", "-id"))
+    page = page_of(request, queryset)
+    for backup in page.object_list:
+        backup.took = queries.human_duration(backup.duration)
+    return render(request, "backups/backup_list.html", {"filters": filters, "page": page})
+
+
+@requires("add_backup", "backup.create")
+def backup_new(request: HttpRequest) -> HttpResponse:
+    index_names, es_problem = queries.live_indices()
+    if request.method == "POST":
+        form = BackupForm(request.POST, index_names=index_names)
+        if form.is_valid():
+            actor = Actor.from_request(request)
+            data = form.cleaned_data
+            try:
+                backup = operations.request_backup(
+                    actor,
+                    name=data["name"] or None,
+                    description=data["description"],
+                    include_elasticsearch=data["include_elasticsearch"],
+                    include_files=data["include_files"],
+                    indices=data["indices"],
+                )
+            except BackupError as exc:
+                form.add_error(None, error_text(exc))
+            else:
+                problem = _hand_to_worker("backup", backup.pk, actor)
+                if problem:
+                    messages.error(request, problem)
+                else:
+                    messages.success(request, f"Backup {backup.name} started.")
+                return redirect("backups:backup_detail", pk=backup.pk)
+    else:
+        form = BackupForm(
+            initial={"name": operations.default_backup_name()}, index_names=index_names
+        )
+    context = {
+        "form": form,
+        "indices": index_names,
+        "es_problem": es_problem,
+        "running": queries.running_operation(),
+    }
+    return render(request, "backups/backup_new.html", context)
+
+
+@requires("add_backup", "backup.create")
+@require_GET
+def backup_name_check(request: HttpRequest) -> HttpResponse:
+    """The verdict on a name as it is typed: a one-line fragment."""
+    name = request.GET.get("name", "").strip()
+    if not name:
+        return render(
+            request,
+            "backups/fragments/name_check.html",
+            {"ok": True, "message": "A dated name will be used."},
+        )
+    try:
+        check_new_name(name)
+    except InvalidInput as exc:
+        return render(
+            request, "backups/fragments/name_check.html", {"ok": False, "message": exc.message}
+        )
+    return render(
+        request, "backups/fragments/name_check.html", {"ok": True, "message": f"{name} is free."}
+    )
+
+
+def _backup_context(backup: Backup) -> dict:
+    indices = sorted((backup.indices or {}).items())
+    return {
+        "backup": backup,
+        "progress": queries.progress_of(backup),
+        "took": queries.human_duration(backup.duration),
+        "indices": indices,
+        "index_bytes": sum(i.get("size", 0) for _, i in indices),
+        "restores": queries.restores_protected_by(backup),
+    }
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def backup_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    backup = get_object_or_404(Backup, pk=pk)
+    return render(request, "backups/backup_detail.html", _backup_context(backup))
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def backup_live(request: HttpRequest, pk: int) -> HttpResponse:
+    backup = get_object_or_404(Backup, pk=pk)
+    return render(request, "backups/fragments/backup_body.html", _backup_context(backup))
+
+
+@requires("verify_backup", "backup.verify")
+@require_POST
+def backup_verify(request: HttpRequest, pk: int) -> HttpResponse:
+    """Hands the verification to a worker: it re-reads every file, longer than a request."""
+    backup = get_object_or_404(Backup, pk=pk)
+    actor = Actor.from_request(request)
+    try:
+        operations.request_verify(backup.pk, actor)
+        tasks.enqueue("verify", backup.pk, actor)
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        messages.info(
+            request, f"Verifying backup {backup.name}: this page shows the result when it ends."
+        )
+    return redirect("backups:backup_detail", pk=backup.pk)
+
+
+@requires("delete_backup", "backup.delete")
+def backup_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    backup = get_object_or_404(Backup, pk=pk)
+    if request.method == "POST":
+        try:
+            operations.delete_backup(backup.pk, Actor.from_request(request))
+        except BackupError as exc:
+            messages.error(request, error_text(exc))
+            return redirect("backups:backup_detail", pk=backup.pk)
+        messages.success(request, f"Backup {backup.name} deleted.")
+        return redirect("backups:backup_list")
+    return render(request, "backups/backup_delete.html", {"backup": backup})
+
+
+@requires("delete_backup", "backup.pin")
+@require_POST
+def backup_pin(request: HttpRequest, pk: int) -> HttpResponse:
+    """Pinned backups are kept by retention; quick, so no worker is involved."""
+    backup = get_object_or_404(Backup, pk=pk)
+    pinned = request.POST.get("pinned") == "1"
+    operations.set_pinned(backup.pk, Actor.from_request(request), pinned)
+    messages.success(request, f"Backup {backup.name} {'pinned' if pinned else 'unpinned'}.")
+    return redirect("backups:backup_detail", pk=backup.pk)
+
+
+@requires("cancel_operation", "backup.cancel")
+@require_POST
+def backup_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    backup = get_object_or_404(Backup, pk=pk)
+    try:
+        operations.cancel("backup", backup.pk, Actor.from_request(request))
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        messages.info(request, f"Cancel requested for backup {backup.name}.")
+    return redirect("backups:backup_detail", pk=backup.pk)
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def backup_manifest(request: HttpRequest, pk: int) -> HttpResponse:
+    backup = get_object_or_404(Backup, pk=pk)
+    if not backup.include_files or backup.status != Backup.Status.SUCCEEDED:
+        messages.error(request, f"Backup {backup.name} has no file manifest to download.")
+        return redirect("backups:backup_detail", pk=backup.pk)
+    response = StreamingHttpResponse(
+        queries.manifest_lines(backup), content_type="application/x-ndjson"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{backup.name}.manifest.jsonl"'
+    return response
+
+
+def _hand_to_worker(kind: str, run_id: int, actor: Actor) -> str:
+    """What to tell the person when the run could not be queued (it was taken back), or ""."""
+    try:
+        tasks.enqueue(kind, run_id, actor)
+    except QueueUnavailable as exc:
+        return str(exc)
+    return ""

@@ -1,0 +1,54 @@
+"""The dashboard: what runs now, the last good backup, recent runs, health, policies."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from backups.doctor import checks as health
+from backups.web import queries
+from backups.web.permissions import requires
+from backups.web.views.policies import policies_panel_context
+
+log = logging.getLogger(__name__)
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "backups/dashboard.html", _live_context())
+
+
+def _live_context() -> dict:
+    running = queries.running_operation()
+    return {
+        "running": running,
+        "running_progress": queries.progress_of(running.run) if running and running.run else None,
+        "last_good": queries.last_good_backup(),
+        "latest_backups": queries.latest_backups(),
+        "latest_restores": queries.latest_restores(),
+        **policies_panel_context(),
+    }
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def dashboard_live(request: HttpRequest) -> HttpResponse:
+    return render(request, "backups/fragments/dashboard_live.html", _live_context())
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def health_fragment(request: HttpRequest) -> HttpResponse:
+    try:
+        checks = health.run_checks()
+    except Exception as exc:  # noqa: BLE001 - the panel must render even when a check breaks
+        log.exception("health checks failed")
+        checks = None
+        failure = str(exc)
+    else:
+        failure = ""
+    return render(request, "backups/fragments/health.html", {"checks": checks, "failure": failure})

@@ -1,0 +1,184 @@
+"""The restore pages: a new restore (plan first, then a typed confirmation), the list, one
+restore (live while it runs), cancel and roll back."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from backups import operations, tasks
+from backups.audit import Actor
+from backups.errors import BackupError, Busy, QueueUnavailable
+from backups.models import Backup, RestoreRun
+from backups.web import queries
+from backups.web.forms import (
+    ConfirmRestoreForm,
+    RestoreFilterForm,
+    RestoreForm,
+    error_text,
+)
+from backups.web.permissions import requires
+from backups.web.queries import page_of
+
+log = logging.getLogger(__name__)
+
+
+@requires("restore_backup", "restore.request")
+def restore_new(request: HttpRequest) -> HttpResponse:
+    """Choose, see the plan, type the name, start: one page, bound from GET then POST."""
+    source = request.POST if request.method == "POST" else request.GET
+    chosen = None
+    if source.get("backup", "").isdigit():
+        chosen = Backup.objects.filter(pk=int(source["backup"])).first()
+    bound = request.method == "POST" or "scope" in request.GET
+    backups = queries.restorable_backups()
+    if chosen is None and not bound and backups:
+        chosen = backups[0]
+    form = RestoreForm(
+        source if bound else None,
+        backups=backups,
+        chosen=chosen,
+        initial={"backup": chosen.pk if chosen else None},
+    )
+    confirm = ConfirmRestoreForm(request.POST if request.method == "POST" else None)
+    context = {
+        "form": form,
+        "confirm_form": confirm,
+        "chosen": chosen,
+        "plan": None,
+        "plan_error": "",
+        "start_error": "",
+        "running": queries.running_operation(),
+    }
+    if not bound or not form.is_valid():
+        return render(request, "backups/restore_new.html", context)
+    arguments = form.plan_arguments()
+    if request.method == "POST":
+        actor = Actor.from_request(request)
+        try:
+            run = operations.request_restore(
+                form.cleaned_data["backup"],
+                actor,
+                confirm=request.POST.get("confirm", "").strip(),
+                safety_backup=form.cleaned_data["safety_backup"],
+                **arguments,
+            )
+        except BackupError as exc:
+            context["start_error"] = error_text(exc)
+            status = 409 if isinstance(exc, Busy) else 200
+        else:
+            problem = _hand_to_worker("restore", run.pk, actor)
+            if problem:
+                messages.error(request, problem)
+            else:
+                messages.success(request, f"Restore of {run.backup.name} started.")
+            return redirect("backups:restore_detail", pk=run.pk)
+    else:
+        status = 200
+    try:
+        context["plan"] = operations.plan_restore(form.cleaned_data["backup"], **arguments)
+    except BackupError as exc:
+        context["plan_error"] = error_text(exc)
+    else:
+        context["counts"] = _plan_counts(context["plan"])
+    return render(request, "backups/restore_new.html", context, status=status)
+
+
+def _plan_counts(plan: dict) -> dict:
+    rows = plan.get("indices") or []
+    return {a: sum(1 for r in rows if r["action"] == a) for a in ("replace", "create", "remove")}
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def restore_list(request: HttpRequest) -> HttpResponse:
+    filters = RestoreFilterForm(request.GET or None)
+    queryset = filters.filter(
+        RestoreRun.objects.select_related("backup", "safety_backup").order_by("-created_at", "-id")
+    )
+    page = page_of(request, queryset)
+    for run in page.object_list:
+        run.took = queries.human_duration(run.duration)
+    return render(request, "backups/restore_list.html", {"filters": filters, "page": page})
+
+
+def _restore_context(run: RestoreRun) -> dict:
+    plan = run.plan or {}
+    return {
+        "run": run,
+        "progress": queries.progress_of(run),
+        "took": queries.human_duration(run.duration),
+        "plan": plan,
+        "counts": _plan_counts(plan),
+        "rollbacks": list(run.rollbacks.order_by("-created_at")[:5]),
+        "can_roll_back": (
+            not run.is_active
+            and not run.rolled_back
+            and run.safety_backup is not None
+            and run.safety_backup.is_restorable
+        ),
+    }
+
+
+def _get_restore(pk: int) -> RestoreRun:
+    return get_object_or_404(
+        RestoreRun.objects.select_related("backup", "safety_backup", "rollback_of__backup"), pk=pk
+    )
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def restore_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "backups/restore_detail.html", _restore_context(_get_restore(pk)))
+
+
+@requires("view_backup", "page.view")
+@require_GET
+def restore_live(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(
+        request, "backups/fragments/restore_body.html", _restore_context(_get_restore(pk))
+    )
+
+
+@requires("cancel_operation", "restore.cancel")
+@require_POST
+def restore_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _get_restore(pk)
+    try:
+        operations.cancel("restore", run.pk, Actor.from_request(request))
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        messages.info(request, "Cancel requested: the restore stops and puts back what it changed.")
+    return redirect("backups:restore_detail", pk=run.pk)
+
+
+@requires("rollback_restore", "restore.rollback")
+@require_POST
+def restore_rollback(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _get_restore(pk)
+    actor = Actor.from_request(request)
+    try:
+        rollback = operations.request_rollback(run.pk, actor)
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+        return redirect("backups:restore_detail", pk=run.pk)
+    problem = _hand_to_worker("restore", rollback.pk, actor)
+    if problem:
+        messages.error(request, problem)
+    else:
+        messages.success(request, f"Rolling back restore #{run.pk}.")
+    return redirect("backups:restore_detail", pk=rollback.pk)
+
+
+def _hand_to_worker(kind: str, run_id: int, actor: Actor) -> str:
+    """What to tell the person when the run could not be queued (it was taken back), or ""."""
+    try:
+        tasks.enqueue(kind, run_id, actor)
+    except QueueUnavailable as exc:
+        return str(exc)
+    return ""

@@ -1,0 +1,118 @@
+"""The house rules a reviewer would otherwise check by hand: no import circle anywhere in the
+app, no private name imported from another module, no module past the size a reader holds in
+mind, and the outside systems each reached through their one door."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("backups", "a4c_backup")
+MAX_LINES = 500
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            found[dotted.removesuffix(".__init__")] = path
+    return found
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> list[tuple[str, list[str], int]]:
+    """(module imported, names taken from it, line) for every import, at any depth."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, [], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                # "from backups.operations import running" imports the module running.
+                child = f"{base}.{alias.name}"
+                if child in known:
+                    found.append((child, [], node.lineno))
+                else:
+                    found.append((base, [alias.name], node.lineno))
+    return [(m, names, line) for m, names, line in found if m in known]
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {
+        name: {m for m, _, _ in imports_of(name, path, set(known))} - {name}
+        for name, path in known.items()
+    }
+
+
+def test_the_app_has_no_import_circle():
+    edges = graph()
+    # A package's __init__ re-exporting its own modules is not a circle through them.
+    for name in edges:
+        edges[name] = {m for m in edges[name] if not name.startswith(m + ".")}
+    state: dict[str, str] = {}
+    circles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                circles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
+
+
+def test_no_module_imports_a_private_name_from_another():
+    known = modules()
+    offences = []
+    for name, path in known.items():
+        for module, names, line in imports_of(name, path, set(known)):
+            where = f"{path.relative_to(ROOT)}:{line}"
+            offences += [f"{where} {module}.{n}" for n in names if n.startswith("_")]
+    assert not offences, "private names imported across modules:\n" + "\n".join(offences)
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_no_module_is_longer_than_a_reader_holds_in_mind(name):
+    lines = len(modules()[name].read_text().splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines: split it by concern"
+
+
+DOORS = {
+    "elasticsearch": "backups.elastic",
+    "elastic_transport": "backups.elastic",
+}
+
+
+def test_only_the_elasticsearch_door_imports_the_elasticsearch_client():
+    known = modules()
+    strays = []
+    for name, path in known.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            roots = []
+            if isinstance(node, ast.Import):
+                roots = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                roots = [node.module.split(".")[0]]
+            for root in roots:
+                door = DOORS.get(root)
+                if door and not name.startswith(door):
+                    strays.append(f"{name} imports {root}")
+    assert not strays, "\n".join(strays)
