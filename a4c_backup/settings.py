@@ -175,7 +175,8 @@ A4C_BACKUP_DIR = Path(
 A4C_BACKUP_DIR_SOURCE = _source("A4C_BACKUP_DIR", "backup.files_dir", "files_dir")
 # Top-level directories of the data dir that are caches, left out of every backup.
 A4C_EXCLUDE_DIRS = env.list("A4C_EXCLUDE_DIRS", default=["work", "tmp", "upload"])
-A4C_FILE_WORKERS = env.int("A4C_FILE_WORKERS", default=4)
+# No more file threads than cores: on two, a third and fourth only contend for the GIL.
+A4C_FILE_WORKERS = env.int("A4C_FILE_WORKERS", default=min(4, os.cpu_count() or 1))
 # A cap on the disk bandwidth of file copying (backup reads, restore writes), so that a backup
 # of a live A4C leaves it room: bytes per second like 50M, or 0 for none.
 A4C_FILE_BANDWIDTH = env.str("A4C_FILE_BANDWIDTH", default="0")

@@ -1,5 +1,5 @@
 """What the benchmark scripts share: the scratch workspace, Django on a scratch database,
-timing with a final sync, medians, and the size arguments.
+timing in-process with a final sync (the Elasticsearch steps), medians, and the sizes.
 
 Nothing here runs in the test suite: bench/run.py is the only entry point.
 """
@@ -77,27 +77,6 @@ def timed(step: Callable[[], object], *, cold: bool = False) -> tuple[float, obj
     result = step()
     sync()
     return time.perf_counter() - started, result
-
-
-def cpu_seconds() -> float:
-    """User and system time of this process and of the children it waited for (cp)."""
-    now = os.times()
-    return now.user + now.system + now.children_user + now.children_system
-
-
-def timed_cpu(step: Callable[[], object], *, cold: bool = False) -> tuple[float, float, object]:
-    """timed(), and the CPU seconds the step used (every thread, and cp as a child)."""
-    before = cpu_seconds()
-    seconds, result = timed(step, cold=cold)
-    return seconds, cpu_seconds() - before, result
-
-
-def cp_a(src: Path, dst: Path) -> None:
-    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
-
-
-def tar_c(src: Path, archive: Path) -> None:
-    subprocess.run(["tar", "-C", str(src), "-cf", str(archive), "."], check=True)
 
 
 def rm(path: Path) -> None:

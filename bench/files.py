@@ -1,153 +1,217 @@
-"""File backup and restore against cp -a, side by side in each run.
+"""File backup and restore side by side with `cp -a` and restic, on one medium.
 
-One run, on a demo data dir already generated:
+One run, on a demo data dir already generated, every step a process measured alike
+(bench/process.py: wall time with a syncfs of the medium, CPU user and system, peak RSS):
 
-1. cp -a of the data dir to the same disk, tar -cf of it into one archive there, and the full
-   backup into a fresh store (the order rotates between runs, so the page cache favours none);
-2. a second backup of the unchanged data (previous = the full one): its time against the full
-   backup's, and the bytes it stored (must be zero); and against `find -printf` of the same
-   metadata, the floor of any change detection that does not read the files;
-3. 1 % of the files rewritten (same size, new bytes), then a backup: its time against the
-   full backup's and against "1 % of the full backup + the unchanged scan";
-4. restore of the full backup into a new data dir, then cp -a of the copy back (alternating).
+1. `cp -a` of the data dir beside it (the reference of a full backup);
+2. a4c-backup: the full backup into a fresh store, a second backup of the unchanged tree
+   (previous = the full one), the `find -printf` scan of the same metadata (the floor of any
+   change detection that does not read the files), then the data dir is deleted and restored
+   from the store into its place, checked (files and bytes), and the store deleted;
+3. restic (Debian's package): the same three steps into a fresh repository;
+4. `cp -a` of the data dir again (the reference of a restore: writing the same tree anew).
 
-Every time includes a final sync(2): the backup syncs before it writes its manifest, so cp
-and restore must pay for their writes too.
+Steps 2 and 3 swap places every other run. Deleting the data dir before each restore keeps
+what the medium holds at once to the data and one copy (two on a tmpfs is RAM: 10 GiB at
+5 GiB of data); the restored tree, checked, is the data dir of the steps that follow.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import subprocess
+import sys
 from pathlib import Path
 
-from backups.storage.store import Store
-from bench.common import cp_a, median, rm, say, tar_c, timed, timed_cpu
+from bench.common import drop_caches, median, rm, say
+from bench.process import Measured, environment, measure, syscalls
 
 CACHES = ("work", "tmp", "upload")
+PASSWORD = "bench"  # a throwaway repository, deleted after each run
 
 
-def data_files(root: Path) -> list[str]:
-    found = []
+def tree_totals(root: Path) -> tuple[int, int]:
+    """Files and bytes outside the cache dirs: what a restore must bring back."""
+    files = total = 0
     for top, dirs, names in os.walk(root):
         if top == str(root):
             dirs[:] = [d for d in dirs if d not in CACHES]
-        found.extend(
-            os.path.join(top, n) for n in names if not os.path.islink(os.path.join(top, n))
+        for name in names:
+            st = os.lstat(os.path.join(top, name))
+            if not os.path.islink(os.path.join(top, name)):
+                files += 1
+                total += st.st_size
+    return files, total
+
+
+def step(*args: str, workers: int) -> list[str]:
+    return [sys.executable, "-m", "bench.step", *args, "--workers", str(workers)]
+
+
+class Tools:
+    """The commands of one run; paths under work/, the data dir at data."""
+
+    def __init__(self, data: Path, work: Path, workers: int, cold: bool = False):
+        self.data, self.work, self.workers, self.cold = data, work, workers, cold
+        self.store = work / "store"
+        self.repo = work / "restic-repo"
+        self.copy = work / "cp-copy"
+        self.restic_env = environment(
+            RESTIC_REPOSITORY=str(self.repo),
+            RESTIC_PASSWORD=PASSWORD,
+            RESTIC_CACHE_DIR=str(work / "restic-cache"),
         )
-    return sorted(found)
+        self.project = Path(__file__).resolve().parent.parent
 
+    def cp(self) -> list[str]:
+        return ["cp", "-a", str(self.data), str(self.copy)]
 
-def find_printf(root: Path) -> None:
-    with open(os.devnull, "w") as sink:
+    def scan(self) -> list[str]:
+        return ["find", str(self.data), "-printf", "%s %T@ %C@ %i %m %U %G %y %p\\n"]
+
+    def ours_full(self) -> list[str]:
+        return step("backup", str(self.data), str(self.store), "full", workers=self.workers)
+
+    def ours_unchanged(self) -> list[str]:
+        args = ("backup", str(self.data), str(self.store), "unchanged", "full")
+        return step(*args, workers=self.workers)
+
+    def ours_restore(self) -> list[str]:
+        return step("restore", str(self.store), "full", str(self.data), workers=self.workers)
+
+    def restic_backup(self) -> list[str]:
+        excludes = [f"--exclude={self.data / name}" for name in CACHES]
+        return ["restic", "backup", "-q", ".", *excludes]
+
+    def restic_restore(self) -> list[str]:
+        return ["restic", "restore", "-q", "latest", "--target", str(self.data)]
+
+    def restic_init(self) -> None:
         subprocess.run(
-            ["find", str(root), "-printf", "%s %T@ %C@ %i %m %U %G %y %p\\n"],
-            stdout=sink,
-            check=True,
+            ["restic", "init", "-q"], env=self.restic_env, check=True, capture_output=True
         )
 
-
-def change_one_percent(files: list[str], rng: random.Random) -> int:
-    """Rewrites the first bytes of 1 % of the files; returns the bytes those files hold."""
-    chosen = rng.sample(files, max(1, len(files) // 100))
-    total = 0
-    for path in chosen:
-        os.chmod(path, 0o644)  # git objects are read-only
-        with open(path, "r+b") as f:
-            size = os.fstat(f.fileno()).st_size
-            f.write(os.urandom(min(16, size)))
-        total += size
-    return total
+    def run(self, args: list[str], cwd: Path | None = None, env=None) -> Measured:
+        if self.cold:
+            drop_caches()
+        return measure(args, self.work, cwd=cwd or self.project, env=env)
 
 
-def run_files(data: Path, work: Path, runs: int, workers: int, cold: bool) -> dict:
+def record(row: dict, key: str, measured: Measured) -> None:
+    row[key] = measured.seconds
+    row[f"{key}_user"], row[f"{key}_sys"] = measured.user, measured.system
+    row[f"{key}_rss_mb"] = measured.rss_mb
+
+
+def check_restored(tools: Tools, expected: tuple[int, int], who: str) -> None:
+    got = tree_totals(tools.data)
+    if got != expected:
+        raise RuntimeError(f"{who} restored {got} (files, bytes), expected {expected}")
+
+
+def run_ours(tools: Tools, row: dict, expected: tuple[int, int]) -> None:
+    full = tools.run(tools.ours_full())
+    record(row, "full", full)
+    row["files"], row["bytes"] = full.json()["files"], full.json()["bytes"]
+    again = tools.run(tools.ours_unchanged())
+    record(row, "unchanged", again)
+    row["unchanged_new_bytes"] = again.json()["new_bytes"]
+    record(row, "scan", tools.run(tools.scan()))
+    rm(tools.data)
+    record(row, "restore", tools.run(tools.ours_restore()))
+    check_restored(tools, expected, "a4c-backup")
+    rm(tools.store)
+
+
+def run_restic(tools: Tools, row: dict, expected: tuple[int, int]) -> None:
+    tools.restic_init()
+    env = tools.restic_env
+    record(row, "restic_full", tools.run(tools.restic_backup(), cwd=tools.data, env=env))
+    record(row, "restic_unchanged", tools.run(tools.restic_backup(), cwd=tools.data, env=env))
+    rm(tools.data)
+    record(row, "restic_restore", tools.run(tools.restic_restore(), env=env))
+    check_restored(tools, expected, "restic")
+    rm(tools.repo)
+    rm(tools.work / "restic-cache")
+
+
+def run_files(
+    data: Path, work: Path, runs: int, workers: int, restic: bool, cold: bool = False
+) -> dict:
     """Times and ratios for one data dir; every ratio is taken within one run, then medians."""
-    files = data_files(data)
-    rng = random.Random(7)
+    tools = Tools(data, work, workers, cold)
+    expected = tree_totals(data)
     rows: list[dict] = []
     for i in range(runs):
-        copy, store_dir = work / "cp-copy", work / "store"
-        store = Store(store_dir)
         row: dict = {"run": i}
-
-        def do_cp(copy=copy):
-            cp_a(data, copy)
-
-        def do_full(store=store):
-            return store.backup_tree("full", data, workers=workers)
-
-        def do_tar(archive=work / "tree.tar"):
-            tar_c(data, archive)
-
-        # the three in turn, so that the page cache favours none of them
-        steps = [("cp", do_cp), ("full", do_full), ("tar", do_tar)]
-        for key, step in steps[i % 3 :] + steps[: i % 3]:
-            row[key], row[f"{key}_cpu"], result = timed_cpu(step, cold=cold)
-            if key == "full":
-                full = result
-        rm(work / "tree.tar")
-        row["full_bytes"], row["files"] = full.bytes, full.files
-
-        row["unchanged"], again = timed(
-            lambda store=store: store.backup_tree(
-                "unchanged", data, previous="full", workers=workers
-            ),
-            cold=cold,
-        )
-        row["unchanged_new_bytes"], row["unchanged_read"] = again.new_bytes, again.read
-        # the floor of any change detection by metadata: a C walk that lstat()s every entry
-        row["scan"], _ = timed(lambda: find_printf(data), cold=cold)
-
-        row["changed_bytes"] = change_one_percent(files, rng)
-        row["one_percent"], inc = timed(
-            lambda store=store: store.backup_tree(
-                "one-percent", data, previous="unchanged", workers=workers
-            ),
-            cold=cold,
-        )
-        row["one_percent_read"], row["one_percent_new_bytes"] = inc.read, inc.new_bytes
-
-        restored, back = work / "restored", work / "cp-back"
-
-        def do_restore(store=store, restored=restored):
-            store.restore_tree("full", restored, workers=workers)
-
-        def do_cp_back(copy=copy, back=back):
-            cp_a(copy, back)
-
-        if i % 2 == 0:
-            row["restore"], row["restore_cpu"], _ = timed_cpu(do_restore, cold=cold)
-            row["cp_back"], row["cp_back_cpu"], _ = timed_cpu(do_cp_back, cold=cold)
-        else:
-            row["cp_back"], row["cp_back_cpu"], _ = timed_cpu(do_cp_back, cold=cold)
-            row["restore"], row["restore_cpu"], _ = timed_cpu(do_restore, cold=cold)
-
-        for path in (copy, back, restored, store_dir):
-            rm(path)
+        record(row, "cp", tools.run(tools.cp()))
+        rm(tools.copy)
+        sides = [run_ours, run_restic] if restic else [run_ours]
+        for side in sides if i % 2 == 0 else sides[::-1]:
+            side(tools, row, expected)
+        record(row, "cp_back", tools.run(tools.cp()))
+        rm(tools.copy)
         row["full_vs_cp"] = row["full"] / row["cp"]
-        row["full_vs_tar"] = row["full"] / row["tar"]
-        row["unchanged_vs_full"] = row["unchanged"] / row["full"]
         row["unchanged_vs_scan"] = row["unchanged"] / row["scan"]
-        row["one_percent_vs_full"] = row["one_percent"] / row["full"]
-        predicted = 0.01 * row["full"] + row["unchanged"]
-        row["one_percent_vs_predicted"] = row["one_percent"] / predicted
         row["restore_vs_cp"] = row["restore"] / row["cp_back"]
-        say(
-            f"  run {i + 1}/{runs}: cp {row['cp']:.2f}s tar {row['tar']:.2f}s "
-            f"full {row['full']:.2f}s "
-            f"unchanged {row['unchanged']:.2f}s 1% {row['one_percent']:.2f}s "
+        line = (
+            f"  run {i + 1}/{runs}: cp {row['cp']:.2f}s full {row['full']:.2f}s "
+            f"unchanged {row['unchanged']:.2f}s (scan {row['scan']:.2f}s) "
             f"restore {row['restore']:.2f}s cp back {row['cp_back']:.2f}s"
         )
+        if restic:
+            row["full_vs_restic"] = row["full"] / row["restic_full"]
+            row["unchanged_vs_restic"] = row["unchanged"] / row["restic_unchanged"]
+            row["restore_vs_restic"] = row["restore"] / row["restic_restore"]
+            line += (
+                f"; restic full {row['restic_full']:.2f}s unchanged "
+                f"{row['restic_unchanged']:.2f}s restore {row['restic_restore']:.2f}s"
+            )
+        say(line)
         rows.append(row)
     keys = [k for k, v in rows[0].items() if isinstance(v, float)]
     summary = {k: median([r[k] for r in rows]) for k in keys}
     summary.update(
         files=rows[0]["files"],
-        bytes=rows[0]["full_bytes"],
+        bytes=rows[0]["bytes"],
         unchanged_new_bytes=max(r["unchanged_new_bytes"] for r in rows),
-        unchanged_read=max(r["unchanged_read"] for r in rows),
-        one_percent_read=median([r["one_percent_read"] for r in rows]),
         runs=rows,
     )
     return summary
+
+
+def count_syscalls(data: Path, work: Path, workers: int, restic: bool) -> dict:
+    """System calls per file of each step, once (strace slows every call down)."""
+    tools = Tools(data, work, workers)
+    expected = tree_totals(data)
+    files = expected[0]
+    found: dict[str, dict] = {}
+
+    def count(key: str, args: list[str], cwd: Path | None = None, env=None) -> None:
+        calls = syscalls(args, cwd=cwd or tools.project, env=env)
+        total = sum(calls.values())
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+        found[key] = {
+            "total": total,
+            "per_file": total / files,
+            "top_per_file": {name: n / files for name, n in top},
+        }
+        say(f"  {key}: {total / files:.1f} system calls per file")
+
+    count("cp -a", tools.cp())
+    rm(tools.copy)
+    count("a4c-backup full backup", tools.ours_full())
+    rm(data)
+    count("a4c-backup restore", tools.ours_restore())
+    check_restored(tools, expected, "a4c-backup")
+    rm(tools.store)
+    if restic:
+        tools.restic_init()
+        env = tools.restic_env
+        count("restic full backup", tools.restic_backup(), cwd=data, env=env)
+        rm(data)
+        count("restic restore", tools.restic_restore(), env=env)
+        check_restored(tools, expected, "restic")
+        rm(tools.repo)
+        rm(work / "restic-cache")
+    return found

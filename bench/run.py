@@ -1,20 +1,26 @@
 """Runs the benchmarks of a4c-backup and prints a table; see BENCHMARKS.md for the figures.
 
+    bash bench/setup.sh        # once: restic, strace and the bench extra
     .venv/bin/python bench/run.py --sizes 0.1G,1G,5G --runs 3
+    .venv/bin/python bench/run.py --root /dev/shm/a4c-bench --sizes 1G,5G --runs 3
     .venv/bin/python bench/run.py --sizes tiny=20M:2000 --runs 3 --only files,memory
     .venv/bin/python bench/run.py --sizes 0.1G --only files --cache cold
 
 Needs the real Elasticsearch and Redis (scripts/services.sh start es redis) and root for
---cache cold (it empties the page cache). Everything is written under var/bench/<run>/
-(the data dirs, the copies, the stores, a scratch SQLite database) and deleted at the end,
-even when a step fails; the demo indices get a bench prefix and are deleted too. The results
-(JSON and a PNG of time against size) go to --out (default bench/results/).
+--cache cold (it empties the page cache). Everything is written under --root (default
+var/bench/, on the project's disk; a tmpfs such as /dev/shm takes the disk's noise out):
+<root>/run-<time>/ holds the data dirs, the copies, the stores, restic's repositories and a
+scratch SQLite database, and each copy, store and repository is deleted as soon as it is
+measured; the workspace is deleted at the end, even when a step fails, unless --keep, which
+keeps it and the generated data dirs in it. The demo indices get a bench prefix and are
+deleted too. The results (JSON and a PNG of time against size) go to --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import time
@@ -49,10 +55,21 @@ def main() -> int:
         default="warm",
         help="warm: data in the page cache; cold: emptied before each timed step (root)",
     )
-    parser.add_argument("--workers", type=int, default=4, help="backup_tree's thread pool")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="file threads (default: A4C_FILE_WORKERS)"
+    )
+    parser.add_argument("--root", type=Path, default=BENCH_ROOT, help="where to work")
     parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "results")
-    parser.add_argument("--keep", action="store_true", help="keep var/bench/<run> (debugging)")
-    parser.add_argument("--profile", action="store_true", help="pyinstrument one full backup")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the workspace and the generated data dirs"
+    )
+    parser.add_argument("--no-restic", action="store_true", help="leave restic out")
+    parser.add_argument(
+        "--no-syscalls", action="store_true", help="skip the strace count (first size only)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="pyinstrument one full backup and one restore"
+    )
     parser.add_argument(
         "--from-json", nargs="+", type=Path, metavar="RESULTS",
         help="measure nothing: merge these results.json files, print the table and plot",
@@ -70,36 +87,52 @@ def main() -> int:
     if args.cache != "warm" and not drop_caches():
         parser.error("--cache cold needs root: it writes /proc/sys/vm/drop_caches")
 
-    # data dir + cp copy + store + restored copy (+ cp back) at the same time
-    needed = max((s.bytes for s in sizes), default=0) * 5 + GiB
-    free = disk_free(BENCH_ROOT)
+    if not args.no_restic and not shutil.which("restic"):
+        parser.error("restic is not installed: run bash bench/setup.sh (or pass --no-restic)")
+    if not args.no_syscalls and not shutil.which("strace"):
+        parser.error("strace is not installed: run bash bench/setup.sh (or --no-syscalls)")
+    # the data dir and one copy of it (a store, a repository, a restore or a cp) at a time
+    needed = max((s.bytes for s in sizes), default=0) * 2 + GiB
+    root = args.root.resolve()
+    free = disk_free(root)
     if free < needed:
-        say(f"{free / GiB:.1f} GiB free under {BENCH_ROOT}, {needed / GiB:.1f} GiB needed")
+        say(f"{free / GiB:.1f} GiB free under {root}, {needed / GiB:.1f} GiB needed")
         return 1
-    workspace = BENCH_ROOT / time.strftime("run-%Y%m%d-%H%M%S")
+    workspace = root / time.strftime("run-%Y%m%d-%H%M%S")
     workspace.mkdir(parents=True)
     say(f"workspace {workspace} ({free / GiB:.0f} GiB free)")
+    started = time.monotonic()
     results: dict = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "root": str(root),
+        "workers": args.workers,
         "command": " ".join(["bench/run.py", *sys.argv[1:]]),
         "runs": args.runs,
         "sizes": {},
     }
     try:
         setup_django(workspace)
-        for size in sizes:
+        if args.workers is None:
+            from django.conf import settings
+
+            args.workers = results["workers"] = settings.A4C_FILE_WORKERS
+        for first, size in zip([True] + [False] * len(sizes), sizes, strict=False):
             if {"files", "memory", "es"} & set(sections):
-                results["sizes"][size.label] = run_size(size, workspace, sections, args)
+                results["sizes"][size.label] = run_size(size, workspace, sections, args, first)
         if "pages" in sections:
             from bench.pages import run_pages
 
             results["pages"] = run_pages(args.runs)
     finally:
-        if not args.keep:
+        if args.keep:
+            say(f"kept {workspace} and the data dirs in it")
+        else:
             rm(workspace)
-            if not any(BENCH_ROOT.iterdir()):
+            if root == BENCH_ROOT and not any(BENCH_ROOT.iterdir()):
                 BENCH_ROOT.rmdir()
             say(f"removed {workspace}")
+    results["minutes"] = round((time.monotonic() - started) / 60, 1)
+    say(f"measured in {results['minutes']} min")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print()
@@ -126,17 +159,18 @@ def report(paths: list[Path], out: Path) -> int:
     return 0
 
 
-def run_size(size, workspace: Path, sections: list[str], args) -> dict:
+def run_size(size, workspace: Path, sections: list[str], args, first: bool) -> dict:
     from backups.demo import generator as demo
     from backups.elastic import client as elastic
     from bench.es import run_es
-    from bench.files import run_files
+    from bench.files import count_syscalls, run_files
     from bench.memory import measure
 
     cluster = elastic.cluster()
     prefix = f"bench{int(time.time()) % 100000}-"
     data = workspace / f"data-{size.label}"
     result: dict = {"label": size.label}
+    restic = not args.no_restic
     try:
         say(f"{size.label}: generating {size.bytes / MiB:.0f} MiB in {size.files} files")
         started = time.perf_counter()
@@ -148,13 +182,16 @@ def run_size(size, workspace: Path, sections: list[str], args) -> dict:
         work = workspace / "work"
         work.mkdir(exist_ok=True)
         if args.profile:
-            result["profile"] = profile(data, work, args.workers, args.out, size.label)
+            result["profile"] = profile(data, work, args.out, size.label)
         if "files" in sections:
             for cache in ("warm", "cold") if args.cache == "both" else (args.cache,):
                 say(f"{size.label}: files, {cache} cache, {args.runs} runs")
                 result[f"files_{cache}"] = run_files(
-                    data, work, args.runs, args.workers, cold=cache == "cold"
+                    data, work, args.runs, args.workers, restic, cold=cache == "cold"
                 )
+            if first and not args.no_syscalls:
+                say(f"{size.label}: system calls per file (strace -c -f, once)")
+                result["syscalls"] = count_syscalls(data, work, args.workers, restic)
         if "memory" in sections:
             say(f"{size.label}: peak memory of a full backup")
             result["memory"] = measure(data, work / "memory-store", traced=False)
@@ -171,33 +208,62 @@ def run_size(size, workspace: Path, sections: list[str], args) -> dict:
         cluster.client.indices.delete(
             index=f"{prefix}*", expand_wildcards="all", ignore_unavailable=True
         )
-        rm(data)
+        if not args.keep:
+            rm(data)
         rm(workspace / "work")
     return result
 
 
-def profile(data: Path, work: Path, workers: int, out: Path, label: str) -> str:
+def profile(data: Path, work: Path, out: Path, label: str) -> str:
+    """pyinstrument of one full backup and one restore, with workers=0 so that the file work
+    runs in the profiled thread. The data dir is restored into its own place."""
     from pyinstrument import Profiler
 
     from backups.storage.store import Store
+    from bench.files import tree_totals
 
-    store_dir = work / "profile-store"
-    profiler = Profiler()
-    profiler.start()
-    Store(store_dir).backup_tree("profiled", data, workers=workers)
-    profiler.stop()
-    rm(store_dir)
+    store = Store(work / "profile-store")
+    expected = tree_totals(data)
+    texts = []
+    for what in ("backup", "restore"):
+        profiler = Profiler()
+        profiler.start()
+        if what == "backup":
+            store.backup_tree("profiled", data, workers=0)
+        else:
+            rm(data)
+            store.restore_tree("profiled", data, workers=0)
+        profiler.stop()
+        texts.append(f"== {what} ==\n" + profiler.output_text(unicode=True, show_all=False))
+    rm(store.root)
+    if tree_totals(data) != expected:
+        raise RuntimeError("the profiled restore did not bring the data dir back")
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"profile-backup-{label}.txt"
-    path.write_text(profiler.output_text(unicode=True, show_all=False))
-    say(f"  profile of a full backup in {path}")
+    path = out / f"profile-{label}.txt"
+    path.write_text("\n".join(texts))
+    say(f"  profile of a full backup and a restore in {path}")
     return str(path)
+
+
+def seconds(f: dict, key: str) -> str:
+    """'7.71 s (3.5 + 7.2 CPU s, 80 MB)': wall, user + system CPU, peak resident set."""
+    if key not in f:
+        return "-"
+    return (
+        f"{f[key]:.2f} s ({f[key + '_user']:.1f} + {f[key + '_sys']:.1f} CPU s, "
+        f"{f[key + '_rss_mb']:.0f} MB)"
+    )
+
+
+def ratio(f: dict, key: str) -> str:
+    return f"{f[key]:.2f}x" if key in f else "-"
 
 
 def table(results: dict) -> str:
     lines = [
-        "| size | files | figure | tool | reference | ratio | aim |",
-        "| --- | ---: | --- | ---: | ---: | ---: | --- |",
+        "| size | files | step | a4c-backup | reference | restic | vs reference | vs restic "
+        "| aim |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for label, size in results["sizes"].items():
         for cache in ("warm", "cold"):
@@ -205,30 +271,26 @@ def table(results: dict) -> str:
             if not f:
                 continue
             n = f"{f['files']:,}"
-            tag = f"({cache} cache)"
+            tag = f" ({cache} cache)" if cache == "cold" else ""
             lines += [
-                f"| {label} | {n} | full backup vs cp -a {tag} | {f['full']:.2f} s | "
-                f"{f['cp']:.2f} s | {f['full_vs_cp']:.2f}x | <= 1.4x |",
-                *tar_line(label, n, f, tag),
-                *cpu_line(label, n, f, tag),
-                f"| {label} | {n} | unchanged 2nd backup vs full {tag} | {f['unchanged']:.2f} s | "
-                f"{f['full']:.2f} s | {f['unchanged_vs_full']:.1%} | <= 5%, 0 new bytes "
-                f"(got {f['unchanged_new_bytes']}) |",
-                f"| {label} | {n} | unchanged 2nd backup vs `find -printf` scan {tag} | "
-                f"{f['unchanged']:.2f} s | {f['scan']:.2f} s | {f['unchanged_vs_scan']:.1f}x | "
-                "(the floor) |",
-                f"| {label} | {n} | 1% changed vs full {tag} | {f['one_percent']:.2f} s | "
-                f"{f['full']:.2f} s | {f['one_percent_vs_full']:.1%} | ~1% + scan: "
-                f"{f['one_percent_vs_predicted']:.2f}x of 1% full + unchanged scan |",
-                f"| {label} | {n} | restore vs cp -a back {tag} | {f['restore']:.2f} s | "
-                f"{f['cp_back']:.2f} s | {f['restore_vs_cp']:.2f}x | <= 1.4x |",
+                f"| {label} | {n} | full backup{tag} | {seconds(f, 'full')} | cp -a "
+                f"{seconds(f, 'cp')} | {seconds(f, 'restic_full')} | {ratio(f, 'full_vs_cp')} "
+                f"| {ratio(f, 'full_vs_restic')} | <= 1.5x cp, < 1x restic |",
+                f"| {label} | {n} | unchanged 2nd backup{tag} | {seconds(f, 'unchanged')} | "
+                f"find -printf {seconds(f, 'scan')} | {seconds(f, 'restic_unchanged')} | "
+                f"{ratio(f, 'unchanged_vs_scan')} | {ratio(f, 'unchanged_vs_restic')} | "
+                f"<= 2x the scan; 0 new bytes (got {f['unchanged_new_bytes']}) |",
+                f"| {label} | {n} | restore of files{tag} | {seconds(f, 'restore')} | cp -a "
+                f"{seconds(f, 'cp_back')} | {seconds(f, 'restic_restore')} | "
+                f"{ratio(f, 'restore_vs_cp')} | {ratio(f, 'restore_vs_restic')} | "
+                "<= 1.5x cp, < 1x restic |",
             ]
         if "memory" in size:
             m, t = size["memory"], size["memory_traced"]
             lines.append(
-                f"| {label} | {m['files']:,} | peak memory of a full backup | "
-                f"{m['rss_peak_mb']:.0f} MB RSS | {m['rss_before_mb']:.0f} MB at start | "
-                f"+{m['rss_peak_mb'] - m['rss_before_mb']:.0f} MB | flat; Python peak "
+                f"| {label} | {m['files']:,} | peak memory of a full backup (in-process) | "
+                f"{m['rss_peak_mb']:.0f} MB RSS | {m['rss_before_mb']:.0f} MB at start | - | "
+                f"+{m['rss_peak_mb'] - m['rss_before_mb']:.0f} MB | - | < 100 MB; Python peak "
                 f"{t['python_peak_mb']:.1f} MB |"
             )
         if "es" in size:
@@ -236,11 +298,19 @@ def table(results: dict) -> str:
             what = f"{e['indices']} indices, {e['documents']:,} docs, {e['bytes'] / MiB:.0f} MiB"
             for kind in ("backup", "restore"):
                 lines.append(
-                    f"| {label} | - | ES-only {kind} vs bare API ({what}) | "
-                    f"{e[f'tool_{kind}']:.2f} s | {e[f'bare_{kind}']:.2f} s | "
-                    f"{e[f'{kind}_ratio']:.2f}x (+{e[f'{kind}_overhead']:.2f} s) | "
-                    "<= 10% + 2 s |"
+                    f"| {label} | - | ES-only {kind} ({what}) | {e[f'tool_{kind}']:.2f} s | "
+                    f"bare API {e[f'bare_{kind}']:.2f} s | - | "
+                    f"+{e[f'{kind}_overhead']:.2f} s | - | <= +0.3 s |"
                 )
+    calls = [(label, size.get("syscalls")) for label, size in results["sizes"].items()]
+    calls = [(label, c) for label, c in calls if c]
+    if calls:
+        lines += ["", "| size | step | system calls per file | the most frequent, per file |"]
+        lines.append("| --- | --- | ---: | --- |")
+        for label, found in calls:
+            for step, c in found.items():
+                top = ", ".join(f"{name} {n:.1f}" for name, n in c["top_per_file"].items())
+                lines.append(f"| {label} | {step} | {c['per_file']:.1f} | {top} |")
     if "pages" in results:
         lines += [
             "",
@@ -252,28 +322,6 @@ def table(results: dict) -> str:
                 f"| {label} | `{p['url']}` | {p['status']} | {p['queries']} | {p['ms']:.0f} ms |"
             )
     return "\n".join(lines)
-
-
-def tar_line(label: str, n: str, f: dict, tag: str) -> list[str]:
-    if "tar" not in f:
-        return []
-    return [
-        f"| {label} | {n} | full backup vs tar -cf {tag} | {f['full']:.2f} s | "
-        f"{f['tar']:.2f} s | {f['full_vs_tar']:.2f}x | (a second reference) |"
-    ]
-
-
-def cpu_line(label: str, n: str, f: dict, tag: str) -> list[str]:
-    if "full_cpu" not in f:
-        return []
-    return [
-        f"| {label} | {n} | CPU seconds: full backup vs cp -a {tag} | {f['full_cpu']:.2f} s | "
-        f"{f['cp_cpu']:.2f} s | {f['full_cpu'] / max(f['cp_cpu'], 0.01):.1f}x | "
-        "(explains the wall time) |",
-        f"| {label} | {n} | CPU seconds: restore vs cp -a back {tag} | "
-        f"{f['restore_cpu']:.2f} s | {f['cp_back_cpu']:.2f} s | "
-        f"{f['restore_cpu'] / max(f['cp_back_cpu'], 0.01):.1f}x | (explains the wall time) |",
-    ]
 
 
 def plot(results: dict, path: Path) -> None:
@@ -291,11 +339,12 @@ def plot(results: dict, path: Path) -> None:
             gib = f["bytes"] / GiB
             for key, name in (
                 ("full", "a4c-backup: full backup"),
+                ("restic_full", "restic: full backup"),
                 ("cp", "cp -a"),
-                ("tar", "tar -cf"),
                 ("restore", "a4c-backup: restore"),
-                ("cp_back", "cp -a back"),
+                ("restic_restore", "restic: restore"),
                 ("unchanged", "a4c-backup: unchanged 2nd backup"),
+                ("restic_unchanged", "restic: unchanged 2nd backup"),
             ):
                 if key in f:
                     series.setdefault(f"{name} ({cache})", []).append((gib, f[key]))
@@ -304,11 +353,11 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, points in sorted(series.items()):
         points.sort()
-        style = "--" if name.startswith(("cp", "tar")) else "-"
+        style = "--" if name.startswith("cp") else ":" if name.startswith("restic") else "-"
         ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
     ax.set_xlabel("data dir size (GiB)")
-    ax.set_ylabel("seconds (median, including sync)")
-    ax.set_title("a4c-backup vs cp -a and tar, demo data dir")
+    ax.set_ylabel("seconds (median, including syncfs)")
+    ax.set_title(f"a4c-backup vs cp -a and restic, demo data dir under {results.get('root')}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -7,7 +7,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 SETUP_LOG="$LOG_DIR/bench-setup.log"
-BENCH_PACKAGES=(restic strace)
+BENCH_PACKAGES=(restic strace time)
 
 mkdir -p "$LOG_DIR"
 [[ -x "$VENV/bin/python" ]] || die "no .venv: run scripts/setup.sh first"

@@ -1,0 +1,54 @@
+"""One a4c-backup step in a fresh process, for bench/process.py to measure like any tool.
+
+    python -m bench.step backup DATA_DIR STORE NAME [PREVIOUS] --workers N
+    python -m bench.step restore STORE NAME TARGET --workers N
+
+Prints one JSON line: what the step did, and the peak resident set of this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backups.storage.store import Store  # noqa: E402 - the project must be importable first
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("step", choices=("backup", "restore"))
+    parser.add_argument("paths", nargs="+")
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    if args.step == "backup":
+        data, store, name, *previous = args.paths
+        summary = Store(Path(store)).backup_tree(
+            name, Path(data), previous=previous[0] if previous else None, workers=args.workers
+        )
+        result = {
+            "files": summary.files,
+            "bytes": summary.bytes,
+            "read": summary.read,
+            "new_bytes": summary.new_bytes,
+        }
+    else:
+        store, name, target = args.paths
+        restored = Store(Path(store)).restore_tree(name, Path(target), workers=args.workers)
+        result = {"files": restored.files, "bytes": restored.bytes}
+    print(json.dumps({**result, "rss_peak_mb": peak_rss_mb()}))
+
+
+if __name__ == "__main__":
+    main()
