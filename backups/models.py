@@ -36,6 +36,17 @@ class Source(models.TextChoices):
     SYSTEM = "system", "System"
 
 
+class A4CMaintenance(models.TextChoices):
+    """What a run did with Alien4Cloud's maintenance mode (operations/maintenance_mode.py)."""
+
+    NOT_USED = "", "not used"
+    HELD = "held", "on, enabled by this run"
+    RELEASED = "released", "enabled by this run, then disabled"
+    STUCK = "stuck", "enabled by this run and could not be disabled"
+    FOREIGN = "foreign", "on, enabled by someone else: left as it was"
+    UNAVAILABLE = "unavailable", "not available: ran without it"
+
+
 class Progress(models.Model):
     """What a running operation reports: phase, counters, heartbeat, error."""
 
@@ -61,6 +72,11 @@ class Progress(models.Model):
     )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
     task_id = models.CharField(max_length=64, blank=True)
+    # Written before maintenance is enabled, so that recovery knows what a dead worker held.
+    a4c_maintenance = models.CharField(
+        max_length=12, blank=True, choices=A4CMaintenance.choices, default=""
+    )
+    a4c_maintenance_note = models.CharField(max_length=500, blank=True)
 
     class Meta:
         abstract = True

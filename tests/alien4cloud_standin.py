@@ -14,9 +14,11 @@ Where the reference is silent, the stand-in's choice is said in a comment.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import secrets
+import socket
 import threading
 import time
 from http.cookies import SimpleCookie
@@ -56,6 +58,7 @@ class StandIn:
         self.state: dict | None = None
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self.connections: set = set()
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -82,6 +85,12 @@ class StandIn:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        # Kept-alive connections would go on being served by their threads: cut them too.
+        with self.lock:
+            for sock in list(self.connections):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
 
     def restart(self) -> None:
         self.stop()
@@ -138,6 +147,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:  # the test output stays quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.standin.lock:
+            self.standin.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        with self.standin.lock:
+            self.standin.connections.discard(self.connection)
 
     # --- plumbing -----------------------------------------------------------------------
     def _user(self) -> str:

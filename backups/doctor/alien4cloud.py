@@ -9,11 +9,23 @@ from __future__ import annotations
 from backups.alien4cloud import client as alien4cloud
 from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.errors import Alien4CloudSignInError, Alien4CloudUnreachable, BackupError
+from backups.operations.maintenance_mode import CLEAR_COMMAND, stuck_runs
 
 NAME = "Alien4Cloud"
 
 
 def alien4cloud_check() -> Check:
+    stuck = stuck_runs()
+    if stuck:
+        first = stuck[0]
+        return Check(
+            NAME,
+            False,
+            f"Alien4Cloud was left in maintenance mode by this tool: {first.a4c_maintenance_note}"
+            + (f" ({len(stuck)} runs)" if len(stuck) > 1 else ""),
+            f"Run `{CLEAR_COMMAND}` once Alien4Cloud answers.",
+            "error",
+        )
     try:
         mode = alien4cloud.mode()
     except BackupError as exc:

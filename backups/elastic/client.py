@@ -245,6 +245,20 @@ class Cluster:
             )
         return len(operations) // 2
 
+    @_translated("delete documents")
+    def delete_all_documents(self, index: str, limit: int = 1000) -> int:
+        """Empties a small index, keeping its mapping; the number of documents deleted.
+
+        One by one, by id: _delete_by_query needs the reindex module, which minimal
+        distributions lack. Meant for one-document indices (Alien4Cloud's maintenance state).
+        """
+        self.client.indices.refresh(index=index)
+        hits = self.client.search(index=index, size=limit, source=False)["hits"]["hits"]
+        for hit in hits:
+            self.client.delete(index=index, id=hit["_id"])
+        self.client.indices.refresh(index=index)
+        return len(hits)
+
     @_translated("set index settings")
     def set_replicas(self, names: Iterable[str], replicas: int) -> None:
         names = list(names)
