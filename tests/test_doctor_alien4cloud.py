@@ -11,6 +11,8 @@ from django.core import checks as django_checks
 from backups.alien4cloud import client as alien4cloud
 from backups.doctor.alien4cloud import alien4cloud_check
 
+pytestmark = pytest.mark.django_db
+
 
 def deploy_check_ids() -> list[str]:
     found = django_checks.run_checks(include_deployment_checks=True, tags=["alien4cloud"])
@@ -81,7 +83,6 @@ def test_a_mode_that_is_not_one_of_the_three_is_named(settings):
     assert "a4c.E010" in [m.id for m in django_checks.run_checks()]
 
 
-@pytest.mark.django_db(transaction=True)
 def test_doctor_prints_the_alien4cloud_check(a4c_standin, capsys):
     ran = manage(capsys, "doctor", "--worker-timeout", "0.2", "--json")
 

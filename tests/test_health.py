@@ -51,6 +51,7 @@ def test_every_check_passes_against_the_real_services_and_a_worker(
         "Elasticsearch",
         "path.repo",
         "Snapshot repository",
+        "Alien4Cloud",
         "Data dir",
         "Backup storage",
         "Redis",
