@@ -13,6 +13,7 @@ from pathlib import Path
 
 import environ
 
+from a4c_backup.keyfile import read_or_create
 from a4c_backup.legacy_config import LegacyConfigError, read_legacy_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -48,7 +49,16 @@ def _source(env_name: str, legacy_key: str | None, legacy_attr: str | None) -> s
     return f"{env_name} (default)"
 
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="a4c-backup-local-only-not-secret")
+# Unset, each is generated once and kept under VAR_DIR (mode 0600). The audit key seals the
+# audit history's hash chain (an HMAC): whoever can write to the database but not read this key
+# cannot rewrite history unnoticed. It is its own key so that changing the session key does not
+# make the whole history look forged.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or read_or_create(
+    VAR_DIR / "secret-key", "DJANGO_SECRET_KEY"
+)
+A4C_AUDIT_KEY = env.str("A4C_AUDIT_KEY", default="") or read_or_create(
+    VAR_DIR / "audit-key", "A4C_AUDIT_KEY"
+)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list(
     "A4C_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]

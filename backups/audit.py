@@ -2,7 +2,9 @@
 
 Every event stores the hash of the one before it; ``verify_chain`` walks the history and names
 the first event whose stored hash or link does not match, so an edit made behind the
-application's back (raw SQL, a restored database file) is detectable.
+application's back (raw SQL, a restored database file) is detectable. The hashes are HMACs keyed
+with settings.A4C_AUDIT_KEY (kept outside the database), so write access to the database alone
+is not enough to forge a consistent chain.
 """
 
 from __future__ import annotations
@@ -128,11 +130,18 @@ def verify_chain(batch: int = 2000) -> ChainReport:
                     event.id,
                 )
             if event.compute_hash() != event.hash:
+                # A wrong key makes the very first event look forged; say so rather than
+                # accuse the history.
+                hint = (
+                    " (or A4C_AUDIT_KEY is not the key the history was written with)"
+                    if checked == 0
+                    else ""
+                )
                 return ChainReport(
                     False,
                     checked,
                     f"event #{event.id} ({event.action} by {event.actor}) "
-                    "was changed after it was written",
+                    f"was changed after it was written{hint}",
                     event.id,
                 )
             prev = event.hash

@@ -22,6 +22,7 @@ RestoreRun status transitions::
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 from django.conf import settings
@@ -371,7 +372,10 @@ class AuditEvent(models.Model):
         return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str).encode()
 
     def compute_hash(self) -> str:
-        return hashlib.sha256(self.canonical()).hexdigest()
+        # Keyed (HMAC): a plain hash can be recomputed by anyone who can write to the database,
+        # who could then rewrite an event, every hash after it and the head unnoticed.
+        key = settings.A4C_AUDIT_KEY.encode()
+        return hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
 
 
 class Policy(models.Model):
