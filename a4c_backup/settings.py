@@ -64,6 +64,7 @@ ALLOWED_HOSTS = env.list(
     "A4C_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env.list("A4C_CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "backups.web.views.account.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -100,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["backups.templatetags.console"],
         },
     },
 ]

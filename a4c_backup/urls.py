@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from backups.web.views import account as views_account
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/logout/", views_account.sign_out, name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("backups.web.urls")),
 ]

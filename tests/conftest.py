@@ -11,10 +11,12 @@ import os
 import secrets
 import shutil
 import signal
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from browsing import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from django.conf import settings as django_settings
 
 from backups.audit import Actor
@@ -312,3 +314,26 @@ def worker_env(a4c, settings) -> dict:
         "A4C_ES_REPOSITORY_PATH": settings.A4C_ES_REPOSITORY_PATH,
         "A4C_INDEX_INCLUDE": ",".join(settings.A4C_INDEX_INCLUDE),
     }
+
+
+@pytest.fixture
+def browser():
+    """Chromium (tests/browsing.py has the helpers); every page opened is closed before the test
+    database goes away, so that no polling request reaches the live server after the test."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium).",
+            pytrace=False,
+        )
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        for context in chromium.contexts:
+            for page in context.pages:
+                page.goto("about:blank")  # stops the polling timers
+        time.sleep(1)  # lets the live server finish requests already under way
+        chromium.close()

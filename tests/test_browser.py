@@ -8,53 +8,17 @@ land in test-artifacts/screenshots/.
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
-from pathlib import Path
 
 import pytest
+from browsing import shot, sign_in
 from people import member
 
 from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SLOW = 120_000  # ms: a backup or restore of the small demo takes seconds; leave room on slow CI
-
-
-@pytest.fixture
-def browser():
-    """Chromium; every page opened is closed before the test database goes away, so that no
-    polling request reaches the live server after the test."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium).",
-            pytrace=False,
-        )
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        for context in chromium.contexts:
-            for page in context.pages:
-                page.goto("about:blank")  # stops the polling timers
-        time.sleep(1)  # lets the live server finish requests already under way
-        chromium.close()
 
 
 @pytest.fixture
@@ -68,23 +32,6 @@ def installed(a4c, settings, start_worker):
         A4C_INDEX_INCLUDE=",".join(settings.A4C_INDEX_INCLUDE),
     )
     return a4c
-
-
-def sign_in(browser, live_server, name: str):
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.goto(live_server.url + "/")
-    assert "/accounts/login/" in page.url, "every page asks to sign in first"
-    page.fill("#id_username", name)
-    page.fill("#id_password", f"pw-{name}-12345")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
-    return page
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def test_a_restorer_backs_up_restores_and_finds_it_in_the_audit(browser, live_server, installed):

@@ -15,6 +15,7 @@ from backups.audit import Actor
 from backups.errors import BackupError, InvalidInput, QueueUnavailable
 from backups.models import Backup
 from backups.web import queries
+from backups.web.banners import under_way
 from backups.web.forms import (
     BackupFilterForm,
     BackupForm,
@@ -62,7 +63,7 @@ def backup_new(request: HttpRequest) -> HttpResponse:
                 if problem:
                     messages.error(request, problem)
                 else:
-                    messages.success(request, f"Backup {backup.name} started.")
+                    under_way(request, f"Backup {backup.name} started.")
                 return redirect("backups:backup_detail", pk=backup.pk)
     else:
         form = BackupForm(
@@ -137,7 +138,7 @@ def backup_verify(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, error_text(exc))
     else:
-        messages.info(
+        under_way(
             request, f"Verifying backup {backup.name}: this page shows the result when it ends."
         )
     return redirect("backups:backup_detail", pk=backup.pk)
@@ -177,7 +178,7 @@ def backup_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, error_text(exc))
     else:
-        messages.info(request, f"Cancel requested for backup {backup.name}.")
+        under_way(request, f"Cancel requested for backup {backup.name}.")
     return redirect("backups:backup_detail", pk=backup.pk)
 
 

@@ -15,6 +15,7 @@ from backups.audit import Actor
 from backups.errors import BackupError, Busy, QueueUnavailable
 from backups.models import Backup, RestoreRun
 from backups.web import queries
+from backups.web.banners import under_way
 from backups.web.forms import (
     ConfirmRestoreForm,
     RestoreFilterForm,
@@ -75,7 +76,7 @@ def restore_new(request: HttpRequest) -> HttpResponse:
             if problem:
                 messages.error(request, problem)
             else:
-                messages.success(request, f"Restore of {run.backup.name} started.")
+                under_way(request, f"Restore of {run.backup.name} started.")
             return redirect("backups:restore_detail", pk=run.pk)
     else:
         status = 200
@@ -153,7 +154,7 @@ def restore_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, error_text(exc))
     else:
-        messages.info(request, "Cancel requested: the restore stops and puts back what it changed.")
+        under_way(request, "Cancel requested: the restore stops and puts back what it changed.")
     return redirect("backups:restore_detail", pk=run.pk)
 
 
@@ -171,7 +172,7 @@ def restore_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     if problem:
         messages.error(request, problem)
     else:
-        messages.success(request, f"Rolling back restore #{run.pk}.")
+        under_way(request, f"Rolling back restore #{run.pk}.")
     return redirect("backups:restore_detail", pk=rollback.pk)
 
 

@@ -1,0 +1,72 @@
+"""Helpers for the browser tests: signing in, screenshots, and layout measured by geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1360, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def sign_in(browser, live_server, name: str, viewport: dict = DESKTOP):
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(live_server.url + "/")
+    assert "/accounts/login/" in page.url, "every page asks to sign in first"
+    page.fill("#id_username", name)
+    page.fill("#id_password", f"pw-{name}-12345")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    return page
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+# What overflows the viewport: the page's own scroll width, and every visible element (outside
+# the scroll boxes that are meant to scroll sideways) whose box pokes out to the right or left.
+_OVERFLOW = r"""() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  if (document.documentElement.scrollWidth > width) {
+    out.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " px");
+  }
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.closest(".table-wrap, pre, .paths")) continue;
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || style.display === "none") continue;
+    if (box.right > width + 1 || box.left < -1) {
+      const classes = typeof el.className === "string" ? el.className.trim() : "";
+      const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+        (classes ? "." + classes.split(/\s+/).join(".") : "");
+      out.push(name + " spans " + Math.round(box.left) + ".." + Math.round(box.right) + " px");
+    }
+  }
+  return out.slice(0, 10);
+}"""
+
+
+def overflow(page) -> list[str]:
+    """Elements that do not fit the viewport's width (empty when the layout holds)."""
+    return page.evaluate(_OVERFLOW)
+
+
+def inside_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).first.bounding_box()
+    width = page.evaluate("document.documentElement.clientWidth")
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
