@@ -21,7 +21,7 @@ from a4c_backup.keyfile import read_or_create
 from backups import audit
 from backups.models import AuditChainHead, AuditEvent
 
-RESEAL = import_module("backups.migrations.0005_keyed_audit_chain")
+RESEAL = import_module("backups.migrations.0006_keyed_audit_chain")
 
 
 def test_a_missing_secret_is_generated_once_and_only_its_owner_may_read_it(tmp_path):

@@ -74,5 +74,5 @@ def plain(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backups", "0004_verify_requests")]
+    dependencies = [("backups", "0005_a4c_maintenance")]
     operations = [migrations.RunPython(keyed, plain)]
