@@ -307,3 +307,50 @@ def test_safety_backups_beyond_their_limit_go_after_a_good_restore(a4c, cli_acto
     assert safety.filter(status=Backup.Status.DELETED).count() == 1
     newest = safety.order_by("-created_at", "-id").first()
     assert newest.status == Backup.Status.SUCCEEDED, "the newest one is kept for a rollback"
+
+
+def test_metrics_read_back_exactly_what_the_rows_hold_to_the_second_and_the_byte(client, settings):
+    settings.A4C_METRICS_TOKEN = "s3cret"
+    # A timestamp of ten digits and byte counts past 2**40: "%g" once printed 1.73295e+09.
+    succeeded = datetime(2024, 11, 30, 7, 2, 3, 456789, tzinfo=UTC)
+    failed = datetime(2024, 12, 1, 1, 0, 59, tzinfo=UTC)
+    policy = Policy.objects.create(
+        name="exact", last_success_at=succeeded, last_failure_at=failed, last_duration_seconds=61.25
+    )
+    newest = Backup.objects.create(
+        name="exact-1",
+        status=Backup.Status.SUCCEEDED,
+        actor="t",
+        policy=policy,
+        finished_at=succeeded,
+        file_count=123_456_789,
+        file_bytes=5 * 2**40 + 12_345,
+        new_bytes=2**40 + 1,
+    )
+    Backup.objects.create(
+        name="exact-0", status=Backup.Status.SUCCEEDED, actor="t", new_bytes=987_654_321_123
+    )
+
+    answer = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret")
+
+    assert answer.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(answer.content.decode())
+        for s in family.samples
+    }
+    on_policy = (("policy", "exact"),)
+    assert samples[("a4c_backup_policy_last_success_timestamp_seconds", on_policy)] == (
+        policy.last_success_at.timestamp()
+    )
+    assert samples[("a4c_backup_policy_last_failure_timestamp_seconds", on_policy)] == (
+        failed.timestamp()
+    )
+    assert samples[("a4c_backup_policy_last_duration_seconds", on_policy)] == 61.25
+    assert samples[("a4c_backup_last_success_timestamp_seconds", ())] == succeeded.timestamp()
+    on_backup = (("backup", newest.name),)
+    assert samples[("a4c_backup_last_files", on_backup)] == 123_456_789
+    assert samples[("a4c_backup_last_bytes", on_backup)] == 5 * 2**40 + 12_345
+    assert samples[("a4c_backup_last_new_bytes", on_backup)] == 2**40 + 1
+    assert samples[("a4c_backup_stored_bytes", ())] == 2**40 + 1 + 987_654_321_123
+    assert samples[("a4c_backup_failures_total", ())] == 0

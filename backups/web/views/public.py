@@ -7,7 +7,7 @@ from django.db import connection
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound
 from django.views.decorators.http import require_GET
 
-from backups.web.metrics import prometheus_text
+from backups.web.metrics import CONTENT_TYPE, prometheus_text
 
 
 @require_GET
@@ -33,4 +33,4 @@ def metrics(request):
     ).strip() or request.GET.get("token", "")
     if not hmac.compare_digest(given.encode(), token.encode()):
         return HttpResponseForbidden("a valid token is needed\n", content_type="text/plain")
-    return HttpResponse(prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return HttpResponse(prometheus_text(), content_type=CONTENT_TYPE)
