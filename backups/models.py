@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
@@ -99,6 +100,15 @@ class Progress(models.Model):
             if total:
                 return max(0, min(100, int(100 * done / total)))
         return 100 if self.finished_at else 0
+
+
+@dataclass(frozen=True)
+class SnapshotLocation:
+    repository: str
+    snapshot: str
+
+    def __str__(self) -> str:
+        return f"snapshot {self.snapshot} in repository {self.repository}"
 
 
 class Backup(Progress):
@@ -203,6 +213,21 @@ class Backup(Progress):
     @property
     def document_count(self) -> int:
         return sum(i.get("docs", 0) for i in (self.indices or {}).values())
+
+    @property
+    def snapshot_location(self) -> SnapshotLocation:
+        """Where this backup's Elasticsearch snapshot is, decided here only. A row written
+        before the repository and snapshot name were recorded names neither: its snapshot is
+        the backup's name in the configured repository."""
+        return SnapshotLocation(
+            repository=self.repository or settings.A4C_ES_REPOSITORY,
+            snapshot=self.snapshot_name or self.name,
+        )
+
+    @property
+    def has_snapshot(self) -> bool:
+        """A snapshot was started for it (even one that holds no index was recorded)."""
+        return bool(self.snapshot_name or (self.include_elasticsearch and self.indices))
 
 
 class RestoreRun(Progress):

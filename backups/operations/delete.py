@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from django.conf import settings
 from django.utils import timezone
 
 from backups import audit
@@ -47,9 +46,9 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
     previous_status = backup.status
     try:
         Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.DELETING)
-        if backup.snapshot_name or (backup.include_elasticsearch and backup.indices):
+        if backup.has_snapshot:
             elastic.cluster().delete_snapshot(
-                backup.repository or settings.A4C_ES_REPOSITORY, backup.snapshot_name or backup.name
+                backup.snapshot_location.repository, backup.snapshot_location.snapshot
             )
         store().delete_manifest(backup.name)
         store().discard_partial(backup.name)

@@ -358,8 +358,8 @@ def _restore_indices(
     if restore_rows:
         single_node = cluster.info()["data_nodes"] <= 1
         cluster.start_restore(
-            backup.repository or settings.A4C_ES_REPOSITORY,
-            backup.snapshot_name or backup.name,
+            backup.snapshot_location.repository,
+            backup.snapshot_location.snapshot,
             [r["name"] for r in restore_rows],
             rename_pattern=rename[0] if rename else "",
             rename_replacement=rename[1] if rename else "",

@@ -26,11 +26,13 @@ def check_backup_is_whole(
     problems: list[str] = []
     wanted = [r["name"] for r in rows if r["action"] in ("replace", "create")]
     if wanted:
-        repository = backup.repository or settings.A4C_ES_REPOSITORY
-        snapshot = backup.snapshot_name or backup.name
-        found = elastic.cluster().snapshot(repository, snapshot)
+        where = backup.snapshot_location
+        snapshot = where.snapshot
+        found = elastic.cluster().snapshot(where.repository, snapshot)
         if found is None:
-            problems.append(f"snapshot {snapshot} is missing from repository {repository}")
+            problems.append(
+                f"snapshot {where.snapshot} is missing from repository {where.repository}"
+            )
         elif found.get("state") != "SUCCESS":
             problems.append(f"snapshot {snapshot} is {found.get('state')}, not SUCCESS")
         else:

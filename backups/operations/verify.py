@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from django.conf import settings
 from django.utils import timezone
 
 from backups import audit
@@ -80,18 +79,16 @@ def verify_backup(backup_id: int | str, actor: Actor) -> VerifyReport:
     problems: list[str] = []
     if backup.include_elasticsearch and backup.indices:
         cluster = elastic.cluster()
+        where = backup.snapshot_location
         try:
-            cluster.verify_repository(backup.repository or settings.A4C_ES_REPOSITORY)
-            snap = cluster.snapshot(
-                backup.repository or settings.A4C_ES_REPOSITORY, backup.snapshot_name or backup.name
-            )
+            cluster.verify_repository(where.repository)
+            snap = cluster.snapshot(where.repository, where.snapshot)
         except ElasticError as exc:
             problems.append(str(exc))
             snap = {}
         if snap is None:
             problems.append(
-                f"snapshot {backup.snapshot_name or backup.name} is missing from repository "
-                f"{backup.repository}"
+                f"snapshot {where.snapshot} is missing from repository {where.repository}"
             )
         elif snap:
             if snap.get("state") != "SUCCESS":
