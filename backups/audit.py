@@ -9,7 +9,11 @@ is not enough to forge a consistent chain.
 
 from __future__ import annotations
 
+import csv
 import getpass
+import io
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -155,3 +159,64 @@ def verify_chain(batch: int = 2000) -> ChainReport:
             "the newest events were removed: the chain ends before its recorded head",
         )
     return ChainReport(True, checked)
+
+
+# --- export ----------------------------------------------------------------------------------
+
+# Every field the hash covers, as it covers them, plus the ids: an export can be re-verified
+# offline, and the console's CSV and `manage.py audit --csv/--json` are one format.
+EXPORT_COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "source",
+    "action",
+    "target",
+    "outcome",
+    "message",
+    "parameters",
+    "ip",
+    "user_agent",
+    "backup",
+    "restore",
+    "prev_hash",
+    "hash",
+)
+
+
+def export_row(event: AuditEvent) -> dict:
+    return {
+        "id": event.pk,
+        "at": event.at.isoformat(timespec="microseconds"),
+        "actor": event.actor,
+        "source": event.source,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "message": event.message,
+        "parameters": event.parameters,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "backup": event.backup_id,
+        "restore": event.restore_id,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    """The header, then one CSV line per event; parameters as compact, key-sorted JSON."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def line(values) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(EXPORT_COLUMNS)
+    for event in events:
+        row = export_row(event)
+        row["parameters"] = json.dumps(row["parameters"], sort_keys=True, separators=(",", ":"))
+        yield line(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])

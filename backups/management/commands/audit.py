@@ -1,27 +1,10 @@
 """manage.py audit: reads the audit history, or exports it as CSV or JSON."""
 
-import csv
 import json
 
+from backups import audit
 from backups.management import base as cli
 from backups.models import AuditEvent
-
-COLUMNS = (
-    "id",
-    "at",
-    "actor",
-    "source",
-    "action",
-    "target",
-    "outcome",
-    "message",
-    "parameters",
-    "ip",
-    "backup",
-    "restore",
-    "prev_hash",
-    "hash",
-)
 
 
 class Command(cli.Command):
@@ -81,17 +64,13 @@ class Command(cli.Command):
             self._table(events)
 
     def _csv(self, events) -> None:
-        writer = csv.writer(self.stdout, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for event in events.iterator():
-            row = _row(event)
-            row["parameters"] = json.dumps(row["parameters"], sort_keys=True)
-            writer.writerow([row[c] if row[c] is not None else "" for c in COLUMNS])
+        for line in audit.csv_lines(events.iterator()):
+            self.stdout.write(line, ending="")
 
     def _json(self, events) -> None:
         self.stdout.write("[", ending="")
         for number, event in enumerate(events.iterator()):
-            text = json.dumps(_row(event), ensure_ascii=False, default=str)
+            text = json.dumps(audit.export_row(event), ensure_ascii=False, default=str)
             self.stdout.write(("," if number else "") + "\n" + text, ending="")
         self.stdout.write("\n]")
 
@@ -106,22 +85,3 @@ class Command(cli.Command):
             shown += 1
         if not shown:
             self.say("no audit event matches")
-
-
-def _row(event: AuditEvent) -> dict:
-    return {
-        "id": event.pk,
-        "at": event.at.isoformat(),
-        "actor": event.actor,
-        "source": event.source,
-        "action": event.action,
-        "target": event.target,
-        "outcome": event.outcome,
-        "message": event.message,
-        "parameters": event.parameters,
-        "ip": event.ip,
-        "backup": event.backup_id,
-        "restore": event.restore_id,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }

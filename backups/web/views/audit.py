@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -47,57 +46,14 @@ def audit_chain(request: HttpRequest) -> HttpResponse:
     return render(request, "backups/fragments/audit_chain.html", {"report": report})
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-CSV_COLUMNS = [
-    "id",
-    "at",
-    "actor",
-    "source",
-    "ip",
-    "action",
-    "target",
-    "outcome",
-    "message",
-    "backup_id",
-    "restore_id",
-    "parameters",
-    "hash",
-]
-
-
 @requires("view_auditevent", "page.view")
 @require_GET
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered history as CSV, streamed so that a year of events never sits in memory."""
     _, queryset = _audit_queryset(request)
-    writer = csv.writer(_Echo())
-
-    def rows():
-        yield writer.writerow(CSV_COLUMNS)
-        for event in queryset.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    event.id,
-                    event.at.isoformat(),
-                    event.actor,
-                    event.source,
-                    event.ip or "",
-                    event.action,
-                    event.target,
-                    event.outcome,
-                    event.message,
-                    event.backup_id or "",
-                    event.restore_id or "",
-                    event.parameters,
-                    event.hash,
-                ]
-            )
+    rows = audit.csv_lines(queryset.iterator(chunk_size=2000))
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="a4c-backup-audit-{stamp}.csv"'
     return response
