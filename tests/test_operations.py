@@ -15,6 +15,7 @@ from backups.demo import generator as demo
 from backups.errors import Busy, InvalidInput, NotFound
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
+from backups.operations.plan import Plan
 from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,7 +91,7 @@ def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(in
     assert run.safety_backup is not None and run.safety_backup.status == Backup.Status.SUCCEEDED
     assert run.safety_backup.trigger == Backup.Trigger.SAFETY
     assert a4c.index("brandnew") in {
-        r["target"] for r in run.plan["indices"] if r["action"] == "remove"
+        step.target for step in Plan.from_json(run.plan).indices if step.action == "remove"
     }
     phases = [p["name"] for p in run.phases]
     assert phases[:5] == ["plan", "safety backup", "pre-command", "elasticsearch", "files"]
@@ -395,7 +396,7 @@ def test_verify_names_a_flipped_byte_and_a_missing_snapshot(installed, cli_actor
     backup.refresh_from_db()
     assert backup.verify_ok is False
     plan = operations.plan_restore(backup.pk, scope="files")
-    assert any("failed its last verification" in w for w in plan["warnings"])
+    assert any("failed its last verification" in w for w in plan.warnings)
 
 
 def test_deleting_a_backup_removes_its_snapshot_and_frees_blobs_no_other_backup_uses(
@@ -488,3 +489,32 @@ def test_cancelling_a_running_restore_stops_it_and_rolls_back(installed, cli_act
     assert a4c.state() == before_es
     assert tree(a4c.data_dir) == before_files
     assert AuditEvent.objects.filter(action="restore.cancel").count() == 1
+
+
+def test_the_worker_follows_the_stored_plan_and_asks_only_elasticsearch_again(
+    installed, cli_actor, monkeypatch
+):
+    backup = backed_up(cli_actor, "planned-once")
+    run = operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+    shown = Plan.from_json(run.plan)
+    assert shown.files is not None and shown.counts()["remove"] == 0
+    # Between the plan shown and the worker: someone creates an index, and the file half of
+    # the plan must not be walked again (the restore of the files walks the data dir itself).
+    installed.cluster.client.indices.create(
+        index=installed.index("late"), settings={"number_of_replicas": 0}
+    )
+    planned_files = []
+    real = Store.plan_restore
+    monkeypatch.setattr(
+        Store, "plan_restore", lambda self, *a, **k: planned_files.append(a) or real(self, *a, **k)
+    )
+
+    run = operations.run_restore(run.pk)
+
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    followed = Plan.from_json(run.plan)
+    assert installed.index("late") in followed.targets("remove")
+    assert any("changed between the plan and the restore" in w for w in followed.warnings)
+    assert followed.files == shown.files, "the file half is the one shown"
+    assert len(planned_files) <= 1, "at most the verification walks the data dir again"
+    assert not installed.cluster.indices(include=[installed.index("late")])

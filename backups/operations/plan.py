@@ -1,10 +1,16 @@
-"""The restore plan: what a restore would do, changing nothing."""
+"""The restore plan: what a restore would do, changing nothing.
+
+Made once when a restore is asked for, shown to the person who confirms it, stored on the run
+(``RestoreRun.plan``) and read back by the worker as the same typed value: the worker checks it
+is still true of the indices (a cheap question to Elasticsearch) instead of planning again.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -14,8 +20,52 @@ from backups.models import RestoreRun
 from backups.operations.lookup import get_backup
 from backups.operations.names import index_name_problem
 from backups.operations.places import a4c_indices, data_dir, store
+from backups.storage.results import FilePlan
 
 # --- restore: the plan ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexStep:
+    """One index the restore replaces, creates (from ``name`` in the backup) or removes."""
+
+    name: str
+    target: str
+    action: str  # "replace", "create" or "remove"
+    docs_now: int | None
+    docs_in_backup: int | None
+
+
+@dataclass
+class Plan:
+    backup: str
+    scope: str
+    file_mode: str
+    indices: list[IndexStep] = field(default_factory=list)
+    files: FilePlan | None = None
+    warnings: list[str] = field(default_factory=list)
+    rename: tuple[str, str] | None = None
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Plan:
+        return cls(
+            backup=data["backup"],
+            scope=data["scope"],
+            file_mode=data["file_mode"],
+            indices=[IndexStep(**row) for row in data.get("indices") or []],
+            files=FilePlan(**data["files"]) if data.get("files") else None,
+            warnings=list(data.get("warnings") or []),
+            rename=tuple(data["rename"]) if data.get("rename") else None,
+        )
+
+    def targets(self, *actions: str) -> list[str]:
+        return [step.target for step in self.indices if step.action in actions]
+
+    def counts(self) -> dict[str, int]:
+        return {a: len(self.targets(a)) for a in ("replace", "create", "remove")}
 
 
 def scope_touches(scope: str) -> tuple[bool, bool]:
@@ -44,7 +94,7 @@ def plan_restore(
     rename_pattern: str = "",
     rename_replacement: str = "",
     remove_indices: Iterable[str] | None = None,
-) -> dict:
+) -> Plan:
     """What a restore would do, changing nothing: the dry run anyone may ask for.
 
     ``remove_indices`` replaces the rule "a full restore removes the A4C indices the backup does
@@ -81,35 +131,32 @@ def plan_restore(
             raise InvalidInput(
                 f"The rename pattern is not a valid regular expression: {exc}."
             ) from None
-    warnings: list[str] = []
-    plan: dict = {
-        "backup": backup.name,
-        "scope": scope,
-        "file_mode": file_mode,
-        "indices": [],
-        "files": None,
-        "warnings": warnings,
-        "rename": [rename_pattern, rename_replacement] if rename_pattern else None,
-    }
+    plan = Plan(
+        backup=backup.name,
+        scope=scope,
+        file_mode=file_mode,
+        rename=(rename_pattern, rename_replacement) if rename_pattern else None,
+    )
+    warnings = plan.warnings
     if backup.verify_ok is False:
         warnings.append(
             f"Backup {backup.name} failed its last verification: "
             + "; ".join(backup.verify_problems[:3])
         )
     if es_part and backup.include_elasticsearch:
-        plan["indices"] = _plan_indices(
+        plan.indices = plan_indices(
             backup, scope, chosen, rename_pattern, rename_replacement, remove_indices, warnings
         )
     if files_part and backup.include_files:
-        files = store().plan_restore(
+        plan.files = store().plan_restore(
             backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
         )
-        plan["files"] = dataclasses.asdict(files)
     warnings.extend(_a4c_activity_warnings())
     return plan
 
 
-def _plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) -> list[dict]:
+def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) -> list[IndexStep]:
+    """The Elasticsearch half of a plan: a question to Elasticsearch, cheap to ask again."""
     cluster = elastic.cluster()
     info = cluster.info()
     if backup.es_cluster_uuid and info["cluster_uuid"] != backup.es_cluster_uuid:
@@ -144,43 +191,27 @@ def _plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings)
     extra = {}
     if pattern:
         extra = cluster.indices(include=list(targets.values())) if targets else {}
-    rows = []
+    rows: list[IndexStep] = []
     for name in names:
         target = targets[name]
         now = current.get(target) or extra.get(target)
         rows.append(
-            {
-                "name": name,
-                "target": target,
-                "action": "replace" if now else "create",
-                "docs_now": now["docs"] if now else None,
-                "docs_in_backup": in_backup[name].get("docs"),
-            }
+            IndexStep(
+                name,
+                target,
+                "replace" if now else "create",
+                now["docs"] if now else None,
+                in_backup[name].get("docs"),
+            )
         )
     full = scope in (RestoreRun.Scope.ALL, RestoreRun.Scope.ELASTICSEARCH)
     if full and not pattern and remove is None:
         for name, now in current.items():
             if name not in in_backup:
-                rows.append(
-                    {
-                        "name": name,
-                        "target": name,
-                        "action": "remove",
-                        "docs_now": now["docs"],
-                        "docs_in_backup": None,
-                    }
-                )
+                rows.append(IndexStep(name, name, "remove", now["docs"], None))
     for name in remove or ():
-        if name in current and not any(r["target"] == name for r in rows):
-            rows.append(
-                {
-                    "name": name,
-                    "target": name,
-                    "action": "remove",
-                    "docs_now": current[name]["docs"],
-                    "docs_in_backup": None,
-                }
-            )
+        if name in current and not any(r.target == name for r in rows):
+            rows.append(IndexStep(name, name, "remove", current[name]["docs"], None))
     return rows
 
 

@@ -21,6 +21,7 @@ from backups.models import (
 from backups.operations import running
 from backups.operations.backup_steps import end_backup
 from backups.operations.places import data_dir, store
+from backups.operations.restore_state import RestoreState
 
 
 def recover_stale_runs(now=None) -> list[str]:
@@ -70,11 +71,15 @@ def recover_stale_runs(now=None) -> list[str]:
     ):
         message = (
             f"The worker running this restore stopped answering during {run.phase or 'its start'}. "
-            + (rollback_hint(run) if run.state.get("changed") else "Nothing had been changed yet.")
+            + (
+                rollback_hint(run)
+                if RestoreState.of(run).changed
+                else "Nothing had been changed yet."
+            )
         )
-        if run.state.get("old_tree"):
+        if RestoreState.of(run).old_tree:
             try:  # the data dir goes back to wholly old at once; the rollback does the rest
-                store().undo_restore(data_dir(), Path(run.state["old_tree"]))
+                store().undo_restore(data_dir(), Path(RestoreState.of(run).old_tree))
             except BackupError as exc:
                 message += f" The kept previous data dir could not be put back: {exc}."
         try:  # a half-built staging tree beside the data dir: as big as the data, and useless
@@ -85,7 +90,7 @@ def recover_stale_runs(now=None) -> list[str]:
             pk=run.pk, status=RestoreRun.Status.RUNNING, heartbeat_at__lt=stale
         ).update(
             status=RestoreRun.Status.INTERRUPTED
-            if run.state.get("changed")
+            if RestoreState.of(run).changed
             else RestoreRun.Status.FAILED,
             finished_at=now,
             error_message=message,

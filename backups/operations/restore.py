@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,9 +22,10 @@ from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
 from backups.operations.names import default_backup_name
 from backups.operations.places import data_dir, file_bandwidth, store
-from backups.operations.plan import plan_restore, scope_touches
+from backups.operations.plan import IndexStep, Plan, plan_indices, plan_restore, scope_touches
 from backups.operations.recovery import rollback_hint
 from backups.operations.restore_checks import check_backup_is_whole, verify_restored
+from backups.operations.restore_state import RestoreState, note
 from backups.operations.retention import prune_safety_backups
 from backups.operations.running import ProgressCallback, short_trace
 
@@ -66,7 +68,7 @@ def request_restore(
         "indices": chosen,
         "file_mode": file_mode,
         "safety_backup": safety_backup,
-        "rename": plan["rename"],
+        "rename": list(plan.rename) if plan.rename else None,
         "rollback_of": rollback_of.pk if rollback_of else None,
     }
 
@@ -78,7 +80,7 @@ def request_restore(
         "rename_pattern": rename_pattern,
         "rename_replacement": rename_replacement,
         "take_safety_backup": safety_backup,
-        "plan": plan,
+        "plan": plan.to_json(),
         "rollback_of": rollback_of,
     }
 
@@ -180,7 +182,7 @@ def _after_failed_restore(
     cancelled = isinstance(exc, Cancelled)
     detail = getattr(exc, "detail", "") or short_trace()
     failed_phase = run.phase
-    if not run.state.get("changed"):
+    if not RestoreState.of(run).changed:
         status = RestoreRun.Status.CANCELLED if cancelled else RestoreRun.Status.FAILED
         message = str(exc) + " Nothing had been changed yet."
         runner.update(
@@ -250,21 +252,11 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     es_part = es_part and backup.include_elasticsearch
     files_part = files_part and backup.include_files
     runner.phase("plan")
-    remove = [r["name"] for r in (run.plan.get("indices") or []) if r["action"] == "remove"]
-    plan = plan_restore(
-        backup.pk,
-        scope=run.scope,
-        indices=run.chosen_indices,
-        file_mode=run.file_mode,
-        rename_pattern=run.rename_pattern,
-        rename_replacement=run.rename_replacement,
-        remove_indices=remove if run.rollback_of_id else None,
-    )
-    rows = plan["indices"]
-    touched = [r["target"] for r in rows if r["action"] in ("replace", "remove")]
-    created = [r["target"] for r in rows if r["action"] == "create"]
-    runner.update(state={**run.state, "existing_touched": touched, "created": created})
-    check_backup_is_whole(backup, rows if es_part else [], files_part, runner)
+    plan = _still_true(run, Plan.from_json(run.plan), es_part, runner)
+    rows = plan.indices if es_part else []
+    touched = plan.targets("replace", "remove")
+    note(run, runner, existing_touched=touched, created=plan.targets("create"))
+    check_backup_is_whole(backup, rows, files_part, runner)
 
     if run.take_safety_backup:
         runner.phase("safety backup")
@@ -276,8 +268,8 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     try:
         if es_part:
             runner.phase("elasticsearch", reset_counters=True)
-            runner.update(state={**run.state, "changed": True})
-            _restore_indices(backup, rows, runner, plan["rename"])
+            note(run, runner, changed=True)
+            _restore_indices(backup, rows, runner, plan.rename)
         if files_part:
             runner.phase("files", reset_counters=True)
             _restore_files(run, runner)
@@ -285,14 +277,47 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
         run_hook(settings.A4C_POST_RESTORE_COMMAND, "post-restore")
 
     runner.phase("verify")
-    problems = verify_restored(backup, rows if es_part else [], files_part, run.file_mode)
+    problems = verify_restored(backup, rows, files_part, run.file_mode)
     if problems:
         raise BackupError(
             "After the restore, the data does not match the backup: " + "; ".join(problems[:5])
         )
-    if run.state.get("old_tree"):
-        store().drop_old_tree(Path(run.state["old_tree"]))
+    if RestoreState.of(run).old_tree:
+        store().drop_old_tree(Path(RestoreState.of(run).old_tree))
     runner.update(status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
+
+
+def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Runner) -> Plan:
+    """The stored plan, its index half asked of Elasticsearch again (cheap, and what changed
+    since the plan was shown decides what the safety backup must hold). The file half is not
+    planned again: the restore of the files walks the data dir itself."""
+    if not es_part:
+        return plan
+    fresh = plan_indices(
+        run.backup,
+        run.scope,
+        run.chosen_indices,
+        run.rename_pattern,
+        run.rename_replacement,
+        plan.targets("remove") if run.rollback_of_id else None,
+        [],
+    )
+    if fresh != plan.indices:
+        changed = sorted({s.target for s in fresh} ^ {s.target for s in plan.indices}) or [
+            s.target for s in fresh if s not in plan.indices
+        ]
+        plan = dataclasses.replace(
+            plan,
+            indices=fresh,
+            warnings=[
+                *plan.warnings,
+                "Elasticsearch changed between the plan and the restore ("
+                + ", ".join(changed[:10])
+                + "): the restore followed what was there when it began.",
+            ],
+        )
+        runner.update(plan=plan.to_json())
+    return plan
 
 
 def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runner) -> Backup:
@@ -349,32 +374,35 @@ def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runn
 
 
 def _restore_indices(
-    backup: Backup, rows: list[dict], runner: running.Runner, rename: list | None = None
+    backup: Backup,
+    rows: list[IndexStep],
+    runner: running.Runner,
+    rename: tuple[str, str] | None = None,
 ) -> None:
     """Replaces, creates and removes indices as the plan's rows say, and waits for every shard."""
     cluster = elastic.cluster()
-    restore_rows = [r for r in rows if r["action"] in ("replace", "create")]
-    cluster.delete_indices([r["target"] for r in rows if r["action"] == "replace"])
+    restore_rows = [r for r in rows if r.action in ("replace", "create")]
+    cluster.delete_indices([r.target for r in rows if r.action == "replace"])
     if restore_rows:
         single_node = cluster.info()["data_nodes"] <= 1
         cluster.start_restore(
             backup.snapshot_location.repository,
             backup.snapshot_location.snapshot,
-            [r["name"] for r in restore_rows],
+            [r.name for r in restore_rows],
             rename_pattern=rename[0] if rename else "",
             rename_replacement=rename[1] if rename else "",
             index_settings={"index.number_of_replicas": 0} if single_node else {},
         )
         cluster.wait_for_recovery(
-            [r["target"] for r in restore_rows],
+            [r.target for r in restore_rows],
             on_progress=lambda done, total: runner.progress(shards_done=done, shards_total=total),
             poll=settings.A4C_POLL_SECONDS,
         )
-    cluster.delete_indices([r["target"] for r in rows if r["action"] == "remove"])
+    cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 
 def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
-    runner.update(state={**run.state, "changed": True})
+    note(run, runner, changed=True)
 
     def on_progress(p) -> None:
         runner.progress(
@@ -394,32 +422,28 @@ def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
         workers=settings.A4C_FILE_WORKERS,
         bandwidth=file_bandwidth(),
     )
-    runner.update(state={**run.state, "old_tree": str(result.old_tree) if result.old_tree else ""})
+    note(run, runner, old_tree=str(result.old_tree) if result.old_tree else "")
 
 
 def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
     """Puts back what the restore changed: the kept old tree, then the safety snapshot."""
     run.refresh_from_db()
-    state = run.state
+    state = RestoreState.of(run)
     # restore_tree swaps the data dir in one rename after staging and checking everything: when
     # it raised, the data dir is wholly old; when it returned, the old tree is kept beside it.
-    if state.get("old_tree"):
-        store().undo_restore(data_dir(), Path(state["old_tree"]))
-        runner.update(state={**state, "old_tree": ""})
-    if scope_touches(run.scope)[0] and state.get("changed"):
+    if state.old_tree:
+        store().undo_restore(data_dir(), Path(state.old_tree))
+        state = note(run, runner, old_tree="")
+    if scope_touches(run.scope)[0] and state.changed:
         cluster = elastic.cluster()
-        created = [n for n in state.get("created", []) if cluster.indices(include=[n])]
-        touched = state.get("existing_touched", [])
+        created = [n for n in state.created if cluster.indices(include=[n])]
+        touched = state.existing_touched
         if touched and not (run.safety_backup and run.safety_backup.include_elasticsearch):
             raise BackupError("indices were changed and no safety backup of them exists")
         cluster.delete_indices(created)
         if touched:
             rows = [
-                {
-                    "name": n,
-                    "target": n,
-                    "action": "replace" if cluster.indices(include=[n]) else "create",
-                }
+                IndexStep(n, n, "replace" if cluster.indices(include=[n]) else "create", None, None)
                 for n in touched
             ]
             _restore_indices(run.safety_backup, rows, runner)

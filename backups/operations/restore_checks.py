@@ -12,10 +12,11 @@ from backups.errors import DamagedBackup
 from backups.models import Backup
 from backups.operations import running
 from backups.operations.places import data_dir, store
+from backups.operations.plan import IndexStep
 
 
 def check_backup_is_whole(
-    backup: Backup, rows: list[dict], files: bool, runner: running.Runner
+    backup: Backup, rows: list[IndexStep], files: bool, runner: running.Runner
 ) -> None:
     """Refuses a damaged backup before anything is changed, even the safety backup.
 
@@ -24,7 +25,7 @@ def check_backup_is_whole(
     but by then Elasticsearch would already have been restored.
     """
     problems: list[str] = []
-    wanted = [r["name"] for r in rows if r["action"] in ("replace", "create")]
+    wanted = [r.name for r in rows if r.action in ("replace", "create")]
     if wanted:
         where = backup.snapshot_location
         snapshot = where.snapshot
@@ -55,23 +56,25 @@ def check_backup_is_whole(
         )
 
 
-def verify_restored(backup: Backup, rows: list[dict], files: bool, file_mode: str) -> list[str]:
+def verify_restored(
+    backup: Backup, rows: list[IndexStep], files: bool, file_mode: str
+) -> list[str]:
     problems = []
     if rows:
         # one listing (a refresh and a multi-search) for all, not two requests per index
-        now = elastic.cluster().indices(include=[row["target"] for row in rows])
+        now = elastic.cluster().indices(include=[row.target for row in rows])
         approximate = any("approximate" in w for w in backup.warnings)
         for row in rows:
-            found = now.get(row["target"])
-            if row["action"] == "remove":
+            found = now.get(row.target)
+            if row.action == "remove":
                 if found:
-                    problems.append(f"index {row['target']} should have been removed")
+                    problems.append(f"index {row.target} should have been removed")
             elif found is None:
-                problems.append(f"index {row['target']} is missing")
-            elif found["docs"] != row["docs_in_backup"] and not approximate:
+                problems.append(f"index {row.target} is missing")
+            elif found["docs"] != row.docs_in_backup and not approximate:
                 problems.append(
-                    f"index {row['target']} holds {found['docs']} documents, "
-                    f"the backup {row['docs_in_backup']}"
+                    f"index {row.target} holds {found['docs']} documents, "
+                    f"the backup {row.docs_in_backup}"
                 )
     if files:
         plan = store().plan_restore(

@@ -9,6 +9,7 @@ from backups.errors import InvalidInput
 from backups.models import RestoreRun
 from backups.operations.lookup import get_restore
 from backups.operations.restore import request_restore
+from backups.operations.restore_state import RestoreState
 
 
 def request_rollback(restore_id: int, actor: Actor, *, wait: float = 0.0) -> RestoreRun:
@@ -38,7 +39,7 @@ def request_rollback(restore_id: int, actor: Actor, *, wait: float = 0.0) -> Res
         safety_backup=True,
         wait=wait,
         rollback_of=run,
-        remove_indices=run.state.get("created", []),
+        remove_indices=RestoreState.of(run).created,
     )
     RestoreRun.objects.filter(pk=run.pk).update(rolled_back=True)
     audit.record(

@@ -5,6 +5,7 @@ import re
 from backups import operations
 from backups.management import base as cli
 from backups.models import Backup, RestoreRun
+from backups.operations.plan import Plan
 from backups.sizes import format_size
 from backups.web.queries import human_duration
 
@@ -95,7 +96,7 @@ class Command(cli.Command):
         plan = operations.plan_restore(backup.pk, **choice)
         if options["dry_run"]:
             if options["json"]:
-                self.emit_json({"dry_run": True, "plan": plan})
+                self.emit_json({"dry_run": True, "plan": plan.to_json()})
             else:
                 self.say("\n".join(plan_lines(plan)))
                 self.say("dry run: nothing was changed")
@@ -156,32 +157,29 @@ def done(run) -> str:
     return text
 
 
-def plan_lines(plan: dict) -> list[str]:
+def plan_lines(plan: Plan) -> list[str]:
     """A restore plan as a person reads it before saying yes."""
-    lines = [f"restore of backup {plan['backup']} (scope {plan['scope']})"]
-    rows = plan.get("indices") or []
+    lines = [f"restore of backup {plan.backup} (scope {plan.scope})"]
+    rows = plan.indices
     if rows:
-        width = max(len(r["target"]) for r in rows)
+        width = max(len(r.target) for r in rows)
         lines.append(f"Elasticsearch: {len(rows)} indices")
         for row in rows:
-            now = "absent" if row["docs_now"] is None else f"{row['docs_now']} documents now"
-            after = (
-                "" if row["action"] == "remove" else f" -> {row['docs_in_backup']} from the backup"
-            )
-            source = f" (from {row['name']})" if row["name"] != row["target"] else ""
-            lines.append(f"  {row['action']:<8} {row['target']:<{width}}  {now}{after}{source}")
-    files = plan.get("files")
+            now = "absent" if row.docs_now is None else f"{row.docs_now} documents now"
+            after = "" if row.action == "remove" else f" -> {row.docs_in_backup} from the backup"
+            source = f" (from {row.name})" if row.name != row.target else ""
+            lines.append(f"  {row.action:<8} {row.target:<{width}}  {now}{after}{source}")
+    files = plan.files
     if files:
         verb = (
             "mirror: the data dir becomes the backup's"
-            if files["mode"] == "mirror"
+            if files.mode == "mirror"
             else ("merge: files are added and overwritten, none removed")
         )
         lines.append(f"Files ({verb}):")
         for kind in ("added", "changed", "removed", "unchanged"):
-            if kind in files:
-                size = format_size(files.get(f"{kind}_bytes", 0))
-                lines.append(f"  {kind:<9} {files[kind]} files ({size})")
-    for warning in plan.get("warnings") or []:
+            size = format_size(getattr(files, f"{kind}_bytes"))
+            lines.append(f"  {kind:<9} {getattr(files, kind)} files ({size})")
+    for warning in plan.warnings:
         lines.append(f"warning: {warning}")
     return lines

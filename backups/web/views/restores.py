@@ -14,6 +14,7 @@ from backups import operations, tasks
 from backups.audit import Actor
 from backups.errors import BackupError, Busy, QueueUnavailable
 from backups.models import Backup, RestoreRun
+from backups.operations.plan import Plan
 from backups.web import queries
 from backups.web.banners import under_way
 from backups.web.forms import (
@@ -85,13 +86,8 @@ def restore_new(request: HttpRequest) -> HttpResponse:
     except BackupError as exc:
         context["plan_error"] = error_text(exc)
     else:
-        context["counts"] = _plan_counts(context["plan"])
+        context["counts"] = context["plan"].counts()
     return render(request, "backups/restore_new.html", context, status=status)
-
-
-def _plan_counts(plan: dict) -> dict:
-    rows = plan.get("indices") or []
-    return {a: sum(1 for r in rows if r["action"] == a) for a in ("replace", "create", "remove")}
 
 
 @requires("view_backup", "page.view")
@@ -108,13 +104,13 @@ def restore_list(request: HttpRequest) -> HttpResponse:
 
 
 def _restore_context(run: RestoreRun) -> dict:
-    plan = run.plan or {}
+    plan = Plan.from_json(run.plan) if run.plan else None
     return {
         "run": run,
         "progress": queries.progress_of(run),
         "took": queries.human_duration(run.duration),
         "plan": plan,
-        "counts": _plan_counts(plan),
+        "counts": plan.counts() if plan else {},
         "rollbacks": list(run.rollbacks.order_by("-created_at")[:5]),
         "can_roll_back": (
             not run.is_active
