@@ -1,6 +1,6 @@
 """What the management commands share: errors and exit codes, output, confirmation, running.
 
-Commands are thin: they parse arguments, call backups/operations.py and print. This module
+Commands are thin: they parse arguments, call backups/operations and print. This module
 holds the parts every command needs so each stays a screen long:
 
 * ``Command``: a BaseCommand whose failures are ONE line on stderr ("error: ...") and an exit
@@ -10,7 +10,7 @@ holds the parts every command needs so each stays a screen long:
   worker (--queue) and follows its row (--wait);
 * summaries of rows as plain dicts, for --json and for the human-readable lines.
 
-It must not do the work itself: that lives in operations.py, for the web and the worker too.
+It must not do the work itself: that lives in backups/operations, for the web and the worker too.
 """
 
 from __future__ import annotations

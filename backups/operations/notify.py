@@ -19,15 +19,6 @@ from backups.models import NotificationDelivery
 
 log = logging.getLogger(__name__)
 
-EVENTS = {
-    "backup.failed": "A backup failed",
-    "restore.started": "A restore started",
-    "restore.finished": "A restore finished",
-    "restore.failed": "A restore failed",
-    "backup.missing": "No recent good backup",
-    "test": "Test notification",
-}
-
 
 def notify(
     event: str, subject: str, message: str, data: dict | None = None

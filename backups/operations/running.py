@@ -182,8 +182,3 @@ class Runner:
         """Raises Cancelled once someone asked this run to stop."""
         if self.cancellable and self._cancelled.is_set():
             raise Cancelled(f"Cancelled at the {self.run.phase or 'start'} phase, as requested.")
-
-    def check_now(self) -> None:
-        if self.model.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
-            self._cancelled.set()
-        self.check()

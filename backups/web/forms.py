@@ -1,7 +1,7 @@
 """The console's forms: they turn what a person typed into the values operations take.
 
 Validation that the engine owns (backup names, restore scopes, the typed confirmation) is asked
-of backups/operations.py, so the web and the command line refuse the same things with the
+of backups/operations, so the web and the command line refuse the same things with the
 same sentences.
 """
 

@@ -1,6 +1,6 @@
 """Read-only questions the console's pages ask: what runs now, what ran last, how far along.
 
-Nothing here changes data; the work and every change live in backups/operations.py. Each
+Nothing here changes data; the work and every change live in backups/operations. Each
 function issues a fixed number of queries whatever the number of rows, so pages stay quick
 with years of history.
 """
