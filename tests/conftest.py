@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 from browsing import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from django.conf import settings as django_settings
+from fault_support import es_state
 
 from backups.audit import Actor
 from backups.elastic import client as elastic
@@ -105,23 +106,7 @@ class A4CInstall:
 
     def state(self) -> dict:
         """Everything about the prefix's indices that a restore must bring back."""
-        client = self.cluster.client
-        names = sorted(self.cluster.indices(include=[self.prefix + "*"]))
-        result = {}
-        for index in names:
-            client.indices.refresh(index=index)
-            hits = client.search(index=index, size=10000, query={"match_all": {}})["hits"]["hits"]
-            mapping = client.indices.get_mapping(index=index)[index]["mappings"]
-            aliases = sorted(client.indices.get_alias(index=index)[index]["aliases"])
-            result[index] = {
-                "docs": {h["_id"]: h["_source"] for h in hits},
-                "mappings": mapping,
-                "aliases": aliases,
-                "shards": client.indices.get_settings(index=index)[index]["settings"]["index"][
-                    "number_of_shards"
-                ],
-            }
-        return result
+        return es_state(self.cluster, self.prefix)
 
 
 A4C_ADMIN = ("backup-admin", "pw-backup-admin")
@@ -151,6 +136,15 @@ def a4c_standin(a4c, settings):
     settings.A4C_SERVER_TIMEOUT = 30.0  # a loaded CI machine is slow, never this slow
     yield standin
     standin.stop()
+
+
+@pytest.fixture
+def installed(a4c):
+    """The isolated installation filled with the small demo: ~30 indices and a data dir."""
+    from backups.demo import generator as demo
+
+    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
+    return a4c
 
 
 @pytest.fixture

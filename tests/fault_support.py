@@ -207,7 +207,7 @@ class ThrowawayElasticsearch:
 
 
 def es_state(cluster, prefix: str) -> dict:
-    """Every document, mapping and alias of the indices named prefix*."""
+    """Every document, mapping, alias and shard count of the indices named prefix*."""
     client = cluster.client
     result = {}
     for index in sorted(cluster.indices(include=[prefix + "*"])):
@@ -217,6 +217,9 @@ def es_state(cluster, prefix: str) -> dict:
             "docs": {h["_id"]: h["_source"] for h in hits},
             "mappings": client.indices.get_mapping(index=index)[index]["mappings"],
             "aliases": sorted(client.indices.get_alias(index=index)[index]["aliases"]),
+            "shards": client.indices.get_settings(index=index)[index]["settings"]["index"][
+                "number_of_shards"
+            ],
         }
     return result
 

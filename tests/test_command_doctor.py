@@ -14,13 +14,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def installed(a4c):
+def one_file_install(a4c):
     (a4c.data_dir / "artifacts").mkdir()
     (a4c.data_dir / "artifacts" / "a.bin").write_bytes(b"a")
     return a4c
 
 
-def test_doctor_exits_0_when_nothing_fails_even_with_warnings(installed, capsys):
+def test_doctor_exits_0_when_nothing_fails_even_with_warnings(one_file_install, capsys):
     ran = manage(capsys, "doctor", "--worker-timeout", "0.2", "--json")
 
     assert ran.code == 0, ran.out + ran.err
@@ -31,7 +31,7 @@ def test_doctor_exits_0_when_nothing_fails_even_with_warnings(installed, capsys)
 
 
 def test_doctor_exits_1_naming_the_failed_checks_and_printing_their_fix(
-    installed, capsys, settings, tmp_path
+    one_file_install, capsys, settings, tmp_path
 ):
     settings.A4C_DATA_DIR = tmp_path / "moved-away"
 
@@ -52,7 +52,7 @@ def fresh_cluster():
 
 
 def test_a_broken_setting_stops_other_commands_but_doctor_reports_it(
-    installed, capsys, settings, fresh_cluster
+    one_file_install, capsys, settings, fresh_cluster
 ):
     settings.A4C_ES_URLS = ["http://localhost:9300"]
     settings.A4C_ES_URLS_SOURCE = "the environment variable A4C_ES_URLS"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
-from pathlib import Path
 
 import pytest
 from commands import manage
+from fault_support import tree
 
 from backups import operations
 from backups.demo import generator as demo
@@ -17,20 +15,6 @@ from backups.management import base as cli
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every file under root with its content's hash, caches left out."""
-    found = {}
-    for dirpath, _dirs, names in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        if rel.split(os.sep)[0] in ("work", "tmp", "upload"):
-            continue
-        for name in names:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
-                found[os.path.join(rel, name)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
 
 
 class Terminal(io.StringIO):

@@ -17,7 +17,6 @@ import pytest
 from fault_support import leftovers, tree
 
 from backups import operations
-from backups.demo import generator as demo
 from backups.errors import DamagedBackup, InvalidInput, NotFound
 from backups.models import Backup, RestoreRun
 from backups.operations import running
@@ -62,12 +61,6 @@ BAD_PATTERNS = {
     "a\nb": "control",
     "x" * 300: "255 bytes",
 }
-
-
-@pytest.fixture
-def installed(a4c):
-    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    return a4c
 
 
 def nothing_made(before_backups: int) -> bool:

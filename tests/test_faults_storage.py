@@ -16,19 +16,12 @@ from fault_support import leftovers, tree
 
 import backups.storage.backup
 from backups import operations
-from backups.demo import generator as demo
 from backups.errors import BackupError
 from backups.models import Backup, RestoreRun
 from backups.operations import running
 from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def installed(a4c):
-    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    return a4c
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def by_name(checks: list[health.Check]) -> dict[str, health.Check]:
 
 
 @pytest.fixture
-def installed(a4c):
+def one_file_install(a4c):
     (a4c.data_dir / "csar").mkdir()
     (a4c.data_dir / "csar" / "types.yml").write_text("tosca: 1.3\n")
     return a4c
@@ -37,7 +37,7 @@ def fresh_cluster():
 
 
 def test_every_check_passes_against_the_real_services_and_a_worker(
-    installed, start_worker, worker_env
+    one_file_install, start_worker, worker_env
 ):
     start_worker(**worker_env)
 
@@ -77,7 +77,7 @@ def test_every_check_passes_against_the_real_services_and_a_worker(
     assert took < 6  # one second of it waits for workers to answer the ping
 
 
-def test_a_cluster_with_another_name_is_an_error_naming_the_setting(installed, settings):
+def test_a_cluster_with_another_name_is_an_error_naming_the_setting(one_file_install, settings):
     settings.A4C_ES_CLUSTER_NAME = "production-a4c"
 
     check = by_name(health.run_checks(worker_timeout=0.2))["Elasticsearch"]
@@ -86,7 +86,9 @@ def test_a_cluster_with_another_name_is_an_error_naming_the_setting(installed, s
     assert "A4C_ES_CLUSTER_NAME" in check.fix
 
 
-def test_a_repository_path_outside_path_repo_is_an_error_with_the_line_to_add(installed, settings):
+def test_a_repository_path_outside_path_repo_is_an_error_with_the_line_to_add(
+    one_file_install, settings
+):
     settings.A4C_ES_REPOSITORY_PATH = "/srv/elsewhere/a4c"
 
     checks = by_name(health.run_checks(worker_timeout=0.2))
@@ -97,7 +99,7 @@ def test_a_repository_path_outside_path_repo_is_an_error_with_the_line_to_add(in
 
 
 def test_unreachable_elasticsearch_and_redis_say_how_to_start_them(
-    installed, settings, monkeypatch, fresh_cluster
+    one_file_install, settings, monkeypatch, fresh_cluster
 ):
     settings.A4C_ES_URLS = ["http://127.0.0.1:9"]
     monkeypatch.setattr(health, "_broker_url", lambda: "redis://127.0.0.1:9/0")
@@ -113,7 +115,9 @@ def test_unreachable_elasticsearch_and_redis_say_how_to_start_them(
     assert checks["Celery workers"].summary == "not checked: Redis cannot be reached"
 
 
-def test_a_missing_data_dir_and_an_unwritable_storage_are_errors(installed, settings, tmp_path):
+def test_a_missing_data_dir_and_an_unwritable_storage_are_errors(
+    one_file_install, settings, tmp_path
+):
     settings.A4C_DATA_DIR = tmp_path / "not-there"
     (tmp_path / "a-file").write_text("")
     settings.A4C_BACKUP_DIR = tmp_path / "a-file" / "storage"
@@ -132,7 +136,9 @@ def test_an_empty_data_dir_is_a_warning(a4c):
     assert check.level == "warning" and "is empty" in check.summary
 
 
-def test_no_worker_is_a_warning_until_an_operation_waits_for_one(installed, celery_app, cli_actor):
+def test_no_worker_is_a_warning_until_an_operation_waits_for_one(
+    one_file_install, celery_app, cli_actor
+):
     alone = by_name(health.run_checks(worker_timeout=0.3))["Celery workers"]
     operations.request_backup(cli_actor, name="waiting", include_elasticsearch=False)
     waiting = by_name(health.run_checks(worker_timeout=0.3))
@@ -143,7 +149,7 @@ def test_no_worker_is_a_warning_until_an_operation_waits_for_one(installed, cele
     assert waiting["Operation lock"].ok and "backup waiting" in waiting["Operation lock"].summary
 
 
-def test_a_lock_whose_run_stopped_beating_is_a_warning(installed, cli_actor, settings):
+def test_a_lock_whose_run_stopped_beating_is_a_warning(one_file_install, cli_actor, settings):
     backup = operations.request_backup(cli_actor, name="silent", include_elasticsearch=False)
     Backup.objects.filter(pk=backup.pk).update(
         status="running",
@@ -156,7 +162,7 @@ def test_a_lock_whose_run_stopped_beating_is_a_warning(installed, cli_actor, set
     running.release("backup", backup.pk)
 
 
-def test_a_last_backup_older_than_the_limit_is_a_warning(installed, settings):
+def test_a_last_backup_older_than_the_limit_is_a_warning(one_file_install, settings):
     settings.A4C_LAST_BACKUP_MAX_AGE_HOURS = 26
     Backup.objects.create(
         name="old", status="succeeded", finished_at=timezone.now() - timedelta(hours=30)

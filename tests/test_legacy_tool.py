@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from fault_support import tree
 
 from backups.demo import generator as demo
 from backups.models import Backup, RestoreRun
@@ -20,20 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 TOOL_DIR = Path(django_settings.BASE_DIR)
 TOOL = "./backup-restore-tool.sh"
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every file under root with its content's hash, caches left out."""
-    found = {}
-    for dirpath, _dirs, names in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        if rel.split(os.sep)[0] in ("work", "tmp", "upload"):
-            continue
-        for name in names:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
-                found[os.path.join(rel, name)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
 
 
 @pytest.fixture

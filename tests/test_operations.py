@@ -11,7 +11,6 @@ from django.db import connection
 from fault_support import tree
 
 from backups import audit, operations
-from backups.demo import generator as demo
 from backups.errors import Busy, InvalidInput, NotFound
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
@@ -19,12 +18,6 @@ from backups.operations.plan import Plan
 from backups.storage.store import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def installed(a4c):
-    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    return a4c
 
 
 def backed_up(actor, name, **kwargs) -> Backup:

@@ -15,7 +15,6 @@ from people import member
 
 from backups import operations
 from backups.audit import Actor
-from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,12 +25,6 @@ def restorer(client):
     user = member("rita", "restorers")
     client.force_login(user)
     return user
-
-
-@pytest.fixture
-def installed(a4c):
-    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    return a4c
 
 
 @pytest.fixture
