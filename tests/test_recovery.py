@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from backups import operations, tasks
 from backups.demo import generator as demo
@@ -37,8 +39,10 @@ def test_a_backup_whose_worker_is_killed_is_failed_and_cleaned_up(
     )
 
     start_worker.kill(worker)
-    settings.A4C_STALE_AFTER_SECONDS = 2
-    time.sleep(3)
+    # The dead worker's heartbeat stopped a while ago, as it would have after the wait.
+    Backup.objects.filter(pk=backup.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS + 1)
+    )
     # A second request finds the lock held by a dead run, recovers it and goes ahead.
     second = operations.request_backup(
         cli_actor, name="after-the-kill", include_elasticsearch=False
@@ -75,9 +79,8 @@ def test_a_restore_whose_worker_is_killed_is_marked_interrupted_and_can_be_rolle
     )
 
     start_worker.kill(worker)
-    settings.A4C_STALE_AFTER_SECONDS = 2
-    time.sleep(3)
-    operations.recover_stale_runs()
+    later = timezone.now() + timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS + 1)
+    operations.recover_stale_runs(now=later)
 
     run.refresh_from_db()
     assert run.status == RestoreRun.Status.INTERRUPTED

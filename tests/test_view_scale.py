@@ -6,7 +6,6 @@ issue exactly as many queries as it does with a few rows.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -90,15 +89,14 @@ def admin_client_with_history(client, django_user_model):
     return client
 
 
-def queries_for(client, url: str, params: dict | None = None) -> tuple[int, float]:
+def queries_for(client, url: str, params: dict | None = None) -> int:
+    """How many queries a page costs; its speed is the benchmark's to measure (bench/pages.py)."""
     with CaptureQueriesContext(connection) as captured:
-        started = time.monotonic()
         response = client.get(url, params or {})
         if hasattr(response, "streaming_content"):
             b"".join(response.streaming_content)
-        took = time.monotonic() - started
-    assert response.status_code == 200
-    return len(captured), took
+    assert response.status_code == 200, f"{url} {params}: {response.status_code}"
+    return len(captured)
 
 
 PAGES = [
@@ -123,7 +121,7 @@ def test_pages_issue_the_same_queries_with_a_few_rows_as_with_years_of_history(
     add_restores(10)
     add_events(0, 35)  # enough for every filter above to match some
     few = {
-        (name, tuple(params.items())): queries_for(client, reverse(name), params)[0]
+        (name, tuple(params.items())): queries_for(client, reverse(name), params)
         for name, params in PAGES
     }
 
@@ -133,10 +131,9 @@ def test_pages_issue_the_same_queries_with_a_few_rows_as_with_years_of_history(
     assert Backup.objects.count() == 10000 and AuditEvent.objects.count() >= 100000
 
     for name, params in PAGES:
-        count, took = queries_for(client, reverse(name), params)
+        count = queries_for(client, reverse(name), params)
         assert count == few[(name, tuple(params.items()))], f"{name} {params}: queries grew"
         assert count <= 15, f"{name} {params}: {count} queries"
-        assert took < 5, f"{name} {params} took {took:.1f} s"
 
 
 def test_the_audit_csv_streams_every_event_in_batches(admin_client_with_history):
@@ -145,6 +142,8 @@ def test_the_audit_csv_streams_every_event_in_batches(admin_client_with_history)
     with CaptureQueriesContext(connection) as captured:
         response = admin_client_with_history.get(reverse("backups:audit_export"))
         body = b"".join(response.streaming_content)
+
+    assert response.status_code == 200
 
     assert body.count(b"\n") == 1 + AuditEvent.objects.count() >= 1 + 20000
     assert len(captured) < 30, "fetched in chunks, not one query per row"
