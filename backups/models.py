@@ -49,8 +49,8 @@ class A4CMaintenance(models.TextChoices):
     UNAVAILABLE = "unavailable", "not available: ran without it"
 
 
-class Progress(models.Model):
-    """What a running operation reports: phase, counters, heartbeat, error."""
+class RunRow(models.Model):
+    """What every run row (a backup, a restore) reports: phase, counters, heartbeat, error."""
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -111,7 +111,7 @@ class SnapshotLocation:
         return f"snapshot {self.snapshot} in repository {self.repository}"
 
 
-class Backup(Progress):
+class Backup(RunRow):
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"
@@ -230,7 +230,7 @@ class Backup(Progress):
         return bool(self.snapshot_name or (self.include_elasticsearch and self.indices))
 
 
-class RestoreRun(Progress):
+class RestoreRun(RunRow):
     class Status(models.TextChoices):
         PENDING = "pending"
         RUNNING = "running"

@@ -41,7 +41,7 @@ from backups.errors import InvalidInput, StorageError
 # Written first into a data dir the generator fills: --reset empties no other.
 MARKER = ".made-by-a4c-backup-demo"
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+DemoProgress = Callable[[str, int, int], None]  # (phase, done, total)
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -166,7 +166,7 @@ def _script(csar: dict, step: str) -> bytes:
 class _Tree:
     """Writes files under ``root``, counting them; every mtime follows from the file's rank."""
 
-    def __init__(self, root: Path, progress: Progress | None, expected: int):
+    def __init__(self, root: Path, progress: DemoProgress | None, expected: int):
         self.root, self.progress, self.expected = root, progress, expected
         self.files = self.bytes = 0
 
@@ -252,7 +252,11 @@ def _content(
 
 
 def write_files(
-    root: Path, inst: Installation, plan: Plan, rng: random.Random, progress: Progress | None = None
+    root: Path,
+    inst: Installation,
+    plan: Plan,
+    rng: random.Random,
+    progress: DemoProgress | None = None,
 ) -> _Tree:
     """Lays out the data dir of ``inst``; ``plan`` sets how many files and bytes in all."""
     tree = _Tree(root, progress, plan.files)
@@ -392,7 +396,7 @@ def generate(
     seed: int = 1,
     reset: bool = False,
     cluster: elastic.Cluster | None = None,
-    progress: Progress | None = None,
+    progress: DemoProgress | None = None,
 ) -> DemoSummary:
     """Creates the demo indices (named prefix + A4C name) and fills ``data_dir``.
 
