@@ -158,20 +158,12 @@ def backup_files(backup: Backup, runner: running.Runner) -> None:
         )
     runner.phase("files", reset_counters=True)
 
-    def on_progress(p) -> None:
-        runner.progress(
-            files_done=p.files_done,
-            files_total=p.files_total,
-            bytes_done=p.bytes_done,
-            bytes_total=p.bytes_total,
-        )
-
     summary = store().backup_tree(
         backup.name,
         root,
         exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
         previous=previous_manifest(backup),
-        progress=on_progress,
+        progress=runner.file_progress,
         check=runner.check,
         workers=settings.A4C_FILE_WORKERS,
         bandwidth=file_bandwidth(),

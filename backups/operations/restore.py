@@ -404,20 +404,12 @@ def _restore_indices(
 def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
     note(run, runner, changed=True)
 
-    def on_progress(p) -> None:
-        runner.progress(
-            files_done=p.files_done,
-            files_total=p.files_total,
-            bytes_done=p.bytes_done,
-            bytes_total=p.bytes_total,
-        )
-
     result = store().restore_tree(
         run.backup.name,
         data_dir(),
         exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
         mode=run.file_mode,
-        progress=on_progress,
+        progress=runner.file_progress,
         check=runner.check,
         workers=settings.A4C_FILE_WORKERS,
         bandwidth=file_bandwidth(),

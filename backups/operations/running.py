@@ -173,6 +173,15 @@ class Runner:
             self.on_progress(self.run)
         self.check()
 
+    def file_progress(self, p) -> None:
+        """The storage's FileProgress, as the run row's counters: what a copy of files reports."""
+        self.progress(
+            files_done=p.files_done,
+            files_total=p.files_total,
+            bytes_done=p.bytes_done,
+            bytes_total=p.bytes_total,
+        )
+
     def flush(self, **counters) -> None:
         for name, value in counters.items():
             setattr(self.run, name, value)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from backups import operations, tasks
 from backups.audit import Actor
-from backups.errors import BackupError, InvalidInput, QueueUnavailable
+from backups.errors import BackupError, InvalidInput
 from backups.models import Backup
 from backups.web import queries
 from backups.web.banners import under_way
@@ -24,6 +24,7 @@ from backups.web.forms import (
 )
 from backups.web.permissions import requires
 from backups.web.queries import page_of
+from backups.web.worker import hand_to_worker
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def backup_new(request: HttpRequest) -> HttpResponse:
             except BackupError as exc:
                 form.add_error(None, error_text(exc))
             else:
-                problem = _hand_to_worker("backup", backup.pk, actor)
+                problem = hand_to_worker("backup", backup.pk, actor)
                 if problem:
                     messages.error(request, problem)
                 else:
@@ -194,12 +195,3 @@ def backup_manifest(request: HttpRequest, pk: int) -> HttpResponse:
     )
     response["Content-Disposition"] = f'attachment; filename="{backup.name}.manifest.jsonl"'
     return response
-
-
-def _hand_to_worker(kind: str, run_id: int, actor: Actor) -> str:
-    """What to tell the person when the run could not be queued (it was taken back), or ""."""
-    try:
-        tasks.enqueue(kind, run_id, actor)
-    except QueueUnavailable as exc:
-        return str(exc)
-    return ""

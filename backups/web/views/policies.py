@@ -20,13 +20,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from backups import operations, tasks
+from backups import operations
 from backups.audit import Actor
-from backups.errors import BackupError, QueueUnavailable
+from backups.errors import BackupError
 from backups.models import NotificationDelivery, Policy
 from backups.operations.notifications import send_test_notification, shown_target
 from backups.web.permissions import requires
 from backups.web.policy_forms import PolicyForm
+from backups.web.worker import hand_to_worker
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 50
@@ -183,11 +184,7 @@ def policy_run(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, f"Policy {policy.name} could not start a backup: {exc}")
         return _back(request, "policies:detail", policy.pk)
-    try:
-        tasks.enqueue("backup", backup.pk, actor)
-        problem = ""
-    except QueueUnavailable as exc:
-        problem = str(exc)
+    problem = hand_to_worker("backup", backup.pk, actor)
     if problem:
         messages.error(request, problem)
     else:

@@ -10,9 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from backups import operations, tasks
+from backups import operations
 from backups.audit import Actor
-from backups.errors import BackupError, Busy, QueueUnavailable
+from backups.errors import BackupError, Busy
 from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
 from backups.web import queries
@@ -25,6 +25,7 @@ from backups.web.forms import (
 )
 from backups.web.permissions import requires
 from backups.web.queries import page_of
+from backups.web.worker import hand_to_worker
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def restore_new(request: HttpRequest) -> HttpResponse:
             context["start_error"] = error_text(exc)
             status = 409 if isinstance(exc, Busy) else 200
         else:
-            problem = _hand_to_worker("restore", run.pk, actor)
+            problem = hand_to_worker("restore", run.pk, actor)
             if problem:
                 messages.error(request, problem)
             else:
@@ -164,18 +165,9 @@ def restore_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, error_text(exc))
         return redirect("backups:restore_detail", pk=run.pk)
-    problem = _hand_to_worker("restore", rollback.pk, actor)
+    problem = hand_to_worker("restore", rollback.pk, actor)
     if problem:
         messages.error(request, problem)
     else:
         under_way(request, f"Rolling back restore #{run.pk}.")
     return redirect("backups:restore_detail", pk=rollback.pk)
-
-
-def _hand_to_worker(kind: str, run_id: int, actor: Actor) -> str:
-    """What to tell the person when the run could not be queued (it was taken back), or ""."""
-    try:
-        tasks.enqueue(kind, run_id, actor)
-    except QueueUnavailable as exc:
-        return str(exc)
-    return ""
