@@ -217,7 +217,7 @@ def test_a_failure_while_swapping_files_is_rolled_back_from_the_kept_old_tree(
     change_everything(a4c)
     before_files = tree(a4c.data_dir)
     monkeypatch.setattr(
-        restore_ops, "_verify_restored", lambda *a, **k: ["index x holds 1 document (injected)"]
+        restore_ops, "verify_restored", lambda *a, **k: ["index x holds 1 document (injected)"]
     )
 
     run = operations.run_restore(operations.request_restore(backup.pk, cli_actor, scope="files").pk)
