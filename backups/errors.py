@@ -47,6 +47,18 @@ class ElasticError(BackupError):
     """Elasticsearch refused or could not be reached."""
 
 
+class ElasticUnreachable(ElasticError):
+    """No Elasticsearch answered at the configured addresses (down, wrong port, TLS refused)."""
+
+    retryable = True
+
+
+class UnsupportedElasticsearch(ElasticError):
+    """Elasticsearch answered, in a version this tool does not speak."""
+
+    exit_code = 2
+
+
 class StorageError(BackupError):
     """The backup storage or the data dir could not be read or written."""
 

@@ -22,7 +22,8 @@ from django.utils import timezone
 from backups.doctor.alien4cloud import alien4cloud_check
 from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.elastic import client as elastic
-from backups.errors import BackupError
+from backups.elastic.versions import SUPPORTED_TEXT
+from backups.errors import BackupError, ElasticUnreachable, UnsupportedElasticsearch
 from backups.models import Backup, RestoreRun
 from backups.sizes import format_size
 from backups.storage.store import Store
@@ -157,11 +158,21 @@ def _elasticsearch() -> tuple[Check, elastic.Cluster | None]:
     try:
         cluster = _quick_cluster()
         info = cluster.info()
-    except BackupError as exc:
+    except ElasticUnreachable as exc:
         fix = (
             f"Start Elasticsearch, or point A4C_ES_URLS (now {urls}, from "
             f"{settings.A4C_ES_URLS_SOURCE}) at its REST port."
         )
+        return _error(name, exc.message, fix), None
+    except UnsupportedElasticsearch as exc:
+        fix = (
+            f"Point A4C_ES_URLS (now {urls}) at a cluster of a supported version "
+            f"({SUPPORTED_TEXT}), or upgrade this one."
+        )
+        return _error(name, exc.message, fix), None
+    except BackupError as exc:
+        # It answers, so "start it" would be wrong advice; the message says what it refused.
+        fix = f"Elasticsearch answers at {urls}: fix what the message above names, and check again."
         return _error(name, exc.message, fix), None
     summary = (
         f"{info['version']} at {urls}, cluster {info['cluster_name']}, status "

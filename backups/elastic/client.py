@@ -2,7 +2,10 @@
 
 A thin adapter over the official client: it speaks in plain dicts and lists, and turns every
 client or transport error into an ``ElasticError`` whose message says what to do. It knows
-nothing of backups, rows or files; backups/operations.py decides what to snapshot and when.
+nothing of backups, rows or files; backups/operations/ decides what to snapshot and when.
+The client's transport learns the cluster's version before its first request
+(backups/elastic/transport.py); where versions differ, this module asks ``self.dialect``
+(backups/elastic/versions.py) and never compares version numbers itself.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -17,9 +21,17 @@ import elastic_transport
 import elasticsearch
 from django.conf import settings
 
-from backups.errors import ConfigError, ElasticError
+from backups.elastic import versions
+from backups.elastic.transport import VersionedTransport
+from backups.errors import ConfigError, ElasticError, ElasticUnreachable
 
 TRANSPORT_PORT = 9300
+
+# 6.x warns on every typed request that mapping types go away in 7.0. Alien4Cloud 3.x's
+# indices have their one type; there is nothing for an operator to act on.
+warnings.filterwarnings(
+    "ignore", message=r"\[types removal\]", category=elasticsearch.ElasticsearchWarning
+)
 
 
 def check_urls(urls: Iterable[str], source: str = "A4C_ES_URLS") -> list[str]:
@@ -54,19 +66,40 @@ def _message(exc: Exception, doing: str) -> ElasticError:
         ):
             reason = f"{reason} ({root[0]['reason']})"
         status = exc.meta.status if exc.meta else "?"
+        if status == 401:
+            return ElasticError(
+                f"Elasticsearch refused the credentials while trying to {doing} (HTTP 401: "
+                f"{reason or exc.message}): check A4C_ES_USERNAME and A4C_ES_PASSWORD, or "
+                "A4C_ES_API_KEY (an API key may have expired or been revoked).",
+                detail=str(info)[:4000],
+            )
+        if status == 403:
+            return ElasticError(
+                f"Elasticsearch denied the user of A4C_ES_USERNAME / A4C_ES_API_KEY the right to "
+                f"{doing}: {reason or exc.message} (HTTP 403). Grant it the cluster privileges "
+                "manage, monitor and create_snapshot, and all on the Alien4Cloud indices.",
+                detail=str(info)[:4000],
+            )
         return ElasticError(
             f"Elasticsearch refused to {doing}: {reason or exc.message} (HTTP {status}).",
             detail=str(info)[:4000],
             retryable=status in (429, 502, 503, 504),
         )
+    if isinstance(exc, elastic_transport.TlsError):
+        return ElasticUnreachable(
+            f"The TLS handshake with Elasticsearch at {', '.join(settings.A4C_ES_URLS)} failed "
+            f"(while trying to {doing}): {exc.message}. Point A4C_ES_CA_CERT at the CA that "
+            "signed the server's certificate (now "
+            f"{settings.A4C_ES_CA_CERT or 'unset: the system CAs'}).",
+        )
     if isinstance(exc, elastic_transport.ConnectionTimeout):
-        return ElasticError(
+        return ElasticUnreachable(
             f"Elasticsearch did not answer in time while trying to {doing}; "
             "check that it is up and not overloaded.",
             retryable=True,
         )
     if isinstance(exc, elastic_transport.TransportError):
-        return ElasticError(
+        return ElasticUnreachable(
             f"Elasticsearch at {', '.join(settings.A4C_ES_URLS)} cannot be reached "
             f"(while trying to {doing}): {exc.message}. Start it, or fix A4C_ES_URLS "
             f"(now from {settings.A4C_ES_URLS_SOURCE}).",
@@ -95,6 +128,20 @@ class Cluster:
     def __init__(self, client: elasticsearch.Elasticsearch):
         self.client = client
 
+    @property
+    def dialect(self) -> versions.Dialect:
+        """How this cluster's version wants to be spoken to; asks it the first time."""
+        transport = self.client.transport
+        if not isinstance(transport, VersionedTransport):
+            raise TypeError("build the client with transport_class=VersionedTransport")
+        if transport.dialect is None:
+            self._ask_versions()
+        return transport.dialect
+
+    @_translated("ask the nodes their versions")
+    def _ask_versions(self) -> None:
+        self.client.nodes.info(filter_path="nodes.*.version")
+
     # --- the cluster -------------------------------------------------------------------
     @_translated("describe the cluster")
     def info(self) -> dict:
@@ -102,11 +149,11 @@ class Cluster:
         # health, nodes info and cluster state.
         health = self.client.cluster.health()
         nodes = self.client.nodes.info(filter_path="nodes.*.version")
-        versions = sorted({n["version"] for n in nodes.get("nodes", {}).values()})
+        found = sorted({n["version"] for n in nodes.get("nodes", {}).values()})
         state = self.client.cluster.state(metric="metadata", filter_path="metadata.cluster_uuid")
         return {
-            "version": versions[0] if versions else "?",
-            "versions": versions,
+            "version": str(self.dialect.version),
+            "versions": found,
             "cluster_name": health["cluster_name"],
             "cluster_uuid": state["metadata"]["cluster_uuid"],
             "status": health["status"],
@@ -163,13 +210,16 @@ class Cluster:
         return dict(sorted(found.items()))
 
     def _cat_indices(self, include: list[str]) -> list[dict]:
+        extra = (
+            {"expand_wildcards": "open,closed"} if self.dialect.cat_takes_expand_wildcards else {}
+        )
         return list(
             self.client.cat.indices(
                 index=",".join(include) or "*",
-                expand_wildcards="open,closed",
                 format="json",
                 bytes="b",
                 h="index,store.size,pri.store.size,health,status,pri,rep",
+                **extra,
             )
         )
 
@@ -189,7 +239,7 @@ class Cluster:
         self.client.indices.refresh(index=",".join(open_names), ignore_unavailable=True)
         searches: list[dict] = []
         for name in open_names:
-            searches += [{"index": name}, {"size": 0, "track_total_hits": True}]
+            searches += [{"index": name}, {"size": 0, **self.dialect.search_extras()}]
         answers = self.client.msearch(searches=searches)["responses"]
         for name, answer in zip(open_names, answers, strict=True):
             if "error" in answer:
@@ -197,7 +247,7 @@ class Cluster:
                     f"Elasticsearch could not count the documents of {name}: "
                     f"{answer['error'].get('reason', answer['error'])}"
                 )
-            found[name]["docs"] = int(answer["hits"]["total"]["value"])
+            found[name]["docs"] = versions.total_hits(answer["hits"])
 
     @_translated("count documents")
     def count(self, index: str) -> int:
@@ -210,8 +260,19 @@ class Cluster:
         names = list(names)
         if not names:
             return {}
+        return {name: body.get("_meta", {}) for name, body in self.mappings(names).items()}
+
+    @_translated("read index mappings")
+    def mappings(self, names: Iterable[str]) -> dict[str, dict]:
+        """Each index's mapping, as 7.x and later show it (no mapping type, even on 6.x)."""
+        names = list(names)
+        if not names:
+            return {}
         found = self.client.indices.get_mapping(index=",".join(names), expand_wildcards="none")
-        return {name: body.get("mappings", {}).get("_meta", {}) for name, body in found.items()}
+        return {
+            name: self.dialect.typeless_mappings(body.get("mappings", {}))
+            for name, body in found.items()
+        }
 
     @_translated("delete indices")
     def delete_indices(self, names: Iterable[str]) -> None:
@@ -224,7 +285,10 @@ class Cluster:
         self, name: str, mappings: dict, settings: dict | None = None, aliases=None
     ) -> None:
         self.client.indices.create(
-            index=name, mappings=mappings, settings=settings or {}, aliases=aliases
+            index=name,
+            mappings=self.dialect.create_mappings(mappings),
+            settings=settings or {},
+            aliases=aliases,
         )
 
     @_translated("index documents")
@@ -232,7 +296,7 @@ class Cluster:
         """Indexes (id, source) pairs; raises when any document failed."""
         operations: list[dict] = []
         for doc_id, source in docs:
-            operations.append({"index": {"_index": index, "_id": doc_id}})
+            operations.append(self.dialect.bulk_action(index, doc_id))
             operations.append(source)
         if not operations:
             return 0
@@ -350,6 +414,7 @@ class Cluster:
         metadata: dict,
         include_global_state: bool,
     ) -> None:
+        extra = {"metadata": metadata} if self.dialect.snapshot_metadata else {}
         self.client.snapshot.create(
             repository=repository,
             snapshot=snapshot,
@@ -357,8 +422,8 @@ class Cluster:
             include_global_state=include_global_state,
             ignore_unavailable=False,
             partial=False,
-            metadata=metadata,
             wait_for_completion=False,
+            **extra,
         )
 
     @_translated("read a snapshot's progress")
@@ -367,15 +432,15 @@ class Cluster:
         resp = self.client.snapshot.status(repository=repository, snapshot=snapshot)
         snap = resp["snapshots"][0]
         shards = snap["shards_stats"]
-        stats = snap["stats"]
+        bytes_done, bytes_total = versions.snapshot_bytes(snap["stats"])
         return {
             "state": snap["state"],
             "shards_done": shards["done"],
             "shards_total": shards["total"],
             "shards_failed": shards["failed"],
-            # "incremental" is what this snapshot must copy; the rest is already in the repository.
-            "bytes_done": stats.get("processed", {}).get("size_in_bytes", 0),
-            "bytes_total": stats.get("incremental", {}).get("size_in_bytes", 0),
+            # What this snapshot must copy; the rest is already in the repository.
+            "bytes_done": bytes_done,
+            "bytes_total": bytes_total,
         }
 
     @_translated("read a snapshot")
@@ -387,6 +452,10 @@ class Cluster:
             return None
         snaps = resp.get("snapshots", [])
         return snaps[0] if snaps else None
+
+    def cannot_restore(self, taken_on: str) -> str | None:
+        """Why this cluster cannot read a snapshot taken on version ``taken_on``, or None."""
+        return self.dialect.can_restore(taken_on)
 
     @_translated("list snapshots")
     def snapshots(self, repository: str) -> list[dict]:
@@ -436,6 +505,7 @@ def cluster() -> Cluster:
     """The cluster named by the settings; built once per process."""
     urls = check_urls(settings.A4C_ES_URLS, settings.A4C_ES_URLS_SOURCE)
     kwargs: dict = {
+        "transport_class": VersionedTransport,
         "request_timeout": settings.A4C_ES_TIMEOUT,
         "max_retries": 2,
         "retry_on_timeout": False,

@@ -159,6 +159,10 @@ def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) 
     """The Elasticsearch half of a plan: a question to Elasticsearch, cheap to ask again."""
     cluster = elastic.cluster()
     info = cluster.info()
+    if why := cluster.cannot_restore(backup.es_version):
+        raise InvalidInput(
+            f"Backup {backup.name} cannot be restored into this Elasticsearch: {why}."
+        )
     if backup.es_cluster_uuid and info["cluster_uuid"] != backup.es_cluster_uuid:
         warnings.append(
             f"This backup comes from cluster {backup.es_cluster_name} ({backup.es_cluster_uuid}); "

@@ -29,6 +29,10 @@ def check_backup_is_whole(
     if wanted:
         where = backup.snapshot_location
         snapshot = where.snapshot
+        if where.repository == settings.A4C_ES_REPOSITORY:
+            # A cluster that replaced the backup's (an upgrade, a rebuilt node) may share its
+            # path.repo without having registered the repository yet.
+            elastic.cluster().ensure_repository(where.repository, settings.A4C_ES_REPOSITORY_PATH)
         found = elastic.cluster().snapshot(where.repository, snapshot)
         if found is None:
             problems.append(
