@@ -21,11 +21,25 @@ ES_TRANSPORT_PORT="${A4C_ES_TRANSPORT_PORT:-9300}"
 REDIS_PORT="${A4C_REDIS_PORT:-6379}"
 WEB_PORT="${A4C_WEB_PORT:-8000}"
 
+ES_MAJOR="${ES_VERSION%%.*}"
 ES_HOME="$CACHE_DIR/elasticsearch-$ES_VERSION"
 ES_ZIP="$CACHE_DIR/elasticsearch-$ES_VERSION.zip"
+# 6.x comes as the full default distribution, what Alien4Cloud 3.x operators run (x-pack
+# basic, analysis-common, reindex); later versions as the small integration-test zip.
+if [[ "$ES_MAJOR" == 6 ]]; then
+    ES_ARTIFACT="org.elasticsearch.distribution.zip:elasticsearch:$ES_VERSION:zip"
+else
+    ES_ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip"
+fi
 # Everything Elasticsearch writes (config, data, logs, pid file) sits under ES_VAR_DIR,
-# owned by the ES user. Snapshot repositories must live under ES_PATH_REPO.
-ES_VAR_DIR="$VAR_DIR/es"
+# owned by the ES user. Snapshot repositories must live under ES_PATH_REPO. Each major
+# version keeps its own data (8.x the historical var/es): a node of one major upgrades or
+# refuses another's data, and switching A4C_ES_VERSION must do neither.
+if [[ "$ES_MAJOR" == 8 ]]; then
+    ES_VAR_DIR="$VAR_DIR/es"
+else
+    ES_VAR_DIR="$VAR_DIR/es$ES_MAJOR"
+fi
 ES_PID_FILE="$ES_VAR_DIR/run/elasticsearch.pid"
 ES_PATH_REPO="${A4C_ES_PATH_REPO:-$VAR_DIR/es-repo}"
 ES_URL="http://127.0.0.1:$ES_PORT"
@@ -139,7 +153,7 @@ as_es_user() {
 }
 
 es_major_version() {
-    printf '%s\n' "${ES_VERSION%%.*}"
+    printf '%s\n' "$ES_MAJOR"
 }
 
 # Prints the JDK to run Elasticsearch with, A4C_ES_JAVA_HOME if set. 8.x runs on the oldest

@@ -10,6 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ALL_SERVICES=(es redis worker beat web)
 DEFAULT_START=(es redis)
 ES_START_TIMEOUT="${A4C_ES_START_TIMEOUT:-120}"
+# How long a starting service may take to write its pid file; Elasticsearch writes it late,
+# later still when several nodes start at once on a small machine.
+PID_FILE_GRACE=15
 STOP_TIMEOUT=120
 
 usage() {
@@ -43,7 +46,7 @@ wait_for_service() {
             if "$ready"; then
                 return 0
             fi
-        elif [[ -n "$seen" || -s "$pidfile" ]] || ((SECONDS - started > 15)); then
+        elif [[ -n "$seen" || -s "$pidfile" ]] || ((SECONDS - started > PID_FILE_GRACE)); then
             die "$name exited while starting." "$@"
         fi
         if ((SECONDS - started >= timeout)); then
@@ -77,11 +80,12 @@ require_venv() {
 # --- Elasticsearch -------------------------------------------------------------------------
 
 ES_LOG="$ES_VAR_DIR/logs/a4c-local.log"
-ES_START_LOG="$LOG_DIR/elasticsearch-start.log"
+ES_START_LOG="$LOG_DIR/elasticsearch-$ES_VERSION-start.log"
 
+# Not GET /: the minimal distributions do not serve it, and 6.x sends no X-Elastic-Product.
 es_answers() {
-    curl -s -m 3 -o /dev/null -D - "$ES_URL/" 2>/dev/null |
-        grep -qi '^x-elastic-product: *Elasticsearch'
+    curl -s -m 3 "$ES_URL/_cluster/health?filter_path=cluster_name" 2>/dev/null |
+        grep -q '"cluster_name"'
 }
 
 es_healthy() {
@@ -115,6 +119,10 @@ write_es_config() {
         rm -rf "${config:?}/$(basename "$entry")"
         cp -R "$entry" "$config/"
     done
+    # 6.x and 7.x start Java from their install directory, where the distribution's relative
+    # GC log and heap dump paths are not writable: point them into ES_VAR_DIR.
+    sed -i -e "s#\([=:]\)logs/#\1$ES_VAR_DIR/logs/#g" \
+        -e "s#HeapDumpPath=data\$#HeapDumpPath=$ES_VAR_DIR/data#" "$config/jvm.options"
     cat >"$config/elasticsearch.yml" <<EOF
 # Written by scripts/services.sh at every start: change the script, not this file.
 cluster.name: a4c-local
@@ -130,6 +138,10 @@ xpack.security.enabled: false
 cluster.routing.allocation.disk.threshold_enabled: false
 action.destructive_requires_name: false
 EOF
+    if [[ "$ES_MAJOR" == 6 ]]; then
+        # The full distribution's machine learning starts a native controller nobody needs.
+        printf 'xpack.ml.enabled: false\n' >>"$config/elasticsearch.yml"
+    fi
     if [[ $EUID -eq 0 ]]; then
         chown -R "$ES_USER:$ES_USER" "$config"
     fi
@@ -137,9 +149,9 @@ EOF
 
 launch_es() {
     local java_home
-    [[ -x "$ES_HOME/bin/elasticsearch" ]] ||
-        die "Elasticsearch $ES_VERSION is not installed in $ES_HOME: run scripts/setup.sh"
-    id "$ES_USER" >/dev/null 2>&1 || die "the user $ES_USER does not exist: run scripts/setup.sh"
+    if [[ ! -x "$ES_HOME/bin/elasticsearch" ]] || ! id "$ES_USER" >/dev/null 2>&1; then
+        bash "$SCRIPTS_DIR/install-es.sh"
+    fi
     java_home="$(es_java_home)" ||
         die "no JDK $(es_minimum_java)+ found for Elasticsearch $ES_VERSION: install one or set A4C_ES_JAVA_HOME"
     if port_in_use "$ES_PORT"; then
@@ -157,7 +169,7 @@ launch_es() {
     # A clean environment: a JAVA_HOME or ES_* variable of the caller must not leak in.
     if ! (cd "$ES_VAR_DIR" && umask 022 && as_es_user env -i \
         PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME="$ES_VAR_DIR" \
-        ES_PATH_CONF="$ES_VAR_DIR/config" ES_JAVA_HOME="$java_home" \
+        ES_PATH_CONF="$ES_VAR_DIR/config" ES_JAVA_HOME="$java_home" JAVA_HOME="$java_home" \
         ES_JAVA_OPTS="${A4C_ES_JAVA_OPTS:--Xms512m -Xmx512m}" \
         "$ES_HOME/bin/elasticsearch" -d -p "$ES_PID_FILE") >"$ES_START_LOG" 2>&1; then
         die "Elasticsearch failed to start." "$ES_START_LOG" "$ES_LOG"
@@ -183,8 +195,8 @@ start_es() {
     else
         launch_es
     fi
-    wait_for_service Elasticsearch "$ES_PID_FILE" "$ES_START_TIMEOUT" es_healthy \
-        "$ES_START_LOG" "$ES_LOG"
+    PID_FILE_GRACE="$ES_START_TIMEOUT" wait_for_service Elasticsearch "$ES_PID_FILE" \
+        "$ES_START_TIMEOUT" es_healthy "$ES_START_LOG" "$ES_LOG"
     say "Elasticsearch $ES_VERSION is up: $ES_URL (path.repo $ES_PATH_REPO)"
 }
 
