@@ -249,3 +249,55 @@ def database_url(connection) -> str:
     host = quote(settings.get("HOST") or "", safe="")  # a socket dir is percent-encoded
     port = f":{settings['PORT']}" if settings.get("PORT") else ""
     return f"postgres://{login}{host}{port}/{quote(settings['NAME'], safe='')}"
+
+
+# --- Elasticsearch servers of other versions, started by the project's own scripts ---------
+
+
+class ScriptedElasticsearch:
+    """One single-node server of ``version``, started and stopped by scripts/services.sh.
+
+    Every server of a matrix shares ``var_dir`` (so one path.repo: a snapshot one version
+    wrote, another can read) but gets its own ports and data (services.sh keeps each major's).
+    """
+
+    def __init__(self, version: str, port: int, transport_port: int, var_dir: Path):
+        self.version, self.port = version, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.path_repo = var_dir / "es-repo"
+        self.env = {
+            **os.environ,
+            "A4C_ES_VERSION": version,
+            "A4C_ES_PORT": str(port),
+            "A4C_ES_TRANSPORT_PORT": str(transport_port),
+            "A4C_VAR_DIR": str(var_dir),
+            "A4C_ES_PATH_REPO": str(self.path_repo),
+            "A4C_ES_JAVA_OPTS": os.environ.get("A4C_TEST_ES_JAVA_OPTS", "-Xms320m -Xmx320m"),
+        }
+        for inherited in ("A4C_ES_URLS", "A4C_ES_REPOSITORY_PATH", "A4C_ES_JAVA_HOME"):
+            self.env.pop(inherited, None)
+
+    def services(self, action: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            ["bash", str(PROJECT / "scripts" / "services.sh"), action, "es"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+def run_all(servers: list[ScriptedElasticsearch], action: str, timeout: float = 300) -> None:
+    """Runs ``services.sh ACTION es`` for every server at once; fails with the script's output."""
+    started = [(server, server.services(action)) for server in servers]
+    failures = []
+    for server, process in started:
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        if process.returncode != 0:
+            failures.append(f"--- {action} Elasticsearch {server.version}:\n{output[-3000:]}")
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)

@@ -1,0 +1,277 @@
+"""Every Elasticsearch version the tool supports, on real servers: 6.8 (what Alien4Cloud 3.x
+runs), 7.17, 8.19 and 9.2.
+
+8.19.8 is the suite's own node (A4C_ES_URLS). The others are started once, by
+scripts/services.sh as an operator would, side by side on ports A4C_TEST_ES_MATRIX_PORT
+(9270) and up, sharing one path.repo, and stopped when the module is done.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import elasticsearch
+import pytest
+from fault_support import PROJECT, ScriptedElasticsearch, es_state, run_all, tree
+
+from backups import operations
+from backups.demo import generator as demo
+from backups.doctor.checks import run_checks
+from backups.elastic import client as elastic
+from backups.elastic import versions
+from backups.errors import InvalidInput
+from backups.models import Backup, RestoreRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MATRIX_PORT = int(os.environ.get("A4C_TEST_ES_MATRIX_PORT", "9270"))
+STARTED_HERE = ("6.8.23", "7.17.29", "9.2.0")
+SUITE_NODE = "8.19.8"
+VERSIONS = ("6.8.23", "7.17.29", SUITE_NODE, "9.2.0")
+
+
+@pytest.fixture(scope="module")
+def servers() -> dict[str, ScriptedElasticsearch]:
+    var_dir = PROJECT / "var" / "es-matrix"
+    started = {
+        version: ScriptedElasticsearch(version, MATRIX_PORT + i, MATRIX_PORT + 100 + i, var_dir)
+        for i, version in enumerate(STARTED_HERE)
+    }
+    try:
+        run_all(list(started.values()), "start")
+        yield started
+    finally:
+        run_all(list(started.values()), "stop")
+
+
+class Install:
+    """An isolated Alien4Cloud installation on one server: index prefix, data dir, repository."""
+
+    def __init__(self, version: str, url: str, path_repo: Path, root: Path, tag: str):
+        self.version, self.url, self.path_repo = version, url, path_repo
+        self.prefix = f"{tag}-"
+        self.repository = f"a4c-versions-{tag}"
+        self.data_dir = root / "a4c-data"
+        self.backup_dir = root / "storage"
+
+    def use(self, settings) -> elastic.Cluster:
+        """Points the tool at this installation, as its settings would."""
+        settings.A4C_ES_URLS = [self.url]
+        settings.A4C_ES_REPOSITORY = self.repository
+        settings.A4C_ES_REPOSITORY_PATH = str(self.path_repo / self.repository)
+        settings.A4C_INDEX_INCLUDE = [f"{self.prefix}*"]
+        settings.A4C_DATA_DIR = self.data_dir
+        settings.A4C_BACKUP_DIR = self.backup_dir
+        settings.A4C_POLL_SECONDS = 0.1
+        elastic.cluster.cache_clear()
+        self.cluster = elastic.cluster()
+        return self.cluster
+
+    def index(self, name: str) -> str:
+        return self.prefix + name
+
+    def state(self) -> dict:
+        return es_state(self.cluster, self.prefix)
+
+    def portable_state(self) -> dict:
+        """Documents, mappings and aliases as every version shows them (no 6.x mapping type)."""
+        state = self.state()
+        mappings = self.cluster.mappings(state)
+        return {name: {**index, "mappings": mappings[name]} for name, index in state.items()}
+
+    def clean(self) -> None:
+        if self.cluster.indices(include=[f"{self.prefix}*"]):
+            self.cluster.client.indices.delete(index=f"{self.prefix}*", ignore_unavailable=True)
+        for snapshot in self.cluster.snapshots(self.repository):
+            self.cluster.delete_snapshot(self.repository, snapshot["snapshot"])
+        try:
+            self.cluster.delete_repository(self.repository)
+        except elastic.ElasticError:
+            pass  # never registered
+
+
+def install_on(server_version, servers, es_path_repo, settings, root: Path) -> Install:
+    if server_version == SUITE_NODE:
+        url, path_repo = settings.A4C_ES_URLS[0], es_path_repo
+    else:
+        url, path_repo = servers[server_version].url, servers[server_version].path_repo
+    install = Install(server_version, url, path_repo, root, "v" + secrets.token_hex(3))
+    install.use(settings)
+    return install
+
+
+@pytest.fixture(params=VERSIONS)
+def on_version(request, settings, tmp_path, es_path_repo):
+    started = request.getfixturevalue("servers") if request.param != SUITE_NODE else {}
+    install = install_on(request.param, started, es_path_repo, settings, tmp_path)
+    demo.generate(install.data_dir, size="small", prefix=install.prefix, cluster=install.cluster)
+    yield install
+    install.clean()
+    elastic.cluster.cache_clear()
+
+
+def backed_up(actor, name: str) -> Backup:
+    backup = operations.run_backup(operations.request_backup(actor, name=name).pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
+
+
+def restored(backup: Backup, actor, **kwargs) -> RestoreRun:
+    run = operations.request_restore(backup.pk, actor, confirm=backup.name, **kwargs)
+    run = operations.run_restore(run.pk)
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    return run
+
+
+def change_everything(install: Install) -> None:
+    """Deletes, edits and adds documents, indices and files, through calls every version takes."""
+    cluster = install.cluster
+    application = install.index("application")
+    apps = install.state()[application]["docs"]
+    first, second = sorted(apps)[:2]
+    cluster.client.delete(index=application, id=first, refresh=True)
+    cluster.bulk_index(application, [(second, {**apps[second], "name": "renamed-by-test"})])
+    cluster.bulk_index(install.index("user"), [("intruder", {"username": "intruder"})])
+    cluster.delete_indices([install.index("plugin")])
+    cluster.create_index(install.index("brandnew"), {}, settings={"number_of_replicas": 0})
+    data = install.data_dir
+    (data / "artifacts" / "added-later.bin").write_bytes(os.urandom(2048))
+    next((data / "images").iterdir()).unlink()
+    os.chmod(next((data / "plugins").rglob("*.yml")), 0o600)
+
+
+def test_a_restore_brings_back_every_document_mapping_alias_and_file(on_version, cli_actor):
+    install = on_version
+    before_es, before_files = install.state(), tree(install.data_dir)
+    backup = backed_up(cli_actor, "round-trip")
+    assert backup.es_version == install.version
+    report = operations.verify_backup(backup.pk, cli_actor)
+    assert report.ok, report.problems
+    change_everything(install)
+
+    plan = operations.plan_restore(backup.pk)
+    actions = {row["target"]: row["action"] for row in plan["indices"]}
+    restored(backup, cli_actor)
+
+    assert actions[install.index("plugin")] == "create"
+    assert actions[install.index("application")] == "replace"
+    assert actions[install.index("brandnew")] == "remove"
+    assert plan["files"]["added"] and plan["files"]["removed"]
+    assert install.state() == before_es
+    assert tree(install.data_dir) == before_files
+
+
+def test_a_chosen_index_comes_back_alone_and_under_a_new_name(on_version, cli_actor):
+    install = on_version
+    application, plugin, user = (install.index(n) for n in ("application", "plugin", "user"))
+    before = install.state()
+    backup = backed_up(cli_actor, "chosen")
+    change_everything(install)
+    changed, changed_files = install.state(), tree(install.data_dir)
+
+    restored(backup, cli_actor, scope="indices", indices=[application])
+    restored(
+        backup,
+        cli_actor,
+        scope="indices",
+        indices=[plugin],
+        rename_pattern=plugin,
+        rename_replacement=install.index("plugin-again"),
+    )
+
+    now = install.state()
+    assert now[application] == before[application]
+    assert now[user] == changed[user], "an index not chosen keeps its changes"
+    assert plugin not in now, "a renamed restore leaves the original name alone"
+    again = now[install.index("plugin-again")]
+    assert (again["docs"], again["mappings"]) == (
+        before[plugin]["docs"],
+        before[plugin]["mappings"],
+    )
+    assert tree(install.data_dir) == changed_files
+
+
+def test_the_doctor_finds_each_version_usable(on_version):
+    checks = {check.name: check for check in run_checks(worker_timeout=0.1)}
+
+    assert checks["Elasticsearch"].summary.startswith(f"{on_version.version} at ")
+    for name in ("Elasticsearch", "path.repo", "Snapshot repository"):
+        assert checks[name].level != "error", (name, checks[name].summary)
+
+
+def test_an_unsupported_version_is_refused_before_anything_is_touched(
+    servers, settings, tmp_path, monkeypatch, cli_actor
+):
+    install = install_on("6.8.23", servers, None, settings, tmp_path)
+    install.data_dir.mkdir()
+    monkeypatch.setattr(versions, "SUPPORTED", tuple(v for v in versions.SUPPORTED if v != (6, 8)))
+    install.use(settings)
+
+    backup = operations.run_backup(operations.request_backup(cli_actor, name="refused").pk)
+    checks = {check.name: check for check in run_checks(worker_timeout=0.1)}
+
+    assert backup.status == Backup.Status.FAILED
+    assert "Elasticsearch 6.8.23 answered" in backup.error_message
+    assert versions.SUPPORTED_TEXT in backup.error_message
+    doctor = checks["Elasticsearch"]
+    assert doctor.level == "error" and "6.8.23" in doctor.summary
+    assert "Start Elasticsearch" not in doctor.fix, "it answers: starting it is not the fix"
+    monkeypatch.undo()
+    cluster = install.use(settings)
+    with pytest.raises(elasticsearch.NotFoundError):  # the repository was never registered
+        cluster.client.snapshot.get_repository(name=install.repository)
+
+
+# --- moving between versions ----------------------------------------------------------------
+
+
+@pytest.fixture
+def old_and_new(servers, settings, tmp_path):
+    """The same installation (data dir, repository path) seen from 6.8.23, then from 7.17.29."""
+    old = install_on("6.8.23", servers, None, settings, tmp_path)
+    new = install_on("7.17.29", servers, None, settings, tmp_path)
+    new.prefix, new.repository = old.prefix, old.repository
+    yield old, new
+    # 6.8 first: once 7.17 has written to the repository, 6.8 can no longer read it.
+    for install in (old, new):
+        install.use(settings)
+        install.clean()
+    elastic.cluster.cache_clear()
+
+
+def test_a_backup_taken_on_6_8_restores_into_7_17(old_and_new, settings, cli_actor):
+    old, new = old_and_new
+    old.use(settings)
+    demo.generate(old.data_dir, size="small", prefix=old.prefix, cluster=old.cluster)
+    on_6, files = old.portable_state(), tree(old.data_dir)
+    backup = backed_up(cli_actor, "leaving-6")
+    change_everything(old)
+
+    new.use(settings)
+    restored(backup, cli_actor)
+
+    assert new.portable_state() == on_6
+    assert tree(new.data_dir) == files
+
+
+def test_a_newer_snapshot_is_refused_by_an_older_server_before_anything_changes(
+    old_and_new, settings, cli_actor
+):
+    old, new = old_and_new
+    new.use(settings)
+    demo.generate(new.data_dir, size="small", prefix=new.prefix, cluster=new.cluster)
+    backup = backed_up(cli_actor, "taken-on-7")
+    old.use(settings)
+    demo.generate(old.data_dir, size="small", prefix=old.prefix, cluster=old.cluster, reset=True)
+    es_before, files_before = old.state(), tree(old.data_dir)
+
+    with pytest.raises(InvalidInput) as refused:
+        operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+
+    assert "7.17.29, newer than this cluster's 6.8.23" in str(refused.value)
+    assert old.state() == es_before
+    assert tree(old.data_dir) == files_before
+    assert not RestoreRun.objects.exists()
+    assert not Backup.objects.filter(trigger=Backup.Trigger.SAFETY).exists()
