@@ -152,13 +152,13 @@ def test_a_restore_brings_back_every_document_mapping_alias_and_file(on_version,
     change_everything(install)
 
     plan = operations.plan_restore(backup.pk)
-    actions = {row["target"]: row["action"] for row in plan["indices"]}
+    actions = {step.target: step.action for step in plan.indices}
     restored(backup, cli_actor)
 
     assert actions[install.index("plugin")] == "create"
     assert actions[install.index("application")] == "replace"
     assert actions[install.index("brandnew")] == "remove"
-    assert plan["files"]["added"] and plan["files"]["removed"]
+    assert plan.files.added and plan.files.removed
     assert install.state() == before_es
     assert tree(install.data_dir) == before_files
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from backups.alien4cloud import client as alien4cloud
-from backups.elastic.client import check_urls
+from backups.elastic.translate import check_urls
 from backups.errors import ConfigError
 from backups.storage.store import parse_bandwidth
 

@@ -13,113 +13,15 @@ from __future__ import annotations
 import fnmatch
 import functools
 import time
-import warnings
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
-import elastic_transport
 import elasticsearch
 from django.conf import settings
 
 from backups.elastic import versions
+from backups.elastic.translate import check_urls, translated
 from backups.elastic.transport import VersionedTransport
-from backups.errors import ConfigError, ElasticError, ElasticUnreachable
-
-TRANSPORT_PORT = 9300
-
-# 6.x warns on every typed request that mapping types go away in 7.0. Alien4Cloud 3.x's
-# indices have their one type; there is nothing for an operator to act on.
-warnings.filterwarnings(
-    "ignore", message=r"\[types removal\]", category=elasticsearch.ElasticsearchWarning
-)
-
-
-def check_urls(urls: Iterable[str], source: str = "A4C_ES_URLS") -> list[str]:
-    """Refuses addresses that cannot be Elasticsearch's REST API, before anything connects."""
-    checked = []
-    for url in urls:
-        parts = urlsplit(url if "://" in url else "http://" + url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{source}: {url!r} is not an http(s)://host:port address.")
-        if parts.port == TRANSPORT_PORT:
-            raise ConfigError(
-                f"{source}: {url} names port 9300, Elasticsearch's old transport port, which this "
-                "tool cannot use; point it at the REST port instead (usually 9200)."
-            )
-        checked.append(parts.geturl())
-    if not checked:
-        raise ConfigError(f"{source} is empty: give at least one Elasticsearch address.")
-    return checked
-
-
-def _message(exc: Exception, doing: str) -> ElasticError:
-    if isinstance(exc, elasticsearch.ApiError):
-        info = exc.info if isinstance(exc.info, dict) else {}
-        error = info.get("error", {})
-        reason = error.get("reason") if isinstance(error, dict) else str(error)
-        root = error.get("root_cause") if isinstance(error, dict) else None
-        if (
-            root
-            and isinstance(root, list)
-            and root[0].get("reason")
-            and root[0]["reason"] != reason
-        ):
-            reason = f"{reason} ({root[0]['reason']})"
-        status = exc.meta.status if exc.meta else "?"
-        if status == 401:
-            return ElasticError(
-                f"Elasticsearch refused the credentials while trying to {doing} (HTTP 401: "
-                f"{reason or exc.message}): check A4C_ES_USERNAME and A4C_ES_PASSWORD, or "
-                "A4C_ES_API_KEY (an API key may have expired or been revoked).",
-                detail=str(info)[:4000],
-            )
-        if status == 403:
-            return ElasticError(
-                f"Elasticsearch denied the user of A4C_ES_USERNAME / A4C_ES_API_KEY the right to "
-                f"{doing}: {reason or exc.message} (HTTP 403). Grant it the cluster privileges "
-                "manage, monitor and create_snapshot, and all on the Alien4Cloud indices.",
-                detail=str(info)[:4000],
-            )
-        return ElasticError(
-            f"Elasticsearch refused to {doing}: {reason or exc.message} (HTTP {status}).",
-            detail=str(info)[:4000],
-            retryable=status in (429, 502, 503, 504),
-        )
-    if isinstance(exc, elastic_transport.TlsError):
-        return ElasticUnreachable(
-            f"The TLS handshake with Elasticsearch at {', '.join(settings.A4C_ES_URLS)} failed "
-            f"(while trying to {doing}): {exc.message}. Point A4C_ES_CA_CERT at the CA that "
-            "signed the server's certificate (now "
-            f"{settings.A4C_ES_CA_CERT or 'unset: the system CAs'}).",
-        )
-    if isinstance(exc, elastic_transport.ConnectionTimeout):
-        return ElasticUnreachable(
-            f"Elasticsearch did not answer in time while trying to {doing}; "
-            "check that it is up and not overloaded.",
-            retryable=True,
-        )
-    if isinstance(exc, elastic_transport.TransportError):
-        return ElasticUnreachable(
-            f"Elasticsearch at {', '.join(settings.A4C_ES_URLS)} cannot be reached "
-            f"(while trying to {doing}): {exc.message}. Start it, or fix A4C_ES_URLS "
-            f"(now from {settings.A4C_ES_URLS_SOURCE}).",
-            retryable=True,
-        )
-    raise exc
-
-
-def _translated(doing: str):
-    def wrap(func):
-        @functools.wraps(func)
-        def inner(*args, **kwargs):
-            try:
-                return func(*args, **kwargs)
-            except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
-                raise _message(exc, doing) from exc
-
-        return inner
-
-    return wrap
+from backups.errors import ElasticError
 
 
 class Cluster:
@@ -138,12 +40,12 @@ class Cluster:
             self._ask_versions()
         return transport.dialect
 
-    @_translated("ask the nodes their versions")
+    @translated("ask the nodes their versions")
     def _ask_versions(self) -> None:
         self.client.nodes.info(filter_path="nodes.*.version")
 
     # --- the cluster -------------------------------------------------------------------
-    @_translated("describe the cluster")
+    @translated("describe the cluster")
     def info(self) -> dict:
         # Not GET /: the minimal distributions serve no root endpoint, while every node has
         # health, nodes info and cluster state.
@@ -162,7 +64,7 @@ class Cluster:
             "product": health.meta.headers.get("x-elastic-product", ""),
         }
 
-    @_translated("read the nodes' path.repo")
+    @translated("read the nodes' path.repo")
     def path_repo(self) -> dict[str, list[str]]:
         """Each node's name and its path.repo entries."""
         resp = self.client.nodes.info(
@@ -175,7 +77,7 @@ class Cluster:
         return result
 
     # --- indices -----------------------------------------------------------------------
-    @_translated("list indices")
+    @translated("list indices")
     def indices(
         self, include: Iterable[str] = ("*",), exclude: Iterable[str] = ()
     ) -> dict[str, dict]:
@@ -249,12 +151,12 @@ class Cluster:
                 )
             found[name]["docs"] = versions.total_hits(answer["hits"])
 
-    @_translated("count documents")
+    @translated("count documents")
     def count(self, index: str) -> int:
         self.client.indices.refresh(index=index)
         return int(self.client.count(index=index)["count"])
 
-    @_translated("read index mappings")
+    @translated("read index mappings")
     def index_meta(self, names: Iterable[str]) -> dict[str, dict]:
         """Each index's mapping _meta (empty when it has none)."""
         names = list(names)
@@ -262,7 +164,7 @@ class Cluster:
             return {}
         return {name: body.get("_meta", {}) for name, body in self.mappings(names).items()}
 
-    @_translated("read index mappings")
+    @translated("read index mappings")
     def mappings(self, names: Iterable[str]) -> dict[str, dict]:
         """Each index's mapping, as 7.x and later show it (no mapping type, even on 6.x)."""
         names = list(names)
@@ -274,13 +176,13 @@ class Cluster:
             for name, body in found.items()
         }
 
-    @_translated("delete indices")
+    @translated("delete indices")
     def delete_indices(self, names: Iterable[str]) -> None:
         names = list(names)
         if names:
             self.client.indices.delete(index=",".join(names), expand_wildcards="none")
 
-    @_translated("create an index")
+    @translated("create an index")
     def create_index(
         self, name: str, mappings: dict, settings: dict | None = None, aliases=None
     ) -> None:
@@ -291,7 +193,7 @@ class Cluster:
             aliases=aliases,
         )
 
-    @_translated("index documents")
+    @translated("index documents")
     def bulk_index(self, index: str, docs: Iterable[tuple[str, dict]], refresh: bool = True) -> int:
         """Indexes (id, source) pairs; raises when any document failed."""
         operations: list[dict] = []
@@ -309,7 +211,7 @@ class Cluster:
             )
         return len(operations) // 2
 
-    @_translated("delete documents")
+    @translated("delete documents")
     def delete_all_documents(self, index: str, limit: int = 1000) -> int:
         """Empties a small index, keeping its mapping; the number of documents deleted.
 
@@ -323,7 +225,7 @@ class Cluster:
         self.client.indices.refresh(index=index)
         return len(hits)
 
-    @_translated("set index settings")
+    @translated("set index settings")
     def set_replicas(self, names: Iterable[str], replicas: int) -> None:
         names = list(names)
         if names:
@@ -331,7 +233,7 @@ class Cluster:
                 index=",".join(names), settings={"index": {"number_of_replicas": replicas}}
             )
 
-    @_translated("wait for shards to recover")
+    @translated("wait for shards to recover")
     def wait_for_recovery(
         self,
         names: list[str],
@@ -366,7 +268,7 @@ class Cluster:
             time.sleep(poll)
 
     # --- repositories ------------------------------------------------------------------
-    @_translated("register the snapshot repository")
+    @translated("register the snapshot repository")
     def ensure_repository(self, name: str, location: str) -> None:
         """Registers an fs repository at ``location`` unless it is there already; verifies it."""
         try:
@@ -395,17 +297,17 @@ class Cluster:
                 ) from exc
             raise
 
-    @_translated("verify the snapshot repository")
+    @translated("verify the snapshot repository")
     def verify_repository(self, name: str) -> list[str]:
         resp = self.client.snapshot.verify_repository(name=name)
         return [node.get("name", node_id) for node_id, node in resp["nodes"].items()]
 
-    @_translated("remove the snapshot repository")
+    @translated("remove the snapshot repository")
     def delete_repository(self, name: str) -> None:
         self.client.snapshot.delete_repository(name=name)
 
     # --- snapshots ---------------------------------------------------------------------
-    @_translated("start a snapshot")
+    @translated("start a snapshot")
     def start_snapshot(
         self,
         repository: str,
@@ -426,7 +328,7 @@ class Cluster:
             **extra,
         )
 
-    @_translated("read a snapshot's progress")
+    @translated("read a snapshot's progress")
     def snapshot_progress(self, repository: str, snapshot: str) -> dict:
         """The state and shard/byte counters of a running or finished snapshot."""
         resp = self.client.snapshot.status(repository=repository, snapshot=snapshot)
@@ -443,7 +345,7 @@ class Cluster:
             "bytes_total": bytes_total,
         }
 
-    @_translated("read a snapshot")
+    @translated("read a snapshot")
     def snapshot(self, repository: str, snapshot: str) -> dict | None:
         """The snapshot's final description, or None when the repository does not hold it."""
         try:
@@ -457,7 +359,7 @@ class Cluster:
         """Why this cluster cannot read a snapshot taken on version ``taken_on``, or None."""
         return self.dialect.can_restore(taken_on)
 
-    @_translated("list snapshots")
+    @translated("list snapshots")
     def snapshots(self, repository: str) -> list[dict]:
         try:
             return list(
@@ -466,7 +368,7 @@ class Cluster:
         except elasticsearch.NotFoundError:
             return []
 
-    @_translated("delete a snapshot")
+    @translated("delete a snapshot")
     def delete_snapshot(self, repository: str, snapshot: str) -> bool:
         """Deletes (or aborts, when running) a snapshot; False when it was not there."""
         try:
@@ -475,7 +377,7 @@ class Cluster:
             return False
         return True
 
-    @_translated("restore a snapshot")
+    @translated("restore a snapshot")
     def start_restore(
         self,
         repository: str,

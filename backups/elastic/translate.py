@@ -1,0 +1,118 @@
+"""Turning Elasticsearch's answers and failures into errors a person can act on.
+
+Every message names what to fix: the setting (A4C_ES_URLS, A4C_ES_PASSWORD, A4C_ES_API_KEY,
+A4C_ES_CA_CERT) or the server's own reason. Used by backups/elastic/client.py only; it sends
+nothing itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+import elastic_transport
+import elasticsearch
+from django.conf import settings
+
+from backups.errors import ConfigError, ElasticError, ElasticUnreachable
+
+TRANSPORT_PORT = 9300
+
+# 6.x warns on every typed request that mapping types go away in 7.0. Alien4Cloud 3.x's
+# indices have their one type; there is nothing for an operator to act on.
+warnings.filterwarnings(
+    "ignore", message=r"\[types removal\]", category=elasticsearch.ElasticsearchWarning
+)
+
+
+def check_urls(urls: Iterable[str], source: str = "A4C_ES_URLS") -> list[str]:
+    """Refuses addresses that cannot be Elasticsearch's REST API, before anything connects."""
+    checked = []
+    for url in urls:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{source}: {url!r} is not an http(s)://host:port address.")
+        if parts.port == TRANSPORT_PORT:
+            raise ConfigError(
+                f"{source}: {url} names port 9300, Elasticsearch's old transport port, which this "
+                "tool cannot use; point it at the REST port instead (usually 9200)."
+            )
+        checked.append(parts.geturl())
+    if not checked:
+        raise ConfigError(f"{source} is empty: give at least one Elasticsearch address.")
+    return checked
+
+
+def as_elastic_error(exc: Exception, doing: str) -> ElasticError:
+    """The client's or the transport's error, said so that a person knows what to fix."""
+    if isinstance(exc, elasticsearch.ApiError):
+        info = exc.info if isinstance(exc.info, dict) else {}
+        error = info.get("error", {})
+        reason = error.get("reason") if isinstance(error, dict) else str(error)
+        root = error.get("root_cause") if isinstance(error, dict) else None
+        if (
+            root
+            and isinstance(root, list)
+            and root[0].get("reason")
+            and root[0]["reason"] != reason
+        ):
+            reason = f"{reason} ({root[0]['reason']})"
+        status = exc.meta.status if exc.meta else "?"
+        if status == 401:
+            return ElasticError(
+                f"Elasticsearch refused the credentials while trying to {doing} (HTTP 401: "
+                f"{reason or exc.message}): check A4C_ES_USERNAME and A4C_ES_PASSWORD, or "
+                "A4C_ES_API_KEY (an API key may have expired or been revoked).",
+                detail=str(info)[:4000],
+            )
+        if status == 403:
+            return ElasticError(
+                f"Elasticsearch denied the user of A4C_ES_USERNAME / A4C_ES_API_KEY the right to "
+                f"{doing}: {reason or exc.message} (HTTP 403). Grant it the cluster privileges "
+                "manage, monitor and create_snapshot, and all on the Alien4Cloud indices.",
+                detail=str(info)[:4000],
+            )
+        return ElasticError(
+            f"Elasticsearch refused to {doing}: {reason or exc.message} (HTTP {status}).",
+            detail=str(info)[:4000],
+            retryable=status in (429, 502, 503, 504),
+        )
+    if isinstance(exc, elastic_transport.TlsError):
+        return ElasticUnreachable(
+            f"The TLS handshake with Elasticsearch at {', '.join(settings.A4C_ES_URLS)} failed "
+            f"(while trying to {doing}): {exc.message}. Point A4C_ES_CA_CERT at the CA that "
+            "signed the server's certificate (now "
+            f"{settings.A4C_ES_CA_CERT or 'unset: the system CAs'}).",
+        )
+    if isinstance(exc, elastic_transport.ConnectionTimeout):
+        return ElasticUnreachable(
+            f"Elasticsearch did not answer in time while trying to {doing}; "
+            "check that it is up and not overloaded.",
+            retryable=True,
+        )
+    if isinstance(exc, elastic_transport.TransportError):
+        return ElasticUnreachable(
+            f"Elasticsearch at {', '.join(settings.A4C_ES_URLS)} cannot be reached "
+            f"(while trying to {doing}): {exc.message}. Start it, or fix A4C_ES_URLS "
+            f"(now from {settings.A4C_ES_URLS_SOURCE}).",
+            retryable=True,
+        )
+    raise exc
+
+
+def translated(doing: str):
+    """Decorates a Cluster method: its client errors become ElasticError about ``doing``."""
+
+    def wrap(func):
+        @functools.wraps(func)
+        def inner(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
+                raise as_elastic_error(exc, doing) from exc
+
+        return inner
+
+    return wrap
