@@ -151,7 +151,7 @@ def test_retention_previews_then_deletes_exactly_what_it_previewed(
     applied = manage(capsys, "retention", "daily", "--apply", "--yes")
 
     doomed = {v["name"] for v in as_json["delete"]}
-    assert doomed == set(names[:2]) and "beyond the 1 newest" in preview.out
+    assert doomed == set(names[:2]) and "older than the 1 newest succeeded backup" in preview.out
     assert preview.out.startswith("policy daily: would delete 2:")
     assert unconfirmed.code == 2 and "--yes" in unconfirmed.err
     assert applied.code == 0, applied.err

@@ -226,7 +226,8 @@ def _why_it_goes(candidate: Candidate, rule: Rule, now: datetime) -> str:
     elif any(rule.tiers.values()):
         why = "not the newest of a kept day, week or month"
     else:
-        why = f"older than the {rule.wants_at_least} newest succeeded backups"
+        count = rule.wants_at_least
+        why = f"older than the {count} newest succeeded backup{'s' if count != 1 else ''}"
     return f"{kind}{status}{why}"
 
 
