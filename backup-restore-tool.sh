@@ -38,9 +38,10 @@ Actions (one of):
   -help              Show this help.
 
 Options:
-  -n NAME            The backup name: lowercase letters, digits and - _ . + (Elasticsearch
-                     requires lowercase; names the original tool accepted in capitals must be
-                     given in lowercase).
+  -n NAME            The backup name: letters, digits and - _ . + . Elasticsearch requires
+                     lowercase, so a name in capitals (yourBackupName) is stored as its
+                     lowercase form (yourbackupname), the name as typed kept in the backup's
+                     description; -restore and -delete accept either.
   -c FILE            Read this config.yml instead of $TOOL_DIR/config/config.yml.
 
 Environment variables override config.yml (A4C_ES_URLS, A4C_DATA_DIR, A4C_BACKUP_DIR ...).
@@ -60,6 +61,7 @@ usage_error() {
 
 action=""
 name=""
+typed=""
 config=""
 
 set_action() {
@@ -99,9 +101,12 @@ fi
 case "$action" in
 backup | restore | delete)
     [[ -n "$name" ]] || usage_error "-$action needs a backup name: -$action -n NAME"
-    if [[ "$name" =~ [A-Z] ]]; then
-        usage_error "backup names are lowercase now (Elasticsearch requires it): use -n ${name,,}"
-    fi
+    # The original tool took names in capitals (its own documentation says -n yourBackupName)
+    # and cron lines still pass them: the backup keeps the name as typed in its description,
+    # and is stored under the lowercase name Elasticsearch requires. -restore and -delete
+    # derive the same name, so one -n works for all three.
+    typed="$name"
+    name="${name,,}"
     ;;
 *)
     [[ -z "$name" ]] || usage_error "-$action takes no -n NAME"
@@ -130,8 +135,12 @@ manage() {
 
 case "$action" in
 backup)
-    say "backing up Alien4Cloud as $name (config: $config_shown)"
-    manage backup --name "$name" --unique --description "backup-restore-tool.sh -backup -n $name"
+    if [[ "$typed" != "$name" ]]; then
+        say "backing up Alien4Cloud as $name ($typed in lowercase, as Elasticsearch requires; config: $config_shown)"
+    else
+        say "backing up Alien4Cloud as $name (config: $config_shown)"
+    fi
+    manage backup --name "$name" --unique --description "backup-restore-tool.sh -backup -n $typed"
     ;;
 restore)
     say "restoring the newest backup of $name (config: $config_shown)"

@@ -5,7 +5,8 @@ ran, a lock freed under a running restore), so runs and the lock are read-only; 
 backup's description can be edited. Audit events cannot be added, changed or deleted at all.
 Backups are created, restored and deleted from the console or the command line, which do the
 work the row describes; policies are saved through operations.save_policy, which checks the
-schedule and sets the next run, so they are read-only here too.
+schedule and sets the next run, so they are read-only here too (deleting one goes through
+operations.delete_policy, which records it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from backups import operations
+from backups.audit import Actor
 from backups.models import (
     AuditChainHead,
     AuditEvent,
@@ -132,6 +135,18 @@ class PolicyAdmin(ReadOnlyAdmin):
         "last_failure_at",
     )
     list_filter = ("paused",)
+
+    # Read-only like the rest, but a policy may go: through the same operation as the console
+    # and `manage.py policy delete`, so the audit history records who removed it.
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm("backups.add_backup")
+
+    def delete_model(self, request, obj):
+        operations.delete_policy(obj.pk, Actor.from_request(request))
+
+    def delete_queryset(self, request, queryset):
+        for policy in queryset:
+            operations.delete_policy(policy.pk, Actor.from_request(request))
 
 
 @admin.register(NotificationDelivery)

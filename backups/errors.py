@@ -33,6 +33,12 @@ class InvalidInput(BackupError):
     exit_code = 2
 
 
+class NotAllowed(BackupError):
+    """The person asking lacks the right; the message names it and who holds it."""
+
+    exit_code = 2
+
+
 class NotFound(BackupError):
     exit_code = 4
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from backups import audit
+from backups import audit, operations
 from backups.audit import Actor
-from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
+from backups.models import AuditEvent, Backup, OperationLock, Policy, RestoreRun
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +98,19 @@ def test_a_running_restore_cannot_be_edited(admin_client, rows):
 
     run.refresh_from_db()
     assert run.status == "succeeded"
+
+
+def test_a_policy_deleted_from_the_admin_goes_through_the_operation_and_is_audited(
+    admin_client, settings, cli_actor
+):
+    policy = operations.save_policy(
+        cli_actor, name="nightly", schedule="0 2 * * *", include_elasticsearch=False
+    )
+
+    response = admin_client.post(
+        reverse("admin:backups_policy_delete", args=[policy.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302 and not Policy.objects.exists()
+    event = AuditEvent.objects.get(action="policy.delete")
+    assert event.target == "nightly" and event.source == "web"

@@ -189,3 +189,27 @@ def test_notify_test_with_no_channel_exits_2_naming_the_settings(capsys, setting
     ran = manage(capsys, "notify", "test")
 
     assert ran.code == 2 and "set A4C_NOTIFY_EMAILS" in ran.err
+
+
+def test_delete_removes_the_policy_and_keeps_its_backups(files, capsys):
+    manage(capsys, "create", "nightly", "--schedule", "0 2 * * *")
+    policy = Policy.objects.get()
+    kept = Backup.objects.create(name="nightly-1", status="succeeded", policy=policy)
+
+    deleted = manage(capsys, "delete", "nightly", "--yes")
+
+    assert deleted.code == 0 and "policy nightly deleted" in deleted.out
+    assert not Policy.objects.exists() and Backup.objects.filter(pk=kept.pk).exists()
+    assert AuditEvent.objects.filter(action="policy.delete", target="nightly").exists()
+
+
+def test_deleting_an_unknown_policy_exits_4(files, capsys):
+    assert manage(capsys, "delete", "nothing", "--yes").code == 4
+
+
+def test_a_schedule_that_fires_every_minute_is_created_with_a_warning(files, capsys):
+    created = manage(capsys, "create", "busy", "--schedule", "* * * * *")
+
+    assert created.code == 0
+    assert "warning: The schedule '* * * * *' starts a backup every 1 minute" in created.err
+    assert "warning" not in manage(capsys, "create", "calm", "--schedule", "0 * * * *").err

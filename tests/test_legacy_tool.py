@@ -129,14 +129,22 @@ def test_help_lists_every_option(tool):
         assert option in shown.stdout
 
 
-def test_an_uppercase_name_from_the_old_tool_is_refused_with_the_lowercase_one(tool):
-    refused = tool("-backup", "-n", "Nightly_Backup")
+def test_a_name_in_capitals_from_the_old_documentation_backs_up_and_deletes(tool, a4c):
+    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
 
-    assert refused.returncode == 2
-    assert refused.stderr.count("\n") == 1
-    assert "backup names are lowercase now" in refused.stderr
-    assert "use -n nightly_backup" in refused.stderr
-    assert not Backup.objects.exists()
+    backed_up = tool("-backup", "-n", "yourBackupName")
+
+    assert backed_up.returncode == 0, backed_up.stderr
+    assert "as yourbackupname (yourBackupName in lowercase" in backed_up.stdout
+    backup = Backup.objects.get()
+    assert backup.name == "yourbackupname" and backup.status == Backup.Status.SUCCEEDED
+    assert "-n yourBackupName" in backup.description, "the name as typed is kept for people"
+
+    deleted = tool("-delete", "-n", "yourBackupName")
+
+    assert deleted.returncode == 0, deleted.stderr
+    backup.refresh_from_db()
+    assert backup.status == Backup.Status.DELETED
 
 
 @pytest.mark.parametrize(

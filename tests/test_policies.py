@@ -354,3 +354,33 @@ def test_metrics_read_back_exactly_what_the_rows_hold_to_the_second_and_the_byte
     assert samples[("a4c_backup_last_new_bytes", on_backup)] == 2**40 + 1
     assert samples[("a4c_backup_stored_bytes", ())] == 2**40 + 1 + 987_654_321_123
     assert samples[("a4c_backup_failures_total", ())] == 0
+
+
+def test_no_door_lets_a_person_without_the_delete_right_delete_a_backup(settings, tmp_path):
+    """Issue 15.3: the console hid the Delete button, but a policy's retention deleted anyway.
+    The rule lives in the operation every door calls, so the refusal holds wherever it starts."""
+    from people import member
+
+    from backups.audit import Actor
+    from backups.errors import NotAllowed
+    from backups.models import Source
+
+    settings.A4C_BACKUP_DIR = tmp_path / "storage"
+    otto = Actor("otto", Source.WEB, user=member("otto", "operators"))
+    backup = Backup.objects.create(name="kept", status="succeeded", include_elasticsearch=False)
+    policy = operations.save_policy(
+        Actor.command_line(), name="nightly", include_elasticsearch=False
+    )
+
+    with pytest.raises(NotAllowed, match="otto may not delete backups"):
+        operations.delete_backup(backup.pk, otto)
+    with pytest.raises(NotAllowed, match="retention of policy nightly would delete backups"):
+        operations.save_policy(otto, policy.pk, keep_last=1)
+
+    backup.refresh_from_db()
+    policy.refresh_from_db()
+    assert backup.status == "succeeded" and policy.keep_last is None
+    denied = AuditEvent.objects.filter(outcome="denied", actor="otto", action="backup.delete")
+    assert denied.count() == 2 and denied.filter(backup=backup).exists()
+    # The same person may still change what deletes nothing.
+    assert operations.save_policy(otto, policy.pk, schedule="0 4 * * *").schedule == "0 4 * * *"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from people import member
@@ -212,3 +214,27 @@ def test_a_broker_that_does_not_answer_cancels_the_backup_and_frees_the_lock(
     assert operations.lock_holder() is None
     page = client.get(response["Location"]).content.decode()
     assert "could not be handed to a worker" in page and "start Redis and try again" in page
+
+
+def test_a_name_longer_than_kept_is_refused_with_the_limit_not_cut(client, a4c, rita, queued):
+    form = client.get(reverse("backups:backup_new")).content.decode()
+    response = client.post(
+        reverse("backups:backup_new"), {"name": "n" * 300, "include_files": "on"}
+    )
+
+    field = re.search(r'<input[^>]*name="name"[^>]*>', form).group(0)
+    assert "maxlength" not in field, "the browser must not cut the name silently"
+    assert "The backup name is 300 characters long; the limit is 200." in response.content.decode()
+    assert not Backup.objects.exists() and queued == []
+
+
+@pytest.mark.parametrize("asked", ["99999", "abc", "-1"])
+def test_a_restore_link_to_a_backup_that_is_not_there_is_a_404_not_another_backup(
+    client, files_backup, asked
+):
+    response = client.get(reverse("backups:restore_new") + f"?backup={asked}")
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert f"There is no backup number &#x27;{asked}&#x27;" in html
+    assert "files-1" not in html, "no other backup is preselected"

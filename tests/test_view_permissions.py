@@ -102,7 +102,12 @@ def test_each_role_is_allowed_or_refused_each_action(
         assert "Not allowed" in response.content.decode()
         event = denied.get()
         assert event.action == action
-        assert event.target == response.wsgi_request.path
+        # Recorded against what the person was refused: the backup (a restore's backup), by name.
+        named = rows[arg] if arg else (rows["done"] if data and "backup" in data else None)
+        if arg in ("run", "finished"):
+            named = rows["done"]
+        expected = Backup.objects.get(pk=named).name if named else response.wsgi_request.path
+        assert event.target == expected
         assert event.ip == "127.0.0.1"
 
 
@@ -164,3 +169,13 @@ def test_a_failed_sign_in_is_recorded_with_the_name_that_was_tried(client):
         "olga",
         "failed",
     )
+
+
+def test_a_refusal_is_recorded_against_the_backup_s_name_not_the_url(client, rows):
+    client.force_login(member("vic", "viewers"))
+
+    client.post(reverse("backups:backup_delete", args=[rows["done"]]))
+
+    denied = AuditEvent.objects.get(outcome="denied")
+    backup = Backup.objects.get(pk=rows["done"])
+    assert denied.target == backup.name and denied.backup_id == backup.pk

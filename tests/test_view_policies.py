@@ -147,27 +147,106 @@ def test_a_mistake_is_refused_with_the_sentence_a_person_reads(
 
 def test_an_operator_creates_a_policy_and_the_audit_says_who(client, operator, storage):
     data = {**FORM, "include_elasticsearch": "on", "index_patterns": "app-*\nusers, csar"}
-    response = client.post(reverse("policies:new"), {**data, "keep_last": "4", "keep_daily": "7"})
+    response = client.post(reverse("policies:new"), data)
 
     policy = Policy.objects.get(name="weekly")
     assert response.status_code == 302 and response["Location"] == reverse(
         "policies:detail", args=[policy.pk]
     )
     assert policy.index_patterns == ["app-*", "users", "csar"]
-    assert (policy.keep_last, policy.keep_daily, policy.keep_weekly) == (4, 7, 0)
+    assert policy.keep_last is None, "a policy without retention deletes nothing"
     assert policy.next_run_at > timezone.now()
     event = AuditEvent.objects.get(action="policy.create")
     assert event.actor == "otto" and event.target == "weekly"
 
 
+def test_an_operator_may_not_give_a_policy_a_retention_that_deletes_backups(
+    client, operator, storage
+):
+    response = client.post(reverse("policies:new"), {**FORM, "keep_last": "1"})
+
+    html = response.content.decode()
+    assert response.status_code == 200 and not Policy.objects.exists()
+    assert "otto may not delete backups" in html and "restorers" in html
+    denied = AuditEvent.objects.get(outcome="denied")
+    assert (denied.actor, denied.action) == ("otto", "backup.delete")
+
+
+def test_an_operator_may_not_tighten_the_retention_of_a_policy_and_run_it(
+    client, operator, nightly, queued
+):
+    """The journey of issue 15.3: keep at most 1, then Run now, deleted backups."""
+    data = {**FORM, "name": "nightly", "keep_last": "1"}
+
+    response = client.post(reverse("policies:edit", args=[nightly.pk]), data)
+
+    nightly.refresh_from_db()
+    assert response.status_code == 200 and nightly.keep_last == 7
+    assert "may not delete backups" in response.content.decode()
+
+
+def test_a_restorer_sets_the_retention_the_schedule_then_applies(client, nightly, storage):
+    client.force_login(member("rex", "restorers"))
+    data = {**FORM, "name": "nightly", "keep_last": "1"}
+
+    response = client.post(reverse("policies:edit", args=[nightly.pk]), data)
+
+    nightly.refresh_from_db()
+    assert response.status_code == 302 and nightly.keep_last == 1
+
+
 def test_editing_records_only_what_changed(client, operator, nightly):
-    data = {**FORM, "name": "nightly", "schedule": "0 2 * * *", "keep_last": "14"}
+    data = {**FORM, "name": "nightly", "schedule": "0 2 * * 1", "keep_last": "7"}
 
     response = client.post(reverse("policies:edit", args=[nightly.pk]), data)
 
     assert response.status_code == 302
     event = AuditEvent.objects.get(action="policy.update")
-    assert event.parameters == {"keep_last": [7, 14]} and event.actor == "otto"
+    assert event.parameters == {"schedule": ["0 2 * * *", "0 2 * * 1"]} and event.actor == "otto"
+
+
+def test_a_schedule_that_fires_every_minute_is_saved_with_a_warning(client, operator, storage):
+    response = client.post(reverse("policies:new"), {**FORM, "schedule": "* * * * *"}, follow=True)
+
+    html = response.content.decode()
+    assert Policy.objects.get().schedule == "* * * * *"
+    assert "starts a backup every 1 minute" in html and "msg-warning" in html
+
+
+def test_a_policy_name_longer_than_kept_is_refused_with_the_limit(client, operator, storage):
+    form = client.get(reverse("policies:new")).content.decode()
+    response = client.post(reverse("policies:new"), {**FORM, "name": "p" * 150})
+
+    field = re.search(r'<input[^>]*name="name"[^>]*>', form).group(0)
+    assert "maxlength" not in field, "the browser must not cut the name silently"
+    assert "The policy name is 150 characters long; the limit is 100." in response.content.decode()
+    assert not Policy.objects.exists()
+
+
+def test_a_policy_is_deleted_after_asking_and_its_backups_stay(client, operator, nightly):
+    kept = Backup.objects.create(name="nightly-1", status="succeeded", policy=nightly)
+
+    asked = client.get(reverse("policies:delete", args=[nightly.pk]))
+    response = client.post(reverse("policies:delete", args=[nightly.pk]))
+
+    assert "Delete policy nightly?" in asked.content.decode()
+    assert response.status_code == 302 and response["Location"] == reverse("policies:list")
+    assert not Policy.objects.exists()
+    kept.refresh_from_db()
+    assert kept.status == "succeeded" and kept.policy is None
+    event = AuditEvent.objects.get(action="policy.delete")
+    assert (event.actor, event.target) == ("otto", "nightly")
+
+
+def test_a_viewer_refused_a_policy_edit_is_told_it_is_about_policies(client, nightly):
+    client.force_login(member("vic", "viewers"))
+
+    response = client.get(reverse("policies:edit", args=[nightly.pk]))
+
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "may not edit policies" in html and "create backups" not in html
+    assert AuditEvent.objects.get(outcome="denied").target == "policy nightly"
 
 
 # --- run now, pause --------------------------------------------------------------------------
@@ -320,7 +399,16 @@ ACTIONS = [
     ("new form", "get", "policies:new", False, None, "or", "policy.create"),
     ("create", "post", "policies:new", False, FORM, "or", "policy.create"),
     ("edit form", "get", "policies:edit", True, None, "or", "policy.update"),
-    ("edit", "post", "policies:edit", True, {**FORM, "name": "nightly"}, "or", "policy.update"),
+    (
+        "edit",
+        "post",
+        "policies:edit",
+        True,
+        {**FORM, "name": "nightly", "keep_last": "7"},
+        "or",
+        "policy.update",
+    ),
+    ("delete", "post", "policies:delete", True, {}, "or", "policy.delete"),
     ("run now", "post", "policies:run", True, {}, "or", "policy.run_now"),
     ("pause", "post", "policies:pause", True, {"paused": "1"}, "or", "policy.pause"),
     ("send test", "post", "policies:notification_test", False, {}, "or", "notify.test"),

@@ -27,8 +27,10 @@ from backups.operations.retention import apply_retention, prune_safety_backups, 
 from backups.operations.rollback import request_rollback
 from backups.operations.schedules import (
     check_recent_backup,
+    delete_policy,
     run_policy_now,
     save_policy,
+    schedule_warning,
     set_paused,
     start_due_policies,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "check_recent_backup",
     "default_backup_name",
     "delete_backup",
+    "delete_policy",
     "get_backup",
     "get_policy",
     "get_restore",
@@ -65,6 +68,7 @@ __all__ = [
     "run_restore",
     "run_verify",
     "save_policy",
+    "schedule_warning",
     "send_test_notification",
     "set_paused",
     "set_pinned",

@@ -1,5 +1,9 @@
 """Deleting a backup set (snapshot, manifest, then the blobs no other set uses), and pinning
-one so that retention never deletes it."""
+one so that retention never deletes it.
+
+``check_may_delete`` is the one rule on who may delete: every deletion passes through
+``delete_backup``, which asks it, and so does saving a policy whose retention would delete
+(a policy's retention later runs as the schedule, on the authority of whoever set it)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from backups.errors import (
     BackupError,
     Busy,
     InvalidInput,
+    NotAllowed,
 )
 from backups.models import (
     Backup,
@@ -23,10 +28,38 @@ from backups.operations.locking import claim
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
 
+DELETE_PERMISSION = "backups.delete_backup"
+
+
+def may_delete(actor: Actor) -> bool:
+    """A person signed in to the console needs the delete right (the restorers' role). The
+    command line, the worker and the schedule act with the rights of the machine's operator."""
+    return actor.user is None or actor.user.has_perm(DELETE_PERMISSION)
+
+
+def check_may_delete(actor: Actor, what: str, *, backup: Backup | None = None) -> None:
+    """Raises NotAllowed, after recording the refusal, unless ``actor`` may delete backups."""
+    if may_delete(actor):
+        return
+    message = (
+        f"{actor.name} may not delete backups, and {what}. Ask someone in the restorers "
+        "group (or an administrator) to do it."
+    )
+    audit.record(
+        actor,
+        "backup.delete",
+        target=backup.name if backup else what,
+        outcome=Outcome.DENIED,
+        message=f"Missing permission {DELETE_PERMISSION}.",
+        backup=backup,
+    )
+    raise NotAllowed(message)
+
 
 def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -> Backup:
     """Deletes a backup's snapshot and manifest, then the blobs no other backup uses."""
     backup = get_backup(backup_id)
+    check_may_delete(actor, f"this would delete backup {backup.name}", backup=backup)
     if backup.status in (Backup.Status.PENDING, Backup.Status.RUNNING):
         raise InvalidInput(f"Backup {backup.name} is {backup.status}: cancel it first.")
     if backup.status in (Backup.Status.DELETED, Backup.Status.DELETING):

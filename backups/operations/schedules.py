@@ -21,6 +21,7 @@ from backups.errors import BackupError, Busy, InvalidInput
 from backups.models import Backup, Policy, SystemState
 from backups.operations import notify
 from backups.operations.backup import request_backup
+from backups.operations.delete import check_may_delete
 from backups.operations.lookup import get_policy
 from backups.operations.names import index_name_problem, validate_backup_name
 
@@ -40,6 +41,17 @@ POLICY_FIELDS = (
     "keep_monthly",
     "paused",
 )
+# The fields that decide which backups a policy's retention deletes.
+RETENTION_FIELDS = (
+    "keep_last",
+    "keep_min",
+    "max_age_days",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+)
+# A schedule that fires more often than this takes the lock most of the time: say so.
+BUSY_SCHEDULE = timedelta(minutes=15)
 
 
 def validate_schedule(expression: str) -> str:
@@ -56,6 +68,21 @@ def validate_schedule(expression: str) -> str:
             f"The schedule {expression!r} is not a valid cron expression: {exc}."
         ) from None
     return expression
+
+
+def schedule_warning(expression: str, now: datetime | None = None) -> str:
+    """A word on a valid schedule that will crowd everything else out ('* * * * *'); ""."""
+    first = next_run_after(expression, now or timezone.now())
+    second = next_run_after(expression, first)
+    gap = second - first
+    if gap >= BUSY_SCHEDULE:
+        return ""
+    minutes = max(1, int(gap.total_seconds() // 60))
+    return (
+        f"The schedule {expression!r} starts a backup every {minutes} minute"
+        f"{'s' if minutes > 1 else ''}: each holds the operation lock while it runs, so restores "
+        "and other backups wait, and retention churns. Once an hour or a night is usual."
+    )
 
 
 def next_run_after(expression: str, after: datetime) -> datetime:
@@ -112,6 +139,8 @@ def save_policy(actor: Actor, policy_id: int | None = None, **fields) -> Policy:
     if policy.keep_last is not None and policy.keep_min > policy.keep_last:
         raise InvalidInput("'Keep at least' cannot be more than 'keep at most'.")
     backup_name_for(policy, timezone.now())  # the pattern must make valid names
+    if _retention_changed(before, policy):
+        check_may_delete(actor, f"the retention of policy {policy.name} would delete backups")
     if Policy.objects.filter(name=policy.name).exclude(pk=policy.pk).exists():
         raise InvalidInput(f"A policy named {policy.name!r} exists already.")
     policy.next_run_at = next_run_after(policy.schedule, timezone.now())
@@ -129,6 +158,36 @@ def save_policy(actor: Actor, policy_id: int | None = None, **fields) -> Policy:
         parameters=_jsonable(changes),
     )
     return policy
+
+
+def _retention_changed(before: dict, policy: Policy) -> bool:
+    """Whether this save sets a retention that the person saving it must be allowed to apply:
+    any change to one, or a new policy whose retention deletes anything."""
+    if before:
+        return any(before[f] != getattr(policy, f) for f in RETENTION_FIELDS)
+    return bool(
+        policy.keep_last
+        or policy.max_age_days
+        or policy.keep_daily
+        or policy.keep_weekly
+        or policy.keep_monthly
+    )
+
+
+def delete_policy(policy_id: int | str, actor: Actor) -> str:
+    """Removes a policy; its backups stay, as backups taken by hand do. Returns its name."""
+    policy = get_policy(policy_id)
+    name = policy.name
+    kept = policy.backups.exclude(status=Backup.Status.DELETED).count()
+    policy.delete()
+    audit.record(
+        actor,
+        "policy.delete",
+        target=name,
+        outcome=Outcome.SUCCEEDED,
+        message=f"Its {kept} backups stay; delete them one by one if they are not wanted.",
+    )
+    return name
 
 
 def _jsonable(value):

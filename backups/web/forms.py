@@ -27,10 +27,11 @@ def check_new_name(name: str) -> str:
 
 
 class BackupForm(forms.Form):
+    # No max_length: the browser would cut a longer name silently (maxlength); the engine
+    # refuses it instead, naming the limit.
     name = forms.CharField(
-        max_length=200,
         required=False,
-        help_text="Lowercase letters, digits and - _ . + ; leave empty for a dated name.",
+        help_text="Lowercase letters, digits and - _ . + (at most 200); empty for a dated name.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     description = forms.CharField(

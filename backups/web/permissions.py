@@ -17,7 +17,7 @@ from django.shortcuts import render
 
 from backups import audit
 from backups.audit import Actor
-from backups.models import AuditEvent
+from backups.models import AuditEvent, Backup, Policy, RestoreRun
 
 # The permission each kind of request needs, in the operator's words for the 403 page.
 WHAT = {
@@ -32,17 +32,51 @@ WHAT = {
 }
 
 
-def deny(request: HttpRequest, permission: str, action: str, target: str = "") -> HttpResponse:
+# Where one permission guards several kinds of request, what the person was refused.
+WHAT_BY_ACTION = {
+    "policy.create": "create policies",
+    "policy.update": "edit policies",
+    "policy.delete": "delete policies",
+    "policy.run_now": "run a policy now",
+    "policy.pause": "pause or resume policies",
+    "retention.apply": "apply a policy's retention (it deletes backups)",
+    "notify.test": "send test notifications",
+}
+
+
+def refused_target(request: HttpRequest, pk: int | None) -> tuple[str, Backup | None]:
+    """What a refused request was about, in the operator's words: the backup's name (and the
+    backup, linked from the event), a restore or a policy; the path when the URL names none."""
+    match = request.resolver_match
+    if match is not None and match.app_name == "policies" and pk is not None:
+        policy = Policy.objects.filter(pk=pk).only("name").first()
+        return (f"policy {policy.name}" if policy else request.path), None
+    url_name = match.url_name if match is not None else ""
+    backup = None
+    if pk is not None and url_name.startswith("restore_"):
+        run = RestoreRun.objects.select_related("backup").filter(pk=pk).first()
+        backup = run.backup if run else None
+    elif pk is not None:
+        backup = Backup.objects.filter(pk=pk).first()
+    else:
+        asked = (request.POST if request.method == "POST" else request.GET).get("backup", "")
+        backup = Backup.objects.filter(pk=int(asked)).first() if asked.isdigit() else None
+    return (backup.name if backup else request.path), backup
+
+
+def deny(request: HttpRequest, permission: str, action: str, pk: int | None = None) -> HttpResponse:
     """Records the refused attempt and answers 403 with a page saying what was refused."""
+    target, backup = refused_target(request, pk)
     audit.record(
         Actor.from_request(request),
         action,
-        target=target or request.path,
+        target=target,
         outcome=AuditEvent.Outcome.DENIED,
         message=f"Missing permission backups.{permission}.",
         parameters={"method": request.method, "path": request.path},
+        backup=backup,
     )
-    what = WHAT.get(permission, permission.replace("_", " "))
+    what = WHAT_BY_ACTION.get(action) or WHAT.get(permission, permission.replace("_", " "))
     return render(request, "backups/403.html", {"what": what, "permission": permission}, status=403)
 
 
@@ -53,7 +87,7 @@ def requires(permission: str, action: str) -> Callable:
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.has_perm(f"backups.{permission}"):
-                return deny(request, permission, action)
+                return deny(request, permission, action, kwargs.get("pk"))
             return view(request, *args, **kwargs)
 
         return login_required(wrapped)

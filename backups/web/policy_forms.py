@@ -18,6 +18,7 @@ from backups.models import Policy
 from backups.operations.names import index_name_problem, validate_backup_name
 from backups.operations.schedules import backup_name_for, validate_schedule
 
+POLICY_NAME_MAX = Policy._meta.get_field("name").max_length
 SCHEDULE_HELP = (
     "Cron, in {zone}: minute hour day month weekday. "
     "0 2 * * * is every night at 02:00; 0 */6 * * * every six hours; "
@@ -35,9 +36,10 @@ def _count(label: str, help_text: str, *, required: bool = False, minimum: int =
 
 
 class PolicyForm(forms.Form):
+    # No max_length: the browser would cut a longer name silently; clean_name names the limit.
     name = forms.CharField(
-        max_length=100,
-        help_text="Lowercase letters, digits and - _ . + , like a backup name.",
+        help_text=f"Lowercase letters, digits and - _ . + , like a backup name; at most "
+        f"{POLICY_NAME_MAX} characters.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     description = forms.CharField(
@@ -93,6 +95,10 @@ class PolicyForm(forms.Form):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
+        if len(name) > POLICY_NAME_MAX:
+            raise forms.ValidationError(
+                f"The policy name is {len(name)} characters long; the limit is {POLICY_NAME_MAX}."
+            )
         try:
             validate_backup_name(name)
         except InvalidInput as exc:

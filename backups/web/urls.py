@@ -44,6 +44,7 @@ policy_urls = [
     path("new/", policies.policy_new, name="new"),
     path("<int:pk>/", policies.policy_detail, name="detail"),
     path("<int:pk>/edit/", policies.policy_edit, name="edit"),
+    path("<int:pk>/delete/", policies.policy_delete, name="delete"),
     path("<int:pk>/run/", policies.policy_run, name="run"),
     path("<int:pk>/pause/", policies.policy_pause, name="pause"),
     path("<int:pk>/retention/", policies.policy_apply_retention, name="apply_retention"),

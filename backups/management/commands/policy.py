@@ -20,7 +20,7 @@ from backups.operations.names import index_name_problem
 from backups.operations.notifications import send_test_notification, shown_target
 from backups.web.queries import human_duration
 
-ACTIONS = ("list", "create", "edit", "run", "retention", "notify")
+ACTIONS = ("list", "create", "edit", "delete", "run", "retention", "notify")
 
 
 def count(text: str) -> int:
@@ -54,6 +54,7 @@ class Command(cli.Command):
             "list": add("list", help="List the policies with their last and next runs."),
             "create": add("create", help="Create a policy."),
             "edit": add("edit", help="Change a policy; only the options given change."),
+            "delete": add("delete", help="Remove a policy (asks first); its backups stay."),
             "run": add("run", help="Take the policy's backup now, in this process."),
             "retention": add("retention", help="Show what retention would delete; --apply."),
             "notify": add("notify", help="`notify test`: send a test notification."),
@@ -67,6 +68,8 @@ class Command(cli.Command):
         for name in ("create", "edit"):
             _policy_options(subs[name], editing=name == "edit")
             self.add_json_argument(subs[name], "the policy")
+        subs["delete"].add_argument("name", metavar="NAME", help="The policy's name or id.")
+        cli.add_yes_argument(subs["delete"], "Delete")
         subs["run"].add_argument("name", metavar="NAME", help="The policy's name or id.")
         cli.add_run_arguments(subs["run"])
         subs["retention"].add_argument("name", metavar="NAME", help="The policy's name or id.")
@@ -125,11 +128,26 @@ class Command(cli.Command):
         self._show_saved(policy, "saved", options)
 
     def _show_saved(self, policy: Policy, verb: str, options) -> None:
+        warning = operations.schedule_warning(policy.schedule)
+        if warning:
+            self.stderr.write(f"warning: {warning}")
         if options["json"]:
             self.emit_json(policy_summary(policy))
             return
         upcoming = "paused" if policy.paused else f"next run {cli.local_time(policy.next_run_at)}"
         self.say(f"policy {policy.name} {verb}: {policy.schedule}, {upcoming}")
+
+    def _delete(self, options):
+        policy = find_policy(options["name"])
+        self.confirm(
+            options,
+            question=f"Delete policy {policy.name} ({policy.schedule})? Its backups stay. "
+            "Type its name to go on: ",
+            expected=policy.name,
+            what=f"deleting policy {policy.name}",
+        )
+        name = operations.delete_policy(policy.pk, cli.actor())
+        self.say(f"policy {name} deleted; the backups it took stay")
 
     # --- run ---------------------------------------------------------------------------------
     def _run(self, options):

@@ -83,12 +83,28 @@ def _form_page(request: HttpRequest, form: PolicyForm, policy: Policy | None) ->
 
 def _save(request: HttpRequest, form: PolicyForm, policy_id: int | None) -> Policy | None:
     try:
-        return operations.save_policy(
+        policy = operations.save_policy(
             Actor.from_request(request), policy_id, **form.policy_fields()
         )
     except BackupError as exc:  # the engine has the last word, e.g. a name taken meanwhile
         form.add_error(None, str(exc))
         return None
+    warning = operations.schedule_warning(policy.schedule)
+    if warning:
+        messages.warning(request, warning)
+    return policy
+
+
+@requires("add_backup", "policy.delete")
+def policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Asks, then removes the policy; the backups it took stay."""
+    policy = get_object_or_404(Policy, pk=pk)
+    if request.method == "POST":
+        name = operations.delete_policy(policy.pk, Actor.from_request(request))
+        messages.success(request, f"Policy {name} deleted; the backups it took stay.")
+        return redirect("policies:list")
+    kept = policy.backups.exclude(status="deleted").count()
+    return render(request, "policies/policy_delete.html", {"policy": policy, "kept": kept})
 
 
 # --- one policy: facts and retention preview -------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -35,8 +35,12 @@ def restore_new(request: HttpRequest) -> HttpResponse:
     """Choose, see the plan, type the name, start: one page, bound from GET then POST."""
     source = request.POST if request.method == "POST" else request.GET
     chosen = None
-    if source.get("backup", "").isdigit():
-        chosen = Backup.objects.filter(pk=int(source["backup"])).first()
+    asked = source.get("backup", "").strip()
+    if asked:
+        # A link naming a backup that is not there must say so, not preselect another one.
+        chosen = Backup.objects.filter(pk=int(asked)).first() if asked.isdigit() else None
+        if chosen is None and request.method == "GET":
+            raise Http404(f"There is no backup number {asked!r}: choose one on the Backups page.")
     bound = request.method == "POST" or "scope" in request.GET
     backups = queries.restorable_backups()
     if chosen is None and not bound and backups:
