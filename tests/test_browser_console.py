@@ -240,3 +240,33 @@ def test_a_wrong_address_a_stale_form_and_signing_out_land_on_console_pages(
     page.wait_for_url("**/accounts/login/")
     assert "You are signed out." in page.inner_text(".messages")
     shot(page, "34-signed-out")
+
+
+def test_a_name_longer_than_kept_is_refused_as_typed_and_on_submit_not_cut(
+    browser, live_server, storage, settings, tmp_path
+):
+    settings.A4C_DATA_DIR = tmp_path / "data"
+    settings.A4C_DATA_DIR.mkdir()
+    member("otto", "operators")
+    page = sign_in(browser, live_server, "otto")
+    page.goto(f"{live_server.url}/backups/new/")
+
+    page.fill("input[name=name]", "n" * 300)
+    assert page.input_value("input[name=name]") == "n" * 300, "the browser keeps all of it"
+    page.wait_for_selector("#name-check .error")
+    assert "the limit is 200" in page.inner_text("#name-check")
+    page.click("button:has-text('Start backup')")
+    page.wait_for_selector(".error:has-text('300 characters long; the limit is 200')")
+    assert not Backup.objects.exists()
+
+
+def test_a_restore_link_to_a_missing_backup_is_a_console_404(browser, live_server, storage):
+    Backup.objects.create(name="newest", status=Backup.Status.SUCCEEDED, actor="rita")
+    member("rita", "restorers")
+    page = sign_in(browser, live_server, "rita")
+
+    for asked in ("99999", "abc", "-1"):
+        response = page.goto(f"{live_server.url}/restore/?backup={asked}")
+        assert response.status == 404
+        assert f"There is no backup number '{asked}'" in page.inner_text("#not-found-reason")
+        assert page.locator("text=newest").count() == 0, "no other backup preselected"
