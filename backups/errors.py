@@ -54,7 +54,7 @@ class ElasticError(BackupError):
 
 
 class ElasticUnreachable(ElasticError):
-    """No Elasticsearch answered at the configured addresses (down, wrong port, TLS refused)."""
+    """No Elasticsearch answered at the configured addresses (down, a wrong address or port)."""
 
     retryable = True
 

@@ -11,9 +11,11 @@ import hashlib
 import os
 import shutil
 import signal
+import ssl
 import stat
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -80,11 +82,23 @@ TRANSPORT_PORT = int(os.environ.get("A4C_FAULTS_ES_TRANSPORT_PORT", "9350"))
 
 
 class ThrowawayElasticsearch:
-    """One single-node cluster on HTTP_PORT, with its own config, data, logs and path.repo."""
+    """One single-node cluster on HTTP_PORT, with its own config, data, logs and path.repo.
 
-    def __init__(self, root: Path):
+    ``security`` (elasticsearch.yml lines) turns security on instead of off; with
+    ``xpack.security.http.ssl.enabled: true`` in it, the node speaks https.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        http_port: int = HTTP_PORT,
+        transport_port: int = TRANSPORT_PORT,
+        security: str = "",
+    ):
         self.root = root
-        self.url = f"http://127.0.0.1:{HTTP_PORT}"
+        self.http_port, self.transport_port, self.security = http_port, transport_port, security
+        scheme = "https" if "http.ssl.enabled: true" in security else "http"
+        self.url = f"{scheme}://127.0.0.1:{http_port}"
         self.config, self.data, self.logs = root / "config", root / "data", root / "logs"
         self.path_repo = root / "repo"
         self.pid_file = root / "elasticsearch.pid"
@@ -93,7 +107,8 @@ class ThrowawayElasticsearch:
         for path in (self.config, self.data, self.logs, self.path_repo):
             path.mkdir(parents=True, exist_ok=True)
         for entry in (ES_HOME / "config").iterdir():
-            if entry.name != "elasticsearch.yml":
+            # What is there already stays: elasticsearch-users writes its users into config/.
+            if entry.name != "elasticsearch.yml" and not (self.config / entry.name).exists():
                 target = self.config / entry.name
                 if entry.is_dir():
                     shutil.copytree(entry, target, dirs_exist_ok=True)
@@ -103,14 +118,14 @@ class ThrowawayElasticsearch:
             "cluster.name: a4c-faults\n"
             "node.name: es-faults\n"
             "network.host: 127.0.0.1\n"
-            f"http.port: {HTTP_PORT}\n"
-            f"transport.port: {TRANSPORT_PORT}\n"
+            f"http.port: {self.http_port}\n"
+            f"transport.port: {self.transport_port}\n"
             "discovery.type: single-node\n"
             f'path.data: "{self.data}"\n'
             f'path.logs: "{self.logs}"\n'
             f'path.repo: ["{self.path_repo}"]\n'
-            "xpack.security.enabled: false\n"
-            "cluster.routing.allocation.disk.threshold_enabled: false\n"
+            + (self.security.strip() + "\n" if self.security else "xpack.security.enabled: false\n")
+            + "cluster.routing.allocation.disk.threshold_enabled: false\n"
             "action.destructive_requires_name: false\n"
         )
         os.chmod(self.root, 0o755)
@@ -128,13 +143,47 @@ class ThrowawayElasticsearch:
             return None
 
     def answers(self) -> bool:
+        """Up: it answers, be it 401 to a request without credentials."""
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         try:
             with urllib.request.urlopen(
-                f"{self.url}/_cluster/health?timeout=1s", timeout=3
+                f"{self.url}/_cluster/health?timeout=1s", timeout=3, context=context
             ) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401
         except OSError:
             return False
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.root),
+            "ES_PATH_CONF": str(self.config),
+            "ES_JAVA_HOME": JAVA_HOME,
+            "ES_JAVA_OPTS": "-Xms512m -Xmx512m",
+        }
+
+    def as_es_user(self, command: list[str]) -> list[str]:
+        if not ES_USER:
+            return command
+        return [shutil.which("runuser") or "/usr/sbin/runuser", "-u", ES_USER, "--", *command]
+
+    def run_tool(self, name: str, *args: str) -> None:
+        """One of the distribution's bin/ tools (elasticsearch-users...) on this node's config."""
+        self._prepare()
+        done = subprocess.run(
+            self.as_es_user([str(ES_HOME / "bin" / name), *args]),
+            env=self.env(),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"{name} {' '.join(args)} failed: {done.stdout}{done.stderr}")
 
     def start(self, timeout: float = 120.0) -> None:
         if self.pid() and self.answers():
@@ -146,23 +195,10 @@ class ThrowawayElasticsearch:
             )
         self._prepare()
         self.pid_file.unlink(missing_ok=True)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "HOME": str(self.root),
-            "ES_PATH_CONF": str(self.config),
-            "ES_JAVA_HOME": JAVA_HOME,
-            "ES_JAVA_OPTS": "-Xms512m -Xmx512m",
-        }
-        command = [str(ES_HOME / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)]
-        if ES_USER:
-            command = [
-                shutil.which("runuser") or "/usr/sbin/runuser",
-                "-u",
-                ES_USER,
-                "--",
-                *command,
-            ]
+        env = self.env()
+        command = self.as_es_user(
+            [str(ES_HOME / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)]
+        )
         for _attempt in range(5):
             started = subprocess.run(
                 command, env=env, cwd=self.root, capture_output=True, text=True, timeout=timeout

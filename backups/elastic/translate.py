@@ -79,8 +79,8 @@ def as_elastic_error(exc: Exception, doing: str) -> ElasticError:
             detail=str(info)[:4000],
             retryable=status in (429, 502, 503, 504),
         )
-    if isinstance(exc, elastic_transport.TlsError):
-        return ElasticUnreachable(
+    if isinstance(exc, elastic_transport.TlsError):  # it answers, but is not trusted
+        return ElasticError(
             f"The TLS handshake with Elasticsearch at {', '.join(settings.A4C_ES_URLS)} failed "
             f"(while trying to {doing}): {exc.message}. Point A4C_ES_CA_CERT at the CA that "
             "signed the server's certificate (now "
