@@ -8,6 +8,7 @@ state, and a second, throwaway Elasticsearch node that a test may kill: the shar
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -94,17 +95,21 @@ class ThrowawayElasticsearch:
         http_port: int = HTTP_PORT,
         transport_port: int = TRANSPORT_PORT,
         security: str = "",
+        name: str = "es-faults",
+        discovery: str = "discovery.type: single-node",
+        path_repo: list[Path] | None = None,
     ):
-        self.root = root
+        self.root, self.name, self.discovery = root, name, discovery
         self.http_port, self.transport_port, self.security = http_port, transport_port, security
         scheme = "https" if "http.ssl.enabled: true" in security else "http"
         self.url = f"{scheme}://127.0.0.1:{http_port}"
         self.config, self.data, self.logs = root / "config", root / "data", root / "logs"
         self.path_repo = root / "repo"
+        self.path_repos = path_repo or [self.path_repo]
         self.pid_file = root / "elasticsearch.pid"
 
     def _prepare(self) -> None:
-        for path in (self.config, self.data, self.logs, self.path_repo):
+        for path in (self.config, self.data, self.logs, *self.path_repos):
             path.mkdir(parents=True, exist_ok=True)
         for entry in (ES_HOME / "config").iterdir():
             # What is there already stays: elasticsearch-users writes its users into config/.
@@ -116,14 +121,14 @@ class ThrowawayElasticsearch:
                     shutil.copy2(entry, target)
         (self.config / "elasticsearch.yml").write_text(
             "cluster.name: a4c-faults\n"
-            "node.name: es-faults\n"
+            f"node.name: {self.name}\n"
             "network.host: 127.0.0.1\n"
             f"http.port: {self.http_port}\n"
             f"transport.port: {self.transport_port}\n"
-            "discovery.type: single-node\n"
+            f"{self.discovery.strip()}\n"
             f'path.data: "{self.data}"\n'
             f'path.logs: "{self.logs}"\n'
-            f'path.repo: ["{self.path_repo}"]\n'
+            f"path.repo: {json.dumps([str(p) for p in self.path_repos])}\n"
             + (self.security.strip() + "\n" if self.security else "xpack.security.enabled: false\n")
             + "cluster.routing.allocation.disk.threshold_enabled: false\n"
             "action.destructive_requires_name: false\n"
@@ -132,7 +137,8 @@ class ThrowawayElasticsearch:
         if ES_USER:
             subprocess.run(["chown", "-R", f"{ES_USER}:{ES_USER}", str(self.root)], check=True)
             # root's tests write into the repository too (nothing here, but keep it open)
-            os.chmod(self.path_repo, 0o777)
+            for path in self.path_repos:
+                os.chmod(path, 0o777)
 
     def pid(self) -> int | None:
         try:
