@@ -15,7 +15,7 @@ from backups.errors import Busy, InvalidInput, NotFound
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
 from backups.operations.plan import Plan
-from backups.storage.store import Store
+from backups.storage.store import StagedRestore, Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +87,15 @@ def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(in
         step.target for step in Plan.from_json(run.plan).indices if step.action == "remove"
     }
     phases = [p["name"] for p in run.phases]
-    assert phases[:5] == ["plan", "safety backup", "pre-command", "elasticsearch", "files"]
+    # the new tree is built (every blob re-hashed) first, swapped in after Elasticsearch
+    assert phases[:6] == [
+        "plan",
+        "files",
+        "safety backup",
+        "pre-command",
+        "elasticsearch",
+        "files: swap",
+    ]
     actions = list(AuditEvent.objects.order_by("id").values_list("action", "outcome"))
     assert ("backup.run", "succeeded") in actions and ("restore.run", "succeeded") in actions
     assert ("restore.request", "requested") in actions
@@ -192,12 +200,12 @@ def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(
     change_everything(a4c)
     before_es, before_files = a4c.state(), tree(a4c.data_dir)
 
-    def broken_restore_tree(self, *args, **kwargs):
+    def broken_swap(self, *args, **kwargs):
         # Elasticsearch was already restored when the files step breaks.
         assert a4c.state() != before_es
         raise OSError(5, "Input/output error (injected)")
 
-    monkeypatch.setattr(Store, "restore_tree", broken_restore_tree)
+    monkeypatch.setattr(StagedRestore, "swap", broken_swap)
     run = operations.request_restore(backup.pk, cli_actor, confirm="to-fail")
     run = operations.run_restore(run.pk)
 

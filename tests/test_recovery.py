@@ -70,7 +70,9 @@ def test_a_restore_whose_worker_is_killed_is_marked_interrupted_and_can_be_rolle
     wait_for(
         lambda: (
             RestoreRun.objects.filter(pk=run.pk, phase="verify").exists()
-            or RestoreRun.objects.filter(pk=run.pk, phase="files", state__changed=True).exists()
+            or RestoreRun.objects.filter(
+                pk=run.pk, phase__startswith="files", state__changed=True
+            ).exists()
         ),
         what="the restore changing data",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from django.utils import timezone
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
-from backups.errors import BackupError, Busy, Cancelled, InvalidInput
+from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidInput
 from backups.models import Backup, RestoreRun
 from backups.operations import notify, running
 from backups.operations.backup_steps import backup_elasticsearch, backup_files, end_backup
@@ -24,10 +25,11 @@ from backups.operations.names import default_backup_name
 from backups.operations.places import data_dir, file_bandwidth, store
 from backups.operations.plan import IndexStep, Plan, plan_indices, plan_restore, scope_touches
 from backups.operations.recovery import rollback_hint
-from backups.operations.restore_checks import check_backup_is_whole, verify_restored
+from backups.operations.restore_checks import check_backup_is_whole, damaged, verify_restored
 from backups.operations.restore_state import RestoreState, note
 from backups.operations.retention import prune_safety_backups
 from backups.operations.running import ProgressCallback, short_trace
+from backups.storage.store import StagedRestore
 
 log = logging.getLogger("backups.operations")
 
@@ -256,28 +258,42 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
     rows = plan.indices if es_part else []
     touched = plan.targets("replace", "remove")
     note(run, runner, existing_touched=touched, created=plan.targets("create"))
-    check_backup_is_whole(backup, rows, files_part, runner)
-
-    if run.take_safety_backup:
-        runner.phase("safety backup")
-        safety = _safety_backup(run, touched if es_part else None, files_part, runner)
-        runner.update(safety_backup=safety)
-
-    runner.phase("pre-command")
-    run_hook(settings.A4C_PRE_RESTORE_COMMAND, "pre-restore")
+    # A mirror restore builds its new tree before anything else (it reads only the blobs, and
+    # re-hashes each as it copies it): a damaged blob stops it before the safety backup, as
+    # the full check would, without reading every blob twice. A merge starts from the current
+    # tree, so it is built once A4C is quiet (after the pre-command), and checked in full now.
+    early = files_part and run.file_mode == RestoreRun.FileMode.MIRROR
+    early = early and not os.path.ismount(data_dir())  # there, staging is inside the data dir
+    check_backup_is_whole(backup, rows, files_part, runner, blob_contents=not early)
+    staged = _stage_files(run, runner) if early else None
     try:
-        if es_part:
-            runner.phase("elasticsearch", reset_counters=True)
-            note(run, runner, changed=True)
-            _restore_indices(backup, rows, runner, plan.rename)
-        if files_part:
-            runner.phase("files", reset_counters=True)
-            _restore_files(run, runner)
+        if run.take_safety_backup:
+            runner.phase("safety backup")
+            safety = _safety_backup(run, touched if es_part else None, files_part, runner)
+            runner.update(safety_backup=safety)
+
+        runner.phase("pre-command")
+        run_hook(settings.A4C_PRE_RESTORE_COMMAND, "pre-restore")
+        try:
+            if es_part:
+                runner.phase("elasticsearch", reset_counters=True)
+                note(run, runner, changed=True)
+                _restore_indices(backup, rows, runner, plan.rename)
+            if files_part:
+                if staged is None:
+                    staged = _stage_files(run, runner)
+                else:
+                    runner.phase("files: swap")
+                _swap_files(run, runner, staged)
+                staged = None
+        finally:
+            run_hook(settings.A4C_POST_RESTORE_COMMAND, "post-restore")
     finally:
-        run_hook(settings.A4C_POST_RESTORE_COMMAND, "post-restore")
+        if staged is not None:
+            staged.discard()
 
     runner.phase("verify")
-    problems = verify_restored(backup, rows, files_part, run.file_mode)
+    problems = verify_restored(backup, rows)
     if problems:
         raise BackupError(
             "After the restore, the data does not match the backup: " + "; ".join(problems[:5])
@@ -401,19 +417,27 @@ def _restore_indices(
     cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 
-def _restore_files(run: RestoreRun, runner: running.Runner) -> None:
-    note(run, runner, changed=True)
+def _stage_files(run: RestoreRun, runner: running.Runner) -> StagedRestore:
+    """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
+    runner.phase("files", reset_counters=True)
+    try:
+        return store().stage_restore(
+            run.backup.name,
+            data_dir(),
+            exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
+            mode=run.file_mode,
+            progress=runner.file_progress,
+            check=runner.check,
+            workers=settings.A4C_FILE_WORKERS,
+            bandwidth=file_bandwidth(),
+        )
+    except DamagedBackup as exc:
+        raise damaged(run.backup, [str(exc)]) from exc
 
-    result = store().restore_tree(
-        run.backup.name,
-        data_dir(),
-        exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
-        mode=run.file_mode,
-        progress=runner.file_progress,
-        check=runner.check,
-        workers=settings.A4C_FILE_WORKERS,
-        bandwidth=file_bandwidth(),
-    )
+
+def _swap_files(run: RestoreRun, runner: running.Runner, staged: StagedRestore) -> None:
+    note(run, runner, changed=True)
+    result = staged.swap()
     note(run, runner, old_tree=str(result.old_tree) if result.old_tree else "")
 
 
@@ -421,8 +445,8 @@ def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
     """Puts back what the restore changed: the kept old tree, then the safety snapshot."""
     run.refresh_from_db()
     state = RestoreState.of(run)
-    # restore_tree swaps the data dir in one rename after staging and checking everything: when
-    # it raised, the data dir is wholly old; when it returned, the old tree is kept beside it.
+    # The swap puts the data dir in place in one rename after staging and checking everything:
+    # before it, the data dir is wholly old; after it, the old tree is kept beside it.
     if state.old_tree:
         store().undo_restore(data_dir(), Path(state.old_tree))
         state = note(run, runner, old_tree="")

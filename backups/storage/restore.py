@@ -144,7 +144,9 @@ class FileRestore:
         self.files = self.written = 0  # written from blobs (a merge keeps unchanged files)
         self.open_dirs: list[tuple[str, str, Entry]] = []  # staged dirs not yet full
 
-    def __call__(self, mode: str, workers: int) -> RestoreResult:
+    def stage(self, mode: str, workers: int) -> "StagedRestore":
+        """Builds the backup's tree beside the data dir, every blob re-hashed as it is
+        copied; the data dir is not touched. Any failure removes the staging tree."""
         totals = self.store.summary(self.name)  # estimates: the excluded dirs are counted
         self.meter.files_total, self.meter.bytes_total = totals.files, totals.bytes
         self.meter.report()
@@ -169,14 +171,13 @@ class FileRestore:
             skip = self.exclude | {staging.name}
             if merge:
                 copy_tree(data_dir, staging, skip, self.meter.beat, self.as_root)
-            files, written = self._build(staging, merge, workers)
+            self._build(staging, merge, workers)
             if merge:
                 # the current tree's dir attributes first, then the backup's over them
                 copy_dir_attrs(data_dir, staging, skip, self.as_root)
                 self._set_dir_attrs(staging)
             if not on_mount:
-                self._set_root(staging, root)
-            self.meter.beat()  # the last chance to cancel: the swap is not interrupted
+                self.set_root(staging, root)
             try:
                 sync_filesystem(staging)  # the new tree is on disk before the old one goes
             except OSError as exc:
@@ -184,11 +185,7 @@ class FileRestore:
         except BaseException:
             _discard(staging)
             raise
-        old_tree = self._swap(staging, exists, on_mount)
-        if on_mount:
-            self._set_root(data_dir, root)
-        self.meter.report()
-        return RestoreResult(files, written, old_tree, staging)
+        return StagedRestore(self, staging, exists, on_mount, root)
 
     def _build(self, staging: Path, merge: bool, workers: int) -> tuple[int, int]:
         meter = self.meter
@@ -277,7 +274,7 @@ class FileRestore:
             if entry.type == "dir":
                 self._set_dir(f"{staging}/{entry.path}", entry)
 
-    def _set_root(self, path: Path, root: dict) -> None:
+    def set_root(self, path: Path, root: dict) -> None:
         try:
             if self.as_root and "uid" in root:
                 os.chown(path, root["uid"], root["gid"])
@@ -286,7 +283,7 @@ class FileRestore:
         except OSError as exc:
             raise os_error(exc, "setting attributes of", path, DATA) from exc
 
-    def _swap(self, staging: Path, exists: bool, on_mount: bool) -> Path | None:
+    def swap_in(self, staging: Path, exists: bool, on_mount: bool) -> Path | None:
         data_dir = self.data_dir
         try:
             if not exists:
@@ -394,6 +391,37 @@ class FileRestore:
             size += got
             throttle.take(got, stop)
         return size, digest.hexdigest()
+
+
+class StagedRestore:
+    """A restore's new tree, built and checked beside the data dir, not yet swapped in.
+
+    Its owner calls swap() or discard(); a restore of indices and files stages the files
+    first, so that a damaged blob stops it before Elasticsearch is changed, without reading
+    every blob twice.
+    """
+
+    def __init__(self, run: FileRestore, staging: Path, exists: bool, on_mount: bool, root):
+        self.run, self.staging = run, staging
+        self.exists, self.on_mount, self.root = exists, on_mount, root
+        self.files, self.bytes = run.files, run.written
+
+    def swap(self) -> RestoreResult:
+        """Puts the new tree in the data dir's place; the old one is kept in old_tree."""
+        run = self.run
+        try:
+            run.meter.beat()  # the last chance to cancel: the swap is not interrupted
+        except BaseException:
+            self.discard()
+            raise
+        old_tree = run.swap_in(self.staging, self.exists, self.on_mount)
+        if self.on_mount:
+            run.set_root(run.data_dir, self.root)
+        run.meter.report()
+        return RestoreResult(self.files, self.bytes, old_tree, self.staging)
+
+    def discard(self) -> None:
+        _discard(self.staging)
 
 
 def _discard(staging: Path) -> None:

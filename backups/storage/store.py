@@ -28,7 +28,13 @@ from backups.storage.backup import BackupRun
 from backups.storage.fileio import buffer, check_name, fill, os_error, rmtree, show
 from backups.storage.manifest import HEX64, Entry, Manifests
 from backups.storage.pipeline import Meter, Pipeline, parse_bandwidth
-from backups.storage.restore import FileRestore, plan_restore, tree_differences, undo_restore
+from backups.storage.restore import (
+    FileRestore,
+    StagedRestore,
+    plan_restore,
+    tree_differences,
+    undo_restore,
+)
 from backups.storage.results import (
     BlobCheckReport,
     FilePlan,
@@ -195,11 +201,20 @@ class Store:
             rmtree(work)
 
     def verify(
-        self, name: str, *, progress: ProgressFn = None, check: CheckFn = None, workers: int = 4
+        self,
+        name: str,
+        *,
+        progress: ProgressFn = None,
+        check: CheckFn = None,
+        workers: int = 4,
+        contents: bool = True,
     ) -> BlobCheckReport:
-        """Checks the manifest whole and re-hashes every blob it names."""
+        """Checks the manifest whole and re-hashes every blob it names; with contents=False
+        only that each blob is there with its size (a stat each, nothing read)."""
         report = BlobCheckReport(name)
         meter = Meter(progress, check)
+        if not contents:
+            workers = 0  # a stat is cheaper than handing it to a thread
         try:
             totals = self.summary(name)
             meter.files_total, meter.bytes_total = totals.files, totals.bytes
@@ -207,7 +222,8 @@ class Store:
                 for entry in self.checked_entries(name):
                     meter.beat()
                     if entry.type == "file":
-                        work = (self._check_blob, (entry, pipe.stop))
+                        checker = self._check_blob if contents else self._check_blob_size
+                        work = (checker, (entry, pipe.stop))
                         ready = pipe.add(entry, *work, weight=entry.size)
                         self._note(report, meter, ready)
                 self._note(report, meter, pipe.finish())
@@ -224,6 +240,11 @@ class Store:
             meter.files_done, meter.bytes_done = report.files, report.bytes
             if problem and len(report.problems) < MAX_PROBLEMS:
                 report.problems.append(problem)
+
+    def _check_blob_size(self, entry: Entry, _stop: threading.Event) -> str | None:
+        if self.blob_ok(entry.sha256, entry.size):
+            return None
+        return f"blob {entry.sha256[:12]}.. for {show(entry.path)} is missing or of the wrong size"
 
     def _check_blob(self, entry: Entry, stop: threading.Event) -> str | None:
         blob = self.blob_path(entry.sha256)
@@ -292,10 +313,37 @@ class Store:
         written.
         """
         _check_mode(mode)
+        staged = self.stage_restore(
+            name,
+            data_dir,
+            exclude_dirs=exclude_dirs,
+            mode=mode,
+            progress=progress,
+            check=check,
+            workers=workers,
+            bandwidth=bandwidth,
+        )
+        return staged.swap()
+
+    def stage_restore(
+        self,
+        name: str,
+        data_dir: Path,
+        *,
+        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        mode: str = "mirror",
+        progress: ProgressFn = None,
+        check: CheckFn = None,
+        workers: int = 4,
+        bandwidth: int = 0,
+    ) -> StagedRestore:
+        """restore_tree() up to the swap: the new tree is built and checked beside the data
+        dir; call swap() on the result to put it in place, or discard() to drop it."""
+        _check_mode(mode)
         data_dir = Path(os.path.realpath(data_dir))
         meter = Meter(progress, check, bandwidth)
         run = FileRestore(self, name, data_dir, frozenset(exclude_dirs), meter)
-        return run(mode, workers)
+        return run.stage(mode, workers)
 
     def undo_restore(
         self, data_dir: Path, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES
