@@ -135,14 +135,18 @@ def change_everything(install: Install) -> None:
     cluster.bulk_index(application, [(second, {**apps[second], "name": "renamed-by-test"})])
     cluster.bulk_index(install.index("user"), [("intruder", {"username": "intruder"})])
     cluster.delete_indices([install.index("plugin")])
-    cluster.create_index(install.index("brandnew"), {}, settings={"number_of_replicas": 0})
+    cluster.create_index(
+        install.index("brandnew"), {}, settings={"number_of_shards": 1, "number_of_replicas": 0}
+    )
     data = install.data_dir
     (data / "artifacts" / "added-later.bin").write_bytes(os.urandom(2048))
     next((data / "images").iterdir()).unlink()
     os.chmod(next((data / "plugins").rglob("*.yml")), 0o600)
 
 
-def test_a_restore_brings_back_every_document_mapping_alias_and_file(on_version, cli_actor):
+def test_a_restore_brings_back_every_document_mapping_alias_and_file_and_a_delete_its_snapshot(
+    on_version, cli_actor
+):
     install = on_version
     before_es, before_files = install.state(), tree(install.data_dir)
     backup = backed_up(cli_actor, "round-trip")
@@ -161,6 +165,9 @@ def test_a_restore_brings_back_every_document_mapping_alias_and_file(on_version,
     assert plan.files.added and plan.files.removed
     assert install.state() == before_es
     assert tree(install.data_dir) == before_files
+    deleted = operations.delete_backup(backup.pk, cli_actor)
+    assert deleted.status == Backup.Status.DELETED
+    assert install.cluster.snapshot(install.repository, backup.snapshot_location.snapshot) is None
 
 
 def test_a_chosen_index_comes_back_alone_and_under_a_new_name(on_version, cli_actor):
