@@ -58,6 +58,7 @@ def test_every_check_passes_against_the_real_services_and_a_worker(
         "Celery workers",
         "Operation lock",
         "Last backup",
+        "Policies",
     ]
     for name in (
         "Database",
@@ -68,6 +69,7 @@ def test_every_check_passes_against_the_real_services_and_a_worker(
         "Redis",
         "Celery workers",
         "Operation lock",
+        "Policies",
     ):
         assert checks[name].ok and checks[name].level == "ok", checks[name]
     assert checks["Elasticsearch"].level != "error"

@@ -20,6 +20,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from backups.doctor.alien4cloud import alien4cloud_check
+from backups.doctor.policies import NAME as POLICIES
+from backups.doctor.policies import policies_check
 from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.elastic import client as elastic
 from backups.elastic.versions import SUPPORTED_TEXT
@@ -48,8 +50,9 @@ def _not_checked(name: str, because: str) -> Check:
     return _warning(name, f"not checked: {because}", "Fix the check above first.")
 
 
-def run_checks(*, worker_timeout: float = 1.0) -> list[Check]:
-    """Every check, in the order a person would fix them."""
+def run_checks(*, worker_timeout: float = 1.0, lock: bool = True) -> list[Check]:
+    """Every check, in the order a person would fix them. ``lock=False`` leaves out the
+    operation lock, for the dashboard, whose "Running now" (refreshed every 2 s) says it."""
     result = [_guarded("Settings", _settings)]
     database = _guarded("Database", _database)
     result.append(database)
@@ -78,11 +81,15 @@ def run_checks(*, worker_timeout: float = 1.0) -> list[Check]:
     else:
         result.append(_guarded("Celery workers", lambda: _workers(worker_timeout)))
     if database.level == "error":
-        result.append(_not_checked("Operation lock", "the database is not ready"))
+        if lock:
+            result.append(_not_checked("Operation lock", "the database is not ready"))
         result.append(_not_checked("Last backup", "the database is not ready"))
+        result.append(_not_checked(POLICIES, "the database is not ready"))
     else:
-        result.append(_guarded("Operation lock", _lock))
+        if lock:
+            result.append(_guarded("Operation lock", _lock))
         result.append(_guarded("Last backup", _last_backup))
+        result.append(_guarded(POLICIES, policies_check))
     return result
 
 

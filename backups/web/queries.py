@@ -88,6 +88,30 @@ def running_operation() -> RunningOperation | None:
     return RunningOperation(lock.kind, run, lock.label, lock.actor, lock.acquired_at)
 
 
+def live_data_source() -> RestoreRun | None:
+    """The restore (or rollback) whose data A4C runs on now: the last one that succeeded.
+    None when nothing was ever restored (the data is A4C's own)."""
+    return (
+        RestoreRun.objects.select_related("backup", "rollback_of")
+        .filter(status=RestoreRun.Status.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def restores_after(run: RestoreRun) -> list[RestoreRun]:
+    """Restores and rollbacks that succeeded after ``run``: rolling ``run`` back undoes them."""
+    if run.finished_at is None:
+        return []
+    return list(
+        RestoreRun.objects.filter(
+            status=RestoreRun.Status.SUCCEEDED, finished_at__gt=run.finished_at
+        )
+        .exclude(pk=run.pk)
+        .order_by("finished_at")
+    )
+
+
 def latest_backups(count: int = 8) -> list[Backup]:
     return list(
         Backup.objects.exclude(status=Backup.Status.DELETED).order_by("-created_at", "-id")[:count]

@@ -117,6 +117,7 @@ def _restore_context(run: RestoreRun) -> dict:
         "plan": plan,
         "counts": plan.counts() if plan else {},
         "rollbacks": list(run.rollbacks.order_by("-created_at")[:5]),
+        "newer_restores": queries.restores_after(run),
         "can_roll_back": (
             not run.is_active
             and not run.rolled_back
