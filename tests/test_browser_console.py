@@ -270,3 +270,31 @@ def test_a_restore_link_to_a_missing_backup_is_a_console_404(browser, live_serve
         assert response.status == 404
         assert f"There is no backup number '{asked}'" in page.inner_text("#not-found-reason")
         assert page.locator("text=newest").count() == 0, "no other backup preselected"
+
+
+def test_a_backup_cancelled_from_its_page_ends_cancelled_and_says_so(
+    browser, live_server, a4c, start_worker, worker_env
+):
+    """Issue 15.2 in the browser, with a real worker: the pre-backup command holds the backup
+    long enough to click Cancel (after a live refresh); the next phase boundary honours it."""
+    (a4c.data_dir / "csar").mkdir()
+    (a4c.data_dir / "csar" / "types.yml").write_text("tosca: 1.3\n")
+    start_worker(**worker_env, A4C_PRE_BACKUP_COMMAND="sleep 4", A4C_HEARTBEAT_SECONDS="60")
+    member("otto", "operators")
+    page = sign_in(browser, live_server, "otto")
+    page.goto(f"{live_server.url}/backups/new/")
+    page.fill("input[name=name]", "to-cancel")
+    page.uncheck("input[name=include_elasticsearch]")
+    page.click("button:has-text('Start backup')")
+    page.wait_for_url("**/backups/*/")
+    page.wait_for_selector(".phase:has-text('pre-command')", timeout=30_000)
+
+    wait_for_a_live_refresh(page, "form[data-confirm]")
+    answer_dialogs(page, accept=True)
+    page.click("button:has-text('Cancel backup')")
+    page.wait_for_selector("#outcome.outcome-bad", timeout=60_000)
+
+    assert "Cancelled" in page.inner_text("#outcome")
+    assert Backup.objects.get(name="to-cancel").status == Backup.Status.CANCELLED
+    page.wait_for_selector("[data-while-running]", state="detached")
+    shot(page, "35-cancelled-backup")

@@ -174,4 +174,4 @@ def _perform_backup(backup: Backup, runner: running.Runner) -> None:
         if settings.A4C_POST_BACKUP_COMMAND:  # else the row keeps the phase a failure was in
             runner.phase("post-command")
             run_hook(settings.A4C_POST_BACKUP_COMMAND, "post-backup")
-    runner.update(status=Backup.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
+    runner.finish(status=Backup.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")

@@ -298,8 +298,11 @@ def _perform_restore(run: RestoreRun, runner: running.Runner) -> None:
         raise BackupError(
             "After the restore, the data does not match the backup: " + "; ".join(problems[:5])
         )
+    # The last moment a cancel can still put everything back (the old tree is still there).
+    runner.check(fresh=True)
     if RestoreState.of(run).old_tree:
         store().drop_old_tree(Path(RestoreState.of(run).old_tree))
+    runner.cancellable = False
     runner.update(status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
 
 

@@ -89,6 +89,10 @@ def release(kind: str, run_id: int) -> bool:
     )
 
 
+# How often check() reads the row for a cancel request between phase boundaries.
+CANCEL_POLL_SECONDS = 0.5
+
+
 class Runner:
     """Reports one running operation onto its row: phase, counters, heartbeat, cancel.
 
@@ -105,6 +109,10 @@ class Runner:
         self._cancelled = threading.Event()
         self.cancellable = True  # False once a rollback has begun: it must run to its end
         self._thread: threading.Thread | None = None
+        # The row is asked about a cancel from this thread only (file copies call check() from
+        # their own threads, which have no database connection of their own to spend).
+        self._owner = threading.get_ident()
+        self._last_poll = 0.0
 
     # --- heartbeat ------------------------------------------------------------------
     def __enter__(self) -> Runner:
@@ -150,7 +158,7 @@ class Runner:
 
     def phase(self, name: str, *, reset_counters: bool = False) -> None:
         """Starts a phase; a phase that counts work of its own starts its counters at zero."""
-        self.check()
+        self.check(fresh=True)
         fields: dict = {"phase": name}
         if reset_counters:
             fields.update(dict.fromkeys(self.COUNTERS, 0))
@@ -187,7 +195,33 @@ class Runner:
             setattr(self.run, name, value)
         self.update(**{k: getattr(self.run, k) for k in self.COUNTERS})
 
-    def check(self) -> None:
-        """Raises Cancelled once someone asked this run to stop."""
-        if self.cancellable and self._cancelled.is_set():
+    def check(self, *, fresh: bool = False) -> None:
+        """Raises Cancelled once someone asked this run to stop.
+
+        The heartbeat notices a request every few seconds; a run that ends sooner must not
+        succeed over it, so the row is also read here, at most twice a second, and always when
+        ``fresh`` (phase boundaries, the moment before success)."""
+        if not self.cancellable:
+            return
+        due = fresh or time.monotonic() - self._last_poll >= CANCEL_POLL_SECONDS
+        if not self._cancelled.is_set() and due and threading.get_ident() == self._owner:
+            self._last_poll = time.monotonic()
+            if self.model.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+                self._cancelled.set()
+        if self._cancelled.is_set():
             raise Cancelled(f"Cancelled at the {self.run.phase or 'start'} phase, as requested.")
+
+    def finish(self, **fields) -> None:
+        """Writes the run's successful end, unless a cancel was asked first: then Cancelled.
+        One conditional update, so a cancel is either honoured or refused (the run has ended),
+        never accepted and ignored."""
+        self.check(fresh=True)
+        fields.setdefault("heartbeat_at", timezone.now())
+        ended = self.model.objects.filter(pk=self.run.pk, cancel_requested=False).update(**fields)
+        if not ended:
+            self._cancelled.set()
+            self.check()
+        for name, value in fields.items():
+            setattr(self.run, name, value)
+        if self.on_progress:
+            self.on_progress(self.run)
