@@ -19,7 +19,7 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, InvalidInput
 from backups.models import Backup, Policy, SystemState
-from backups.operations import notify
+from backups.operations import notify, running
 from backups.operations.backup import request_backup
 from backups.operations.delete import check_may_delete
 from backups.operations.lookup import get_policy
@@ -210,17 +210,33 @@ def set_paused(policy_id: int, paused: bool, actor: Actor) -> Policy:
 
 
 def start_due_policies(now: datetime | None = None) -> list[Backup]:
-    """Claims each due, unpaused policy and requests its backup; the caller dispatches them."""
+    """Claims due, unpaused policies, oldest due first, and requests their backups; the caller
+    dispatches them.
+
+    One operation runs at a time, so a policy that finds the lock taken waits its turn: it
+    stays due (its next run is not moved, no failure is recorded) and a later tick starts it.
+    Two policies due in the same minute therefore run one after the other."""
     now = now or timezone.now()
     started = []
-    for policy in Policy.objects.filter(paused=False, next_run_at__lte=now):
+    due = Policy.objects.filter(paused=False, next_run_at__lte=now).order_by("next_run_at", "pk")
+    for policy in due:
+        if running.lock_holder() is not None:
+            break  # everything still due waits for the operation running now
         following = next_run_after(policy.schedule, now)
         claimed = Policy.objects.filter(pk=policy.pk, next_run_at=policy.next_run_at).update(
             next_run_at=following, last_run_at=now
         )
         if claimed != 1:
             continue  # another scheduler took it
-        backup = _request_policy_backup(policy, Actor.schedule(f"policy {policy.name}"), now)
+        actor = Actor.schedule(f"policy {policy.name}")
+        try:
+            backup = _request_policy_backup(policy, actor, now, wait_if_busy=True)
+        except Busy:
+            # Taken between the look and the claim: give the policy its turn back.
+            Policy.objects.filter(pk=policy.pk, next_run_at=following).update(
+                next_run_at=policy.next_run_at
+            )
+            break
         if backup is not None:
             started.append(backup)
     return started
@@ -237,7 +253,7 @@ def run_policy_now(policy_id, actor: Actor) -> Backup:
 
 
 def _request_policy_backup(
-    policy: Policy, actor: Actor, now: datetime, raise_busy=False
+    policy: Policy, actor: Actor, now: datetime, raise_busy=False, wait_if_busy=False
 ) -> Backup | None:
     try:
         backup = request_backup(
@@ -250,6 +266,8 @@ def _request_policy_backup(
             trigger=Backup.Trigger.SCHEDULE if actor.source == "schedule" else None,
         )
     except BackupError as exc:
+        if wait_if_busy and isinstance(exc, Busy):
+            raise  # the scheduler's turn to wait, not a failure to record
         Policy.objects.filter(pk=policy.pk).update(
             last_failure_at=now, last_failure_message=str(exc)
         )
