@@ -208,6 +208,18 @@ def test_the_doctor_finds_each_version_usable(on_version):
         assert checks[name].level != "error", (name, checks[name].summary)
 
 
+def test_the_demo_on_6x_is_shaped_like_alien4cloud_3x(servers, settings, tmp_path):
+    install = install_on("6.8.23", servers, None, settings, tmp_path)
+    demo.generate(install.data_dir, size="small", prefix=install.prefix, cluster=install.cluster)
+    try:
+        raw = install.cluster.client.indices.get_mapping(index=f"{install.prefix}*")
+
+        assert sorted(raw) == sorted(demo.index_names(install.prefix)), "one index per class"
+        assert {tuple(body["mappings"]) for body in raw.values()} == {("_doc",)}
+    finally:
+        install.clean()
+
+
 def test_an_unsupported_version_is_refused_before_anything_is_touched(
     servers, settings, tmp_path, monkeypatch, cli_actor
 ):
