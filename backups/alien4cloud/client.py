@@ -1,4 +1,4 @@
-"""Alien4Cloud's REST API, as /work/shared/reference/alien4cloud-maintenance-api.md describes it.
+"""Alien4Cloud's REST API, as ../shared/reference/alien4cloud-maintenance-api.md describes it.
 
 A Server signs in with the form login once, keeps the JSESSIONID cookie in its session and
 signs in again when Alien4Cloud forgets it (a restart). Every failure becomes an

@@ -63,15 +63,19 @@ class Plan:
     csars: int  # type libraries; applications add their own topology archives
 
 
+MAX_DEMO_BYTES = 100 * 2**30  # a demo is for trying the tool and its benchmarks, not a disk test
+
+
 def parse_size(text: str) -> str | int:
     """'small', 'medium', 'large', a byte count, or a count with K, M or G (binary units)."""
     text = text.strip().lower()
     if text in SIZES:
         return text
     value = sizes.parse_size(text) or 0
-    if value <= 0:
+    if not 0 < value <= MAX_DEMO_BYTES:
         raise InvalidInput(
-            f"Size {text!r} is not small, medium, large or a byte count like 500M or 1.5G."
+            f"Size {text!r} is not small, medium, large or a byte count like 500M or 1.5G "
+            f"(at most {sizes.format_size(MAX_DEMO_BYTES)})."
         )
     return value
 
