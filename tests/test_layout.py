@@ -97,6 +97,7 @@ def test_no_module_is_longer_than_a_reader_holds_in_mind(name):
 DOORS = {
     "elasticsearch": "backups.elastic",
     "elastic_transport": "backups.elastic",
+    "requests": "backups.alien4cloud",
 }
 
 

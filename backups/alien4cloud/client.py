@@ -157,6 +157,13 @@ def server(*, attempts: int = 3, timeout: float | None = None) -> Server:
     )
 
 
+def anonymous(*, timeout: float = 2.0) -> Server:
+    """The configured Alien4Cloud without credentials: for its health, which needs none."""
+    return Server(
+        settings.A4C_SERVER_URL, "", "", ca_cert=settings.A4C_SERVER_CA_CERT, timeout=timeout
+    )
+
+
 class Server:
     """One Alien4Cloud, one signed-in session."""
 

@@ -19,6 +19,7 @@ from backups.operations.backup_steps import backup_elasticsearch, backup_files, 
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup
+from backups.operations.maintenance_mode import MaintenanceWindow
 from backups.operations.names import default_backup_name, index_name_problem, validate_backup_name
 from backups.operations.running import ProgressCallback, short_trace
 
@@ -162,15 +163,26 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
 
 
 def _perform_backup(backup: Backup, runner: running.Runner) -> None:
-    """Snapshot then files, between the optional pre and post commands."""
+    """The pre-command, Alien4Cloud's maintenance mode on, the snapshot and the files (then
+    one same moment), maintenance off at once, the post-command; verification and retention
+    come after, with Alien4Cloud open again."""
     runner.phase("pre-command")
     run_hook(settings.A4C_PRE_BACKUP_COMMAND, "pre-backup")
+    window = MaintenanceWindow(backup, f"backup {backup.name}")
+    outcome = "failed"
     try:
+        window.open()
+        window.follow(runner)
         if backup.include_elasticsearch:
             backup_elasticsearch(backup, runner)
         if backup.include_files:
             backup_files(backup, runner)
+        outcome = "taken"
+    except Cancelled:
+        outcome = "cancelled"
+        raise
     finally:
+        window.close(outcome)
         if settings.A4C_POST_BACKUP_COMMAND:  # else the row keeps the phase a failure was in
             runner.phase("post-command")
             run_hook(settings.A4C_POST_BACKUP_COMMAND, "post-backup")

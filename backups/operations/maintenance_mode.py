@@ -15,7 +15,7 @@ clears it (``manage.py a4c_maintenance off``, end_stuck_maintenance below).
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import logging
 import time
 
@@ -24,6 +24,7 @@ from django.conf import settings
 from backups import audit
 from backups.alien4cloud import client as alien4cloud
 from backups.audit import Actor
+from backups.elastic import client as elastic
 from backups.errors import (
     Alien4CloudError,
     Alien4CloudUnreachable,
@@ -32,10 +33,19 @@ from backups.errors import (
     MaintenanceHeldElsewhere,
 )
 from backups.models import A4CMaintenance, AuditEvent, Backup, RestoreRun
+from backups.operations.hooks import run_hook
+from backups.operations.restore_state import RestoreState
 
 log = logging.getLogger("backups.operations")
 Outcome = AuditEvent.Outcome
 CLEAR_COMMAND = "python manage.py a4c_maintenance off"
+# Each banner update rewrites Alien4Cloud's maintenance index: none while indices are being
+# deleted and restored, or the write would recreate the index under the restore's feet.
+QUIET_PHASES = ("elasticsearch", "rolling back")
+RESTART_ADVICE = (
+    "Restart Alien4Cloud now: its caches and in-memory state predate the restore "
+    "(A4C_RESTART_COMMAND can do it for you)."
+)
 ACTION = "a4c.maintenance"
 
 
@@ -75,12 +85,12 @@ class MaintenanceWindow:
     """Alien4Cloud's maintenance mode for one run: open, report progress, close."""
 
     def __init__(self, run, why: str):
+        # why: "backup nightly-1", "restore #4 of nightly-1": the audit's and banner's reason
         self.run = run
-        self.why = why  # "backup nightly-1", "restore #4 of nightly-1": the audit's reason
+        self.why = why
         self.server: alien4cloud.Server | None = None
         self.held = False
         self.foreign = False
-        self._paused = 0
         self._last_sent = 0.0
         self._last_text = ""
         self._last_phase: str | None = None
@@ -166,7 +176,7 @@ class MaintenanceWindow:
     def report(self, run, *, force: bool = False) -> None:
         """Sends the run's phase and progress to Alien4Cloud's banner, at most every
         A4C_MAINTENANCE_UPDATE_SECONDS (a phase change goes at once). Never raises."""
-        if not self.held or self._paused:
+        if not self.held or run.phase in QUIET_PHASES:
             return
         text, percent = describe(run)
         now = time.monotonic()
@@ -185,15 +195,16 @@ class MaintenanceWindow:
                 log.warning("Alien4Cloud's maintenance banner could not be updated: %s", exc)
             self._update_failed = True
 
-    @contextlib.contextmanager
-    def quiet(self):
-        """No updates meanwhile: each one rewrites Alien4Cloud's maintenance index, which a
-        write during an index restore would recreate under the restore's feet."""
-        self._paused += 1
-        try:
-            yield
-        finally:
-            self._paused -= 1
+    def follow(self, runner) -> None:
+        """Sends the runner's progress to the banner too, besides its own callback."""
+        own = runner.on_progress
+
+        def both(run) -> None:
+            self.report(run)
+            if own:
+                own(run)
+
+        runner.on_progress = both
 
     # --- close --------------------------------------------------------------------------
     def close(self, outcome: str) -> None:
@@ -306,3 +317,69 @@ def current_state() -> str:
         return f"on, enabled by this tool ({state.message or 'no message'})"
     who = state.user if state.user_triggered else "Alien4Cloud itself"
     return f"on, enabled by {who}: it is left as it is"
+
+
+# --- after a restore ------------------------------------------------------------------------
+
+
+def end_of_restore(run: RestoreRun, window: MaintenanceWindow) -> None:
+    """Maintenance off, Alien4Cloud's saved state as before the restore, the restart advice.
+
+    A restored maintenance index holds what was saved when its backup was taken: "on" for a
+    backup taken under maintenance, which a restarted Alien4Cloud would read back and stay
+    locked. Unless maintenance was on before the restore (someone else's), it is emptied.
+    """
+    window.close(run.get_status_display().lower())
+    run.refresh_from_db()
+    state = RestoreState.of(run)
+    if not state.changed:
+        return
+    notes = []
+    if not window.foreign:
+        for name in filter(
+            alien4cloud.is_maintenance_index, state.existing_touched + state.created
+        ):
+            try:
+                cluster = elastic.cluster()
+                if cluster.indices(include=[name]):
+                    cluster.delete_all_documents(name)
+            except BackupError as exc:
+                notes.append(
+                    f"Alien4Cloud's saved maintenance state in {name} could not be cleared "
+                    f"({exc}): it may start in maintenance mode; `{CLEAR_COMMAND}` ends it."
+                )
+    notes.append(restart_alien4cloud())
+    state = dataclasses.replace(state, restart=" ".join(notes))
+    RestoreRun.objects.filter(pk=run.pk).update(state=state.to_json())
+    run.state = state.to_json()
+
+
+def restart_alien4cloud() -> str:
+    """Runs A4C_RESTART_COMMAND and waits for /rest/admin/health; what to tell the operator."""
+    command = settings.A4C_RESTART_COMMAND
+    if not command:
+        return RESTART_ADVICE
+    try:
+        run_hook(command, "restart")
+    except BackupError as exc:
+        return f"{exc} Restart Alien4Cloud by hand: its caches predate the restore."
+    if not alien4cloud.configured():
+        return "Alien4Cloud was restarted by A4C_RESTART_COMMAND (set A4C_SERVER_URL to await it)."
+    deadline = time.monotonic() + settings.A4C_RESTART_TIMEOUT
+    server = alien4cloud.anonymous(timeout=2.0)
+    while True:
+        try:
+            if server.health().up:
+                return (
+                    "Alien4Cloud was restarted by A4C_RESTART_COMMAND and answers "
+                    "/rest/admin/health."
+                )
+        except BackupError:
+            pass  # still starting
+        if time.monotonic() >= deadline:
+            return (
+                f"Alien4Cloud was restarted by A4C_RESTART_COMMAND but did not answer "
+                f"/rest/admin/health within {settings.A4C_RESTART_TIMEOUT:g} s "
+                "(A4C_RESTART_TIMEOUT): look at it."
+            )
+        time.sleep(1.0)

@@ -18,6 +18,7 @@ from backups.elastic import client as elastic
 from backups.errors import InvalidInput
 from backups.models import RestoreRun
 from backups.operations.lookup import get_backup
+from backups.operations.maintenance_mode import current_state
 from backups.operations.names import index_name_problem
 from backups.operations.places import a4c_indices, data_dir, store
 from backups.storage.results import FilePlan
@@ -45,6 +46,7 @@ class Plan:
     files: FilePlan | None = None
     warnings: list[str] = field(default_factory=list)
     rename: tuple[str, str] | None = None
+    a4c_maintenance: str = ""  # Alien4Cloud's maintenance mode when the plan was made
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -59,6 +61,7 @@ class Plan:
             files=FilePlan(**data["files"]) if data.get("files") else None,
             warnings=list(data.get("warnings") or []),
             rename=tuple(data["rename"]) if data.get("rename") else None,
+            a4c_maintenance=data.get("a4c_maintenance", ""),
         )
 
     def targets(self, *actions: str) -> list[str]:
@@ -151,7 +154,8 @@ def plan_restore(
         plan.files = store().plan_restore(
             backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
         )
-    warnings.extend(_a4c_activity_warnings())
+    plan.a4c_maintenance = current_state()
+    warnings.extend(_a4c_activity_warnings(plan.a4c_maintenance))
     return plan
 
 
@@ -219,19 +223,22 @@ def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) 
     return rows
 
 
-def _a4c_activity_warnings() -> list[str]:
-    url = getattr(settings, "A4C_SERVER_URL", "")
-    warnings = [
+def _a4c_activity_warnings(maintenance: str) -> list[str]:
+    """What the operator must know of Alien4Cloud around this restore, given its maintenance
+    mode now (maintenance_mode.current_state)."""
+    restart = (
+        "A4C_RESTART_COMMAND restarts it afterwards"
+        if settings.A4C_RESTART_COMMAND
+        else "restart it afterwards: its caches and in-memory state predate the restore"
+    )
+    if maintenance == "off":  # configured, answering, free: the restore takes it
+        return [
+            "Alien4Cloud goes into maintenance mode for the restore, from before the safety "
+            f"backup to the end; {restart}. Elasticsearch must stay up."
+        ]
+    return [
         "Stop Alien4Cloud or keep it idle during the restore, and restart it afterwards; "
         "Elasticsearch must stay up. A 'hot restore' is safe only when the restore cannot "
-        "affect clouds or plugins configuration."
+        "affect clouds or plugins configuration.",
+        f"Alien4Cloud maintenance mode: {maintenance}.",
     ]
-    if url:
-        import urllib.request
-
-        try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 (an operator-set URL)
-            warnings.append(f"Alien4Cloud answers at {url}: it looks active.")
-        except Exception:
-            pass
-    return warnings

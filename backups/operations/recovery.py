@@ -20,6 +20,7 @@ from backups.models import (
 )
 from backups.operations import running
 from backups.operations.backup_steps import end_backup
+from backups.operations.maintenance_mode import release_for_dead_run
 from backups.operations.places import data_dir, store
 from backups.operations.restore_state import RestoreState
 
@@ -41,6 +42,7 @@ def recover_stale_runs(now=None) -> list[str]:
             pk=backup.pk, status=Backup.Status.RUNNING, heartbeat_at__lt=stale
         ).update(status=Backup.Status.FAILED, finished_at=now, error_message=message):
             end_backup(backup, Backup.Status.FAILED, message)
+            message = _release_maintenance(backup)
             running.release("backup", backup.pk)
             audit.record(
                 system,
@@ -97,6 +99,7 @@ def recover_stale_runs(now=None) -> list[str]:
         ):
             if run.safety_backup_id and run.safety_backup.status == Backup.Status.RUNNING:
                 end_backup(run.safety_backup, Backup.Status.FAILED, "Interrupted with its restore.")
+            message = _release_maintenance(run)
             running.release("restore", run.pk)
             audit.record(
                 system,
@@ -120,6 +123,16 @@ def recover_stale_runs(now=None) -> list[str]:
             notes.append(f"restore #{run.pk}: never started")
     notes.extend(_free_orphan_lock())
     return notes
+
+
+def _release_maintenance(run) -> str:
+    """Disables the Alien4Cloud maintenance the dead run had enabled; its final message."""
+    note = release_for_dead_run(run)
+    message = type(run).objects.filter(pk=run.pk).values_list("error_message", flat=True)[0]
+    if note:
+        message += note
+        type(run).objects.filter(pk=run.pk).update(error_message=message)
+    return message
 
 
 def _free_orphan_lock() -> list[str]:
