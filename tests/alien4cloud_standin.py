@@ -101,6 +101,25 @@ class StandIn:
         with self.lock:
             return [c.short for c in self.calls if fragment in c.path]
 
+    def sequence(self) -> list[str]:
+        """The maintenance, hook (/rest/hook/<name>) and health calls in order, a run of
+        progress updates shown as one "PUT maintenance"."""
+        shown: list[str] = []
+        with self.lock:
+            calls = list(self.calls)
+        for call in calls:
+            if not any(part in call.path for part in ("/maintenance", "/hook/", "/admin/health")):
+                continue
+            if call.short == "PUT maintenance" and shown and shown[-1] == call.short:
+                continue
+            shown.append(call.short)
+        return shown
+
+    def hook_status(self, name: str) -> int:
+        """What Alien4Cloud answered the hook command that called /rest/hook/<name>."""
+        with self.lock:
+            return next(c.status for c in self.calls if c.path == f"/rest/hook/{name}")
+
     def enable_by_itself(self) -> None:
         """Maintenance as Alien4Cloud's start-up migrations turn it on (not user-triggered)."""
         with self.lock:

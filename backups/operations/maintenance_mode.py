@@ -53,7 +53,9 @@ def describe(run) -> tuple[str, int]:
     """The message and percentage Alien4Cloud shows its users for a run's progress."""
     doing = "backing up" if isinstance(run, Backup) else f"restoring {run.backup.name}"
     phase = run.phase or "starting"
-    counted = run.bytes_total or run.files_total or run.shards_total
+    # Only the phases that count their own work (their counters start at zero) show a figure.
+    counts = phase.startswith(("files", "elasticsearch"))
+    counted = counts and (run.bytes_total or run.files_total or run.shards_total)
     percent = run.percent if counted else 0
     shown = f"{phase} {percent}%" if counted else phase
     return f"a4c-backup: {doing}, {shown}", percent
