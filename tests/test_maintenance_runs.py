@@ -89,6 +89,8 @@ def test_a_backup_by_the_worker_runs_between_its_hooks_inside_maintenance(
         **a4c_worker_env,
         A4C_PRE_BACKUP_COMMAND=hook("pre-backup"),
         A4C_POST_BACKUP_COMMAND=hook("post-backup"),
+        # 1.5 MB of files at 512 KiB/s: the banner is updated (every 0.2 s) while they copy.
+        A4C_FILE_BANDWIDTH="512K",
     )
     backup = operations.request_backup(cli_actor, name="under-maintenance")
     tasks.run_backup.delay(backup.pk)
