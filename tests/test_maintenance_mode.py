@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from commands import manage
+from django.urls import reverse
+from people import member
 
 from backups.alien4cloud import client as alien4cloud
 from backups.errors import Alien4CloudSignInError, Alien4CloudUnreachable, MaintenanceHeldElsewhere
@@ -155,7 +157,7 @@ def test_a_maintenance_that_cannot_be_disabled_is_stuck_until_the_command_clears
 
     assert row(run).a4c_maintenance == A4CMaintenance.STUCK
     assert maintenance_mode.CLEAR_COMMAND in row(run).a4c_maintenance_note
-    assert maintenance_mode.stuck_runs() == [run]
+    assert maintenance_mode.stuck_maintenance_runs() == [run]
     status = manage(capsys, "a4c_maintenance")
     assert status.code == 1 and "stuck: backup nightly" in status.out
 
@@ -165,7 +167,7 @@ def test_a_maintenance_that_cannot_be_disabled_is_stuck_until_the_command_clears
     assert cleared.code == 0 and "off now" in cleared.out, cleared.err
     assert alien4cloud.server().maintenance() is None
     assert row(run).a4c_maintenance == A4CMaintenance.RELEASED
-    assert maintenance_mode.stuck_runs() == []
+    assert maintenance_mode.stuck_maintenance_runs() == []
 
 
 def test_the_clearing_command_never_disables_someone_elses_maintenance(a4c_standin, capsys):
@@ -206,3 +208,20 @@ def test_the_current_state_names_who_holds_it(a4c_standin, settings):
     assert "enabled by alice" in maintenance_mode.current_state()
     settings.A4C_SERVER_URL = ""
     assert maintenance_mode.current_state().startswith("not configured")
+
+
+def test_the_dashboard_and_the_backups_page_show_a_stuck_maintenance_in_red(
+    a4c_standin, run, client
+):
+    client.force_login(member("rita", "restorers"))
+    window = MaintenanceWindow(run, "backup nightly")
+    window.open()
+    a4c_standin.stop()
+    window.close("succeeded")
+
+    dashboard = client.get(reverse("backups:dashboard")).content.decode()
+    page = client.get(reverse("backups:backup_detail", args=[run.pk])).content.decode()
+
+    assert 'class="card card-bad a4c-stuck"' in dashboard
+    assert maintenance_mode.CLEAR_COMMAND in dashboard
+    assert 'data-a4c-maintenance="stuck"' in page and "msg-error" in page

@@ -9,13 +9,13 @@ from __future__ import annotations
 from backups.alien4cloud import client as alien4cloud
 from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.errors import Alien4CloudSignInError, Alien4CloudUnreachable, BackupError
-from backups.operations.maintenance_mode import CLEAR_COMMAND, stuck_runs
+from backups.operations.maintenance_mode import CLEAR_COMMAND, stuck_maintenance_runs
 
 NAME = "Alien4Cloud"
 
 
 def alien4cloud_check() -> Check:
-    stuck = stuck_runs()
+    stuck = stuck_maintenance_runs()
     if stuck:
         first = stuck[0]
         return Check(

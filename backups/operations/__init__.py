@@ -17,6 +17,10 @@ from backups.operations.cancel import cancel
 from backups.operations.delete import delete_backup, set_pinned
 from backups.operations.locking import lock_holder
 from backups.operations.lookup import get_backup, get_policy, get_restore
+from backups.operations.maintenance_mode import (
+    CLEAR_COMMAND as A4C_MAINTENANCE_CLEAR_COMMAND,
+)
+from backups.operations.maintenance_mode import stuck_maintenance_runs
 from backups.operations.names import default_backup_name, validate_backup_name
 from backups.operations.notifications import send_test_notification
 from backups.operations.places import store
@@ -43,6 +47,7 @@ from backups.operations.verify import (
 )
 
 __all__ = [
+    "A4C_MAINTENANCE_CLEAR_COMMAND",
     "VerifyReport",
     "apply_retention",
     "cancel",
@@ -74,6 +79,7 @@ __all__ = [
     "set_pinned",
     "start_due_policies",
     "store",
+    "stuck_maintenance_runs",
     "validate_backup_name",
     "verify_backup",
     "verify_not_started",

@@ -260,7 +260,7 @@ def release_for_dead_run(run) -> str:
     return f" Alien4Cloud stays in maintenance mode: run `{CLEAR_COMMAND}`."
 
 
-def stuck_runs() -> list:
+def stuck_maintenance_runs() -> list:
     """Runs whose maintenance the tool enabled and could not disable (the dashboard's red)."""
     return [
         *Backup.objects.filter(a4c_maintenance=A4CMaintenance.STUCK),
@@ -275,7 +275,7 @@ def end_stuck_maintenance(actor: Actor) -> str:
     """
     server = alien4cloud.server()
     state = server.maintenance()
-    stuck = stuck_runs()
+    stuck = stuck_maintenance_runs()
     if state is not None and (state.user != server.username or not state.user_triggered):
         raise MaintenanceHeldElsewhere(
             f"Alien4Cloud's maintenance mode is held by {state.user or 'Alien4Cloud itself'}, "

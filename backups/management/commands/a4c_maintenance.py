@@ -24,7 +24,7 @@ class Command(cli.Command):
             self.say(maintenance_mode.end_stuck_maintenance(cli.actor()))
             return
         self.say(f"Alien4Cloud maintenance mode: {maintenance_mode.current_state()}")
-        stuck = maintenance_mode.stuck_runs()
+        stuck = maintenance_mode.stuck_maintenance_runs()
         for run in stuck:
             self.say(f"stuck: {cli.label(run)}: {run.a4c_maintenance_note}")
         if stuck:

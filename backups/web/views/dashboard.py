@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from backups import operations
 from backups.doctor import checks as health
 from backups.web import queries
 from backups.web.permissions import requires
@@ -31,6 +32,8 @@ def _live_context() -> dict:
         "live_data": queries.live_data_source(),
         "latest_backups": queries.latest_backups(),
         "latest_restores": queries.latest_restores(),
+        "a4c_stuck": operations.stuck_maintenance_runs(),
+        "a4c_clear_command": operations.A4C_MAINTENANCE_CLEAR_COMMAND,
         **policies_panel_context(),
     }
 
