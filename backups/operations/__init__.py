@@ -24,7 +24,7 @@ from backups.operations.maintenance_mode import stuck_maintenance_runs
 from backups.operations.names import default_backup_name, validate_backup_name
 from backups.operations.notifications import send_test_notification
 from backups.operations.places import store
-from backups.operations.plan import plan_restore
+from backups.operations.plan import file_changes, plan_restore
 from backups.operations.recovery import record_worker_heartbeat, recover_stale_runs
 from backups.operations.restore import request_restore, run_restore
 from backups.operations.retention import apply_retention, prune_safety_backups, retention_preview
@@ -59,6 +59,7 @@ __all__ = [
     "get_policy",
     "get_restore",
     "lock_holder",
+    "file_changes",
     "plan_restore",
     "prune_safety_backups",
     "record_worker_heartbeat",

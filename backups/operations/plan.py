@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -21,6 +21,7 @@ from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import current_state
 from backups.operations.names import index_name_problem
 from backups.operations.places import a4c_indices, data_dir, store
+from backups.sizes import format_size
 from backups.storage.results import FilePlan
 
 # --- restore: the plan ---------------------------------------------------------------------
@@ -154,9 +155,39 @@ def plan_restore(
         plan.files = store().plan_restore(
             backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
         )
+        warnings.extend(_large_removal_warnings(plan.files))
     plan.a4c_maintenance = current_state()
     warnings.extend(_a4c_activity_warnings(plan.a4c_maintenance))
     return plan
+
+
+# A mirror restore removing more than this is flagged before anyone types the name.
+LARGE_REMOVAL_FILES = 100
+LARGE_REMOVAL_BYTES = 100 * 2**20
+
+
+def _large_removal_warnings(files) -> list[str]:
+    if files.removed < LARGE_REMOVAL_FILES and files.removed_bytes < LARGE_REMOVAL_BYTES:
+        return []
+    return [
+        f"This mirror restore deletes {files.removed:,} files ({format_size(files.removed_bytes)}) "
+        "that are in the data directory but not in the backup. Download the complete list and "
+        "check it, or restore in merge mode, which deletes nothing."
+    ]
+
+
+def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, str, int]]:
+    """The complete list behind a plan's file counts, streamed: (kind, path, size) for every
+    path the restore would add, overwrite or (mirror) delete; unchanged paths are left out."""
+    backup = get_backup(backup_id)
+    if file_mode not in RestoreRun.FileMode.values:
+        raise InvalidInput(f"Unknown file mode {file_mode!r}: choose mirror or merge.")
+    if not backup.include_files or not backup.is_restorable:
+        raise InvalidInput(f"Backup {backup.name} has no files a restore would write.")
+    changes = store().file_changes(
+        backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+    )
+    return ((kind, path, size) for kind, path, size in changes if kind != "unchanged")
 
 
 def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) -> list[IndexStep]:

@@ -77,19 +77,27 @@ def _same(want: Entry, have: Node) -> bool:
     return st.st_mtime_ns == want.mtime_ns or hash_file(path) == want.sha256
 
 
-def plan_restore(store, name: str, data_dir: Path, exclude, mode: str) -> FilePlan:
-    plan = FilePlan(mode)
+def file_changes(store, name: str, data_dir: Path, exclude, mode: str) -> Iterator[tuple]:
+    """Every path a restore would touch, in path order, as (kind, shown path, size): kind is
+    added, changed, removed (mirror mode only) or unchanged. Streamed: the complete list of a
+    million files never sits in memory."""
     found = walk(data_dir, exclude) if data_dir.is_dir() else iter(())
     for want, have in outer_join(store.checked_entries(name, exclude), found):
         if have is None:
-            plan.count("added", want.path, want.size)
+            yield "added", show(want.path), want.size
         elif want is None:
             if mode == "mirror":
-                plan.count("removed", have[0], have[3].st_size if have[4] == "file" else 0)
+                yield "removed", show(have[0]), have[3].st_size if have[4] == "file" else 0
         elif _same(want, have):
-            plan.count("unchanged", want.path, want.size)
+            yield "unchanged", show(want.path), want.size
         else:
-            plan.count("changed", want.path, want.size)
+            yield "changed", show(want.path), want.size
+
+
+def plan_restore(store, name: str, data_dir: Path, exclude, mode: str) -> FilePlan:
+    plan = FilePlan(mode)
+    for kind, path, size in file_changes(store, name, data_dir, exclude, mode):
+        plan.count(kind, path, size)
     return plan
 
 

@@ -6,8 +6,6 @@ No behaviour beyond counting; no Django here.
 import dataclasses
 from pathlib import Path
 
-from backups.storage.fileio import show
-
 MAX_EXAMPLES = 200
 
 
@@ -75,12 +73,25 @@ class FilePlan:
     changed_paths: list[str] = dataclasses.field(default_factory=list)
     removed_paths: list[str] = dataclasses.field(default_factory=list)
 
-    def count(self, kind: str, path: str, size: int) -> None:
+    def count(self, kind: str, shown_path: str, size: int) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
         setattr(self, f"{kind}_bytes", getattr(self, f"{kind}_bytes") + size)
         examples = getattr(self, f"{kind}_paths", None)
         if examples is not None and len(examples) < MAX_EXAMPLES:
-            examples.append(show(path))
+            examples.append(shown_path)
+
+    # How many of each kind the examples leave out: a page says "and N more".
+    @property
+    def added_more(self) -> int:
+        return self.added - len(self.added_paths)
+
+    @property
+    def changed_more(self) -> int:
+        return self.changed - len(self.changed_paths)
+
+    @property
+    def removed_more(self) -> int:
+        return self.removed - len(self.removed_paths)
 
 
 @dataclasses.dataclass

@@ -31,6 +31,7 @@ from backups.storage.pipeline import Meter, Pipeline, parse_bandwidth
 from backups.storage.restore import (
     FileRestore,
     StagedRestore,
+    file_changes,
     plan_restore,
     tree_differences,
     undo_restore,
@@ -286,6 +287,14 @@ class Store:
         _check_mode(mode)
         data_dir = Path(os.path.realpath(data_dir))
         return plan_restore(self, name, data_dir, frozenset(exclude_dirs), mode)
+
+    def file_changes(
+        self, name: str, data_dir: Path, *, exclude_dirs: Iterable[str], mode: str
+    ) -> Iterator[tuple]:
+        """plan_restore()'s complete list, streamed: (kind, shown path, size) per path."""
+        _check_mode(mode)
+        data_dir = Path(os.path.realpath(data_dir))
+        return file_changes(self, name, data_dir, frozenset(exclude_dirs), mode)
 
     def restore_tree(
         self,

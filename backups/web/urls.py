@@ -26,6 +26,7 @@ backup_urls = [
 
 restore_urls = [
     path("restore/", restores.restore_new, name="restore_new"),
+    path("restore/plan-files.txt", restores.restore_plan_paths, name="restore_plan_paths"),
     path("restores/", restores.restore_list, name="restore_list"),
     path("restores/<int:pk>/", restores.restore_detail, name="restore_detail"),
     path("restores/<int:pk>/live/", restores.restore_live, name="restore_live"),

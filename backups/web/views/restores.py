@@ -4,10 +4,12 @@ restore (live while it runs), cancel and roll back."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from backups import operations
@@ -92,6 +94,14 @@ def restore_new(request: HttpRequest) -> HttpResponse:
         context["plan_error"] = error_text(exc)
     else:
         context["counts"] = context["plan"].counts()
+        if context["plan"].files:
+            context["download_url"] = (
+                reverse("backups:restore_plan_paths")
+                + "?"
+                + urlencode(
+                    {"backup": form.cleaned_data["backup"], "file_mode": arguments["file_mode"]}
+                )
+            )
     return render(request, "backups/restore_new.html", context, status=status)
 
 
@@ -106,6 +116,28 @@ def restore_list(request: HttpRequest) -> HttpResponse:
     for run in page.object_list:
         run.took = queries.human_duration(run.duration)
     return render(request, "backups/restore_list.html", {"filters": filters, "page": page})
+
+
+@requires("restore_backup", "restore.request")
+@require_GET
+def restore_plan_paths(request: HttpRequest) -> HttpResponse:
+    """The plan's complete file list, as a download: every path the restore would add,
+    overwrite or delete, one per line (kind, size, path), before anyone types the name."""
+    asked = request.GET.get("backup", "")
+    backup = Backup.objects.filter(pk=int(asked)).first() if asked.isdigit() else None
+    if backup is None:
+        raise Http404(f"There is no backup number {asked!r}: choose one on the Backups page.")
+    mode = request.GET.get("file_mode", RestoreRun.FileMode.MIRROR)
+    try:
+        changes = operations.file_changes(backup.pk, mode)
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+        return redirect(f"{reverse('backups:restore_new')}?backup={backup.pk}")
+    lines = (f"{kind}\t{size}\t{path}\n" for kind, path, size in changes)
+    response = StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")
+    filename = f"restore-{backup.name}-{mode}-files.txt"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _restore_context(run: RestoreRun) -> dict:
