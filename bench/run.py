@@ -226,12 +226,13 @@ def profile(data: Path, work: Path, out: Path, label: str) -> str:
     expected = tree_totals(data)
     texts = []
     for what in ("backup", "restore"):
+        if what == "restore":
+            rm(data)
         profiler = Profiler()
         profiler.start()
         if what == "backup":
             store.backup_tree("profiled", data, workers=0)
         else:
-            rm(data)
             store.restore_tree("profiled", data, workers=0)
         profiler.stop()
         texts.append(f"== {what} ==\n" + profiler.output_text(unicode=True, show_all=False))
@@ -300,7 +301,7 @@ def table(results: dict) -> str:
                 lines.append(
                     f"| {label} | - | ES-only {kind} ({what}) | {e[f'tool_{kind}']:.2f} s | "
                     f"bare API {e[f'bare_{kind}']:.2f} s | - | "
-                    f"+{e[f'{kind}_overhead']:.2f} s | - | <= +0.3 s |"
+                    f"{e[f'{kind}_overhead']:+.2f} s | - | <= +0.3 s |"
                 )
     calls = [(label, size.get("syscalls")) for label, size in results["sizes"].items()]
     calls = [(label, c) for label, c in calls if c]
