@@ -148,6 +148,7 @@ def report(paths: list[Path], out: Path) -> int:
     for path in paths:
         results = json.loads(path.read_text())
         merged["command"].append(results.get("command", ""))
+        merged.setdefault("root", results.get("root", "var/bench"))
         for label, size in results.get("sizes", {}).items():
             merged["sizes"].setdefault(label, {}).update(size)
         if "pages" in results:
@@ -358,7 +359,8 @@ def plot(results: dict, path: Path) -> None:
         ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
     ax.set_xlabel("data dir size (GiB)")
     ax.set_ylabel("seconds (median, including syncfs)")
-    ax.set_title(f"a4c-backup vs cp -a and restic, demo data dir under {results.get('root')}")
+    where = results.get("root", "var/bench")
+    ax.set_title(f"a4c-backup vs cp -a and restic, demo data dir under {where}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
