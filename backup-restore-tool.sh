@@ -144,7 +144,10 @@ backup)
     ;;
 restore)
     say "restoring the newest backup of $name (config: $config_shown)"
-    manage restore "$name" --newest --yes
+    # config.yml names the cluster to work on, so a backup taken on another one (the machine
+    # lost in a disaster) is restored into it; restore syncs the catalog from
+    # backup.files_dir when it does not list NAME (a fresh install).
+    manage restore "$name" --newest --yes --other-cluster
     ;;
 list)
     manage backups

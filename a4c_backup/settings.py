@@ -230,6 +230,10 @@ A4C_LAST_BACKUP_MAX_AGE_HOURS = env.float("A4C_LAST_BACKUP_MAX_AGE_HOURS", defau
 # next look, without restarting anything).
 A4C_SCHEDULER_TICK_SECONDS = env.float("A4C_SCHEDULER_TICK_SECONDS", default=15.0)
 # Safety backups taken before restores: how many of the newest are kept.
+# How often the worker re-reads the backup storage's catalog (other consoles' sets, gone ones).
+A4C_SYNC_SECONDS = env.float("A4C_SYNC_SECONDS", default=300.0)
+# age public keys (age1...) that exported archives are encrypted to; empty: not encrypted.
+A4C_EXPORT_RECIPIENTS = env.list("A4C_EXPORT_RECIPIENTS", default=[])
 A4C_SAFETY_BACKUPS_KEEP = env.int("A4C_SAFETY_BACKUPS_KEEP", default=5)
 A4C_NOTIFY_EMAILS = env.list("A4C_NOTIFY_EMAILS", default=[])
 A4C_NOTIFY_WEBHOOK_URL = env.str("A4C_NOTIFY_WEBHOOK_URL", default="")
@@ -256,4 +260,5 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": A4C_SCHEDULER_TICK_SECONDS,
     },
     "check-recent-backup": {"task": "backups.tasks.check_recent_backup", "schedule": 300.0},
+    "sync-catalog": {"task": "backups.tasks.sync_catalog", "schedule": A4C_SYNC_SECONDS},
 }

@@ -107,6 +107,24 @@ def record(
     return event
 
 
+def append_imported(*, at, imported_from: str, imported_hash: str, **fields) -> AuditEvent:
+    """Links an event another console wrote into this chain, keeping its time and its hash
+    there (``imported_hash``), so that importing it again is recognised and skipped."""
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        event = AuditEvent(
+            at=at,
+            imported_from=imported_from[:1000],
+            imported_hash=imported_hash,
+            prev_hash=head.last_hash,
+            **fields,
+        )
+        event.hash = event.compute_hash()
+        event.save()
+        AuditChainHead.objects.filter(pk=1).update(last_hash=event.hash, count=head.count + 1)
+    return event
+
+
 @dataclass
 class ChainReport:
     ok: bool

@@ -166,6 +166,7 @@ class Backup(RunRow):
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     snapshot_name = models.CharField(max_length=255, blank=True)
     repository = models.CharField(max_length=255, blank=True)
+    repository_location = models.CharField(max_length=1000, blank=True)  # at backup time
     es_version = models.CharField(max_length=40, blank=True)
     es_cluster_name = models.CharField(max_length=255, blank=True)
     es_cluster_uuid = models.CharField(max_length=64, blank=True)
@@ -178,6 +179,11 @@ class Backup(RunRow):
     verify_requested_at = models.DateTimeField(null=True, blank=True)
     verify_requested_by = models.CharField(max_length=150, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+
+    # Its record in the storage (storage/catalog.py); a row made by sync or import says whence.
+    set_id = models.CharField(max_length=32, blank=True, db_index=True)
+    imported_from = models.CharField(max_length=1000, blank=True)
+    vanished_at = models.DateTimeField(null=True, blank=True)  # sync found its set gone
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -357,6 +363,9 @@ class AuditEvent(models.Model):
     )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # Carried in by sync from a record: linked anew here, its hash where it was written kept.
+    imported_from = models.CharField(max_length=1000, blank=True)
+    imported_hash = models.CharField(max_length=64, blank=True, db_index=True)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -394,6 +403,8 @@ class AuditEvent(models.Model):
             "restore": self.restore_id,
             "prev": self.prev_hash,
         }
+        if self.imported_from:  # only then: the hashes of events written before stay the same
+            fields.update(imported_from=self.imported_from, imported_hash=self.imported_hash)
         return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str).encode()
 
     def compute_hash(self) -> str:

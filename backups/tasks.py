@@ -61,6 +61,12 @@ def check_recent_backup() -> bool:
     return operations.check_recent_backup()
 
 
+@shared_task(name="backups.tasks.sync_catalog")
+def sync_catalog() -> dict:
+    """Sees the sets other consoles wrote into a shared storage, and the ones that went."""
+    return operations.sync_catalog(Actor.system("sync")).as_json()
+
+
 @shared_task(name="backups.tasks.ping")
 def ping(value: str) -> str:
     """Answers its argument: proves a worker is there and the broker carries messages."""

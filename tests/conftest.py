@@ -86,6 +86,29 @@ def a4c(settings, tmp_path, es_cluster, es_path_repo):
     shutil.rmtree(es_path_repo / f"test-{tag}", ignore_errors=True)
 
 
+@pytest.fixture
+def small_a4c(a4c):
+    """A small A4C: two indices (one with an alias and two shards) and two files; quick to
+    back up, enough to compare documents, mappings, aliases and files after a restore."""
+    client = a4c.cluster.client
+    client.indices.create(
+        index=a4c.index("application"),
+        settings={"number_of_replicas": 0, "number_of_shards": 2},
+        mappings={"properties": {"name": {"type": "keyword"}, "size": {"type": "long"}}},
+        aliases={a4c.index("apps"): {}},
+    )
+    client.indices.create(index=a4c.index("user"), settings={"number_of_replicas": 0})
+    for n in range(40):
+        client.index(index=a4c.index("application"), id=f"app-{n}", document={"name": f"a{n}"})
+    client.index(index=a4c.index("user"), id="admin", document={"username": "admin"})
+    client.indices.refresh(index=f"{a4c.prefix}*")
+    (a4c.data_dir / "csar" / "app").mkdir(parents=True)
+    (a4c.data_dir / "csar" / "app" / "topology.yml").write_text("tosca: 1\n")
+    (a4c.data_dir / "images").mkdir()
+    (a4c.data_dir / "images" / "logo.png").write_bytes(os.urandom(5000))
+    return a4c
+
+
 class A4CInstall:
     def __init__(self, tag, prefix, data_dir, cluster):
         self.tag = tag

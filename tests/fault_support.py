@@ -244,7 +244,7 @@ class ThrowawayElasticsearch:
                 os.kill(pid, signal.SIGKILL)
 
     def log_tail(self) -> str:
-        log = self.logs / "a4c-faults.log"
+        log = self.logs / "a4c-faults.log"  # named after cluster.name
         return log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
 
 
@@ -343,3 +343,39 @@ def run_all(servers: list[ScriptedElasticsearch], action: str, timeout: float = 
             failures.append(f"--- {action} Elasticsearch {server.version}:\n{output[-3000:]}")
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)
+
+
+# --- disaster recovery: what a lost host takes with it ---------------------------------------
+
+
+def backed_up(actor, name: str, **kwargs):
+    """A backup taken in this process, asserted to have succeeded."""
+    from backups import operations
+    from backups.models import Backup
+
+    backup = operations.run_backup(operations.request_backup(actor, name=name, **kwargs).pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
+
+
+def lose_the_console_database() -> None:
+    """Every row gone, as with the host that held the database (the audit refuses deletes,
+    hence raw SQL)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in (
+            "backups_auditevent",
+            "backups_restorerun",
+            "backups_backup",
+            "backups_policy",
+            "backups_auditchainhead",
+            "backups_systemstate",
+        ):
+            cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
+
+
+def lose_the_cluster_state(a4c, settings) -> None:
+    """A new, empty cluster namespace: the indices and the repository registration are gone."""
+    a4c.cluster.client.indices.delete(index=f"{a4c.prefix}*", expand_wildcards="all")
+    a4c.cluster.delete_repository(settings.A4C_ES_REPOSITORY)

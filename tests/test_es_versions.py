@@ -269,7 +269,7 @@ def test_a_backup_taken_on_6_8_restores_into_7_17(old_and_new, settings, cli_act
     change_everything(old)
 
     new.use(settings)
-    restored(backup, cli_actor)
+    restored(backup, cli_actor, other_cluster=True)  # another cluster: it must be said
 
     assert new.portable_state() == on_6
     assert tree(new.data_dir) == files

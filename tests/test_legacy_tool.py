@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -111,6 +112,37 @@ def test_the_old_cron_line_backs_up_and_a_restore_brings_everything_back(
     second = Backup.objects.filter(name__startswith="nightly-").get()
     assert second.status == Backup.Status.SUCCEEDED
     assert "nightly " in listing.stdout and second.name in listing.stdout
+
+
+def test_a_fresh_install_with_only_config_yml_finds_the_set_and_restores_it(
+    a4c, tool, settings, tmp_path
+):
+    """The host is lost: a new database, a cluster that lost the indices and the repository's
+    registration; config.yml still names the same backup.files_dir."""
+    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
+    before_es, before_files = a4c.state(), tree(a4c.data_dir)
+    assert tool("-backup", "-n", "nightly").returncode == 0
+    fresh = {"DATABASE_URL": f"sqlite:///{tmp_path / 'fresh-install.sqlite3'}"}
+    migrated = subprocess.run(
+        [str(TOOL_DIR / ".venv" / "bin" / "python"), "manage.py", "migrate", "--no-input"],
+        cwd=TOOL_DIR,
+        env={**os.environ, **fresh},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    a4c.cluster.client.indices.delete(index=f"{a4c.prefix}*", expand_wildcards="all")
+    a4c.cluster.delete_repository(settings.A4C_ES_REPOSITORY)
+    shutil.rmtree(a4c.data_dir)
+    a4c.data_dir.mkdir()
+
+    restore = tool("-restore", "-n", "nightly", **fresh)
+
+    assert restore.returncode == 0, restore.stderr
+    assert "imported from the backup storage by sync: nightly" in restore.stderr
+    assert a4c.state() == before_es
+    assert tree(a4c.data_dir) == before_files
 
 
 def test_help_lists_every_option(tool):

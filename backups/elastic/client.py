@@ -275,7 +275,9 @@ class Cluster:
             current = self.client.snapshot.get_repository(name=name)[name]
         except elasticsearch.NotFoundError:
             current = None
-        if current and current.get("settings", {}).get("location") == location:
+        current_settings = (current or {}).get("settings", {})
+        readonly = str(current_settings.get("readonly", "false")).lower() == "true"
+        if current_settings.get("location") == location and not readonly:
             self.verify_repository(name)
             return
         try:
@@ -296,6 +298,24 @@ class Cluster:
                     detail=text[:4000],
                 ) from exc
             raise
+
+    @translated("read the snapshot repository's registration")
+    def repository_location(self, name: str) -> str | None:
+        """Where a registered repository is; None when the cluster does not know it."""
+        try:
+            current = self.client.snapshot.get_repository(name=name)[name]
+        except elasticsearch.NotFoundError:
+            return None
+        return current.get("settings", {}).get("location", "")
+
+    @translated("register a snapshot repository")
+    def register_repository(self, name: str, location: str, *, readonly: bool) -> None:
+        """Registers an fs repository; read-only ones are only ever read by this cluster."""
+        self.client.snapshot.create_repository(
+            name=name,
+            repository={"type": "fs", "settings": {"location": location, "readonly": readonly}},
+            verify=True,
+        )
 
     @translated("verify the snapshot repository")
     def verify_repository(self, name: str) -> list[str]:

@@ -12,6 +12,7 @@ retention -> aftercare -> backup -> schedules; restore and plan beside backup; v
 dispatch and notifications on their own.
 """
 
+from backups.operations.archives import export_backup, import_archive, prepare_export
 from backups.operations.backup import request_backup, run_backup
 from backups.operations.cancel import cancel
 from backups.operations.delete import delete_backup, set_pinned
@@ -38,6 +39,7 @@ from backups.operations.schedules import (
     set_paused,
     start_due_policies,
 )
+from backups.operations.sync import SyncReport, last_sync, sync_catalog
 from backups.operations.verify import (
     VerifyReport,
     request_verify,
@@ -48,7 +50,13 @@ from backups.operations.verify import (
 
 __all__ = [
     "A4C_MAINTENANCE_CLEAR_COMMAND",
+    "SyncReport",
     "VerifyReport",
+    "export_backup",
+    "import_archive",
+    "last_sync",
+    "prepare_export",
+    "sync_catalog",
     "apply_retention",
     "cancel",
     "check_recent_backup",

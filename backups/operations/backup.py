@@ -13,9 +13,14 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, Cancelled, InvalidInput
 from backups.models import Backup
-from backups.operations import notify, running
+from backups.operations import notify, records, running
 from backups.operations.aftercare import after_policy_backup
-from backups.operations.backup_steps import backup_elasticsearch, backup_files, end_backup
+from backups.operations.backup_steps import (
+    backup_elasticsearch,
+    backup_files,
+    end_backup,
+    finish_set,
+)
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup
@@ -50,6 +55,12 @@ def request_backup(
             raise InvalidInput(f"{pattern!r} is not an index name or pattern A4C uses: {problem}.")
     if patterns and not include_elasticsearch:
         raise InvalidInput("Indices were chosen but Elasticsearch is left out of the backup.")
+    if records.catalog().exists(name) and not Backup.objects.filter(name=name).exists():
+        raise InvalidInput(
+            f"The backup storage holds a set named {name!r} this console does not list (taken "
+            "by another console, or before a reinstall): run `manage.py sync`, or choose "
+            "another name."
+        )
     trigger = trigger or {"web": "web", "cli": "cli", "schedule": "schedule"}.get(
         actor.source, "web"
     )
@@ -186,4 +197,4 @@ def _perform_backup(backup: Backup, runner: running.Runner) -> None:
         if settings.A4C_POST_BACKUP_COMMAND:  # else the row keeps the phase a failure was in
             runner.phase("post-command")
             run_hook(settings.A4C_POST_BACKUP_COMMAND, "post-backup")
-    runner.finish(status=Backup.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
+    finish_set(backup, runner)

@@ -18,10 +18,19 @@ from backups.errors import (
 from backups.models import (
     Backup,
 )
-from backups.operations import running
+from backups.operations import records, running
 from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store
 
 log = logging.getLogger("backups.operations")
+
+
+def finish_set(backup: Backup, runner: running.Runner) -> None:
+    """Writes the set's record into the storage, then calls the backup succeeded: a set that
+    the storage cannot describe is not one a new machine could restore."""
+    runner.phase("record")
+    runner.update(finished_at=timezone.now(), set_id=backup.set_id or records.new_set_id())
+    records.write_record(backup)
+    runner.finish(status=Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
 
 
 def end_backup(
@@ -42,6 +51,7 @@ def end_backup(
     try:
         store().discard_partial(backup.name)
         store().delete_manifest(backup.name)
+        records.forget_record(backup.name)
     except BackupError as exc:
         cleanup.append(f"the partial manifest could not be removed: {exc}")
     if free_blobs and backup.include_files:

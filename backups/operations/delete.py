@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.conf import settings
 from django.utils import timezone
 
 from backups import audit
@@ -23,7 +24,7 @@ from backups.errors import (
 from backups.models import (
     Backup,
 )
-from backups.operations import running
+from backups.operations import records, running
 from backups.operations.locking import claim
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
@@ -79,10 +80,15 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
     previous_status = backup.status
     try:
         Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.DELETING)
-        if backup.has_snapshot:
+        foreign = backup.repository and backup.repository != settings.A4C_ES_REPOSITORY
+        if foreign:  # an imported archive's read-only repository: only this set is in it
+            if elastic.cluster().repository_location(backup.repository) is not None:
+                elastic.cluster().delete_repository(backup.repository)
+        elif backup.has_snapshot:
             elastic.cluster().delete_snapshot(
                 backup.snapshot_location.repository, backup.snapshot_location.snapshot
             )
+        records.forget_record(backup.name)
         store().delete_manifest(backup.name)
         store().discard_partial(backup.name)
         Backup.objects.filter(pk=backup.pk).update(
@@ -118,6 +124,8 @@ def set_pinned(backup_id: int | str, actor: Actor, pinned: bool) -> Backup:
     """Pins (or unpins) a backup: retention never removes a pinned one."""
     backup = get_backup(backup_id)
     Backup.objects.filter(pk=backup.pk).update(pinned=pinned)
+    backup.pinned = pinned
+    records.rewrite_record(backup)
     audit.record(
         actor,
         "backup.pin",

@@ -48,6 +48,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     rename: tuple[str, str] | None = None
     a4c_maintenance: str = ""  # Alien4Cloud's maintenance mode when the plan was made
+    # Why restoring into this cluster needs a confirmation ("" when it took the backup).
+    other_cluster: str = ""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -63,6 +65,7 @@ class Plan:
             warnings=list(data.get("warnings") or []),
             rename=tuple(data["rename"]) if data.get("rename") else None,
             a4c_maintenance=data.get("a4c_maintenance", ""),
+            other_cluster=data.get("other_cluster", ""),
         )
 
     def targets(self, *actions: str) -> list[str]:
@@ -115,6 +118,11 @@ def plan_restore(
         raise InvalidInput(
             f"Backup {backup.name} is {backup.status}; only a succeeded backup can be restored."
         )
+    if backup.vanished_at:
+        raise InvalidInput(
+            f"Backup {backup.name} is gone from the backup storage (sync found it missing): "
+            "restore another backup, or put its files back and run `manage.py sync`."
+        )
     es_part, files_part = scope_touches(scope)
     chosen = [i.strip() for i in indices if i and i.strip()]
     if scope == RestoreRun.Scope.INDICES and not chosen:
@@ -148,6 +156,7 @@ def plan_restore(
             + "; ".join(backup.verify_problems[:3])
         )
     if es_part and backup.include_elasticsearch:
+        plan.other_cluster = other_cluster(backup)
         plan.indices = plan_indices(
             backup, scope, chosen, rename_pattern, rename_replacement, remove_indices, warnings
         )
@@ -190,18 +199,24 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
     return ((kind, path, size) for kind, path, size in changes if kind != "unchanged")
 
 
+def other_cluster(backup) -> str:
+    """Why restoring into this cluster needs a confirmation, or "" when it is the backup's."""
+    info = elastic.cluster().info()
+    if not backup.es_cluster_uuid or info["cluster_uuid"] == backup.es_cluster_uuid:
+        return ""
+    return (
+        f"Backup {backup.name} was taken on cluster {backup.es_cluster_name} "
+        f"({backup.es_cluster_uuid}); Elasticsearch now is cluster {info['cluster_name']} "
+        f"({info['cluster_uuid']})."
+    )
+
+
 def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) -> list[IndexStep]:
     """The Elasticsearch half of a plan: a question to Elasticsearch, cheap to ask again."""
     cluster = elastic.cluster()
-    info = cluster.info()
     if why := cluster.cannot_restore(backup.es_version):
         raise InvalidInput(
             f"Backup {backup.name} cannot be restored into this Elasticsearch: {why}."
-        )
-    if backup.es_cluster_uuid and info["cluster_uuid"] != backup.es_cluster_uuid:
-        warnings.append(
-            f"This backup comes from cluster {backup.es_cluster_name} ({backup.es_cluster_uuid}); "
-            f"Elasticsearch now is {info['cluster_name']} ({info['cluster_uuid']})."
         )
     in_backup = backup.indices or {}
     if chosen:

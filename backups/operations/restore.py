@@ -18,7 +18,12 @@ from backups.elastic import client as elastic
 from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidInput
 from backups.models import Backup, RestoreRun
 from backups.operations import notify, running
-from backups.operations.backup_steps import backup_elasticsearch, backup_files, end_backup
+from backups.operations.backup_steps import (
+    backup_elasticsearch,
+    backup_files,
+    end_backup,
+    finish_set,
+)
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
@@ -52,8 +57,13 @@ def request_restore(
     wait: float = 0.0,
     rollback_of: RestoreRun | None = None,
     remove_indices: Iterable[str] | None = None,
+    other_cluster: bool = False,
 ) -> RestoreRun:
-    """Plans, checks the typed confirmation, creates the pending run and takes the lock."""
+    """Plans, checks the typed confirmation, creates the pending run and takes the lock.
+
+    A backup taken on another cluster (a new machine after a disaster) is restored only with
+    ``other_cluster``: the person says they mean it, and the audit keeps that they did.
+    """
     backup = get_backup(backup_id)
     if confirm is not None and confirm != backup.name:
         raise InvalidInput(f"Type the backup's name ({backup.name}) to confirm the restore.")
@@ -67,7 +77,13 @@ def request_restore(
         rename_replacement=rename_replacement,
         remove_indices=remove_indices,
     )
+    if plan.other_cluster and not other_cluster:
+        raise InvalidInput(
+            f"{plan.other_cluster} Confirm that you restore into another cluster "
+            "(--other-cluster on the command line, the checkbox in the console)."
+        )
     params = {
+        "other_cluster": bool(plan.other_cluster),
         "scope": scope,
         "indices": chosen,
         "file_mode": file_mode,
@@ -380,6 +396,7 @@ def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runn
             backup_elasticsearch(safety, sub, indices=indices)
         if files:
             backup_files(safety, sub)
+        finish_set(safety, sub)
     except Exception as exc:
         end_backup(
             safety,
@@ -389,7 +406,6 @@ def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runn
             free_blobs=True,
         )
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
-    sub.update(status=Backup.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
     audit.record(
         actor,
         "backup.safety",

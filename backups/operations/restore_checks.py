@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from django.conf import settings
-
 from backups.elastic import client as elastic
 from backups.errors import DamagedBackup
 from backups.models import Backup
-from backups.operations import running
+from backups.operations import records, running
 from backups.operations.places import store
 from backups.operations.plan import IndexStep
 
@@ -35,10 +33,9 @@ def check_backup_is_whole(
     if wanted:
         where = backup.snapshot_location
         snapshot = where.snapshot
-        if where.repository == settings.A4C_ES_REPOSITORY:
-            # A cluster that replaced the backup's (an upgrade, a rebuilt node) may share its
-            # path.repo without having registered the repository yet.
-            elastic.cluster().ensure_repository(where.repository, settings.A4C_ES_REPOSITORY_PATH)
+        # A new, wiped or upgraded cluster may share the path.repo without having registered
+        # the repository (yet): that is no damage.
+        records.ensure_repository_for(backup)
         found = elastic.cluster().snapshot(where.repository, snapshot)
         if found is None:
             problems.append(

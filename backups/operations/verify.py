@@ -19,6 +19,7 @@ from backups.models import (
     Backup,
     Source,
 )
+from backups.operations import records
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
 
@@ -81,6 +82,7 @@ def verify_backup(backup_id: int | str, actor: Actor) -> VerifyReport:
         cluster = elastic.cluster()
         where = backup.snapshot_location
         try:
+            records.ensure_repository_for(backup)
             cluster.verify_repository(where.repository)
             snap = cluster.snapshot(where.repository, where.snapshot)
         except ElasticError as exc:

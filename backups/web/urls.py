@@ -3,7 +3,7 @@ mounts them: the console at /, policies at /policies/, the machine endpoints at 
 
 from django.urls import include, path
 
-from backups.web.views import audit, backups, dashboard, policies, public, restores
+from backups.web.views import archives, audit, backups, dashboard, policies, public, restores
 
 dashboard_urls = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -22,6 +22,7 @@ backup_urls = [
     path("backups/<int:pk>/pin/", backups.backup_pin, name="backup_pin"),
     path("backups/<int:pk>/cancel/", backups.backup_cancel, name="backup_cancel"),
     path("backups/<int:pk>/manifest/", backups.backup_manifest, name="backup_manifest"),
+    path("backups/<int:pk>/archive/", archives.backup_archive, name="backup_archive"),
 ]
 
 restore_urls = [

@@ -3,6 +3,7 @@
 import re
 
 from backups import operations
+from backups.errors import NotFound
 from backups.management import base as cli
 from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
@@ -67,6 +68,12 @@ class Command(cli.Command):
             "NAME-DATE-TIME (as `backup --unique` names them).",
         )
         parser.add_argument(
+            "--other-cluster",
+            action="store_true",
+            help="The backup was taken on another Elasticsearch cluster (a new machine after a "
+            "disaster): restore into this one all the same.",
+        )
+        parser.add_argument(
             "--wait-lock",
             type=cli.positive_seconds,
             default=0.0,
@@ -77,8 +84,17 @@ class Command(cli.Command):
         cli.add_run_arguments(parser)
 
     def handle(self, *args, **options):
-        backup = newest_of_series(options["backup"]) if options["newest"] else None
-        backup = backup or cli.resolve_backup(options["backup"])
+        try:
+            backup = find(options)
+        except NotFound:
+            # A fresh install, or a set another console took: the storage may describe it.
+            report = operations.sync_catalog(cli.actor())
+            if not report.imported:
+                raise
+            self.stderr.write(
+                f"imported from the backup storage by sync: {', '.join(report.imported)}"
+            )
+            backup = find(options)
         if options["rename_replacement"] and not options["rename_pattern"]:
             raise cli.fail("--rename-replacement needs --rename-pattern", cli.USAGE)
         scope = options["scope"] or ("indices" if options["indices"] else default_scope(backup))
@@ -119,12 +135,18 @@ class Command(cli.Command):
             cli.actor(),
             **choice,
             safety_backup=not options["no_safety_backup"],
+            other_cluster=options["other_cluster"],
             confirm=backup.name,
             wait=options["wait_lock"],
         )
         reporter.message(f"restore #{run.pk} of {backup.name} starts")
         run = cli.carry_out("restore", run, options, reporter, self.stderr)
         cli.report_outcome(self, run, options, done)
+
+
+def find(options: dict) -> Backup:
+    backup = newest_of_series(options["backup"]) if options["newest"] else None
+    return backup or cli.resolve_backup(options["backup"])
 
 
 def default_scope(backup: Backup) -> str:
@@ -160,6 +182,8 @@ def done(run) -> str:
 def plan_lines(plan: Plan) -> list[str]:
     """A restore plan as a person reads it before saying yes."""
     lines = [f"restore of backup {plan.backup} (scope {plan.scope})"]
+    if plan.other_cluster:
+        lines.append(f"other cluster: {plan.other_cluster}")
     rows = plan.indices
     if rows:
         width = max(len(r.target) for r in rows)

@@ -74,6 +74,7 @@ def restore_new(request: HttpRequest) -> HttpResponse:
                 actor,
                 confirm=request.POST.get("confirm", "").strip(),
                 safety_backup=form.cleaned_data["safety_backup"],
+                other_cluster=request.POST.get("other_cluster") == "on",
                 **arguments,
             )
         except BackupError as exc:

@@ -1,0 +1,47 @@
+"""manage.py sync: rebuilds the console's catalog from the backup storage and the repository."""
+
+from backups import operations
+from backups.management import base as cli
+
+
+class Command(cli.Command):
+    help = (
+        "Bring the list of backups in line with the backup storage (A4C_BACKUP_DIR): import "
+        "the sets this console does not list (after a reinstall, or taken by another console), "
+        "flag those that are gone, and bring back the audit history and policies. Safe to run "
+        "any time; running it twice changes nothing."
+    )
+
+    def add_arguments(self, parser):
+        self.add_json_argument(parser, "what it did")
+
+    def handle(self, *args, **options):
+        report = operations.sync_catalog(cli.actor())
+        if options["json"]:
+            self.emit_json(report.as_json())
+        else:
+            for line in report_lines(report):
+                self.say(line)
+        if report.problems:
+            raise cli.fail(
+                f"sync found {len(report.problems)} problem(s): {report.problems[0]}", cli.FAILED
+            )
+
+
+def report_lines(report) -> list[str]:
+    lines = [f"backup storage {report.storage}"]
+    for label, names in (
+        ("imported", report.imported),
+        ("gone from the storage", report.vanished),
+        ("back in the storage", report.returned),
+        ("refreshed", report.refreshed),
+        ("policies imported (paused)", report.policies_imported),
+    ):
+        if names:
+            lines.append(f"{label}: {', '.join(names)}")
+    if report.events_imported:
+        lines.append(f"audit events imported: {report.events_imported}")
+    if not report.changed:
+        lines.append("the catalog was up to date: nothing changed")
+    lines += [f"problem: {p}" for p in report.problems]
+    return lines

@@ -1,0 +1,212 @@
+"""Off-site copies: exporting a backup set into one archive, importing one on another machine.
+
+The archive (backups/storage/archive.py) carries the set's record, history, manifest, blobs
+and its snapshot's own files from the repository (backups/elastic/repository.py knows which).
+An import writes the snapshot files into a repository directory of their own beside this
+console's (A4C_ES_REPOSITORY_PATH-import-NAME), registered read-only when a restore needs it,
+so that they never mix with the snapshots this cluster writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+
+from backups import audit
+from backups.audit import Actor, Outcome
+from backups.elastic import repository as repository_files
+from backups.errors import InvalidInput, StorageError
+from backups.models import Backup
+from backups.operations import records
+from backups.operations.lookup import get_backup
+from backups.operations.places import store
+from backups.storage import archive, archive_import
+from backups.storage.archive import ArchiveHeader, ArchiveProgress, RepositoryFile
+from backups.storage.catalog import BackupRecord, Catalog
+from backups.storage.store import Store
+
+__all__ = ["ArchiveJob", "ArchiveProgress", "export_backup", "import_archive", "prepare_export"]
+
+
+def _repository_files(backup: Backup) -> list[RepositoryFile]:
+    if not (backup.include_elasticsearch and backup.indices and backup.snapshot_name):
+        return []
+    location = Path(backup.repository_location or settings.A4C_ES_REPOSITORY_PATH)
+    found = repository_files.snapshot_files(location, backup.snapshot_name)
+    files = [RepositoryFile(rel, path=location / rel) for rel in found.files]
+    files.append(RepositoryFile(found.catalog_name, data=found.catalog))
+    files.append(RepositoryFile("index.latest", data=found.latest))
+    return files
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveJob:
+    """An export decided and checked, ready to stream: writing it touches no database, so a
+    thread can feed it to a download while the request's thread reads the pipe."""
+
+    name: str
+    store: Store
+    catalog: Catalog
+    repository: list[RepositoryFile]
+    recipients: list
+
+    def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
+        return archive.write_archive(
+            out,
+            self.store,
+            self.catalog,
+            self.name,
+            self.repository,
+            recipients=self.recipients or None,
+            progress=progress,
+        )
+
+
+def prepare_export(
+    backup_id: int | str, actor: Actor, *, recipients: list[str], destination: str
+) -> ArchiveJob:
+    """Checks that the set can be exported (and describes it if it predates records)."""
+    backup = get_backup(backup_id)
+    if not backup.is_restorable or backup.vanished_at:
+        raise InvalidInput(
+            f"Backup {backup.name} is {backup.status}"
+            + (" and gone from the storage" if backup.vanished_at else "")
+            + "; only a succeeded backup can be exported."
+        )
+    keys = archive.parse_recipients(recipients) if recipients else []
+    if not records.catalog().exists(backup.name):
+        records.write_record(backup)
+    job = ArchiveJob(backup.name, store(), records.catalog(), _repository_files(backup), keys)
+    audit.record(
+        actor,
+        "backup.export",
+        target=backup.name,
+        outcome=Outcome.STARTED,
+        backup=backup,
+        parameters={"to": destination, "encrypted": bool(keys)},
+    )
+    return job
+
+
+def export_backup(
+    backup_id: int | str,
+    target: Path,
+    actor: Actor,
+    *,
+    recipients: list[str] | None = None,
+    progress=None,
+) -> ArchiveHeader:
+    """Writes the archive to ``target`` (whole or not at all), encrypted to ``recipients``
+    (A4C_EXPORT_RECIPIENTS by default)."""
+    recipients = settings.A4C_EXPORT_RECIPIENTS if recipients is None else recipients
+    target = Path(target)
+    if target.exists():
+        raise InvalidInput(f"{target} exists already: choose another file, or remove it.")
+    job = prepare_export(backup_id, actor, recipients=recipients, destination=str(target))
+    partial = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+    try:
+        with open(partial, "wb") as out:
+            header = job.write(out, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(partial, target)
+    except OSError as exc:
+        raise StorageError(f"cannot write the archive {target}: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    audit.record(
+        actor,
+        "backup.export",
+        target=job.name,
+        outcome=Outcome.SUCCEEDED,
+        backup=get_backup(job.name),
+        parameters={
+            "to": str(target),
+            "encrypted": bool(job.recipients),
+            "bytes": header.bytes,
+            "blobs": header.blobs,
+            "repository_files": header.repository_files,
+        },
+    )
+    return header
+
+
+def import_location(name: str) -> tuple[str, Path]:
+    """The repository name and directory an imported set's snapshot files go to."""
+    return (
+        f"{settings.A4C_ES_REPOSITORY}-import-{name}",
+        Path(f"{settings.A4C_ES_REPOSITORY_PATH}-import-{name}"),
+    )
+
+
+def import_archive(
+    path: Path, actor: Actor, *, identity: Path | None = None, progress=None
+) -> Backup:
+    """Makes an archive's set restorable and verifiable here; refuses with nothing written."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path} is not a file: give the archive `manage.py export` wrote.")
+    identities = archive.read_identities(identity) if identity else None
+    catalog = records.catalog()
+
+    def check(header: ArchiveHeader, record: BackupRecord) -> None:
+        row = Backup.objects.filter(name=record.name).first()
+        if row is not None and row.set_id == record.set_id:
+            raise InvalidInput(f"Backup {record.name} is here already: nothing to import.")
+        if row is not None or catalog.exists(record.name):
+            raise InvalidInput(
+                f"A backup named {record.name} exists already here, another set than the "
+                "archive's: two sets cannot share one name; delete or rename the one here first."
+            )
+        if import_location(record.name)[1].exists():
+            raise InvalidInput(
+                f"{import_location(record.name)[1]} exists already: remove what is left of an "
+                "earlier import there, then import again."
+            )
+
+    tmp = store().tmp
+    tmp.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(4)
+    # Staged beside the final places, so that committing is a rename on one filesystem.
+    staging = tmp / f"import-{token}"
+    repo_staging = Path(settings.A4C_ES_REPOSITORY_PATH).parent / f".a4c-import-{token}"
+    unpacked = archive_import.read_archive(
+        path, staging, repo_staging, identities=identities, check=check, progress=progress
+    )
+    name = unpacked.record.name
+    repo_name, location = import_location(name)
+    has_snapshot = any(repo_staging.iterdir()) if repo_staging.exists() else False
+    record = dataclasses.replace(
+        unpacked.record,
+        repository=repo_name if has_snapshot else unpacked.record.repository,
+        repository_location=str(location) if has_snapshot else "",
+        imported_from=f"archive {path.name} (exported {unpacked.header.created})",
+    )
+    archive_import.commit_import(unpacked, store(), catalog, record, location)
+    try:
+        with transaction.atomic():
+            backup = Backup.objects.create(**records.row_fields(record, record.imported_from))
+    except Exception:
+        catalog.delete(name)
+        raise
+    audit.record(
+        actor,
+        "backup.import",
+        target=name,
+        outcome=Outcome.SUCCEEDED,
+        backup=backup,
+        parameters={
+            "file": str(path),
+            "encrypted": identities is not None,
+            "repository": repo_name if has_snapshot else "",
+            "location": str(location) if has_snapshot else "",
+            "blobs": unpacked.header.blobs,
+        },
+    )
+    return backup

@@ -1,0 +1,196 @@
+"""A backup set's record in the backup storage, and the snapshot repository it needs.
+
+The storage must describe itself (backups/storage/catalog.py): this module turns a Backup row
+into its BackupRecord and back, carries the audit history and the policies with it, and
+registers the snapshot repository a restore or a verification reads when the cluster has lost
+it (a new cluster, a wiped one). ``sync`` (operations/sync.py) and ``import``
+(operations/archives.py) build rows from records through ``row_fields``.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.forms.models import model_to_dict
+
+from backups.elastic import client as elastic
+from backups.errors import ElasticError
+from backups.models import AuditEvent, Backup, Policy
+from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
+
+# The policy fields a new machine needs; run times and failures are this console's own.
+POLICY_FIELDS = (
+    "description",
+    "name_pattern",
+    "schedule",
+    "include_elasticsearch",
+    "include_files",
+    "index_patterns",
+    "keep_last",
+    "keep_min",
+    "max_age_days",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "paused",
+)
+
+
+def catalog() -> Catalog:
+    return Catalog(Path(settings.A4C_BACKUP_DIR))
+
+
+def this_console() -> str:
+    """Which console wrote a record: its host and its database."""
+    return f"{socket.gethostname()}:{settings.DATABASES['default']['NAME']}"
+
+
+def new_set_id() -> str:
+    return uuid.uuid4().hex
+
+
+def record_of(backup: Backup) -> BackupRecord:
+    return BackupRecord(
+        set_id=backup.set_id,
+        name=backup.name,
+        description=backup.description,
+        created_at=backup.created_at,
+        started_at=backup.started_at,
+        finished_at=backup.finished_at,
+        actor=backup.actor,
+        source=backup.source,
+        trigger=backup.trigger,
+        include_elasticsearch=backup.include_elasticsearch,
+        include_files=backup.include_files,
+        index_patterns=list(backup.index_patterns or []),
+        indices={
+            name: IndexCount(docs=i.get("docs"), size=int(i.get("size") or 0))
+            for name, i in (backup.indices or {}).items()
+        },
+        snapshot_name=backup.snapshot_name,
+        repository=backup.repository,
+        repository_location=backup.repository_location,
+        es_cluster_name=backup.es_cluster_name,
+        es_cluster_uuid=backup.es_cluster_uuid,
+        es_version=backup.es_version,
+        manifest_sha256=backup.manifest_sha256,
+        file_count=backup.file_count,
+        file_bytes=backup.file_bytes,
+        safety=backup.trigger == Backup.Trigger.SAFETY,
+        pinned=backup.pinned,
+        policy=backup.policy.name if backup.policy_id else "",
+        warnings=list(backup.warnings or []),
+        written_by=this_console(),
+        imported_from=backup.imported_from,
+    )
+
+
+def row_fields(record: BackupRecord, imported_from: str) -> dict:
+    """A succeeded Backup row's fields for a set this console did not take."""
+    return {
+        "name": record.name,
+        "set_id": record.set_id,
+        "description": record.description,
+        "status": Backup.Status.SUCCEEDED,
+        "trigger": record.trigger,
+        "include_elasticsearch": record.include_elasticsearch,
+        "include_files": record.include_files,
+        "index_patterns": record.index_patterns,
+        "pinned": record.pinned,
+        "policy": Policy.objects.filter(name=record.policy).first() if record.policy else None,
+        "indices": {n: {"docs": i.docs, "size": i.size} for n, i in record.indices.items()},
+        "file_count": record.file_count,
+        "file_bytes": record.file_bytes,
+        "manifest_sha256": record.manifest_sha256,
+        "snapshot_name": record.snapshot_name,
+        "repository": record.repository,
+        "repository_location": record.repository_location,
+        "es_version": record.es_version,
+        "es_cluster_name": record.es_cluster_name,
+        "es_cluster_uuid": record.es_cluster_uuid,
+        "warnings": record.warnings,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "actor": record.actor,
+        "source": record.source,
+        "phase": "done",
+        "imported_from": imported_from,
+    }
+
+
+def history_events():
+    """This console's audit chain as records carry it, read in batches."""
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+        yield HistoryEvent(
+            at=event.at.isoformat(timespec="microseconds"),
+            actor=event.actor,
+            source=event.source,
+            action=event.action,
+            target=event.target,
+            parameters=event.parameters,
+            outcome=event.outcome,
+            message=event.message,
+            ip=event.ip,
+            user_agent=event.user_agent,
+            backup=event.backup_id,
+            restore=event.restore_id,
+            prev_hash=event.prev_hash,
+            hash=event.hash,
+            imported_from=event.imported_from,
+            imported_hash=event.imported_hash,
+        )
+
+
+def policy_records():
+    for policy in Policy.objects.order_by("name"):
+        yield PolicyRecord(policy.name, model_to_dict(policy, fields=POLICY_FIELDS))
+
+
+def write_record(backup: Backup) -> None:
+    """Writes the succeeded set's record, with the history up to now, into the storage."""
+    if not backup.set_id:
+        backup.set_id = new_set_id()
+        Backup.objects.filter(pk=backup.pk).update(set_id=backup.set_id)
+    if not backup.repository_location and backup.snapshot_name:
+        backup.repository_location = settings.A4C_ES_REPOSITORY_PATH
+        Backup.objects.filter(pk=backup.pk).update(repository_location=backup.repository_location)
+    catalog().write(record_of(backup), history_events(), policy_records())
+
+
+def rewrite_record(backup: Backup) -> None:
+    """A set's flags changed (pinned): its record says so too, when it has one."""
+    if backup.set_id and catalog().exists(backup.name):
+        catalog().rewrite(record_of(backup))
+
+
+def forget_record(name: str) -> None:
+    catalog().delete(name)
+
+
+def ensure_repository_for(backup: Backup) -> str:
+    """Registers the backup's snapshot repository when the cluster does not know it.
+
+    A cluster other than the one that took the backup only reads it (read-only), and so does
+    any repository that is not this console's own (an imported archive's): two clusters
+    writing one repository would corrupt it. Returns the repository's name.
+    """
+    name = backup.repository or settings.A4C_ES_REPOSITORY
+    own = name == settings.A4C_ES_REPOSITORY
+    location = backup.repository_location or (settings.A4C_ES_REPOSITORY_PATH if own else "")
+    cluster = elastic.cluster()
+    if cluster.repository_location(name) is not None:
+        return name
+    if not location:
+        raise ElasticError(
+            f"The snapshot repository {name} is not registered in Elasticsearch and the backup "
+            f"{backup.name} does not say where it is: register it, or sync again."
+        )
+    same_cluster = not backup.es_cluster_uuid or (
+        cluster.info()["cluster_uuid"] == backup.es_cluster_uuid
+    )
+    cluster.register_repository(name, location, readonly=not (own and same_cluster))
+    return name

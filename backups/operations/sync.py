@@ -1,0 +1,274 @@
+"""Rebuilding the console's catalog from the backup storage and the snapshot repository.
+
+The database is a cache of what the storage holds: ``sync_catalog`` imports the sets it does
+not list (from records written by this console before a reinstall, or by another console
+sharing the storage), flags rows whose set has gone, carries the audit history and the
+policies of the newest set in, and says what it did. It never duplicates and changes nothing
+when run twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+
+from django.db import IntegrityError as DbIntegrityError
+from django.db import transaction
+from django.utils import timezone
+
+from backups import audit
+from backups.audit import Actor, Outcome
+from backups.elastic import repository as repository_files
+from backups.errors import BackupError, DamagedBackup
+from backups.models import AuditEvent, Backup, Policy, SystemState
+from backups.operations import records
+from backups.operations.places import store
+from backups.operations.running import ProgressCallback
+from backups.storage.catalog import BackupRecord, HistoryEvent, PolicyRecord
+
+STATE_KEY = "catalog-sync"
+
+
+@dataclasses.dataclass
+class SyncReport:
+    at: datetime
+    storage: str
+    imported: list[str] = dataclasses.field(default_factory=list)
+    vanished: list[str] = dataclasses.field(default_factory=list)
+    returned: list[str] = dataclasses.field(default_factory=list)
+    refreshed: list[str] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    events_imported: int = 0
+    policies_imported: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.imported
+            or self.vanished
+            or self.returned
+            or self.refreshed
+            or self.events_imported
+            or self.policies_imported
+        )
+
+    def as_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["at"] = self.at.isoformat()
+        return data
+
+
+def last_sync() -> dict | None:
+    """What the last sync said: {"at", "imported", "vanished", "problems"}; None if never."""
+    state = SystemState.objects.filter(key=STATE_KEY).first()
+    return state.value if state else None
+
+
+def set_problems(record: BackupRecord) -> list[str]:
+    """What of the set is missing from the storage or the repository (cheap: no hashing)."""
+    problems = []
+    if record.include_files and not store().has_manifest(record.name):
+        problems.append(f"its file manifest is missing from the backup storage {store().root}")
+    if record.include_elasticsearch and record.indices and record.repository_location:
+        found = repository_files.has_snapshot(
+            Path(record.repository_location), record.snapshot_name or record.name
+        )
+        if found is False:
+            problems.append(
+                f"its snapshot {record.snapshot_name or record.name} is missing from the "
+                f"repository at {record.repository_location}"
+            )
+    return problems
+
+
+def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
+    """Brings the catalog in line with the storage; see the module's docstring."""
+    catalog = records.catalog()
+    report = SyncReport(at=timezone.now(), storage=str(catalog.root))
+    found: dict[str, BackupRecord] = {}
+    names = catalog.names()
+    for done, name in enumerate(names, start=1):
+        if progress:
+            progress(f"record {done}/{len(names)}: {name}")
+        try:
+            record = catalog.read(name)
+        except BackupError as exc:
+            report.problems.append(f"{name}: {exc}")
+            continue
+        found[name] = record
+        _sync_one(record, report)
+    for row in Backup.objects.filter(status=Backup.Status.SUCCEEDED, vanished_at=None).exclude(
+        set_id=""
+    ):
+        if row.name not in found:
+            _vanish(row, "its record is gone from the backup storage", report)
+    newest = max(
+        (r for r in found.values() if r.finished_at),
+        key=lambda r: r.finished_at,
+        default=None,
+    )
+    if newest is not None:
+        try:
+            _import_history(catalog.history(newest.name), newest, report)
+        except BackupError as exc:
+            report.problems.append(f"the history carried by {newest.name}: {exc}")
+    SystemState.objects.update_or_create(
+        key=STATE_KEY,
+        defaults={
+            "value": {
+                "at": report.at.isoformat(),
+                "imported": len(report.imported),
+                "vanished": len(report.vanished),
+                "problems": report.problems[:20],
+            }
+        },
+    )
+    if report.changed or report.problems:
+        audit.record(
+            actor,
+            "catalog.sync",
+            target=str(catalog.root),
+            outcome=Outcome.FAILED if report.problems else Outcome.SUCCEEDED,
+            message="; ".join(report.problems[:5]),
+            parameters={
+                "imported": report.imported,
+                "vanished": report.vanished,
+                "returned": report.returned,
+                "events": report.events_imported,
+                "policies": report.policies_imported,
+            },
+        )
+    return report
+
+
+def _sync_one(record: BackupRecord, report: SyncReport) -> None:
+    row = Backup.objects.filter(name=record.name).first()
+    problems = set_problems(record)
+    if row is None:
+        if problems:
+            report.problems.append(f"{record.name} was not imported: " + "; ".join(problems))
+            return
+        origin = record.imported_from or f"backup storage {records.catalog().root}"
+        if record.written_by and record.written_by != records.this_console():
+            origin += f", taken by {record.written_by}"
+        try:
+            with transaction.atomic():
+                Backup.objects.create(**records.row_fields(record, origin))
+        except DbIntegrityError:  # a backup of that name was requested meanwhile
+            report.problems.append(f"{record.name}: a backup of that name appeared meanwhile")
+            return
+        report.imported.append(record.name)
+        return
+    if row.set_id and row.set_id != record.set_id:
+        if row.status != Backup.Status.DELETED:
+            report.problems.append(
+                f"two sets claim the name {record.name}: this console's (set {row.set_id}) and "
+                f"the storage's record (set {record.set_id}, taken by {record.written_by}); "
+                "delete one of them"
+            )
+        return
+    if not row.set_id:  # a row older than records: its own set, now described
+        Backup.objects.filter(pk=row.pk).update(set_id=record.set_id)
+    if row.status != Backup.Status.SUCCEEDED:
+        return
+    if problems:
+        _vanish(row, "; ".join(problems), report)
+        return
+    if row.vanished_at:
+        Backup.objects.filter(pk=row.pk).update(vanished_at=None)
+        report.returned.append(row.name)
+    if row.pinned != record.pinned:
+        Backup.objects.filter(pk=row.pk).update(pinned=record.pinned)
+        report.refreshed.append(row.name)
+
+
+def _vanish(row: Backup, why: str, report: SyncReport) -> None:
+    if row.vanished_at is None:
+        Backup.objects.filter(pk=row.pk).update(
+            vanished_at=timezone.now(), error_message=f"Gone from the backup storage: {why}."
+        )
+        report.vanished.append(row.name)
+
+
+def _hashes_as_written(event: HistoryEvent) -> bool:
+    """The carried event hashes, under this console's A4C_AUDIT_KEY, as its console hashed it."""
+    copy = AuditEvent(
+        at=datetime.fromisoformat(event.at),
+        actor=event.actor,
+        source=event.source,
+        action=event.action,
+        target=event.target,
+        parameters=event.parameters,
+        outcome=event.outcome,
+        message=event.message,
+        ip=event.ip,
+        user_agent=event.user_agent,
+        backup_id=event.backup,
+        restore_id=event.restore,
+        prev_hash=event.prev_hash,
+        imported_from=event.imported_from,
+        imported_hash=event.imported_hash,
+    )
+    return copy.compute_hash() == event.hash
+
+
+def _import_history(items, record: BackupRecord, report: SyncReport) -> None:
+    """Appends the events this console lacks, checked first, in their order; then policies.
+
+    Every event must follow the one before it. Their hashes are HMACs under the writing
+    console's A4C_AUDIT_KEY: when this console has the same key (the key file was kept, or
+    another console shares it) every hash is checked too; when none matches, the key differs
+    (the host and its var/ were lost), and the events come in marked so.
+    """
+    where = f"the record of {record.name}"
+    events: list[HistoryEvent] = []
+    policies: list[PolicyRecord] = []
+    for item in items:
+        (policies if isinstance(item, PolicyRecord) else events).append(item)
+    # One event that hashes right under this key means it is the same key: then all must.
+    checked = [_hashes_as_written(event) for event in events]
+    same_key = any(checked)
+    prev = audit.GENESIS
+    for event, hashes in zip(events, checked, strict=True):
+        if event.prev_hash != prev or (same_key and not hashes):
+            raise DamagedBackup(
+                f"the audit history in {where} is broken at its event {event.hash[:12]}.. "
+                f"({event.action} by {event.actor}): it was changed after it was written; "
+                "nothing of it was imported"
+            )
+        prev = event.hash
+    known = set(AuditEvent.objects.values_list("hash", flat=True))
+    known |= set(
+        AuditEvent.objects.exclude(imported_hash="").values_list("imported_hash", flat=True)
+    )
+    origin = record.written_by or "another console"
+    if events and not same_key:
+        origin += " (written under another A4C_AUDIT_KEY: its own hashes not checked here)"
+    for event in events:
+        identity = event.imported_hash or event.hash
+        if identity in known:
+            continue
+        audit.append_imported(
+            at=datetime.fromisoformat(event.at),
+            actor=event.actor,
+            source=event.source,
+            action=event.action,
+            target=event.target,
+            parameters=event.parameters,
+            outcome=event.outcome,
+            message=event.message,
+            ip=event.ip,
+            user_agent=event.user_agent,
+            imported_from=event.imported_from or origin,
+            imported_hash=identity,
+        )
+        known.add(identity)
+        report.events_imported += 1
+    for policy in policies:
+        if Policy.objects.filter(name=policy.name).exists():
+            continue
+        fields = {k: v for k, v in policy.settings.items() if k in records.POLICY_FIELDS}
+        # Paused: a new machine must not start taking backups before someone says so.
+        Policy.objects.create(name=policy.name, **{**fields, "paused": True})
+        report.policies_imported.append(policy.name)

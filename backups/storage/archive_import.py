@@ -1,0 +1,314 @@
+"""Reading an off-site archive (backups/storage/archive.py) into staging, and committing it.
+
+Everything is unpacked into staging directories and every hash checked against the archive's
+SHA256SUMS before ``commit_import`` moves anything into the storage or the new repository
+directory; a wrong key, a truncated or tampered archive, a newer format or a name taken here
+is refused with nothing written where it counts. No Django here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import pyrage
+
+from backups.errors import BackupError, DamagedBackup, InvalidInput
+from backups.storage.archive import (
+    AGE_MAGIC,
+    ARCHIVE_FORMAT,
+    ARCHIVE_VERSION,
+    CHUNK,
+    GZIP_MAGIC,
+    HEADER,
+    SUMS,
+    AgePipe,
+    ArchiveHeader,
+    ArchiveMeter,
+    ProgressFn,
+)
+from backups.storage.catalog import BackupRecord, Catalog, NewerFormat
+from backups.storage.fileio import fsync_dir, os_error, rmtree, safe_relpath, show
+from backups.storage.store import Store
+
+
+@dataclasses.dataclass
+class Unpacked:
+    """A checked archive in staging, ready for commit_import."""
+
+    header: ArchiveHeader
+    record: BackupRecord
+    staging: Path
+    repository_staging: Path | None
+    blobs: list[tuple[str, int]]
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def is_encrypted(path: Path) -> bool:
+    with open(path, "rb") as f:
+        start = f.read(len(AGE_MAGIC))
+    if start == AGE_MAGIC:
+        return True
+    if not start.startswith(GZIP_MAGIC):
+        raise InvalidInput(f"{show(path)} is not an a4c-backup archive (neither age nor gzip)")
+    return False
+
+
+def read_archive(
+    path: Path,
+    staging: Path,
+    repository_staging: Path,
+    *,
+    identities: list | None,
+    check: Callable[[ArchiveHeader, BackupRecord], None],
+    progress: ProgressFn = None,
+) -> Unpacked:
+    """Unpacks and checks the archive into the staging dirs (made here, removed on failure).
+
+    ``check`` sees the header and the record before anything is written, and raises to
+    refuse (a name taken, a set imported already).
+    """
+    path = Path(path)
+    encrypted = is_encrypted(path)
+    if encrypted and not identities:
+        raise InvalidInput(
+            f"{show(path)} is encrypted: give the key that opens it (--identity KEYFILE)"
+        )
+    meter = ArchiveMeter(path.stat().st_size, progress)
+    source = open(path, "rb")  # noqa: SIM115 - closed below, after the decrypting thread
+    counted = _Counting(source, meter)
+    piped = None
+    if encrypted:
+        piped = AgePipe(lambda sink: pyrage.decrypt_io(counted, sink, identities), "r")
+        stream = piped.ours
+    else:
+        stream = counted
+    made: list[Path] = []
+    try:
+        unpacked = _unpack(stream, staging, repository_staging, check, made, meter, path)
+    except BaseException as exc:
+        error = piped.close() if piped else None
+        _remove(made)
+        if error is not None and not isinstance(error, BrokenPipeError):
+            raise _damaged(path, error) from None
+        if isinstance(exc, tarfile.TarError | EOFError | OSError | zlib.error):
+            raise _damaged(path, exc) from exc
+        raise
+    finally:
+        if piped:
+            piped.close()
+        source.close()
+    meter.add(0, SUMS, force=True)
+    return unpacked
+
+
+def _wrong_key(error: BaseException) -> bool:
+    return isinstance(error, pyrage.DecryptError)
+
+
+def _damaged(path: Path, error: BaseException) -> BackupError:
+    if _wrong_key(error):
+        return InvalidInput(
+            f"the key given does not open {show(path)} ({error}): it was encrypted to other "
+            "recipients; use the key file that matches one of A4C_EXPORT_RECIPIENTS. "
+            "Nothing was imported."
+        )
+    if isinstance(error, DamagedBackup | InvalidInput):
+        return error
+    return DamagedBackup(
+        f"{show(path)} is truncated or damaged ({error}): nothing was imported; "
+        "copy the archive again from where it is kept"
+    )
+
+
+class _Counting(io.RawIOBase):
+    def __init__(self, source: BinaryIO, meter: ArchiveMeter):
+        self.source, self.meter = source, meter
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        got = self.source.readinto(buffer)
+        self.meter.add(got or 0, "archive")
+        return got
+
+
+MEMBER = re.compile(
+    r"^(?:record/(?P<record>[^/]+)\.json|record/(?P<history>[^/]+)\.history\.jsonl\.gz"
+    r"|manifest/(?P<manifest>[^/]+)\.manifest|blobs/(?P<blob>[0-9a-f]{64})"
+    r"|repository/(?P<repository>.+))$"
+)
+
+
+def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Unpacked:
+    gz = gzip.GzipFile(fileobj=stream, mode="rb")
+    tar = tarfile.open(fileobj=gz, mode="r|")
+    members = iter(tar)
+    first = next(members, None)
+    if first is None or first.name != HEADER or not first.isfile():
+        raise InvalidInput(f"{show(path)} is not an a4c-backup archive (no {HEADER} first)")
+    header = _header(tar.extractfile(first).read(), path)
+    seen: dict[str, tuple[str, int]] = {}
+    record: BackupRecord | None = None
+    blobs: list[tuple[str, int]] = []
+    sums = None
+    for info in members:
+        if sums is not None:
+            raise DamagedBackup(f"{show(path)} holds members after {SUMS}: it was tampered with")
+        if info.name == SUMS:
+            sums = tar.extractfile(info).read()
+            continue
+        match = MEMBER.match(info.name)
+        if not match or not info.isfile() or not safe_relpath(info.name):
+            raise DamagedBackup(f"{show(path)} holds an unexpected member {info.name!r}")
+        source = tar.extractfile(info)
+        if match["record"]:
+            data = source.read()
+            seen[info.name] = (hashlib.sha256(data).hexdigest(), len(data))
+            record = BackupRecord.from_json(json.loads(data), f"the record in {show(path)}")
+            if record.name != header.name or record.set_id != header.set_id:
+                raise DamagedBackup(f"the record in {show(path)} does not match its header")
+            check(header, record)  # before anything is written
+            for directory in (staging, repository_staging):
+                directory.mkdir(parents=True)
+                made.append(directory)
+            (staging / "record.json").write_bytes(data)
+            continue
+        if record is None:
+            raise DamagedBackup(f"{show(path)} does not start with its record")
+        if match["history"]:
+            target = staging / "history.jsonl.gz"
+        elif match["manifest"]:
+            target = staging / "manifest"
+        elif match["blob"]:
+            target = staging / "blobs" / match["blob"]
+            blobs.append((match["blob"], info.size))
+        else:
+            relpath = match["repository"]
+            if not safe_relpath(relpath):
+                raise DamagedBackup(f"{show(path)} holds an unsafe path {info.name!r}")
+            target = repository_staging / relpath
+        seen[info.name] = _write(source, target)
+        meter.add(0, info.name)
+    if sums is None or record is None:
+        raise DamagedBackup(f"{show(path)} ends before its {SUMS}: it is truncated")
+    while gz.read(CHUNK):  # to the end of the stream: gzip checks its CRC there
+        pass
+    _check_sums(sums, seen, path)
+    for sha, size in blobs:
+        if seen[f"blobs/{sha}"] != (sha, size):
+            raise DamagedBackup(f"blob {sha[:12]}.. in {show(path)} does not hash to its name")
+    return Unpacked(header, record, staging, repository_staging, blobs)
+
+
+def _header(data: bytes, path: Path) -> ArchiveHeader:
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict) or raw.get("format") != ARCHIVE_FORMAT:
+        raise InvalidInput(f"{show(path)} is not an a4c-backup archive")
+    if not isinstance(raw.get("version"), int) or raw["version"] > ARCHIVE_VERSION:
+        raise NewerFormat(
+            f"{show(path)} was written by a newer a4c-backup (archive format {raw.get('version')};"
+            f" this one reads {ARCHIVE_VERSION}): upgrade a4c-backup on this machine"
+        )
+    known = {f.name for f in dataclasses.fields(ArchiveHeader)}
+    try:
+        return ArchiveHeader(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as exc:
+        raise DamagedBackup(f"the header of {show(path)} is damaged: {exc}") from None
+
+
+def _write(source: BinaryIO, target: Path) -> tuple[str, int]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with open(target, "wb") as f:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            f.write(chunk)
+    return digest.hexdigest(), size
+
+
+def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> None:
+    listed = {}
+    for line in sums.decode(errors="replace").splitlines():
+        sha, size, member = line.split("  ", 2)
+        listed[member] = (sha, int(size))
+    listed.pop(HEADER, None)  # checked by parsing it; its hash is listed for other tools
+    if listed != seen:
+        wrong = sorted(set(listed.items()) ^ set(seen.items()))
+        raise DamagedBackup(
+            f"{show(path)} does not match its {SUMS} (first difference: {wrong[0][0]}): "
+            "it was tampered with or damaged; nothing was imported"
+        )
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+# --- committing ----------------------------------------------------------------------------
+
+
+def commit_import(
+    unpacked: Unpacked, store: Store, catalog: Catalog, record: BackupRecord, location: Path
+) -> None:
+    """Moves a checked archive into the storage and the new repository directory.
+
+    The record is written last: until then no sync sees the set. On failure what was moved
+    is taken back (blobs stay for garbage collection: others may share them).
+    """
+    name = record.name
+    moved: list[Path] = []
+    try:
+        for sha, _size in unpacked.blobs:
+            if not store.blob_ok(sha, _size):
+                final = Path(store.blob_path(sha))
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(unpacked.staging / "blobs" / sha, final)
+        if record.include_files:
+            store.manifests.mkdir(parents=True, exist_ok=True)
+            final = store.manifest_path(name)
+            os.link(unpacked.staging / "manifest", final)  # fails if one appeared meanwhile
+            moved.append(final)
+            fsync_dir(store.manifests)
+        if unpacked.repository_staging and any(unpacked.repository_staging.iterdir()):
+            os.rename(unpacked.repository_staging, location)
+            moved.append(location)
+            os.chmod(location, 0o755)
+        catalog.dir.mkdir(parents=True, exist_ok=True)
+        history = unpacked.staging / "history.jsonl.gz"
+        if history.exists():
+            final = catalog.history_path(name)
+            os.replace(history, final)
+            moved.append(final)
+        moved.append(catalog.rewrite(record))
+    except OSError as exc:
+        _remove(moved)
+        raise os_error(exc, "importing into", store.root) from exc
+    except BaseException:
+        _remove(moved)
+        raise
+    finally:
+        _remove([unpacked.staging])
+        if unpacked.repository_staging and unpacked.repository_staging.exists():
+            _remove([unpacked.repository_staging])

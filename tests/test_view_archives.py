@@ -1,0 +1,111 @@
+"""The console's side of disaster recovery: the archive download, the other-cluster checkbox
+and the "catalog last synced" line (real files, real Elasticsearch)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from fault_support import lose_the_console_database
+from people import member
+from pyrage import x25519
+
+from backups import operations
+from backups.audit import Actor
+from backups.models import AuditEvent, Backup, Source
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def rita(client):
+    user = member("rita", "restorers")
+    client.force_login(user)
+    return user
+
+
+def take(a4c, user, name: str, **kwargs) -> Backup:
+    (a4c.data_dir / "csar").mkdir(exist_ok=True)
+    (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
+    actor = Actor(name=user.username, source=Source.WEB, user=user)
+    backup = operations.run_backup(operations.request_backup(actor, name=name, **kwargs).pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
+
+
+def test_a_restorer_downloads_an_encrypted_archive_that_imports_on_another_machine(
+    client, a4c, rita, settings, tmp_path, cli_actor
+):
+    identity = x25519.Identity.generate()
+    keyfile = tmp_path / "key.txt"
+    keyfile.write_text(f"{identity}\n")
+    settings.A4C_EXPORT_RECIPIENTS = [str(identity.to_public())]
+    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+
+    page = client.get(reverse("backups:backup_detail", args=[backup.pk]))
+    response = client.get(reverse("backups:backup_archive", args=[backup.pk]))
+
+    assert b'id="download-archive"' in page.content
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="files-1.a4c"'
+    archive = tmp_path / "files-1.a4c"
+    archive.write_bytes(b"".join(response.streaming_content))
+    assert archive.read_bytes().startswith(b"age-encryption.org/v1\n")
+    asked = AuditEvent.objects.get(action="backup.export")
+    assert asked.actor == "rita" and asked.parameters["to"] == "download from the console"
+
+    settings.A4C_BACKUP_DIR = tmp_path / "second-storage"
+    lose_the_console_database()
+    imported = operations.import_archive(archive, cli_actor, identity=keyfile)
+    assert imported.name == "files-1" and operations.verify_backup("files-1", cli_actor).ok
+
+
+def test_the_console_hands_out_no_unencrypted_archive(client, a4c, rita, settings):
+    settings.A4C_EXPORT_RECIPIENTS = []
+    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+
+    response = client.get(reverse("backups:backup_archive", args=[backup.pk]), follow=True)
+
+    assert "encrypted archives only: set A4C_EXPORT_RECIPIENTS" in response.content.decode()
+    assert not AuditEvent.objects.filter(action="backup.export").exists()
+
+
+def test_an_operator_may_not_download_an_archive(client, a4c, settings):
+    settings.A4C_EXPORT_RECIPIENTS = [str(x25519.Identity.generate().to_public())]
+    otto = member("otto", "operators")
+    backup = take(a4c, otto, "files-1", include_elasticsearch=False)
+    client.force_login(otto)
+
+    response = client.get(reverse("backups:backup_archive", args=[backup.pk]))
+
+    assert response.status_code == 403
+    assert AuditEvent.objects.get(action="backup.export").outcome == "denied"
+
+
+def test_the_backups_page_says_when_the_catalog_was_last_synced(client, a4c, rita, cli_actor):
+    before = client.get(reverse("backups:backup_list")).content.decode()
+    operations.sync_catalog(cli_actor)
+    after = client.get(reverse("backups:backup_list")).content.decode()
+
+    assert "Catalog never synced with the backup storage" in before
+    assert "Catalog last synced with the backup storage" in after
+
+
+def test_a_restore_from_another_cluster_starts_only_with_its_checkbox(client, a4c, rita, queued):
+    a4c.cluster.client.indices.create(index=a4c.index("user"), settings={"number_of_replicas": 0})
+    a4c.cluster.client.index(index=a4c.index("user"), id="1", document={"u": 1}, refresh=True)
+    backup = take(a4c, rita, "both-1")
+    Backup.objects.filter(pk=backup.pk).update(es_cluster_name="lost", es_cluster_uuid="x" * 22)
+    data = {"backup": backup.pk, "scope": "all", "file_mode": "mirror", "confirm": "both-1"}
+
+    plan = client.get(
+        reverse("backups:restore_new"), {k: v for k, v in data.items() if k != "confirm"}
+    )
+    refused = client.post(reverse("backups:restore_new"), data)
+    started = client.post(reverse("backups:restore_new"), {**data, "other_cluster": "on"})
+
+    assert 'id="other-cluster"' in plan.content.decode()
+    assert "Restore into this other cluster: Backup both-1 was taken on cluster lost" in (
+        plan.content.decode()
+    )
+    assert "Confirm that you restore into another cluster" in refused.content.decode()
+    assert started.status_code == 302 and [kind for kind, _ in queued] == ["restore"]
