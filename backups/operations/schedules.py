@@ -19,28 +19,14 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, InvalidInput
 from backups.models import Backup, Policy, SystemState
-from backups.operations import notify, running
+from backups.operations import notify, records, running
 from backups.operations.backup import request_backup
 from backups.operations.delete import check_may_delete
 from backups.operations.lookup import get_policy
 from backups.operations.names import index_name_problem, validate_backup_name
 
-POLICY_FIELDS = (
-    "name",
-    "description",
-    "name_pattern",
-    "schedule",
-    "include_elasticsearch",
-    "include_files",
-    "index_patterns",
-    "keep_last",
-    "keep_min",
-    "max_age_days",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "paused",
-)
+# What a person sets on a policy: its name, and what a new machine's records carry of it.
+POLICY_FIELDS = ("name", *records.POLICY_FIELDS)
 # The fields that decide which backups a policy's retention deletes.
 RETENTION_FIELDS = (
     "keep_last",
