@@ -191,19 +191,26 @@ def _vanish(row: Backup, why: str, report: SyncReport) -> None:
         report.vanished.append(row.name)
 
 
+def _what_happened(event: HistoryEvent) -> dict:
+    """The fields of a carried event that say what happened, as AuditEvent names them."""
+    return {
+        "at": datetime.fromisoformat(event.at),
+        "actor": event.actor,
+        "source": event.source,
+        "action": event.action,
+        "target": event.target,
+        "parameters": event.parameters,
+        "outcome": event.outcome,
+        "message": event.message,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+    }
+
+
 def _hashes_as_written(event: HistoryEvent) -> bool:
     """The carried event hashes, under this console's A4C_AUDIT_KEY, as its console hashed it."""
     copy = AuditEvent(
-        at=datetime.fromisoformat(event.at),
-        actor=event.actor,
-        source=event.source,
-        action=event.action,
-        target=event.target,
-        parameters=event.parameters,
-        outcome=event.outcome,
-        message=event.message,
-        ip=event.ip,
-        user_agent=event.user_agent,
+        **_what_happened(event),
         backup_id=event.backup,
         restore_id=event.restore,
         prev_hash=event.prev_hash,
@@ -250,16 +257,7 @@ def _import_history(items, record: BackupRecord, report: SyncReport) -> None:
         if identity in known:
             continue
         audit.append_imported(
-            at=datetime.fromisoformat(event.at),
-            actor=event.actor,
-            source=event.source,
-            action=event.action,
-            target=event.target,
-            parameters=event.parameters,
-            outcome=event.outcome,
-            message=event.message,
-            ip=event.ip,
-            user_agent=event.user_agent,
+            **_what_happened(event),
             imported_from=event.imported_from or origin,
             imported_hash=identity,
         )
