@@ -44,6 +44,7 @@ class Cursor:
 
     def __init__(self, lines: Iterator[bytes]):
         self._lines, self._line, self._key = lines, None, None
+        self.passed = -1  # lines of the previous manifest behind the walk: a progress estimate
         self._advance()
 
     def _advance(self) -> None:
@@ -52,6 +53,7 @@ class Cursor:
         except OSError:
             self._line = None  # stop matching: the remaining files are simply re-read
         self._key = None
+        self.passed += 1
 
     def find(self, key: tuple[bytes, ...], rel: str) -> bytes | None:
         if self._line is None:
@@ -85,21 +87,25 @@ class BackupRun:
         self.temp_names = itertools.count()
         self.blob_dirs: set[str] = set()
         self.stop = threading.Event()
+        self.previous = None  # the previous backup's ManifestSummary, when it is used
+        self.known = Cursor(iter(()))  # and its lines, as the walk passes them
+        self.walked = [0, 0]  # files and bytes the walk has met (ahead of those written down)
 
     def warn(self, message: str) -> None:
         self.warning_count += 1
         if len(self.summary.warnings) < MAX_WARNINGS:
             self.summary.warnings.append(message)
 
-    def run(self, name: str, data_dir: Path, exclude, previous: str | None) -> TreeSummary:
+    def run(self, name: str, data_dir: Path, exclude, previous: str | None, counted=None):
         meter, summary = self.meter, self.summary
-        estimate = self._estimate(previous)
-        if estimate is not None and estimate.files:
-            # A walk only to count costs as much as the scan of an unchanged tree: the
-            # previous backup's totals stand in, and the end of the walk corrects them.
-            meter.files_total, meter.bytes_total = estimate.files, estimate.bytes
+        self.previous = self._estimate(previous)
+        if self.previous is None or not self.previous.files:
+            totals = counted or count_files(data_dir, exclude, meter.beat)
+            meter.files_total, meter.bytes_total = totals
         else:
-            meter.files_total, meter.bytes_total = count_files(data_dir, exclude, meter.beat)
+            # A walk only to count costs as much as the scan of an unchanged tree: what the
+            # walk has done plus what the previous backup held beyond it stands in.
+            meter.estimate = self._totals
         meter.report()
         root = os.stat(data_dir)
         header = {
@@ -113,6 +119,7 @@ class BackupRun:
         writer = ManifestWriter(self.work / "manifest", header)
         try:
             self._store_tree(writer, data_dir, exclude, previous)
+            meter.estimate = None
             meter.files_total, meter.bytes_total = meter.files_done, meter.bytes_done
             meter.beat()  # the last chance to cancel: after this the manifest is committed
             if self.warning_count > MAX_WARNINGS:
@@ -133,8 +140,18 @@ class BackupRun:
         except BackupError:
             return None  # previous_lines says why it is not used
 
+    def _totals(self) -> tuple[int, int]:
+        """Files and bytes: those the walk has met, and the previous backup's beyond the point
+        it has reached (its paths are in walk order). Exact at the end, close when little
+        changed, and growing as new files are met rather than held at the last count."""
+        prev = self.previous
+        ahead = max(0.0, 1 - self.known.passed / prev.entries) if prev.entries else 0.0
+        return self.walked[0] + round(prev.files * ahead), self.walked[1] + round(
+            prev.bytes * ahead
+        )
+
     def _store_tree(self, writer, data_dir: Path, exclude, previous: str | None) -> None:
-        known = Cursor(self.store.previous_lines(previous, self.warn))
+        self.known = known = Cursor(self.store.previous_lines(previous, self.warn))
         with Pipeline(self.workers, self.meter) as pipe:
             self.stop = pipe.stop
             for rel, key, path, st, kind in walk(data_dir, exclude, self.warn):
@@ -151,6 +168,8 @@ class BackupRun:
                     except OSError as exc:
                         raise os_error(exc, "reading", path, DATA) from exc
                 elif kind == "file":
+                    self.walked[0] += 1
+                    self.walked[1] += entry.size
                     if old is not None and self._unchanged(old, entry):
                         self.summary.reused += 1
                         line = old  # the same bytes: not built twice
@@ -189,6 +208,7 @@ class BackupRun:
                     if new_bytes is not None:
                         summary.new_blobs += 1
                         summary.new_bytes += new_bytes
+                        meter.new_bytes = summary.new_bytes
                 summary.files += 1
                 summary.bytes += entry.size
                 meter.files_done += 1

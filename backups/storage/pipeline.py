@@ -31,6 +31,9 @@ class Meter:
     ):
         self.progress, self.check = progress, check
         self.files_total = self.bytes_total = self.files_done = self.bytes_done = 0
+        self.new_bytes = 0  # a backup's bytes newly stored so far
+        # (files, bytes) in all, when the totals are estimated as the work goes
+        self.estimate: Callable[[], tuple[int, int]] | None = None
         self.throttle = Throttle(bandwidth)
         self._last = time.monotonic()
 
@@ -43,10 +46,13 @@ class Meter:
     def report(self) -> None:
         self._last = time.monotonic()
         if self.progress is not None:
-            # Totals can be estimates (a backup takes the previous one's): never below done.
+            if self.estimate is not None:
+                self.files_total, self.bytes_total = self.estimate()
             files_total = max(self.files_total, self.files_done)
             bytes_total = max(self.bytes_total, self.bytes_done)
-            done = FileProgress(self.files_done, files_total, self.bytes_done, bytes_total)
+            done = FileProgress(
+                self.files_done, files_total, self.bytes_done, bytes_total, self.new_bytes
+            )
             self.progress(done)
 
 

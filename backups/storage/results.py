@@ -17,6 +17,7 @@ class FileProgress:
     files_total: int
     bytes_done: int
     bytes_total: int
+    new_bytes: int = 0  # a backup's bytes newly written to the storage
 
 
 @dataclasses.dataclass

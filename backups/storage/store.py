@@ -45,6 +45,7 @@ from backups.storage.results import (
     RestoreResult,
     TreeSummary,
 )
+from backups.storage.walk import count_files
 
 DEFAULT_EXCLUDES = ("work", "tmp", "upload")
 
@@ -171,10 +172,13 @@ class Store:
         check: CheckFn = None,
         workers: int = 4,
         bandwidth: int = 0,
+        counted: tuple[int, int] | None = None,
     ) -> TreeSummary:
         """Stores the data dir's files as blobs, then writes manifests/<name>.manifest.
 
         Files unchanged since `previous` (same size, mtime, inode, ctime) are not re-read.
+        With no previous backup the progress totals are ``counted`` (count_tree's, taken
+        earlier), or counted first.
         If it fails or is cancelled, no manifest is written and its temp files are removed
         (blobs already stored stay until collect_garbage). A manifest of the same name is
         replaced. ``bandwidth`` (bytes per second, 0 for none) caps the bytes read.
@@ -197,9 +201,15 @@ class Store:
             raise os_error(exc, "creating", work) from exc
         try:
             run = BackupRun(self, work, Meter(progress, check, bandwidth), workers)
-            return run.run(name, data_dir, frozenset(exclude_dirs), previous)
+            return run.run(name, data_dir, frozenset(exclude_dirs), previous, counted)
         finally:
             rmtree(work)
+
+    def count_tree(
+        self, data_dir: Path, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES, check: CheckFn = None
+    ) -> tuple[int, int]:
+        """Files and bytes a backup of the data dir would hold: a walk, nothing read."""
+        return count_files(Path(data_dir), frozenset(exclude_dirs), check or (lambda: None))
 
     def verify(
         self,
