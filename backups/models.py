@@ -63,6 +63,9 @@ class RunRow(models.Model):
     bytes_total = models.BigIntegerField(default=0)
     files_done = models.IntegerField(default=0)
     files_total = models.IntegerField(default=0)
+    # The whole run's progress (backups/progress.py): its stages, and the figure shown.
+    stages = models.JSONField(default=list, blank=True, help_text="[{name, weight in bytes}]")
+    percent = models.PositiveSmallIntegerField(default=0)
     error_message = models.TextField(blank=True)
     error_detail = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
@@ -88,18 +91,6 @@ class RunRow(models.Model):
         if not self.started_at:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
-
-    @property
-    def percent(self) -> int:
-        """A single figure for progress bars: bytes when known, else files, else shards."""
-        for done, total in (
-            (self.bytes_done, self.bytes_total),
-            (self.files_done, self.files_total),
-            (self.shards_done, self.shards_total),
-        ):
-            if total:
-                return max(0, min(100, int(100 * done / total)))
-        return 100 if self.finished_at else 0
 
 
 @dataclass(frozen=True)

@@ -231,9 +231,10 @@ def test_a_progress_bar_with_an_eta_is_drawn_on_a_terminal_and_ended_with_a_newl
     terminal = Terminal()
     reporter = cli.Reporter.for_options(terminal, {"json": False})
     run = Backup(name="bar", phase="files", files_done=5, files_total=10, status="running")
+    run.percent = 50  # the whole run's, as the Runner writes it
 
     reporter(run)
-    run.files_done = 6
+    run.files_done, run.percent = 6, 60
     reporter._last = 0  # past the interval: draw again
     reporter(run)
     reporter.finish()

@@ -195,4 +195,9 @@ def test_a_json_restore_ends_with_the_restore_summary(files_backup, capsys):
     result = lines[-1]
     assert result["kind"] == "restore" and result["status"] == "succeeded"
     assert result["backup"] == "files-1" and result["safety_backup"].startswith("safety-before")
-    assert [p["name"] for p in result["phases"]][:3] == ["plan", "files", "safety backup"]
+    assert [p["name"] for p in result["phases"]][:4] == [
+        "plan",
+        "checking the backup",
+        "files",
+        "safety backup",
+    ]

@@ -38,7 +38,7 @@ def test_a_window_enables_maintenance_shows_progress_and_disables_it(a4c_standin
 
     window.open()
     held = row(run).a4c_maintenance
-    run.phase, run.files_done, run.files_total = "files", 2, 5
+    run.phase, run.percent = "files", 40
     window.report(run)
     banner = alien4cloud.server().maintenance()
     window.close("succeeded")

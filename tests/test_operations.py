@@ -88,8 +88,9 @@ def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(in
     }
     phases = [p["name"] for p in run.phases]
     # the new tree is built (every blob re-hashed) first, swapped in after Elasticsearch
-    assert phases[:6] == [
+    assert phases[:7] == [
         "plan",
+        "checking the backup",
         "files",
         "safety backup",
         "pre-command",

@@ -133,6 +133,7 @@ def test_the_live_fragment_of_a_running_backup_asks_to_be_polled_again(client, r
         phase="files",
         files_done=5,
         files_total=20,
+        percent=25,  # the whole run's, as the Runner writes it
     )
 
     html = client.get(reverse("backups:backup_live", args=[running.pk])).content.decode()

@@ -82,16 +82,19 @@ class Reporter:
                 transient=False,
             )
             self._progress.start()
-        if changed or self._task is None:
-            # A new phase has its own rate: the ETA of the last one would mislead.
-            if self._task is not None:
-                self._progress.remove_task(self._task)
+        if self._task is None:
+            # One bar for the whole run: its percentage never restarts (backups/progress.py).
             self._task = self._progress.add_task(run.phase or run.status, total=100, counters="")
-        self._progress.update(self._task, completed=run.percent, counters=counters(run))
+        self._progress.update(
+            self._task,
+            completed=run.percent,
+            description=run.phase or run.status,
+            counters=counters(run),
+        )
 
     def _lines(self, run, changed: bool) -> None:
         detail = counters(run)
-        percent = f" {run.percent}%" if detail else ""
+        percent = f" {run.percent}%" if run.percent else ""
         stamp = timezone.localtime().strftime("%H:%M:%S")
         text = f"{stamp} {label(run)}: {run.phase or run.status}{percent}"
         self.out.write(text + (f" ({detail})" if detail else ""))

@@ -20,6 +20,7 @@ from backups.operations.backup_steps import (
     backup_files,
     end_backup,
     finish_set,
+    plan_backup_stages,
 )
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
@@ -177,6 +178,7 @@ def _perform_backup(backup: Backup, runner: running.Runner) -> None:
     """The pre-command, Alien4Cloud's maintenance mode on, the snapshot and the files (then
     one same moment), maintenance off at once, the post-command; verification and retention
     come after, with Alien4Cloud open again."""
+    counted = plan_backup_stages(backup, runner)
     runner.phase("pre-command")
     run_hook(settings.A4C_PRE_BACKUP_COMMAND, "pre-backup")
     window = MaintenanceWindow(backup, f"backup {backup.name}")
@@ -187,7 +189,7 @@ def _perform_backup(backup: Backup, runner: running.Runner) -> None:
         if backup.include_elasticsearch:
             backup_elasticsearch(backup, runner)
         if backup.include_files:
-            backup_files(backup, runner)
+            backup_files(backup, runner, counted)
         outcome = "taken"
     except Cancelled:
         outcome = "cancelled"

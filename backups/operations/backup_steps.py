@@ -9,17 +9,21 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
+from backups import audit
+from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import (
     BackupError,
+    Cancelled,
     ElasticError,
     InvalidInput,
 )
-from backups.models import (
-    Backup,
-)
+from backups.models import Backup, RestoreRun
 from backups.operations import records, running
+from backups.operations.names import default_backup_name
 from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store
+from backups.operations.running import short_trace
+from backups.progress import Stage
 
 log = logging.getLogger("backups.operations")
 
@@ -31,6 +35,34 @@ def finish_set(backup: Backup, runner: running.Runner) -> None:
     runner.update(finished_at=timezone.now(), set_id=backup.set_id or records.new_set_id())
     records.write_record(backup)
     runner.finish(status=Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
+
+
+def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int] | None:
+    """The stages a backup passes through, weighed by the previous backup's figures (the live
+    index sizes replace them once listed). With no previous backup of the files, they are
+    counted now, before the snapshot, so that its share of the bar is right: the count (files,
+    bytes) is returned for the files phase, which does not walk for it again."""
+    previous = (
+        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
+        .exclude(pk=backup.pk)
+        .order_by("-finished_at")
+        .only("indices", "file_bytes", "include_files")
+    )
+    stages = []
+    if backup.include_elasticsearch:
+        last = previous.filter(include_elasticsearch=True).first()
+        size = sum(i.get("size", 0) for i in last.indices.values()) if last else None
+        stages.append(Stage("elasticsearch", size))
+    counted = None
+    if backup.include_files:
+        last = previous.filter(include_files=True).first()
+        if last is None and data_dir().is_dir():
+            runner.phase("counting files")
+            excludes = tuple(settings.A4C_EXCLUDE_DIRS)
+            counted = store().count_tree(data_dir(), excludes, runner.check)
+        stages.append(Stage("files", last.file_bytes if last else counted and counted[1]))
+    runner.plan_stages(stages)
+    return counted
 
 
 def end_backup(
@@ -67,6 +99,10 @@ def end_backup(
         error_message=message,
         error_detail=detail,
         snapshot_name="",
+        # the figures shown while it ran: it holds none of it now
+        file_count=0,
+        file_bytes=0,
+        new_bytes=0,
     )
 
 
@@ -100,6 +136,7 @@ def backup_elasticsearch(
         indices={name: {"docs": i["docs"], "size": i["size"]} for name, i in found.items()},
         warnings=backup.warnings,
     )
+    runner.weigh_stage("elasticsearch", sum(i["size"] for i in found.values()))
     if not found:
         return
     runner.phase("elasticsearch: snapshot", reset_counters=True)
@@ -159,7 +196,9 @@ def previous_manifest(backup: Backup) -> str | None:
     return previous
 
 
-def backup_files(backup: Backup, runner: running.Runner) -> None:
+def backup_files(
+    backup: Backup, runner: running.Runner, counted: tuple[int, int] | None = None
+) -> None:
     root = data_dir()
     if not root.is_dir():
         raise InvalidInput(
@@ -177,6 +216,7 @@ def backup_files(backup: Backup, runner: running.Runner) -> None:
         check=runner.check,
         workers=settings.A4C_FILE_WORKERS,
         bandwidth=file_bandwidth(),
+        counted=counted,
     )
     runner.update(
         file_count=summary.files,
@@ -192,3 +232,57 @@ def backup_files(backup: Backup, runner: running.Runner) -> None:
         bytes_done=summary.bytes,
         bytes_total=summary.bytes,
     )
+
+
+def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runner) -> Backup:
+    """Backs up exactly what the restore is about to overwrite, inside the restore's lock."""
+    safety = Backup.objects.create(
+        name=default_backup_name(f"safety-before-restore-{run.pk}"),
+        description=f"Taken automatically before restore #{run.pk} of {run.backup.name}.",
+        trigger=Backup.Trigger.SAFETY,
+        include_elasticsearch=indices is not None,
+        include_files=files,
+        index_patterns=indices or [],
+        requested_by=run.requested_by,
+        actor=run.actor,
+        source=run.source,
+        status=Backup.Status.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+    actor = Actor(name=run.actor, source=run.source)
+    audit.record(
+        actor,
+        "backup.safety",
+        target=safety.name,
+        outcome=Outcome.STARTED,
+        backup=safety,
+        restore=run,
+    )
+    sub = running.Runner(safety, on_progress=runner.follow)
+    sub.check = runner.check  # cancelling the restore cancels its safety backup
+    try:
+        counted = plan_backup_stages(safety, sub)
+        if indices is not None:
+            backup_elasticsearch(safety, sub, indices=indices)
+        if files:
+            backup_files(safety, sub, counted)
+        finish_set(safety, sub)
+    except Exception as exc:
+        end_backup(
+            safety,
+            Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,
+            str(exc),
+            short_trace(),
+            free_blobs=True,
+        )
+        raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
+    audit.record(
+        actor,
+        "backup.safety",
+        target=safety.name,
+        outcome=Outcome.SUCCEEDED,
+        backup=safety,
+        restore=run,
+    )
+    return safety

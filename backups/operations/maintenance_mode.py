@@ -53,11 +53,8 @@ def describe(run) -> tuple[str, int]:
     """The message and percentage Alien4Cloud shows its users for a run's progress."""
     doing = "backing up" if isinstance(run, Backup) else f"restoring {run.backup.name}"
     phase = run.phase or "starting"
-    # Only the phases that count their own work (their counters start at zero) show a figure.
-    counts = phase.startswith(("files", "elasticsearch"))
-    counted = counts and (run.bytes_total or run.files_total or run.shards_total)
-    percent = run.percent if counted else 0
-    shown = f"{phase} {percent}%" if counted else phase
+    percent = run.percent  # the whole run's (backups/progress.py): it never goes back
+    shown = f"{phase} {percent}%" if percent else phase
     return f"a4c-backup: {doing}, {shown}", percent
 
 
@@ -182,7 +179,8 @@ class MaintenanceWindow:
             return
         text, percent = describe(run)
         now = time.monotonic()
-        phase_changed = run.phase != self._last_phase
+        # a new stage goes at once; its steps ("safety backup: files") wait their turn
+        phase_changed = run.phase.split(":")[0] != (self._last_phase or "").split(":")[0]
         if text == self._last_text or not (
             force
             or phase_changed

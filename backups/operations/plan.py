@@ -21,6 +21,7 @@ from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import current_state
 from backups.operations.names import index_name_problem
 from backups.operations.places import a4c_indices, data_dir, store
+from backups.progress import Stage
 from backups.sizes import format_size
 from backups.storage.results import FilePlan
 
@@ -288,3 +289,21 @@ def _a4c_activity_warnings(maintenance: str) -> list[str]:
         "affect clouds or plugins configuration.",
         f"Alien4Cloud maintenance mode: {maintenance}.",
     ]
+
+
+def restore_stages(run: RestoreRun, rows: list[IndexStep], files: bool, early: bool) -> list[Stage]:
+    """The stages in the order this restore runs them, weighed in bytes: the backup's files
+    (re-hashed when checked in full, written when staged), the safety backup (what it covers
+    now), and the indices restored. The other phases are moments."""
+    sizes = {name: i.get("size", 0) for name, i in (run.backup.indices or {}).items()}
+    index_bytes = sum(sizes.get(r.name, 0) for r in rows if r.action in ("replace", "create"))
+    file_bytes = run.backup.file_bytes if files else 0
+    staging = [Stage("files", file_bytes)] if files else []
+    stages = [Stage("checking the backup", file_bytes)] if files and not early else []
+    stages += staging if early else []
+    if run.take_safety_backup:
+        stages.append(Stage("safety backup", index_bytes + file_bytes))
+    if rows:
+        stages.append(Stage("elasticsearch", index_bytes))
+    stages += [] if early else staging
+    return stages

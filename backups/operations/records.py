@@ -118,6 +118,7 @@ def row_fields(record: BackupRecord, imported_from: str) -> dict:
         "actor": record.actor,
         "source": record.source,
         "phase": "done",
+        "percent": 100,
         "imported_from": imported_from,
     }
 

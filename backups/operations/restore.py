@@ -19,18 +19,21 @@ from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidI
 from backups.models import Backup, RestoreRun
 from backups.operations import notify, running
 from backups.operations.backup_steps import (
-    backup_elasticsearch,
-    backup_files,
-    end_backup,
-    finish_set,
+    safety_backup,
 )
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
 from backups.operations.maintenance_mode import MaintenanceWindow, end_of_restore
-from backups.operations.names import default_backup_name
 from backups.operations.places import data_dir, file_bandwidth, store
-from backups.operations.plan import IndexStep, Plan, plan_indices, plan_restore, scope_touches
+from backups.operations.plan import (
+    IndexStep,
+    Plan,
+    plan_indices,
+    plan_restore,
+    restore_stages,
+    scope_touches,
+)
 from backups.operations.recovery import rollback_hint
 from backups.operations.restore_checks import check_backup_is_whole, damaged, verify_restored
 from backups.operations.restore_state import RestoreState, note
@@ -287,12 +290,15 @@ def _perform_restore(run: RestoreRun, runner: running.Runner, window: Maintenanc
     # tree, so it is built once A4C is quiet (after the pre-command), and checked in full now.
     early = files_part and run.file_mode == RestoreRun.FileMode.MIRROR
     early = early and not os.path.ismount(data_dir())  # there, staging is inside the data dir
+    runner.plan_stages(restore_stages(run, rows, files_part, early))
+    if files_part:
+        runner.phase("checking the backup", reset_counters=True)
     check_backup_is_whole(backup, rows, files_part, runner, blob_contents=not early)
     staged = _stage_files(run, runner) if early else None
     try:
         if run.take_safety_backup:
             runner.phase("safety backup")
-            safety = _safety_backup(run, touched if es_part else None, files_part, runner)
+            safety = safety_backup(run, touched if es_part else None, files_part, runner)
             runner.update(safety_backup=safety)
 
         runner.phase("pre-command")
@@ -328,7 +334,9 @@ def _perform_restore(run: RestoreRun, runner: running.Runner, window: Maintenanc
     if RestoreState.of(run).old_tree:
         store().drop_old_tree(Path(RestoreState.of(run).old_tree))
     runner.cancellable = False
-    runner.update(status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
+    runner.update(
+        status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done", percent=100
+    )
 
 
 def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Runner) -> Plan:
@@ -362,59 +370,6 @@ def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Runn
         )
         runner.update(plan=plan.to_json())
     return plan
-
-
-def _safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runner) -> Backup:
-    """Backs up exactly what the restore is about to overwrite, inside the restore's lock."""
-    safety = Backup.objects.create(
-        name=default_backup_name(f"safety-before-restore-{run.pk}"),
-        description=f"Taken automatically before restore #{run.pk} of {run.backup.name}.",
-        trigger=Backup.Trigger.SAFETY,
-        include_elasticsearch=indices is not None,
-        include_files=files,
-        index_patterns=indices or [],
-        requested_by=run.requested_by,
-        actor=run.actor,
-        source=run.source,
-        status=Backup.Status.RUNNING,
-        started_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-    )
-    actor = Actor(name=run.actor, source=run.source)
-    audit.record(
-        actor,
-        "backup.safety",
-        target=safety.name,
-        outcome=Outcome.STARTED,
-        backup=safety,
-        restore=run,
-    )
-    sub = running.Runner(safety)
-    sub.check = runner.check  # cancelling the restore cancels its safety backup
-    try:
-        if indices is not None:
-            backup_elasticsearch(safety, sub, indices=indices)
-        if files:
-            backup_files(safety, sub)
-        finish_set(safety, sub)
-    except Exception as exc:
-        end_backup(
-            safety,
-            Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,
-            str(exc),
-            short_trace(),
-            free_blobs=True,
-        )
-        raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
-    audit.record(
-        actor,
-        "backup.safety",
-        target=safety.name,
-        outcome=Outcome.SUCCEEDED,
-        backup=safety,
-        restore=run,
-    )
-    return safety
 
 
 def _restore_indices(

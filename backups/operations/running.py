@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from backups import progress
 from backups.errors import Busy, Cancelled
 from backups.models import OperationLock
 
@@ -113,6 +114,8 @@ class Runner:
         # their own threads, which have no database connection of their own to spend).
         self._owner = threading.get_ident()
         self._last_poll = 0.0
+        self._stage_phase = ""  # the phase named by phase(), which follow() details
+        self._inner = None  # the run followed inside the current phase, if any
 
     # --- heartbeat ------------------------------------------------------------------
     def __enter__(self) -> Runner:
@@ -142,6 +145,10 @@ class Runner:
         fields.setdefault("heartbeat_at", timezone.now())
         for name, value in fields.items():
             setattr(self.run, name, value)
+        if "percent" not in fields:
+            percent = self._overall()
+            if percent != self.run.percent:
+                fields["percent"] = self.run.percent = percent
         self.model.objects.filter(pk=self.run.pk).update(**fields)
         self._last_write = time.monotonic()
         if self.on_progress:
@@ -160,6 +167,11 @@ class Runner:
         """Starts a phase; a phase that counts work of its own starts its counters at zero."""
         self.check(fresh=True)
         fields: dict = {"phase": name}
+        stages = progress.stages_of(self.run.stages)
+        if self.run.phase and not any(s.covers(name) and s.covers(self.run.phase) for s in stages):
+            # the phase that ends now had a stage: that stage's work is done
+            fields["percent"] = progress.completed(stages, self.run.phase, self.run.percent)
+        self._stage_phase, self._inner = name, None
         if reset_counters:
             fields.update(dict.fromkeys(self.COUNTERS, 0))
         if hasattr(self.run, "phases"):
@@ -183,11 +195,51 @@ class Runner:
 
     def file_progress(self, p) -> None:
         """The storage's FileProgress, as the run row's counters: what a copy of files reports."""
+        self._learn_weight(p.bytes_total)
+        # a backup's figures fill in as it goes (its page's tiles), the end writes them whole
+        tiles = {"file_count": p.files_done, "file_bytes": p.bytes_done, "new_bytes": p.new_bytes}
         self.progress(
             files_done=p.files_done,
             files_total=p.files_total,
             bytes_done=p.bytes_done,
             bytes_total=p.bytes_total,
+            **(tiles if hasattr(self.run, "new_bytes") else {}),
+        )
+
+    # --- the whole run's percentage (backups/progress.py) ----------------------------
+    def plan_stages(self, stages: list[progress.Stage]) -> None:
+        """Says which stages this run passes through and what each weighs."""
+        self.update(stages=[s.to_json() for s in stages])
+
+    def weigh_stage(self, name: str, weight: int) -> None:
+        """A stage's weight learned from a real total before its work starts."""
+        stages = [dict(s) for s in self.run.stages]
+        for stage in stages:
+            if stage["name"] == name:
+                stage["weight"] = weight
+        if stages != self.run.stages:
+            self.update(stages=stages)
+
+    def follow(self, inner) -> None:
+        """A run inside this phase (a restore's safety backup): its phase and counters shown
+        on this row, its own percentage as this stage's share."""
+        self._inner = inner
+        counters = {name: getattr(inner, name) for name in self.COUNTERS}
+        self.progress(phase=f"{self._stage_phase}: {inner.phase}"[:40], **counters)
+
+    def _learn_weight(self, total: int) -> None:
+        for stage in progress.stages_of(self.run.stages):
+            if stage.weight is None and stage.covers(self.run.phase or "") and total:
+                self.weigh_stage(stage.name, total)
+
+    def _overall(self) -> int:
+        run = self.run
+        if self._inner is not None:  # a run followed: its own figure is this stage's share
+            fraction = min(self._inner.percent, progress.RUNNING_CEILING) / 100
+        else:
+            fraction = progress.phase_fraction(run)
+        return progress.overall(
+            progress.stages_of(run.stages), run.phase or "", fraction, run.percent
         )
 
     def flush(self, **counters) -> None:
@@ -217,6 +269,7 @@ class Runner:
         never accepted and ignored."""
         self.check(fresh=True)
         fields.setdefault("heartbeat_at", timezone.now())
+        fields.setdefault("percent", 100)
         ended = self.model.objects.filter(pk=self.run.pk, cancel_requested=False).update(**fields)
         if not ended:
             self._cancelled.set()

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.utils import timezone
 
-from backups import operations
+from backups import operations, progress
 from backups.elastic import client as elastic
 from backups.errors import BackupError
 from backups.models import Backup, RestoreRun
@@ -126,10 +126,11 @@ def latest_restores(count: int = 5) -> list[RestoreRun]:
 class ProgressView:
     """What a progress bar and its caption need."""
 
-    percent: int
+    percent: int  # the whole run's, from its stages' real totals (backups/progress.py)
     elapsed: timedelta | None
     remaining: timedelta | None  # an estimate, from the pace so far
     stalled: bool  # no heartbeat for longer than the recovery waits
+    step: tuple[int, int] | None = None  # (stage number, stage count) of the running phase
 
     @property
     def elapsed_text(self) -> str:
@@ -145,13 +146,15 @@ def progress_of(run: Backup | RestoreRun) -> ProgressView:
     elapsed = run.duration
     remaining = None
     if elapsed is not None and run.finished_at is None and 0 < percent < 100:
+        # the rest at the pace measured so far: the weights are bytes, so this is a byte rate
         seconds = elapsed.total_seconds()
         remaining = timedelta(seconds=int(seconds * (100 - percent) / percent))
+    step = progress.stage_position(progress.stages_of(run.stages), run.phase or "")
     stalled = False
     if run.finished_at is None and run.status == "running" and run.heartbeat_at:
         silence = (timezone.now() - run.heartbeat_at).total_seconds()
         stalled = silence > float(settings.A4C_STALE_AFTER_SECONDS)
-    return ProgressView(percent, elapsed, remaining, stalled)
+    return ProgressView(percent, elapsed, remaining, stalled, step)
 
 
 def live_indices() -> tuple[dict[str, dict], str]:

@@ -1,0 +1,194 @@
+"""The whole run's percentage (backups/progress.py) and how the Runner keeps it on the row:
+weighed by the bytes each stage moves, never going back, never 100 before the end."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from backups import operations, progress
+from backups.models import Backup, RestoreRun
+from backups.operations import running
+from backups.progress import Stage
+from backups.storage.results import FileProgress
+from backups.storage.store import Store
+
+
+def counters(**given) -> SimpleNamespace:
+    names = [f"{n}_{e}" for n in ("bytes", "files", "shards") for e in ("done", "total")]
+    return SimpleNamespace(**{**dict.fromkeys(names, 0), **given})
+
+
+def counted(done: int, total: int) -> float | None:
+    return progress.phase_fraction(counters(bytes_done=done, bytes_total=total))
+
+
+def test_a_stage_weighs_what_it_moves():
+    stages = [Stage("elasticsearch", 100), Stage("files", 300)]
+
+    assert progress.overall(stages, "elasticsearch: snapshot", counted(50, 100), 0) == 12
+    assert progress.overall(stages, "files", counted(0, 10), 0) == 25
+    assert progress.overall(stages, "files", counted(5, 10), 0) == 62
+    assert progress.completed(stages, "elasticsearch: snapshot", 0) == 25
+
+
+def test_the_figure_never_goes_back_and_never_reads_100_while_running():
+    stages = [Stage("files", 10)]
+
+    assert progress.overall(stages, "files", counted(10, 10), 0) == progress.RUNNING_CEILING
+    assert progress.overall(stages, "files", counted(1, 10), 40) == 40, "a total learned late"
+    assert progress.overall(stages, "record", None, 40) == 40, "a phase outside every stage"
+    assert progress.completed(stages, "files", 0) == progress.RUNNING_CEILING
+
+
+def test_a_stage_not_yet_weighed_counts_as_the_mean_of_the_others():
+    stages = [Stage("elasticsearch", 200), Stage("files", None)]
+
+    assert progress.completed(stages, "elasticsearch", 0) == 50
+    assert progress.overall([Stage("a", 0), Stage("b", 0)], "b", 0.5, 0) == 75, "alike"
+
+
+def test_a_phase_counts_bytes_before_files_and_files_before_shards():
+    fraction = progress.phase_fraction(
+        counters(bytes_done=1, bytes_total=4, files_done=9, files_total=10, shards_total=3)
+    )
+    only_shards = progress.phase_fraction(counters(shards_done=1, shards_total=4))
+
+    assert fraction == 0.25 and only_shards == 0.25
+    assert counted(0, 0) is None
+
+
+def test_the_step_names_the_stage_and_how_many_there_are():
+    stages = [Stage("safety backup", 1), Stage("elasticsearch", 1), Stage("files", 1)]
+
+    assert progress.stage_position(stages, "safety backup: files") == (1, 3)
+    assert progress.stage_position(stages, "files: swap") == (3, 3)
+    assert progress.stage_position(stages, "verify") is None
+    assert not Stage("files", 1).covers("filesystem"), "a stage covers its own phases only"
+
+
+@pytest.mark.django_db
+def test_the_runner_writes_a_figure_that_goes_on_from_stage_to_stage():
+    backup = Backup.objects.create(name="weighed", actor="t", status=Backup.Status.RUNNING)
+    runner = running.Runner(backup)
+    seen = []
+
+    runner.plan_stages([Stage("elasticsearch", 100), Stage("files", 100)])
+    runner.phase("elasticsearch: snapshot", reset_counters=True)
+    runner.flush(bytes_done=50, bytes_total=100)
+    seen.append(Backup.objects.get(pk=backup.pk).percent)
+    runner.phase("files", reset_counters=True)  # the counters restart: the figure does not
+    seen.append(Backup.objects.get(pk=backup.pk).percent)
+    runner.flush(bytes_done=50, bytes_total=100, files_done=1, files_total=2)
+    seen.append(Backup.objects.get(pk=backup.pk).percent)
+    runner.phase("record")
+    seen.append(Backup.objects.get(pk=backup.pk).percent)
+    runner.finish(status=Backup.Status.SUCCEEDED, phase="done")
+    seen.append(Backup.objects.get(pk=backup.pk).percent)
+
+    assert seen == [25, 50, 75, 99, 100]
+
+
+@pytest.mark.django_db
+def test_a_stage_weighed_late_takes_the_total_its_files_report():
+    backup = Backup.objects.create(name="late", actor="t", status=Backup.Status.RUNNING)
+    runner = running.Runner(backup)
+    runner.plan_stages([Stage("elasticsearch", 300), Stage("files", None)])
+    runner.phase("files", reset_counters=True)
+
+    runner.file_progress(progress_report(files=(1, 4), size=(25, 100)))
+
+    row = Backup.objects.get(pk=backup.pk)
+    assert row.stages == [
+        {"name": "elasticsearch", "weight": 300},
+        {"name": "files", "weight": 100},
+    ]
+    held = runner.run  # written with the next update, at most every half second
+    assert (held.file_count, held.file_bytes, held.new_bytes) == (1, 25, 7), "the tiles fill in"
+
+
+def progress_report(files, size):
+    return FileProgress(files[0], files[1], size[0], size[1], new_bytes=7)
+
+
+def grow(root, prefix: str, count: int, size: int = 1024) -> None:
+    for top in ("artifacts", "csar", "plugins"):
+        (root / top).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (root / top / f"{prefix}-{i:04}.bin").write_bytes(os.urandom(size))
+
+
+def test_a_grown_data_dir_is_estimated_as_the_walk_goes_not_held_at_the_last_count(tmp_path):
+    """Issue 15.5: the previous backup held 801 files, the data dir now 1,884. The totals are
+    the files done plus what the previous backup holds beyond the walk: they grow as new files
+    are met, so the bar does not sit at 100% from the 801st file on."""
+    data, store = tmp_path / "data", Store(tmp_path / "storage")
+    grow(data, "old", 267)
+    store.backup_tree("first", data)
+    grow(data, "new", 361)  # "new-*" sorts before "old-*": met in every directory
+    seen: list[FileProgress] = []
+
+    # a cap on the bytes read, so the copy lasts long enough for several reports
+    store.backup_tree("second", data, previous="first", progress=seen.append, bandwidth=300_000)
+
+    assert (seen[0].files_done, seen[0].files_total) == (0, 801), "the previous count at first"
+    assert (seen[-1].files_done, seen[-1].files_total) == (1884, 1884), "exact at the end"
+    during = [p for p in seen[1:-1] if 0 < p.files_done < 1884]
+    assert len(during) >= 3, f"reports while copying: {during}"
+    assert all(p.files_done < p.files_total for p in during), "never at 100% before the end"
+    assert max(p.files_total for p in during) > 801, "the total grew with what the walk met"
+    assert all(p.new_bytes <= p.bytes_done for p in during) and during[-1].new_bytes > 0
+
+
+def watched(run_fn, pk: int) -> tuple[object, list[tuple[str, int]]]:
+    """Runs an operation, keeping (phase, percent) at every report it makes."""
+    seen: list[tuple[str, int]] = []
+    run = run_fn(pk, lambda row: seen.append((row.phase, row.percent)))
+    return run, seen
+
+
+def rises(seen: list[tuple[str, int]]) -> bool:
+    figures = [percent for _, percent in seen]
+    return figures == sorted(figures)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backup_and_a_restore_report_one_figure_that_only_rises_to_100(
+    small_a4c, cli_actor, settings
+):
+    """Against the real Elasticsearch and real files: each operation's figure goes up through
+    its stages (the snapshot, the files; the check, the staging, the safety backup, the
+    indices), is below 100 while it runs, and the safety backup's phase shows its own steps."""
+    # more files than the copy holds in flight (the counters follow the files written down)
+    grow(small_a4c.data_dir, "blob", 200, size=2_000)
+    settings.A4C_FILE_BANDWIDTH = "300K"  # the files phase lasts long enough to be watched
+    backup = operations.request_backup(cli_actor, name="watched")
+
+    backup, seen = watched(operations.run_backup, backup.pk)
+
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    assert [s["name"] for s in backup.stages] == ["elasticsearch", "files"]
+    assert backup.stages[0]["weight"] == sum(i["size"] for i in backup.indices.values())
+    assert rises(seen) and seen[-1] == ("done", 100)
+    assert all(percent < 100 for phase, percent in seen if phase != "done")
+    in_files = [percent for phase, percent in seen if phase == "files"]
+    assert len(set(in_files)) >= 3, f"the files phase moves the figure: {in_files}"
+
+    run = operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+    run, seen = watched(operations.run_restore, run.pk)
+
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    assert [s["name"] for s in run.stages] == [
+        "checking the backup",
+        "files",
+        "safety backup",
+        "elasticsearch",
+    ] or [s["name"] for s in run.stages] == ["files", "safety backup", "elasticsearch"]
+    assert rises(seen) and seen[-1] == ("done", 100)
+    assert all(percent < 100 for phase, percent in seen if phase != "done")
+    safety_steps = {phase for phase, _ in seen if phase.startswith("safety backup: ")}
+    assert {"safety backup: elasticsearch: snapshot", "safety backup: files"} <= safety_steps
+    during_safety = [percent for phase, percent in seen if phase.startswith("safety backup")]
+    assert during_safety[-1] > during_safety[0], "the safety backup moves the figure too"
