@@ -32,6 +32,15 @@ def sign_in(browser, live_server, name: str, viewport: dict = DESKTOP):
     return page
 
 
+def start_files_backup(page, live_server, name: str) -> None:
+    """Starts a backup of the files only from the console's form; lands on its status page."""
+    page.goto(f"{live_server.url}/backups/new/")
+    page.fill("input[name=name]", name)
+    page.uncheck("input[name=include_elasticsearch]")
+    page.click("button:has-text('Start backup')")
+    page.wait_for_url("**/backups/*/")
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 

@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from browsing import DESKTOP, PHONE, inside_viewport, overflow, shot, sign_in
+from browsing import DESKTOP, PHONE, inside_viewport, overflow, shot, sign_in, start_files_backup
 from django.utils import timezone
 from people import member
 
@@ -282,11 +282,7 @@ def test_a_backup_cancelled_from_its_page_ends_cancelled_and_says_so(
     start_worker(**worker_env, A4C_PRE_BACKUP_COMMAND="sleep 4", A4C_HEARTBEAT_SECONDS="60")
     member("otto", "operators")
     page = sign_in(browser, live_server, "otto")
-    page.goto(f"{live_server.url}/backups/new/")
-    page.fill("input[name=name]", "to-cancel")
-    page.uncheck("input[name=include_elasticsearch]")
-    page.click("button:has-text('Start backup')")
-    page.wait_for_url("**/backups/*/")
+    start_files_backup(page, live_server, "to-cancel")
     page.wait_for_selector(".phase:has-text('pre-command')", timeout=30_000)
 
     wait_for_a_live_refresh(page, "form[data-confirm]")

@@ -14,7 +14,7 @@ import re
 import time
 
 import pytest
-from browsing import shot, sign_in
+from browsing import shot, sign_in, start_files_backup
 from people import member
 
 from backups import operations
@@ -86,11 +86,7 @@ def test_a_backup_of_a_grown_data_dir_shows_progress_that_means_something(
 ):
     member("otto", "operators")
     page = sign_in(browser, live_server, "otto")
-    page.goto(f"{live_server.url}/backups/new/")
-    page.fill("input[name=name]", "grown")
-    page.uncheck("input[name=include_elasticsearch]")
-    page.click("button:has-text('Start backup')")
-    page.wait_for_url("**/backups/*/")
+    start_files_backup(page, live_server, "grown")
 
     samples = watch(page, "#outcome", "40-backup-progress-running")
 
