@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from fault_support import tree
 
-from backups import audit, operations
+from backups import audit, operations, polling
 from backups.errors import Busy, InvalidInput, NotFound
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
@@ -191,6 +191,36 @@ def test_an_elasticsearch_only_restore_leaves_the_files_alone(installed, cli_act
 
     assert a4c.state() == before_es
     assert tree(a4c.data_dir) == changed_files
+
+
+def test_a_snapshot_and_restored_shards_are_looked_at_soon_then_at_the_configured_pace(
+    small_a4c, cli_actor, settings, monkeypatch
+):
+    loops: list[list[float]] = []
+
+    class RecordingPoller(polling.Poller):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            loops.append([])
+
+        def wait(self) -> float:
+            seconds = super().wait()
+            loops[-1].append(seconds)
+            return seconds
+
+    monkeypatch.setattr(polling, "Poller", RecordingPoller)
+    settings.A4C_POLL_SECONDS = 0.4
+    before = small_a4c.state()
+
+    backup = backed_up(cli_actor, "es-paced", include_files=False)
+    restored(backup, cli_actor, scope="elasticsearch", safety_backup=False)
+
+    assert small_a4c.state() == before
+    # The snapshot's progress, its final description, the restored shards: each wait begins
+    # short, so work done in 50 ms is seen done then, not after a whole A4C_POLL_SECONDS.
+    assert len(loops) == 3
+    for waits in loops:
+        assert waits == pytest.approx([min(0.05 * 2**n, 0.4) for n in range(len(waits))])
 
 
 def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(

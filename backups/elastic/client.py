@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import time
 from collections.abc import Callable, Iterable
 
 import elasticsearch
 from django.conf import settings
 
+from backups import polling
 from backups.elastic import versions
 from backups.elastic.translate import check_urls, translated
 from backups.elastic.transport import VersionedTransport
@@ -241,10 +241,11 @@ class Cluster:
         timeout: float = 600.0,
         poll: float = 0.5,
     ) -> None:
-        """Waits until every primary and replica of ``names`` is started, not merely accepted."""
+        """Waits until every primary and replica of ``names`` is started, not merely accepted;
+        looks again soon at first, then every ``poll`` seconds at most."""
         if not names:
             return
-        deadline = time.monotonic() + timeout
+        poller = polling.Poller(poll)
         while True:
             health = self.client.cluster.health(index=",".join(names), level="cluster")
             total = (
@@ -260,12 +261,12 @@ class Cluster:
                 # Replicas that cannot be placed (too few nodes) never turn green.
                 if health["number_of_data_nodes"] <= 1 and health["initializing_shards"] == 0:
                     return
-            if time.monotonic() > deadline:
+            if poller.elapsed > timeout:
                 raise ElasticError(
                     f"Shards of {', '.join(names)} did not finish recovering within "
                     f"{int(timeout)} s (cluster status {health['status']})."
                 )
-            time.sleep(poll)
+            poller.wait()
 
     # --- repositories ------------------------------------------------------------------
     @translated("register the snapshot repository")

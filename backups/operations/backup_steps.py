@@ -4,12 +4,11 @@ the Elasticsearch snapshot, the files, and ending a run that did not succeed."""
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 from django.utils import timezone
 
-from backups import audit
+from backups import audit, polling
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import (
@@ -146,6 +145,7 @@ def backup_elasticsearch(
     )
     runner.update(snapshot_name=backup.name)
 
+    poller = polling.Poller(settings.A4C_POLL_SECONDS)
     while True:
         state = cluster.snapshot_progress(repository, backup.name)
         runner.progress(
@@ -156,10 +156,11 @@ def backup_elasticsearch(
         )
         if state["state"] not in ("STARTED", "IN_PROGRESS", "INIT"):
             break
-        time.sleep(settings.A4C_POLL_SECONDS)
+        poller.wait()
     final = cluster.snapshot(repository, backup.name)
+    poller = polling.Poller(settings.A4C_POLL_SECONDS)
     while final is not None and final.get("state") == "IN_PROGRESS":  # the status API can be ahead
-        time.sleep(settings.A4C_POLL_SECONDS)
+        poller.wait()
         final = cluster.snapshot(repository, backup.name)
     if final is None or final.get("state") != "SUCCESS" or final.get("shards", {}).get("failed"):
         failures = "; ".join(
