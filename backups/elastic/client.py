@@ -64,6 +64,11 @@ class Cluster:
             "product": health.meta.headers.get("x-elastic-product", ""),
         }
 
+    @translated("count the data nodes")
+    def data_nodes(self) -> int:
+        """How many nodes can hold shards: one request, where info() takes three."""
+        return int(self.client.cluster.health()["number_of_data_nodes"])
+
     @translated("read the nodes' path.repo")
     def path_repo(self) -> dict[str, list[str]]:
         """Each node's name and its path.repo entries."""

@@ -383,7 +383,7 @@ def _restore_indices(
     restore_rows = [r for r in rows if r.action in ("replace", "create")]
     cluster.delete_indices([r.target for r in rows if r.action == "replace"])
     if restore_rows:
-        single_node = cluster.info()["data_nodes"] <= 1
+        single_node = cluster.data_nodes() <= 1
         cluster.start_restore(
             backup.snapshot_location.repository,
             backup.snapshot_location.snapshot,
