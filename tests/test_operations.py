@@ -193,9 +193,9 @@ def test_an_elasticsearch_only_restore_leaves_the_files_alone(installed, cli_act
     assert tree(a4c.data_dir) == changed_files
 
 
-def test_a_snapshot_and_restored_shards_are_looked_at_soon_then_at_the_configured_pace(
-    small_a4c, cli_actor, settings, monkeypatch
-):
+@pytest.fixture
+def waits(monkeypatch) -> list[list[float]]:
+    """The sleeps each polling loop asked for, one list per loop, in order."""
     loops: list[list[float]] = []
 
     class RecordingPoller(polling.Poller):
@@ -209,18 +209,38 @@ def test_a_snapshot_and_restored_shards_are_looked_at_soon_then_at_the_configure
             return seconds
 
     monkeypatch.setattr(polling, "Poller", RecordingPoller)
+    return loops
+
+
+def test_a_running_snapshot_is_looked_at_soon_then_at_the_configured_pace(
+    small_a4c, cli_actor, settings, waits
+):
     settings.A4C_POLL_SECONDS = 0.4
-    before = small_a4c.state()
 
     backup = backed_up(cli_actor, "es-paced", include_files=False)
+
+    assert backup.index_count == 2
+    # Its progress, then its final description: each wait begins short, so a snapshot done in
+    # 50 ms is seen done then, not after a whole A4C_POLL_SECONDS.
+    assert len(waits) == 2
+    for loop in waits:
+        assert loop == pytest.approx([min(0.05 * 2**n, 0.4) for n in range(len(loop))])
+
+
+def test_a_restore_ends_as_its_shards_start_with_elasticsearch_holding_the_wait(
+    small_a4c, cli_actor, waits
+):
+    before = small_a4c.state()
+    backup = backed_up(cli_actor, "es-held", include_files=False)
+    waits.clear()
+
     restored(backup, cli_actor, scope="elasticsearch", safety_backup=False)
 
+    # Asked the moment the restore says it is done: nothing may still be starting.
+    health = small_a4c.cluster.client.cluster.health(index=f"{small_a4c.prefix}*")
+    assert health["status"] == "green" and health["initializing_shards"] == 0, health
+    assert waits == []  # no sleep between looks: each health request waited in Elasticsearch
     assert small_a4c.state() == before
-    # The snapshot's progress, its final description, the restored shards: each wait begins
-    # short, so work done in 50 ms is seen done then, not after a whole A4C_POLL_SECONDS.
-    assert len(loops) == 3
-    for waits in loops:
-        assert waits == pytest.approx([min(0.05 * 2**n, 0.4) for n in range(len(waits))])
 
 
 def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(

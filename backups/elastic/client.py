@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import time
 from collections.abc import Callable, Iterable
 
 import elasticsearch
 from django.conf import settings
 
-from backups import polling
 from backups.elastic import versions
 from backups.elastic.translate import check_urls, translated
 from backups.elastic.transport import VersionedTransport
@@ -246,13 +246,21 @@ class Cluster:
         timeout: float = 600.0,
         poll: float = 0.5,
     ) -> None:
-        """Waits until every primary and replica of ``names`` is started, not merely accepted;
-        looks again soon at first, then every ``poll`` seconds at most."""
+        """Waits until every primary and replica of ``names`` is started, not merely accepted.
+
+        After a first look, Elasticsearch holds each health request until the shards are there
+        or ``poll`` seconds have passed: the end is seen when it comes, not at the next look.
+        """
         if not names:
             return
-        poller = polling.Poller(poll)
+        deadline = time.monotonic() + timeout
+        # 6.x and 7.x answer a wait that ran out with 408, later versions with 200.
+        client = self.client.options(
+            ignore_status=408, request_timeout=settings.A4C_ES_TIMEOUT + poll
+        )
+        held: dict = {}
         while True:
-            health = self.client.cluster.health(index=",".join(names), level="cluster")
+            health = client.cluster.health(index=",".join(names), level="cluster", **held)
             total = (
                 health["active_shards"]
                 + health["initializing_shards"]
@@ -266,12 +274,19 @@ class Cluster:
                 # Replicas that cannot be placed (too few nodes) never turn green.
                 if health["number_of_data_nodes"] <= 1 and health["initializing_shards"] == 0:
                     return
-            if poller.elapsed > timeout:
+            if time.monotonic() > deadline:
                 raise ElasticError(
                     f"Shards of {', '.join(names)} did not finish recovering within "
                     f"{int(timeout)} s (cluster status {health['status']})."
                 )
-            poller.wait()
+            # Green even on one node: Elasticsearch calls a restored index yellow while its
+            # primaries still wait to be assigned. Where green never comes (replicas one node
+            # cannot place), the wait runs out after ``poll`` and the check above ends it.
+            held = {
+                "wait_for_status": "green",
+                "wait_for_no_initializing_shards": True,
+                "timeout": f"{max(1, round(poll * 1000))}ms",
+            }
 
     # --- repositories ------------------------------------------------------------------
     @translated("register the snapshot repository")
