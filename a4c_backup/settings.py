@@ -205,8 +205,8 @@ A4C_HEARTBEAT_SECONDS = env.float("A4C_HEARTBEAT_SECONDS", default=5.0)
 A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=30.0)
 # A queued operation that no worker has started after this long is failed and its lock freed.
 A4C_PENDING_TIMEOUT_SECONDS = env.float("A4C_PENDING_TIMEOUT_SECONDS", default=900.0)
-# The longest wait between two looks at a running snapshot or at restored shards recovering;
-# the first looks come sooner (backups/polling.py).
+# The longest wait between two looks at a running snapshot (the first come sooner,
+# backups/polling.py), and the longest Elasticsearch holds one look at restored shards.
 A4C_POLL_SECONDS = env.float("A4C_POLL_SECONDS", default=0.5)
 # Alien4Cloud's own URL (e.g. https://a4c.example.org:8088): its REST API puts A4C in
 # maintenance mode around every backup and restore (backups/alien4cloud/).

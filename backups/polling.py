@@ -1,6 +1,8 @@
-"""The pace of waiting for work that runs elsewhere (a snapshot, shards recovering): how long
-to sleep between two looks. It knows nothing of what is waited for; the caller looks, and
-asks it to wait when the answer is "not yet".
+"""The pace of waiting for work that runs elsewhere (a snapshot, then its finalization): how
+long to sleep between two looks. It knows nothing of what is waited for; the caller looks,
+and asks it to wait when the answer is "not yet". Where the other side can hold the question
+until the answer changes (Elasticsearch's cluster health, for restored shards), that is
+better still, and no Poller is needed.
 
 The first waits are short and each doubles, up to the configured interval
 (A4C_POLL_SECONDS): a snapshot done in 80 ms is seen done within tens of milliseconds, not
