@@ -19,6 +19,7 @@ from pathlib import Path
 from backups.errors import BackupError, Cancelled
 from backups.storage.fileio import (
     DATA,
+    PageCache,
     buffer,
     fill,
     open_source,
@@ -27,7 +28,7 @@ from backups.storage.fileio import (
     write_all,
 )
 from backups.storage.manifest import FORMAT, HEX64, VERSION, Entry, ManifestWriter, path_prefix
-from backups.storage.pipeline import Meter, Pipeline
+from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import TreeSummary
 from backups.storage.walk import count_files, walk
 
@@ -90,6 +91,7 @@ class BackupRun:
         self.previous = None  # the previous backup's ManifestSummary, when it is used
         self.known = Cursor(iter(()))  # and its lines, as the walk passes them
         self.walked = [0, 0]  # files and bytes the walk has met (ahead of those written down)
+        self.cache: PageCache | None = None  # what the data dir's files hold in memory
 
     def warn(self, message: str) -> None:
         self.warning_count += 1
@@ -152,13 +154,14 @@ class BackupRun:
 
     def _store_tree(self, writer, data_dir: Path, exclude, previous: str | None) -> None:
         self.known = known = Cursor(self.store.previous_lines(previous, self.warn))
+        self.cache = cache = PageCache(data_dir)
         with Pipeline(self.workers, self.meter) as pipe:
             self.stop = pipe.stop
             for rel, key, path, st, kind in walk(data_dir, exclude, self.warn):
                 self.meter.beat()
                 entry = Entry.from_stat(rel, kind, st)
                 old = known.find(key, rel)
-                work, line = (), None
+                work, line, now = (), None, False
                 if kind == "symlink":
                     try:
                         entry.target = os.readlink(path)
@@ -174,8 +177,10 @@ class BackupRun:
                         self.summary.reused += 1
                         line = old  # the same bytes: not built twice
                     else:
-                        work = (self.store_file, (rel, path))
-                self._write(writer, pipe.add((entry, line), *work, weight=entry.size))
+                        work = (self.store_file, (rel, path, entry.size))
+                        now = cache.serves(entry.size)
+                ready = pipe.add((entry, line), *work, weight=entry.size, now=now)
+                self._write(writer, ready)
             self._write(writer, pipe.finish())
 
     def _unchanged(self, old: bytes, new: Entry) -> bool:
@@ -219,10 +224,13 @@ class BackupRun:
                 summary.symlinks += 1
             writer.add(line or entry.line())
 
-    # The methods below run on the worker threads.
+    # The methods below run on the worker threads, or on the walk's when the file is in memory.
 
-    def store_file(self, rel: str, path: str) -> tuple[str, int, int | None] | None:
-        """Reads a data dir file once, into a blob: (sha256, size read, bytes newly stored)."""
+    def store_file(self, rel: str, path: str, expected: int, now: bool = False):
+        """Reads a data dir file once, into a blob: (sha256, size read, bytes newly stored).
+
+        None when it vanished; with now, LATER when reading it would wait on the device.
+        """
         if self.stop.is_set():
             raise Cancelled("backup stopped")
         try:
@@ -239,7 +247,12 @@ class BackupRun:
         try:
             view = buffer()
             try:
-                got = os.readv(fd, [view])  # short from a regular file: it ended (no 2nd read)
+                if now:
+                    got = self.cache.read(fd, view, expected)
+                    if got is None:
+                        return LATER
+                else:  # short from a regular file: it ended (no 2nd read)
+                    got = os.readv(fd, [view])
             except OSError as exc:
                 raise os_error(exc, "reading", path, DATA) from exc
             throttle.take(got, self.stop)

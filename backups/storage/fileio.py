@@ -88,6 +88,7 @@ def fill(fd: int, view: memoryview) -> int:
 
 
 _local = threading.local()
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def buffer() -> memoryview:
@@ -98,15 +99,65 @@ def buffer() -> memoryview:
     return view
 
 
+# statfs(2) f_type of the filesystems whose files are all in memory
+MEMORY_FILESYSTEMS = {0x01021994, 0x858458F6}  # tmpfs, ramfs
+
+
+class PageCache:
+    """Tells, per file, whether its bytes can be read now, without waiting on the device.
+
+    A file whose read would not wait is best read by the thread that found it: the work is
+    then Python holding the GIL, and handing it to a worker costs more than the read. A file
+    whose read would wait goes to a worker, so that reads from a cold disk overlap. On tmpfs
+    everything is in memory; elsewhere preadv2(RWF_NOWAIT) reads what the page cache holds
+    and fails with EAGAIN instead of waiting. Where the filesystem cannot say (EOPNOTSUPP),
+    every file goes to the workers, as before.
+    """
+
+    def __init__(self, root):
+        self.memory = filesystem_type(root) in MEMORY_FILESYSTEMS
+        self.nowait = not self.memory and hasattr(os, "RWF_NOWAIT")
+
+    def serves(self, size: int) -> bool:
+        """Worth trying here: anything in memory; elsewhere a file read with one call."""
+        return self.memory or (self.nowait and size < CHUNK)
+
+    def read(self, fd: int, view: memoryview, size: int) -> int | None:
+        """Reads the file into view if that does not wait; None if it would.
+
+        Only a read of exactly the size the walk saw is taken as the whole file: a shorter
+        one may be the part the cache holds (RWF_NOWAIT reads stop where the cache does).
+        """
+        if self.memory:
+            return os.readv(fd, [view])
+        if not self.nowait:
+            return None
+        try:
+            got = os.preadv(fd, [view[: size + 1]], 0, os.RWF_NOWAIT)
+        except OSError as exc:
+            if exc.errno == errno.EOPNOTSUPP:
+                self.nowait = False  # this filesystem cannot say: the workers read it all
+            elif exc.errno != errno.EAGAIN:
+                raise
+            return None
+        return got if got == size else None
+
+
+def filesystem_type(path) -> int | None:
+    """The f_type of statfs(2) for path; None where it cannot be read."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
+    statfs = getattr(_libc, "statfs", None)
+    if statfs is None or statfs(os.fsencode(os.fspath(path)), buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
 def fsync_dir(path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def sync_filesystem(path) -> None:

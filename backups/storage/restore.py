@@ -15,6 +15,7 @@ from pathlib import Path
 from backups.errors import Cancelled, DamagedBackup, StorageError
 from backups.storage.fileio import (
     DATA,
+    PageCache,
     buffer,
     current_umask,
     fill,
@@ -28,7 +29,7 @@ from backups.storage.fileio import (
     write_all,
 )
 from backups.storage.manifest import Entry
-from backups.storage.pipeline import Meter, Pipeline
+from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import FilePlan, RestoreResult
 from backups.storage.walk import Node, copy_dir_attrs, copy_tree, walk
 
@@ -151,6 +152,7 @@ class FileRestore:
         self.token = secrets.token_hex(4)
         self.files = self.written = 0  # written from blobs (a merge keeps unchanged files)
         self.open_dirs: list[tuple[str, str, Entry]] = []  # staged dirs not yet full
+        self.cache = PageCache(store.blobs)  # which blobs can be read without waiting
 
     def stage(self, mode: str, workers: int) -> "StagedRestore":
         """Builds the backup's tree beside the data dir, every blob re-hashed as it is
@@ -213,7 +215,9 @@ class FileRestore:
                         self._link(entry, target)
                 except OSError as exc:
                     raise os_error(exc, "writing", target, DATA) from exc
-                self._tally(pipe.add((entry, target), *work, weight=entry.size), not merge)
+                now = bool(work) and self.cache.serves(entry.size)
+                ready = pipe.add((entry, target), *work, weight=entry.size, now=now)
+                self._tally(ready, not merge)
             self._tally(pipe.finish(), not merge)
         if not merge:
             self._close_dirs("")
@@ -338,12 +342,13 @@ class FileRestore:
 
     # The methods below run on the worker threads.
 
-    def _write_file(self, entry: Entry, target: str, stop) -> int:
+    def _write_file(self, entry: Entry, target: str, stop, now: bool = False):
         """Copies a blob to its place in the staging tree, hashing the bytes it writes.
 
         A file that fits the buffer is read with one call (a short read is the end of the
         blob) and written with one. The file is created with its mode where the umask lets it
-        and chowned only when its owner is not ours, to spare a call per file.
+        and chowned only when its owner is not ours, to spare a call per file. With now, the
+        answer is LATER, and nothing is written, when reading the blob would wait on the device.
         """
         if stop.is_set():
             raise Cancelled("restore stopped")
@@ -359,10 +364,20 @@ class FileRestore:
             raise os_error(exc, "reading", blob) from exc
         mode = entry.mode
         try:
+            view = buffer()
+            try:
+                if now:
+                    got = self.cache.read(source, view, entry.size)
+                    if got is None:
+                        return LATER
+                else:
+                    got = os.readv(source, [view[: entry.size + 1]])
+            except OSError as exc:
+                raise os_error(exc, "reading", blob) from exc
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             out = os.open(target, flags, mode & 0o777)
             try:
-                size, digest = self._copy(source, out, entry, blob, stop)
+                size, digest = self._copy(source, out, view, got, blob, stop)
                 if digest != entry.sha256 or size != entry.size:
                     raise DamagedBackup(
                         f"blob {entry.sha256[:12]}.. for {show(entry.path)} is corrupt "
@@ -382,21 +397,22 @@ class FileRestore:
             os.close(source)
         return size
 
-    def _copy(self, source: int, out: int, entry: Entry, blob: str, stop) -> tuple[int, str]:
-        view, throttle = buffer(), self.meter.throttle
-        if entry.size < len(view):
-            got = _read(os.readv, source, [view[: entry.size + 1]], blob)
+    def _copy(self, source: int, out: int, view, got: int, blob: str, stop) -> tuple[int, str]:
+        """Writes the bytes read first (got of them in view), then the rest of the blob."""
+        throttle = self.meter.throttle
+        throttle.take(got, stop)
+        if got < len(view):  # the whole blob
             data = view[:got]
             write_all(out, data)
-            throttle.take(got, stop)
             return got, hashlib.sha256(data).hexdigest()
         digest, size = hashlib.sha256(), 0
-        while got := _read(fill, source, view, blob):
+        while got:
             if stop.is_set():
                 raise Cancelled("restore stopped")
             digest.update(view[:got])
             write_all(out, view[:got])
             size += got
+            got = _read(fill, source, view, blob)
             throttle.take(got, stop)
         return size, digest.hexdigest()
 
