@@ -13,7 +13,7 @@ import pytest
 import backups.storage.backup
 import backups.storage.manifest
 from backups.errors import StorageError
-from backups.storage.manifest import Entry
+from backups.storage.manifest import Entry, file_tail, path_prefix
 from backups.storage.store import Store, compare_tree_to_manifest
 
 MTIME = 1_600_000_000_123_456_789
@@ -154,3 +154,16 @@ def test_a_canonical_manifest_line_reads_back_as_json_reads_it(entry):
 )
 def test_any_other_line_is_left_to_json_and_its_checks(line):
     assert Entry.from_line(line) is None
+
+
+@pytest.mark.parametrize("rel", ["csar/a.zip", 'odd "name"\\é', "deep/er/x"])
+def test_the_line_of_an_unchanged_file_is_built_as_entry_line_builds_it(tmp_path, rel):
+    path = tmp_path / "f"
+    path.write_bytes(b"data")
+    os.chmod(path, 0o4751)
+    st = os.lstat(path)
+    entry = Entry.from_stat(rel, "file", st)
+    entry.sha256 = "ab" * 32
+    line = path_prefix(rel) + file_tail(st, entry.sha256)
+    assert line == entry.line()
+    assert Entry.from_line(line) == entry

@@ -27,7 +27,15 @@ from backups.storage.fileio import (
     show,
     write_all,
 )
-from backups.storage.manifest import FORMAT, HEX64, VERSION, Entry, ManifestWriter, path_prefix
+from backups.storage.manifest import (
+    FORMAT,
+    HEX64,
+    VERSION,
+    Entry,
+    ManifestWriter,
+    file_tail,
+    path_prefix,
+)
 from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import TreeSummary
 from backups.storage.walk import count_files, walk
@@ -46,6 +54,7 @@ class Cursor:
     def __init__(self, lines: Iterator[bytes]):
         self._lines, self._line, self._key = lines, None, None
         self.passed = -1  # lines of the previous manifest behind the walk: a progress estimate
+        self.start = 0  # where the path ends in the line find() returned
         self._advance()
 
     def _advance(self) -> None:
@@ -62,7 +71,7 @@ class Cursor:
         prefix = path_prefix(rel)
         while self._line is not None:
             if self._line.startswith(prefix):
-                line = self._line
+                line, self.start = self._line, len(prefix)
                 self._advance()
                 return line
             if self._key is None:
@@ -159,9 +168,19 @@ class BackupRun:
             self.stop = pipe.stop
             for rel, key, path, st, kind in walk(data_dir, exclude, self.warn):
                 self.meter.beat()
-                entry = Entry.from_stat(rel, kind, st)
                 old = known.find(key, rel)
-                work, line, now = (), None, False
+                work, line, now, sha = (), None, False, None
+                if kind == "file":
+                    self.walked[0] += 1
+                    self.walked[1] += st.st_size
+                    if old is not None and (sha := self._unchanged(old, known.start, st)):
+                        self.summary.reused += 1
+                        line = old  # the same bytes: not built again
+                        if not pipe.pending:  # nothing ahead of it: written down at once
+                            self._count_file(st.st_size)
+                            writer.add(line)
+                            continue
+                entry = Entry.from_stat(rel, kind, st)
                 if kind == "symlink":
                     try:
                         entry.target = os.readlink(path)
@@ -170,33 +189,24 @@ class BackupRun:
                         continue
                     except OSError as exc:
                         raise os_error(exc, "reading", path, DATA) from exc
+                elif sha:
+                    entry.sha256 = sha
                 elif kind == "file":
-                    self.walked[0] += 1
-                    self.walked[1] += entry.size
-                    if old is not None and self._unchanged(old, entry):
-                        self.summary.reused += 1
-                        line = old  # the same bytes: not built twice
-                    else:
-                        work = (self.store_file, (rel, path, entry.size))
-                        now = cache.serves(entry.size)
+                    work = (self.store_file, (rel, path, entry.size))
+                    now = cache.serves(entry.size)
                 ready = pipe.add((entry, line), *work, weight=entry.size, now=now)
                 self._write(writer, ready)
             self._write(writer, pipe.finish())
 
-    def _unchanged(self, old: bytes, new: Entry) -> bool:
-        """Same path, size, mode, owner, mtime, inode and ctime: the old line, byte for byte.
-
-        Sets new.sha256 to the old hash when so, and when its blob is still there.
-        """
-        at = old.find(b'"sha256":"')
+    def _unchanged(self, old: bytes, start: int, st: os.stat_result) -> str | None:
+        """The hash of the old line (the path ending at start) when it is the line this lstat
+        gives, byte for byte (same size, mode, owner, mtime, inode and ctime), and its blob
+        is still there; None when the file must be read."""
+        at = old.find(b'"sha256":"', start)
         sha = old[at + 10 : at + 74].decode("ascii", "replace") if at > 0 else ""
-        if not HEX64.match(sha):
-            return False
-        new.sha256 = sha
-        if new.line() == old and self.store.blob_ok(sha, new.size):
-            return True
-        new.sha256 = None
-        return False
+        if not HEX64.match(sha) or old[start:] != file_tail(st, sha):
+            return None
+        return sha if self.store.blob_ok(sha, st.st_size) else None
 
     def _write(self, writer: ManifestWriter, ready: list) -> None:
         summary, meter = self.summary, self.meter
@@ -214,15 +224,18 @@ class BackupRun:
                         summary.new_blobs += 1
                         summary.new_bytes += new_bytes
                         meter.new_bytes = summary.new_bytes
-                summary.files += 1
-                summary.bytes += entry.size
-                meter.files_done += 1
-                meter.bytes_done += entry.size
+                self._count_file(entry.size)
             elif entry.type == "dir":
                 summary.dirs += 1
             else:
                 summary.symlinks += 1
             writer.add(line or entry.line())
+
+    def _count_file(self, size: int) -> None:
+        self.summary.files += 1
+        self.summary.bytes += size
+        self.meter.files_done += 1
+        self.meter.bytes_done += size
 
     # The methods below run on the worker threads, or on the walk's when the file is in memory.
 

@@ -141,6 +141,16 @@ class Entry:
         return entry
 
 
+def file_tail(st: os.stat_result, sha256: str) -> bytes:
+    """The rest of the line Entry.line() writes for a file of this lstat and hash: all that
+    follows path_prefix(). Built without an Entry, for the unchanged files of a backup."""
+    return (
+        f'"type":"file","size":{st.st_size:d},"mode":{st.st_mode & 0o7777:d},'
+        f'"mtime_ns":{st.st_mtime_ns:d},"uid":{st.st_uid:d},"gid":{st.st_gid:d},'
+        f'"sha256":"{sha256}","inode":{st.st_ino:d},"ctime_ns":{st.st_ctime_ns:d}}}\n'
+    ).encode("ascii")
+
+
 def _string(quoted: bytes) -> str:
     if b"\\" in quoted or not quoted.isascii():
         return json.loads(quoted)
