@@ -183,7 +183,7 @@ def run_size(size, workspace: Path, sections: list[str], args, first: bool) -> d
         work = workspace / "work"
         work.mkdir(exist_ok=True)
         if args.profile:
-            result["profile"] = profile(data, work, args.out, size.label)
+            result["profile"] = profile(data, work, args.out, size.label, args.workers)
         if "files" in sections:
             for cache in ("warm", "cold") if args.cache == "both" else (args.cache,):
                 say(f"{size.label}: files, {cache} cache, {args.runs} runs")
@@ -215,9 +215,11 @@ def run_size(size, workspace: Path, sections: list[str], args, first: bool) -> d
     return result
 
 
-def profile(data: Path, work: Path, out: Path, label: str) -> str:
-    """pyinstrument of one full backup and one restore, with workers=0 so that the file work
-    runs in the profiled thread. The data dir is restored into its own place."""
+def profile(data: Path, work: Path, out: Path, label: str, workers: int) -> str:
+    """pyinstrument of one full backup and one restore, with the workers measured: the files
+    the page cache holds are copied in the profiled thread, so the profile shows their work
+    (a file handed to a worker would be missing from it). The data dir is restored into its
+    own place."""
     from pyinstrument import Profiler
 
     from backups.storage.store import Store
@@ -232,9 +234,9 @@ def profile(data: Path, work: Path, out: Path, label: str) -> str:
         profiler = Profiler()
         profiler.start()
         if what == "backup":
-            store.backup_tree("profiled", data, workers=0)
+            store.backup_tree("profiled", data, workers=workers)
         else:
-            store.restore_tree("profiled", data, workers=0)
+            store.restore_tree("profiled", data, workers=workers)
         profiler.stop()
         texts.append(f"== {what} ==\n" + profiler.output_text(unicode=True, show_all=False))
     rm(store.root)

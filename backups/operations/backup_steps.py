@@ -45,7 +45,7 @@ def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int
         Backup.objects.filter(status=Backup.Status.SUCCEEDED)
         .exclude(pk=backup.pk)
         .order_by("-finished_at")
-        .only("indices", "file_bytes", "include_files")
+        .only("indices")
     )
     stages = []
     if backup.include_elasticsearch:
@@ -54,7 +54,7 @@ def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int
         stages.append(Stage("elasticsearch", size))
     counted = None
     if backup.include_files:
-        last = previous.filter(include_files=True).first()
+        last = last_backup_with_files(backup)
         if last is None and data_dir().is_dir():
             runner.phase("counting files")
             excludes = tuple(settings.A4C_EXCLUDE_DIRS)
@@ -186,15 +186,21 @@ def backup_elasticsearch(
     runner.flush(shards_done=final["shards"]["successful"], shards_total=final["shards"]["total"])
 
 
-def previous_manifest(backup: Backup) -> str | None:
-    previous = (
+def last_backup_with_files(backup: Backup) -> Backup | None:
+    """The newest other succeeded backup of the files: its manifest tells the unchanged
+    files, and its bytes weigh the files stage of the progress."""
+    return (
         Backup.objects.filter(status=Backup.Status.SUCCEEDED, include_files=True)
         .exclude(pk=backup.pk)
         .order_by("-finished_at")
-        .values_list("name", flat=True)
+        .only("name", "file_bytes")
         .first()
     )
-    return previous
+
+
+def previous_manifest(backup: Backup) -> str | None:
+    last = last_backup_with_files(backup)
+    return last.name if last else None
 
 
 def backup_files(
