@@ -340,15 +340,14 @@ class FileRestore:
         set_attrs(old, root.st_uid, root.st_gid, mode, root.st_mtime_ns, self.as_root)
         return old
 
-    # The methods below run on the worker threads.
+    # The methods below run on the worker threads, or on the walk's when the blob is in memory.
 
     def _write_file(self, entry: Entry, target: str, stop, now: bool = False):
         """Copies a blob to its place in the staging tree, hashing the bytes it writes.
 
-        A file that fits the buffer is read with one call (a short read is the end of the
-        blob) and written with one. The file is created with its mode where the umask lets it
-        and chowned only when its owner is not ours, to spare a call per file. With now, the
-        answer is LATER, and nothing is written, when reading the blob would wait on the device.
+        A file that fits the buffer is read and written with one call each. It is created with
+        its mode where the umask lets it and chowned only when its owner is not ours. With now,
+        the answer is LATER, and nothing is written, when reading the blob would wait.
         """
         if stop.is_set():
             raise Cancelled("restore stopped")
@@ -370,8 +369,10 @@ class FileRestore:
                     got = self.cache.read(source, view, entry.size)
                     if got is None:
                         return LATER
-                else:
+                elif entry.size < len(view):  # a short read is the blob's end
                     got = os.readv(source, [view[: entry.size + 1]])
+                else:
+                    got = fill(source, view)
             except OSError as exc:
                 raise os_error(exc, "reading", blob) from exc
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -402,9 +403,8 @@ class FileRestore:
         throttle = self.meter.throttle
         throttle.take(got, stop)
         if got < len(view):  # the whole blob
-            data = view[:got]
-            write_all(out, data)
-            return got, hashlib.sha256(data).hexdigest()
+            write_all(out, view[:got])
+            return got, hashlib.sha256(view[:got]).hexdigest()
         digest, size = hashlib.sha256(), 0
         while got:
             if stop.is_set():
