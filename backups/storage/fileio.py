@@ -110,8 +110,9 @@ class PageCache:
     then Python holding the GIL, and handing it to a worker costs more than the read. A file
     whose read would wait goes to a worker, so that reads from a cold disk overlap. On tmpfs
     everything is in memory; elsewhere preadv2(RWF_NOWAIT) reads what the page cache holds
-    and fails with EAGAIN instead of waiting. Where the filesystem cannot say (EOPNOTSUPP),
-    every file goes to the workers, as before.
+    and fails with EAGAIN instead of waiting (having started the read from the device, which
+    a worker then finds under way). Where the filesystem cannot say (EOPNOTSUPP), every file
+    goes to the workers, as before.
     """
 
     def __init__(self, root):
