@@ -176,15 +176,13 @@ class Pipeline:
         now: bool = False,
     ) -> list:
         """Queues item (with fn(*args) to run for it); returns the (item, result) pairs ready."""
-        result = None
         if fn is not None and now and self.threads:
             result = fn(*args, now=True)
             if result is not LATER:
-                fn = None
-            else:
-                result = None
+                self.pending.append((item, None, result))
+                return self._drain(final=False)
         if fn is None:
-            self.pending.append((item, None, result))
+            self.pending.append((item, None, None))
         else:
             batch = self.batch = self.batch or _Batch()
             self.pending.append((item, batch, len(batch.calls)))
