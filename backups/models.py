@@ -44,7 +44,7 @@ class A4CMaintenance(models.TextChoices):
     NOT_USED = "", "not used"
     HELD = "held", "on, enabled by this run"
     RELEASED = "released", "enabled by this run, then disabled"
-    STUCK = "stuck", "enabled by this run and could not be disabled"
+    STUCK = "stuck", "enabled by this run and still on: disabling it failed or was unsafe"
     FOREIGN = "foreign", "on, enabled by someone else: left as it was"
     UNAVAILABLE = "unavailable", "not available: ran without it"
 

@@ -7,7 +7,10 @@ JSESSIONID cookie, the ADMIN role, the maintenance endpoints under /rest, /rest/
 maintenance is on, and /rest/admin/health without signing in. Like Alien4Cloud, it saves its
 maintenance state in a real Elasticsearch index (one document, rewritten on every enable and
 progress update, deleted on disable) and reads it back only when it (re)starts. Every call is
-recorded, so tests can assert the order of calls around an operation.
+recorded, so tests can assert the order of calls around an operation. As Alien4Cloud 3.7.0
+does (shown on the real server by tests/test_real_alien4cloud.py), it answers 201 to PUT as to
+POST, and writes an audit trace of every maintenance call that changes something into the
+installation's audittrace index, just after answering.
 
 Where the reference is silent, the stand-in's choice is said in a comment.
 """
@@ -49,9 +52,16 @@ class Call:
 class StandIn:
     """An Alien4Cloud on 127.0.0.1:<port>, its maintenance state in ``index``."""
 
-    def __init__(self, es_client, index: str, users: dict[str, tuple[str, list[str]]]):
+    def __init__(
+        self,
+        es_client,
+        index: str,
+        users: dict[str, tuple[str, list[str]]],
+        audit_index: str = "",
+    ):
         self.es = es_client
         self.index = index
+        self.audit_index = audit_index
         self.users = users
         self.calls: list[Call] = []
         self.sessions: dict[str, str] = {}
@@ -144,6 +154,22 @@ class StandIn:
 
     def _save(self) -> None:
         self.es.index(index=self.index, id=DOCUMENT_ID, document=self.state, refresh=True)
+
+    def _trace(self, method: str, path: str, user: str, status: int) -> None:
+        """An AuditTrace document, with the fields Alien4Cloud's AuditLogFilter sets, in an
+        installation that has the index (Alien4Cloud creates it at start-up)."""
+        if not self.audit_index or not self.es.indices.exists(index=self.audit_index):
+            return
+        trace = {
+            "timestamp": int(time.time() * 1000),
+            "category": "maintenance",
+            "action": method.lower(),
+            "userName": user,
+            "path": path,
+            "method": method,
+            "responseStatus": status,
+        }
+        self.es.index(index=self.audit_index, document=trace)
 
     def _forget(self) -> None:
         # one by one: the minimal Elasticsearch of the tests has no _delete_by_query
@@ -304,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
                     if (body or {}).get("progressPercentage") is not None:
                         state["progressPercent"] = int(body["progressPercentage"])
                     standin._save()
-                    status, payload = 200, _ok()
+                    status, payload = 201, _ok()  # as 3.7.0 answers
             else:  # DELETE
                 if state is None:
                     status, payload = 404, _error(504, "Maintenance mode is not enabled.")
@@ -315,3 +341,4 @@ class _Handler(BaseHTTPRequestHandler):
                     standin._forget()
                     status, payload = 200, _ok()
         self._answer(status, payload, body=body)
+        standin._trace(self.command, urlsplit(self.path).path, user, status)

@@ -150,6 +150,7 @@ def a4c_standin(a4c, settings):
             "alice": ("pw-alice", ["ADMIN"]),
             "bob": ("pw-bob", ["COMPONENTS_BROWSER"]),
         },
+        audit_index=a4c.index("audittrace"),
     ).start()
     settings.A4C_SERVER_URL = standin.url
     settings.A4C_SERVER_USERNAME, settings.A4C_SERVER_PASSWORD = A4C_ADMIN

@@ -294,3 +294,46 @@ def test_a_newer_snapshot_is_refused_by_an_older_server_before_anything_changes(
     assert tree(old.data_dir) == files_before
     assert not RestoreRun.objects.exists()
     assert not Backup.objects.filter(trigger=Backup.Trigger.SAFETY).exists()
+
+
+def test_a_slow_snapshot_recovery_is_waited_for_until_every_primary_has_started(on_version):
+    """6.8 and 7.x call an index yellow while its primaries still wait for their snapshot
+    recovery, and only 8.x reports unassigned primaries: a restore throttled to take seconds
+    shows that the wait ends when every shard has started, on every version."""
+    install = on_version
+    client = install.cluster.client
+    index, repository = install.index("throttled"), install.repository + "-slow"
+    client.indices.create(index=index, settings={"number_of_shards": 3, "number_of_replicas": 0})
+    noise = [(str(n), {"blob": secrets.token_urlsafe(600)}) for n in range(1500)]
+    install.cluster.bulk_index(index, noise)
+    client.snapshot.create_repository(
+        name=repository,
+        body={
+            "type": "fs",
+            "settings": {
+                "location": str(install.path_repo / repository),
+                "max_restore_bytes_per_sec": "100kb",
+            },
+        },
+    )
+    try:
+        client.snapshot.create(
+            repository=repository, snapshot="slow", indices=index, wait_for_completion=True
+        )
+        install.cluster.delete_indices([index])
+        looks: list[tuple[int, int]] = []
+
+        install.cluster.start_restore(repository, "slow", [index])
+        install.cluster.wait_for_recovery(
+            [index], on_progress=lambda *seen: looks.append(seen), poll=0.2
+        )
+
+        shards = client.cat.shards(index=index, format="json", h="prirep,state")
+        assert [s["state"] for s in shards if s["prirep"] == "p"] == ["STARTED"] * 3
+        assert install.cluster.count(index) == len(noise)
+        assert looks[0][0] < 3, "the first look found primaries not yet started"
+        assert len(looks) > 2, "it looked again while they recovered"
+        assert looks[-1] == (3, 3)
+    finally:
+        client.options(ignore_status=404).snapshot.delete(repository=repository, snapshot="slow")
+        client.options(ignore_status=404).snapshot.delete_repository(name=repository)

@@ -324,3 +324,101 @@ def test_alien4cloud_down_refuses_the_backup_with_required(
     assert backup.status == Backup.Status.FAILED
     assert "cannot be reached" in backup.error_message
     assert "A4C_MAINTENANCE=required" in backup.error_message
+
+
+# --- what Alien4Cloud writes of our own calls, and a rollback that cannot finish ------------
+
+MEDDLE = """\
+import json, sys, urllib.request
+es, index, repository, kept = sys.argv[1:5]
+def call(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(es + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=30))
+# someone else's call, audited while the restore runs: not ours to expect
+call("POST", "/" + index + "/_doc?refresh=true", {"userName": "alice", "method": "POST",
+     "path": "/rest/latest/applications", "timestamp": 0})
+if len(sys.argv) > 5:  # and the safety snapshot gone: the rollback has nothing to restore
+    for snapshot in call("GET", "/_snapshot/" + repository + "/_all")["snapshots"]:
+        if snapshot["snapshot"] != kept:
+            call("DELETE", "/_snapshot/" + repository + "/" + snapshot["snapshot"])
+"""
+
+
+def meddling_hook(tmp_path, settings, a4c, kept: str, *, lose_safety: bool = False) -> str:
+    script = tmp_path / "meddle.py"
+    script.write_text(MEDDLE)
+    return " ".join(
+        [
+            sys.executable,
+            str(script),
+            settings.A4C_ES_URLS[0],
+            a4c.index("audittrace"),
+            settings.A4C_ES_REPOSITORY,
+            kept,
+            *(["lose-safety"] if lose_safety else []),
+        ]
+    )
+
+
+def test_the_audit_traces_of_the_restores_own_maintenance_calls_are_expected(
+    installed, a4c_standin, cli_actor
+):
+    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    assert not backup.warnings, "the backup's counts are the snapshot's"
+    traces = installed.index("audittrace")
+
+    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    after = installed.documents("audittrace")
+    ours = [t for t in after.values() if t.get("path") == alien4cloud.MAINTENANCE_PATH]
+    assert len(after) > backup.indices[traces]["docs"], "Alien4Cloud traced the restore's calls"
+    assert {t["method"] for t in ours} >= {"POST", "PUT"}
+
+
+def test_a_document_written_by_someone_else_during_the_restore_is_not_taken_for_ours(
+    installed, a4c_standin, cli_actor, settings, tmp_path
+):
+    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    settings.A4C_POST_RESTORE_COMMAND = meddling_hook(tmp_path, settings, installed, "base")
+
+    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+
+    assert run.status == RestoreRun.Status.ROLLED_BACK
+    assert f"index {installed.index('audittrace')} holds" in run.error_message
+    assert run.a4c_maintenance == A4CMaintenance.RELEASED
+    assert alien4cloud.server().maintenance() is None
+
+
+def test_a_rollback_that_cannot_bring_the_data_back_leaves_maintenance_on_and_no_restart(
+    installed, a4c_standin, cli_actor, settings, tmp_path, hook
+):
+    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    settings.A4C_POST_RESTORE_COMMAND = meddling_hook(
+        tmp_path, settings, installed, "base", lose_safety=True
+    )
+    settings.A4C_RESTART_COMMAND = hook("restart")
+
+    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+
+    assert run.status == RestoreRun.Status.FAILED
+    assert "The automatic rollback failed too" in run.error_message
+    assert run.a4c_maintenance == A4CMaintenance.STUCK
+    assert "left in maintenance mode" in run.a4c_maintenance_note
+    assert "was not restarted" in run.state["restart"]
+    assert f"Restore safety backup {run.safety_backup.name}" in run.state["restart"]
+    assert "GET restart" not in a4c_standin.sequence(), "never restarted over unsure data"
+    state = alien4cloud.server().maintenance()
+    assert state is not None and state.user == settings.A4C_SERVER_USERNAME
+    assert operations.stuck_maintenance_runs() == [run]
+
+    # The next restore takes the maintenance over, and ends it when it succeeds.
+    settings.A4C_POST_RESTORE_COMMAND = ""
+    again = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+
+    assert again.status == RestoreRun.Status.SUCCEEDED, again.error_message
+    assert again.a4c_maintenance == A4CMaintenance.RELEASED
+    assert alien4cloud.server().maintenance() is None
+    assert operations.stuck_maintenance_runs() == []

@@ -36,6 +36,10 @@ STATUS_PATH = "/rest/auth/status"
 MODES = ("off", "auto", "required")
 # Alien4Cloud saves its maintenance state in this index (one document while it is on).
 MAINTENANCE_INDEX = "maintenancemodestate"
+# ... and one AuditTrace document here for every call to an audited endpoint, the
+# maintenance endpoints among them, whatever its answer (AuditLogFilter, 3.7.0).
+AUDIT_INDEX = "audittrace"
+MAINTENANCE_PATHS = ("/rest/maintenance", "/rest/v1/maintenance", MAINTENANCE_PATH)
 
 _PASSWORD_SETTINGS = "A4C_SERVER_PASSWORD (or A4C_SERVER_PASSWORD_FILE)"
 
@@ -95,6 +99,25 @@ def configured() -> bool:
 def is_maintenance_index(name: str) -> bool:
     """Alien4Cloud's maintenance index, also under an index prefix (tests use one)."""
     return name == MAINTENANCE_INDEX or name.endswith("-" + MAINTENANCE_INDEX)
+
+
+def is_audit_index(name: str) -> bool:
+    return name == AUDIT_INDEX or name.endswith("-" + AUDIT_INDEX)
+
+
+def own_maintenance_calls(username: str, since: datetime) -> dict:
+    """An Elasticsearch query for the audit traces Alien4Cloud wrote of ``username``'s calls
+    that change maintenance mode since ``since``: what a run's own calls add to the index."""
+    return {
+        "bool": {
+            "filter": [
+                {"terms": {"path": list(MAINTENANCE_PATHS)}},
+                {"terms": {"method": ["POST", "PUT", "DELETE"]}},
+                {"term": {"userName": username}},
+                {"range": {"timestamp": {"gte": int(since.timestamp() * 1000)}}},
+            ]
+        }
+    }
 
 
 def password() -> str:
@@ -259,7 +282,7 @@ class Server:
 
     def account(self) -> Account:
         status, data, error = self._rest("GET", STATUS_PATH)
-        if status != 200 or not isinstance(data, dict):
+        if not _succeeded(status) or not isinstance(data, dict):
             raise Alien4CloudError(
                 f"Alien4Cloud at {self.url} did not say who is signed in ({status}: "
                 f"{_said(error)})."
@@ -271,7 +294,7 @@ class Server:
     def maintenance(self) -> Maintenance | None:
         """The maintenance state, None when it is off."""
         status, data, error = self._rest("GET", MAINTENANCE_PATH)
-        if status != 200:
+        if not _succeeded(status):
             raise self._refused("read maintenance mode", status, error)
         if not data:
             return None
@@ -298,7 +321,7 @@ class Server:
         would then read as someone else's maintenance.
         """
         status, _, error = self._rest("POST", MAINTENANCE_PATH, retry=False)
-        if status == 201:
+        if _succeeded(status):  # 3.7.0 answers 201
             return
         if status == 409:
             raise MaintenanceHeldElsewhere(
@@ -310,13 +333,13 @@ class Server:
         """Adds a log line and sets the progress Alien4Cloud shows its users."""
         body = {"message": message[:500], "progressPercentage": max(0, min(100, int(progress)))}
         status, _, error = self._rest("PUT", MAINTENANCE_PATH, json=body)
-        if status != 200:
+        if not _succeeded(status):  # 3.7.0 answers 201, the reference implied 200
             raise self._refused("update maintenance mode", status, error)
 
     def disable_maintenance(self) -> bool:
         """Turns it off; False when it was off already."""
         status, _, error = self._rest("DELETE", MAINTENANCE_PATH)
-        if status == 200:
+        if _succeeded(status):
             return True
         if status == 404:
             return False
@@ -351,6 +374,11 @@ class Server:
         return Alien4CloudError(
             f"Alien4Cloud at {self.url} could not {what}: {status}: {_said(error)}."
         )
+
+
+def _succeeded(status: int) -> bool:
+    """Any 2xx: Alien4Cloud's controllers choose 200 or 201 per call, not per meaning."""
+    return 200 <= status < 300
 
 
 def _envelope(response: requests.Response):

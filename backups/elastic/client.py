@@ -10,6 +10,7 @@ The client's transport learns the cluster's version before its first request
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import time
@@ -157,9 +158,10 @@ class Cluster:
             found[name]["docs"] = versions.total_hits(answer["hits"])
 
     @translated("count documents")
-    def count(self, index: str) -> int:
+    def count(self, index: str, query: dict | None = None) -> int:
+        """The documents of ``index``, or those ``query`` matches, after a refresh."""
         self.client.indices.refresh(index=index)
-        return int(self.client.count(index=index)["count"])
+        return int(self.client.count(index=index, query=query)["count"])
 
     @translated("read index mappings")
     def index_meta(self, names: Iterable[str]) -> dict[str, dict]:
@@ -246,10 +248,14 @@ class Cluster:
         timeout: float = 600.0,
         poll: float = 0.5,
     ) -> None:
-        """Waits until every primary and replica of ``names`` is started, not merely accepted.
+        """Waits until every shard of ``names`` has finished its recovery, per index.
 
-        After a first look, Elasticsearch holds each health request until the shards are there
-        or ``poll`` seconds have passed: the end is seen when it comes, not at the next look.
+        Done means: each index is there with all of its primaries active and nothing
+        initializing, and, where more than one data node could hold them, its replicas too
+        (green). The cluster's status alone does not say it: 6.8 and 7.x call an index yellow
+        while its primaries still wait for their snapshot recovery, and only 8.x reports
+        unassigned primaries. After a first look, Elasticsearch itself holds each health
+        request until green or ``poll`` seconds have passed: the end is seen when it comes.
         """
         if not names:
             return
@@ -260,33 +266,30 @@ class Cluster:
         )
         held: dict = {}
         while True:
-            health = client.cluster.health(index=",".join(names), level="cluster", **held)
-            total = (
-                health["active_shards"]
-                + health["initializing_shards"]
-                + health["unassigned_shards"]
-            )
+            health = client.cluster.health(index=",".join(names), level="indices", **held)
+            progress = RecoveryProgress.of(health, names)
             if on_progress:
-                on_progress(health["active_shards"], total)
-            if health["status"] == "green" and health["initializing_shards"] == 0:
+                on_progress(progress.done, progress.total)
+            if progress.finished:
                 return
-            if health.get("unassigned_primary_shards", 0) == 0 and health["status"] == "yellow":
-                # Replicas that cannot be placed (too few nodes) never turn green.
-                if health["number_of_data_nodes"] <= 1 and health["initializing_shards"] == 0:
-                    return
             if time.monotonic() > deadline:
                 raise ElasticError(
                     f"Shards of {', '.join(names)} did not finish recovering within "
-                    f"{int(timeout)} s (cluster status {health['status']})."
+                    f"{int(timeout)} s: {progress.describe()}."
                 )
-            # Green even on one node: Elasticsearch calls a restored index yellow while its
-            # primaries still wait to be assigned. Where green never comes (replicas one node
-            # cannot place), the wait runs out after ``poll`` and the check above ends it.
             held = {
                 "wait_for_status": "green",
                 "wait_for_no_initializing_shards": True,
                 "timeout": f"{max(1, round(poll * 1000))}ms",
             }
+
+    @translated("check that shards have recovered")
+    def recovery(self, names: list[str]) -> RecoveryProgress:
+        """Where the shards of ``names`` stand now, as wait_for_recovery judges them."""
+        health = self.client.options(ignore_status=408).cluster.health(
+            index=",".join(names), level="indices", timeout="1s"
+        )
+        return RecoveryProgress.of(health, names)
 
     # --- repositories ------------------------------------------------------------------
     @translated("register the snapshot repository")
@@ -441,6 +444,49 @@ class Cluster:
             wait_for_completion=False,
             **kwargs,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoveryProgress:
+    """The shards of some indices, from one health answer at level=indices."""
+
+    done: int
+    total: int
+    waiting: tuple[str, ...]  # "csar (1 of 5 primaries active)": what is not back yet
+
+    @property
+    def finished(self) -> bool:
+        return not self.waiting
+
+    def describe(self) -> str:
+        shown = ", ".join(self.waiting[:5])
+        more = len(self.waiting) - 5
+        return f"not back: {shown}" + (f" and {more} more" if more > 0 else "")
+
+    @classmethod
+    def of(cls, health: dict, names: list[str]) -> RecoveryProgress:
+        # Replicas one node cannot place never start: there, the primaries are the whole.
+        single_node = health.get("number_of_data_nodes", 1) <= 1
+        indices = health.get("indices") or {}
+        done = total = 0
+        waiting = []
+        for name in names:
+            index = indices.get(name)
+            if index is None:
+                waiting.append(f"{name} (not in the cluster)")
+                continue
+            shards = int(index["number_of_shards"])
+            primaries = int(index["active_primary_shards"])
+            if single_node:
+                done, total = done + primaries, total + shards
+                back = primaries == shards and index["initializing_shards"] == 0
+            else:
+                copies = shards * (1 + int(index["number_of_replicas"]))
+                done, total = done + int(index["active_shards"]), total + copies
+                back = index["status"] == "green" and index["initializing_shards"] == 0
+            if not back:
+                waiting.append(f"{name} ({primaries} of {shards} primaries active)")
+        return cls(done=done, total=total, waiting=tuple(waiting))
 
 
 @functools.cache

@@ -39,8 +39,9 @@ from backups.operations.restore_state import RestoreState
 log = logging.getLogger("backups.operations")
 Outcome = AuditEvent.Outcome
 CLEAR_COMMAND = "python manage.py a4c_maintenance off"
-# Each banner update rewrites Alien4Cloud's maintenance index: none while indices are being
-# deleted and restored, or the write would recreate the index under the restore's feet.
+# Each banner update rewrites Alien4Cloud's maintenance index and adds an audit trace: none
+# while indices are counted and snapshotted (the counts must be the snapshot's), nor while
+# they are deleted and restored (a write would recreate an index under the restore's feet).
 QUIET_PHASES = ("elasticsearch", "rolling back")
 RESTART_ADVICE = (
     "Restart Alien4Cloud now: its caches and in-memory state predate the restore "
@@ -119,6 +120,8 @@ class MaintenanceWindow:
             _write(self.run, A4CMaintenance.HELD)  # before: a worker dying next is recovered
             self.server.enable_maintenance()
         except MaintenanceHeldElsewhere as exc:
+            if self._adopt():
+                return
             who = self._holder()
             note = f"Alien4Cloud was in maintenance mode already ({who}); it was left as it was."
             _write(self.run, A4CMaintenance.FOREIGN, note)
@@ -150,6 +153,25 @@ class MaintenanceWindow:
         _audit(self.run, Outcome.SUCCEEDED, f"enabled for {self.why}", self.why)
         self.report(self.run, force=True)
 
+    def _adopt(self) -> bool:
+        """Takes over the maintenance an earlier run of this tool kept on (a restore whose
+        rollback failed): the run that puts the data right again is the one to end it."""
+        kept = stuck_maintenance_runs()
+        if not kept or not self._ours_after_all():
+            return False
+        for earlier in kept:
+            _write(earlier, A4CMaintenance.RELEASED, f"Taken over by {self.why}.")
+        self.held = True
+        _write(self.run, A4CMaintenance.HELD)
+        _audit(
+            self.run,
+            Outcome.SUCCEEDED,
+            f"kept on by an earlier run, taken over for {self.why}",
+            self.why,
+        )
+        self.report(self.run, force=True)
+        return True
+
     def _ours_after_all(self) -> bool:
         try:
             state = self.server.maintenance() if self.server else None
@@ -175,7 +197,7 @@ class MaintenanceWindow:
     def report(self, run, *, force: bool = False) -> None:
         """Sends the run's phase and progress to Alien4Cloud's banner, at most every
         A4C_MAINTENANCE_UPDATE_SECONDS (a phase change goes at once). Never raises."""
-        if not self.held or run.phase in QUIET_PHASES:
+        if not self.held or (run.phase or "").split(":")[0] in QUIET_PHASES:
             return
         text, percent = describe(run)
         now = time.monotonic()
@@ -207,6 +229,20 @@ class MaintenanceWindow:
         runner.on_progress = both
 
     # --- close --------------------------------------------------------------------------
+    def keep(self, why_kept: str) -> None:
+        """Leaves on what open() enabled, for the operator to end once the data is right;
+        the dashboard shows it in red with the command that ends it. Never raises."""
+        if not self.held:
+            return
+        self.held = False
+        note = f"Alien4Cloud was left in maintenance mode: {why_kept}"
+        try:
+            self.server.update_maintenance(f"a4c-backup: {self.why} failed; {why_kept}", 100)
+        except BackupError:
+            pass  # the banner is a courtesy; the row and the audit say it
+        _write(self.run, A4CMaintenance.STUCK, note)
+        _audit(self.run, Outcome.FAILED, note, self.why)
+
     def close(self, outcome: str) -> None:
         """Disables what open() enabled; never raises. ``outcome`` is said in the audit."""
         if not self.held:
@@ -243,11 +279,20 @@ def _release(run, server: alien4cloud.Server, why: str) -> bool:
     return True
 
 
-def release_for_dead_run(run) -> str:
-    """Recovery's part: disables the maintenance a dead worker's run held; a note for it."""
+def release_for_dead_run(run, keep: str = "") -> str:
+    """Recovery's part: disables the maintenance a dead worker's run held (or, with ``keep``,
+    leaves it on, saying why); a note for it."""
     if run.a4c_maintenance != A4CMaintenance.HELD:
         return ""
     kind = "backup" if isinstance(run, Backup) else "restore"
+    if keep:
+        note = f"Alien4Cloud was left in maintenance mode: {keep}"
+        _write(run, A4CMaintenance.STUCK, note)
+        _audit(run, Outcome.FAILED, note, f"{kind} whose worker died")
+        return (
+            f" {note} Restore a backup (it takes the maintenance over and ends it), or, once "
+            f"the data is right, run `{CLEAR_COMMAND}` and restart Alien4Cloud."
+        )
     try:
         server = alien4cloud.server()
     except ConfigError as exc:
@@ -329,9 +374,15 @@ def end_of_restore(run: RestoreRun, window: MaintenanceWindow) -> None:
     backup taken under maintenance, which a restarted Alien4Cloud would read back and stay
     locked. Unless maintenance was on before the restore (someone else's), it is emptied.
     """
-    window.close(run.get_status_display().lower())
     run.refresh_from_db()
     state = RestoreState.of(run)
+    if state.changed and run.status not in (
+        RestoreRun.Status.SUCCEEDED,
+        RestoreRun.Status.ROLLED_BACK,
+    ):
+        _keep_locked(run, window, state)
+        return
+    window.close(run.get_status_display().lower())
     if not state.changed:
         return
     notes = []
@@ -350,6 +401,31 @@ def end_of_restore(run: RestoreRun, window: MaintenanceWindow) -> None:
                 )
     notes.append(restart_alien4cloud())
     state = dataclasses.replace(state, restart=" ".join(notes))
+    RestoreRun.objects.filter(pk=run.pk).update(state=state.to_json())
+    run.state = state.to_json()
+
+
+UNSAFE = (
+    "its data is neither the backup's nor what it was before the restore. It was not "
+    "restarted either: a restart while shards recover loses them."
+)
+
+
+def _keep_locked(run: RestoreRun, window: MaintenanceWindow, state: RestoreState) -> None:
+    """A restore that changed data and could not put it back: Alien4Cloud stays closed to its
+    users and is not restarted, and the operator is told how to end it."""
+    window.keep(UNSAFE)
+    advice = (
+        f"Alien4Cloud stays in maintenance mode and was not restarted: {UNSAFE} "
+        + (
+            f"Restore safety backup {run.safety_backup.name}"
+            if run.safety_backup_id
+            else "Restore an earlier backup"
+        )
+        + f" (it takes the maintenance over and ends it), or, once the data is right, run "
+        f"`{CLEAR_COMMAND}` and restart Alien4Cloud."
+    )
+    state = dataclasses.replace(state, restart=advice)
     RestoreRun.objects.filter(pk=run.pk).update(state=state.to_json())
     run.state = state.to_json()
 

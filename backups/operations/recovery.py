@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from backups import audit
 from backups.audit import Actor, Outcome
+from backups.elastic import client as elastic
 from backups.errors import (
     BackupError,
 )
@@ -20,9 +21,12 @@ from backups.models import (
 )
 from backups.operations import running
 from backups.operations.backup_steps import end_backup
-from backups.operations.maintenance_mode import release_for_dead_run
+from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
 from backups.operations.places import data_dir, store
 from backups.operations.restore_state import RestoreState
+
+# How long the recovery waits for the shards a dead restore left recovering.
+RECOVERY_WAIT_SECONDS = 300.0
 
 
 def recover_stale_runs(now=None) -> list[str]:
@@ -79,6 +83,10 @@ def recover_stale_runs(now=None) -> list[str]:
                 else "Nothing had been changed yet."
             )
         )
+        shards_back = True
+        if RestoreState.of(run).changed:
+            shards_back, said = _await_restored_shards(run)
+            message += said
         if RestoreState.of(run).old_tree:
             try:  # the data dir goes back to wholly old at once; the rollback does the rest
                 store().undo_restore(data_dir(), Path(RestoreState.of(run).old_tree))
@@ -99,7 +107,11 @@ def recover_stale_runs(now=None) -> list[str]:
         ):
             if run.safety_backup_id and run.safety_backup.status == Backup.Status.RUNNING:
                 end_backup(run.safety_backup, Backup.Status.FAILED, "Interrupted with its restore.")
-            message = _release_maintenance(run)
+            # Half-restored data stays closed to Alien4Cloud's users until the operator
+            # restores again; a restore that changed nothing opens it again.
+            message = _release_maintenance(
+                run, keep=UNSAFE if RestoreState.of(run).changed or not shards_back else ""
+            )
             running.release("restore", run.pk)
             audit.record(
                 system,
@@ -125,9 +137,27 @@ def recover_stale_runs(now=None) -> list[str]:
     return notes
 
 
-def _release_maintenance(run) -> str:
-    """Disables the Alien4Cloud maintenance the dead run had enabled; its final message."""
-    note = release_for_dead_run(run)
+def _await_restored_shards(run: RestoreRun) -> tuple[bool, str]:
+    """Waits for the shards a dead restore had Elasticsearch recover: Elasticsearch goes on
+    without the worker, and a node stopped (Alien4Cloud restarted) before they are back loses
+    them. Whether they came back, and what to add to the run's message."""
+    state = RestoreState.of(run)
+    try:
+        cluster = elastic.cluster()
+        present = list(cluster.indices(include=state.existing_touched + state.created))
+        cluster.wait_for_recovery(present, timeout=RECOVERY_WAIT_SECONDS)
+    except BackupError as exc:
+        return False, (
+            f" Its indices have not all recovered ({exc}): do not restart Alien4Cloud before "
+            "they have."
+        )
+    return True, " Every shard it had begun restoring has finished recovering."
+
+
+def _release_maintenance(run, keep: str = "") -> str:
+    """Ends the Alien4Cloud maintenance the dead run had enabled (or, with ``keep``, leaves it
+    on, saying why); its final message."""
+    note = release_for_dead_run(run, keep=keep)
     message = type(run).objects.filter(pk=run.pk).values_list("error_message", flat=True)[0]
     if note:
         message += note

@@ -35,7 +35,12 @@ from backups.operations.plan import (
     scope_touches,
 )
 from backups.operations.recovery import rollback_hint
-from backups.operations.restore_checks import check_backup_is_whole, damaged, verify_restored
+from backups.operations.restore_checks import (
+    OwnCalls,
+    check_backup_is_whole,
+    damaged,
+    verify_restored,
+)
 from backups.operations.restore_state import RestoreState, note
 from backups.operations.retention import prune_safety_backups
 from backups.operations.running import ProgressCallback, short_trace
@@ -302,6 +307,7 @@ def _perform_restore(run: RestoreRun, runner: running.Runner, window: Maintenanc
             runner.update(safety_backup=safety)
 
         runner.phase("pre-command")
+        restored_at = timezone.now()  # what Alien4Cloud writes of our calls from here is ours
         run_hook(settings.A4C_PRE_RESTORE_COMMAND, "pre-restore")
         try:
             if es_part:
@@ -322,9 +328,11 @@ def _perform_restore(run: RestoreRun, runner: running.Runner, window: Maintenanc
             staged.discard()
 
     runner.phase("verify")
-    # While maintenance is on, Alien4Cloud rewrites its maintenance index at each update.
+    # While maintenance is on, Alien4Cloud rewrites its maintenance index at each update, and
+    # keeps an audit trace of each call we make to it.
     rewritten = [r.target for r in rows if is_maintenance_index(r.target)] if window.on else []
-    problems = verify_restored(backup, rows, rewritten)
+    own_calls = OwnCalls(window.server.username, restored_at) if window.held and rows else None
+    problems = verify_restored(backup, rows, rewritten, own_calls)
     if problems:
         raise BackupError(
             "After the restore, the data does not match the backup: " + "; ".join(problems[:5])
