@@ -60,6 +60,26 @@ export A4C_ES_URLS="${A4C_ES_URLS:-$ES_URL}"
 export CELERY_BROKER_URL="${CELERY_BROKER_URL:-$REDIS_URL}"
 export A4C_ES_REPOSITORY_PATH="${A4C_ES_REPOSITORY_PATH:-$ES_PATH_REPO/a4c-backup}"
 
+# The real Alien4Cloud 3.7.0 (REST server, no UI), built from its source tarballs into the
+# cache by install-a4c.sh and run by `services.sh start a4c`. It embeds its own Elasticsearch
+# 6.8 node, whose REST port is A4C_ALIEN4CLOUD_ES_PORT (the standalone ES above keeps 9200).
+# The A4C_ALIEN4CLOUD_* settings are ours; the ALIEN4CLOUD_* names derived from them are
+# kept apart from the A4C_* settings the Django side reads (A4C_DATA_DIR, A4C_ES_URLS...).
+ALIEN4CLOUD_VERSION=3.7.0
+ALIEN4CLOUD_SOURCE="${A4C_ALIEN4CLOUD_SOURCE:-$PROJECT_DIR/../shared/alien4cloud}"
+ALIEN4CLOUD_PORT="${A4C_ALIEN4CLOUD_PORT:-8088}"
+ALIEN4CLOUD_ES_PORT="${A4C_ALIEN4CLOUD_ES_PORT:-9250}"
+ALIEN4CLOUD_START_TIMEOUT="${A4C_ALIEN4CLOUD_START_TIMEOUT:-180}"
+ALIEN4CLOUD_HOME="$CACHE_DIR/alien4cloud-$ALIEN4CLOUD_VERSION"
+ALIEN4CLOUD_SRC="$ALIEN4CLOUD_HOME/src"
+ALIEN4CLOUD_CLASSPATH_FILE="$ALIEN4CLOUD_HOME/classpath.txt"
+ALIEN4CLOUD_BUILT_STAMP="$ALIEN4CLOUD_HOME/built.stamp"
+ALIEN4CLOUD_VAR_DIR="$VAR_DIR/alien4cloud"
+ALIEN4CLOUD_DATA_DIR="$ALIEN4CLOUD_VAR_DIR/data"
+ALIEN4CLOUD_ES_PATH_REPO="$ALIEN4CLOUD_VAR_DIR/es-repo"
+ALIEN4CLOUD_URL="http://127.0.0.1:$ALIEN4CLOUD_PORT"
+ALIEN4CLOUD_ES_URL="http://127.0.0.1:$ALIEN4CLOUD_ES_PORT"
+
 LOG_TAIL_LINES=30
 
 say() {
@@ -181,6 +201,24 @@ es_java_home() {
     done
     [[ -n "$chosen" ]] || return 1
     printf '%s\n' "$chosen"
+}
+
+# Prints the JDK 17 Alien4Cloud is built and run with (its poms target release 15 and its
+# libraries are not ready for newer JDKs), A4C_ALIEN4CLOUD_JAVA_HOME if set.
+alien4cloud_java_home() {
+    local dir
+    if [[ -n "${A4C_ALIEN4CLOUD_JAVA_HOME:-}" ]]; then
+        printf '%s\n' "$A4C_ALIEN4CLOUD_JAVA_HOME"
+        return
+    fi
+    for dir in /usr/lib/jvm/*; do
+        [[ -L "$dir" || ! -x "$dir/bin/java" || ! -r "$dir/release" ]] && continue
+        if grep -q '^JAVA_VERSION="17[."]' "$dir/release"; then
+            printf '%s\n' "$dir"
+            return
+        fi
+    done
+    return 1
 }
 
 es_minimum_java() {

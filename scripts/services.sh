@@ -9,6 +9,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_SERVICES=(es redis worker beat web)
 DEFAULT_START=(es redis)
+# Every service in start order. a4c, the real Alien4Cloud, is started only when named: its
+# first start builds it (about 3 min) and it holds about 800 MB. "stop all" and "status"
+# include it, since they only ever touch what these scripts started.
+SERVICE_ORDER=(es redis a4c worker beat web)
 ES_START_TIMEOUT="${A4C_ES_START_TIMEOUT:-120}"
 # How long a starting service may take to write its pid file; Elasticsearch writes it late,
 # later still when several nodes start at once on a small machine.
@@ -18,9 +22,13 @@ STOP_TIMEOUT=120
 usage() {
     cat <<EOF
 Usage: scripts/services.sh start|stop|status|restart [SERVICE...]
+       scripts/services.sh env a4c
 
 Services: es (Elasticsearch $ES_VERSION), redis, worker (Celery), beat (Celery scheduler),
-web (gunicorn), all. start and restart default to "es redis"; stop and status to all.
+web (gunicorn), a4c (the real Alien4Cloud $ALIEN4CLOUD_VERSION, built on first start), all.
+start and restart default to "es redis"; stop and status to all. "start all" and
+"restart all" leave a4c out; "stop all" and "status" include it.
+"env a4c" prints the settings that point the console at that Alien4Cloud.
 EOF
 }
 
@@ -411,6 +419,210 @@ status_web() {
     fi
 }
 
+# --- Alien4Cloud (the real 3.7.0 REST server) ----------------------------------------------
+
+ALIEN4CLOUD_CONFIG_DIR="$ALIEN4CLOUD_VAR_DIR/config"
+ALIEN4CLOUD_PID_FILE="$RUN_DIR/alien4cloud.pid"
+ALIEN4CLOUD_LOG="$LOG_DIR/alien4cloud.log"
+ALIEN4CLOUD_MAIN=alien4cloud.Application
+# Java 17 closes what its libraries (Spring 4, Elasticsearch 6.8, the LDAP context source)
+# reach into.
+ALIEN4CLOUD_JAVA_MODULE_OPTIONS=(
+    --add-opens java.base/java.lang=ALL-UNNAMED
+    --add-opens java.base/java.util=ALL-UNNAMED
+    --add-opens java.base/java.lang.reflect=ALL-UNNAMED
+    --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED
+    --add-opens java.base/java.io=ALL-UNNAMED
+    --add-opens java.base/java.net=ALL-UNNAMED
+    --add-opens java.base/java.nio=ALL-UNNAMED
+    --add-opens java.base/sun.nio.ch=ALL-UNNAMED
+    --add-opens java.base/java.util.concurrent=ALL-UNNAMED
+    --add-opens java.base/java.text=ALL-UNNAMED
+    --add-opens java.base/java.time=ALL-UNNAMED
+    --add-opens java.base/java.math=ALL-UNNAMED
+    --add-exports java.naming/com.sun.jndi.ldap=ALL-UNNAMED
+)
+
+# Our Alien4Cloud's pid: its command line names this checkout's config folder, so another
+# checkout's Alien4Cloud, or a recycled pid, never counts.
+alien4cloud_pid() {
+    service_pid "$ALIEN4CLOUD_PID_FILE" "$ALIEN4CLOUD_CONFIG_DIR"
+}
+
+alien4cloud_healthy() {
+    [[ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$ALIEN4CLOUD_URL/rest/admin/health" 2>/dev/null)" == 200 ]]
+}
+
+# The configuration folder, written at every start: Alien4Cloud's own alien4cloud-config.yml
+# from the built source with our directories and port, the embedded Elasticsearch node's
+# elasticsearch.yml, and a log4j2.xml that logs to the console (captured in ALIEN4CLOUD_LOG).
+write_alien4cloud_config() {
+    local config="$ALIEN4CLOUD_CONFIG_DIR"
+    mkdir -p "$config" "$ALIEN4CLOUD_DATA_DIR" "$ALIEN4CLOUD_VAR_DIR"/{init,es,tmp} \
+        "$ALIEN4CLOUD_ES_PATH_REPO"
+    python3 - "$ALIEN4CLOUD_SRC/alien4cloud-rest-api/src/main/resources/alien4cloud-config.yml" \
+        "$config/alien4cloud-config.yml" "$ALIEN4CLOUD_PORT" "$ALIEN4CLOUD_DATA_DIR" \
+        "$ALIEN4CLOUD_VAR_DIR/init" <<'EOF_PYTHON'
+import re
+import sys
+
+source, target, port, data_dir, init_dir = sys.argv[1:]
+# (top-level section, key) -> value; each must be found exactly once.
+changes = {
+    ("server", "port"): port,
+    ("directories", "alien"): f'"{data_dir}"',
+    ("directories", "alien_init"): f'"{init_dir}"',
+}
+found = set()
+section = None
+lines = []
+for line in open(source, encoding="utf-8"):
+    top = re.match(r"([A-Za-z_][\w.-]*):", line)
+    if top:
+        section = top.group(1)
+    entry = re.match(r"(  )([\w.-]+):(\s.*)?$", line)
+    if entry and (section, entry.group(2)) in changes:
+        key = (section, entry.group(2))
+        found.add(key)
+        line = f"  {key[1]}: {changes[key]}\n"
+    lines.append(line)
+missing = set(changes) - found
+if missing:
+    sys.exit(f"{source} has no {sorted(missing)}: the template changed, update services.sh")
+with open(target, "w", encoding="utf-8") as out:
+    out.write("# Written by scripts/services.sh at every start from Alien4Cloud's own file:\n")
+    out.write("# change the script, not this file.\n")
+    out.writelines(lines)
+EOF_PYTHON
+    # The embedded node: one data node, its REST port for the backup tool, a mock transport
+    # that opens no port Elasticsearch clusters could meet on.
+    cat >"$config/elasticsearch.yml" <<EOF
+# Written by scripts/services.sh at every start: change the script, not this file.
+cluster.name: escluster
+node.name: alien
+path.home: "$ALIEN4CLOUD_VAR_DIR/es"
+path.data: "$ALIEN4CLOUD_VAR_DIR/es/data"
+path.logs: "$ALIEN4CLOUD_VAR_DIR/es/logs"
+path.repo: ["$ALIEN4CLOUD_ES_PATH_REPO"]
+transport.type: mock-socket-network
+http.enabled: true
+http.port: $ALIEN4CLOUD_ES_PORT
+network.host: 127.0.0.1
+cluster.routing.allocation.disk.threshold_enabled: false
+EOF
+    cat >"$config/log4j2.xml" <<'EOF'
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by scripts/services.sh at every start: change the script, not this file. -->
+<Configuration status="WARN">
+  <Appenders>
+    <Console name="console" target="SYSTEM_OUT">
+      <PatternLayout pattern="%d{ISO8601} %-5p [%t] %c{1.}: %m%n"/>
+    </Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="alien4cloud" level="info"/>
+    <Logger name="org.alien4cloud" level="info"/>
+    <Logger name="org.springframework" level="warn"/>
+    <Logger name="org.eclipse.jetty" level="warn"/>
+    <Root level="info">
+      <AppenderRef ref="console"/>
+    </Root>
+  </Loggers>
+</Configuration>
+EOF
+}
+
+launch_a4c() {
+    local java_home classpath
+    local -a java_options
+    read -r -a java_options <<<"${A4C_ALIEN4CLOUD_JAVA_OPTS:--Xms256m -Xmx1g}"
+    bash "$SCRIPTS_DIR/install-a4c.sh"
+    java_home="$(alien4cloud_java_home)" ||
+        die "no JDK 17 found for Alien4Cloud: install one or set A4C_ALIEN4CLOUD_JAVA_HOME"
+    if port_in_use "$ALIEN4CLOUD_ES_PORT"; then
+        die "port $ALIEN4CLOUD_ES_PORT, for Alien4Cloud's embedded Elasticsearch, is taken by $(describe_port "$ALIEN4CLOUD_ES_PORT"). Free it or set A4C_ALIEN4CLOUD_ES_PORT."
+    fi
+    write_alien4cloud_config
+    # The configuration folder first, so its alien4cloud-config.yml, elasticsearch.yml and
+    # log4j2.xml win over the copies inside the jars.
+    classpath="$ALIEN4CLOUD_CONFIG_DIR:$(paste -sd: "$ALIEN4CLOUD_CLASSPATH_FILE")"
+    mkdir -p "$RUN_DIR" "$LOG_DIR"
+    rm -f "$ALIEN4CLOUD_PID_FILE"
+    printf '\n### %s: starting Alien4Cloud %s\n' "$(date '+%F %T')" "$ALIEN4CLOUD_VERSION" >>"$ALIEN4CLOUD_LOG"
+    say "starting Alien4Cloud $ALIEN4CLOUD_VERSION on port $ALIEN4CLOUD_PORT (Java: $java_home; log: $ALIEN4CLOUD_LOG)"
+    # Its own session, its output in the log and nothing inherited: run as the backup tool's
+    # restart command, it must outlive the command and hold none of its pipes. A clean
+    # environment: the caller's JAVA_TOOL_OPTIONS or CLASSPATH must not leak in.
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    (cd "$ALIEN4CLOUD_VAR_DIR" && umask 022 && exec setsid -f bash -c 'echo $$ >"$1" && shift && exec "$@"' \
+        _ "$ALIEN4CLOUD_PID_FILE" env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+        HOME="$ALIEN4CLOUD_VAR_DIR" JAVA_HOME="$java_home" \
+        "$java_home/bin/java" "${java_options[@]}" \
+        "${ALIEN4CLOUD_JAVA_MODULE_OPTIONS[@]}" -Djava.io.tmpdir="$ALIEN4CLOUD_VAR_DIR/tmp" \
+        -cp "$classpath" "$ALIEN4CLOUD_MAIN") </dev/null >>"$ALIEN4CLOUD_LOG" 2>&1
+}
+
+start_a4c() {
+    local pid
+    if pid="$(alien4cloud_pid)"; then
+        if alien4cloud_healthy; then
+            say "Alien4Cloud already running (pid $pid): $ALIEN4CLOUD_URL"
+            return
+        fi
+        say "Alien4Cloud (pid $pid) is starting; waiting for it"
+    elif port_in_use "$ALIEN4CLOUD_PORT"; then
+        die "port $ALIEN4CLOUD_PORT is taken by $(describe_port "$ALIEN4CLOUD_PORT"), not the Alien4Cloud of $VAR_DIR (no matching pid file $ALIEN4CLOUD_PID_FILE): stop it, or set A4C_ALIEN4CLOUD_PORT."
+    else
+        launch_a4c
+    fi
+    wait_for_service Alien4Cloud "$ALIEN4CLOUD_PID_FILE" "$ALIEN4CLOUD_START_TIMEOUT" \
+        alien4cloud_healthy "$ALIEN4CLOUD_LOG"
+    say "Alien4Cloud $ALIEN4CLOUD_VERSION is up: $ALIEN4CLOUD_URL (admin/admin; its Elasticsearch: $ALIEN4CLOUD_ES_URL)"
+}
+
+stop_a4c() {
+    local pid
+    if pid="$(alien4cloud_pid)"; then
+        stop_pid Alien4Cloud "$pid"
+    elif port_in_use "$ALIEN4CLOUD_PORT" && alien4cloud_healthy; then
+        say "the Alien4Cloud on port $ALIEN4CLOUD_PORT was not started by these scripts: left running"
+    else
+        say "Alien4Cloud is not running"
+    fi
+}
+
+status_a4c() {
+    local pid
+    if pid="$(alien4cloud_pid)"; then
+        if alien4cloud_healthy; then
+            print_status a4c running "pid $pid" "$ALIEN4CLOUD_URL (Alien4Cloud $ALIEN4CLOUD_VERSION)"
+        else
+            print_status a4c starting "pid $pid" "$ALIEN4CLOUD_URL (log $ALIEN4CLOUD_LOG)"
+        fi
+    elif alien4cloud_healthy; then
+        print_status a4c running "not ours" "$ALIEN4CLOUD_URL"
+    else
+        print_status a4c stopped "" ""
+    fi
+}
+
+# The settings that point the console at this Alien4Cloud, as .env lines. The restart
+# command names this checkout's var dir and ports, so it restarts this Alien4Cloud whatever
+# the environment it runs in.
+env_a4c() {
+    cat <<EOF
+A4C_SERVER_URL=$ALIEN4CLOUD_URL
+A4C_SERVER_USERNAME=admin
+A4C_SERVER_PASSWORD=admin
+A4C_ES_URLS=$ALIEN4CLOUD_ES_URL
+A4C_ES_CLUSTER_NAME=escluster
+A4C_ES_REPOSITORY_PATH=$ALIEN4CLOUD_ES_PATH_REPO/a4c-backup
+A4C_DATA_DIR=$ALIEN4CLOUD_DATA_DIR
+A4C_MAINTENANCE=required
+A4C_RESTART_COMMAND='env A4C_VAR_DIR=$VAR_DIR A4C_ALIEN4CLOUD_PORT=$ALIEN4CLOUD_PORT A4C_ALIEN4CLOUD_ES_PORT=$ALIEN4CLOUD_ES_PORT bash $SCRIPTS_DIR/services.sh restart a4c'
+EOF
+}
+
 # --- Command line --------------------------------------------------------------------------
 
 print_status() {
@@ -418,11 +630,20 @@ print_status() {
 }
 
 
-# Puts the requested services in start order (stop walks it backwards), without repeats.
+# ordered_services ACTION SERVICE...: the requested services in start order (stop walks it
+# backwards), without repeats.
 ordered_services() {
-    local wanted=" $* " service
-    [[ "$wanted" == *" all "* ]] && wanted=" ${ALL_SERVICES[*]} "
-    for service in "${ALL_SERVICES[@]}"; do
+    local action="$1" service
+    shift
+    local wanted=" $* "
+    if [[ "$wanted" == *" all "* ]]; then
+        if [[ "$action" == start || "$action" == restart ]]; then
+            wanted="$wanted${ALL_SERVICES[*]} "
+        else
+            wanted="$wanted${SERVICE_ORDER[*]} "
+        fi
+    fi
+    for service in "${SERVICE_ORDER[@]}"; do
         [[ "$wanted" == *" $service "* ]] && printf '%s\n' "$service"
     done
     return 0
@@ -435,6 +656,14 @@ main() {
     case "$action" in
     start | restart) requested=("${DEFAULT_START[@]}") ;;
     stop | status) requested=(all) ;;
+    env)
+        [[ "${1:-}" == a4c && $# -eq 1 ]] || {
+            usage >&2
+            return 2
+        }
+        env_a4c
+        return 0
+        ;;
     -h | --help | help)
         usage
         return 0
@@ -448,12 +677,12 @@ main() {
         requested=("$@")
     fi
     for service in "${requested[@]}"; do
-        [[ " all ${ALL_SERVICES[*]} " == *" $service "* ]] || {
+        [[ " all ${SERVICE_ORDER[*]} " == *" $service "* ]] || {
             usage >&2
             die "unknown service: $service"
         }
     done
-    mapfile -t services < <(ordered_services "${requested[@]}")
+    mapfile -t services < <(ordered_services "$action" "${requested[@]}")
 
     if [[ "$action" == stop || "$action" == restart ]]; then
         for ((index = ${#services[@]} - 1; index >= 0; index--)); do
