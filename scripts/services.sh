@@ -494,8 +494,9 @@ with open(target, "w", encoding="utf-8") as out:
     out.write("# change the script, not this file.\n")
     out.writelines(lines)
 EOF_PYTHON
-    # The embedded node: one data node, its REST port for the backup tool, a mock transport
-    # that opens no port Elasticsearch clusters could meet on.
+    # The embedded node: one data node, its REST port for the backup tool. Its transport still
+    # listens on 9300 and up: single-node discovery keeps two installations on one host (two
+    # checkouts, or a test's beside the quickstart's) from joining into one cluster.
     cat >"$config/elasticsearch.yml" <<EOF
 # Written by scripts/services.sh at every start: change the script, not this file.
 cluster.name: escluster
@@ -505,6 +506,7 @@ path.data: "$ALIEN4CLOUD_VAR_DIR/es/data"
 path.logs: "$ALIEN4CLOUD_VAR_DIR/es/logs"
 path.repo: ["$ALIEN4CLOUD_ES_PATH_REPO"]
 transport.type: mock-socket-network
+discovery.type: single-node
 http.enabled: true
 http.port: $ALIEN4CLOUD_ES_PORT
 network.host: 127.0.0.1
