@@ -26,6 +26,7 @@ from backups.alien4cloud import content
 from backups.doctor.alien4cloud import alien4cloud_check
 from backups.doctor.checks import run_checks
 from backups.elastic import client as elastic
+from backups.errors import Alien4CloudSignInError
 from backups.models import A4CMaintenance, Backup, RestoreRun
 from backups.operations import running
 
@@ -211,6 +212,8 @@ def test_a_worker_killed_mid_restore_leaves_alien4cloud_startable_and_restorable
     assert running.lock_holder() is None
     tool.restart()  # what an operator does next: it starts
     assert server.health().up
+    kept = server.maintenance()  # the session it had was forgotten: it signs in again
+    assert kept is not None and kept.user == tool.username, "still closed to its users"
 
     # The safety backup puts it back as it was before; that restore ends the maintenance.
     settings.A4C_POST_RESTORE_COMMAND = ""
@@ -220,3 +223,29 @@ def test_a_worker_killed_mid_restore_leaves_alien4cloud_startable_and_restorable
     assert answering(tool) == changed
     assert tree(tool.data_dir) == changed_files
     assert operations.stuck_maintenance_runs() == []
+
+
+def test_someone_elses_maintenance_refuses_a_backup_and_is_left_on(tool, tag, cli_actor):
+    content.create_user(tool.server(), f"ops-{tag}", "pw-ops-1", ["ADMIN"])
+    someone = alien4cloud.Server(tool.url, f"ops-{tag}", "pw-ops-1")
+    someone.enable_maintenance()
+    try:
+        backup = operations.run_backup(operations.request_backup(cli_actor, name=f"r-{tag}").pk)
+
+        assert backup.status == Backup.Status.FAILED
+        assert "With A4C_MAINTENANCE=required the backup does not start" in backup.error_message
+        assert f"enabled by ops-{tag}" in backup.error_message
+        assert backup.a4c_maintenance == A4CMaintenance.FOREIGN
+        assert tool.server().maintenance().user == f"ops-{tag}", "left as it was"
+    finally:
+        assert someone.disable_maintenance()
+
+
+def test_a_user_without_the_admin_role_may_not_enable_maintenance(tool, tag):
+    content.create_user(tool.server(), f"viewer-{tag}", "pw-viewer-1", ["COMPONENTS_BROWSER"])
+    viewer = alien4cloud.Server(tool.url, f"viewer-{tag}", "pw-viewer-1")
+
+    assert not viewer.sign_in().is_admin
+    with pytest.raises(Alien4CloudSignInError, match="must name a user with the ADMIN role"):
+        viewer.enable_maintenance()
+    assert tool.server().maintenance() is None
