@@ -155,7 +155,10 @@ class MaintenanceWindow:
 
     def _adopt(self) -> bool:
         """Takes over the maintenance an earlier run of this tool kept on (a restore whose
-        rollback failed): the run that puts the data right again is the one to end it."""
+        rollback failed): the restore that puts the data right again is the one to end it. A
+        backup never does: it would let Alien4Cloud's users in on data that is not whole."""
+        if not isinstance(self.run, RestoreRun):
+            return False
         kept = stuck_maintenance_runs()
         if not kept or not self._ours_after_all():
             return False
