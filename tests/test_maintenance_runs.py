@@ -414,6 +414,11 @@ def test_a_rollback_that_cannot_bring_the_data_back_leaves_maintenance_on_and_no
     assert state is not None and state.user == settings.A4C_SERVER_USERNAME
     assert operations.stuck_maintenance_runs() == [run]
 
+    # A backup meanwhile leaves it on: it is not what puts the data right.
+    operations.run_backup(operations.request_backup(cli_actor, name="meanwhile").pk)
+    assert alien4cloud.server().maintenance() is not None
+    assert operations.stuck_maintenance_runs() == [run]
+
     # The next restore takes the maintenance over, and ends it when it succeeds.
     settings.A4C_POST_RESTORE_COMMAND = ""
     again = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
