@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from backups.alien4cloud.client import Server
@@ -370,3 +370,42 @@ def snapshot_state(server: Server) -> State:
         csars=csars(server),
         applications=applications(server),
     )
+
+
+# --- the demo ---------------------------------------------------------------------------------
+DEMO_USERS = {
+    "ada": ("APPLICATIONS_MANAGER",),
+    "grace": ("COMPONENTS_MANAGER", "ARCHITECT"),
+    "linus": ("COMPONENTS_BROWSER",),
+    "margaret": ("ADMIN",),
+}
+DEMO_GROUPS = {
+    "developers": ("ada", "linus"),
+    "operators": ("grace", "margaret"),
+}
+DEMO_CSARS = (
+    ("demo-web-server", "1.0.0"),
+    ("demo-web-server", "1.1.0"),
+    ("demo-database", "1.0.0"),
+    ("demo-message-queue", "2.0.0"),
+)
+DEMO_APPLICATIONS = ("Shop Front", "Billing")
+
+
+def fill_demo(server: Server, say: Callable[[str], None] = lambda _: None) -> State:
+    """Fills an Alien4Cloud with the demo content; a second run changes nothing.
+
+    Users sign in with the password ``demo-<name>``. Returns the state afterwards.
+    """
+    for username, roles in DEMO_USERS.items():
+        create_user(server, username, f"demo-{username}", roles)
+        say(f"user {username} ({', '.join(roles)})")
+    for name, members in DEMO_GROUPS.items():
+        create_group(server, name, members)
+        say(f"group {name} ({', '.join(members)})")
+    for name, version in DEMO_CSARS:
+        upload_csar(server, build_csar(name, version), f"{name}-{version}.csar")
+        say(f"CSAR {name}:{version}")
+    for name in DEMO_APPLICATIONS:
+        say(f"application {create_application(server, name)} ({name})")
+    return snapshot_state(server)
