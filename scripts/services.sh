@@ -494,6 +494,8 @@ with open(target, "w", encoding="utf-8") as out:
     out.write("# change the script, not this file.\n")
     out.writelines(lines)
 EOF_PYTHON
+    # Alien4Cloud queries its indices as soon as the node runs, without waiting for them to
+    # recover: all primaries recover at once, not 4 at a time.
     # The embedded node: its REST port for the backup tool, and a cluster of its own. Without
     # single-node discovery it pings the transport ports 9300-9305 and joins any other
     # "escluster" there: another checkout's Alien4Cloud then shares (and moves) its shards.
@@ -512,6 +514,7 @@ http.enabled: true
 http.port: $ALIEN4CLOUD_ES_PORT
 network.host: 127.0.0.1
 cluster.routing.allocation.disk.threshold_enabled: false
+cluster.routing.allocation.node_initial_primaries_recoveries: 100
 EOF
     cat >"$config/log4j2.xml" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
