@@ -53,20 +53,11 @@ else
     ES_USER="$(id -un)"
 fi
 
-# Prints NAME's value from the project's .env file (the one settings.py reads), if any.
-dotenv_value() {
-    [[ -r "$PROJECT_DIR/.env" ]] || return 0
-    sed -n "s/^$1=//p" "$PROJECT_DIR/.env" | tail -n 1 | sed "s/^'\(.*\)'\$/\1/"
-}
-
-# The Django settings read these; derive them from the ports above unless set explicitly
-# (in the environment, or in .env as quickstart.sh --alien4cloud writes them), so the web,
-# the worker and the tests all talk to the services these scripts start.
+# The Django settings read these; derive them from the ports above unless set explicitly,
+# so the web, the worker and the tests all talk to the services these scripts start.
 export A4C_VAR_DIR="$VAR_DIR"
-A4C_ES_URLS="${A4C_ES_URLS:-$(dotenv_value A4C_ES_URLS)}"
 export A4C_ES_URLS="${A4C_ES_URLS:-$ES_URL}"
 export CELERY_BROKER_URL="${CELERY_BROKER_URL:-$REDIS_URL}"
-A4C_ES_REPOSITORY_PATH="${A4C_ES_REPOSITORY_PATH:-$(dotenv_value A4C_ES_REPOSITORY_PATH)}"
 export A4C_ES_REPOSITORY_PATH="${A4C_ES_REPOSITORY_PATH:-$ES_PATH_REPO/a4c-backup}"
 
 # The real Alien4Cloud 3.7.0 (REST server, no UI), built from its source tarballs into the

@@ -4,18 +4,17 @@
 #
 # By default the console backs up a made-up installation: the standalone Elasticsearch with
 # `manage.py demo_data`. With --alien4cloud (or A4C_QUICKSTART_TARGET=alien4cloud) it backs
-# up the real Alien4Cloud 3.7.0 instead: builds and starts it (services.sh start a4c), writes
-# the settings that point the console at it into .env (services.sh env a4c), fills it with
-# `manage.py a4c_demo_content`, then starts the worker, beat and web.
+# up the real Alien4Cloud 3.7.0 instead: builds and starts it (services.sh start a4c), fills it
+# with `manage.py a4c_demo_content`, then starts the worker, beat and web with the settings
+# that point them at it (services.sh env a4c) in their environment. Those settings are not
+# written into .env: settings.py reads .env in every process, the test suite's included,
+# whose tests expect the standalone Elasticsearch and no Alien4Cloud configured.
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 QUICKSTART_LOG="$LOG_DIR/quickstart.log"
 TARGET="${A4C_QUICKSTART_TARGET:-demo}"
-DOTENV="$PROJECT_DIR/.env"
-DOTENV_BEGIN="# --- written by scripts/quickstart.sh --alien4cloud: the real Alien4Cloud (begin)"
-DOTENV_END="# --- written by scripts/quickstart.sh --alien4cloud (end)"
 
 usage() {
     cat <<EOF_USAGE
@@ -31,23 +30,10 @@ manage() {
     run_logged "$QUICKSTART_LOG" "manage.py $*" "$VENV/bin/python" manage.py "$@"
 }
 
-# Takes the block this script wrote out of .env, leaving every other line as it is.
-remove_alien4cloud_settings() {
-    [[ -f "$DOTENV" ]] && grep -qxF "$DOTENV_BEGIN" "$DOTENV" || return 0
-    awk -v begin="$DOTENV_BEGIN" -v end="$DOTENV_END" \
-        '$0 == begin { skip = 1 } !skip { print } $0 == end { skip = 0 }' "$DOTENV" >"$DOTENV.new"
-    mv "$DOTENV.new" "$DOTENV"
-    say "removed the real Alien4Cloud's settings from $DOTENV"
-}
-
-# Points the console at the real Alien4Cloud: .env for every later start of the web and the
-# worker, the environment for the services this run starts (lib.sh's defaults would win).
+# Points this run's commands and the services it starts at the real Alien4Cloud.
 use_alien4cloud_settings() {
     local settings
     settings="$(bash "$SCRIPTS_DIR/services.sh" env a4c)"
-    remove_alien4cloud_settings
-    printf '%s\n%s\n%s\n' "$DOTENV_BEGIN" "$settings" "$DOTENV_END" >>"$DOTENV"
-    say "wrote the settings that point the console at Alien4Cloud into $DOTENV"
     set -a
     eval "$settings"
     set +a
@@ -79,7 +65,6 @@ main() {
         manage migrate --noinput
         manage a4c_demo_content
     else
-        remove_alien4cloud_settings
         bash "$SCRIPTS_DIR/services.sh" start es redis
         manage migrate --noinput
         manage demo_data --size small
@@ -87,7 +72,12 @@ main() {
     say "manage.py ensure_admin"
     admin_message="$("$VENV/bin/python" manage.py ensure_admin 2>&1)" ||
         die "manage.py ensure_admin failed: $admin_message"
-    bash "$SCRIPTS_DIR/services.sh" start worker beat web
+    if [[ "$TARGET" == alien4cloud ]]; then
+        # Running ones may have been started with the other target's settings.
+        bash "$SCRIPTS_DIR/services.sh" restart worker beat web
+    else
+        bash "$SCRIPTS_DIR/services.sh" start worker beat web
+    fi
 
     cat <<EOF_MESSAGE
 
@@ -100,7 +90,8 @@ EOF_MESSAGE
     if [[ "$TARGET" == alien4cloud ]]; then
         cat <<EOF_MESSAGE
   Alien4Cloud $ALIEN4CLOUD_VERSION: $ALIEN4CLOUD_URL (admin/admin), its data dir $ALIEN4CLOUD_DATA_DIR
-  Back to the demo installation: scripts/quickstart.sh (it takes these settings out of .env)
+  The worker, beat and web run with its settings (scripts/services.sh env a4c); to restart
+  them by hand, run this script again, or: set -a; eval "\$(scripts/services.sh env a4c)"; set +a
 EOF_MESSAGE
     fi
 }
