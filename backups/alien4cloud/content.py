@@ -6,8 +6,9 @@ picture of the content that a restore must bring back. It talks to Alien4Cloud o
 ``client.Server._rest`` (which signs in); it never touches Elasticsearch or the data dir.
 
 Alien4Cloud answers some failures with HTTP 200 and an error in its envelope (a CSAR that
-does not parse, one that exists already), so every call here checks both: any 2xx with no
-error is success.
+does not parse: error 200; another content under an existing name and version: 502), and
+refuses an existing application with HTTP 201 and error 615, so every call here checks both:
+any 2xx with no error is success.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ NOT_FOUND = 504
 # Searches ask for this many at once; demo and test content stays far below it.
 PAGE_SIZE = 1000
 ROOT_TYPE = "tosca.nodes.Root"
-# The group Alien4Cloud creates itself, holding every user.
-ALL_USERS_GROUP = "ALL_USERS"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
