@@ -19,7 +19,7 @@ fi
 
 status=0
 # The real Alien4Cloud's tests start it themselves (tests/real_alien4cloud.py); building it
-# first shows the build's progress, about 2 minutes once, instead of a silent pause.
+# first shows the build's progress, about 3 minutes once, instead of a silent pause.
 bash "$SCRIPTS_DIR/install-a4c.sh"
 bash "$SCRIPTS_DIR/postgres.sh" start
 say "the fault-injection suite on PostgreSQL"
