@@ -124,12 +124,12 @@ build_server() {
 
     # No javadoc or source jars: nobody reads them here, and they cost a third of the time.
     if [[ ! -s "$MAPPING_JAR" ]]; then
-        run_logged "$BUILD_LOG" "building elasticsearch-mapping $MAPPING_VERSION (about 30 s)" \
+        run_logged "$BUILD_LOG" "building elasticsearch-mapping $MAPPING_VERSION (under a minute)" \
             a4c_mvn "$work/elasticsearch-mapping-$MAPPING_VERSION" install -DskipTests \
             -Dmaven.javadoc.skip=true -Dmaven.source.skip=true -Dlombok.version="$LOMBOK_VERSION"
     fi
     # -DskipTests, not -Dmaven.test.skip: core needs the test jars of test-common and tosca.
-    run_logged "$BUILD_LOG" "building Alien4Cloud $ALIEN4CLOUD_VERSION's REST server (about 3 min; log: $BUILD_LOG)" \
+    run_logged "$BUILD_LOG" "building Alien4Cloud $ALIEN4CLOUD_VERSION's REST server (about 2 min; log: $BUILD_LOG)" \
         a4c_mvn "$src" -pl alien4cloud-rest-api -am install -DskipTests \
         -Dmaven.javadoc.skip=true -Dmaven.source.skip=true -Dlombok.version="$LOMBOK_VERSION"
     [[ -s "$REST_API_JAR" ]] || die "the build ended without $REST_API_JAR" "$BUILD_LOG"

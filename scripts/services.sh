@@ -494,9 +494,11 @@ with open(target, "w", encoding="utf-8") as out:
     out.write("# change the script, not this file.\n")
     out.writelines(lines)
 EOF_PYTHON
-    # The embedded node: one data node, its REST port for the backup tool. Its transport still
-    # listens on 9300 and up: single-node discovery keeps two installations on one host (two
-    # checkouts, or a test's beside the quickstart's) from joining into one cluster.
+    # Alien4Cloud queries its indices as soon as the node runs, without waiting for them to
+    # recover: all primaries recover at once, not 4 at a time.
+    # The embedded node: its REST port for the backup tool, and a cluster of its own. Without
+    # single-node discovery it pings the transport ports 9300-9305 and joins any other
+    # "escluster" there: another checkout's Alien4Cloud then shares (and moves) its shards.
     cat >"$config/elasticsearch.yml" <<EOF
 # Written by scripts/services.sh at every start: change the script, not this file.
 cluster.name: escluster
@@ -506,11 +508,13 @@ path.data: "$ALIEN4CLOUD_VAR_DIR/es/data"
 path.logs: "$ALIEN4CLOUD_VAR_DIR/es/logs"
 path.repo: ["$ALIEN4CLOUD_ES_PATH_REPO"]
 transport.type: mock-socket-network
+transport.tcp.port: $ALIEN4CLOUD_ES_TRANSPORT_PORT
 discovery.type: single-node
 http.enabled: true
 http.port: $ALIEN4CLOUD_ES_PORT
 network.host: 127.0.0.1
 cluster.routing.allocation.disk.threshold_enabled: false
+cluster.routing.allocation.node_initial_primaries_recoveries: 100
 EOF
     cat >"$config/log4j2.xml" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
@@ -543,6 +547,9 @@ launch_a4c() {
         die "no JDK 17 found for Alien4Cloud: install one or set A4C_ALIEN4CLOUD_JAVA_HOME"
     if port_in_use "$ALIEN4CLOUD_ES_PORT"; then
         die "port $ALIEN4CLOUD_ES_PORT, for Alien4Cloud's embedded Elasticsearch, is taken by $(describe_port "$ALIEN4CLOUD_ES_PORT"). Free it or set A4C_ALIEN4CLOUD_ES_PORT."
+    fi
+    if port_in_use "$ALIEN4CLOUD_ES_TRANSPORT_PORT"; then
+        die "port $ALIEN4CLOUD_ES_TRANSPORT_PORT, the transport of Alien4Cloud's embedded Elasticsearch, is taken by $(describe_port "$ALIEN4CLOUD_ES_TRANSPORT_PORT"). Free it or set A4C_ALIEN4CLOUD_ES_TRANSPORT_PORT."
     fi
     write_alien4cloud_config
     # The configuration folder first, so its alien4cloud-config.yml, elasticsearch.yml and
@@ -621,7 +628,7 @@ A4C_ES_CLUSTER_NAME=escluster
 A4C_ES_REPOSITORY_PATH=$ALIEN4CLOUD_ES_PATH_REPO/a4c-backup
 A4C_DATA_DIR=$ALIEN4CLOUD_DATA_DIR
 A4C_MAINTENANCE=required
-A4C_RESTART_COMMAND='env A4C_VAR_DIR=$VAR_DIR A4C_ALIEN4CLOUD_PORT=$ALIEN4CLOUD_PORT A4C_ALIEN4CLOUD_ES_PORT=$ALIEN4CLOUD_ES_PORT bash $SCRIPTS_DIR/services.sh restart a4c'
+A4C_RESTART_COMMAND='env A4C_VAR_DIR=$VAR_DIR A4C_ALIEN4CLOUD_PORT=$ALIEN4CLOUD_PORT A4C_ALIEN4CLOUD_ES_PORT=$ALIEN4CLOUD_ES_PORT A4C_ALIEN4CLOUD_ES_TRANSPORT_PORT=$ALIEN4CLOUD_ES_TRANSPORT_PORT bash $SCRIPTS_DIR/services.sh restart a4c'
 EOF
 }
 

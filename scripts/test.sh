@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the test suite against a real Elasticsearch, Redis, Celery worker processes and
-# Chromium, installing and starting them first when needed. Arguments go to pytest:
+# Runs the test suite against a real Elasticsearch, Redis, Celery worker processes, Chromium
+# and the real Alien4Cloud 3.7.0 (built and started by its tests' fixture, then left running
+# like Elasticsearch), installing and starting them first when needed. Arguments go to pytest:
 #   scripts/test.sh -k restore -x
 # With no arguments (as CI runs it) the fault-injection suite first runs once against
 # PostgreSQL, whose locking differs from SQLite's, then the whole suite runs on SQLite.
@@ -17,6 +18,9 @@ if [[ $# -gt 0 ]]; then
 fi
 
 status=0
+# The real Alien4Cloud's tests start it themselves (tests/real_alien4cloud.py); building it
+# first shows the build's progress, about 3 minutes once, instead of a silent pause.
+bash "$SCRIPTS_DIR/install-a4c.sh"
 bash "$SCRIPTS_DIR/postgres.sh" start
 say "the fault-injection suite on PostgreSQL"
 DATABASE_URL="$(bash "$SCRIPTS_DIR/postgres.sh" url)" \

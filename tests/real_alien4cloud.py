@@ -2,9 +2,9 @@
 
 A test module takes it with ``from real_alien4cloud import real_a4c  # noqa: F401`` and the
 ``real_a4c`` argument. Nothing is skipped when the server is absent: the first use builds it
-(about 3 minutes, cached outside the clone afterwards) and starts it (about 30 s). The server
-is left running for the next session, as `scripts/services.sh start es` leaves Elasticsearch;
-stop it with `bash scripts/services.sh stop a4c`.
+(3 to 4 minutes with downloads, cached outside the clone afterwards) and starts it (25 to
+45 s). The server is left running for the next session, as `scripts/services.sh start es`
+leaves Elasticsearch; stop it with `bash scripts/services.sh stop a4c`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from backups.alien4cloud.client import Server
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SERVICES = PROJECT_DIR / "scripts" / "services.sh"
-# Building on a 2-core machine takes about 3 minutes, starting about 30 s.
+# Building on a 2-core machine takes 3 to 4 minutes, starting up to 45 s.
 START_TIMEOUT = 900
 
 

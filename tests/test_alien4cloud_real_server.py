@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import secrets
+import zipfile
 
+import pytest
 import requests
 from real_alien4cloud import real_a4c  # noqa: F401 - the fixture
 
@@ -95,3 +98,18 @@ def test_content_helpers_create_and_read_a_user_group_csar_and_application(real_
     assert all(g.name != group_name for g in after.groups)
     assert uploaded not in after.csars
     assert content.application(server, app_id) is None
+
+
+def test_a_csar_that_does_not_parse_is_refused_though_alien4cloud_answers_200(real_a4c):  # noqa: F811
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "broken.yml",
+            "tosca_definitions_version: alien_dsl_2_0_0\n"
+            "node_types:\n  a4c.test.Broken:\n    derived_from: no.such.Type\n",
+        )
+
+    with pytest.raises(content.ContentError, match="200: error 200") as refused:
+        content.upload_csar(real_a4c.server(), buffer.getvalue(), "broken.csar")
+
+    assert "TYPE_NOT_FOUND" in refused.value.detail

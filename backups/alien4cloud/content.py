@@ -6,8 +6,9 @@ picture of the content that a restore must bring back. It talks to Alien4Cloud o
 ``client.Server._rest`` (which signs in); it never touches Elasticsearch or the data dir.
 
 Alien4Cloud answers some failures with HTTP 200 and an error in its envelope (a CSAR that
-does not parse, one that exists already), so every call here checks both: any 2xx with no
-error is success.
+does not parse: error 200; another content under an existing name and version: 502), and
+refuses an existing application with HTTP 201 and error 615, so every call here checks both:
+any 2xx with no error is success.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from backups.alien4cloud.client import Server
@@ -30,8 +31,6 @@ NOT_FOUND = 504
 # Searches ask for this many at once; demo and test content stays far below it.
 PAGE_SIZE = 1000
 ROOT_TYPE = "tosca.nodes.Root"
-# The group Alien4Cloud creates itself, holding every user.
-ALL_USERS_GROUP = "ALL_USERS"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -370,3 +369,42 @@ def snapshot_state(server: Server) -> State:
         csars=csars(server),
         applications=applications(server),
     )
+
+
+# --- the demo ---------------------------------------------------------------------------------
+DEMO_USERS = {
+    "ada": ("APPLICATIONS_MANAGER",),
+    "grace": ("COMPONENTS_MANAGER", "ARCHITECT"),
+    "linus": ("COMPONENTS_BROWSER",),
+    "margaret": ("ADMIN",),
+}
+DEMO_GROUPS = {
+    "developers": ("ada", "linus"),
+    "operators": ("grace", "margaret"),
+}
+DEMO_CSARS = (
+    ("demo-web-server", "1.0.0"),
+    ("demo-web-server", "1.1.0"),
+    ("demo-database", "1.0.0"),
+    ("demo-message-queue", "2.0.0"),
+)
+DEMO_APPLICATIONS = ("Shop Front", "Billing")
+
+
+def fill_demo(server: Server, say: Callable[[str], None] = lambda _: None) -> State:
+    """Fills an Alien4Cloud with the demo content; a second run changes nothing.
+
+    Users sign in with the password ``demo-<name>``. Returns the state afterwards.
+    """
+    for username, roles in DEMO_USERS.items():
+        create_user(server, username, f"demo-{username}", roles)
+        say(f"user {username} ({', '.join(roles)})")
+    for name, members in DEMO_GROUPS.items():
+        create_group(server, name, members)
+        say(f"group {name} ({', '.join(members)})")
+    for name, version in DEMO_CSARS:
+        upload_csar(server, build_csar(name, version), f"{name}-{version}.csar")
+        say(f"CSAR {name}:{version}")
+    for name in DEMO_APPLICATIONS:
+        say(f"application {create_application(server, name)} ({name})")
+    return snapshot_state(server)
