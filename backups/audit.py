@@ -222,8 +222,28 @@ def export_row(event: AuditEvent) -> dict:
     }
 
 
+# A cell a spreadsheet would read as a formula (OWASP's CSV injection rule): names, messages
+# and parameters can come from other hosts' records, carried by sync and import. A cell that
+# starts with a quote gets one more too, so that reading one leading quote off every cell that
+# has one gives back the exact text, and the export still re-hashes offline.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(value):
+    """The value, behind a quote when a spreadsheet would take it for a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def from_spreadsheet_safe(cell: str) -> str:
+    """The text spreadsheet_safe wrote, back."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
 def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
-    """The header, then one CSV line per event; parameters as compact, key-sorted JSON."""
+    """The header, then one CSV line per event; parameters as compact, key-sorted JSON; a
+    text cell that a spreadsheet would run as a formula starts with a quote."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
 
@@ -237,4 +257,4 @@ def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
     for event in events:
         row = export_row(event)
         row["parameters"] = json.dumps(row["parameters"], sort_keys=True, separators=(",", ":"))
-        yield line(["" if row[c] is None else row[c] for c in EXPORT_COLUMNS])
+        yield line(["" if row[c] is None else spreadsheet_safe(row[c]) for c in EXPORT_COLUMNS])

@@ -101,6 +101,7 @@ def test_the_console_and_the_command_export_one_csv_that_re_verifies_offline(
     assert set(ran.out.splitlines()[1:]) <= set(from_console.splitlines()[1:])
     assert len(ran.out.splitlines()) >= 6
     for row in csv.DictReader(io.StringIO(ran.out)):
+        row = {k: audit.from_spreadsheet_safe(v) for k, v in row.items()}
         rebuilt = AuditEvent(
             at=datetime.fromisoformat(row["at"]),
             actor=row["actor"],
@@ -145,3 +146,23 @@ def test_audit_verify_exits_0_for_an_intact_chain_and_5_after_an_edit(history, c
     report = json.loads(broken.out)
     assert report["ok"] is False and "was changed after it was written" in report["problem"]
     assert broken.err.startswith("error: the audit chain is broken after")
+
+
+def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_still_re_hash(
+    cli_actor, capsys
+):
+    """OWASP's rule: text from other hosts' records must not reach a spreadsheet as a formula."""
+    planted = ["=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "'quoted"]
+    for text in planted:
+        audit.record(cli_actor, "backup.import", target=text, outcome="succeeded", message=text)
+
+    ran = manage(capsys, "audit", "--csv")
+
+    rows = list(csv.DictReader(io.StringIO(ran.out)))[-len(planted) :]
+    assert [row["target"] for row in rows] == ["'" + text for text in planted]
+    assert [audit.from_spreadsheet_safe(row["message"]) for row in rows] == planted
+    for row in rows:
+        event = AuditEvent.objects.get(pk=row["id"])
+        assert event.hash == row["hash"] and event.target == audit.from_spreadsheet_safe(
+            row["target"]
+        )

@@ -384,3 +384,22 @@ def test_no_door_lets_a_person_without_the_delete_right_delete_a_backup(settings
     assert denied.count() == 2 and denied.filter(backup=backup).exists()
     # The same person may still change what deletes nothing.
     assert operations.save_policy(otto, policy.pk, schedule="0 4 * * *").schedule == "0 4 * * *"
+
+
+def test_a_webhook_url_that_is_not_http_is_named_by_the_check_and_never_opened(
+    a4c, cli_actor, settings, tmp_path
+):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for a webhook")
+    settings.A4C_NOTIFY_WEBHOOK_URL = f"file://{secret}"
+    settings.A4C_DATA_DIR = a4c.data_dir / "missing"
+
+    from django.core import checks as django_checks
+
+    found = [m for m in django_checks.run_checks() if m.id == "a4c.E020"]
+    assert found and "give an http:// or https:// URL" in found[0].msg
+    operations.run_backup(
+        operations.request_backup(cli_actor, name="quiet", include_elasticsearch=False).pk
+    )
+    delivery = NotificationDelivery.objects.get()
+    assert not delivery.ok and "nothing was sent" in delivery.error

@@ -282,6 +282,17 @@ def test_the_audit_history_exports_the_filtered_events_as_csv(client, backup):
     assert {row["outcome"] for row in rows} == {"started", "succeeded"}
 
 
+def test_a_download_names_its_file_by_rfc_6266_whatever_the_backup_is_called(client, backup):
+    # An imported set's name came from another host's record.
+    Backup.objects.filter(pk=backup.pk).update(name='a";filename="evil.html')
+
+    response = client.get(reverse("backups:backup_manifest", args=[backup.pk]))
+
+    assert response["Content-Disposition"] == (
+        'attachment; filename="a\\";filename=\\"evil.html.manifest.jsonl"'
+    )
+
+
 def test_the_admin_link_and_sign_out_are_in_the_top_bar(client, backup):
     html = client.get(reverse("backups:backup_list")).content.decode()
 

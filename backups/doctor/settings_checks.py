@@ -100,6 +100,14 @@ def check_settings(app_configs=None, **kwargs):
                 id="a4c.E011",
             )
         )
+    webhook = settings.A4C_NOTIFY_WEBHOOK_URL
+    if webhook and not webhook.lower().startswith(("http://", "https://")):
+        problems.append(
+            Error(
+                f"A4C_NOTIFY_WEBHOOK_URL is {webhook!r}: give an http:// or https:// URL.",
+                id="a4c.E020",
+            )
+        )
     return problems
 
 

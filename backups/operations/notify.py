@@ -63,8 +63,14 @@ def _email(event: str, subject: str, message: str, payload: dict) -> Notificatio
     return _record(event, "email", ", ".join(recipients), subject, payload, error)
 
 
+WEBHOOK_SCHEMES = ("http://", "https://")
+
+
 def _webhook(event: str, subject: str, payload: dict) -> NotificationDelivery:
     url = settings.A4C_NOTIFY_WEBHOOK_URL
+    if not url.lower().startswith(WEBHOOK_SCHEMES):  # urllib would also open file:// and ftp://
+        error = "A4C_NOTIFY_WEBHOOK_URL is not an http:// or https:// URL: nothing was sent."
+        return _record(event, "webhook", url, subject, payload, error)
     request = urllib.request.Request(
         url,
         data=json.dumps(payload).encode(),

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
 from backups import operations
@@ -66,5 +67,5 @@ def backup_archive(request: HttpRequest, pk: int) -> HttpResponse:
                 yield data
 
     response = StreamingHttpResponse(chunks(), content_type="application/octet-stream")
-    response["Content-Disposition"] = f'attachment; filename="{job.name}.a4c"'
+    response["Content-Disposition"] = content_disposition_header(True, f"{job.name}.a4c")
     return response

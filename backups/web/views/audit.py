@@ -7,6 +7,7 @@ import logging
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
 from backups import audit
@@ -55,5 +56,7 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="a4c-backup-audit-{stamp}.csv"'
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"a4c-backup-audit-{stamp}.csv"
+    )
     return response

@@ -8,6 +8,7 @@ import logging
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
 from backups import operations, tasks
@@ -193,5 +194,7 @@ def backup_manifest(request: HttpRequest, pk: int) -> HttpResponse:
     response = StreamingHttpResponse(
         queries.manifest_lines(backup), content_type="application/x-ndjson"
     )
-    response["Content-Disposition"] = f'attachment; filename="{backup.name}.manifest.jsonl"'
+    response["Content-Disposition"] = content_disposition_header(
+        True, f"{backup.name}.manifest.jsonl"
+    )
     return response

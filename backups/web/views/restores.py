@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
 from backups import operations
@@ -137,7 +138,7 @@ def restore_plan_paths(request: HttpRequest) -> HttpResponse:
     lines = (f"{kind}\t{size}\t{path}\n" for kind, path, size in changes)
     response = StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")
     filename = f"restore-{backup.name}-{mode}-files.txt"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
 
 
