@@ -148,11 +148,9 @@ def test_audit_verify_exits_0_for_an_intact_chain_and_5_after_an_edit(history, c
     assert broken.err.startswith("error: the audit chain is broken after")
 
 
-def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_still_re_hash(
-    cli_actor, capsys
-):
+def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_still_re_hash(cli_actor, capsys):
     """OWASP's rule: text from other hosts' records must not reach a spreadsheet as a formula."""
-    planted = ["=HYPERLINK(\"http://x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "'quoted"]
+    planted = ['=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "'quoted"]
     for text in planted:
         audit.record(cli_actor, "backup.import", target=text, outcome="succeeded", message=text)
 
