@@ -205,7 +205,9 @@ A4C_LOGIN_COOLOFF_MINUTES = _read(
 AXES_FAILURE_LIMIT = A4C_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=A4C_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one locks
-AXES_RESET_ON_SUCCESS = True
+# A success does not wipe the failures: otherwise someone with an account of their own could
+# guess another's password four times, sign in as themselves, and start again.
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "backups.web.views.account.locked_out"
 # The peer the web server saw (the real client when A4C_TRUSTED_PROXY is set): never a header
 # the client wrote, or rotating it would dodge the per-address limit.
