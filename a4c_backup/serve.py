@@ -36,7 +36,8 @@ def server_options(host: str, port: int, threads: int, trusted_proxy: str) -> di
     }
     if trusted_proxy:
         # From this peer only, X-Forwarded-For becomes the client address (what the audit and
-        # the sign-in throttling see) and X-Forwarded-Proto the scheme; from any other peer
+        # the sign-in throttling see; waitress keeps only the entry the proxy appended, not
+        # those the client wrote) and X-Forwarded-Proto the scheme; from any other peer
         # waitress drops those headers.
         options.update(
             trusted_proxy=trusted_proxy,

@@ -17,6 +17,8 @@ from django.db import connection
 from django.test import Client
 from people import member
 
+from backups.models import AuditEvent
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PROJECT = Path(django_settings.BASE_DIR)
@@ -153,3 +155,24 @@ def test_behind_https_the_proxy_s_forwarded_scheme_is_believed_only_from_the_tru
     )
 
     assert spoofed.status_code == 301, "without A4C_TRUSTED_PROXY the header is dropped"
+
+
+def test_behind_the_trusted_proxy_the_audit_records_the_address_the_proxy_saw(start_web):
+    base = start_web(A4C_TRUSTED_PROXY="127.0.0.1")
+    browser = requests.Session()
+    browser.get(f"{base}/accounts/login/", timeout=5)
+
+    # The client wrote 192.0.2.66 itself; the proxy appended the address it saw.
+    browser.post(
+        f"{base}/accounts/login/",
+        data={
+            "username": "vic",
+            "password": "wrong",
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+        },
+        headers={"X-Forwarded-For": "192.0.2.66, 198.51.100.23"},
+        timeout=5,
+    )
+
+    failed = AuditEvent.objects.get(action="auth.login_failed")
+    assert failed.ip == "198.51.100.23"
