@@ -256,3 +256,14 @@ def test_the_checks_name_a_directory_that_does_not_answer(settings, directory):
     found = directory_check()
 
     assert found.level == "error" and "cannot be reached (A4C_LDAP_URL)" in found.summary
+
+
+def test_the_doctor_names_a_wrong_bind_password_among_its_checks(settings, directory):
+    from backups.doctor.checks import run_checks
+
+    settings.A4C_LDAP_BIND_PASSWORD = "not-the-password"
+
+    found = {check.name: check for check in run_checks(worker_timeout=0.2, lock=False)}
+
+    assert found["Directory"].level == "error"
+    assert "A4C_LDAP_BIND_PASSWORD" in found["Directory"].summary
