@@ -15,9 +15,10 @@ import ldap
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core import checks
 from django.test import Client
-from people import member
+from people import ROLES, member
 
 from a4c_backup.ldap_config import ldap_settings
 from backups.doctor.network import directory_check
@@ -102,6 +103,16 @@ def use_directory(settings, values: dict) -> None:
 def directory(settings, slapd):
     use_directory(settings, slapd)
     return slapd
+
+
+@pytest.fixture(autouse=True)
+def role_groups():
+    """The roles of migration 0002, made again after an earlier test's flush."""
+    for role, codenames in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="backups", codename__in=codenames)
+        )
 
 
 def sign_in(name: str, password: str | None = None) -> tuple[Client, int]:
