@@ -36,7 +36,7 @@ def manage(tmp_path, *args: str, **env_extra: str) -> subprocess.CompletedProces
 
 def test_the_deploy_check_finds_nothing_to_say_in_https_mode(tmp_path):
     assert manage(tmp_path, "migrate", "-v0").returncode == 0  # the deploy checks read it
-    done = manage(tmp_path, "check", "--deploy", A4C_HTTPS="true")
+    done = manage(tmp_path, "check", "--deploy", A4C_HTTPS="true", A4C_TRUSTED_PROXY="127.0.0.1")
 
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
@@ -90,6 +90,12 @@ def test_each_unreadable_network_setting_is_named_with_what_to_write(tmp_path):
     assert "A4C_SESSION_IDLE_MINUTES is '-5'" in out
     assert "A4C_SESSION_MAX_HOURS is 'all day'" in out
     assert "A4C_TRUSTED_PROXY is 'proxy.example.org': write the proxy's IP address" in out
+
+
+def test_https_mode_without_a_trusted_proxy_is_named_before_it_loops(tmp_path):
+    out = manage(tmp_path, "check", A4C_HTTPS="true").stderr
+
+    assert "A4C_HTTPS is on but A4C_TRUSTED_PROXY is empty" in out
 
 
 def test_each_wrong_directory_setting_is_named(tmp_path):

@@ -31,6 +31,12 @@ def settings_problems() -> list[str]:
                 f"A4C_TRUSTED_PROXY is {proxy!r}: write the proxy's IP address (or * when only "
                 "proxies can reach the console's port)."
             )
+    if settings.A4C_HTTPS and not proxy:
+        problems.append(
+            "A4C_HTTPS is on but A4C_TRUSTED_PROXY is empty: the web server drops the proxy's "
+            "X-Forwarded-Proto, so every request would be redirected to https again. Set it to "
+            "the reverse proxy's address."
+        )
     if settings.A4C_HTTPS and settings.DEBUG:
         problems.append("A4C_HTTPS is on with DJANGO_DEBUG: turn DJANGO_DEBUG off on a network.")
     return problems + directory_problems()
