@@ -9,6 +9,7 @@ Wrong values are reported by the system checks in backups/doctor/settings_checks
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "backups",
 ]
 
@@ -85,6 +87,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: ends idle and too-old sessions before any view sees the user.
+    "backups.web.sessions.SessionLimitsMiddleware",
+    # Last, as django-axes asks: turns a refused sign-in into the "locked out" page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "a4c_backup.urls"
@@ -125,6 +131,134 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "backups:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Facing a network: HTTPS, sign-in throttling, sessions, the directory -----------------
+# A value here that cannot be read keeps its default and is named by `manage.py check`
+# (backups/doctor/network.py): a typo in A4C_HTTPS must not quietly leave HTTPS off, nor one in
+# a number stop every command with a traceback that names no setting.
+NETWORK_SETTING_PROBLEMS: list[str] = []
+
+
+def _read(name: str, default, parse, wanted: str):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except ValueError:
+        NETWORK_SETTING_PROBLEMS.append(f"{name} is {raw!r}: {wanted}.")
+        return default
+
+
+def _flag(raw: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "on": True}
+    words |= {"0": False, "false": False, "no": False, "off": False}
+    if raw.lower() not in words:
+        raise ValueError(raw)
+    return words[raw.lower()]
+
+
+def _at_least(kind, low):
+    def parse(raw: str):
+        value = kind(raw)
+        if value < low:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+_YES_NO = "write true or false"
+# The console behind a TLS-terminating reverse proxy (README, "Running it for a team"): the
+# proxy sets X-Forwarded-Proto, which the web server passes on only from A4C_TRUSTED_PROXY.
+A4C_HTTPS = _read("A4C_HTTPS", False, _flag, _YES_NO)
+A4C_HSTS_SECONDS = _read(
+    "A4C_HSTS_SECONDS", 31536000, _at_least(int, 0), "a whole number of seconds, 0 or more"
+)
+A4C_HSTS_INCLUDE_SUBDOMAINS = _read("A4C_HSTS_INCLUDE_SUBDOMAINS", False, _flag, _YES_NO)
+# The address of the reverse proxy whose X-Forwarded-For and X-Forwarded-Proto the web server
+# believes (a4c_backup/serve.py); from any other peer those headers are dropped.
+A4C_TRUSTED_PROXY = env.str("A4C_TRUSTED_PROXY", default="")
+if A4C_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    # A load balancer probes /healthz over plain HTTP, behind the proxy's back.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = A4C_HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = A4C_HSTS_INCLUDE_SUBDOMAINS
+    # The console is usually one host of a domain whose other sites it does not own: HSTS for
+    # every subdomain, and the browsers' preload list, are the domain owner's decisions.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    if not A4C_HSTS_INCLUDE_SUBDOMAINS:
+        SILENCED_SYSTEM_CHECKS.append("security.W005")
+
+# Sign-in throttling (django-axes): so many failures for one user name, or from one address,
+# and sign-ins are refused for the cool-off; `manage.py unlock` lifts it early.
+A4C_LOGIN_FAILURE_LIMIT = _read(
+    "A4C_LOGIN_FAILURE_LIMIT", 5, _at_least(int, 1), "a whole number of failures, 1 or more"
+)
+A4C_LOGIN_COOLOFF_MINUTES = _read(
+    "A4C_LOGIN_COOLOFF_MINUTES", 15.0, _at_least(float, 0.1), "a number of minutes, 0.1 or more"
+)
+AXES_FAILURE_LIMIT = A4C_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=A4C_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one locks
+# A success does not wipe the failures: otherwise someone with an account of their own could
+# guess another's password four times, sign in as themselves, and start again.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "backups.web.views.account.locked_out"
+# The peer the web server saw (the real client when A4C_TRUSTED_PROXY is set): never a header
+# the client wrote, or rotating it would dodge the per-address limit.
+AXES_CLIENT_IP_CALLABLE = "backups.web.throttle.client_address"
+
+# Sessions end after this long without a request a person made (polling does not count), and
+# in any case this long after signing in.
+A4C_SESSION_IDLE_MINUTES = _read(
+    "A4C_SESSION_IDLE_MINUTES", 60.0, _at_least(float, 1), "a number of minutes, 1 or more"
+)
+A4C_SESSION_MAX_HOURS = _read(
+    "A4C_SESSION_MAX_HOURS", 12.0, _at_least(float, 0.1), "a number of hours, 0.1 or more"
+)
+SESSION_COOKIE_AGE = max(60, int(A4C_SESSION_MAX_HOURS * 3600))
+
+# The directory (django-auth-ldap), on when A4C_LDAP_URL is set; local accounts keep working.
+A4C_LDAP_URL = env.str("A4C_LDAP_URL", default="")
+A4C_LDAP_BIND_DN = env.str("A4C_LDAP_BIND_DN", default="")
+A4C_LDAP_BIND_PASSWORD = env.str("A4C_LDAP_BIND_PASSWORD", default="")
+A4C_LDAP_BIND_PASSWORD_FILE = env.str("A4C_LDAP_BIND_PASSWORD_FILE", default="")
+A4C_LDAP_USER_DN_TEMPLATE = env.str("A4C_LDAP_USER_DN_TEMPLATE", default="")
+A4C_LDAP_USER_SEARCH_BASE = env.str("A4C_LDAP_USER_SEARCH_BASE", default="")
+A4C_LDAP_USER_FILTER = env.str("A4C_LDAP_USER_FILTER", default="(uid=%(user)s)")
+A4C_LDAP_GROUP_SEARCH_BASE = env.str("A4C_LDAP_GROUP_SEARCH_BASE", default="")
+A4C_LDAP_GROUP_TYPE = env.str("A4C_LDAP_GROUP_TYPE", default="groupOfNames")
+# The directory group (a DN) whose members get each role; re-read at every sign-in.
+A4C_LDAP_ROLE_GROUPS = {
+    "viewers": env.str("A4C_LDAP_GROUP_VIEWERS", default=""),
+    "operators": env.str("A4C_LDAP_GROUP_OPERATORS", default=""),
+    "restorers": env.str("A4C_LDAP_GROUP_RESTORERS", default=""),
+}
+A4C_LDAP_GROUP_SUPERUSERS = env.str("A4C_LDAP_GROUP_SUPERUSERS", default="")
+A4C_LDAP_START_TLS = _read("A4C_LDAP_START_TLS", False, _flag, _YES_NO)
+A4C_LDAP_CA_CERT = env.str("A4C_LDAP_CA_CERT", default="")
+A4C_LDAP_TIMEOUT = _read(
+    "A4C_LDAP_TIMEOUT", 5.0, _at_least(float, 0.5), "a number of seconds, 0.5 or more"
+)
+if A4C_LDAP_URL:
+    from a4c_backup.ldap_config import ldap_settings
+
+    vars().update(ldap_settings(vars()))
+    AUTHENTICATION_BACKENDS = [
+        "axes.backends.AxesStandaloneBackend",
+        "backups.web.directory.DirectoryBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ]
+else:
+    AUTHENTICATION_BACKENDS = [
+        "axes.backends.AxesStandaloneBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("A4C_TIME_ZONE", default="UTC")

@@ -1,4 +1,5 @@
-"""Sign-ins and sign-outs in the audit history, next to the operations people then asked for.
+"""Sign-ins, sign-outs and sign-in locks in the audit history, next to the operations people
+then asked for.
 
 Connected when this module is imported (BackupsConfig.ready imports it). A failed sign-in is
 recorded under "anonymous" with the user name that was tried as its target: the person at the
@@ -7,12 +8,15 @@ keyboard is not known to be that user.
 
 from __future__ import annotations
 
+from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 from backups import audit
 from backups.audit import Actor
 from backups.models import AuditEvent, Source
+from backups.web import sessions
 
 Outcome = AuditEvent.Outcome
 
@@ -29,6 +33,8 @@ def _actor(request, name: str, user=None) -> Actor:
 
 @receiver(user_logged_in, dispatch_uid="backups.audit.user_logged_in")
 def signed_in(sender, request, user, **kwargs) -> None:
+    if request is not None and hasattr(request, "session"):
+        sessions.start(request.session)
     audit.record(
         _actor(request, user.get_username(), user),
         "auth.login",
@@ -58,4 +64,20 @@ def sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
         target=tried,
         outcome=Outcome.FAILED,
         message="Wrong user name or password.",
+    )
+
+
+@receiver(user_locked_out, dispatch_uid="backups.audit.user_locked_out")
+def locked_out(sender, request, username=None, ip_address=None, **kwargs) -> None:
+    audit.record(
+        _actor(request, "anonymous"),
+        "auth.locked_out",
+        target=str(username or ip_address or "")[:150],
+        outcome=Outcome.REFUSED,
+        message=(
+            f"Sign-ins refused for {settings.A4C_LOGIN_COOLOFF_MINUTES:g} minutes after "
+            f"{settings.A4C_LOGIN_FAILURE_LIMIT} failures (user {username or '?'}, "
+            f"address {ip_address or '?'}); `manage.py unlock` lifts it."
+        ),
+        parameters={"username": username or "", "address": ip_address or ""},
     )

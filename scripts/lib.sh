@@ -11,7 +11,8 @@ VAR_DIR="${A4C_VAR_DIR:-$PROJECT_DIR/var}"
 case "$VAR_DIR" in /*) ;; *) VAR_DIR="$PWD/$VAR_DIR" ;; esac
 # Downloads live outside the clone so a fresh checkout or `git clean` does not fetch them again.
 CACHE_DIR="${A4C_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/a4c-backup}"
-VENV="$PROJECT_DIR/.venv"
+# A4C_VENV: another checkout's virtualenv (a worktree's tests run with the main one's).
+VENV="${A4C_VENV:-$PROJECT_DIR/.venv}"
 RUN_DIR="$VAR_DIR/run"
 LOG_DIR="$VAR_DIR/log"
 

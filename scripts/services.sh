@@ -25,7 +25,7 @@ Usage: scripts/services.sh start|stop|status|restart [SERVICE...]
        scripts/services.sh env a4c
 
 Services: es (Elasticsearch $ES_VERSION), redis, worker (Celery), beat (Celery scheduler),
-web (gunicorn), a4c (the real Alien4Cloud $ALIEN4CLOUD_VERSION, built on first start), all.
+web (waitress), a4c (the real Alien4Cloud $ALIEN4CLOUD_VERSION, built on first start), all.
 start and restart default to "es redis"; stop and status to all. "start all" and
 "restart all" leave a4c out; "stop all" and "status" include it.
 "env a4c" prints the settings that point the console at that Alien4Cloud.
@@ -81,7 +81,7 @@ stop_pid() {
 }
 
 require_venv() {
-    [[ -x "$VENV/bin/celery" && -x "$VENV/bin/gunicorn" ]] ||
+    [[ -x "$VENV/bin/celery" && -x "$VENV/bin/waitress-serve" ]] ||
         die "the virtualenv $VENV is missing or incomplete: run scripts/setup.sh"
 }
 
@@ -365,22 +365,23 @@ stop_beat() { stop_celery beat "$BEAT_PID_FILE"; }
 status_worker() { status_celery worker "$WORKER_PID_FILE" "$WORKER_LOG"; }
 status_beat() { status_celery beat "$BEAT_PID_FILE" "$BEAT_LOG"; }
 
-# --- Web (gunicorn) ------------------------------------------------------------------------
+# --- Web (waitress, through a4c_backup/serve.py) ------------------------------------------
+# waitress reads each request whole before a thread sees it: slow or idle clients cannot
+# freeze the console. It writes no access log: the reverse proxy in front keeps that one.
 
 WEB_PID_FILE="$RUN_DIR/web.pid"
 WEB_LOG="$LOG_DIR/web.log"
-WEB_ACCESS_LOG="$LOG_DIR/web-access.log"
-WEB_START_LOG="$LOG_DIR/web-start.log"
+WEB_SERVER_PATTERN=a4c_backup.serve
 
 web_answers() {
     local code
-    code="$(curl -s -o /dev/null -m 5 -w '%{http_code}' "${WEB_URL}accounts/login/" 2>/dev/null)" || true
+    code="$(curl -s -o /dev/null -m 5 -w '%{http_code}' "${WEB_URL}healthz" 2>/dev/null)" || true
     [[ -n "$code" && "$code" != 000 ]]
 }
 
 start_web() {
     local pid
-    if pid="$(service_pid "$WEB_PID_FILE" gunicorn)"; then
+    if pid="$(service_pid "$WEB_PID_FILE" "$WEB_SERVER_PATTERN")"; then
         say "web already running (pid $pid): $WEB_URL"
         return
     fi
@@ -390,20 +391,21 @@ start_web() {
     require_venv
     mkdir -p "$RUN_DIR" "$LOG_DIR"
     rm -f "$WEB_PID_FILE"
-    say "starting the web console on port $WEB_PORT"
-    (cd "$PROJECT_DIR" && "$VENV/bin/gunicorn" a4c_backup.wsgi:application \
-        --chdir "$PROJECT_DIR" --bind "127.0.0.1:$WEB_PORT" --workers 2 --daemon \
-        --pid "$WEB_PID_FILE" --access-logfile "$WEB_ACCESS_LOG" --error-logfile "$WEB_LOG" \
-        --capture-output) >"$WEB_START_LOG" 2>&1 ||
-        die "the web server failed to start." "$WEB_START_LOG" "$WEB_LOG"
-    wait_for_service "the web server" "$WEB_PID_FILE" 60 web_answers \
-        "$WEB_START_LOG" "$WEB_LOG"
+    printf '\n### %s: starting the web console on port %s\n' "$(date '+%F %T')" "$WEB_PORT" >>"$WEB_LOG"
+    say "starting the web console on port $WEB_PORT (log: $WEB_LOG)"
+    # Its own session and pid file (waitress has no daemon mode), its output in the log.
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    (cd "$PROJECT_DIR" && exec setsid -f bash -c 'echo $$ >"$1" && shift && exec "$@"' \
+        _ "$WEB_PID_FILE" "$VENV/bin/python" -m "$WEB_SERVER_PATTERN" \
+        --host 127.0.0.1 --port "$WEB_PORT") </dev/null >>"$WEB_LOG" 2>&1 ||
+        die "the web server failed to start." "$WEB_LOG"
+    wait_for_service "the web server" "$WEB_PID_FILE" 60 web_answers "$WEB_LOG"
     say "web console is up: $WEB_URL"
 }
 
 stop_web() {
     local pid
-    if pid="$(service_pid "$WEB_PID_FILE" gunicorn)"; then
+    if pid="$(service_pid "$WEB_PID_FILE" "$WEB_SERVER_PATTERN")"; then
         stop_pid "the web server" "$pid"
     else
         say "the web server is not running"
@@ -412,7 +414,7 @@ stop_web() {
 
 status_web() {
     local pid
-    if pid="$(service_pid "$WEB_PID_FILE" gunicorn)"; then
+    if pid="$(service_pid "$WEB_PID_FILE" "$WEB_SERVER_PATTERN")"; then
         print_status web running "pid $pid" "$WEB_URL"
     else
         print_status web stopped "" ""

@@ -11,12 +11,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SETUP_LOG="$LOG_DIR/setup.log"
 # Redis for Celery; chromium and fonts for the browser tests (Playwright drives
-# /usr/bin/chromium, it downloads no browser); maven and a JDK to fetch and run Elasticsearch.
+# /usr/bin/chromium, it downloads no browser); maven and a JDK to fetch and run Elasticsearch;
+# OpenLDAP's and SASL's headers and a compiler to build python-ldap (django-auth-ldap); slapd
+# and ldap-utils for the test directory of scripts/ldap.sh.
 APT_PACKAGES=(
     redis-server
     chromium fonts-liberation fonts-dejavu-core
     curl unzip acl
     maven openjdk-17-jdk-headless
+    gcc python3-dev libldap2-dev libsasl2-dev
+    slapd ldap-utils
 )
 MINIMUM_PYTHON="3.11"
 

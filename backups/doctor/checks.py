@@ -20,6 +20,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from backups.doctor.alien4cloud import alien4cloud_check
+from backups.doctor.network import directory_check
 from backups.doctor.policies import NAME as POLICIES
 from backups.doctor.policies import policies_check
 from backups.doctor.result import NETWORK_TIMEOUT, Check
@@ -72,6 +73,8 @@ def run_checks(*, worker_timeout: float = 1.0, lock: bool = True) -> list[Check]
         else:
             result.append(_guarded("Snapshot repository", lambda: _repository(cluster)))
     result.append(_guarded("Alien4Cloud", alien4cloud_check))
+    if settings.A4C_LDAP_URL:
+        result.append(_guarded("Directory", directory_check))
     result.append(_guarded("Data dir", _data_dir))
     result.append(_guarded("Backup storage", _storage))
     redis = _guarded("Redis", _redis)

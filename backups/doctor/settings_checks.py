@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from backups.alien4cloud import client as alien4cloud
+from backups.doctor import network
 from backups.elastic.translate import check_urls
 from backups.errors import ConfigError
 from backups.storage.store import parse_bandwidth
@@ -108,7 +109,20 @@ def check_settings(app_configs=None, **kwargs):
                 id="a4c.E020",
             )
         )
+    problems.extend(
+        Error(problem, hint="README, 'Running it for a team'.", id="a4c.E013")
+        for problem in network.settings_problems()
+    )
     return problems
+
+
+@register("directory", deploy=True)
+def check_directory(app_configs=None, **kwargs):
+    """`manage.py check --deploy` binds to the directory: not on every command's start."""
+    found = network.directory_check()
+    if found is not None and found.level == "error":
+        return [Error(found.summary, hint=found.fix, id="a4c.E014")]
+    return []
 
 
 @register("alien4cloud", deploy=True)

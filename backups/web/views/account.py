@@ -1,4 +1,5 @@
-"""Signing out, and the pages a person lands on when a request goes wrong (404, 403, CSRF, 500).
+"""Signing out, the pages that say why a sign-in was refused or a session ended, and the pages
+a person lands on when a request goes wrong (404, 403, CSRF, 500).
 
 Django's own answers to these are unstyled and speak to developers ("More information is
 available with DEBUG=True"); these speak to the operator and lead back into the console.
@@ -6,11 +7,14 @@ available with DEBUG=True"); these speak to the operator and lead back into the 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
+
+from backups.web import sessions
 
 
 @require_http_methods(["GET", "POST"])
@@ -25,6 +29,23 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     # Stored in the message cookie, which outlives the session that logout just ended.
     messages.info(request, "You are signed out.")
     return redirect("login")
+
+
+@require_GET
+def session_ended(request: HttpRequest) -> HttpResponse:
+    """Where SessionLimitsMiddleware sends a person whose session it ended."""
+    why = request.GET.get("why", "")
+    reason = sessions.reason_text(why) if why in (sessions.IDLE, sessions.MAX_AGE) else ""
+    return render(request, "registration/session_ended.html", {"reason": reason})
+
+
+def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """settings.AXES_LOCKOUT_CALLABLE: a sign-in refused after too many failures."""
+    context = {
+        "failure_limit": settings.A4C_LOGIN_FAILURE_LIMIT,
+        "cooloff_minutes": f"{settings.A4C_LOGIN_COOLOFF_MINUTES:g}",
+    }
+    return render(request, "registration/locked_out.html", context, status=429)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
