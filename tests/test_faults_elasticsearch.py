@@ -64,7 +64,7 @@ def on_throwaway_es(throwaway_es, settings, tmp_path):
     if throwaway_es.answers():
         cluster.client.indices.delete(index=f"f{tag}-*", expand_wildcards="all")
         for snap in cluster.snapshots(settings.A4C_ES_REPOSITORY):
-            cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap["snapshot"])
+            cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap.name)
     elastic.cluster.cache_clear()
 
 

@@ -30,7 +30,7 @@ def config(a4c, settings, tmp_path) -> Path:
     path = tmp_path / "config.yml"
     path.write_text(
         "elasticsearch:\n"
-        f"  cluster_name: {a4c.cluster.info()['cluster_name']}\n"
+        f"  cluster_name: {a4c.cluster.info().cluster_name}\n"
         f"  addresses: {address}\n"
         f"backup.files_dir: {settings.A4C_BACKUP_DIR}\n"
         f"alien4cloud.dir: {a4c.data_dir}\n"

@@ -71,7 +71,7 @@ def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(in
     assert backup.file_count == sum(1 for v in before_files.values() if v[0] == "file")
     assert backup.es_cluster_uuid and backup.es_version.startswith(("8.", "9."))
     snap = a4c.cluster.snapshot(backup.repository, backup.snapshot_name)
-    assert snap["state"] == "SUCCESS" and snap["metadata"]["a4c_backup"] == "full-1"
+    assert snap.state == "SUCCESS" and snap.metadata["a4c_backup"] == "full-1"
 
     change_everything(a4c)
     assert a4c.state() != before_es and tree(a4c.data_dir) != before_files

@@ -24,6 +24,8 @@ def data_dir() -> Path:
     return Path(settings.A4C_DATA_DIR)
 
 
-def a4c_indices(cluster: elastic.Cluster, patterns: Iterable[str] | None = None) -> dict[str, dict]:
+def a4c_indices(
+    cluster: elastic.Cluster, patterns: Iterable[str] | None = None
+) -> dict[str, elastic.IndexInfo]:
     include = list(patterns or settings.A4C_INDEX_INCLUDE)
     return cluster.indices(include=include, exclude=settings.A4C_INDEX_EXCLUDE)

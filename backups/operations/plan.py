@@ -203,12 +203,12 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
 def other_cluster(backup) -> str:
     """Why restoring into this cluster needs a confirmation, or "" when it is the backup's."""
     info = elastic.cluster().info()
-    if not backup.es_cluster_uuid or info["cluster_uuid"] == backup.es_cluster_uuid:
+    if not backup.es_cluster_uuid or info.cluster_uuid == backup.es_cluster_uuid:
         return ""
     return (
         f"Backup {backup.name} was taken on cluster {backup.es_cluster_name} "
-        f"({backup.es_cluster_uuid}); Elasticsearch now is cluster {info['cluster_name']} "
-        f"({info['cluster_uuid']})."
+        f"({backup.es_cluster_uuid}); Elasticsearch now is cluster {info.cluster_name} "
+        f"({info.cluster_uuid})."
     )
 
 
@@ -255,7 +255,7 @@ def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) 
                 name,
                 target,
                 "replace" if now else "create",
-                now["docs"] if now else None,
+                now.docs if now else None,
                 in_backup[name].get("docs"),
             )
         )
@@ -263,10 +263,10 @@ def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) 
     if full and not pattern and remove is None:
         for name, now in current.items():
             if name not in in_backup:
-                rows.append(IndexStep(name, name, "remove", now["docs"], None))
+                rows.append(IndexStep(name, name, "remove", now.docs, None))
     for name in remove or ():
         if name in current and not any(r.target == name for r in rows):
-            rows.append(IndexStep(name, name, "remove", current[name]["docs"], None))
+            rows.append(IndexStep(name, name, "remove", current[name].docs, None))
     return rows
 
 

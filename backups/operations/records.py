@@ -191,7 +191,7 @@ def ensure_repository_for(backup: Backup) -> str:
             f"{backup.name} does not say where it is: register it, or sync again."
         )
     same_cluster = not backup.es_cluster_uuid or (
-        cluster.info()["cluster_uuid"] == backup.es_cluster_uuid
+        cluster.info().cluster_uuid == backup.es_cluster_uuid
     )
     cluster.register_repository(name, location, readonly=not (own and same_cluster))
     return name

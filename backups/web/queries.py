@@ -157,7 +157,7 @@ def progress_of(run: Backup | RestoreRun) -> ProgressView:
     return ProgressView(percent, elapsed, remaining, stalled, step)
 
 
-def live_indices() -> tuple[dict[str, dict], str]:
+def live_indices() -> tuple[dict[str, elastic.IndexInfo], str]:
     """A4C's indices now, to choose from; with the message when Elasticsearch fails."""
     try:
         found = elastic.cluster().indices(
