@@ -29,7 +29,7 @@ def test_delete_with_yes_removes_the_snapshot_and_the_manifest(backup, a4c, caps
     assert ran.out == "deleted backup old\n"
     assert Backup.objects.get(name="old").status == Backup.Status.DELETED
     assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "old") is None
-    assert not operations.store().has_manifest("old")
+    assert not operations.store().manifests.exists("old")
 
 
 def test_delete_without_a_terminal_or_yes_is_refused(backup, capsys):

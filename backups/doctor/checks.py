@@ -4,7 +4,7 @@
 (every network call times out within two seconds), changes nothing but registering the
 snapshot repository (as any backup would), and knows nothing of requests or rendering.
 Elasticsearch is reached through backups/elastic/client.py and the storage through
-backups/storage/store.py.
+backups.storage.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from backups.elastic.versions import SUPPORTED_TEXT
 from backups.errors import BackupError, ElasticUnreachable, UnsupportedElasticsearch
 from backups.models import Backup, RestoreRun
 from backups.sizes import format_size
-from backups.storage.store import Store
+from backups.storage import Store
 from backups.web import queries
 
 LOW_FREE_BYTES = 1024**3

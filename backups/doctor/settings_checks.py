@@ -11,7 +11,7 @@ from django.core.checks import Error, Warning, register
 from backups.alien4cloud import client as alien4cloud
 from backups.elastic.translate import check_urls
 from backups.errors import ConfigError
-from backups.storage.store import parse_bandwidth
+from backups.storage import parse_bandwidth
 
 
 @register()

@@ -20,7 +20,7 @@ from backups.errors import (
 from backups.models import Backup, RestoreRun
 from backups.operations import records, running
 from backups.operations.names import default_backup_name
-from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store
+from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store, working_tree
 from backups.operations.running import short_trace
 from backups.progress import Stage
 
@@ -58,7 +58,7 @@ def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int
         if last is None and data_dir().is_dir():
             runner.phase("counting files")
             excludes = tuple(settings.A4C_EXCLUDE_DIRS)
-            counted = store().count_tree(data_dir(), excludes, runner.check)
+            counted = working_tree().count(excludes, runner.check)
         stages.append(Stage("files", last.file_bytes if last else counted and counted[1]))
     runner.plan_stages(stages)
     return counted
@@ -81,7 +81,7 @@ def end_backup(
             cleanup.append(f"the partial snapshot could not be removed: {exc}")
     try:
         store().discard_partial(backup.name)
-        store().delete_manifest(backup.name)
+        store().manifests.delete(backup.name)
         records.forget_record(backup.name)
     except BackupError as exc:
         cleanup.append(f"the partial manifest could not be removed: {exc}")

@@ -8,11 +8,16 @@ from pathlib import Path
 from django.conf import settings
 
 from backups.elastic import client as elastic
-from backups.storage.store import Store, parse_bandwidth
+from backups.storage import Store, WorkingTree, parse_bandwidth
 
 
 def store() -> Store:
     return Store(Path(settings.A4C_BACKUP_DIR))
+
+
+def working_tree() -> WorkingTree:
+    """The data dir, as a restore from the backup storage changes it."""
+    return WorkingTree(store(), data_dir())
 
 
 def file_bandwidth() -> int:

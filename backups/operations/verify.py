@@ -100,7 +100,7 @@ def verify_backup(backup_id: int | str, actor: Actor) -> VerifyReport:
             if missing:
                 problems.append(f"snapshot {backup.name} lacks indices {', '.join(missing)}")
     if backup.include_files:
-        if not store().has_manifest(backup.name):
+        if not store().manifests.exists(backup.name):
             problems.append(f"the file manifest of {backup.name} is missing")
         else:
             try:

@@ -214,7 +214,7 @@ def manifest_lines(backup: Backup) -> Iterator[bytes]:
     }
     yield (json.dumps(header) + "\n").encode()
     try:
-        for entry in operations.store().entries(backup.name):
+        for entry in operations.store().manifests.entries(backup.name):
             yield entry.line()
     except BackupError as exc:
         yield (json.dumps({"error": exc.message}) + "\n").encode()
