@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.core.management.base import OutputWrapper
 from django.db import connection
 
 from backups import operations
@@ -25,7 +26,7 @@ from backups.models import Backup, RestoreRun
 
 
 @contextlib.contextmanager
-def cancel_on_interrupt(kind: str, run_id: int, err) -> Iterator[None]:
+def cancel_on_interrupt(kind: str, run_id: int, err: OutputWrapper) -> Iterator[None]:
     """Ctrl-C or SIGTERM asks the running operation to stop cleanly (a restore rolls back).
 
     A second Ctrl-C stops the process at once, leaving the run for recovery to end.
@@ -62,7 +63,9 @@ def _request_cancel(kind: str, run_id: int) -> None:
         connection.close()
 
 
-def carry_out(kind: str, run, options: dict, reporter: Reporter, err) -> Backup | RestoreRun:
+def carry_out(
+    kind: str, run: Backup | RestoreRun, options: dict, reporter: Reporter, err: OutputWrapper
+) -> Backup | RestoreRun:
     """Runs a requested backup or restore here, or queues it (and follows it with --wait)."""
     if not options.get("queue"):
         try:
@@ -94,7 +97,10 @@ def carry_out(kind: str, run, options: dict, reporter: Reporter, err) -> Backup 
 
 
 def follow(
-    run, reporter: Reporter, poll: float | None = None, hint_after: float = 15.0
+    run: Backup | RestoreRun,
+    reporter: Reporter,
+    poll: float | None = None,
+    hint_after: float = 15.0,
 ) -> Backup | RestoreRun:
     """Polls the row until the run ends, reporting its progress; Ctrl-C only stops following."""
     poll = poll or max(0.2, min(1.0, float(settings.A4C_POLL_SECONDS)))

@@ -99,7 +99,9 @@ def backup_name_of(run: Backup | RestoreRun) -> str:
     return run.name if isinstance(run, Backup) else run.backup.name
 
 
-def report_outcome(command: BaseCommand, run, options: dict, done: Callable[[object], str]) -> None:
+def report_outcome(
+    command: BaseCommand, run: Backup | RestoreRun, options: dict, done: Callable[[object], str]
+) -> None:
     """The last words of a run: the summary, and the exit code its status means."""
     run = type(run).objects.get(pk=run.pk)
     queued_only = options.get("queue") and not options.get("wait")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from django.core.management.base import OutputWrapper
+
 from backups.management.arguments import USAGE, fail
 
 
@@ -22,7 +24,7 @@ def can_confirm(options: dict, what: str) -> None:
         )
 
 
-def confirm(err, options: dict, *, question: str, expected: str, what: str) -> None:
+def confirm(err: OutputWrapper, options: dict, *, question: str, expected: str, what: str) -> None:
     """Asks on ``err`` (the terminal), unless --yes; refuses when there is nobody to ask."""
     can_confirm(options, what)
     if options.get("yes"):
