@@ -30,8 +30,8 @@ def run_es(prefix: str, label: str, runs: int) -> dict:
     actor = Actor(name="bench", source="cli")
     names = sorted(cluster.indices(include=[prefix + "*"]))
     total = cluster.indices(include=names)
-    docs = sum(i["docs"] for i in total.values())
-    size = sum(i["size"] for i in total.values())
+    docs = sum(i.docs for i in total.values())
+    size = sum(i.size for i in total.values())
     repo_root = Path(sorted({p for ps in cluster.path_repo().values() for p in ps})[0])
     settings.A4C_INDEX_INCLUDE = [prefix + "*"]
     settings.A4C_INDEX_EXCLUDE = []
@@ -100,7 +100,7 @@ def run_es(prefix: str, label: str, runs: int) -> dict:
 
         for repo, path in ((tool_repo, tool_path), (bare_repo, bare_path)):
             for snap in cluster.snapshots(repo):
-                cluster.delete_snapshot(repo, snap["snapshot"])
+                cluster.delete_snapshot(repo, snap.name)
             cluster.delete_repository(repo)
             shutil.rmtree(path, ignore_errors=True)
         Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.DELETED)

@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
 
 
 def _main(data: str, store_dir: str, traced: bool) -> None:
-    from backups.storage.store import Store
+    from backups.storage import Store
 
     before_mb = peak_rss_mb()
     if traced:

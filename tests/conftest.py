@@ -78,7 +78,7 @@ def a4c(settings, tmp_path, es_cluster, es_path_repo):
         index=f"{tag}-*", expand_wildcards="all", ignore_unavailable=True
     )
     for snap in es_cluster.snapshots(settings.A4C_ES_REPOSITORY):
-        es_cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap["snapshot"])
+        es_cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap.name)
     try:
         es_cluster.delete_repository(settings.A4C_ES_REPOSITORY)
     except Exception:  # noqa: BLE001 - the test may never have registered it

@@ -95,7 +95,7 @@ def test_an_encrypted_archive_restores_on_a_second_storage_and_repository_byte_f
     assert backup.repository_location == f"{settings.A4C_ES_REPOSITORY_PATH}-import-acc1"
     assert operations.verify_backup("acc1", cli_actor).ok
     snapshots = small_a4c.cluster.snapshots(backup.repository)
-    assert [s["snapshot"] for s in snapshots] == ["acc1"]  # acc2 stayed home
+    assert [s.name for s in snapshots] == ["acc1"]  # acc2 stayed home
     run = operations.request_restore(backup.pk, cli_actor, confirm="acc1", safety_backup=False)
     run = operations.run_restore(run.pk)
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message

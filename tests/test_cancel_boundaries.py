@@ -49,7 +49,7 @@ def test_a_cancel_asked_in_the_last_phase_ends_the_backup_cancelled_not_succeede
     assert asked == ["post-command"]
     assert done.status == Backup.Status.CANCELLED, done.error_message
     assert "Cancelled" in done.error_message
-    assert "late-cancel" not in operations.store().names()
+    assert "late-cancel" not in operations.store().manifests.names()
 
 
 def test_a_cancel_asked_inside_the_files_phase_stops_it_there(files, cli_actor, settings):
@@ -62,7 +62,7 @@ def test_a_cancel_asked_inside_the_files_phase_stops_it_there(files, cli_actor, 
     assert asked == ["files"]
     assert done.status == Backup.Status.CANCELLED
     assert "Cancelled at the files phase" in done.error_message
-    assert "mid-files" not in operations.store().names(), "nothing of it is kept"
+    assert "mid-files" not in operations.store().manifests.names(), "nothing of it is kept"
 
 
 def test_a_cancel_after_the_end_is_refused_with_the_reason(files, cli_actor):

@@ -44,7 +44,7 @@ def test_a_succeeded_backup_writes_its_record_with_the_history_into_the_storage(
     assert record.indices[small_a4c.index("application")].docs == 40
     assert record.snapshot_name == "acc1" and record.repository == settings.A4C_ES_REPOSITORY
     assert record.repository_location == settings.A4C_ES_REPOSITORY_PATH
-    assert record.es_cluster_uuid == small_a4c.cluster.info()["cluster_uuid"]
+    assert record.es_cluster_uuid == small_a4c.cluster.info().cluster_uuid
     assert record.manifest_sha256 == backup.manifest_sha256 and record.file_count == 2
     assert record.finished_at == backup.finished_at and not record.safety
     history = list(catalog.history("acc1"))

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from backups import audit
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,14 +123,14 @@ def test_the_console_and_the_command_export_one_csv_that_re_verifies_offline(
 def test_a_since_that_is_not_a_date_or_an_age_is_a_usage_error(history, capsys):
     ran = manage(capsys, "audit", "--since", "last tuesday")
 
-    assert ran.code == cli.USAGE and ran.err.count("\n") == 1
+    assert ran.code == arguments.USAGE and ran.err.count("\n") == 1
     assert "--since 'last tuesday' is neither a date" in ran.err
 
 
 def test_csv_and_json_together_are_refused(history, capsys):
     ran = manage(capsys, "audit", "--csv", "--json")
 
-    assert ran.code == cli.USAGE and "not allowed with" in ran.err
+    assert ran.code == arguments.USAGE and "not allowed with" in ran.err
 
 
 def test_audit_verify_exits_0_for_an_intact_chain_and_5_after_an_edit(history, capsys):
@@ -142,7 +142,7 @@ def test_audit_verify_exits_0_for_an_intact_chain_and_5_after_an_edit(history, c
     broken = manage(capsys, "audit_verify", "--json")
 
     assert intact.code == 0 and "intact" in intact.out
-    assert broken.code == cli.VERIFY_FAILED
+    assert broken.code == arguments.VERIFY_FAILED
     report = json.loads(broken.out)
     assert report["ok"] is False and "was changed after it was written" in report["problem"]
     assert broken.err.startswith("error: the audit chain is broken after")

@@ -12,7 +12,8 @@ from commands import manage
 
 from backups import audit, operations
 from backups.demo import generator as demo
-from backups.management import base as cli
+from backups.management import arguments
+from backups.management.progress import Reporter
 from backups.models import AuditEvent, Backup, OperationLock
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +70,7 @@ def test_json_output_is_progress_lines_then_one_summary_object(files, capsys):
 def test_files_only_and_elasticsearch_only_together_are_refused_in_one_line(files, capsys):
     ran = manage(capsys, "backup", "--files-only", "--elasticsearch-only")
 
-    assert ran.code == cli.USAGE
+    assert ran.code == arguments.USAGE
     assert ran.err.count("\n") == 1 and ran.err.startswith("error: argument")
     assert "not allowed with" in ran.err
     assert ran.out == ""
@@ -79,7 +80,7 @@ def test_files_only_and_elasticsearch_only_together_are_refused_in_one_line(file
 def test_an_uppercase_name_is_refused_with_the_lowercase_name_to_use(files, capsys):
     ran = manage(capsys, "backup", "--name", "Nightly")
 
-    assert ran.code == cli.USAGE
+    assert ran.code == arguments.USAGE
     assert (
         ran.err == "error: Backup names are lowercase (Elasticsearch requires it): try 'nightly'.\n"
     )
@@ -89,7 +90,7 @@ def test_an_uppercase_name_is_refused_with_the_lowercase_name_to_use(files, caps
 def test_a_name_with_a_slash_is_refused_and_leaves_no_row(files, capsys):
     ran = manage(capsys, "backup", "--name", "a/b", "--files-only")
 
-    assert ran.code == cli.USAGE and "may not contain /" in ran.err
+    assert ran.code == arguments.USAGE and "may not contain /" in ran.err
     assert "Traceback" not in ran.err and ran.err.count("\n") == 1
 
 
@@ -99,7 +100,7 @@ def test_a_taken_name_is_refused_but_unique_adds_the_date_and_time(files, capsys
     again = manage(capsys, "backup", "--name", "weekly", "--files-only")
     unique = manage(capsys, "backup", "--name", "weekly", "--files-only", "--unique", "--json")
 
-    assert again.code == cli.USAGE and "exists already" in again.err
+    assert again.code == arguments.USAGE and "exists already" in again.err
     second = json.loads(unique.out.splitlines()[-1])["name"]
     assert unique.code == 0 and second.startswith("weekly-") and len(second) == len("weekly-") + 15
 
@@ -107,7 +108,7 @@ def test_a_taken_name_is_refused_but_unique_adds_the_date_and_time(files, capsys
 def test_indices_chosen_with_files_only_are_a_usage_error(files, capsys):
     ran = manage(capsys, "backup", "--files-only", "--index", "application")
 
-    assert ran.code == cli.USAGE and "Elasticsearch is left out" in ran.err
+    assert ran.code == arguments.USAGE and "Elasticsearch is left out" in ran.err
 
 
 def test_a_backup_while_another_operation_runs_exits_busy_naming_it(files, capsys, cli_actor):
@@ -117,7 +118,7 @@ def test_a_backup_while_another_operation_runs_exits_busy_naming_it(files, capsy
 
     ran = manage(capsys, "backup", "--files-only", "--name", "second")
 
-    assert ran.code == cli.BUSY
+    assert ran.code == arguments.BUSY
     assert "holding-the-lock" in ran.err and ran.err.count("\n") == 1
     assert not Backup.objects.filter(name="second").exists()
     assert AuditEvent.objects.filter(action="backup.create", outcome="refused").exists()
@@ -147,7 +148,7 @@ def test_wait_lock_waits_for_the_running_operation_to_end(files, capsys, cli_act
 def test_a_backup_that_fails_exits_1_with_the_rows_message(a4c, capsys):
     ran = manage(capsys, "backup", "--name", "nothing-there", "--index", a4c.index("nope-*"))
 
-    assert ran.code == cli.FAILED
+    assert ran.code == arguments.FAILED
     backup = Backup.objects.get(name="nothing-there")
     assert backup.status == Backup.Status.FAILED
     assert ran.err.strip() == f"error: backup nothing-there failed: {backup.error_message}"
@@ -158,7 +159,7 @@ def test_ctrl_c_stops_the_backup_cleanly_and_frees_the_lock(files, capsys, setti
     settings.A4C_HEARTBEAT_SECONDS = 0.05
     for number in range(50):
         (files.data_dir / "artifacts" / f"file-{number}.txt").write_text(f"content {number}")
-    original = cli.Reporter.__call__
+    original = Reporter.__call__
 
     def interrupted_once_files_are_read(self, run):
         if run.phase == "files" and not run.cancel_requested:
@@ -172,12 +173,12 @@ def test_ctrl_c_stops_the_backup_cleanly_and_frees_the_lock(files, capsys, setti
             time.sleep(0.3)
         original(self, run)
 
-    monkeypatch.setattr(cli.Reporter, "__call__", interrupted_once_files_are_read)
+    monkeypatch.setattr(Reporter, "__call__", interrupted_once_files_are_read)
     handler_before = signal.getsignal(signal.SIGINT)
 
     ran = manage(capsys, "backup", "--name", "interrupted", "--files-only")
 
-    assert ran.code == cli.FAILED
+    assert ran.code == arguments.FAILED
     assert Backup.objects.get(name="interrupted").status == Backup.Status.CANCELLED
     assert "stopping the backup cleanly" in ran.err
     assert "error: backup interrupted cancelled" in ran.err
@@ -229,7 +230,7 @@ def test_a_progress_bar_with_an_eta_is_drawn_on_a_terminal_and_ended_with_a_newl
             return True
 
     terminal = Terminal()
-    reporter = cli.Reporter.for_options(terminal, {"json": False})
+    reporter = Reporter.for_options(terminal, {"json": False})
     run = Backup(name="bar", phase="files", files_done=5, files_total=10, status="running")
     run.percent = 50  # the whole run's, as the Runner writes it
 

@@ -8,7 +8,7 @@ import pytest
 from commands import manage
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import Backup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,7 +62,7 @@ def test_the_json_list_parses_and_filters_by_status(three, capsys):
 def test_an_unknown_status_is_a_usage_error(a4c, capsys):
     ran = manage(capsys, "backups", "--status", "lost")
 
-    assert ran.code == cli.USAGE and "invalid choice: 'lost'" in ran.err
+    assert ran.code == arguments.USAGE and "invalid choice: 'lost'" in ran.err
     assert ran.err.count("\n") == 1
 
 

@@ -6,7 +6,7 @@ import pytest
 from commands import manage
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import AuditEvent, Backup, OperationLock
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,17 +40,17 @@ def test_cancelling_a_finished_backup_is_a_usage_error(a4c, capsys):
 
     ran = manage(capsys, "cancel", "backup", "done")
 
-    assert ran.code == cli.USAGE
+    assert ran.code == arguments.USAGE
     assert "only a pending or running backup can be cancelled" in ran.err
 
 
 @pytest.mark.parametrize(
     ("argv", "code"),
     [
-        (["restore", "first"], cli.USAGE),
-        (["restore", "424242"], cli.NOT_FOUND),
-        (["backup", "never"], cli.NOT_FOUND),
-        (["everything", "1"], cli.USAGE),
+        (["restore", "first"], arguments.USAGE),
+        (["restore", "424242"], arguments.NOT_FOUND),
+        (["backup", "never"], arguments.NOT_FOUND),
+        (["everything", "1"], arguments.USAGE),
     ],
 )
 def test_what_cannot_be_cancelled_is_one_line_and_the_right_code(a4c, capsys, argv, code):

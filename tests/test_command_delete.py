@@ -6,7 +6,7 @@ import pytest
 from commands import manage
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import Backup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,13 +29,13 @@ def test_delete_with_yes_removes_the_snapshot_and_the_manifest(backup, a4c, caps
     assert ran.out == "deleted backup old\n"
     assert Backup.objects.get(name="old").status == Backup.Status.DELETED
     assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "old") is None
-    assert not operations.store().has_manifest("old")
+    assert not operations.store().manifests.exists("old")
 
 
 def test_delete_without_a_terminal_or_yes_is_refused(backup, capsys):
     ran = manage(capsys, "delete", "old")
 
-    assert ran.code == cli.USAGE and "pass --yes" in ran.err
+    assert ran.code == arguments.USAGE and "pass --yes" in ran.err
     assert Backup.objects.get(name="old").status == Backup.Status.SUCCEEDED
 
 
@@ -45,5 +45,5 @@ def test_deleting_a_deleted_backup_is_a_usage_error_and_an_unknown_one_not_found
     again = manage(capsys, "delete", "old", "--yes")
     unknown = manage(capsys, "delete", "never", "--yes")
 
-    assert again.code == cli.USAGE and "already deleted" in again.err
-    assert unknown.code == cli.NOT_FOUND
+    assert again.code == arguments.USAGE and "already deleted" in again.err
+    assert unknown.code == arguments.NOT_FOUND

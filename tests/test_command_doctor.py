@@ -8,7 +8,7 @@ import pytest
 from commands import manage
 
 from backups.elastic import client as elastic
-from backups.management import base as cli
+from backups.management import arguments
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +37,7 @@ def test_doctor_exits_1_naming_the_failed_checks_and_printing_their_fix(
 
     ran = manage(capsys, "doctor", "--worker-timeout", "0.2")
 
-    assert ran.code == cli.FAILED
+    assert ran.code == arguments.FAILED
     lines = ran.out.splitlines()
     failed = next(i for i, line in enumerate(lines) if line.startswith("[FAIL] Data dir"))
     assert "fix: Point A4C_DATA_DIR" in lines[failed + 1]
@@ -60,11 +60,11 @@ def test_a_broken_setting_stops_other_commands_but_doctor_reports_it(
     listing = manage(capsys, "backups")
     doctor = manage(capsys, "doctor", "--worker-timeout", "0.2", "--json")
 
-    assert listing.code == cli.USAGE
+    assert listing.code == arguments.USAGE
     assert listing.err.startswith(
         "error: configuration: the environment variable A4C_ES_URLS: http://localhost:9300"
     )
     assert listing.err.count("\n") == 1
-    assert doctor.code == cli.FAILED
+    assert doctor.code == arguments.FAILED
     checks = {c["name"]: c for c in json.loads(doctor.out)["checks"]}
     assert checks["Settings"]["level"] == "error" and "REST port" in checks["Settings"]["summary"]

@@ -160,7 +160,7 @@ def test_retention_previews_then_deletes_exactly_what_it_previewed(
     for name in names:
         deleted = Backup.objects.get(name=name).status == Backup.Status.DELETED
         assert deleted == (name in doomed)
-    remaining = {s["snapshot"] for s in a4c.cluster.snapshots(settings.A4C_ES_REPOSITORY)}
+    remaining = {s.name for s in a4c.cluster.snapshots(settings.A4C_ES_REPOSITORY)}
     assert remaining == {names[2]}
     assert operations.verify_backup(names[2], cli_actor).ok
     assert manage(capsys, "retention", "daily").out.startswith("policy daily: would delete 0")

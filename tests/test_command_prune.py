@@ -11,7 +11,7 @@ from django.utils import timezone as django_timezone
 
 from backups import operations
 from backups.errors import InvalidInput
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import Backup, RestoreRun
 from backups.operations import retention
 
@@ -197,7 +197,7 @@ def test_prune_without_a_rule_or_without_yes_is_refused(weeks, capsys):
     no_rule = manage(capsys, "prune")
     no_yes = manage(capsys, "prune", "--keep-last", "1")
 
-    assert no_rule.code == cli.USAGE and "--keep-last N, --older-than DAYS" in no_rule.err
-    assert no_yes.code == cli.USAGE and "pass --yes" in no_yes.err
+    assert no_rule.code == arguments.USAGE and "--keep-last N, --older-than DAYS" in no_rule.err
+    assert no_yes.code == arguments.USAGE and "pass --yes" in no_yes.err
     assert no_yes.out == ""
     assert Backup.objects.filter(status="succeeded").count() == 5

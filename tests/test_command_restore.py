@@ -11,7 +11,7 @@ from fault_support import tree
 
 from backups import operations
 from backups.demo import generator as demo
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,7 +102,7 @@ def test_without_a_terminal_and_without_yes_the_restore_is_refused_before_anythi
 ):
     ran = manage(capsys, "restore", "files-1")
 
-    assert ran.code == cli.USAGE
+    assert ran.code == arguments.USAGE
     assert ran.err == (
         "error: restoring files-1 needs confirmation and there is no terminal to ask on: "
         "pass --yes to go ahead without a prompt\n"
@@ -116,7 +116,7 @@ def test_on_a_terminal_a_wrong_answer_changes_nothing(files_backup, files, capsy
 
     ran = manage(capsys, "restore", "files-1", "--scope", "files")
 
-    assert ran.code == cli.FAILED
+    assert ran.code == arguments.FAILED
     assert "Type its name to go on" in ran.err and "not confirmed (yes)" in ran.err
     assert "removed   1 files" in ran.out  # the plan was shown before the question
     assert (files.data_dir / "csar" / "extra.yml").exists()
@@ -139,7 +139,7 @@ def test_on_a_terminal_typing_the_name_restores(files_backup, files, capsys, mon
 def test_an_unknown_backup_exits_4(files, capsys):
     ran = manage(capsys, "restore", "never-taken", "--yes")
 
-    assert ran.code == cli.NOT_FOUND
+    assert ran.code == arguments.NOT_FOUND
     assert ran.err.startswith("error: No backup 'never-taken'") and ran.err.count("\n") == 1
 
 
@@ -148,7 +148,7 @@ def test_a_restore_while_another_runs_exits_3_and_names_it(files_backup, capsys,
 
     ran = manage(capsys, "restore", "files-1", "--scope", "files", "--yes")
 
-    assert ran.code == cli.BUSY
+    assert ran.code == arguments.BUSY
     assert f"restore of files-1 started by {cli_actor.name}" in ran.err
     assert RestoreRun.objects.count() == 1
     assert AuditEvent.objects.filter(action="restore.request", outcome="refused").exists()
@@ -168,7 +168,7 @@ def test_a_restore_while_another_runs_exits_3_and_names_it(files_backup, capsys,
 def test_conflicting_or_impossible_options_are_one_usage_error(files_backup, capsys, argv, message):
     ran = manage(capsys, "restore", "files-1", "--yes", *argv)
 
-    assert ran.code == cli.USAGE
+    assert ran.code == arguments.USAGE
     assert ran.err.startswith("error: ") and ran.err.count("\n") == 1
     assert message in ran.err
     assert not RestoreRun.objects.exists()

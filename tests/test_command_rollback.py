@@ -8,7 +8,7 @@ import pytest
 from commands import manage
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,17 +45,19 @@ def test_rollback_puts_back_what_the_restore_replaced(restored, a4c, capsys):
     restored.refresh_from_db()
     assert restored.rolled_back
     again = manage(capsys, "rollback", str(restored.pk), "--yes")
-    assert again.code == cli.USAGE and "already rolled back" in again.err
+    assert again.code == arguments.USAGE and "already rolled back" in again.err
 
 
 def test_rollback_asks_for_confirmation_when_no_yes_is_given(restored, capsys):
     ran = manage(capsys, "rollback", str(restored.pk))
 
-    assert ran.code == cli.USAGE and "pass --yes" in ran.err
+    assert ran.code == arguments.USAGE and "pass --yes" in ran.err
     assert RestoreRun.objects.count() == 1
 
 
-@pytest.mark.parametrize(("argument", "code"), [("999999", cli.NOT_FOUND), ("last", cli.USAGE)])
+@pytest.mark.parametrize(
+    ("argument", "code"), [("999999", arguments.NOT_FOUND), ("last", arguments.USAGE)]
+)
 def test_an_unknown_or_malformed_restore_number_is_refused(a4c, capsys, argument, code):
     ran = manage(capsys, "rollback", argument, "--yes")
 

@@ -8,7 +8,7 @@ import pytest
 from commands import manage
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,5 +65,5 @@ def test_a_backup_whose_name_is_digits_is_found_by_its_name(a4c, capsys, cli_act
 def test_an_unknown_backup_exits_4_in_one_line(a4c, capsys):
     ran = manage(capsys, "show", "nope")
 
-    assert ran.code == cli.NOT_FOUND
+    assert ran.code == arguments.NOT_FOUND
     assert ran.err.startswith("error: No backup 'nope'") and ran.err.count("\n") == 1

@@ -9,7 +9,7 @@ import pytest
 from commands import manage
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments
 from backups.models import Backup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +42,7 @@ def test_a_changed_byte_in_the_storage_fails_verification_with_exit_5(backup, ca
 
     ran = manage(capsys, "verify", "to-check", "--json")
 
-    assert ran.code == cli.VERIFY_FAILED
+    assert ran.code == arguments.VERIFY_FAILED
     report = json.loads(ran.out)
     assert report["ok"] is False and report["problems"]
     assert ran.err.startswith("error: backup to-check failed verification: 1 problem")
@@ -53,7 +53,7 @@ def test_a_missing_snapshot_fails_verification_with_exit_5(backup, a4c, capsys, 
 
     ran = manage(capsys, "verify", "to-check")
 
-    assert ran.code == cli.VERIFY_FAILED
+    assert ran.code == arguments.VERIFY_FAILED
     assert "problem: snapshot to-check is missing" in ran.out
 
 
@@ -62,4 +62,4 @@ def test_verifying_a_failed_backup_is_a_usage_error(a4c, capsys):
 
     ran = manage(capsys, "verify", "broken")
 
-    assert ran.code == cli.USAGE and "only a succeeded backup can be verified" in ran.err
+    assert ran.code == arguments.USAGE and "only a succeeded backup can be verified" in ran.err

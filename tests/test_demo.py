@@ -77,7 +77,7 @@ def test_it_creates_at_least_25_a4c_indices_under_the_prefix(small, es_cluster):
     assert set(found) == set(summary.indices) == set(demo.index_names(prefix))
     for name in ("application", "csar", "topology", "nodetype", "deployment", "audittrace"):
         assert prefix + name in found
-    assert all(row["health"] == "green" for row in found.values())
+    assert all(row.health == "green" for row in found.values())
 
 
 def test_small_holds_about_1500_documents(small):

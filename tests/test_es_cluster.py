@@ -73,7 +73,7 @@ def on_cluster(three_nodes, settings, tmp_path):
     yield cluster, f"{tag}-", names
     cluster.client.indices.delete(index=f"{tag}-*", ignore_unavailable=True)
     for snapshot in cluster.snapshots(settings.A4C_ES_REPOSITORY):
-        cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snapshot["snapshot"])
+        cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snapshot.name)
     elastic.cluster.cache_clear()
 
 

@@ -130,7 +130,7 @@ def secured(secured_es, settings, tmp_path):
     cluster = install.with_password(PASSWORD)
     cluster.client.indices.delete(index=f"{install.prefix}*", ignore_unavailable=True)
     for snapshot in cluster.snapshots(settings.A4C_ES_REPOSITORY):
-        cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snapshot["snapshot"])
+        cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snapshot.name)
     elastic.cluster.cache_clear()
 
 

@@ -85,7 +85,7 @@ class Install:
         if self.cluster.indices(include=[f"{self.prefix}*"]):
             self.cluster.client.indices.delete(index=f"{self.prefix}*", ignore_unavailable=True)
         for snapshot in self.cluster.snapshots(self.repository):
-            self.cluster.delete_snapshot(self.repository, snapshot["snapshot"])
+            self.cluster.delete_snapshot(self.repository, snapshot.name)
         try:
             self.cluster.delete_repository(self.repository)
         except elastic.ElasticError:

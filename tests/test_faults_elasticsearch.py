@@ -22,7 +22,7 @@ from backups.elastic.client import Cluster
 from backups.errors import ElasticError
 from backups.models import Backup, RestoreRun
 from backups.operations import running
-from backups.storage.store import Store
+from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,7 +64,7 @@ def on_throwaway_es(throwaway_es, settings, tmp_path):
     if throwaway_es.answers():
         cluster.client.indices.delete(index=f"f{tag}-*", expand_wildcards="all")
         for snap in cluster.snapshots(settings.A4C_ES_REPOSITORY):
-            cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap["snapshot"])
+            cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, snap.name)
     elastic.cluster.cache_clear()
 
 
@@ -110,7 +110,7 @@ def test_a_backup_with_elasticsearch_stopped_fails_clearly_and_keeps_nothing(
     assert backup.status == Backup.Status.FAILED
     assert "cannot be reached" in backup.error_message
     assert "A4C_ES_URLS" in backup.error_message, "it says what to fix"
-    assert not Store(settings.A4C_BACKUP_DIR).has_manifest("es-down")
+    assert not Store(settings.A4C_BACKUP_DIR).manifests.exists("es-down")
     assert nothing_running()
     assert tree(a4c.data_dir) == files_before
 
@@ -160,7 +160,7 @@ def test_elasticsearch_killed_during_a_snapshot_fails_the_backup_and_nothing_sta
     assert backup.status == Backup.Status.FAILED
     assert backup.phase == "elasticsearch: snapshot"
     assert "cannot be reached" in backup.error_message
-    assert not Store(settings.A4C_BACKUP_DIR).has_manifest("es-killed")
+    assert not Store(settings.A4C_BACKUP_DIR).manifests.exists("es-killed")
     assert nothing_running()
     assert tree(a4c.data_dir) == files_before
 

@@ -20,7 +20,7 @@ from backups import operations
 from backups.errors import DamagedBackup, InvalidInput, NotFound
 from backups.models import Backup, RestoreRun
 from backups.operations import running
-from backups.storage.store import Store
+from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -140,7 +140,7 @@ def test_cancelling_something_that_is_not_a_run_is_refused(base, cli_actor):
 
 def rewrite_manifest(store: Store, name: str, extra: dict) -> None:
     """Adds an entry to a manifest and seals it again, as someone with write access could."""
-    path = store.manifest_path(name)
+    path = store.manifests.path(name)
     lines = path.read_bytes().splitlines(keepends=True)
     header, entries, trailer = lines[0], lines[1:-1], json.loads(lines[-1])
     entries.append((json.dumps(extra, separators=(",", ":")) + "\n").encode())
@@ -154,7 +154,7 @@ def test_a_manifest_entry_pointing_outside_the_data_dir_is_refused_before_any_ch
     base, installed, cli_actor, settings, target
 ):
     store = Store(settings.A4C_BACKUP_DIR)
-    blob = next(e for e in store.entries("base") if e.type == "file")
+    blob = next(e for e in store.manifests.entries("base") if e.type == "file")
     rewrite_manifest(
         store, "base", {"path": target, "type": "file", "size": blob.size, "mode": 420,
                         "sha256": blob.sha256}
@@ -185,7 +185,7 @@ def test_a_symlink_to_etc_in_the_data_dir_is_kept_as_a_link_and_never_followed(
         operations.request_backup(cli_actor, name="with-link", include_elasticsearch=False).pk
     )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
-    entries = {e.path: e for e in Store(settings.A4C_BACKUP_DIR).entries("with-link")}
+    entries = {e.path: e for e in Store(settings.A4C_BACKUP_DIR).manifests.entries("with-link")}
     assert entries["plugins/etc-link"].type == "symlink"
     assert entries["plugins/etc-link"].target == "/etc"
     assert not any(path.startswith("plugins/etc-link/") for path in entries)

@@ -21,7 +21,7 @@ from backups import operations, tasks
 from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun
 from backups.operations import running
-from backups.storage.store import Store
+from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,7 +54,7 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
     backup.refresh_from_db()
     assert backup.status == Backup.Status.RUNNING and backup.bytes_done < backup.bytes_total
     assert (store.tmp / "killed-copying").is_dir(), "its blobs were being written"
-    assert not store.has_manifest("killed-copying")
+    assert not store.manifests.exists("killed-copying")
     # Recovery as in production: the beat's tick, with the default heartbeat age and tick.
     killed_at = timezone.now()
     start_worker(beat=True, **worker_env)
@@ -71,7 +71,7 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
     assert backup.status == Backup.Status.FAILED
     assert "stopped answering during files" in backup.error_message
     assert running.lock_holder() is None
-    assert "killed-copying" not in store.names()
+    assert "killed-copying" not in store.manifests.names()
     assert not (store.tmp / "killed-copying").exists()
     assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "killed-copying") is None
     assert not Backup.objects.filter(status=Backup.Status.SUCCEEDED).exists()

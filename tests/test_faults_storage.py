@@ -19,7 +19,7 @@ from backups import operations
 from backups.errors import BackupError
 from backups.models import Backup, RestoreRun
 from backups.operations import running
-from backups.storage.store import Store
+from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +74,7 @@ def test_a_full_backup_storage_fails_the_backup_cleanly_and_keeps_earlier_ones_g
     assert "No space left on device" in second.error_message
     assert "free space in the backup storage (A4C_BACKUP_DIR)" in second.error_message
     assert second.phase == "files", "the row says where it failed"
-    assert small_storage.names() == ["first"], "no partial manifest is listed"
+    assert small_storage.manifests.names() == ["first"], "no partial manifest is listed"
     assert not (small_storage.tmp / "second").exists()
     assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "second") is None
     assert small_storage.free_bytes() >= free_before - (64 << 10), "its new blobs were freed"
@@ -111,7 +111,7 @@ def remove_a_blob(store: Store, backup: Backup, cluster) -> str:
 
 
 def truncate_the_manifest(store: Store, backup: Backup, cluster) -> str:
-    path = store.manifest_path(backup.name)
+    path = store.manifests.path(backup.name)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     return "truncated"

@@ -13,8 +13,9 @@ import pytest
 import backups.storage.backup
 import backups.storage.pipeline
 from backups.errors import Cancelled, ConfigError, DamagedBackup, InvalidInput, StorageError
+from backups.storage import Store, WorkingTree, compare_tree_to_manifest, parse_bandwidth
 from backups.storage.pipeline import Throttle
-from backups.storage.store import Store, compare_tree_to_manifest, parse_bandwidth, tree_differences
+from backups.storage.restore import tree_differences
 
 BIG = os.urandom(2 * 1024 * 1024 + 123)  # above the 1 MiB buffer: streamed, not held
 BAD_NAME = b"bad-\xff\xfe-name.png"  # not UTF-8
@@ -106,7 +107,7 @@ def all_files(path: Path) -> list[Path]:
 
 
 def blob_of(store: Store, name: str, rel: str) -> Path:
-    (entry,) = [e for e in store.entries(name) if e.path == rel]
+    (entry,) = [e for e in store.manifests.entries(name) if e.path == rel]
     return Path(store.blob_path(entry.sha256))
 
 
@@ -116,8 +117,8 @@ def write_manifest(store: Store, name: str, entries: list[dict]) -> None:
     body = "".join(lines).encode()
     trailer = {"end": True, "entries": len(entries), "files": 0, "bytes": 0}
     trailer["sha256"] = hashlib.sha256(body).hexdigest()
-    store.manifests.mkdir(parents=True, exist_ok=True)
-    store.manifest_path(name).write_bytes(body + (json.dumps(trailer) + "\n").encode())
+    store.manifests.directory.mkdir(parents=True, exist_ok=True)
+    store.manifests.path(name).write_bytes(body + (json.dumps(trailer) + "\n").encode())
 
 
 # -- round trip --------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def test_a_restored_tree_is_byte_for_byte_the_tree_that_was_backed_up(data_dir, 
     summary = store.backup_tree("first", data_dir)
     target = tmp_path / "elsewhere" / "data"
 
-    result = store.restore_tree("first", target)
+    result = WorkingTree(store, target).restore("first")
 
     assert snapshot(target) == before
     assert result.old_tree is None  # nothing was there to keep
@@ -139,30 +140,30 @@ def test_a_restored_tree_is_byte_for_byte_the_tree_that_was_backed_up(data_dir, 
 
 def test_a_symlink_to_etc_is_kept_as_a_link_and_never_followed(data_dir, store, tmp_path):
     store.backup_tree("first", data_dir)
-    entries = {e.path: e for e in store.entries("first")}
+    entries = {e.path: e for e in store.manifests.entries("first")}
 
     assert entries["plugins/etc-link"].type == "symlink"
     assert entries["plugins/etc-link"].target == "/etc"
     assert not [path for path in entries if path.startswith("plugins/etc-link/")]
-    store.restore_tree("first", tmp_path / "restored")
+    WorkingTree(store, tmp_path / "restored").restore("first")
     assert os.readlink(tmp_path / "restored/plugins/etc-link") == "/etc"
 
 
 def test_unicode_and_non_utf8_names_round_trip_through_the_manifest(data_dir, store, tmp_path):
     store.backup_tree("first", data_dir)
-    paths = {os.fsencode(e.path) for e in store.entries("first")}
+    paths = {os.fsencode(e.path) for e in store.manifests.entries("first")}
 
     assert b"images/" + BAD_NAME in paths
     assert "images/café ☃.png".encode() in paths
-    store.restore_tree("first", tmp_path / "restored")
+    WorkingTree(store, tmp_path / "restored").restore("first")
     bad = tmp_path / "restored" / os.fsdecode(b"images/" + BAD_NAME)
     assert bad.read_bytes() == b"bytes under a non-UTF-8 name"
 
 
 def test_the_manifest_lists_entries_in_walk_order_with_a_header_and_a_trailer(data_dir, store):
     summary = store.backup_tree("first", data_dir)
-    lines = store.manifest_path("first").read_bytes().splitlines()
-    paths = [e.path for e in store.entries("first")]
+    lines = store.manifests.path("first").read_bytes().splitlines()
+    paths = [e.path for e in store.manifests.entries("first")]
 
     assert json.loads(lines[0])["format"] == "a4c-backup-manifest"
     assert json.loads(lines[-1]) == {
@@ -174,17 +175,17 @@ def test_the_manifest_lists_entries_in_walk_order_with_a_header_and_a_trailer(da
     }
     assert paths == sorted(paths, key=lambda p: [os.fsencode(c) for c in p.split("/")])
     assert "git/empty" in paths
-    assert store.summary("first").files == 8
+    assert store.manifests.summary("first").files == 8
 
 
 def test_cache_dirs_are_left_out_and_carried_over_by_a_restore(data_dir, store):
     store.backup_tree("first", data_dir)
     caches = {name: snapshot(data_dir / name) for name in CACHES}
 
-    assert not [e for e in store.entries("first") if e.path.split("/")[0] in CACHES]
+    assert not [e for e in store.manifests.entries("first") if e.path.split("/")[0] in CACHES]
     (data_dir / "work/newer-cache.bin").write_bytes(b"written after the backup")
     caches["work"] = snapshot(data_dir / "work")
-    result = store.restore_tree("first", data_dir)
+    result = WorkingTree(store, data_dir).restore("first")
 
     assert {name: snapshot(data_dir / name) for name in CACHES} == caches
     assert not (result.old_tree / "work").exists()
@@ -213,7 +214,9 @@ def test_a_second_backup_of_unchanged_files_reads_nothing_and_stores_nothing(
     assert (summary.read, summary.new_blobs, summary.new_bytes) == (0, 0, 0)
     assert summary.reused == summary.files == 8
     assert opened == []
-    assert [e for e in store.entries("second")] == [e for e in store.entries("first")]
+    assert [e for e in store.manifests.entries("second")] == [
+        e for e in store.manifests.entries("first")
+    ]
 
 
 def test_after_one_file_changes_only_that_file_is_read(data_dir, store, opened):
@@ -270,7 +273,7 @@ def test_a_file_that_vanishes_during_the_backup_is_skipped_with_a_warning(
 
     assert summary.files == 7
     assert summary.warnings == ["csar/foo/1.0/foo.yaml vanished during the backup and was skipped"]
-    assert "csar/foo/1.0/foo.yaml" not in {e.path for e in store.entries("first")}
+    assert "csar/foo/1.0/foo.yaml" not in {e.path for e in store.manifests.entries("first")}
 
 
 # -- restore modes and undo --------------------------------------------------------------
@@ -282,8 +285,8 @@ def test_a_mirror_restore_removes_files_added_since_the_backup(data_dir, store):
     (data_dir / "csar/added.zip").write_bytes(b"new since the backup")
     (data_dir / "git/secret.key").write_bytes(b"changed")
 
-    plan = store.plan_restore("first", data_dir)
-    store.restore_tree("first", data_dir)
+    plan = WorkingTree(store, data_dir).plan_restore("first")
+    WorkingTree(store, data_dir).restore("first")
 
     assert (plan.added, plan.changed, plan.removed) == (0, 1, 1)
     assert plan.removed_paths == ["csar/added.zip"]
@@ -297,8 +300,8 @@ def test_a_merge_restore_keeps_files_added_since_the_backup(data_dir, store):
     (data_dir / "git/secret.key").write_bytes(b"changed")
     (data_dir / "images/copy-two.bin").unlink()
 
-    plan = store.plan_restore("first", data_dir, mode="merge")
-    result = store.restore_tree("first", data_dir, mode="merge")
+    plan = WorkingTree(store, data_dir).plan_restore("first", mode="merge")
+    result = WorkingTree(store, data_dir).restore("first", mode="merge")
 
     assert (plan.added, plan.changed, plan.removed) == (1, 1, 0)
     assert (data_dir / "csar/added.zip").read_bytes() == b"new since the backup"
@@ -316,9 +319,9 @@ def test_undo_restore_brings_back_the_exact_old_tree(data_dir, store, tmp_path):
     (data_dir / "git/secret.key").write_bytes(b"changed")
     before = snapshot(data_dir)
 
-    result = store.restore_tree("first", data_dir)
+    result = WorkingTree(store, data_dir).restore("first")
     assert snapshot(data_dir) != before
-    store.undo_restore(data_dir, result.old_tree)
+    WorkingTree(store, data_dir).undo(result.old_tree)
 
     assert snapshot(data_dir) == before
     assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
@@ -326,9 +329,9 @@ def test_undo_restore_brings_back_the_exact_old_tree(data_dir, store, tmp_path):
 
 def test_drop_old_tree_removes_the_kept_tree(data_dir, store):
     store.backup_tree("first", data_dir)
-    result = store.restore_tree("first", data_dir)
+    result = WorkingTree(store, data_dir).restore("first")
 
-    store.drop_old_tree(result.old_tree)
+    WorkingTree(store, data_dir).drop_old_tree(result.old_tree)
 
     assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
 
@@ -345,7 +348,7 @@ def test_a_corrupted_blob_is_named_by_verify_and_stops_a_restore_before_the_swap
 
     report = store.verify("first")
     with pytest.raises(DamagedBackup, match="git/secret.key is corrupt"):
-        store.restore_tree("first", data_dir)
+        WorkingTree(store, data_dir).restore("first")
 
     assert not report.ok
     assert report.problems == [
@@ -363,7 +366,7 @@ def test_a_missing_blob_is_named_by_verify_and_stops_a_restore(data_dir, store):
 
     report = store.verify("first")
     with pytest.raises(DamagedBackup, match="csar/foo/1.0/foo.zip"):
-        store.restore_tree("first", data_dir)
+        WorkingTree(store, data_dir).restore("first")
 
     assert len(report.problems) == 1
     assert report.problems[0].endswith("for csar/foo/1.0/foo.zip is missing")
@@ -373,51 +376,51 @@ def test_a_missing_blob_is_named_by_verify_and_stops_a_restore(data_dir, store):
 
 def test_a_truncated_manifest_is_refused_as_corrupt(data_dir, store, tmp_path):
     store.backup_tree("first", data_dir)
-    path = store.manifest_path("first")
+    path = store.manifests.path("first")
     path.write_bytes(path.read_bytes()[:-200])
 
     with pytest.raises(DamagedBackup, match="first.manifest is .*truncated"):
-        list(store.entries("first"))
+        list(store.manifests.entries("first"))
     assert not store.verify("first").ok
     with pytest.raises(DamagedBackup):
-        store.restore_tree("first", tmp_path / "restored")
+        WorkingTree(store, tmp_path / "restored").restore("first")
     assert not (tmp_path / "restored").exists()
 
 
 def test_a_manifest_whose_hash_does_not_match_is_refused(data_dir, store):
     store.backup_tree("first", data_dir)
-    path = store.manifest_path("first")
+    path = store.manifests.path("first")
     path.write_bytes(path.read_bytes().replace(b'"mode":384', b'"mode":511'))
 
     with pytest.raises(DamagedBackup, match="hash does not match"):
-        list(store.entries("first"))
+        list(store.manifests.entries("first"))
 
 
 def test_a_manifest_entry_pointing_outside_the_data_dir_is_refused_before_writing(
     data_dir, store, tmp_path
 ):
     store.backup_tree("first", data_dir)
-    good = next(e for e in store.entries("first") if e.path == "git/secret.key")
+    good = next(e for e in store.manifests.entries("first") if e.path == "git/secret.key")
     file = {"type": "file", "size": good.size, "mode": 0o644, "sha256": good.sha256}
     write_manifest(store, "evil", [{"path": "a.txt", **file}, {"path": "../etc/passwd", **file}])
     before = snapshot(tmp_path / "a4c")
 
     with pytest.raises(DamagedBackup, match="'../etc/passwd' .* points outside the data dir"):
-        store.restore_tree("evil", data_dir)
+        WorkingTree(store, data_dir).restore("evil")
 
     assert snapshot(tmp_path / "a4c") == before
 
 
 def test_a_manifest_cannot_write_through_a_symlink_it_created(data_dir, store, tmp_path):
     store.backup_tree("first", data_dir)
-    good = next(e for e in store.entries("first") if e.path == "git/secret.key")
+    good = next(e for e in store.manifests.entries("first") if e.path == "git/secret.key")
     link = {"path": "link", "type": "symlink", "target": str(tmp_path / "victim")}
     file = {"path": "link/owned", "type": "file", "size": good.size, "sha256": good.sha256}
     (tmp_path / "victim").mkdir()
     write_manifest(store, "evil", [link, file])
 
     with pytest.raises(DamagedBackup, match="out of order"):
-        store.restore_tree("evil", tmp_path / "restored")
+        WorkingTree(store, tmp_path / "restored").restore("evil")
 
     assert list((tmp_path / "victim").iterdir()) == []
     assert not (tmp_path / "restored").exists()
@@ -432,7 +435,7 @@ def test_garbage_collection_frees_exactly_the_blobs_of_a_deleted_manifest(data_d
     store.backup_tree("second", data_dir, previous="first")
     blobs_before = len(all_files(store.blobs))
 
-    store.delete_manifest("second")
+    store.manifests.delete("second")
     gc = store.collect_garbage()
 
     assert (gc.blobs_removed, gc.bytes_freed) == (1, len(b"unique to the second backup"))
@@ -456,7 +459,7 @@ def test_cancelling_through_check_leaves_no_manifest_and_no_temp_files(data_dir,
     with pytest.raises(Cancelled):
         store.backup_tree("first", data_dir, check=check)
 
-    assert not store.has_manifest("first")
+    assert not store.manifests.exists("first")
     assert all_files(store.tmp) == []
 
 
@@ -477,7 +480,7 @@ def test_a_full_disk_raises_a_clear_storage_error_and_keeps_earlier_backups(
         f"No space left on device while writing to {store.blobs}: "
         "free space in the backup storage (A4C_BACKUP_DIR)"
     )
-    assert not store.has_manifest("second")
+    assert not store.manifests.exists("second")
     assert all_files(store.tmp) == []
     assert store.verify("first").ok
 
@@ -515,11 +518,11 @@ def test_a_data_dir_that_is_a_mount_point_is_swapped_entry_by_entry_and_undone(
     before = snapshot(data_dir)
     monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == data_dir)
 
-    result = store.restore_tree("first", data_dir)
+    result = WorkingTree(store, data_dir).restore("first")
 
     assert result.old_tree.parent == data_dir  # a mount point cannot be renamed away
     assert snapshot(data_dir, skip=(*CACHES, result.old_tree.name)) == backed_up
-    store.undo_restore(data_dir, result.old_tree)
+    WorkingTree(store, data_dir).undo(result.old_tree)
     assert snapshot(data_dir) == before
 
 
@@ -590,7 +593,7 @@ def test_a_limited_backup_and_restore_count_the_bytes_they_really_moved(store, t
         patch.setattr(backups.storage.pipeline.Meter, "__init__", keep)
         store.backup_tree("first", data, bandwidth=1 << 30)
         store.backup_tree("again", data, previous="first", bandwidth=1 << 30)
-        store.restore_tree("first", data, bandwidth=1 << 30)
+        WorkingTree(store, data).restore("first", bandwidth=1 << 30)
 
     first, again, restore = (meter.throttle for meter in meters)
     assert first.bandwidth == again.bandwidth == restore.bandwidth == 1 << 30

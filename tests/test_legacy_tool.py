@@ -15,7 +15,7 @@ from fault_support import tree
 
 from backups.demo import generator as demo
 from backups.models import Backup, RestoreRun
-from backups.storage.store import Store
+from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +30,7 @@ def config(a4c, settings, tmp_path) -> Path:
     path = tmp_path / "config.yml"
     path.write_text(
         "elasticsearch:\n"
-        f"  cluster_name: {a4c.cluster.info()['cluster_name']}\n"
+        f"  cluster_name: {a4c.cluster.info().cluster_name}\n"
         f"  addresses: {address}\n"
         f"backup.files_dir: {settings.A4C_BACKUP_DIR}\n"
         f"alien4cloud.dir: {a4c.data_dir}\n"
@@ -87,7 +87,7 @@ def test_the_old_cron_line_backs_up_and_a_restore_brings_everything_back(
     assert backup.stdout.rstrip().endswith("backup-restore-tool.sh: backup done")
     row = Backup.objects.get(name="nightly")
     assert row.status == Backup.Status.SUCCEEDED and row.source == "cli"
-    assert Store(settings.A4C_BACKUP_DIR).has_manifest("nightly")  # backup.files_dir was read
+    assert Store(settings.A4C_BACKUP_DIR).manifests.exists("nightly")  # backup.files_dir was read
 
     client = a4c.cluster.client
     client.indices.delete(index=a4c.index("plugin"))

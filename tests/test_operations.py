@@ -15,7 +15,7 @@ from backups.errors import Busy, InvalidInput, NotFound
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
 from backups.operations.plan import Plan
-from backups.storage.store import StagedRestore, Store
+from backups.storage import StagedRestore, Store, WorkingTree
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,7 +71,7 @@ def test_a_backup_then_restore_brings_back_every_index_and_file_after_changes(in
     assert backup.file_count == sum(1 for v in before_files.values() if v[0] == "file")
     assert backup.es_cluster_uuid and backup.es_version.startswith(("8.", "9."))
     snap = a4c.cluster.snapshot(backup.repository, backup.snapshot_name)
-    assert snap["state"] == "SUCCESS" and snap["metadata"]["a4c_backup"] == "full-1"
+    assert snap.state == "SUCCESS" and snap.metadata["a4c_backup"] == "full-1"
 
     change_everything(a4c)
     assert a4c.state() != before_es and tree(a4c.data_dir) != before_files
@@ -422,7 +422,7 @@ def test_cancelling_a_running_backup_stops_it_and_keeps_nothing(installed, cli_a
     backup = operations.run_backup(backup.pk, progress=progress)
 
     assert backup.status == Backup.Status.CANCELLED
-    assert not Store(Path(settings.A4C_BACKUP_DIR)).has_manifest("to-cancel")
+    assert not Store(Path(settings.A4C_BACKUP_DIR)).manifests.exists("to-cancel")
     assert installed.cluster.snapshot(settings.A4C_ES_REPOSITORY, "to-cancel") is None
     assert OperationLock.objects.get(pk=1).kind == ""
 
@@ -556,9 +556,11 @@ def test_the_worker_follows_the_stored_plan_and_asks_only_elasticsearch_again(
         index=installed.index("late"), settings={"number_of_replicas": 0}
     )
     planned_files = []
-    real = Store.plan_restore
+    real = WorkingTree.plan_restore
     monkeypatch.setattr(
-        Store, "plan_restore", lambda self, *a, **k: planned_files.append(a) or real(self, *a, **k)
+        WorkingTree,
+        "plan_restore",
+        lambda self, *a, **k: planned_files.append(a) or real(self, *a, **k),
     )
 
     run = operations.run_restore(run.pk)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from backups.storage import Store, WorkingTree, compare_tree_to_manifest
 from backups.storage.backup import BackupRun
 from backups.storage.fileio import CHUNK, PageCache, buffer
 from backups.storage.restore import FileRestore
-from backups.storage.store import Store, compare_tree_to_manifest
 
 SHM = Path("/dev/shm")
 
@@ -145,7 +145,7 @@ def test_files_in_the_cache_are_copied_by_the_walk_and_evicted_ones_come_back_wh
     for blob in blobs[::3]:
         evict(blob)
     restores = watch(monkeypatch, FileRestore, "_write_file")
-    store.restore_tree("b1", disk / "restored", workers=2)
+    WorkingTree(store, disk / "restored").restore("b1", workers=2)
     assert read_back(disk / "restored") == contents
     assert compare_tree_to_manifest(store, "b1", disk / "restored")
     assert {rel for rel, now, _ in restores if now} == set(contents)
@@ -176,7 +176,7 @@ def test_a_backup_hands_exactly_the_files_that_would_wait_to_the_workers(disk, m
     handed = [(rel, thread) for rel, now, thread in calls if not now]
     assert {rel for rel, _ in handed} == waiting and len(handed) == len(waiting)
     assert all(thread.startswith("a4c-filestore") for _, thread in handed)
-    store.restore_tree("b1", disk / "restored", workers=2)
+    WorkingTree(store, disk / "restored").restore("b1", workers=2)
     assert read_back(disk / "restored") == contents
 
 
@@ -184,12 +184,14 @@ def test_a_restore_hands_exactly_the_blobs_that_would_wait_to_the_workers(disk, 
     data_dir, store = disk / "data", Store(disk / "backups")
     contents = make_tree(data_dir)
     store.backup_tree("b1", data_dir, workers=2)
-    sha = {entry.path: entry.sha256 for entry in store.entries("b1") if entry.type == "file"}
+    sha = {
+        entry.path: entry.sha256 for entry in store.manifests.entries("b1") if entry.type == "file"
+    }
     waiting = {sha[rel] for rel in sorted(contents)[::3]}
     slow(monkeypatch, waiting)
     calls = watch(monkeypatch, FileRestore, "_write_file")
 
-    store.restore_tree("b1", disk / "restored", workers=2)
+    WorkingTree(store, disk / "restored").restore("b1", workers=2)
 
     assert read_back(disk / "restored") == contents
     handed = [(sha[rel], thread) for rel, now, thread in calls if not now]
@@ -207,7 +209,7 @@ def test_on_a_tmpfs_the_workers_stay_idle(shm, monkeypatch):
     restores = watch(monkeypatch, FileRestore, "_write_file")
 
     store.backup_tree("b1", data_dir, workers=2)
-    store.restore_tree("b1", shm / "restored", workers=2)
+    WorkingTree(store, shm / "restored").restore("b1", workers=2)
 
     assert read_back(shm / "restored") == contents
     assert len(backups) == len(restores) == len(contents)

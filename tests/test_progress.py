@@ -12,8 +12,8 @@ from backups import operations, progress
 from backups.models import Backup, RestoreRun
 from backups.operations import running
 from backups.progress import Stage
+from backups.storage import Store
 from backups.storage.results import FileProgress
-from backups.storage.store import Store
 
 
 def counters(**given) -> SimpleNamespace:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from backups import operations, tasks
 from backups.demo import generator as demo
 from backups.models import Backup, OperationLock, RestoreRun
-from backups.storage.store import Store
+from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def test_a_backup_whose_worker_is_killed_is_failed_and_cleaned_up(
     assert backup.status == Backup.Status.FAILED
     assert "stopped answering during pre-command" in backup.error_message
     assert OperationLock.objects.get(pk=1).run_id == second.pk
-    assert not Store(settings.A4C_BACKUP_DIR).has_manifest("killed-mid-way")
+    assert not Store(settings.A4C_BACKUP_DIR).manifests.exists("killed-mid-way")
     assert not Backup.objects.filter(status=Backup.Status.SUCCEEDED, name="killed-mid-way").exists()
 
 

@@ -12,9 +12,9 @@ from backups.errors import ConfigError
 def test_elasticsearch_answers_with_its_product_header_and_a_usable_health(es_cluster):
     info = es_cluster.info()
 
-    assert info["product"] == "Elasticsearch"
-    assert info["status"] in ("green", "yellow")
-    assert info["version"].split(".")[0] in ("8", "9")
+    assert info.product == "Elasticsearch"
+    assert info.status in ("green", "yellow")
+    assert info.version.split(".")[0] in ("8", "9")
 
 
 def test_a_snapshot_repository_registers_under_path_repo_and_verifies(es_cluster, es_path_repo):

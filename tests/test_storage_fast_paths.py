@@ -13,8 +13,8 @@ import pytest
 import backups.storage.backup
 import backups.storage.manifest
 from backups.errors import StorageError
+from backups.storage import Store, WorkingTree, compare_tree_to_manifest
 from backups.storage.manifest import Entry, file_tail, path_prefix
-from backups.storage.store import Store, compare_tree_to_manifest
 
 MTIME = 1_600_000_000_123_456_789
 
@@ -70,7 +70,7 @@ def test_a_restore_brings_back_modes_the_umask_masks_set_id_bits_and_dir_times(
     before = listing(tree)
     store.backup_tree("first", tree, workers=workers)
 
-    store.restore_tree("first", tmp_path / "restored", workers=workers)
+    WorkingTree(store, tmp_path / "restored").restore("first", workers=workers)
 
     assert listing(tmp_path / "restored") == before
     assert before["b/everyone.txt"][0] == 0o666 and before["b/setuid-tool"][0] == 0o4755
@@ -87,14 +87,14 @@ def test_a_restore_reads_the_manifest_once(store, tree, tmp_path, monkeypatch):
         return real(self, name)
 
     monkeypatch.setattr(backups.storage.manifest.Manifests, "entries", counting)
-    store.restore_tree("first", tmp_path / "restored")
+    WorkingTree(store, tmp_path / "restored").restore("first")
 
     assert reads == ["first"]
 
 
 def test_a_blob_left_short_by_an_interrupted_backup_is_replaced_whole(store, tree):
     store.backup_tree("first", tree)
-    (entry,) = [e for e in store.entries("first") if e.path == "a/deep/er/two.txt"]
+    (entry,) = [e for e in store.manifests.entries("first") if e.path == "a/deep/er/two.txt"]
     blob = Path(store.blob_path(entry.sha256))
     os.chmod(blob, 0o644)
     blob.write_bytes(b"twotwo")  # what a kill halfway through its write leaves
@@ -116,7 +116,7 @@ def test_a_write_that_fails_leaves_no_part_of_a_blob_under_its_name(store, tree,
         store.backup_tree("first", tree, workers=0)
 
     assert blobs(store) == {}
-    assert store.names() == []
+    assert store.manifests.names() == []
 
 
 def test_identical_files_are_stored_once(store, tree):

@@ -4,7 +4,7 @@
 (every network call times out within two seconds), changes nothing but registering the
 snapshot repository (as any backup would), and knows nothing of requests or rendering.
 Elasticsearch is reached through backups/elastic/client.py and the storage through
-backups/storage/store.py.
+backups.storage.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from backups.elastic.versions import SUPPORTED_TEXT
 from backups.errors import BackupError, ElasticUnreachable, UnsupportedElasticsearch
 from backups.models import Backup, RestoreRun
 from backups.sizes import format_size
-from backups.storage.store import Store
+from backups.storage import Store
 from backups.web import queries
 
 LOW_FREE_BYTES = 1024**3
@@ -185,25 +185,25 @@ def _elasticsearch() -> tuple[Check, elastic.Cluster | None]:
         fix = f"Elasticsearch answers at {urls}: fix what the message above names, and check again."
         return _error(name, exc.message, fix), None
     summary = (
-        f"{info['version']} at {urls}, cluster {info['cluster_name']}, status "
-        f"{info['status']}, {info['nodes']} node{'s' if info['nodes'] != 1 else ''}"
+        f"{info.version} at {urls}, cluster {info.cluster_name}, status "
+        f"{info.status}, {info.nodes} node{'s' if info.nodes != 1 else ''}"
     )
     expected = settings.A4C_ES_CLUSTER_NAME
-    if expected and info["cluster_name"] != expected:
+    if expected and info.cluster_name != expected:
         return _error(
             name,
-            f"{urls} answers as cluster {info['cluster_name']}, not {expected}",
+            f"{urls} answers as cluster {info.cluster_name}, not {expected}",
             f"Point A4C_ES_URLS at the {expected} cluster, or correct the expected name "
             f"(A4C_ES_CLUSTER_NAME, from {settings.A4C_ES_CLUSTER_NAME_SOURCE}).",
         ), cluster
-    if info["status"] == "red":
+    if info.status == "red":
         return _error(
             name,
             summary + ": some primary shards are missing, so a snapshot would fail",
             "Ask Elasticsearch why: GET _cluster/allocation/explain; bring the missing nodes "
             "or disk space back before backing up.",
         ), cluster
-    if info["status"] == "yellow":
+    if info.status == "yellow":
         return _warning(
             name,
             summary + ": some replica shards are not assigned",

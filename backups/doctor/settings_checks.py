@@ -12,7 +12,7 @@ from backups.alien4cloud import client as alien4cloud
 from backups.doctor import network
 from backups.elastic.translate import check_urls
 from backups.errors import ConfigError
-from backups.storage.store import parse_bandwidth
+from backups.storage import parse_bandwidth
 
 
 @register()

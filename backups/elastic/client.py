@@ -1,7 +1,8 @@
 """The only module that talks to Elasticsearch.
 
-A thin adapter over the official client: it speaks in plain dicts and lists, and turns every
-client or transport error into an ``ElasticError`` whose message says what to do. It knows
+A thin adapter over the official client: it answers in the typed values of
+backups/elastic/values.py (never a raw response), and turns every client or transport error
+into an ``ElasticError`` whose message says what to do. It knows
 nothing of backups, rows or files; backups/operations/ decides what to snapshot and when.
 The client's transport learns the cluster's version before its first request
 (backups/elastic/transport.py); where versions differ, this module asks ``self.dialect``
@@ -10,7 +11,6 @@ The client's transport learns the cluster's version before its first request
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import functools
 import time
@@ -19,9 +19,17 @@ from collections.abc import Callable, Iterable
 import elasticsearch
 from django.conf import settings
 
+from backups import polling
 from backups.elastic import versions
 from backups.elastic.translate import check_urls, translated
 from backups.elastic.transport import VersionedTransport
+from backups.elastic.values import (
+    ClusterInfo,
+    IndexInfo,
+    RecoveryProgress,
+    SnapshotInfo,
+    SnapshotStatus,
+)
 from backups.errors import ElasticError
 
 
@@ -47,23 +55,23 @@ class Cluster:
 
     # --- the cluster -------------------------------------------------------------------
     @translated("describe the cluster")
-    def info(self) -> dict:
+    def info(self) -> ClusterInfo:
         # Not GET /: the minimal distributions serve no root endpoint, while every node has
         # health, nodes info and cluster state.
         health = self.client.cluster.health()
         nodes = self.client.nodes.info(filter_path="nodes.*.version")
         found = sorted({n["version"] for n in nodes.get("nodes", {}).values()})
         state = self.client.cluster.state(metric="metadata", filter_path="metadata.cluster_uuid")
-        return {
-            "version": str(self.dialect.version),
-            "versions": found,
-            "cluster_name": health["cluster_name"],
-            "cluster_uuid": state["metadata"]["cluster_uuid"],
-            "status": health["status"],
-            "nodes": health["number_of_nodes"],
-            "data_nodes": health["number_of_data_nodes"],
-            "product": health.meta.headers.get("x-elastic-product", ""),
-        }
+        return ClusterInfo(
+            version=str(self.dialect.version),
+            versions=tuple(found),
+            cluster_name=health["cluster_name"],
+            cluster_uuid=state["metadata"]["cluster_uuid"],
+            status=health["status"],
+            nodes=int(health["number_of_nodes"]),
+            data_nodes=int(health["number_of_data_nodes"]),
+            product=health.meta.headers.get("x-elastic-product", ""),
+        )
 
     @translated("count the data nodes")
     def data_nodes(self) -> int:
@@ -86,8 +94,9 @@ class Cluster:
     @translated("list indices")
     def indices(
         self, include: Iterable[str] = ("*",), exclude: Iterable[str] = ()
-    ) -> dict[str, dict]:
-        """Open and closed indices matching include and not exclude, system and hidden left out.
+    ) -> dict[str, IndexInfo]:
+        """Open and closed indices matching include and not exclude, system and hidden left out,
+        by name.
 
         Names that do not exist are simply absent from the answer.
         """
@@ -102,20 +111,14 @@ class Cluster:
                 except elasticsearch.NotFoundError:
                     pass
         exclude = list(exclude)
-        found = {}
-        for row in rows:
-            name = row["index"]
-            if name.startswith(".") or any(fnmatch.fnmatchcase(name, p) for p in exclude):
-                continue
-            found[name] = {
-                "docs": 0,
-                "size": int(row.get("pri.store.size") or row.get("store.size") or 0),
-                "health": row.get("health"),
-                "status": row.get("status"),
-                "replicas": int(row.get("rep") or 0),
-            }
-        self._count_documents(found)
-        return dict(sorted(found.items()))
+        kept = {
+            row["index"]: row
+            for row in rows
+            if not row["index"].startswith(".")
+            and not any(fnmatch.fnmatchcase(row["index"], p) for p in exclude)
+        }
+        docs = self._count_documents(kept)
+        return {name: IndexInfo.of(kept[name], docs.get(name)) for name in sorted(kept)}
 
     def _cat_indices(self, include: list[str]) -> list[dict]:
         extra = (
@@ -131,19 +134,22 @@ class Cluster:
             )
         )
 
-    def _count_documents(self, found: dict[str, dict]) -> None:
+    def _count_documents(self, rows: dict[str, dict]) -> dict[str, int | None]:
         """Top-level documents per index: _cat's docs.count also counts nested ones.
 
         A red index (a primary lost, e.g. when the node died in the middle of a restore) is
         neither refreshed, which would wait a minute for the missing primary, nor counted:
-        its docs are None, so that it can still be listed, replaced or removed.
+        its docs are None, so that it can still be listed, replaced or removed. A closed
+        index counts 0.
         """
-        for info in found.values():
-            if info["health"] == "red":
-                info["docs"] = None
-        open_names = [n for n, i in found.items() if i["status"] == "open" and i["health"] != "red"]
+        counted: dict[str, int | None] = {
+            name: None if row.get("health") == "red" else 0 for name, row in rows.items()
+        }
+        open_names = [
+            n for n, row in rows.items() if row.get("status") == "open" and counted[n] is not None
+        ]
         if not open_names:
-            return
+            return counted
         self.client.indices.refresh(index=",".join(open_names), ignore_unavailable=True)
         searches: list[dict] = []
         for name in open_names:
@@ -155,7 +161,8 @@ class Cluster:
                     f"Elasticsearch could not count the documents of {name}: "
                     f"{answer['error'].get('reason', answer['error'])}"
                 )
-            found[name]["docs"] = versions.total_hits(answer["hits"])
+            counted[name] = versions.total_hits(answer["hits"])
+        return counted
 
     @translated("count documents")
     def count(self, index: str, query: dict | None = None) -> int:
@@ -373,44 +380,62 @@ class Cluster:
         )
 
     @translated("read a snapshot's progress")
-    def snapshot_progress(self, repository: str, snapshot: str) -> dict:
+    def snapshot_progress(self, repository: str, snapshot: str) -> SnapshotStatus:
         """The state and shard/byte counters of a running or finished snapshot."""
         resp = self.client.snapshot.status(repository=repository, snapshot=snapshot)
-        snap = resp["snapshots"][0]
-        shards = snap["shards_stats"]
-        bytes_done, bytes_total = versions.snapshot_bytes(snap["stats"])
-        return {
-            "state": snap["state"],
-            "shards_done": shards["done"],
-            "shards_total": shards["total"],
-            "shards_failed": shards["failed"],
-            # What this snapshot must copy; the rest is already in the repository.
-            "bytes_done": bytes_done,
-            "bytes_total": bytes_total,
-        }
+        return SnapshotStatus.of(resp["snapshots"][0])
 
     @translated("read a snapshot")
-    def snapshot(self, repository: str, snapshot: str) -> dict | None:
-        """The snapshot's final description, or None when the repository does not hold it."""
+    def snapshot(self, repository: str, snapshot: str) -> SnapshotInfo | None:
+        """The snapshot's description, or None when the repository does not hold it."""
         try:
             resp = self.client.snapshot.get(repository=repository, snapshot=snapshot)
         except elasticsearch.NotFoundError:
             return None
         snaps = resp.get("snapshots", [])
-        return snaps[0] if snaps else None
+        return SnapshotInfo.of(snaps[0]) if snaps else None
+
+    def wait_for_snapshot(
+        self,
+        repository: str,
+        snapshot: str,
+        on_progress: Callable[[SnapshotStatus], None] | None = None,
+        poll: float | None = None,
+    ) -> SnapshotInfo | None:
+        """Waits until the snapshot has ended; its final description (None when gone).
+
+        Whether it succeeded is the caller's to judge (``SnapshotInfo.succeeded``). The status
+        API can say done before the repository has finalized the snapshot, so the description
+        is read again until it is no longer IN_PROGRESS. Looks are paced by a Poller, at most
+        ``poll`` seconds apart (A4C_POLL_SECONDS by default).
+        """
+        interval = settings.A4C_POLL_SECONDS if poll is None else poll
+        poller = polling.Poller(interval)
+        while True:
+            status = self.snapshot_progress(repository, snapshot)
+            if on_progress:
+                on_progress(status)
+            if not status.running:
+                break
+            poller.wait()
+        final = self.snapshot(repository, snapshot)
+        poller = polling.Poller(interval)
+        while final is not None and final.state == "IN_PROGRESS":
+            poller.wait()
+            final = self.snapshot(repository, snapshot)
+        return final
 
     def cannot_restore(self, taken_on: str) -> str | None:
         """Why this cluster cannot read a snapshot taken on version ``taken_on``, or None."""
         return self.dialect.can_restore(taken_on)
 
     @translated("list snapshots")
-    def snapshots(self, repository: str) -> list[dict]:
+    def snapshots(self, repository: str) -> list[SnapshotInfo]:
         try:
-            return list(
-                self.client.snapshot.get(repository=repository, snapshot="_all")["snapshots"]
-            )
+            found = self.client.snapshot.get(repository=repository, snapshot="_all")
         except elasticsearch.NotFoundError:
             return []
+        return [SnapshotInfo.of(snap) for snap in found["snapshots"]]
 
     @translated("delete a snapshot")
     def delete_snapshot(self, repository: str, snapshot: str) -> bool:
@@ -444,49 +469,6 @@ class Cluster:
             wait_for_completion=False,
             **kwargs,
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class RecoveryProgress:
-    """The shards of some indices, from one health answer at level=indices."""
-
-    done: int
-    total: int
-    waiting: tuple[str, ...]  # "csar (1 of 5 primaries active)": what is not back yet
-
-    @property
-    def finished(self) -> bool:
-        return not self.waiting
-
-    def describe(self) -> str:
-        shown = ", ".join(self.waiting[:5])
-        more = len(self.waiting) - 5
-        return f"not back: {shown}" + (f" and {more} more" if more > 0 else "")
-
-    @classmethod
-    def of(cls, health: dict, names: list[str]) -> RecoveryProgress:
-        # Replicas one node cannot place never start: there, the primaries are the whole.
-        single_node = health.get("number_of_data_nodes", 1) <= 1
-        indices = health.get("indices") or {}
-        done = total = 0
-        waiting = []
-        for name in names:
-            index = indices.get(name)
-            if index is None:
-                waiting.append(f"{name} (not in the cluster)")
-                continue
-            shards = int(index["number_of_shards"])
-            primaries = int(index["active_primary_shards"])
-            if single_node:
-                done, total = done + primaries, total + shards
-                back = primaries == shards and index["initializing_shards"] == 0
-            else:
-                copies = shards * (1 + int(index["number_of_replicas"]))
-                done, total = done + int(index["active_shards"]), total + copies
-                back = index["status"] == "green" and index["initializing_shards"] == 0
-            if not back:
-                waiting.append(f"{name} ({primaries} of {shards} primaries active)")
-        return cls(done=done, total=total, waiting=tuple(waiting))
 
 
 @functools.cache

@@ -26,10 +26,19 @@ from backups.models import Backup
 from backups.operations import records
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
-from backups.storage import archive, archive_import
-from backups.storage.archive import ArchiveHeader, ArchiveProgress, RepositoryFile
-from backups.storage.catalog import BackupRecord, Catalog
-from backups.storage.store import Store
+from backups.storage import (
+    ArchiveHeader,
+    ArchiveProgress,
+    BackupRecord,
+    Catalog,
+    RepositoryFile,
+    Store,
+    commit_import,
+    parse_recipients,
+    read_archive,
+    read_identities,
+    write_archive,
+)
 
 __all__ = ["ArchiveJob", "ArchiveProgress", "export_backup", "import_archive", "prepare_export"]
 
@@ -57,7 +66,7 @@ class ArchiveJob:
     recipients: list
 
     def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
-        return archive.write_archive(
+        return write_archive(
             out,
             self.store,
             self.catalog,
@@ -79,7 +88,7 @@ def prepare_export(
             + (" and gone from the storage" if backup.vanished_at else "")
             + "; only a succeeded backup can be exported."
         )
-    keys = archive.parse_recipients(recipients) if recipients else []
+    keys = parse_recipients(recipients) if recipients else []
     if not records.catalog().exists(backup.name):
         records.write_record(backup)
     job = ArchiveJob(backup.name, store(), records.catalog(), _repository_files(backup), keys)
@@ -152,7 +161,7 @@ def import_archive(
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file: give the archive `manage.py export` wrote.")
-    identities = archive.read_identities(identity) if identity else None
+    identities = read_identities(identity) if identity else None
     catalog = records.catalog()
 
     def check(header: ArchiveHeader, record: BackupRecord) -> None:
@@ -176,7 +185,7 @@ def import_archive(
     # Staged beside the final places, so that committing is a rename on one filesystem.
     staging = tmp / f"import-{token}"
     repo_staging = Path(settings.A4C_ES_REPOSITORY_PATH).parent / f".a4c-import-{token}"
-    unpacked = archive_import.read_archive(
+    unpacked = read_archive(
         path, staging, repo_staging, identities=identities, check=check, progress=progress
     )
     name = unpacked.record.name
@@ -188,7 +197,7 @@ def import_archive(
         repository_location=str(location) if has_snapshot else "",
         imported_from=f"archive {path.name} (exported {unpacked.header.created})",
     )
-    archive_import.commit_import(unpacked, store(), catalog, record, location)
+    commit_import(unpacked, store(), catalog, record, location)
     try:
         with transaction.atomic():
             backup = Backup.objects.create(**records.row_fields(record, record.imported_from))

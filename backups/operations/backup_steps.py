@@ -8,7 +8,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from backups import audit, polling
+from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import (
@@ -20,7 +20,7 @@ from backups.errors import (
 from backups.models import Backup, RestoreRun
 from backups.operations import records, running
 from backups.operations.names import default_backup_name
-from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store
+from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store, working_tree
 from backups.operations.running import short_trace
 from backups.progress import Stage
 
@@ -58,7 +58,7 @@ def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int
         if last is None and data_dir().is_dir():
             runner.phase("counting files")
             excludes = tuple(settings.A4C_EXCLUDE_DIRS)
-            counted = store().count_tree(data_dir(), excludes, runner.check)
+            counted = working_tree().count(excludes, runner.check)
         stages.append(Stage("files", last.file_bytes if last else counted and counted[1]))
     runner.plan_stages(stages)
     return counted
@@ -81,7 +81,7 @@ def end_backup(
             cleanup.append(f"the partial snapshot could not be removed: {exc}")
     try:
         store().discard_partial(backup.name)
-        store().delete_manifest(backup.name)
+        store().manifests.delete(backup.name)
         records.forget_record(backup.name)
     except BackupError as exc:
         cleanup.append(f"the partial manifest could not be removed: {exc}")
@@ -119,7 +119,7 @@ def backup_elasticsearch(
             raise InvalidInput(f"No index matches {', '.join(backup.index_patterns)}.")
     else:  # a safety backup: exactly the indices a restore is about to overwrite
         found = cluster.indices(include=indices) if indices else {}
-        lost = sorted(n for n, i in found.items() if i["health"] == "red")
+        lost = sorted(n for n, i in found.items() if i.lost_a_primary)
         if lost:  # a primary is gone (the node died mid-restore): nothing in it to save
             found = {n: i for n, i in found.items() if n not in lost}
             backup.warnings = [
@@ -128,14 +128,14 @@ def backup_elasticsearch(
                 f"{', '.join(lost)}.",
             ]
     runner.update(
-        es_version=info["version"],
-        es_cluster_name=info["cluster_name"],
-        es_cluster_uuid=info["cluster_uuid"],
+        es_version=info.version,
+        es_cluster_name=info.cluster_name,
+        es_cluster_uuid=info.cluster_uuid,
         repository=repository,
-        indices={name: {"docs": i["docs"], "size": i["size"]} for name, i in found.items()},
+        indices={name: {"docs": i.docs, "size": i.size} for name, i in found.items()},
         warnings=backup.warnings,
     )
-    runner.weigh_stage("elasticsearch", sum(i["size"] for i in found.values()))
+    runner.weigh_stage("elasticsearch", sum(i.size for i in found.values()))
     if not found:
         return
     runner.phase("elasticsearch: snapshot", reset_counters=True)
@@ -145,35 +145,24 @@ def backup_elasticsearch(
     )
     runner.update(snapshot_name=backup.name)
 
-    poller = polling.Poller(settings.A4C_POLL_SECONDS)
-    while True:
-        state = cluster.snapshot_progress(repository, backup.name)
+    def on_progress(status: elastic.SnapshotStatus) -> None:
         runner.progress(
-            shards_done=state["shards_done"],
-            shards_total=state["shards_total"],
-            bytes_done=state["bytes_done"],
-            bytes_total=state["bytes_total"],
+            shards_done=status.shards_done,
+            shards_total=status.shards_total,
+            bytes_done=status.bytes_done,
+            bytes_total=status.bytes_total,
         )
-        if state["state"] not in ("STARTED", "IN_PROGRESS", "INIT"):
-            break
-        poller.wait()
-    final = cluster.snapshot(repository, backup.name)
-    poller = polling.Poller(settings.A4C_POLL_SECONDS)
-    while final is not None and final.get("state") == "IN_PROGRESS":  # the status API can be ahead
-        poller.wait()
-        final = cluster.snapshot(repository, backup.name)
-    if final is None or final.get("state") != "SUCCESS" or final.get("shards", {}).get("failed"):
-        failures = "; ".join(
-            f"{f.get('index')}[{f.get('shard_id')}]: {f.get('reason')}"
-            for f in (final or {}).get("failures", [])
-        )
+
+    final = cluster.wait_for_snapshot(repository, backup.name, on_progress)
+    if final is None or not final.succeeded:
+        failures = "; ".join(str(f) for f in final.failures) if final else ""
         raise ElasticError(
-            f"The snapshot ended {final.get('state') if final else 'missing'}, not SUCCESS"
+            f"The snapshot ended {final.state if final else 'missing'}, not SUCCESS"
             + (f": {failures}" if failures else "")
             + ". The partial snapshot is not kept.",
         )
     after = cluster.indices(include=list(found))
-    changed = [n for n in found if after.get(n, {}).get("docs") != found[n]["docs"]]
+    changed = [n for n in found if (after[n].docs if n in after else None) != found[n].docs]
     if changed:
         runner.update(
             warnings=[
@@ -183,7 +172,7 @@ def backup_elasticsearch(
                 + "; their counts are approximate.",
             ]
         )
-    runner.flush(shards_done=final["shards"]["successful"], shards_total=final["shards"]["total"])
+    runner.flush(shards_done=final.shards_successful, shards_total=final.shards_total)
 
 
 def last_backup_with_files(backup: Backup) -> Backup | None:

@@ -89,7 +89,7 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
                 backup.snapshot_location.repository, backup.snapshot_location.snapshot
             )
         records.forget_record(backup.name)
-        store().delete_manifest(backup.name)
+        store().manifests.delete(backup.name)
         store().discard_partial(backup.name)
         Backup.objects.filter(pk=backup.pk).update(
             status=Backup.Status.DELETED, deleted_at=timezone.now()

@@ -8,11 +8,16 @@ from pathlib import Path
 from django.conf import settings
 
 from backups.elastic import client as elastic
-from backups.storage.store import Store, parse_bandwidth
+from backups.storage import Store, WorkingTree, parse_bandwidth
 
 
 def store() -> Store:
     return Store(Path(settings.A4C_BACKUP_DIR))
+
+
+def working_tree() -> WorkingTree:
+    """The data dir, as a restore from the backup storage changes it."""
+    return WorkingTree(store(), data_dir())
 
 
 def file_bandwidth() -> int:
@@ -24,6 +29,8 @@ def data_dir() -> Path:
     return Path(settings.A4C_DATA_DIR)
 
 
-def a4c_indices(cluster: elastic.Cluster, patterns: Iterable[str] | None = None) -> dict[str, dict]:
+def a4c_indices(
+    cluster: elastic.Cluster, patterns: Iterable[str] | None = None
+) -> dict[str, elastic.IndexInfo]:
     include = list(patterns or settings.A4C_INDEX_INCLUDE)
     return cluster.indices(include=include, exclude=settings.A4C_INDEX_EXCLUDE)

@@ -20,10 +20,10 @@ from backups.models import RestoreRun
 from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import current_state
 from backups.operations.names import index_name_problem
-from backups.operations.places import a4c_indices, data_dir, store
+from backups.operations.places import a4c_indices, working_tree
 from backups.progress import Stage
 from backups.sizes import format_size
-from backups.storage.results import FilePlan
+from backups.storage import FilePlan
 
 # --- restore: the plan ---------------------------------------------------------------------
 
@@ -162,8 +162,8 @@ def plan_restore(
             backup, scope, chosen, rename_pattern, rename_replacement, remove_indices, warnings
         )
     if files_part and backup.include_files:
-        plan.files = store().plan_restore(
-            backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+        plan.files = working_tree().plan_restore(
+            backup.name, exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
         )
         warnings.extend(_large_removal_warnings(plan.files))
     plan.a4c_maintenance = current_state()
@@ -194,8 +194,8 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
         raise InvalidInput(f"Unknown file mode {file_mode!r}: choose mirror or merge.")
     if not backup.include_files or not backup.is_restorable:
         raise InvalidInput(f"Backup {backup.name} has no files a restore would write.")
-    changes = store().file_changes(
-        backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+    changes = working_tree().file_changes(
+        backup.name, exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
     )
     return ((kind, path, size) for kind, path, size in changes if kind != "unchanged")
 
@@ -203,12 +203,12 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
 def other_cluster(backup) -> str:
     """Why restoring into this cluster needs a confirmation, or "" when it is the backup's."""
     info = elastic.cluster().info()
-    if not backup.es_cluster_uuid or info["cluster_uuid"] == backup.es_cluster_uuid:
+    if not backup.es_cluster_uuid or info.cluster_uuid == backup.es_cluster_uuid:
         return ""
     return (
         f"Backup {backup.name} was taken on cluster {backup.es_cluster_name} "
-        f"({backup.es_cluster_uuid}); Elasticsearch now is cluster {info['cluster_name']} "
-        f"({info['cluster_uuid']})."
+        f"({backup.es_cluster_uuid}); Elasticsearch now is cluster {info.cluster_name} "
+        f"({info.cluster_uuid})."
     )
 
 
@@ -255,7 +255,7 @@ def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) 
                 name,
                 target,
                 "replace" if now else "create",
-                now["docs"] if now else None,
+                now.docs if now else None,
                 in_backup[name].get("docs"),
             )
         )
@@ -263,10 +263,10 @@ def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) 
     if full and not pattern and remove is None:
         for name, now in current.items():
             if name not in in_backup:
-                rows.append(IndexStep(name, name, "remove", now["docs"], None))
+                rows.append(IndexStep(name, name, "remove", now.docs, None))
     for name in remove or ():
         if name in current and not any(r.target == name for r in rows):
-            rows.append(IndexStep(name, name, "remove", current[name]["docs"], None))
+            rows.append(IndexStep(name, name, "remove", current[name].docs, None))
     return rows
 
 

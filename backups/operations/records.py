@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.forms.models import model_to_dict
@@ -19,7 +18,8 @@ from django.forms.models import model_to_dict
 from backups.elastic import client as elastic
 from backups.errors import ElasticError
 from backups.models import AuditEvent, Backup, Policy
-from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
+from backups.operations.places import store
+from backups.storage import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
 
 # The policy fields a new machine needs; run times and failures are this console's own.
 POLICY_FIELDS = (
@@ -40,7 +40,7 @@ POLICY_FIELDS = (
 
 
 def catalog() -> Catalog:
-    return Catalog(Path(settings.A4C_BACKUP_DIR))
+    return store().records
 
 
 def this_console() -> str:
@@ -191,7 +191,7 @@ def ensure_repository_for(backup: Backup) -> str:
             f"{backup.name} does not say where it is: register it, or sync again."
         )
     same_cluster = not backup.es_cluster_uuid or (
-        cluster.info()["cluster_uuid"] == backup.es_cluster_uuid
+        cluster.info().cluster_uuid == backup.es_cluster_uuid
     )
     cluster.register_repository(name, location, readonly=not (own and same_cluster))
     return name

@@ -22,7 +22,7 @@ from backups.models import (
 from backups.operations import running
 from backups.operations.backup_steps import end_backup
 from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
-from backups.operations.places import data_dir, store
+from backups.operations.places import working_tree
 from backups.operations.restore_state import RestoreState
 
 # How long the recovery waits for the shards a dead restore left recovering.
@@ -89,11 +89,11 @@ def recover_stale_runs(now=None) -> list[str]:
             message += said
         if RestoreState.of(run).old_tree:
             try:  # the data dir goes back to wholly old at once; the rollback does the rest
-                store().undo_restore(data_dir(), Path(RestoreState.of(run).old_tree))
+                working_tree().undo(Path(RestoreState.of(run).old_tree))
             except BackupError as exc:
                 message += f" The kept previous data dir could not be put back: {exc}."
         try:  # a half-built staging tree beside the data dir: as big as the data, and useless
-            store().discard_staging(data_dir())
+            working_tree().discard_staging()
         except BackupError as exc:
             message += f" Its staging tree could not be removed: {exc}."
         if RestoreRun.objects.filter(

@@ -25,7 +25,7 @@ from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
 from backups.operations.maintenance_mode import MaintenanceWindow, end_of_restore
-from backups.operations.places import data_dir, file_bandwidth, store
+from backups.operations.places import data_dir, file_bandwidth, working_tree
 from backups.operations.plan import (
     IndexStep,
     Plan,
@@ -44,7 +44,7 @@ from backups.operations.restore_checks import (
 from backups.operations.restore_state import RestoreState, note
 from backups.operations.retention import prune_safety_backups
 from backups.operations.running import ProgressCallback, short_trace
-from backups.storage.store import StagedRestore
+from backups.storage import StagedRestore
 
 log = logging.getLogger("backups.operations")
 
@@ -340,7 +340,7 @@ def _perform_restore(run: RestoreRun, runner: running.Runner, window: Maintenanc
     # The last moment a cancel can still put everything back (the old tree is still there).
     runner.check(fresh=True)
     if RestoreState.of(run).old_tree:
-        store().drop_old_tree(Path(RestoreState.of(run).old_tree))
+        working_tree().drop_old_tree(Path(RestoreState.of(run).old_tree))
     runner.cancellable = False
     runner.update(
         status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done", percent=100
@@ -412,9 +412,8 @@ def _stage_files(run: RestoreRun, runner: running.Runner) -> StagedRestore:
     """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
     runner.phase("files", reset_counters=True)
     try:
-        return store().stage_restore(
+        return working_tree().stage(
             run.backup.name,
-            data_dir(),
             exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
             mode=run.file_mode,
             progress=runner.file_progress,
@@ -439,7 +438,7 @@ def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
     # The swap puts the data dir in place in one rename after staging and checking everything:
     # before it, the data dir is wholly old; after it, the old tree is kept beside it.
     if state.old_tree:
-        store().undo_restore(data_dir(), Path(state.old_tree))
+        working_tree().undo(Path(state.old_tree))
         state = note(run, runner, old_tree="")
     if scope_touches(run.scope)[0] and state.changed:
         cluster = elastic.cluster()

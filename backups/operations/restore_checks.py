@@ -44,10 +44,10 @@ def check_backup_is_whole(
             problems.append(
                 f"snapshot {where.snapshot} is missing from repository {where.repository}"
             )
-        elif found.get("state") != "SUCCESS":
-            problems.append(f"snapshot {snapshot} is {found.get('state')}, not SUCCESS")
+        elif found.state != "SUCCESS":
+            problems.append(f"snapshot {snapshot} is {found.state}, not SUCCESS")
         else:
-            missing = sorted(set(wanted) - set(found.get("indices", [])))
+            missing = sorted(set(wanted) - set(found.indices))
             if missing:
                 problems.append(f"snapshot {snapshot} lacks indices {', '.join(missing)}")
     if files:
@@ -104,18 +104,18 @@ def verify_restored(
                     problems.append(f"index {row.target} should have been removed")
             elif found is None:
                 problems.append(f"index {row.target} is missing")
-            elif row.target in rewritten and abs(found["docs"] - (row.docs_in_backup or 0)) <= 1:
+            elif row.target in rewritten and abs(found.docs - (row.docs_in_backup or 0)) <= 1:
                 continue
             elif (
                 own_calls
                 and alien4cloud.is_audit_index(row.target)
-                and found["docs"] > (row.docs_in_backup or 0)
+                and found.docs > (row.docs_in_backup or 0)
                 and _without_own_calls(row.target, own_calls) == row.docs_in_backup
             ):
                 continue
-            elif found["docs"] != row.docs_in_backup and not approximate:
+            elif found.docs != row.docs_in_backup and not approximate:
                 problems.append(
-                    f"index {row.target} holds {found['docs']} documents, "
+                    f"index {row.target} holds {found.docs} documents, "
                     f"the backup {row.docs_in_backup}"
                 )
     return problems

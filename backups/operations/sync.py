@@ -25,7 +25,7 @@ from backups.models import AuditEvent, Backup, Policy, SystemState
 from backups.operations import records
 from backups.operations.places import store
 from backups.operations.running import ProgressCallback
-from backups.storage.catalog import BackupRecord, HistoryEvent, PolicyRecord
+from backups.storage import BackupRecord, HistoryEvent, PolicyRecord
 
 STATE_KEY = "catalog-sync"
 
@@ -68,7 +68,7 @@ def last_sync() -> dict | None:
 def set_problems(record: BackupRecord) -> list[str]:
     """What of the set is missing from the storage or the repository (cheap: no hashing)."""
     problems = []
-    if record.include_files and not store().has_manifest(record.name):
+    if record.include_files and not store().manifests.exists(record.name):
         problems.append(f"its file manifest is missing from the backup storage {store().root}")
     if record.include_elasticsearch and record.indices and record.repository_location:
         found = repository_files.has_snapshot(

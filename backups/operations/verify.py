@@ -85,21 +85,22 @@ def verify_backup(backup_id: int | str, actor: Actor) -> VerifyReport:
             records.ensure_repository_for(backup)
             cluster.verify_repository(where.repository)
             snap = cluster.snapshot(where.repository, where.snapshot)
+            unread = False
         except ElasticError as exc:
             problems.append(str(exc))
-            snap = {}
-        if snap is None:
+            snap, unread = None, True
+        if snap is None and not unread:
             problems.append(
                 f"snapshot {where.snapshot} is missing from repository {where.repository}"
             )
-        elif snap:
-            if snap.get("state") != "SUCCESS":
-                problems.append(f"snapshot {backup.name} is {snap.get('state')}, not SUCCESS")
-            missing = sorted(set(backup.indices) - set(snap.get("indices", [])))
+        elif snap is not None:
+            if snap.state != "SUCCESS":
+                problems.append(f"snapshot {backup.name} is {snap.state}, not SUCCESS")
+            missing = sorted(set(backup.indices) - set(snap.indices))
             if missing:
                 problems.append(f"snapshot {backup.name} lacks indices {', '.join(missing)}")
     if backup.include_files:
-        if not store().has_manifest(backup.name):
+        if not store().manifests.exists(backup.name):
             problems.append(f"the file manifest of {backup.name} is missing")
         else:
             try:

@@ -1,0 +1,67 @@
+"""The only door to backup storage: what the rest of the app may use of it.
+
+``Store`` is the repository under A4C_BACKUP_DIR (blobs, manifests, records, and collecting
+what no manifest names); ``WorkingTree`` is the data dir a restore changes (stage, swap, undo,
+discard staging); archives carry a set off-site and back; the values they answer with are
+listed here too. Modules outside backups/storage/ import from this package only, never from a
+module inside it (tests/test_layout.py holds them to it), so that the rooms inside can move.
+"""
+
+from backups.storage.archive import (
+    ArchiveHeader,
+    ArchiveProgress,
+    RepositoryFile,
+    parse_recipients,
+    read_identities,
+    write_archive,
+)
+from backups.storage.archive_import import Unpacked, commit_import, read_archive
+from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
+from backups.storage.fileio import check_name
+from backups.storage.manifest import Entry, Manifests
+from backups.storage.pipeline import parse_bandwidth
+from backups.storage.restore import StagedRestore
+from backups.storage.results import (
+    BlobCheckReport,
+    FilePlan,
+    FileProgress,
+    GcSummary,
+    ManifestSummary,
+    RestoreResult,
+    TreeSummary,
+)
+from backups.storage.store import DEFAULT_EXCLUDES, Store
+from backups.storage.working_tree import WorkingTree, compare_tree_to_manifest
+
+__all__ = [
+    "DEFAULT_EXCLUDES",
+    "ArchiveHeader",
+    "ArchiveProgress",
+    "BackupRecord",
+    "BlobCheckReport",
+    "Catalog",
+    "Entry",
+    "FilePlan",
+    "FileProgress",
+    "GcSummary",
+    "HistoryEvent",
+    "IndexCount",
+    "ManifestSummary",
+    "Manifests",
+    "PolicyRecord",
+    "RepositoryFile",
+    "RestoreResult",
+    "StagedRestore",
+    "Store",
+    "TreeSummary",
+    "Unpacked",
+    "WorkingTree",
+    "check_name",
+    "commit_import",
+    "compare_tree_to_manifest",
+    "parse_bandwidth",
+    "parse_recipients",
+    "read_archive",
+    "read_identities",
+    "write_archive",
+]

@@ -193,7 +193,7 @@ def write_archive(
     blobs = _blobs_of(store, name) if record.include_files else {}
     extra = [catalog.record_path(name), catalog.history_path(name)]
     if record.include_files:
-        extra.append(store.manifest_path(name))
+        extra.append(store.manifests.path(name))
     total = sum(f.size for f in repository) + sum(blobs.values())
     total += sum(p.stat().st_size for p in extra if p.exists())
     header = ArchiveHeader(
@@ -243,7 +243,7 @@ def write_archive(
 
 def _blobs_of(store: Store, name: str) -> dict[str, int]:
     blobs: dict[str, int] = {}
-    for entry in store.manifest_files.checked_entries(name):
+    for entry in store.manifests.checked_entries(name):
         if entry.type == "file" and entry.sha256 not in blobs:
             if not store.blob_ok(entry.sha256, entry.size):
                 raise DamagedBackup(

@@ -286,11 +286,11 @@ def commit_import(
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(unpacked.staging / "blobs" / sha, final)
         if record.include_files:
-            store.manifests.mkdir(parents=True, exist_ok=True)
-            final = store.manifest_path(name)
+            store.manifests.directory.mkdir(parents=True, exist_ok=True)
+            final = store.manifests.path(name)
             os.link(unpacked.staging / "manifest", final)  # fails if one appeared meanwhile
             moved.append(final)
-            fsync_dir(store.manifests)
+            fsync_dir(store.manifests.directory)
         if unpacked.repository_staging and any(unpacked.repository_staging.iterdir()):
             os.rename(unpacked.repository_staging, location)
             moved.append(location)

@@ -137,17 +137,17 @@ class BackupRun:
                 summary.warnings[-1] = f"... and {self.warning_count - MAX_WARNINGS + 1} more"
             trailer = {"end": True, "entries": writer.count, "files": summary.files}
             summary.manifest_sha256 = writer.finish({**trailer, "bytes": summary.bytes})
-            writer.commit(self.store.manifest_path(name), self.store.blobs)
+            writer.commit(self.store.manifests.path(name), self.store.blobs)
         finally:
             writer.close()
         meter.report()
         return summary
 
     def _estimate(self, previous: str | None):
-        if previous is None or not self.store.has_manifest(previous):
+        if previous is None or not self.store.manifests.exists(previous):
             return None
         try:
-            return self.store.summary(previous)
+            return self.store.manifests.summary(previous)
         except BackupError:
             return None  # previous_lines says why it is not used
 
@@ -162,7 +162,7 @@ class BackupRun:
         )
 
     def _store_tree(self, writer, data_dir: Path, exclude, previous: str | None) -> None:
-        self.known = known = Cursor(self.store.previous_lines(previous, self.warn))
+        self.known = known = Cursor(self.store.manifests.previous_lines(previous, self.warn))
         self.cache = cache = PageCache(data_dir)
         with Pipeline(self.workers, self.meter) as pipe:
             self.stop = pipe.stop

@@ -30,7 +30,7 @@ from backups.storage.fileio import (
 )
 from backups.storage.manifest import Entry
 from backups.storage.pipeline import LATER, Meter, Pipeline
-from backups.storage.results import FilePlan, RestoreResult
+from backups.storage.results import RestoreResult
 from backups.storage.walk import Node, copy_dir_attrs, copy_tree, walk
 
 
@@ -83,7 +83,7 @@ def file_changes(store, name: str, data_dir: Path, exclude, mode: str) -> Iterat
     added, changed, removed (mirror mode only) or unchanged. Streamed: the complete list of a
     million files never sits in memory."""
     found = walk(data_dir, exclude) if data_dir.is_dir() else iter(())
-    for want, have in outer_join(store.checked_entries(name, exclude), found):
+    for want, have in outer_join(store.manifests.checked_entries(name, exclude), found):
         if have is None:
             yield "added", show(want.path), want.size
         elif want is None:
@@ -95,17 +95,11 @@ def file_changes(store, name: str, data_dir: Path, exclude, mode: str) -> Iterat
             yield "changed", show(want.path), want.size
 
 
-def plan_restore(store, name: str, data_dir: Path, exclude, mode: str) -> FilePlan:
-    plan = FilePlan(mode)
-    for kind, path, size in file_changes(store, name, data_dir, exclude, mode):
-        plan.count(kind, path, size)
-    return plan
-
-
 def tree_differences(store, name: str, data_dir: Path, exclude) -> list[str]:
     """Every way the data dir differs from the manifest: content, mode, mtime, owner, links."""
     problems = []
-    for want, have in outer_join(store.checked_entries(name, exclude), walk(data_dir, exclude)):
+    wanted = store.manifests.checked_entries(name, exclude)
+    for want, have in outer_join(wanted, walk(data_dir, exclude)):
         if have is None:
             problems.append(f"{show(want.path)}: missing from the data dir")
             continue
@@ -157,7 +151,7 @@ class FileRestore:
     def stage(self, mode: str, workers: int) -> "StagedRestore":
         """Builds the backup's tree beside the data dir, every blob re-hashed as it is
         copied; the data dir is not touched. Any failure removes the staging tree."""
-        totals = self.store.summary(self.name)  # estimates: the excluded dirs are counted
+        totals = self.store.manifests.summary(self.name)  # estimates: the excluded dirs are counted
         self.meter.files_total, self.meter.bytes_total = totals.files, totals.bytes
         self.meter.report()
         data_dir = self.data_dir
@@ -167,7 +161,7 @@ class FileRestore:
             staging = data_dir / f".a4c-restore-{self.token}"
         else:
             staging = data_dir.parent / f".{data_dir.name}.restore-{self.token}"
-        root = self.store.header(self.name).get("root") or {}
+        root = self.store.manifests.header(self.name).get("root") or {}
         merge = mode == "merge" and exists
         if merge:
             now = os.stat(data_dir)
@@ -200,7 +194,7 @@ class FileRestore:
     def _build(self, staging: Path, merge: bool, workers: int) -> tuple[int, int]:
         meter = self.meter
         with Pipeline(workers, meter) as pipe:
-            for entry in self.store.checked_entries(self.name, self.exclude):
+            for entry in self.store.manifests.checked_entries(self.name, self.exclude):
                 meter.beat()
                 target = f"{staging}/{entry.path}"
                 work = ()
@@ -282,7 +276,7 @@ class FileRestore:
 
     def _set_dir_attrs(self, staging: Path) -> None:
         """A merge's second pass: the backup's dir attributes over the current tree's."""
-        for entry in self.store.checked_entries(self.name, self.exclude):
+        for entry in self.store.manifests.checked_entries(self.name, self.exclude):
             if entry.type == "dir":
                 self._set_dir(f"{staging}/{entry.path}", entry)
 

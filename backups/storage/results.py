@@ -99,7 +99,7 @@ class FilePlan:
 class RestoreResult:
     files: int  # files written from blobs
     bytes: int
-    old_tree: Path | None  # the kept previous tree: undo_restore() or drop_old_tree() it
+    old_tree: Path | None  # the kept previous tree: WorkingTree.undo() or drop_old_tree() it
     staging: Path
 
 

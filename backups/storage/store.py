@@ -1,81 +1,46 @@
-"""Backup file storage, and the file work on the Alien4Cloud data dir.
+"""The backup storage as a repository: blobs, manifests, and their collection.
 
-The only module that reads and writes backup file storage (the A4C_BACKUP_DIR root):
+The only module that lays out backup file storage (the A4C_BACKUP_DIR root):
 
     blobs/<2 hex>/<sha256>       each file's bytes, kept once by content hash
     manifests/<name>.manifest    JSON lines in walk order: header, entries, trailer with a hash
     tmp/<name>/                  temp names of a running backup, renamed into place when whole
 
-It also walks the data dir, stages a restore beside it and swaps it in. The work lives
-beside it (backup, restore, manifest, walk, pipeline, fileio, results); callers outside
-backups/storage/ use only this module and the types it re-exports. It takes plain paths and
-arguments and must not import Django. Memory stays flat whatever the tree size: manifests and
-trees are streamed and merged in walk order, never held whole. Paths are str from
-os.fsdecode (surrogateescape): names that are not UTF-8 round-trip.
+A ``Store`` takes a backup of a tree in, checks its blobs and collects the blobs no manifest
+names; its manifests are read and written through ``Store.manifests`` (backups/storage/
+manifest.py). It must not change the data dir: restoring into it is the working tree's
+(backups/storage/working_tree.py). The work lives beside it (backup, manifest, walk,
+pipeline, fileio, results); callers outside backups/storage/ import only ``backups.storage``.
+It takes plain paths and arguments and must not import Django. Memory stays flat whatever
+the tree size: manifests and trees are streamed and merged in walk order, never held whole.
+Paths are str from os.fsdecode (surrogateescape): names that are not UTF-8 round-trip.
 """
 
-import glob
+from __future__ import annotations
+
 import hashlib
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from backups.errors import Cancelled, DamagedBackup, InvalidInput, StorageError
+from backups.errors import Cancelled, DamagedBackup, StorageError
 from backups.storage.backup import BackupRun
+from backups.storage.catalog import Catalog
 from backups.storage.fileio import buffer, check_name, fill, os_error, rmtree, show
 from backups.storage.manifest import HEX64, Entry, Manifests
-from backups.storage.pipeline import Meter, Pipeline, parse_bandwidth
-from backups.storage.restore import (
-    FileRestore,
-    StagedRestore,
-    file_changes,
-    plan_restore,
-    tree_differences,
-    undo_restore,
-)
-from backups.storage.results import (
-    BlobCheckReport,
-    FilePlan,
-    FileProgress,
-    GcSummary,
-    ManifestSummary,
-    RestoreResult,
-    TreeSummary,
-)
-from backups.storage.walk import count_files
+from backups.storage.pipeline import Meter, Pipeline
+from backups.storage.results import BlobCheckReport, FileProgress, GcSummary, TreeSummary
 
 DEFAULT_EXCLUDES = ("work", "tmp", "upload")
-
-__all__ = [
-    "DEFAULT_EXCLUDES",
-    "Entry",
-    "FilePlan",
-    "GcSummary",
-    "ManifestSummary",
-    "BlobCheckReport",
-    "FileProgress",
-    "RestoreResult",
-    "Store",
-    "TreeSummary",
-    "check_name",
-    "compare_tree_to_manifest",
-    "parse_bandwidth",
-    "tree_differences",
-]
 
 MAX_PROBLEMS = 1000
 STALE_TMP_SECONDS = 3600
 
 ProgressFn = Callable[[FileProgress], None] | None
 CheckFn = Callable[[], None] | None
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in ("mirror", "merge"):
-        raise InvalidInput(f"restore mode {mode!r} is neither 'mirror' nor 'merge'")
 
 
 class Store:
@@ -89,21 +54,18 @@ class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.blobs = self.root / "blobs"
-        self.manifests = self.root / "manifests"
         self.tmp = self.root / "tmp"
-        self.manifest_files = Manifests(self.manifests)
+        self.manifests = Manifests(self.root / "manifests")
+        self.records = Catalog(self.root)  # records/: what a new console needs to list the sets
 
     # -- storage layout -------------------------------------------------------------------
 
     def _ensure_layout(self) -> None:
-        for path in (self.blobs, self.manifests, self.tmp):
+        for path in (self.blobs, self.manifests.directory, self.tmp):
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise os_error(exc, "creating", path) from exc
-
-    def manifest_path(self, name: str) -> Path:
-        return self.manifest_files.path(name)
 
     def blob_path(self, sha256: str) -> str:
         return f"{self.blobs}/{sha256[:2]}/{sha256}"
@@ -121,17 +83,7 @@ class Store:
             path = path.parent
         return shutil.disk_usage(path).free
 
-    def names(self) -> list[str]:
-        """Names of all backups with a manifest, sorted."""
-        return self.manifest_files.names()
-
-    # -- manifests ------------------------------------------------------------------------
-
-    def has_manifest(self, name: str) -> bool:
-        return self.manifest_files.exists(name)
-
-    def delete_manifest(self, name: str) -> None:
-        self.manifest_files.delete(name)
+    # -- partial backups -------------------------------------------------------------------
 
     def discard_partial(self, name: str) -> None:
         """Removes the temp files an interrupted backup of that name left."""
@@ -140,24 +92,6 @@ class Store:
             rmtree(self.tmp / name)
         except OSError as exc:
             raise os_error(exc, "deleting", self.tmp / name) from exc
-
-    def header(self, name: str) -> dict:
-        return self.manifest_files.header(name)
-
-    def entries(self, name: str) -> Iterator[Entry]:
-        """Streams the entries; raises DamagedBackup at the end if the trailer is wrong."""
-        return self.manifest_files.entries(name)
-
-    def summary(self, name: str) -> ManifestSummary:
-        """Counts from the first and last lines: cheap, the hash is not checked."""
-        return self.manifest_files.summary(name)
-
-    def checked_entries(self, name: str, exclude: Iterable[str] = ()) -> Iterator[Entry]:
-        """entries(), refusing any path that could lead outside the data dir (Manifests)."""
-        return self.manifest_files.checked_entries(name, exclude)
-
-    def previous_lines(self, previous: str | None, warn: Callable) -> Iterator[bytes]:
-        return self.manifest_files.previous_lines(previous, warn)
 
     # -- backup and verify ----------------------------------------------------------------
 
@@ -177,7 +111,7 @@ class Store:
         """Stores the data dir's files as blobs, then writes manifests/<name>.manifest.
 
         Files unchanged since `previous` (same size, mtime, inode, ctime) are not re-read.
-        With no previous backup the progress totals are ``counted`` (count_tree's, taken
+        With no previous backup the progress totals are ``counted`` (WorkingTree.count's, taken
         earlier), or counted first.
         If it fails or is cancelled, no manifest is written and its temp files are removed
         (blobs already stored stay until collect_garbage). A manifest of the same name is
@@ -205,12 +139,6 @@ class Store:
         finally:
             rmtree(work)
 
-    def count_tree(
-        self, data_dir: Path, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES, check: CheckFn = None
-    ) -> tuple[int, int]:
-        """Files and bytes a backup of the data dir would hold: a walk, nothing read."""
-        return count_files(Path(data_dir), frozenset(exclude_dirs), check or (lambda: None))
-
     def verify(
         self,
         name: str,
@@ -227,10 +155,10 @@ class Store:
         if not contents:
             workers = 0  # a stat is cheaper than handing it to a thread
         try:
-            totals = self.summary(name)
+            totals = self.manifests.summary(name)
             meter.files_total, meter.bytes_total = totals.files, totals.bytes
             with Pipeline(workers, meter) as pipe:
-                for entry in self.checked_entries(name):
+                for entry in self.manifests.checked_entries(name):
                     meter.beat()
                     if entry.type == "file":
                         checker = self._check_blob if contents else self._check_blob_size
@@ -283,113 +211,6 @@ class Store:
             return f"{what} is corrupt (size {size}, expected {entry.size})"
         return None
 
-    # -- restore --------------------------------------------------------------------------
-
-    def plan_restore(
-        self,
-        name: str,
-        data_dir: Path,
-        *,
-        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
-        mode: str = "mirror",
-    ) -> FilePlan:
-        """What restore_tree() would add, change and (in mirror mode) remove."""
-        _check_mode(mode)
-        data_dir = Path(os.path.realpath(data_dir))
-        return plan_restore(self, name, data_dir, frozenset(exclude_dirs), mode)
-
-    def file_changes(
-        self, name: str, data_dir: Path, *, exclude_dirs: Iterable[str], mode: str
-    ) -> Iterator[tuple]:
-        """plan_restore()'s complete list, streamed: (kind, shown path, size) per path."""
-        _check_mode(mode)
-        data_dir = Path(os.path.realpath(data_dir))
-        return file_changes(self, name, data_dir, frozenset(exclude_dirs), mode)
-
-    def restore_tree(
-        self,
-        name: str,
-        data_dir: Path,
-        *,
-        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
-        mode: str = "mirror",
-        progress: ProgressFn = None,
-        check: CheckFn = None,
-        workers: int = 4,
-        bandwidth: int = 0,
-    ) -> RestoreResult:
-        """Builds the backup's tree beside the data dir, then swaps it in.
-
-        The whole manifest is checked first (paths, order, hash, blobs present): nothing is
-        written if it fails. The staging tree is built from blobs, each re-hashed on the way;
-        a mismatch raises DamagedBackup and nothing is swapped. "mirror" makes the data dir
-        exactly the backup; "merge" starts from a copy of the current tree and only adds or
-        overwrites. Excluded cache dirs are moved into the new tree at swap time. Then the
-        data dir is renamed to old_tree and the staging dir to the data dir. If the data dir
-        is a mount point it cannot be renamed: its top-level entries are moved one by one,
-        which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
-        inside the data dir). ``bandwidth`` (bytes per second, 0 for none) caps the bytes
-        written.
-        """
-        _check_mode(mode)
-        staged = self.stage_restore(
-            name,
-            data_dir,
-            exclude_dirs=exclude_dirs,
-            mode=mode,
-            progress=progress,
-            check=check,
-            workers=workers,
-            bandwidth=bandwidth,
-        )
-        return staged.swap()
-
-    def stage_restore(
-        self,
-        name: str,
-        data_dir: Path,
-        *,
-        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
-        mode: str = "mirror",
-        progress: ProgressFn = None,
-        check: CheckFn = None,
-        workers: int = 4,
-        bandwidth: int = 0,
-    ) -> StagedRestore:
-        """restore_tree() up to the swap: the new tree is built and checked beside the data
-        dir; call swap() on the result to put it in place, or discard() to drop it."""
-        _check_mode(mode)
-        data_dir = Path(os.path.realpath(data_dir))
-        meter = Meter(progress, check, bandwidth)
-        run = FileRestore(self, name, data_dir, frozenset(exclude_dirs), meter)
-        return run.stage(mode, workers)
-
-    def undo_restore(
-        self, data_dir: Path, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES
-    ) -> None:
-        """Puts the tree kept by restore_tree() back as the data dir, removing the new one."""
-        undo_restore(Path(os.path.realpath(data_dir)), Path(old_tree), frozenset(exclude_dirs))
-
-    def discard_staging(self, data_dir: Path) -> list[str]:
-        """Removes the staging trees that interrupted restores left beside the data dir (or
-        inside it, on a mount point); returns their names. Only while no restore runs."""
-        data_dir = Path(os.path.realpath(data_dir))
-        found = list(data_dir.parent.glob(f".{glob.escape(data_dir.name)}.restore-*"))
-        if data_dir.is_dir():
-            found += data_dir.glob(".a4c-restore-*")
-        for path in found:
-            try:
-                rmtree(path)
-            except OSError as exc:
-                raise os_error(exc, "deleting", path, "the data dir's parent") from exc
-        return sorted(show(p.name) for p in found)
-
-    def drop_old_tree(self, old_tree: Path) -> None:
-        try:
-            rmtree(old_tree)
-        except OSError as exc:
-            raise os_error(exc, "deleting", old_tree, "the data dir's parent") from exc
-
     # -- garbage collection ---------------------------------------------------------------
 
     def collect_garbage(self, *, keep: Iterable[str] | None = None) -> GcSummary:
@@ -402,9 +223,11 @@ class Store:
         """
         result = GcSummary()
         used: set[bytes] = set()
-        for name in self.names() if keep is None else keep:
-            if self.has_manifest(name):
-                used.update(bytes.fromhex(e.sha256) for e in self.entries(name) if e.sha256)
+        for name in self.manifests.names() if keep is None else keep:
+            if self.manifests.exists(name):
+                used.update(
+                    bytes.fromhex(e.sha256) for e in self.manifests.entries(name) if e.sha256
+                )
         try:
             prefixes = sorted(e.path for e in os.scandir(self.blobs) if e.is_dir())
         except FileNotFoundError:
@@ -446,10 +269,3 @@ class Store:
                 except OSError:
                     pass
         return removed
-
-
-def compare_tree_to_manifest(
-    store: Store, name: str, data_dir: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES
-) -> bool:
-    """True if the data dir matches the manifest exactly (content, modes, links, empty dirs)."""
-    return not tree_differences(store, name, Path(data_dir), frozenset(exclude_dirs))

@@ -157,7 +157,7 @@ def progress_of(run: Backup | RestoreRun) -> ProgressView:
     return ProgressView(percent, elapsed, remaining, stalled, step)
 
 
-def live_indices() -> tuple[dict[str, dict], str]:
+def live_indices() -> tuple[dict[str, elastic.IndexInfo], str]:
     """A4C's indices now, to choose from; with the message when Elasticsearch fails."""
     try:
         found = elastic.cluster().indices(
@@ -214,7 +214,7 @@ def manifest_lines(backup: Backup) -> Iterator[bytes]:
     }
     yield (json.dumps(header) + "\n").encode()
     try:
-        for entry in operations.store().entries(backup.name):
+        for entry in operations.store().manifests.entries(backup.name):
             yield entry.line()
     except BackupError as exc:
         yield (json.dumps({"error": exc.message}) + "\n").encode()

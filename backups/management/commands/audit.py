@@ -3,11 +3,11 @@
 import json
 
 from backups import audit
-from backups.management import base as cli
+from backups.management import arguments, base, output
 from backups.models import AuditEvent
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Show who did what, oldest first. Filters combine; --csv and --json export every "
         "matching event with its hashes (check the chain with `manage.py audit_verify`)."
@@ -47,12 +47,12 @@ class Command(cli.Command):
         if options["target"]:
             events = events.filter(target=options["target"])
         if options["since"]:
-            events = events.filter(at__gte=cli.parse_since(options["since"]))
+            events = events.filter(at__gte=arguments.parse_since(options["since"]))
         exporting = options["csv"] or options["json"]
         limit = options["limit"] if options["limit"] is not None else (None if exporting else 50)
         if limit is not None:
             if limit < 1:
-                raise cli.fail("--limit must be 1 or more", cli.USAGE)
+                raise arguments.fail("--limit must be 1 or more", arguments.USAGE)
             newest = list(events.order_by("-id").values_list("id", flat=True)[:limit])
             events = events.filter(id__in=newest)
         events = events.order_by("id")
@@ -79,7 +79,7 @@ class Command(cli.Command):
         for event in events:
             message = f": {event.message}" if event.message else ""
             self.say(
-                f"{cli.local_time(event.at)}  {event.actor} ({event.source})  {event.action} "
+                f"{output.local_time(event.at)}  {event.actor} ({event.source})  {event.action} "
                 f"{event.target}  {event.outcome}{message}"
             )
             shown += 1

@@ -1,17 +1,17 @@
 """manage.py audit_verify: checks the audit history's hash chain (exit 5 when broken)."""
 
 from backups import audit
-from backups.management import base as cli
+from backups.management import arguments, base
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Re-compute every audit event's hash and link. Exit code 5 names the first event that "
         "was changed, removed or inserted behind the application's back."
     )
 
     def add_arguments(self, parser):
-        self.add_json_argument(parser, "the report")
+        arguments.add_json_argument(parser, "the report")
 
     def handle(self, *args, **options):
         report = audit.verify_chain()
@@ -27,7 +27,7 @@ class Command(cli.Command):
         elif report.ok:
             self.say(f"the audit chain is intact: {report.checked} events checked")
         if not report.ok:
-            raise cli.fail(
+            raise arguments.fail(
                 f"the audit chain is broken after {report.checked} good events: {report.problem}",
-                cli.VERIFY_FAILED,
+                arguments.VERIFY_FAILED,
             )

@@ -1,13 +1,13 @@
 """manage.py backup: takes a backup of Elasticsearch and the data dir, here or on a worker."""
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments, base, follow, output, progress
 from backups.models import Backup
 from backups.sizes import format_size
 from backups.web.queries import human_duration
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Back up A4C's Elasticsearch indices and its data dir. Runs in this process unless "
         "--queue; exit codes: 0 done, 1 failed, 2 bad input, 3 another operation runs."
@@ -46,12 +46,12 @@ class Command(cli.Command):
         )
         parser.add_argument(
             "--wait-lock",
-            type=cli.positive_seconds,
+            type=arguments.positive_seconds,
             default=0.0,
             metavar="SECONDS",
             help="If another operation runs, wait up to this long for it instead of failing.",
         )
-        cli.add_run_arguments(parser)
+        arguments.add_run_arguments(parser)
 
     def handle(self, *args, **options):
         name = options["name"]
@@ -59,9 +59,9 @@ class Command(cli.Command):
             operations.validate_backup_name(name)
             if Backup.objects.filter(name=name).exists():
                 name = operations.default_backup_name(name)
-        reporter = cli.Reporter.for_options(self.stdout, options)
+        reporter = progress.Reporter.for_options(self.stdout, options)
         backup = operations.request_backup(
-            cli.actor(),
+            arguments.actor(),
             name=name,
             description=options["description"],
             include_elasticsearch=not options["no_es"],
@@ -70,8 +70,8 @@ class Command(cli.Command):
             wait=options["wait_lock"],
         )
         reporter.message(f"backing up to {backup.name} ({_what(backup)})")
-        backup = cli.carry_out("backup", backup, options, reporter, self.stderr)
-        cli.report_outcome(self, backup, options, _done)
+        backup = follow.carry_out("backup", backup, options, reporter, self.stderr)
+        output.report_outcome(self, backup, options, _done)
 
 
 def _what(backup) -> str:

@@ -1,19 +1,19 @@
 """manage.py backups: lists the backups, newest first."""
 
-from backups.management import base as cli
+from backups.management import arguments, base, output
 from backups.models import Backup
 from backups.sizes import format_size
 from backups.web.queries import human_duration
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = "List backups, newest first (deleted ones only with --all or --status deleted)."
 
     def add_arguments(self, parser):
         parser.add_argument("--status", choices=Backup.Status.values, help="Only this status.")
         parser.add_argument("--all", action="store_true", help="Include deleted backups.")
         parser.add_argument("--limit", type=int, default=0, metavar="N", help="Only the N newest.")
-        self.add_json_argument(parser, "the list")
+        arguments.add_json_argument(parser, "the list")
 
     def handle(self, *args, **options):
         backups = Backup.objects.order_by("-created_at", "-id")
@@ -24,7 +24,7 @@ class Command(cli.Command):
         if options["limit"] > 0:
             backups = backups[: options["limit"]]
         if options["json"]:
-            self.emit_json([cli.backup_summary(b) for b in backups])
+            self.emit_json([output.backup_summary(b) for b in backups])
             return
         rows = [_row(b) for b in backups]
         if not rows:
@@ -55,7 +55,7 @@ def _row(backup: Backup) -> tuple:
         backup.pk,
         backup.name,
         status,
-        cli.local_time(backup.created_at)[:16],
+        output.local_time(backup.created_at)[:16],
         human_duration(backup.duration) if backup.finished_at else "",
         backup.index_count if es else "-",
         backup.document_count if es else "-",

@@ -1,30 +1,31 @@
 """manage.py delete NAME: removes a backup's snapshot and the files no other backup uses."""
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments, base, output, prompts
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = "Delete a backup: its snapshot, its manifest, and the stored files only it used."
 
     def add_arguments(self, parser):
         parser.add_argument("backup", metavar="NAME", help="The backup's name (or id).")
-        cli.add_yes_argument(parser, "Delete")
-        self.add_json_argument(parser, "the deleted backup")
+        arguments.add_yes_argument(parser, "Delete")
+        arguments.add_json_argument(parser, "the deleted backup")
 
     def handle(self, *args, **options):
-        backup = cli.resolve_backup(options["backup"])
+        backup = arguments.resolve_backup(options["backup"])
         if backup.pinned and not options["json"]:
             self.stderr.write(f"warning: {backup.name} is pinned (retention would keep it)")
-        self.confirm(
+        prompts.confirm(
+            self.stderr,
             options,
             question=f"Delete backup {backup.name} ({backup.status}, "
-            f"{cli.local_time(backup.created_at)})? Type its name to go on: ",
+            f"{output.local_time(backup.created_at)})? Type its name to go on: ",
             expected=backup.name,
             what=f"deleting {backup.name}",
         )
-        backup = operations.delete_backup(backup.pk, cli.actor())
+        backup = operations.delete_backup(backup.pk, arguments.actor())
         if options["json"]:
-            self.emit_json(cli.backup_summary(backup))
+            self.emit_json(output.backup_summary(backup))
         else:
             self.say(f"deleted backup {backup.name}")

@@ -1,12 +1,12 @@
 """manage.py doctor: checks everything a backup needs and says how to fix what is not right."""
 
 from backups.doctor import checks as health
-from backups.management import base as cli
+from backups.management import arguments, base
 
 MARKS = {"ok": "ok  ", "warning": "WARN", "error": "FAIL"}
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Check Elasticsearch, its snapshot repository, the data dir, the backup storage, "
         "Redis, the Celery workers and the lock. Exit code 1 when any check fails."
@@ -15,12 +15,12 @@ class Command(cli.Command):
     def add_arguments(self, parser):
         parser.add_argument(
             "--worker-timeout",
-            type=cli.positive_seconds,
+            type=arguments.positive_seconds,
             default=1.0,
             metavar="SECONDS",
             help="How long to wait for workers to answer.",
         )
-        self.add_json_argument(parser, "the checks")
+        arguments.add_json_argument(parser, "the checks")
 
     def check_configuration(self) -> None:
         pass  # a broken setting is one of the things doctor reports, not a reason to stop
@@ -38,4 +38,6 @@ class Command(cli.Command):
                     self.say(f"       {'':<{width}}  fix: {check.fix}")
         if errors:
             names = ", ".join(c.name for c in errors)
-            raise cli.fail(f"{len(errors)} check{'s' if len(errors) != 1 else ''} failed: {names}")
+            raise arguments.fail(
+                f"{len(errors)} check{'s' if len(errors) != 1 else ''} failed: {names}"
+            )

@@ -5,12 +5,12 @@ from pathlib import Path
 from django.conf import settings
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments, base
 from backups.management.archive_progress import ArchiveReporter
 from backups.sizes import format_size
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Write a backup set into one compressed archive: its snapshot's files, its stored "
         "files, its manifest and record, with a checksum of everything. Encrypted with age "
@@ -28,10 +28,10 @@ class Command(cli.Command):
             metavar="AGE_PUBLIC_KEY",
             help="Encrypt to this age public key (repeatable); by default A4C_EXPORT_RECIPIENTS.",
         )
-        self.add_json_argument(parser, "what was written")
+        arguments.add_json_argument(parser, "what was written")
 
     def handle(self, *args, **options):
-        backup = cli.resolve_backup(options["backup"])
+        backup = arguments.resolve_backup(options["backup"])
         recipients = options["recipient"]
         if recipients is None:
             recipients = settings.A4C_EXPORT_RECIPIENTS
@@ -42,7 +42,11 @@ class Command(cli.Command):
             )
         reporter = ArchiveReporter(self.stderr, "exporting", quiet=options["json"])
         header = operations.export_backup(
-            backup.pk, Path(options["to"]), cli.actor(), recipients=recipients, progress=reporter
+            backup.pk,
+            Path(options["to"]),
+            arguments.actor(),
+            recipients=recipients,
+            progress=reporter,
         )
         reporter.end()
         size = Path(options["to"]).stat().st_size

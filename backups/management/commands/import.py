@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments, base, output
 from backups.management.archive_progress import ArchiveReporter
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Import an archive written by `manage.py export`: its files go into this backup "
         "storage, its snapshot into a repository directory of its own beside "
@@ -23,17 +23,17 @@ class Command(cli.Command):
             metavar="KEYFILE",
             help="The age key file (AGE-SECRET-KEY-1...) that opens an encrypted archive.",
         )
-        self.add_json_argument(parser, "the imported backup")
+        arguments.add_json_argument(parser, "the imported backup")
 
     def handle(self, *args, **options):
         reporter = ArchiveReporter(self.stderr, "importing", quiet=options["json"])
         identity = Path(options["identity"]) if options["identity"] else None
         backup = operations.import_archive(
-            Path(options["archive"]), cli.actor(), identity=identity, progress=reporter
+            Path(options["archive"]), arguments.actor(), identity=identity, progress=reporter
         )
         reporter.end()
         if options["json"]:
-            self.emit_json(cli.backup_summary(backup))
+            self.emit_json(output.backup_summary(backup))
         else:
             self.say(
                 f"backup {backup.name} imported: restore it with `manage.py restore "

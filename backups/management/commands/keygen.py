@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pyrage import x25519
 
-from backups.management import base as cli
+from backups.management import arguments, base
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Write a new age secret key to KEYFILE (readable by its owner only) and print its "
         "public key: put the public key in A4C_EXPORT_RECIPIENTS where archives are written, "
@@ -30,7 +30,9 @@ class Command(cli.Command):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            raise cli.fail(f"{path} exists already: choose another file", cli.USAGE) from None
+            raise arguments.fail(
+                f"{path} exists already: choose another file", arguments.USAGE
+            ) from None
         with os.fdopen(fd, "w") as f:
             f.write(text)
         self.say(public)

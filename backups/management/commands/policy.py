@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments, base, follow, output, progress, prompts
 from backups.models import Backup, Policy
 from backups.operations.names import index_name_problem
 from backups.operations.notifications import send_test_notification, shown_target
@@ -33,7 +33,7 @@ def count(text: str) -> int:
     return value
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Backup policies: list, create, edit (--pause, --resume), run one now, preview or apply "
         "its retention; `policy notify test` checks the notification channels. Exit codes: 0 "
@@ -60,26 +60,26 @@ class Command(cli.Command):
             "notify": add("notify", help="`notify test`: send a test notification."),
         }
         subs = self._subparsers
-        self.add_json_argument(subs["list"], "the policies")
+        arguments.add_json_argument(subs["list"], "the policies")
         subs["create"].add_argument("name", metavar="NAME")
         subs["create"].add_argument("--schedule", required=True, metavar="CRON", help=CRON_HELP)
         subs["edit"].add_argument("name", metavar="NAME", help="The policy's name or id.")
         subs["edit"].add_argument("--schedule", metavar="CRON", help=CRON_HELP)
         for name in ("create", "edit"):
             _policy_options(subs[name], editing=name == "edit")
-            self.add_json_argument(subs[name], "the policy")
+            arguments.add_json_argument(subs[name], "the policy")
         subs["delete"].add_argument("name", metavar="NAME", help="The policy's name or id.")
-        cli.add_yes_argument(subs["delete"], "Delete")
+        arguments.add_yes_argument(subs["delete"], "Delete")
         subs["run"].add_argument("name", metavar="NAME", help="The policy's name or id.")
-        cli.add_run_arguments(subs["run"])
+        arguments.add_run_arguments(subs["run"])
         subs["retention"].add_argument("name", metavar="NAME", help="The policy's name or id.")
         subs["retention"].add_argument(
             "--apply", action="store_true", help="Delete what the preview lists (asks first)."
         )
-        cli.add_yes_argument(subs["retention"], "With --apply, delete")
-        self.add_json_argument(subs["retention"], "the verdicts")
+        arguments.add_yes_argument(subs["retention"], "With --apply, delete")
+        arguments.add_json_argument(subs["retention"], "the verdicts")
         subs["notify"].add_argument("what", choices=["test"])
-        self.add_json_argument(subs["notify"], "the deliveries")
+        arguments.add_json_argument(subs["notify"], "the deliveries")
 
     def handle(self, *args, **options):
         getattr(self, f"_{options['action']}")(options)
@@ -97,34 +97,34 @@ class Command(cli.Command):
         cron = max(len(p.schedule) for p in policies)
         self.say(f"{'NAME':<{width}}  {'SCHEDULE':<{cron}}  {'NEXT RUN':<19}  LAST SUCCESS")
         for p in policies:
-            upcoming = "paused" if p.paused else cli.local_time(p.next_run_at)
-            success = cli.local_time(p.last_success_at) or "never"
+            upcoming = "paused" if p.paused else output.local_time(p.next_run_at)
+            success = output.local_time(p.last_success_at) or "never"
             self.say(f"{p.name:<{width}}  {p.schedule:<{cron}}  {upcoming:<19}  {success}")
             if p.last_failure_at and (
                 not p.last_success_at or p.last_failure_at > p.last_success_at
             ):
                 message = p.last_failure_message or "no message"
-                self.say(f"  last failure {cli.local_time(p.last_failure_at)}: {message}")
+                self.say(f"  last failure {output.local_time(p.last_failure_at)}: {message}")
 
     def _create(self, options):
         fields = _fields(options)
         fields["paused"] = bool(options["pause"])
-        policy = operations.save_policy(cli.actor(), None, name=options["name"], **fields)
+        policy = operations.save_policy(arguments.actor(), None, name=options["name"], **fields)
         self._show_saved(policy, "created", options)
 
     def _edit(self, options):
         policy = find_policy(options["name"])
         fields = _fields(options)
         if not fields and not options["pause"] and not options["resume"]:
-            raise cli.fail(
+            raise arguments.fail(
                 "nothing to change: give --schedule, --keep-last, --pause ... "
                 "(`manage.py policy edit --help` lists them)",
-                cli.USAGE,
+                arguments.USAGE,
             )
         if fields:
-            policy = operations.save_policy(cli.actor(), policy.pk, **fields)
+            policy = operations.save_policy(arguments.actor(), policy.pk, **fields)
         if options["pause"] or options["resume"]:
-            policy = operations.set_paused(policy.pk, bool(options["pause"]), cli.actor())
+            policy = operations.set_paused(policy.pk, bool(options["pause"]), arguments.actor())
         self._show_saved(policy, "saved", options)
 
     def _show_saved(self, policy: Policy, verb: str, options) -> None:
@@ -134,30 +134,33 @@ class Command(cli.Command):
         if options["json"]:
             self.emit_json(policy_summary(policy))
             return
-        upcoming = "paused" if policy.paused else f"next run {cli.local_time(policy.next_run_at)}"
+        upcoming = (
+            "paused" if policy.paused else f"next run {output.local_time(policy.next_run_at)}"
+        )
         self.say(f"policy {policy.name} {verb}: {policy.schedule}, {upcoming}")
 
     def _delete(self, options):
         policy = find_policy(options["name"])
-        self.confirm(
+        prompts.confirm(
+            self.stderr,
             options,
             question=f"Delete policy {policy.name} ({policy.schedule})? Its backups stay. "
             "Type its name to go on: ",
             expected=policy.name,
             what=f"deleting policy {policy.name}",
         )
-        name = operations.delete_policy(policy.pk, cli.actor())
+        name = operations.delete_policy(policy.pk, arguments.actor())
         self.say(f"policy {name} deleted; the backups it took stay")
 
     # --- run ---------------------------------------------------------------------------------
     def _run(self, options):
         policy = find_policy(options["name"])
         started = timezone.now()
-        reporter = cli.Reporter.for_options(self.stdout, options)
-        backup = operations.run_policy_now(policy.pk, cli.actor())
+        reporter = progress.Reporter.for_options(self.stdout, options)
+        backup = operations.run_policy_now(policy.pk, arguments.actor())
         reporter.message(f"policy {policy.name}: backing up to {backup.name}")
-        backup = cli.carry_out("backup", backup, options, reporter, self.stderr)
-        cli.report_outcome(self, backup, options, _done)
+        backup = follow.carry_out("backup", backup, options, reporter, self.stderr)
+        output.report_outcome(self, backup, options, _done)
         if options["json"] or backup.status != Backup.Status.SUCCEEDED:
             return
         thinned = Backup.objects.filter(
@@ -179,16 +182,17 @@ class Command(cli.Command):
         deleted: list[str] = []
         if going:
             what = f"deleting {len(going)} backups of policy {policy.name}"
-            self.can_confirm(options, what)
+            prompts.can_confirm(options, what)
             if not options["json"]:
                 self._show_verdicts(policy, going, kept, options, preview=False)
-            self.confirm(
+            prompts.confirm(
+                self.stderr,
                 options,
                 question=f"Delete these {len(going)} backups? Type yes to go on: ",
                 expected="yes",
                 what=what,
             )
-            deleted = operations.apply_retention(policy.pk, cli.actor(), now)
+            deleted = operations.apply_retention(policy.pk, arguments.actor(), now)
         if options["json"]:
             self.emit_json(
                 {"policy": policy.name, "deleted": deleted, "kept": [_verdict(v) for v in kept]}
@@ -217,19 +221,19 @@ class Command(cli.Command):
         width = max((len(v.backup.name) for v in itertools.chain(going, kept)), default=0)
         for v in going:
             self.say(
-                f"  {v.backup.name:<{width}}  {cli.local_time(v.backup.created_at)}  {v.reason}"
+                f"  {v.backup.name:<{width}}  {output.local_time(v.backup.created_at)}  {v.reason}"
             )
         self.say(f"keeping {len(kept)}" + (":" if kept else ""))
         for v in kept:
             self.say(
-                f"  {v.backup.name:<{width}}  {cli.local_time(v.backup.created_at)}  {v.reason}"
+                f"  {v.backup.name:<{width}}  {output.local_time(v.backup.created_at)}  {v.reason}"
             )
         if preview and going:
             self.say(f"apply with `manage.py policy retention {policy.name} --apply`")
 
     # --- notify test -------------------------------------------------------------------------
     def _notify(self, options):
-        deliveries = send_test_notification(cli.actor())
+        deliveries = send_test_notification(arguments.actor())
         if options["json"]:
             self.emit_json(
                 [
@@ -248,7 +252,7 @@ class Command(cli.Command):
                 self.say(f"{d.channel} to {shown_target(d)}: {outcome}")
         failed = [d for d in deliveries if not d.ok]
         if failed:
-            raise cli.fail(f"{len(failed)} of {len(deliveries)} test notifications failed")
+            raise arguments.fail(f"{len(failed)} of {len(deliveries)} test notifications failed")
 
 
 CRON_HELP = "Cron in the console's time zone: minute hour day month weekday ('0 2 * * *')."
@@ -326,11 +330,13 @@ def _fields(options: dict) -> dict:
         fields.update(include_elasticsearch=True, include_files=True)
     if options.get("index_patterns"):
         if options.get("files_only"):
-            raise cli.fail("--index needs Elasticsearch: it cannot go with --files-only", cli.USAGE)
+            raise arguments.fail(
+                "--index needs Elasticsearch: it cannot go with --files-only", arguments.USAGE
+            )
         for pattern in options["index_patterns"]:
             problem = index_name_problem(pattern, pattern=True)
             if problem:
-                raise cli.fail(f"--index {pattern!r}: {problem}", cli.USAGE)
+                raise arguments.fail(f"--index {pattern!r}: {problem}", arguments.USAGE)
         fields["index_patterns"] = options["index_patterns"]
     elif options.get("all_indices"):
         fields["index_patterns"] = []
@@ -343,8 +349,8 @@ def find_policy(name_or_id: str) -> Policy:
     if found is None and name_or_id.isdigit():
         found = Policy.objects.filter(pk=int(name_or_id)).first()
     if found is None:
-        raise cli.fail(
-            f"no policy {name_or_id!r}: `manage.py policy list` shows them", cli.NOT_FOUND
+        raise arguments.fail(
+            f"no policy {name_or_id!r}: `manage.py policy list` shows them", arguments.NOT_FOUND
         )
     return found
 
@@ -353,8 +359,8 @@ def _one_line_error(sub):
     def error(message: str):
         text = f"{message} (see `{sub.prog} --help`)"
         if sub.called_from_command_line:
-            sub.exit(cli.USAGE, f"error: {text}\n")
-        raise CommandError(text, returncode=cli.USAGE)
+            sub.exit(arguments.USAGE, f"error: {text}\n")
+        raise CommandError(text, returncode=arguments.USAGE)
 
     return error
 

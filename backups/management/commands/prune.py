@@ -3,11 +3,11 @@
 from datetime import timedelta
 
 from backups.errors import Busy, InvalidInput
-from backups.management import base as cli
+from backups.management import arguments, base, output, prompts
 from backups.operations import retention
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Delete old backups: keep the N newest succeeded ones (--keep-last), or those younger "
         "than DAYS (--older-than), or both rules at once. Never the newest succeeded backup, a "
@@ -29,8 +29,8 @@ class Command(cli.Command):
             action="store_true",
             help="List what would be deleted and why; delete nothing.",
         )
-        cli.add_yes_argument(parser, "Delete")
-        self.add_json_argument(parser, "the verdicts")
+        arguments.add_yes_argument(parser, "Delete")
+        arguments.add_json_argument(parser, "the verdicts")
 
     def handle(self, *args, **options):
         older_than = (
@@ -39,17 +39,18 @@ class Command(cli.Command):
         try:
             verdicts = retention.prune_preview(options["keep_last"], older_than)
         except InvalidInput as exc:
-            raise cli.fail(str(exc), cli.USAGE) from None
+            raise arguments.fail(str(exc), arguments.USAGE) from None
         going = retention.to_delete(verdicts)
         kept = [v for v in verdicts if not v.delete]
         if options["dry_run"]:
             self._show(going, kept, options, dry_run=True)
             return
         if going:
-            self.can_confirm(options, f"deleting {len(going)} backups")
+            prompts.can_confirm(options, f"deleting {len(going)} backups")
             if not options["json"]:
                 self._show(going, kept, options, dry_run=False)
-            self.confirm(
+            prompts.confirm(
+                self.stderr,
                 options,
                 question=f"Delete these {len(going)} backups? Type yes to go on: ",
                 expected="yes",
@@ -58,9 +59,9 @@ class Command(cli.Command):
         elif not options["json"]:
             self.say(f"nothing to delete; {len(kept)} backups kept")
         try:
-            done = retention.delete_backups(going, cli.actor())
+            done = retention.delete_backups(going, arguments.actor())
         except Busy as exc:
-            raise cli.fail(f"stopped: {exc}", cli.BUSY) from exc
+            raise arguments.fail(f"stopped: {exc}", arguments.BUSY) from exc
         if options["json"]:
             self.emit_json(
                 {
@@ -73,7 +74,7 @@ class Command(cli.Command):
             for name in done.names:
                 self.say(f"deleted {name}")
         if done.failed:
-            raise cli.fail(
+            raise arguments.fail(
                 f"{len(done.failed)} of {len(going)} deletions failed, first "
                 f"{done.failed[0][0]}: {done.failed[0][1]}"
             )
@@ -95,7 +96,7 @@ class Command(cli.Command):
         width = max((len(v.backup.name) for v in going), default=0)
         for v in going:
             self.say(
-                f"  {v.backup.name:<{width}}  {cli.local_time(v.backup.created_at)}  {v.reason}"
+                f"  {v.backup.name:<{width}}  {output.local_time(v.backup.created_at)}  {v.reason}"
             )
         listed = bool(kept) and (dry_run or options["verbosity"] >= 2)
         self.say(f"keeping {len(kept)}" + (":" if listed else ""))

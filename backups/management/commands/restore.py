@@ -4,7 +4,7 @@ import re
 
 from backups import operations
 from backups.errors import NotFound
-from backups.management import base as cli
+from backups.management import arguments, base, follow, output, progress, prompts
 from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
 from backups.sizes import format_size
@@ -13,7 +13,7 @@ from backups.web.queries import human_duration
 SERIES_SUFFIX = r"-\d{8}-\d{6}(-\d+)?"
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Restore a backup over the current Elasticsearch indices and data dir. Shows the plan "
         "and asks first (--yes to skip); takes a safety backup of what it overwrites, so a "
@@ -75,20 +75,20 @@ class Command(cli.Command):
         )
         parser.add_argument(
             "--wait-lock",
-            type=cli.positive_seconds,
+            type=arguments.positive_seconds,
             default=0.0,
             metavar="SECONDS",
             help="Wait up to this long for a running operation.",
         )
-        cli.add_yes_argument(parser, "Restore")
-        cli.add_run_arguments(parser)
+        arguments.add_yes_argument(parser, "Restore")
+        arguments.add_run_arguments(parser)
 
     def handle(self, *args, **options):
         try:
             backup = find(options)
         except NotFound:
             # A fresh install, or a set another console took: the storage may describe it.
-            report = operations.sync_catalog(cli.actor())
+            report = operations.sync_catalog(arguments.actor())
             if not report.imported:
                 raise
             self.stderr.write(
@@ -96,11 +96,12 @@ class Command(cli.Command):
             )
             backup = find(options)
         if options["rename_replacement"] and not options["rename_pattern"]:
-            raise cli.fail("--rename-replacement needs --rename-pattern", cli.USAGE)
+            raise arguments.fail("--rename-replacement needs --rename-pattern", arguments.USAGE)
         scope = options["scope"] or ("indices" if options["indices"] else default_scope(backup))
         if options["indices"] and scope != "indices":
-            raise cli.fail(
-                f"--index restores chosen indices: it cannot go with --scope {scope}", cli.USAGE
+            raise arguments.fail(
+                f"--index restores chosen indices: it cannot go with --scope {scope}",
+                arguments.USAGE,
             )
         choice = {
             "scope": scope,
@@ -118,21 +119,22 @@ class Command(cli.Command):
                 self.say("dry run: nothing was changed")
             return
         what = f"restoring {backup.name}"
-        self.can_confirm(options, what)
+        prompts.can_confirm(options, what)
         if not options["json"]:
             self.say("\n".join(plan_lines(plan)))
         if options["no_safety_backup"]:
             self.stderr.write("warning: no safety backup: a failed restore cannot roll back")
-        self.confirm(
+        prompts.confirm(
+            self.stderr,
             options,
             question=f"Restore {backup.name} over the current data? Type its name to go on: ",
             expected=backup.name,
             what=what,
         )
-        reporter = cli.Reporter.for_options(self.stdout, options)
+        reporter = progress.Reporter.for_options(self.stdout, options)
         run = operations.request_restore(
             backup.pk,
-            cli.actor(),
+            arguments.actor(),
             **choice,
             safety_backup=not options["no_safety_backup"],
             other_cluster=options["other_cluster"],
@@ -140,13 +142,13 @@ class Command(cli.Command):
             wait=options["wait_lock"],
         )
         reporter.message(f"restore #{run.pk} of {backup.name} starts")
-        run = cli.carry_out("restore", run, options, reporter, self.stderr)
-        cli.report_outcome(self, run, options, done)
+        run = follow.carry_out("restore", run, options, reporter, self.stderr)
+        output.report_outcome(self, run, options, done)
 
 
 def find(options: dict) -> Backup:
     backup = newest_of_series(options["backup"]) if options["newest"] else None
-    return backup or cli.resolve_backup(options["backup"])
+    return backup or arguments.resolve_backup(options["backup"])
 
 
 def default_scope(backup: Backup) -> str:

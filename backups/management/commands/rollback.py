@@ -2,12 +2,12 @@
 
 from backups import operations
 from backups.errors import NotFound
-from backups.management import base as cli
+from backups.management import arguments, base, follow, output, progress, prompts
 from backups.models import RestoreRun
 from backups.web.queries import human_duration
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Undo a finished restore: restore the safety backup it took before changing anything, "
         "and remove the indices it created."
@@ -17,33 +17,34 @@ class Command(cli.Command):
         parser.add_argument("restore", metavar="RESTORE_ID", help="The restore's number.")
         parser.add_argument(
             "--wait-lock",
-            type=cli.positive_seconds,
+            type=arguments.positive_seconds,
             default=0.0,
             metavar="SECONDS",
             help="Wait up to this long for a running operation.",
         )
-        cli.add_yes_argument(parser, "Roll back")
-        cli.add_run_arguments(parser)
+        arguments.add_yes_argument(parser, "Roll back")
+        arguments.add_run_arguments(parser)
 
     def handle(self, *args, **options):
-        number = cli.restore_id(options["restore"])
+        number = arguments.restore_id(options["restore"])
         original = RestoreRun.objects.select_related("backup", "safety_backup").filter(pk=number)
         original = original.first()
         if original is None:
             raise NotFound(f"No restore run #{number}.")
         safety = original.safety_backup.name if original.safety_backup_id else "its safety backup"
-        self.confirm(
+        prompts.confirm(
+            self.stderr,
             options,
             question=f"Put back {safety}, the state before restore #{number} of "
             f"{original.backup.name}? Type {number} to go on: ",
             expected=str(number),
             what=f"rolling back restore #{number}",
         )
-        reporter = cli.Reporter.for_options(self.stdout, options)
-        run = operations.request_rollback(number, cli.actor(), wait=options["wait_lock"])
+        reporter = progress.Reporter.for_options(self.stdout, options)
+        run = operations.request_rollback(number, arguments.actor(), wait=options["wait_lock"])
         reporter.message(f"restore #{run.pk} puts back {run.backup.name}")
-        run = cli.carry_out("restore", run, options, reporter, self.stderr)
-        cli.report_outcome(
+        run = follow.carry_out("restore", run, options, reporter, self.stderr)
+        output.report_outcome(
             self,
             run,
             options,

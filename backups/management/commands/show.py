@@ -1,27 +1,27 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
-from backups.management import base as cli
+from backups.management import arguments, base, output
 from backups.management.progress import counters
 from backups.sizes import format_size
 from backups.web import queries
 from backups.web.queries import human_duration
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = "Show one backup: what it holds, how it went, and the restores that used it."
 
     def add_arguments(self, parser):
         parser.add_argument("backup", metavar="NAME", help="The backup's name (or id).")
-        self.add_json_argument(parser, "the backup")
+        arguments.add_json_argument(parser, "the backup")
 
     def handle(self, *args, **options):
-        backup = cli.resolve_backup(options["backup"])
+        backup = arguments.resolve_backup(options["backup"])
         restores = queries.restores_protected_by(backup)
         if options["json"]:
             self.emit_json(
                 {
-                    **cli.backup_summary(backup),
-                    "restores": [cli.restore_summary(r) for r in restores],
+                    **output.backup_summary(backup),
+                    "restores": [output.restore_summary(r) for r in restores],
                 }
             )
             return
@@ -31,8 +31,8 @@ class Command(cli.Command):
             ("status", backup.status + (" (pinned: retention keeps it)" if backup.pinned else "")),
             ("description", backup.description),
             ("asked by", f"{backup.actor} ({backup.get_source_display()}, {backup.trigger})"),
-            ("created", cli.local_time(backup.created_at)),
-            ("finished", cli.local_time(backup.finished_at)),
+            ("created", output.local_time(backup.created_at)),
+            ("finished", output.local_time(backup.finished_at)),
             ("took", human_duration(backup.duration)),
             ("phase", backup.phase if backup.is_active else ""),
             ("progress", f"{backup.percent}% {counters(backup)}" if backup.is_active else ""),
@@ -70,7 +70,7 @@ class Command(cli.Command):
             verdict = (
                 "ok" if backup.verify_ok else "FAILED: " + "; ".join(backup.verify_problems[:3])
             )
-            fields.append(("verified", f"{cli.local_time(backup.verified_at)}: {verdict}"))
+            fields.append(("verified", f"{output.local_time(backup.verified_at)}: {verdict}"))
         fields.append(("error", backup.error_message))
         width = max(len(k) for k, _ in fields)
         for key, value in fields:
@@ -93,6 +93,6 @@ class Command(cli.Command):
                 )
                 self.say(
                     f"  #{run.pk} {role}: {run.status}, "
-                    f"{cli.local_time(run.created_at)} by {run.actor}"
+                    f"{output.local_time(run.created_at)} by {run.actor}"
                     + (f": {run.error_message}" if run.error_message else "")
                 )

@@ -1,10 +1,10 @@
 """manage.py sync: rebuilds the console's catalog from the backup storage and the repository."""
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments, base
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Bring the list of backups in line with the backup storage (A4C_BACKUP_DIR): import "
         "the sets this console does not list (after a reinstall, or taken by another console), "
@@ -13,18 +13,19 @@ class Command(cli.Command):
     )
 
     def add_arguments(self, parser):
-        self.add_json_argument(parser, "what it did")
+        arguments.add_json_argument(parser, "what it did")
 
     def handle(self, *args, **options):
-        report = operations.sync_catalog(cli.actor())
+        report = operations.sync_catalog(arguments.actor())
         if options["json"]:
             self.emit_json(report.as_json())
         else:
             for line in report_lines(report):
                 self.say(line)
         if report.problems:
-            raise cli.fail(
-                f"sync found {len(report.problems)} problem(s): {report.problems[0]}", cli.FAILED
+            raise arguments.fail(
+                f"sync found {len(report.problems)} problem(s): {report.problems[0]}",
+                arguments.FAILED,
             )
 
 

@@ -1,10 +1,10 @@
 """manage.py verify NAME: re-reads a backup and says whether it is whole (exit 5 when not)."""
 
 from backups import operations
-from backups.management import base as cli
+from backups.management import arguments, base
 
 
-class Command(cli.Command):
+class Command(base.Command):
     help = (
         "Verify a backup: its snapshot exists and succeeded, and every stored file still has "
         "its hash. Exit code 5 when it does not."
@@ -12,11 +12,11 @@ class Command(cli.Command):
 
     def add_arguments(self, parser):
         parser.add_argument("backup", metavar="NAME", help="The backup's name (or id).")
-        self.add_json_argument(parser, "the report")
+        arguments.add_json_argument(parser, "the report")
 
     def handle(self, *args, **options):
-        backup = cli.resolve_backup(options["backup"])
-        report = operations.verify_backup(backup.pk, cli.actor())
+        backup = arguments.resolve_backup(options["backup"])
+        report = operations.verify_backup(backup.pk, arguments.actor())
         if options["json"]:
             self.emit_json({"backup": report.backup, "ok": report.ok, "problems": report.problems})
         elif report.ok:
@@ -26,8 +26,8 @@ class Command(cli.Command):
                 self.say(f"problem: {problem}")
         if not report.ok:
             count = len(report.problems)
-            raise cli.fail(
+            raise arguments.fail(
                 f"backup {report.backup} failed verification: {count} problem"
                 f"{'s' if count != 1 else ''}, first: {report.problems[0]}",
-                cli.VERIFY_FAILED,
+                arguments.VERIFY_FAILED,
             )

@@ -1,0 +1,159 @@
+"""The Alien4Cloud data dir as a restore changes it: what a restore would change, the new tree
+staged beside it and swapped in, the kept old tree put back (undo) or dropped, and the staging
+trees an interrupted restore left behind.
+
+It reads the backup storage only through a ``Store`` (backups/storage/store.py), never writes
+it, and must not import Django. The work lives in backups/storage/restore.py.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from backups.errors import InvalidInput
+from backups.storage.fileio import os_error, rmtree, show
+from backups.storage.pipeline import Meter
+from backups.storage.restore import (
+    FileRestore,
+    StagedRestore,
+    file_changes,
+    tree_differences,
+    undo_restore,
+)
+from backups.storage.results import FilePlan, RestoreResult
+from backups.storage.store import DEFAULT_EXCLUDES, CheckFn, ProgressFn, Store
+from backups.storage.walk import count_files
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("mirror", "merge"):
+        raise InvalidInput(f"restore mode {mode!r} is neither 'mirror' nor 'merge'")
+
+
+class WorkingTree:
+    """One data dir, restored from the backups of one ``Store``.
+
+    progress callbacks get a FileProgress at least every 0.5 s and at the end. check() is called
+    at every entry (keep it cheap): if it raises (Cancelled, or anything), the work stops and
+    its error propagates.
+    """
+
+    def __init__(self, store: Store, data_dir: Path):
+        self.store = store
+        self.data_dir = Path(data_dir)
+
+    def _real(self) -> Path:
+        return Path(os.path.realpath(self.data_dir))
+
+    def count(
+        self, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES, check: CheckFn = None
+    ) -> tuple[int, int]:
+        """Files and bytes a backup of the data dir would hold: a walk, nothing read."""
+        return count_files(self.data_dir, frozenset(exclude_dirs), check or (lambda: None))
+
+    def plan_restore(
+        self, name: str, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES, mode: str = "mirror"
+    ) -> FilePlan:
+        """What restore() would add, change and (in mirror mode) remove."""
+        plan = FilePlan(mode)
+        for kind, path, size in self.file_changes(name, exclude_dirs=exclude_dirs, mode=mode):
+            plan.count(kind, path, size)
+        return plan
+
+    def file_changes(self, name: str, *, exclude_dirs: Iterable[str], mode: str) -> Iterator[tuple]:
+        """plan_restore()'s complete list, streamed: (kind, shown path, size) per path."""
+        _check_mode(mode)
+        return file_changes(self.store, name, self._real(), frozenset(exclude_dirs), mode)
+
+    def matches(self, name: str, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> bool:
+        """True if the data dir matches the manifest exactly (content, modes, links, empty
+        dirs)."""
+        return not tree_differences(self.store, name, self.data_dir, frozenset(exclude_dirs))
+
+    def restore(
+        self,
+        name: str,
+        *,
+        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        mode: str = "mirror",
+        progress: ProgressFn = None,
+        check: CheckFn = None,
+        workers: int = 4,
+        bandwidth: int = 0,
+    ) -> RestoreResult:
+        """Builds the backup's tree beside the data dir, then swaps it in.
+
+        The whole manifest is checked first (paths, order, hash, blobs present): nothing is
+        written if it fails. The staging tree is built from blobs, each re-hashed on the way;
+        a mismatch raises DamagedBackup and nothing is swapped. "mirror" makes the data dir
+        exactly the backup; "merge" starts from a copy of the current tree and only adds or
+        overwrites. Excluded cache dirs are moved into the new tree at swap time. Then the
+        data dir is renamed to old_tree and the staging dir to the data dir. If the data dir
+        is a mount point it cannot be renamed: its top-level entries are moved one by one,
+        which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
+        inside the data dir). ``bandwidth`` (bytes per second, 0 for none) caps the bytes
+        written.
+        """
+        staged = self.stage(
+            name,
+            exclude_dirs=exclude_dirs,
+            mode=mode,
+            progress=progress,
+            check=check,
+            workers=workers,
+            bandwidth=bandwidth,
+        )
+        return staged.swap()
+
+    def stage(
+        self,
+        name: str,
+        *,
+        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        mode: str = "mirror",
+        progress: ProgressFn = None,
+        check: CheckFn = None,
+        workers: int = 4,
+        bandwidth: int = 0,
+    ) -> StagedRestore:
+        """restore() up to the swap: the new tree is built and checked beside the data dir;
+        call swap() on the result to put it in place, or discard() to drop it."""
+        _check_mode(mode)
+        meter = Meter(progress, check, bandwidth)
+        run = FileRestore(self.store, name, self._real(), frozenset(exclude_dirs), meter)
+        return run.stage(mode, workers)
+
+    def undo(self, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> None:
+        """Puts the tree kept by restore() back as the data dir, removing the new one."""
+        undo_restore(self._real(), Path(old_tree), frozenset(exclude_dirs))
+
+    def discard_staging(self) -> list[str]:
+        """Removes the staging trees that interrupted restores left beside the data dir (or
+        inside it, on a mount point); returns their names. Only while no restore runs."""
+        data_dir = self._real()
+        found = list(data_dir.parent.glob(f".{glob.escape(data_dir.name)}.restore-*"))
+        if data_dir.is_dir():
+            found += data_dir.glob(".a4c-restore-*")
+        for path in found:
+            try:
+                rmtree(path)
+            except OSError as exc:
+                raise os_error(exc, "deleting", path, "the data dir's parent") from exc
+        return sorted(show(p.name) for p in found)
+
+    def drop_old_tree(self, old_tree: Path) -> None:
+        """Removes the previous data dir a restore kept, once the restore is final."""
+        try:
+            rmtree(old_tree)
+        except OSError as exc:
+            raise os_error(exc, "deleting", old_tree, "the data dir's parent") from exc
+
+
+def compare_tree_to_manifest(
+    store: Store, name: str, data_dir: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES
+) -> bool:
+    """True if the data dir matches the manifest exactly (content, modes, links, empty dirs)."""
+    return WorkingTree(store, data_dir).matches(name, exclude_dirs=exclude_dirs)
