@@ -7,7 +7,7 @@ only through backups/elastic and the backup storage only through backups/storage
 backups/models.py are the truth about every operation.
 
 One module per concern; the import order among them has no circle:
-names, lookup, places, hooks, running -> backup_steps -> recovery -> locking -> delete ->
+names, lookup, places, hooks, locking, running -> backup_steps -> recovery -> delete ->
 retention -> aftercare -> backup -> schedules; restore and plan beside backup; verify, cancel,
 dispatch and notifications on their own.
 """

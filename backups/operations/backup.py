@@ -13,7 +13,7 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, Cancelled, InvalidInput
 from backups.models import Backup
-from backups.operations import notify, records, running
+from backups.operations import locking, notify, records, running
 from backups.operations.aftercare import after_policy_backup
 from backups.operations.backup_steps import (
     backup_elasticsearch,
@@ -27,6 +27,7 @@ from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import MaintenanceWindow
 from backups.operations.names import default_backup_name, index_name_problem, validate_backup_name
+from backups.operations.recovery import recover_stale_runs
 from backups.operations.running import ProgressCallback, short_trace
 
 log = logging.getLogger("backups.operations")
@@ -81,7 +82,16 @@ def request_backup(
         )
 
     try:
-        backup = create_claimed("backup", name, actor, Backup, fields, wait=wait, refused=refused)
+        backup = create_claimed(
+            "backup",
+            name,
+            actor,
+            Backup,
+            fields,
+            wait=wait,
+            refused=refused,
+            recover=recover_stale_runs,
+        )
     except DbIntegrityError:
         raise InvalidInput(
             f"A backup named {name!r} exists already; choose another name."
@@ -157,7 +167,7 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
         # Released only once the row is final: an interrupted process (Ctrl-C, SystemExit)
         # leaves its run and the lock to recover_stale_runs, so nothing starts over it.
         if not type(backup).objects.filter(pk=backup.pk, status__in=type(backup).ACTIVE).exists():
-            running.release("backup", backup.pk)
+            locking.release("backup", backup.pk)
     backup.refresh_from_db()
     if backup.status == Backup.Status.FAILED:
         notify.notify(

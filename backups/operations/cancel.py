@@ -13,7 +13,7 @@ from backups.models import (
     Backup,
     RestoreRun,
 )
-from backups.operations import running
+from backups.operations import locking
 from backups.operations.lookup import get_backup, get_restore
 
 
@@ -29,7 +29,7 @@ def cancel(kind: str, run_id: int, actor: Actor) -> object:
         finished_at=timezone.now(),
         error_message=f"Cancelled by {actor.name}.",
     ):
-        running.release(kind, run.pk)
+        locking.release(kind, run.pk)
     elif not model.objects.filter(pk=run.pk, status=model.Status.RUNNING).update(
         cancel_requested=True
     ):

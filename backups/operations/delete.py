@@ -24,10 +24,10 @@ from backups.errors import (
 from backups.models import (
     Backup,
 )
-from backups.operations import records, running
-from backups.operations.locking import claim
+from backups.operations import locking, records
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
+from backups.operations.recovery import recover_stale_runs
 
 DELETE_PERMISSION = "backups.delete_backup"
 
@@ -66,7 +66,7 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
     if backup.status in (Backup.Status.DELETED, Backup.Status.DELETING):
         raise InvalidInput(f"Backup {backup.name} is already {backup.status}.")
     try:
-        claim("delete", backup, backup.name, actor, 0)
+        locking.acquire("delete", backup.pk, backup.name, actor.name, recover=recover_stale_runs)
     except Busy as busy:
         audit.record(
             actor,
@@ -107,7 +107,7 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
         )
         raise
     finally:
-        running.release("delete", backup.pk)
+        locking.release("delete", backup.pk)
     audit.record(
         actor,
         "backup.delete",

@@ -19,7 +19,7 @@ from backups.models import (
     Backup,
     RestoreRun,
 )
-from backups.operations import running
+from backups.operations import locking
 from backups.operations.backup_steps import end_backup
 from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
 from backups.operations.places import data_dir, store
@@ -47,7 +47,7 @@ def recover_stale_runs(now=None) -> list[str]:
         ).update(status=Backup.Status.FAILED, finished_at=now, error_message=message):
             end_backup(backup, Backup.Status.FAILED, message)
             message = _release_maintenance(backup)
-            running.release("backup", backup.pk)
+            locking.release("backup", backup.pk)
             audit.record(
                 system,
                 "backup.recover",
@@ -62,7 +62,7 @@ def recover_stale_runs(now=None) -> list[str]:
         if Backup.objects.filter(pk=backup.pk, status=Backup.Status.PENDING).update(
             status=Backup.Status.FAILED, finished_at=now, error_message=message
         ):
-            running.release("backup", backup.pk)
+            locking.release("backup", backup.pk)
             audit.record(
                 system,
                 "backup.recover",
@@ -112,7 +112,7 @@ def recover_stale_runs(now=None) -> list[str]:
             message = _release_maintenance(
                 run, keep=UNSAFE if RestoreState.of(run).changed or not shards_back else ""
             )
-            running.release("restore", run.pk)
+            locking.release("restore", run.pk)
             audit.record(
                 system,
                 "restore.recover",
@@ -131,7 +131,7 @@ def recover_stale_runs(now=None) -> list[str]:
             finished_at=now,
             error_message="No worker started this restore in time; nothing was changed.",
         ):
-            running.release("restore", run.pk)
+            locking.release("restore", run.pk)
             notes.append(f"restore #{run.pk}: never started")
     notes.extend(_free_orphan_lock())
     return notes
@@ -166,7 +166,7 @@ def _release_maintenance(run, keep: str = "") -> str:
 
 
 def _free_orphan_lock() -> list[str]:
-    lock = running.lock_holder()
+    lock = locking.lock_holder()
     if lock is None:
         return []
     model = {"backup": Backup, "restore": RestoreRun, "delete": Backup}.get(lock.kind)
@@ -181,7 +181,7 @@ def _free_orphan_lock() -> list[str]:
         )
     if alive:
         return []
-    running.release(lock.kind, lock.run_id)
+    locking.release(lock.kind, lock.run_id)
     return [f"lock held by finished {lock.kind} {lock.label} released"]
 
 

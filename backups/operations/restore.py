@@ -17,7 +17,7 @@ from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidInput
 from backups.models import Backup, RestoreRun
-from backups.operations import notify, running
+from backups.operations import locking, notify, running
 from backups.operations.backup_steps import (
     safety_backup,
 )
@@ -34,7 +34,7 @@ from backups.operations.plan import (
     restore_stages,
     scope_touches,
 )
-from backups.operations.recovery import rollback_hint
+from backups.operations.recovery import recover_stale_runs, rollback_hint
 from backups.operations.restore_checks import (
     OwnCalls,
     check_backup_is_whole,
@@ -124,7 +124,14 @@ def request_restore(
         )
 
     run = create_claimed(
-        "restore", f"of {backup.name}", actor, RestoreRun, fields, wait=wait, refused=refused
+        "restore",
+        f"of {backup.name}",
+        actor,
+        RestoreRun,
+        fields,
+        wait=wait,
+        refused=refused,
+        recover=recover_stale_runs,
     )
     audit.record(
         actor,
@@ -191,7 +198,7 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
         # Released only once the row is final: an interrupted process (Ctrl-C, SystemExit)
         # leaves its run and the lock to recover_stale_runs, so nothing starts over it.
         if not type(run).objects.filter(pk=run.pk, status__in=type(run).ACTIVE).exists():
-            running.release("restore", run.pk)
+            locking.release("restore", run.pk)
     run.refresh_from_db()
     event = "restore.finished" if run.status == RestoreRun.Status.SUCCEEDED else "restore.failed"
     notify.notify(

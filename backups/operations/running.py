@@ -1,7 +1,6 @@
-"""The machinery every long operation shares: the lock, the heartbeat, progress and cancel.
+"""The machinery every long operation shares: the heartbeat, progress and cancel.
 
-The lock is one database row claimed by a conditional UPDATE, so two web requests, a command
-and a worker cannot both change data, whatever process they run in. A running operation keeps
+The lock is operations/locking.py's. A running operation keeps
 a heartbeat on its row from a background thread; recovery (operations.recover_stale_runs) takes
 a row whose heartbeat stopped for a dead worker.
 """
@@ -18,8 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from backups import progress
-from backups.errors import Busy, Cancelled
-from backups.models import OperationLock
+from backups.errors import Cancelled
 
 # What a long operation is told as it goes: the run row, read back after each update.
 ProgressCallback = Callable[[object], None] | None
@@ -28,66 +26,6 @@ ProgressCallback = Callable[[object], None] | None
 def short_trace() -> str:
     """The end of the current exception's traceback, as kept on a run row's error detail."""
     return "".join(traceback.format_exc(limit=8))[-6000:]
-
-
-def lock_holder() -> OperationLock | None:
-    lock = OperationLock.objects.filter(pk=1).first()
-    return lock if lock and lock.kind else None
-
-
-def try_acquire(kind: str, run_id: int, label: str, actor: str) -> bool:
-    OperationLock.objects.get_or_create(pk=1)
-    claimed = OperationLock.objects.filter(pk=1, kind="").update(
-        kind=kind, run_id=run_id, label=label, actor=actor, acquired_at=timezone.now()
-    )
-    return claimed == 1
-
-
-def busy_error(lock: OperationLock | None) -> Busy:
-    if lock is None:
-        return Busy("Another operation was holding the lock a moment ago; try again.")
-    since = (
-        timezone.localtime(lock.acquired_at).strftime("%Y-%m-%d %H:%M:%S %Z")
-        if lock.acquired_at
-        else "?"
-    )
-    return Busy(
-        f"Another operation is running: {lock.kind} {lock.label} started by {lock.actor} "
-        f"at {since}. Wait for it to finish, or cancel it."
-    )
-
-
-def acquire(
-    kind: str,
-    run_id: int,
-    label: str,
-    actor: str,
-    *,
-    wait: float = 0.0,
-    recover: Callable[[], object] | None = None,
-) -> None:
-    """Claims the lock or raises Busy naming the holder; with ``wait``, polls that long first."""
-    deadline = time.monotonic() + wait
-    recovered = False
-    while True:
-        if try_acquire(kind, run_id, label, actor):
-            return
-        if recover is not None and not recovered:
-            recover()  # a dead holder is released here, once
-            recovered = True
-            continue
-        if time.monotonic() >= deadline:
-            raise busy_error(lock_holder())
-        time.sleep(0.5)
-
-
-def release(kind: str, run_id: int) -> bool:
-    return (
-        OperationLock.objects.filter(pk=1, kind=kind, run_id=run_id).update(
-            kind="", run_id=None, label="", actor="", acquired_at=None
-        )
-        == 1
-    )
 
 
 # How often check() reads the row for a cancel request between phase boundaries.
