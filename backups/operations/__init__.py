@@ -4,7 +4,7 @@ Plain functions: ids and plain arguments in, an optional progress callback, no r
 Celery. The web console (backups/web), the worker (backups/tasks.py) and the command line
 (backups/management/commands) are three doors into these same rooms. Elasticsearch is reached
 only through backups/elastic and the backup storage only through backups/storage; the rows in
-backups/models.py are the truth about every operation.
+backups/models are the truth about every operation.
 
 One module per concern; the import order among them has no circle:
 names, lookup, places, hooks, locking, running -> backup_steps -> recovery -> delete ->
