@@ -83,6 +83,15 @@ class RunRow(models.Model):
     class Meta:
         abstract = True
 
+    def phase_history(self, name: str, now) -> dict:
+        """The fields that record phase ``name`` starting at ``now``; a row keeping no history
+        of its phases records nothing."""
+        return {}
+
+    def figures_of(self, files) -> dict:
+        """The row's own figures for the files copied so far (a storage FileProgress)."""
+        return {}
+
     @property
     def duration(self):
         if not self.started_at:
@@ -186,6 +195,14 @@ class Backup(RunRow):
     def __str__(self) -> str:
         return self.name
 
+    def figures_of(self, files) -> dict:
+        # a backup's figures fill in as it goes (its page's tiles), the end writes them whole
+        return {
+            "file_count": files.files_done,
+            "file_bytes": files.bytes_done,
+            "new_bytes": files.new_bytes,
+        }
+
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
@@ -276,6 +293,14 @@ class RestoreRun(RunRow):
 
     def __str__(self) -> str:
         return f"restore #{self.pk} of {self.backup.name}"
+
+    def phase_history(self, name: str, now) -> dict:
+        stamp = now.isoformat()
+        phases = [dict(p) for p in self.phases]
+        if phases and not phases[-1].get("finished"):
+            phases[-1]["finished"] = stamp
+        phases.append({"name": name, "started": stamp})
+        return {"phases": phases}
 
     @property
     def is_active(self) -> bool:

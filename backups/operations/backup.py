@@ -22,6 +22,7 @@ from backups.operations.backup_steps import (
     finish_set,
     plan_backup_stages,
 )
+from backups.operations.heartbeat import Heartbeat
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup
@@ -125,7 +126,8 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
     actor = Actor(name=backup.actor, source=backup.source)
     audit.record(actor, "backup.run", target=backup.name, outcome=Outcome.STARTED, backup=backup)
     try:
-        with running.Runner(backup, progress) as runner:
+        with Heartbeat(backup) as heartbeat:
+            runner = running.ProgressWriter(backup, progress, heartbeat)
             _perform_backup(backup, runner)
     except Cancelled as exc:
         end_backup(backup, Backup.Status.CANCELLED, str(exc), free_blobs=True)
@@ -184,7 +186,7 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
     return backup
 
 
-def _perform_backup(backup: Backup, runner: running.Runner) -> None:
+def _perform_backup(backup: Backup, runner: running.ProgressWriter) -> None:
     """The pre-command, Alien4Cloud's maintenance mode on, the snapshot and the files (then
     one same moment), maintenance off at once, the post-command; verification and retention
     come after, with Alien4Cloud open again."""

@@ -27,7 +27,7 @@ from backups.progress import Stage
 log = logging.getLogger("backups.operations")
 
 
-def finish_set(backup: Backup, runner: running.Runner) -> None:
+def finish_set(backup: Backup, runner: running.ProgressWriter) -> None:
     """Writes the set's record into the storage, then calls the backup succeeded: a set that
     the storage cannot describe is not one a new machine could restore."""
     runner.phase("record")
@@ -36,7 +36,7 @@ def finish_set(backup: Backup, runner: running.Runner) -> None:
     runner.finish(status=Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
 
 
-def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int] | None:
+def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[int, int] | None:
     """The stages a backup passes through, weighed by the previous backup's figures (the live
     index sizes replace them once listed). With no previous backup of the files, they are
     counted now, before the snapshot, so that its share of the bar is right: the count (files,
@@ -106,7 +106,7 @@ def end_backup(
 
 
 def backup_elasticsearch(
-    backup: Backup, runner: running.Runner, indices: list[str] | None = None
+    backup: Backup, runner: running.ProgressWriter, indices: list[str] | None = None
 ) -> None:
     cluster = elastic.cluster()
     runner.phase("elasticsearch: preparing")
@@ -204,7 +204,7 @@ def previous_manifest(backup: Backup) -> str | None:
 
 
 def backup_files(
-    backup: Backup, runner: running.Runner, counted: tuple[int, int] | None = None
+    backup: Backup, runner: running.ProgressWriter, counted: tuple[int, int] | None = None
 ) -> None:
     root = data_dir()
     if not root.is_dir():
@@ -266,8 +266,8 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
         backup=safety,
         restore=run,
     )
-    sub = running.Runner(safety, on_progress=runner.follow)
-    sub.check = runner.check  # cancelling the restore cancels its safety backup
+    # cancelling the restore cancels its safety backup: they share the restore's heartbeat
+    sub = running.ProgressWriter(safety, on_progress=runner.follow, heartbeat=runner.heartbeat)
     try:
         counted = plan_backup_stages(safety, sub)
         if indices is not None:

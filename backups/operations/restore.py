@@ -21,6 +21,7 @@ from backups.operations import locking, notify, running
 from backups.operations.backup_steps import (
     safety_backup,
 )
+from backups.operations.heartbeat import Heartbeat
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
@@ -174,7 +175,8 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
     )
     window = MaintenanceWindow(run, f"restore #{run.pk} of {run.backup.name}")
     try:
-        with running.Runner(run, progress) as runner:
+        with Heartbeat(run) as heartbeat:
+            runner = running.ProgressWriter(run, progress, heartbeat)
             try:
                 window.open()  # before the safety backup: it and the restore see one moment
                 window.follow(runner)
@@ -217,7 +219,7 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
 
 
 def _after_failed_restore(
-    run: RestoreRun, runner: running.Runner, exc: Exception, actor: Actor
+    run: RestoreRun, runner: running.ProgressWriter, exc: Exception, actor: Actor
 ) -> None:
     cancelled = isinstance(exc, Cancelled)
     detail = getattr(exc, "detail", "") or short_trace()
@@ -286,7 +288,9 @@ def _after_failed_restore(
     )
 
 
-def _perform_restore(run: RestoreRun, runner: running.Runner, window: MaintenanceWindow) -> None:
+def _perform_restore(
+    run: RestoreRun, runner: running.ProgressWriter, window: MaintenanceWindow
+) -> None:
     backup = run.backup
     es_part, files_part = scope_touches(run.scope)
     es_part = es_part and backup.include_elasticsearch
@@ -354,7 +358,7 @@ def _perform_restore(run: RestoreRun, runner: running.Runner, window: Maintenanc
     )
 
 
-def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Runner) -> Plan:
+def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.ProgressWriter) -> Plan:
     """The stored plan, its index half asked of Elasticsearch again (cheap, and what changed
     since the plan was shown decides what the safety backup must hold). The file half is not
     planned again: the restore of the files walks the data dir itself."""
@@ -390,7 +394,7 @@ def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Runn
 def _restore_indices(
     backup: Backup,
     rows: list[IndexStep],
-    runner: running.Runner,
+    runner: running.ProgressWriter,
     rename: tuple[str, str] | None = None,
 ) -> None:
     """Replaces, creates and removes indices as the plan's rows say, and waits for every shard."""
@@ -415,7 +419,7 @@ def _restore_indices(
     cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 
-def _stage_files(run: RestoreRun, runner: running.Runner) -> StagedRestore:
+def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedRestore:
     """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
     runner.phase("files", reset_counters=True)
     try:
@@ -433,13 +437,13 @@ def _stage_files(run: RestoreRun, runner: running.Runner) -> StagedRestore:
         raise damaged(run.backup, [str(exc)]) from exc
 
 
-def _swap_files(run: RestoreRun, runner: running.Runner, staged: StagedRestore) -> None:
+def _swap_files(run: RestoreRun, runner: running.ProgressWriter, staged: StagedRestore) -> None:
     note(run, runner, changed=True)
     result = staged.swap()
     note(run, runner, old_tree=str(result.old_tree) if result.old_tree else "")
 
 
-def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
+def _roll_back(run: RestoreRun, runner: running.ProgressWriter) -> None:
     """Puts back what the restore changed: the kept old tree, then the safety snapshot."""
     run.refresh_from_db()
     state = RestoreState.of(run)
