@@ -16,6 +16,7 @@ from backups.models.runs import (
     RunRow,
     SnapshotLocation,
     Source,
+    TransitionNotAllowed,
 )
 from backups.models.upkeep import NotificationDelivery, Policy, SystemState
 
@@ -34,4 +35,5 @@ __all__ = [
     "SnapshotLocation",
     "Source",
     "SystemState",
+    "TransitionNotAllowed",
 ]

@@ -2,19 +2,22 @@
 
 Backup and RestoreRun hold status, phase, progress counters, heartbeat and errors; pages,
 commands and the audit read them. OperationLock makes "one data-changing operation at a time"
-a database fact. AuditEvent is append-only and hash-chained.
+a database fact. A status moves only through RunRow.transition(), along these tables
+(declared as each model's TRANSITIONS):
 
 Backup status transitions::
 
     pending -> running -> succeeded | failed | cancelled
     pending -> failed | cancelled              (never started: no worker, or cancelled first)
-    succeeded | failed | cancelled -> deleting -> deleted | failed
+    succeeded | failed | cancelled -> deleting -> deleted
+                                   deleting -> the status it had (the deletion failed)
 
 RestoreRun status transitions::
 
     pending -> running -> succeeded
                        -> rolled_back          (a step failed, or cancel: the data was put back)
                        -> failed               (a step failed and the rollback could not finish)
+                       -> cancelled            (cancelled before anything was changed)
                        -> interrupted          (the worker died; the rollback is offered)
     pending -> cancelled | failed
 """
@@ -46,8 +49,18 @@ class A4CMaintenance(models.TextChoices):
     UNAVAILABLE = "unavailable", "not available: ran without it"
 
 
+class TransitionNotAllowed(Exception):
+    """A status move the row's table does not declare: a bug in the code, never a user's."""
+
+
 class RunRow(models.Model):
-    """What every run row (a backup, a restore) reports: phase, counters, heartbeat, error."""
+    """What every run row (a backup, a restore) reports: phase, counters, heartbeat, error.
+
+    Its status moves only through transition(), along the moves its model's TRANSITIONS
+    declares (the state machines at the top of this module); row creation sets the first."""
+
+    # status -> the statuses it may move to
+    TRANSITIONS: dict[str, tuple[str, ...]] = {}
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -82,6 +95,26 @@ class RunRow(models.Model):
 
     class Meta:
         abstract = True
+
+    def transition(self, to: str, *, only_if: dict | None = None, **fields) -> bool:
+        """Moves the row from its status as read to ``to``, writing ``fields`` with it, in one
+        conditional update; whether it won (False: the row had moved meanwhile, or ``only_if``
+        no longer held). A move not in TRANSITIONS raises TransitionNotAllowed."""
+        source = self.status
+        if to not in self.TRANSITIONS.get(source, ()):
+            raise TransitionNotAllowed(
+                f"{type(self).__name__} #{self.pk}: {source} -> {to} is not a move it may make"
+            )
+        won = (
+            type(self)
+            .objects.filter(pk=self.pk, status=source, **(only_if or {}))
+            .update(status=to, **fields)
+        )
+        if won == 1:
+            self.status = to
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return won == 1
 
     def phase_history(self, name: str, now) -> dict:
         """The fields that record phase ``name`` starting at ``now``; a row keeping no history
@@ -126,6 +159,14 @@ class Backup(RunRow):
 
     ACTIVE = (Status.PENDING, Status.RUNNING, Status.DELETING)
     RESTORABLE = (Status.SUCCEEDED,)
+    ENDED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    TRANSITIONS = {
+        Status.PENDING: (Status.RUNNING, Status.FAILED, Status.CANCELLED),
+        Status.RUNNING: ENDED,
+        **dict.fromkeys(ENDED, (Status.DELETING,)),
+        # a deletion that failed puts back the status it had
+        Status.DELETING: (Status.DELETED, *ENDED),
+    }
 
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
@@ -262,6 +303,16 @@ class RestoreRun(RunRow):
         MERGE = "merge", "Only add and overwrite files"
 
     ACTIVE = (Status.PENDING, Status.RUNNING)
+    TRANSITIONS = {
+        Status.PENDING: (Status.RUNNING, Status.CANCELLED, Status.FAILED),
+        Status.RUNNING: (
+            Status.SUCCEEDED,
+            Status.ROLLED_BACK,
+            Status.FAILED,
+            Status.CANCELLED,
+            Status.INTERRUPTED,
+        ),
+    }
 
     backup = models.ForeignKey(Backup, on_delete=models.PROTECT, related_name="restores")
     status = models.CharField(

@@ -18,7 +18,7 @@ from backups.operations.aftercare import after_policy_backup
 from backups.operations.backup_steps import (
     backup_elasticsearch,
     backup_files,
-    end_backup,
+    discard_backup,
     finish_set,
     plan_backup_stages,
 )
@@ -116,10 +116,9 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
     """Runs a pending backup to its end; the row says how it ended. Never raises for its failure."""
     backup = get_backup(backup_id)
     now = timezone.now()
-    started = Backup.objects.filter(pk=backup.pk, status=Backup.Status.PENDING).update(
-        status=Backup.Status.RUNNING, started_at=now, heartbeat_at=now, phase="starting"
-    )
-    if started != 1:
+    if backup.status != Backup.Status.PENDING or not backup.transition(
+        Backup.Status.RUNNING, started_at=now, heartbeat_at=now, phase="starting"
+    ):
         log.info("backup %s is %s, not pending: nothing to run", backup.name, backup.status)
         return backup
     backup.refresh_from_db()
@@ -130,17 +129,16 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
             runner = running.ProgressWriter(backup, progress, heartbeat)
             _perform_backup(backup, runner)
     except Cancelled as exc:
-        end_backup(backup, Backup.Status.CANCELLED, str(exc), free_blobs=True)
+        backup.transition(
+            Backup.Status.CANCELLED, **discard_backup(backup, str(exc), free_blobs=True)
+        )
         audit.record(
             actor, "backup.run", target=backup.name, outcome=Outcome.CANCELLED, backup=backup
         )
     except Exception as exc:
-        end_backup(
-            backup,
-            Backup.Status.FAILED,
-            str(exc),
-            getattr(exc, "detail", "") or short_trace(),
-            free_blobs=True,
+        detail = getattr(exc, "detail", "") or short_trace()
+        backup.transition(
+            Backup.Status.FAILED, **discard_backup(backup, str(exc), detail, free_blobs=True)
         )
         audit.record(
             actor,

@@ -33,7 +33,7 @@ def finish_set(backup: Backup, runner: running.ProgressWriter) -> None:
     runner.phase("record")
     runner.update(finished_at=timezone.now(), set_id=backup.set_id or records.new_set_id())
     records.write_record(backup)
-    runner.finish(status=Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
+    runner.finish(Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
 
 
 def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[int, int] | None:
@@ -64,10 +64,11 @@ def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[
     return counted
 
 
-def end_backup(
-    backup: Backup, status: str, message: str, detail: str = "", *, free_blobs: bool = False
-) -> None:
-    """Records a failed or cancelled backup and removes what it had half written.
+def discard_backup(
+    backup: Backup, message: str, detail: str = "", *, free_blobs: bool = False
+) -> dict:
+    """Removes what a failed or cancelled backup had half written; the fields its row ends
+    with (its status is the caller's transition).
 
     With free_blobs (only while this process holds the lock for it), the blobs it stored that
     no other backup names are removed too: a backup that filled the disk must not leave it
@@ -92,17 +93,16 @@ def end_backup(
             cleanup.append(f"the blobs it stored could not be freed: {exc}")
     if cleanup:
         message = f"{message} Also, {'; '.join(cleanup)}."
-    Backup.objects.filter(pk=backup.pk).update(
-        status=status,
-        finished_at=timezone.now(),
-        error_message=message,
-        error_detail=detail,
-        snapshot_name="",
+    return {
+        "finished_at": timezone.now(),
+        "error_message": message,
+        "error_detail": detail,
+        "snapshot_name": "",
         # the figures shown while it ran: it holds none of it now
-        file_count=0,
-        file_bytes=0,
-        new_bytes=0,
-    )
+        "file_count": 0,
+        "file_bytes": 0,
+        "new_bytes": 0,
+    }
 
 
 def backup_elasticsearch(
@@ -276,12 +276,9 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
             backup_files(safety, sub, counted)
         finish_set(safety, sub)
     except Exception as exc:
-        end_backup(
-            safety,
+        safety.transition(
             Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,
-            str(exc),
-            short_trace(),
-            free_blobs=True,
+            **discard_backup(safety, str(exc), short_trace(), free_blobs=True),
         )
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
     audit.record(

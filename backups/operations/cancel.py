@@ -24,8 +24,8 @@ def cancel(kind: str, run_id: int, actor: Actor) -> object:
         raise InvalidInput("Only a backup or a restore can be cancelled.")
     run = get_backup(run_id) if model is Backup else get_restore(run_id)
     target = run.name if model is Backup else run.backup.name
-    if model.objects.filter(pk=run.pk, status=model.Status.PENDING).update(
-        status=model.Status.CANCELLED,
+    if run.status == model.Status.PENDING and run.transition(
+        model.Status.CANCELLED,
         finished_at=timezone.now(),
         error_message=f"Cancelled by {actor.name}.",
     ):

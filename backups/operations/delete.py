@@ -79,7 +79,8 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
         raise
     previous_status = backup.status
     try:
-        Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.DELETING)
+        if not backup.transition(Backup.Status.DELETING):
+            raise InvalidInput(f"Backup {backup.name} changed meanwhile; try again.")
         foreign = backup.repository and backup.repository != settings.A4C_ES_REPOSITORY
         if foreign:  # an imported archive's read-only repository: only this set is in it
             if elastic.cluster().repository_location(backup.repository) is not None:
@@ -91,12 +92,11 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
         records.forget_record(backup.name)
         store().delete_manifest(backup.name)
         store().discard_partial(backup.name)
-        Backup.objects.filter(pk=backup.pk).update(
-            status=Backup.Status.DELETED, deleted_at=timezone.now()
-        )
+        backup.transition(Backup.Status.DELETED, deleted_at=timezone.now())
         freed = store().collect_garbage() if collect else None
     except BackupError as exc:
-        Backup.objects.filter(pk=backup.pk).update(status=previous_status, error_message=str(exc))
+        if backup.status == Backup.Status.DELETING:
+            backup.transition(previous_status, error_message=str(exc))
         audit.record(
             actor,
             "backup.delete",

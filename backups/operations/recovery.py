@@ -20,7 +20,7 @@ from backups.models import (
     RestoreRun,
 )
 from backups.operations import locking
-from backups.operations.backup_steps import end_backup
+from backups.operations.backup_steps import discard_backup
 from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
 from backups.operations.places import data_dir, store
 from backups.operations.restore_state import RestoreState
@@ -42,10 +42,13 @@ def recover_stale_runs(now=None) -> list[str]:
             f"{backup.phase or 'its start'} (killed or lost); the partial snapshot and manifest "
             "were removed."
         )
-        if Backup.objects.filter(
-            pk=backup.pk, status=Backup.Status.RUNNING, heartbeat_at__lt=stale
-        ).update(status=Backup.Status.FAILED, finished_at=now, error_message=message):
-            end_backup(backup, Backup.Status.FAILED, message)
+        if backup.transition(
+            Backup.Status.FAILED,
+            only_if={"heartbeat_at__lt": stale},
+            finished_at=now,
+            error_message=message,
+        ):
+            Backup.objects.filter(pk=backup.pk).update(**discard_backup(backup, message))
             message = _release_maintenance(backup)
             locking.release("backup", backup.pk)
             audit.record(
@@ -59,9 +62,7 @@ def recover_stale_runs(now=None) -> list[str]:
             notes.append(f"backup {backup.name}: {message}")
     for backup in Backup.objects.filter(status=Backup.Status.PENDING, created_at__lt=never_started):
         message = "No worker started this backup in time; is the Celery worker running?"
-        if Backup.objects.filter(pk=backup.pk, status=Backup.Status.PENDING).update(
-            status=Backup.Status.FAILED, finished_at=now, error_message=message
-        ):
+        if backup.transition(Backup.Status.FAILED, finished_at=now, error_message=message):
             locking.release("backup", backup.pk)
             audit.record(
                 system,
@@ -96,17 +97,19 @@ def recover_stale_runs(now=None) -> list[str]:
             store().discard_staging(data_dir())
         except BackupError as exc:
             message += f" Its staging tree could not be removed: {exc}."
-        if RestoreRun.objects.filter(
-            pk=run.pk, status=RestoreRun.Status.RUNNING, heartbeat_at__lt=stale
-        ).update(
-            status=RestoreRun.Status.INTERRUPTED
+        if run.transition(
+            RestoreRun.Status.INTERRUPTED
             if RestoreState.of(run).changed
             else RestoreRun.Status.FAILED,
+            only_if={"heartbeat_at__lt": stale},
             finished_at=now,
             error_message=message,
         ):
-            if run.safety_backup_id and run.safety_backup.status == Backup.Status.RUNNING:
-                end_backup(run.safety_backup, Backup.Status.FAILED, "Interrupted with its restore.")
+            safety = run.safety_backup
+            if safety is not None and safety.status == Backup.Status.RUNNING:
+                safety.transition(
+                    Backup.Status.FAILED, **discard_backup(safety, "Interrupted with its restore.")
+                )
             # Half-restored data stays closed to Alien4Cloud's users until the operator
             # restores again; a restore that changed nothing opens it again.
             message = _release_maintenance(
@@ -126,8 +129,8 @@ def recover_stale_runs(now=None) -> list[str]:
     for run in RestoreRun.objects.filter(
         status=RestoreRun.Status.PENDING, created_at__lt=never_started
     ):
-        if RestoreRun.objects.filter(pk=run.pk, status=RestoreRun.Status.PENDING).update(
-            status=RestoreRun.Status.FAILED,
+        if run.transition(
+            RestoreRun.Status.FAILED,
             finished_at=now,
             error_message="No worker started this restore in time; nothing was changed.",
         ):

@@ -150,11 +150,8 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
     """Runs a pending restore; a failure after data changed rolls back from the safety backup."""
     run = get_restore(restore_id)
     now = timezone.now()
-    if (
-        RestoreRun.objects.filter(pk=run.pk, status=RestoreRun.Status.PENDING).update(
-            status=RestoreRun.Status.RUNNING, started_at=now, heartbeat_at=now, phase="starting"
-        )
-        != 1
+    if run.status != RestoreRun.Status.PENDING or not run.transition(
+        RestoreRun.Status.RUNNING, started_at=now, heartbeat_at=now, phase="starting"
     ):
         return run
     run.refresh_from_db()
@@ -227,9 +224,7 @@ def _after_failed_restore(
     if not RestoreState.of(run).changed:
         status = RestoreRun.Status.CANCELLED if cancelled else RestoreRun.Status.FAILED
         message = str(exc) + " Nothing had been changed yet."
-        runner.update(
-            status=status, finished_at=timezone.now(), error_message=message, error_detail=detail
-        )
+        runner.end(status, finished_at=timezone.now(), error_message=message, error_detail=detail)
         audit.record(
             actor,
             "restore.run",
@@ -249,8 +244,8 @@ def _after_failed_restore(
             f"{exc} (during {failed_phase}). The automatic rollback failed too: {rollback_exc}. "
             + rollback_hint(run)
         )
-        runner.update(
-            status=RestoreRun.Status.FAILED,
+        runner.end(
+            RestoreRun.Status.FAILED,
             finished_at=timezone.now(),
             error_message=message,
             error_detail=detail + "\n--- rollback ---\n" + short_trace(),
@@ -269,8 +264,8 @@ def _after_failed_restore(
     message = f"{what}. The data was put back as it was before the restore" + (
         f", from safety backup {run.safety_backup.name}." if run.safety_backup else "."
     )
-    runner.update(
-        status=RestoreRun.Status.ROLLED_BACK,
+    runner.end(
+        RestoreRun.Status.ROLLED_BACK,
         rolled_back=True,
         finished_at=timezone.now(),
         error_message=message,
@@ -353,9 +348,7 @@ def _perform_restore(
     if RestoreState.of(run).old_tree:
         store().drop_old_tree(Path(RestoreState.of(run).old_tree))
     runner.cancellable = False
-    runner.update(
-        status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done", percent=100
-    )
+    runner.end(RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done", percent=100)
 
 
 def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.ProgressWriter) -> Plan:

@@ -161,17 +161,19 @@ class ProgressWriter:
         )
 
     # --- the end ----------------------------------------------------------------------
-    def finish(self, **fields) -> None:
+    def end(self, status: str, *, only_if: dict | None = None, **fields) -> bool:
+        """Moves the row to ``status`` (RunRow.transition) with ``fields``; whether it won."""
+        fields.setdefault("heartbeat_at", timezone.now())
+        won = self.run.transition(status, only_if=only_if, **fields)
+        if self.on_progress:
+            self.on_progress(self.run)
+        return won
+
+    def finish(self, status: str, **fields) -> None:
         """Writes the run's successful end, unless a cancel was asked first: then Cancelled.
         One conditional update, so a cancel is either honoured or refused (the run has ended),
         never accepted and ignored."""
         self.check(fresh=True)
-        fields.setdefault("heartbeat_at", timezone.now())
         fields.setdefault("percent", 100)
-        ended = self.model.objects.filter(pk=self.run.pk, cancel_requested=False).update(**fields)
-        if not ended:
+        if not self.end(status, only_if={"cancel_requested": False}, **fields):
             self.heartbeat.refused_to_end()
-        for name, value in fields.items():
-            setattr(self.run, name, value)
-        if self.on_progress:
-            self.on_progress(self.run)
