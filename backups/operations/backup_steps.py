@@ -28,12 +28,12 @@ log = logging.getLogger("backups.operations")
 
 
 def finish_set(backup: Backup, runner: running.ProgressWriter) -> None:
-    """Writes the set's record into the storage, then calls the backup succeeded: a set that
-    the storage cannot describe is not one a new machine could restore."""
+    """Writes the set's record into the storage, the last step before the backup may be
+    called succeeded: a set that the storage cannot describe is not one a new machine could
+    restore."""
     runner.phase("record")
     runner.update(finished_at=timezone.now(), set_id=backup.set_id or records.new_set_id())
     records.write_record(backup)
-    runner.finish(Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
 
 
 def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[int, int] | None:
@@ -275,6 +275,7 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
         if files:
             backup_files(safety, sub, counted)
         finish_set(safety, sub)
+        sub.finish(Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
     except Exception as exc:
         safety.transition(
             Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,

@@ -17,11 +17,10 @@ from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidInput
 from backups.models import Backup, RestoreRun
-from backups.operations import locking, notify, running
+from backups.operations import lifecycle, notify, running
 from backups.operations.backup_steps import (
     safety_backup,
 )
-from backups.operations.heartbeat import Heartbeat
 from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
@@ -148,93 +147,93 @@ def request_restore(
 
 def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRun:
     """Runs a pending restore; a failure after data changed rolls back from the safety backup."""
-    run = get_restore(restore_id)
-    now = timezone.now()
-    if run.status != RestoreRun.Status.PENDING or not run.transition(
-        RestoreRun.Status.RUNNING, started_at=now, heartbeat_at=now, phase="starting"
-    ):
-        return run
-    run.refresh_from_db()
-    actor = Actor(name=run.actor, source=run.source)
-    audit.record(
-        actor,
-        "restore.run",
-        target=run.backup.name,
-        outcome=Outcome.STARTED,
-        backup=run.backup,
-        restore=run,
-    )
-    notify.notify(
-        "restore.started",
-        f"Restore of {run.backup.name} started",
-        f"{run.actor} started restore #{run.pk} of {run.backup.name} ({run.get_scope_display()}).",
-        {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "scope": run.scope},
-    )
-    window = MaintenanceWindow(run, f"restore #{run.pk} of {run.backup.name}")
-    try:
-        with Heartbeat(run) as heartbeat:
-            runner = running.ProgressWriter(run, progress, heartbeat)
-            try:
-                window.open()  # before the safety backup: it and the restore see one moment
-                window.follow(runner)
-                _perform_restore(run, runner, window)
-            except Exception as exc:
-                _after_failed_restore(run, runner, exc, actor)
-            else:
-                audit.record(
-                    actor,
-                    "restore.run",
-                    target=run.backup.name,
-                    outcome=Outcome.SUCCEEDED,
-                    backup=run.backup,
-                    restore=run,
-                    parameters={
-                        "safety_backup": run.safety_backup.name if run.safety_backup else None
-                    },
-                )
-            end_of_restore(run, window)  # whatever the outcome, within the lock
-    finally:
-        # Released only once the row is final: an interrupted process (Ctrl-C, SystemExit)
-        # leaves its run and the lock to recover_stale_runs, so nothing starts over it.
-        if not type(run).objects.filter(pk=run.pk, status__in=type(run).ACTIVE).exists():
-            locking.release("restore", run.pk)
-    run.refresh_from_db()
-    event = "restore.finished" if run.status == RestoreRun.Status.SUCCEEDED else "restore.failed"
-    notify.notify(
-        event,
-        f"Restore of {run.backup.name} {run.get_status_display().lower()}",
-        (run.error_message or f"Restore #{run.pk} of {run.backup.name} by {run.actor} succeeded.")
-        + (f" {run.state['restart']}" if run.state.get("restart") else ""),
-        {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "status": run.status},
-    )
-    if run.status == RestoreRun.Status.SUCCEEDED:
-        try:  # safety backups have their own limit, kept after every good restore
-            prune_safety_backups(actor)
-        except BackupError as exc:
-            log.warning("pruning safety backups after restore #%s failed: %s", run.pk, exc)
-    return run
+    return lifecycle.run(get_restore(restore_id), RestoreKind(), progress)
+
+
+class RestoreKind(lifecycle.Kind):
+    """A restore's steps inside Alien4Cloud's maintenance; its failure rolls back."""
+
+    name = "restore"
+
+    def __init__(self) -> None:
+        self.window: MaintenanceWindow | None = None
+
+    def target(self, run: RestoreRun) -> str:
+        return run.backup.name
+
+    def links(self, run: RestoreRun) -> dict:
+        return {"backup": run.backup, "restore": run}
+
+    def begin(self, run: RestoreRun, runner: running.ProgressWriter) -> None:
+        notify.notify(
+            "restore.started",
+            f"Restore of {run.backup.name} started",
+            f"{run.actor} started restore #{run.pk} of {run.backup.name} "
+            f"({run.get_scope_display()}).",
+            {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "scope": run.scope},
+        )
+        self.window = MaintenanceWindow(run, f"restore #{run.pk} of {run.backup.name}")
+
+    def steps(self, run: RestoreRun, runner: running.ProgressWriter) -> dict:
+        self.window.open()  # before the safety backup: it and the restore see one moment
+        self.window.follow(runner)
+        _perform_restore(run, runner, self.window)
+        return {"safety_backup": run.safety_backup.name if run.safety_backup else None}
+
+    def failed(
+        self, run: RestoreRun, runner: running.ProgressWriter, exc: Exception
+    ) -> lifecycle.Ending:
+        return _after_failed_restore(run, runner, exc)
+
+    def closing(
+        self, run: RestoreRun, runner: running.ProgressWriter, ending: lifecycle.Ending
+    ) -> None:
+        # whatever the outcome, within the lock, and before the row says how it ended
+        end_of_restore(run, self.window, ending.status)
+
+    def notice(self, run: RestoreRun) -> lifecycle.Notice:
+        succeeded = run.status == RestoreRun.Status.SUCCEEDED
+        return lifecycle.Notice(
+            "restore.finished" if succeeded else "restore.failed",
+            f"Restore of {run.backup.name} {run.get_status_display().lower()}",
+            (
+                run.error_message
+                or f"Restore #{run.pk} of {run.backup.name} by {run.actor} succeeded."
+            )
+            + (f" {run.state['restart']}" if run.state.get("restart") else ""),
+            {
+                "restore": run.pk,
+                "backup": run.backup.name,
+                "actor": run.actor,
+                "status": run.status,
+            },
+        )
+
+    def after(self, run: RestoreRun, actor: Actor) -> None:
+        if run.status == RestoreRun.Status.SUCCEEDED:
+            try:  # safety backups have their own limit, kept after every good restore
+                prune_safety_backups(actor)
+            except BackupError as exc:
+                log.warning("pruning safety backups after restore #%s failed: %s", run.pk, exc)
 
 
 def _after_failed_restore(
-    run: RestoreRun, runner: running.ProgressWriter, exc: Exception, actor: Actor
-) -> None:
+    run: RestoreRun, runner: running.ProgressWriter, exc: Exception
+) -> lifecycle.Ending:
+    """A failed restore's ending: failed or cancelled if nothing was changed yet; else the
+    data is put back (the rollback, which nothing cancels) and it ends rolled back, or failed
+    when the rollback failed too."""
     cancelled = isinstance(exc, Cancelled)
     detail = getattr(exc, "detail", "") or short_trace()
     failed_phase = run.phase
     if not RestoreState.of(run).changed:
-        status = RestoreRun.Status.CANCELLED if cancelled else RestoreRun.Status.FAILED
         message = str(exc) + " Nothing had been changed yet."
-        runner.end(status, finished_at=timezone.now(), error_message=message, error_detail=detail)
-        audit.record(
-            actor,
-            "restore.run",
-            target=run.backup.name,
-            restore=run,
-            backup=run.backup,
-            outcome=Outcome.CANCELLED if cancelled else Outcome.FAILED,
+        return lifecycle.Ending(
+            RestoreRun.Status.CANCELLED if cancelled else RestoreRun.Status.FAILED,
+            Outcome.CANCELLED if cancelled else Outcome.FAILED,
+            {"finished_at": timezone.now(), "error_message": message, "error_detail": detail},
             message=message,
         )
-        return
     runner.cancellable = False
     try:
         runner.phase("rolling back")
@@ -244,42 +243,29 @@ def _after_failed_restore(
             f"{exc} (during {failed_phase}). The automatic rollback failed too: {rollback_exc}. "
             + rollback_hint(run)
         )
-        runner.end(
-            RestoreRun.Status.FAILED,
-            finished_at=timezone.now(),
-            error_message=message,
-            error_detail=detail + "\n--- rollback ---\n" + short_trace(),
-        )
-        audit.record(
-            actor,
-            "restore.run",
-            target=run.backup.name,
-            restore=run,
-            backup=run.backup,
-            outcome=Outcome.FAILED,
-            message=message,
-        )
-        return
+        fields = {
+            "finished_at": timezone.now(),
+            "error_message": message,
+            "error_detail": detail + "\n--- rollback ---\n" + short_trace(),
+        }
+        return lifecycle.Ending(RestoreRun.Status.FAILED, Outcome.FAILED, fields, message=message)
     what = "Cancelled" if cancelled else f"Restore failed during {failed_phase}: {exc}"
     message = f"{what}. The data was put back as it was before the restore" + (
         f", from safety backup {run.safety_backup.name}." if run.safety_backup else "."
     )
-    runner.end(
+    fields = {
+        "rolled_back": True,
+        "finished_at": timezone.now(),
+        "error_message": message,
+        "error_detail": detail,
+        "phase": "rolled back",
+    }
+    return lifecycle.Ending(
         RestoreRun.Status.ROLLED_BACK,
-        rolled_back=True,
-        finished_at=timezone.now(),
-        error_message=message,
-        error_detail=detail,
-        phase="rolled back",
-    )
-    audit.record(
-        actor,
-        "restore.rollback",
-        target=run.backup.name,
-        restore=run,
-        backup=run.backup,
-        outcome=Outcome.ROLLED_BACK,
+        Outcome.ROLLED_BACK,
+        fields,
         message=message,
+        action="restore.rollback",
     )
 
 
@@ -347,8 +333,7 @@ def _perform_restore(
     runner.check(fresh=True)
     if RestoreState.of(run).old_tree:
         store().drop_old_tree(Path(RestoreState.of(run).old_tree))
-    runner.cancellable = False
-    runner.end(RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done", percent=100)
+    runner.cancellable = False  # from here it succeeds: the lifecycle writes that, last
 
 
 def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.ProgressWriter) -> Plan:
