@@ -22,7 +22,7 @@ from backups import operations
 from backups.demo import generator as demo
 from backups.errors import Busy
 from backups.models import AuditEvent, Backup, RestoreRun
-from backups.operations import running
+from backups.operations import locking
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,4 +111,4 @@ def test_two_restores_and_a_backup_at_the_same_instant_start_exactly_one(
         if backup.status == Backup.Status.PENDING:
             backup = operations.run_backup(backup.pk)
         assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
-    assert running.lock_holder() is None
+    assert locking.lock_holder() is None

@@ -21,7 +21,7 @@ from backups.elastic import client as elastic
 from backups.elastic.client import Cluster
 from backups.errors import ElasticError
 from backups.models import Backup, RestoreRun
-from backups.operations import running
+from backups.operations import locking
 from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,7 +92,7 @@ def es_switch(settings):
 
 def nothing_running() -> bool:
     return (
-        running.lock_holder() is None
+        locking.lock_holder() is None
         and not Backup.objects.filter(status__in=Backup.ACTIVE).exists()
         and not RestoreRun.objects.filter(status__in=RestoreRun.ACTIVE).exists()
     )

@@ -19,7 +19,7 @@ from fault_support import leftovers, tree
 from backups import operations
 from backups.errors import DamagedBackup, InvalidInput, NotFound
 from backups.models import Backup, RestoreRun
-from backups.operations import running
+from backups.operations import locking
 from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,7 +67,7 @@ def nothing_made(before_backups: int) -> bool:
     return (
         Backup.objects.count() == before_backups
         and not RestoreRun.objects.exists()
-        and running.lock_holder() is None
+        and locking.lock_holder() is None
     )
 
 
@@ -172,7 +172,7 @@ def test_a_manifest_entry_pointing_outside_the_data_dir_is_refused_before_any_ch
     assert outside is None or not outside.exists()
     assert installed.state() == es_before
     assert tree(installed.data_dir) == files_before
-    assert not RestoreRun.objects.exists() and running.lock_holder() is None
+    assert not RestoreRun.objects.exists() and locking.lock_holder() is None
 
 
 def test_a_symlink_to_etc_in_the_data_dir_is_kept_as_a_link_and_never_followed(

@@ -20,7 +20,7 @@ from fault_support import leftovers, tree, wait_for
 from backups import operations, tasks
 from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun
-from backups.operations import running
+from backups.operations import locking
 from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,7 +70,7 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
     assert (backup.finished_at - killed_at).total_seconds() < 60, "recovered within a minute"
     assert backup.status == Backup.Status.FAILED
     assert "stopped answering during files" in backup.error_message
-    assert running.lock_holder() is None
+    assert locking.lock_holder() is None
     assert "killed-copying" not in store.manifests.names()
     assert not (store.tmp / "killed-copying").exists()
     assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "killed-copying") is None
@@ -123,7 +123,7 @@ def test_a_restore_killed_while_copying_files_has_changed_nothing_and_leaves_no_
     assert "Nothing had been changed yet" in run.error_message
     assert run.safety_backup is None
     assert any(f"restore #{run.pk}" in note for note in notes)
-    assert running.lock_holder() is None
+    assert locking.lock_holder() is None
     assert leftovers(a4c.data_dir) == [], "the half-built staging tree is removed"
     assert tree(a4c.data_dir) == files_before
     assert a4c.state() == es_before

@@ -18,7 +18,7 @@ import backups.storage.backup
 from backups import operations
 from backups.errors import BackupError
 from backups.models import Backup, RestoreRun
-from backups.operations import running
+from backups.operations import locking
 from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,7 +52,7 @@ def small_storage(settings, tmp_path, monkeypatch):
 
 def nothing_running() -> bool:
     return (
-        running.lock_holder() is None
+        locking.lock_holder() is None
         and not Backup.objects.filter(status__in=Backup.ACTIVE).exists()
         and not RestoreRun.objects.filter(status__in=RestoreRun.ACTIVE).exists()
     )

@@ -12,7 +12,7 @@ from backups import operations
 from backups.doctor import checks as health
 from backups.elastic import client as elastic
 from backups.models import Backup
-from backups.operations import running
+from backups.operations import locking
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,7 +161,7 @@ def test_a_lock_whose_run_stopped_beating_is_a_warning(one_file_install, cli_act
     check = by_name(health.run_checks(worker_timeout=0.2))["Operation lock"]
 
     assert check.level == "warning" and "seems gone" in check.summary
-    running.release("backup", backup.pk)
+    locking.release("backup", backup.pk)
 
 
 def test_a_last_backup_older_than_the_limit_is_a_warning(one_file_install, settings):

@@ -131,3 +131,50 @@ def test_outside_backups_storage_only_its_package_is_imported():
             if module.startswith("backups.storage."):
                 strays.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert not strays, "import backups.storage instead:\n" + "\n".join(strays)
+
+
+# Where a run's status may be written: the rows' transition() and the lifecycle that calls it.
+STATUS_WRITERS = {"backups.models.runs", "backups.operations.lifecycle"}
+
+
+def status_writes(tree: ast.AST) -> list[int]:
+    """Lines that write a status: ``status=`` given to an update (a queryset's, a writer's),
+    ``something.status = ...`` and setattr(..., "status", ...). Creating a row is no write."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name in ("update", "update_or_create", "bulk_update") and any(
+                k.arg == "status" for k in node.keywords
+            ):
+                lines.append(node.lineno)
+            if name == "setattr" and any(
+                isinstance(a, ast.Constant) and a.value == "status" for a in node.args
+            ):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Attribute) and t.attr == "status" for t in targets):
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_a_status_is_written_only_by_a_transition():
+    offences = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for name, path in modules().items()
+        if name.startswith("backups") and name not in STATUS_WRITERS
+        for line in status_writes(ast.parse(path.read_text()))
+    ]
+    assert not offences, "a status written outside RunRow.transition():\n" + "\n".join(offences)
+
+
+def test_the_status_rule_sees_the_writes_it_forbids():
+    source = (
+        "Backup.objects.filter(pk=1).update(status='failed')\n"
+        "runner.update(status='succeeded', phase='done')\n"
+        "run.status = 'cancelled'\n"
+        "setattr(run, 'status', 'failed')\n"
+        "Backup.objects.create(name='x', status='running')\n"  # a new row: allowed
+    )
+    assert status_writes(ast.parse(source)) == [1, 2, 3, 4]

@@ -18,7 +18,7 @@ from backups import operations, tasks
 from backups.alien4cloud import client as alien4cloud
 from backups.demo import generator as demo
 from backups.models import A4CMaintenance, AuditEvent, Backup, RestoreRun
-from backups.operations import running
+from backups.operations import locking
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +63,7 @@ def finished(model, pk, timeout=180.0):
     """The run, once it is over: its row final and the lock (held to the very end) free."""
     return wait_for(
         lambda: (
-            running.lock_holder() is None
+            locking.lock_holder() is None
             and model.objects.filter(pk=pk).exclude(status__in=model.ACTIVE).first()
         ),
         timeout=timeout,

@@ -72,7 +72,7 @@ def test_the_step_names_the_stage_and_how_many_there_are():
 @pytest.mark.django_db
 def test_the_runner_writes_a_figure_that_goes_on_from_stage_to_stage():
     backup = Backup.objects.create(name="weighed", actor="t", status=Backup.Status.RUNNING)
-    runner = running.Runner(backup)
+    runner = running.ProgressWriter(backup)
     seen = []
 
     runner.plan_stages([Stage("elasticsearch", 100), Stage("files", 100)])
@@ -94,7 +94,7 @@ def test_the_runner_writes_a_figure_that_goes_on_from_stage_to_stage():
 @pytest.mark.django_db
 def test_a_stage_weighed_late_takes_the_total_its_files_report():
     backup = Backup.objects.create(name="late", actor="t", status=Backup.Status.RUNNING)
-    runner = running.Runner(backup)
+    runner = running.ProgressWriter(backup)
     runner.plan_stages([Stage("elasticsearch", 300), Stage("files", None)])
     runner.phase("files", reset_counters=True)
 

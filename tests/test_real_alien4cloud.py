@@ -28,7 +28,7 @@ from backups.doctor.checks import run_checks
 from backups.elastic import client as elastic
 from backups.errors import Alien4CloudSignInError
 from backups.models import A4CMaintenance, Backup, RestoreRun
-from backups.operations import running
+from backups.operations import locking
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,7 +209,7 @@ def test_a_worker_killed_mid_restore_leaves_alien4cloud_startable_and_restorable
     assert run.status == RestoreRun.Status.INTERRUPTED
     assert "Every shard it had begun restoring has finished recovering" in run.error_message
     assert run.a4c_maintenance == A4CMaintenance.STUCK, "half-restored: users stay out"
-    assert running.lock_holder() is None
+    assert locking.lock_holder() is None
     tool.restart()  # what an operator does next: it starts
     assert server.health().up
     kept = server.maintenance()  # the session it had was forgotten: it signs in again

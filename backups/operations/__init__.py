@@ -4,12 +4,15 @@ Plain functions: ids and plain arguments in, an optional progress callback, no r
 Celery. The web console (backups/web), the worker (backups/tasks.py) and the command line
 (backups/management/commands) are three doors into these same rooms. Elasticsearch is reached
 only through backups/elastic and the backup storage only through backups/storage; the rows in
-backups/models.py are the truth about every operation.
+backups/models are the truth about every operation.
+
+Every run (backup, restore) goes through one lifecycle (lifecycle.py): claimed, audited,
+ended by RunRow.transition(), its lock released, people told; a kind of run writes its steps.
 
 One module per concern; the import order among them has no circle:
-names, lookup, places, hooks, running -> backup_steps -> recovery -> locking -> delete ->
-retention -> aftercare -> backup -> schedules; restore and plan beside backup; verify, cancel,
-dispatch and notifications on their own.
+names, lookup, places, hooks, locking, heartbeat -> running -> lifecycle, backup_steps ->
+recovery -> delete -> retention -> aftercare -> backup -> schedules; restore and plan beside
+backup; verify, cancel, dispatch and notifications on their own.
 """
 
 from backups.operations.archives import export_backup, import_archive, prepare_export

@@ -7,18 +7,17 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import IntegrityError as DbIntegrityError
-from django.utils import timezone
 
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, Cancelled, InvalidInput
 from backups.models import Backup
-from backups.operations import notify, records, running
+from backups.operations import lifecycle, records, running
 from backups.operations.aftercare import after_policy_backup
 from backups.operations.backup_steps import (
     backup_elasticsearch,
     backup_files,
-    end_backup,
+    discard_backup,
     finish_set,
     plan_backup_stages,
 )
@@ -27,7 +26,8 @@ from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import MaintenanceWindow
 from backups.operations.names import default_backup_name, index_name_problem, validate_backup_name
-from backups.operations.running import ProgressCallback, short_trace
+from backups.operations.recovery import recover_stale_runs
+from backups.operations.running import ProgressCallback
 
 log = logging.getLogger("backups.operations")
 
@@ -81,7 +81,16 @@ def request_backup(
         )
 
     try:
-        backup = create_claimed("backup", name, actor, Backup, fields, wait=wait, refused=refused)
+        backup = create_claimed(
+            "backup",
+            name,
+            actor,
+            Backup,
+            fields,
+            wait=wait,
+            refused=refused,
+            recover=recover_stale_runs,
+        )
     except DbIntegrityError:
         raise InvalidInput(
             f"A backup named {name!r} exists already; choose another name."
@@ -103,78 +112,57 @@ def request_backup(
 
 def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
     """Runs a pending backup to its end; the row says how it ended. Never raises for its failure."""
-    backup = get_backup(backup_id)
-    now = timezone.now()
-    started = Backup.objects.filter(pk=backup.pk, status=Backup.Status.PENDING).update(
-        status=Backup.Status.RUNNING, started_at=now, heartbeat_at=now, phase="starting"
-    )
-    if started != 1:
-        log.info("backup %s is %s, not pending: nothing to run", backup.name, backup.status)
-        return backup
-    backup.refresh_from_db()
-    actor = Actor(name=backup.actor, source=backup.source)
-    audit.record(actor, "backup.run", target=backup.name, outcome=Outcome.STARTED, backup=backup)
-    try:
-        with running.Runner(backup, progress) as runner:
-            _perform_backup(backup, runner)
-    except Cancelled as exc:
-        end_backup(backup, Backup.Status.CANCELLED, str(exc), free_blobs=True)
-        audit.record(
-            actor, "backup.run", target=backup.name, outcome=Outcome.CANCELLED, backup=backup
-        )
-    except Exception as exc:
-        end_backup(
-            backup,
-            Backup.Status.FAILED,
-            str(exc),
-            getattr(exc, "detail", "") or short_trace(),
-            free_blobs=True,
-        )
-        audit.record(
-            actor,
-            "backup.run",
-            target=backup.name,
-            outcome=Outcome.FAILED,
-            message=str(exc),
-            backup=backup,
-        )
-    else:
-        audit.record(
-            actor,
-            "backup.run",
-            target=backup.name,
-            outcome=Outcome.SUCCEEDED,
-            backup=backup,
-            parameters={
-                "indices": backup.index_count,
-                "documents": backup.document_count,
-                "files": backup.file_count,
-                "bytes": backup.file_bytes,
-                "new_bytes": backup.new_bytes,
-            },
-        )
-    finally:
-        # Released only once the row is final: an interrupted process (Ctrl-C, SystemExit)
-        # leaves its run and the lock to recover_stale_runs, so nothing starts over it.
-        if not type(backup).objects.filter(pk=backup.pk, status__in=type(backup).ACTIVE).exists():
-            running.release("backup", backup.pk)
-    backup.refresh_from_db()
-    if backup.status == Backup.Status.FAILED:
-        notify.notify(
+    return lifecycle.run(get_backup(backup_id), BackupRun(), progress)
+
+
+class BackupRun(lifecycle.Kind):
+    """A backup's steps, and what a backup does differently around them."""
+
+    name = "backup"
+
+    def target(self, backup: Backup) -> str:
+        return backup.name
+
+    def links(self, backup: Backup) -> dict:
+        return {"backup": backup}
+
+    def steps(self, backup: Backup, runner: running.ProgressWriter) -> dict:
+        _perform_backup(backup, runner)
+        return {
+            "indices": backup.index_count,
+            "documents": backup.document_count,
+            "files": backup.file_count,
+            "bytes": backup.file_bytes,
+            "new_bytes": backup.new_bytes,
+        }
+
+    def failed(
+        self, backup: Backup, runner: running.ProgressWriter, exc: Exception
+    ) -> lifecycle.Ending:
+        ending = super().failed(backup, runner, exc)
+        detail = "" if isinstance(exc, Cancelled) else ending.fields["error_detail"]
+        ending.fields = discard_backup(backup, str(exc), detail, free_blobs=True)
+        return ending
+
+    def notice(self, backup: Backup) -> lifecycle.Notice | None:
+        if backup.status != Backup.Status.FAILED:
+            return None
+        return lifecycle.Notice(
             "backup.failed",
             f"Backup {backup.name} failed",
             backup.error_message,
             {"backup": backup.name, "trigger": backup.trigger, "actor": backup.actor},
         )
-    if backup.policy_id:
-        try:
-            after_policy_backup(backup.pk)
-        except BackupError as exc:  # retention trouble never turns a good backup into a bad one
-            log.warning("retention after %s failed: %s", backup.name, exc)
-    return backup
+
+    def after(self, backup: Backup, actor: Actor) -> None:
+        if backup.policy_id:
+            try:
+                after_policy_backup(backup.pk)
+            except BackupError as exc:  # retention trouble never turns a good backup bad
+                log.warning("retention after %s failed: %s", backup.name, exc)
 
 
-def _perform_backup(backup: Backup, runner: running.Runner) -> None:
+def _perform_backup(backup: Backup, runner: running.ProgressWriter) -> None:
     """The pre-command, Alien4Cloud's maintenance mode on, the snapshot and the files (then
     one same moment), maintenance off at once, the post-command; verification and retention
     come after, with Alien4Cloud open again."""

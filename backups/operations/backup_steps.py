@@ -27,16 +27,16 @@ from backups.progress import Stage
 log = logging.getLogger("backups.operations")
 
 
-def finish_set(backup: Backup, runner: running.Runner) -> None:
-    """Writes the set's record into the storage, then calls the backup succeeded: a set that
-    the storage cannot describe is not one a new machine could restore."""
+def finish_set(backup: Backup, runner: running.ProgressWriter) -> None:
+    """Writes the set's record into the storage, the last step before the backup may be
+    called succeeded: a set that the storage cannot describe is not one a new machine could
+    restore."""
     runner.phase("record")
     runner.update(finished_at=timezone.now(), set_id=backup.set_id or records.new_set_id())
     records.write_record(backup)
-    runner.finish(status=Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
 
 
-def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int] | None:
+def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[int, int] | None:
     """The stages a backup passes through, weighed by the previous backup's figures (the live
     index sizes replace them once listed). With no previous backup of the files, they are
     counted now, before the snapshot, so that its share of the bar is right: the count (files,
@@ -64,10 +64,11 @@ def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int
     return counted
 
 
-def end_backup(
-    backup: Backup, status: str, message: str, detail: str = "", *, free_blobs: bool = False
-) -> None:
-    """Records a failed or cancelled backup and removes what it had half written.
+def discard_backup(
+    backup: Backup, message: str, detail: str = "", *, free_blobs: bool = False
+) -> dict:
+    """Removes what a failed or cancelled backup had half written; the fields its row ends
+    with (its status is the caller's transition).
 
     With free_blobs (only while this process holds the lock for it), the blobs it stored that
     no other backup names are removed too: a backup that filled the disk must not leave it
@@ -92,21 +93,20 @@ def end_backup(
             cleanup.append(f"the blobs it stored could not be freed: {exc}")
     if cleanup:
         message = f"{message} Also, {'; '.join(cleanup)}."
-    Backup.objects.filter(pk=backup.pk).update(
-        status=status,
-        finished_at=timezone.now(),
-        error_message=message,
-        error_detail=detail,
-        snapshot_name="",
+    return {
+        "finished_at": timezone.now(),
+        "error_message": message,
+        "error_detail": detail,
+        "snapshot_name": "",
         # the figures shown while it ran: it holds none of it now
-        file_count=0,
-        file_bytes=0,
-        new_bytes=0,
-    )
+        "file_count": 0,
+        "file_bytes": 0,
+        "new_bytes": 0,
+    }
 
 
 def backup_elasticsearch(
-    backup: Backup, runner: running.Runner, indices: list[str] | None = None
+    backup: Backup, runner: running.ProgressWriter, indices: list[str] | None = None
 ) -> None:
     cluster = elastic.cluster()
     runner.phase("elasticsearch: preparing")
@@ -193,7 +193,7 @@ def previous_manifest(backup: Backup) -> str | None:
 
 
 def backup_files(
-    backup: Backup, runner: running.Runner, counted: tuple[int, int] | None = None
+    backup: Backup, runner: running.ProgressWriter, counted: tuple[int, int] | None = None
 ) -> None:
     root = data_dir()
     if not root.is_dir():
@@ -255,8 +255,8 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
         backup=safety,
         restore=run,
     )
-    sub = running.Runner(safety, on_progress=runner.follow)
-    sub.check = runner.check  # cancelling the restore cancels its safety backup
+    # cancelling the restore cancels its safety backup: they share the restore's heartbeat
+    sub = running.ProgressWriter(safety, on_progress=runner.follow, heartbeat=runner.heartbeat)
     try:
         counted = plan_backup_stages(safety, sub)
         if indices is not None:
@@ -264,13 +264,11 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
         if files:
             backup_files(safety, sub, counted)
         finish_set(safety, sub)
+        sub.finish(Backup.Status.SUCCEEDED, phase="done")  # a cancel asked wins
     except Exception as exc:
-        end_backup(
-            safety,
+        safety.transition(
             Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,
-            str(exc),
-            short_trace(),
-            free_blobs=True,
+            **discard_backup(safety, str(exc), short_trace(), free_blobs=True),
         )
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
     audit.record(

@@ -13,7 +13,7 @@ from backups.models import (
     Backup,
     RestoreRun,
 )
-from backups.operations import running
+from backups.operations import locking
 from backups.operations.lookup import get_backup, get_restore
 
 
@@ -24,12 +24,12 @@ def cancel(kind: str, run_id: int, actor: Actor) -> object:
         raise InvalidInput("Only a backup or a restore can be cancelled.")
     run = get_backup(run_id) if model is Backup else get_restore(run_id)
     target = run.name if model is Backup else run.backup.name
-    if model.objects.filter(pk=run.pk, status=model.Status.PENDING).update(
-        status=model.Status.CANCELLED,
+    if run.status == model.Status.PENDING and run.transition(
+        model.Status.CANCELLED,
         finished_at=timezone.now(),
         error_message=f"Cancelled by {actor.name}.",
     ):
-        running.release(kind, run.pk)
+        locking.release(kind, run.pk)
     elif not model.objects.filter(pk=run.pk, status=model.Status.RUNNING).update(
         cancel_requested=True
     ):

@@ -24,10 +24,10 @@ from backups.errors import (
 from backups.models import (
     Backup,
 )
-from backups.operations import records, running
-from backups.operations.locking import claim
+from backups.operations import locking, records
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
+from backups.operations.recovery import recover_stale_runs
 
 DELETE_PERMISSION = "backups.delete_backup"
 
@@ -66,7 +66,7 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
     if backup.status in (Backup.Status.DELETED, Backup.Status.DELETING):
         raise InvalidInput(f"Backup {backup.name} is already {backup.status}.")
     try:
-        claim("delete", backup, backup.name, actor, 0)
+        locking.acquire("delete", backup.pk, backup.name, actor.name, recover=recover_stale_runs)
     except Busy as busy:
         audit.record(
             actor,
@@ -79,7 +79,8 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
         raise
     previous_status = backup.status
     try:
-        Backup.objects.filter(pk=backup.pk).update(status=Backup.Status.DELETING)
+        if not backup.transition(Backup.Status.DELETING):
+            raise InvalidInput(f"Backup {backup.name} changed meanwhile; try again.")
         foreign = backup.repository and backup.repository != settings.A4C_ES_REPOSITORY
         if foreign:  # an imported archive's read-only repository: only this set is in it
             if elastic.cluster().repository_location(backup.repository) is not None:
@@ -91,12 +92,11 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
         records.forget_record(backup.name)
         store().manifests.delete(backup.name)
         store().discard_partial(backup.name)
-        Backup.objects.filter(pk=backup.pk).update(
-            status=Backup.Status.DELETED, deleted_at=timezone.now()
-        )
+        backup.transition(Backup.Status.DELETED, deleted_at=timezone.now())
         freed = store().collect_garbage() if collect else None
     except BackupError as exc:
-        Backup.objects.filter(pk=backup.pk).update(status=previous_status, error_message=str(exc))
+        if backup.status == Backup.Status.DELETING:
+            backup.transition(previous_status, error_message=str(exc))
         audit.record(
             actor,
             "backup.delete",
@@ -107,7 +107,7 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
         )
         raise
     finally:
-        running.release("delete", backup.pk)
+        locking.release("delete", backup.pk)
     audit.record(
         actor,
         "backup.delete",

@@ -370,8 +370,9 @@ def current_state() -> str:
 # --- after a restore ------------------------------------------------------------------------
 
 
-def end_of_restore(run: RestoreRun, window: MaintenanceWindow) -> None:
-    """Maintenance off, Alien4Cloud's saved state as before the restore, the restart advice.
+def end_of_restore(run: RestoreRun, window: MaintenanceWindow, outcome: str) -> None:
+    """Maintenance off, Alien4Cloud's saved state as before the restore, the restart advice;
+    ``outcome`` is the status the run is about to end with (its row says it once this is done).
 
     A restored maintenance index holds what was saved when its backup was taken: "on" for a
     backup taken under maintenance, which a restarted Alien4Cloud would read back and stay
@@ -379,13 +380,13 @@ def end_of_restore(run: RestoreRun, window: MaintenanceWindow) -> None:
     """
     run.refresh_from_db()
     state = RestoreState.of(run)
-    if state.changed and run.status not in (
+    if state.changed and outcome not in (
         RestoreRun.Status.SUCCEEDED,
         RestoreRun.Status.ROLLED_BACK,
     ):
         _keep_locked(run, window, state)
         return
-    window.close(run.get_status_display().lower())
+    window.close(RestoreRun.Status(outcome).label.lower())
     if not state.changed:
         return
     notes = []

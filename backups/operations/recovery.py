@@ -1,6 +1,8 @@
 """Ending honestly the runs whose worker died, and freeing a lock nobody holds any more.
 
-Called by the beat schedule, when a worker starts, and before giving up on a held lock."""
+Called by the beat schedule, when a worker starts, and before giving up on a held lock. One
+loop over the kinds of run: each kind says only what its dead runs leave behind (DeadRuns);
+the end is the lifecycle's pieces: RunRow.transition(), the lock released, the audit."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from backups.models import (
     Backup,
     RestoreRun,
 )
-from backups.operations import running
-from backups.operations.backup_steps import end_backup
+from backups.operations import locking
+from backups.operations.backup_steps import discard_backup
 from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
 from backups.operations.places import working_tree
 from backups.operations.restore_state import RestoreState
@@ -29,62 +31,80 @@ from backups.operations.restore_state import RestoreState
 RECOVERY_WAIT_SECONDS = 300.0
 
 
-def recover_stale_runs(now=None) -> list[str]:
-    """Finds runs whose worker died and ends them honestly; frees a lock nobody holds."""
-    now = now or timezone.now()
-    stale = now - timezone.timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS)
-    never_started = now - timezone.timedelta(seconds=settings.A4C_PENDING_TIMEOUT_SECONDS)
-    system = Actor.system("recovery")
-    notes = []
-    for backup in Backup.objects.filter(status=Backup.Status.RUNNING, heartbeat_at__lt=stale):
+class DeadRuns:
+    """What one kind of run leaves behind when its worker dies, or when none starts it."""
+
+    kind = ""  # the lock's kind, and the audit's "<kind>.recover"
+    model = Backup
+    unstarted = ""  # the message of a run no worker started in time
+    audit_unstarted = True
+
+    def target(self, row) -> str:
+        return row.name
+
+    def links(self, row) -> dict:
+        return {"backup": row}
+
+    def named(self, row) -> str:
+        return f"{self.kind} {row.name}"
+
+    def examine(self, row) -> tuple[str, str, str]:
+        """Before the claim: what is put right at once; the status and message it ends with,
+        and why Alien4Cloud's maintenance stays on (empty: it is ended)."""
+        raise NotImplementedError
+
+    def clean_up(self, row, message: str, keep: str) -> str:
+        """Once the dead run is ours: what it left behind removed; its final message."""
+        return _release_maintenance(row, keep)
+
+    def unstarted_note(self, row, message: str) -> str:
+        return message
+
+
+class DeadBackups(DeadRuns):
+    kind = "backup"
+    model = Backup
+    unstarted = "No worker started this backup in time; is the Celery worker running?"
+
+    def examine(self, backup: Backup) -> tuple[str, str, str]:
         message = (
             "The worker running this backup stopped answering during "
-            f"{backup.phase or 'its start'} (killed or lost); the partial snapshot and manifest "
-            "were removed."
+            f"{backup.phase or 'its start'} (killed or lost); the partial snapshot and "
+            "manifest were removed."
         )
-        if Backup.objects.filter(
-            pk=backup.pk, status=Backup.Status.RUNNING, heartbeat_at__lt=stale
-        ).update(status=Backup.Status.FAILED, finished_at=now, error_message=message):
-            end_backup(backup, Backup.Status.FAILED, message)
-            message = _release_maintenance(backup)
-            running.release("backup", backup.pk)
-            audit.record(
-                system,
-                "backup.recover",
-                target=backup.name,
-                outcome=Outcome.FAILED,
-                message=message,
-                backup=backup,
-            )
-            notes.append(f"backup {backup.name}: {message}")
-    for backup in Backup.objects.filter(status=Backup.Status.PENDING, created_at__lt=never_started):
-        message = "No worker started this backup in time; is the Celery worker running?"
-        if Backup.objects.filter(pk=backup.pk, status=Backup.Status.PENDING).update(
-            status=Backup.Status.FAILED, finished_at=now, error_message=message
-        ):
-            running.release("backup", backup.pk)
-            audit.record(
-                system,
-                "backup.recover",
-                target=backup.name,
-                outcome=Outcome.FAILED,
-                message=message,
-                backup=backup,
-            )
-            notes.append(f"backup {backup.name}: {message}")
-    for run in RestoreRun.objects.select_related("backup", "safety_backup").filter(
-        status=RestoreRun.Status.RUNNING, heartbeat_at__lt=stale
-    ):
+        return Backup.Status.FAILED, message, ""
+
+    def clean_up(self, backup: Backup, message: str, keep: str) -> str:
+        Backup.objects.filter(pk=backup.pk).update(**discard_backup(backup, message))
+        return _release_maintenance(backup, keep)
+
+
+class DeadRestores(DeadRuns):
+    kind = "restore"
+    model = RestoreRun
+    unstarted = "No worker started this restore in time; nothing was changed."
+    audit_unstarted = False  # nothing was done, and the request's audit says who asked
+
+    def target(self, run: RestoreRun) -> str:
+        return run.backup.name
+
+    def links(self, run: RestoreRun) -> dict:
+        return {"restore": run, "backup": run.backup}
+
+    def named(self, run: RestoreRun) -> str:
+        return f"restore #{run.pk}"
+
+    def unstarted_note(self, run: RestoreRun, message: str) -> str:
+        return "never started"
+
+    def examine(self, run: RestoreRun) -> tuple[str, str, str]:
+        changed = RestoreState.of(run).changed
         message = (
             f"The worker running this restore stopped answering during {run.phase or 'its start'}. "
-            + (
-                rollback_hint(run)
-                if RestoreState.of(run).changed
-                else "Nothing had been changed yet."
-            )
+            + (rollback_hint(run) if changed else "Nothing had been changed yet.")
         )
         shards_back = True
-        if RestoreState.of(run).changed:
+        if changed:
             shards_back, said = _await_restored_shards(run)
             message += said
         if RestoreState.of(run).old_tree:
@@ -96,45 +116,62 @@ def recover_stale_runs(now=None) -> list[str]:
             working_tree().discard_staging()
         except BackupError as exc:
             message += f" Its staging tree could not be removed: {exc}."
-        if RestoreRun.objects.filter(
-            pk=run.pk, status=RestoreRun.Status.RUNNING, heartbeat_at__lt=stale
-        ).update(
-            status=RestoreRun.Status.INTERRUPTED
-            if RestoreState.of(run).changed
-            else RestoreRun.Status.FAILED,
-            finished_at=now,
-            error_message=message,
-        ):
-            if run.safety_backup_id and run.safety_backup.status == Backup.Status.RUNNING:
-                end_backup(run.safety_backup, Backup.Status.FAILED, "Interrupted with its restore.")
-            # Half-restored data stays closed to Alien4Cloud's users until the operator
-            # restores again; a restore that changed nothing opens it again.
-            message = _release_maintenance(
-                run, keep=UNSAFE if RestoreState.of(run).changed or not shards_back else ""
+        status = RestoreRun.Status.INTERRUPTED if changed else RestoreRun.Status.FAILED
+        # Half-restored data stays closed to Alien4Cloud's users until the operator
+        # restores again; a restore that changed nothing opens it again.
+        return status, message, UNSAFE if changed or not shards_back else ""
+
+    def clean_up(self, run: RestoreRun, message: str, keep: str) -> str:
+        safety = run.safety_backup
+        if safety is not None and safety.status == Backup.Status.RUNNING:
+            safety.transition(
+                Backup.Status.FAILED, **discard_backup(safety, "Interrupted with its restore.")
             )
-            running.release("restore", run.pk)
-            audit.record(
-                system,
-                "restore.recover",
-                target=run.backup.name,
-                outcome=Outcome.FAILED,
-                message=message,
-                restore=run,
-                backup=run.backup,
-            )
-            notes.append(f"restore #{run.pk}: {message}")
-    for run in RestoreRun.objects.filter(
-        status=RestoreRun.Status.PENDING, created_at__lt=never_started
-    ):
-        if RestoreRun.objects.filter(pk=run.pk, status=RestoreRun.Status.PENDING).update(
-            status=RestoreRun.Status.FAILED,
-            finished_at=now,
-            error_message="No worker started this restore in time; nothing was changed.",
-        ):
-            running.release("restore", run.pk)
-            notes.append(f"restore #{run.pk}: never started")
+        return _release_maintenance(run, keep)
+
+
+KINDS = (DeadBackups, DeadRestores)
+
+
+def recover_stale_runs(now=None) -> list[str]:
+    """Finds runs whose worker died and ends them honestly; frees a lock nobody holds."""
+    now = now or timezone.now()
+    stale = now - timezone.timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS)
+    never_started = now - timezone.timedelta(seconds=settings.A4C_PENDING_TIMEOUT_SECONDS)
+    notes = []
+    for dead in (kind() for kind in KINDS):
+        model = dead.model
+        for row in model.objects.filter(status=model.Status.RUNNING, heartbeat_at__lt=stale):
+            status, message, keep = dead.examine(row)
+            if _claim(row, status, message, now, {"heartbeat_at__lt": stale}):
+                message = dead.clean_up(row, message, keep)
+                notes.append(_ended(dead, row, message, audited=True))
+        for row in model.objects.filter(status=model.Status.PENDING, created_at__lt=never_started):
+            if _claim(row, model.Status.FAILED, dead.unstarted, now, None):
+                notes.append(_ended(dead, row, dead.unstarted, audited=dead.audit_unstarted))
     notes.extend(_free_orphan_lock())
     return notes
+
+
+def _claim(row, status: str, message: str, now, only_if: dict | None) -> bool:
+    """The dead run made recovery's by its transition (False: it moved meanwhile)."""
+    return row.transition(status, only_if=only_if, finished_at=now, error_message=message)
+
+
+def _ended(dead: DeadRuns, row, message: str, *, audited: bool) -> str:
+    """The lock of a run recovery ended released, the end audited; the note that says it."""
+    locking.release(dead.kind, row.pk)
+    if not audited:
+        return f"{dead.named(row)}: {dead.unstarted_note(row, message)}"
+    audit.record(
+        Actor.system("recovery"),
+        f"{dead.kind}.recover",
+        target=dead.target(row),
+        outcome=Outcome.FAILED,
+        message=message,
+        **dead.links(row),
+    )
+    return f"{dead.named(row)}: {message}"
 
 
 def _await_restored_shards(run: RestoreRun) -> tuple[bool, str]:
@@ -166,7 +203,7 @@ def _release_maintenance(run, keep: str = "") -> str:
 
 
 def _free_orphan_lock() -> list[str]:
-    lock = running.lock_holder()
+    lock = locking.lock_holder()
     if lock is None:
         return []
     model = {"backup": Backup, "restore": RestoreRun, "delete": Backup}.get(lock.kind)
@@ -181,7 +218,7 @@ def _free_orphan_lock() -> list[str]:
         )
     if alive:
         return []
-    running.release(lock.kind, lock.run_id)
+    locking.release(lock.kind, lock.run_id)
     return [f"lock held by finished {lock.kind} {lock.label} released"]
 
 

@@ -17,7 +17,7 @@ from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidInput
 from backups.models import Backup, RestoreRun
-from backups.operations import notify, running
+from backups.operations import lifecycle, notify, running
 from backups.operations.backup_steps import (
     safety_backup,
 )
@@ -34,7 +34,7 @@ from backups.operations.plan import (
     restore_stages,
     scope_touches,
 )
-from backups.operations.recovery import rollback_hint
+from backups.operations.recovery import recover_stale_runs, rollback_hint
 from backups.operations.restore_checks import (
     OwnCalls,
     check_backup_is_whole,
@@ -124,7 +124,14 @@ def request_restore(
         )
 
     run = create_claimed(
-        "restore", f"of {backup.name}", actor, RestoreRun, fields, wait=wait, refused=refused
+        "restore",
+        f"of {backup.name}",
+        actor,
+        RestoreRun,
+        fields,
+        wait=wait,
+        refused=refused,
+        recover=recover_stale_runs,
     )
     audit.record(
         actor,
@@ -140,97 +147,93 @@ def request_restore(
 
 def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRun:
     """Runs a pending restore; a failure after data changed rolls back from the safety backup."""
-    run = get_restore(restore_id)
-    now = timezone.now()
-    if (
-        RestoreRun.objects.filter(pk=run.pk, status=RestoreRun.Status.PENDING).update(
-            status=RestoreRun.Status.RUNNING, started_at=now, heartbeat_at=now, phase="starting"
+    return lifecycle.run(get_restore(restore_id), RestoreKind(), progress)
+
+
+class RestoreKind(lifecycle.Kind):
+    """A restore's steps inside Alien4Cloud's maintenance; its failure rolls back."""
+
+    name = "restore"
+
+    def __init__(self) -> None:
+        self.window: MaintenanceWindow | None = None
+
+    def target(self, run: RestoreRun) -> str:
+        return run.backup.name
+
+    def links(self, run: RestoreRun) -> dict:
+        return {"backup": run.backup, "restore": run}
+
+    def begin(self, run: RestoreRun, runner: running.ProgressWriter) -> None:
+        notify.notify(
+            "restore.started",
+            f"Restore of {run.backup.name} started",
+            f"{run.actor} started restore #{run.pk} of {run.backup.name} "
+            f"({run.get_scope_display()}).",
+            {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "scope": run.scope},
         )
-        != 1
-    ):
-        return run
-    run.refresh_from_db()
-    actor = Actor(name=run.actor, source=run.source)
-    audit.record(
-        actor,
-        "restore.run",
-        target=run.backup.name,
-        outcome=Outcome.STARTED,
-        backup=run.backup,
-        restore=run,
-    )
-    notify.notify(
-        "restore.started",
-        f"Restore of {run.backup.name} started",
-        f"{run.actor} started restore #{run.pk} of {run.backup.name} ({run.get_scope_display()}).",
-        {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "scope": run.scope},
-    )
-    window = MaintenanceWindow(run, f"restore #{run.pk} of {run.backup.name}")
-    try:
-        with running.Runner(run, progress) as runner:
-            try:
-                window.open()  # before the safety backup: it and the restore see one moment
-                window.follow(runner)
-                _perform_restore(run, runner, window)
-            except Exception as exc:
-                _after_failed_restore(run, runner, exc, actor)
-            else:
-                audit.record(
-                    actor,
-                    "restore.run",
-                    target=run.backup.name,
-                    outcome=Outcome.SUCCEEDED,
-                    backup=run.backup,
-                    restore=run,
-                    parameters={
-                        "safety_backup": run.safety_backup.name if run.safety_backup else None
-                    },
-                )
-            end_of_restore(run, window)  # whatever the outcome, within the lock
-    finally:
-        # Released only once the row is final: an interrupted process (Ctrl-C, SystemExit)
-        # leaves its run and the lock to recover_stale_runs, so nothing starts over it.
-        if not type(run).objects.filter(pk=run.pk, status__in=type(run).ACTIVE).exists():
-            running.release("restore", run.pk)
-    run.refresh_from_db()
-    event = "restore.finished" if run.status == RestoreRun.Status.SUCCEEDED else "restore.failed"
-    notify.notify(
-        event,
-        f"Restore of {run.backup.name} {run.get_status_display().lower()}",
-        (run.error_message or f"Restore #{run.pk} of {run.backup.name} by {run.actor} succeeded.")
-        + (f" {run.state['restart']}" if run.state.get("restart") else ""),
-        {"restore": run.pk, "backup": run.backup.name, "actor": run.actor, "status": run.status},
-    )
-    if run.status == RestoreRun.Status.SUCCEEDED:
-        try:  # safety backups have their own limit, kept after every good restore
-            prune_safety_backups(actor)
-        except BackupError as exc:
-            log.warning("pruning safety backups after restore #%s failed: %s", run.pk, exc)
-    return run
+        self.window = MaintenanceWindow(run, f"restore #{run.pk} of {run.backup.name}")
+
+    def steps(self, run: RestoreRun, runner: running.ProgressWriter) -> dict:
+        self.window.open()  # before the safety backup: it and the restore see one moment
+        self.window.follow(runner)
+        _perform_restore(run, runner, self.window)
+        return {"safety_backup": run.safety_backup.name if run.safety_backup else None}
+
+    def failed(
+        self, run: RestoreRun, runner: running.ProgressWriter, exc: Exception
+    ) -> lifecycle.Ending:
+        return _after_failed_restore(run, runner, exc)
+
+    def closing(
+        self, run: RestoreRun, runner: running.ProgressWriter, ending: lifecycle.Ending
+    ) -> None:
+        # whatever the outcome, within the lock, and before the row says how it ended
+        end_of_restore(run, self.window, ending.status)
+
+    def notice(self, run: RestoreRun) -> lifecycle.Notice:
+        succeeded = run.status == RestoreRun.Status.SUCCEEDED
+        return lifecycle.Notice(
+            "restore.finished" if succeeded else "restore.failed",
+            f"Restore of {run.backup.name} {run.get_status_display().lower()}",
+            (
+                run.error_message
+                or f"Restore #{run.pk} of {run.backup.name} by {run.actor} succeeded."
+            )
+            + (f" {run.state['restart']}" if run.state.get("restart") else ""),
+            {
+                "restore": run.pk,
+                "backup": run.backup.name,
+                "actor": run.actor,
+                "status": run.status,
+            },
+        )
+
+    def after(self, run: RestoreRun, actor: Actor) -> None:
+        if run.status == RestoreRun.Status.SUCCEEDED:
+            try:  # safety backups have their own limit, kept after every good restore
+                prune_safety_backups(actor)
+            except BackupError as exc:
+                log.warning("pruning safety backups after restore #%s failed: %s", run.pk, exc)
 
 
 def _after_failed_restore(
-    run: RestoreRun, runner: running.Runner, exc: Exception, actor: Actor
-) -> None:
+    run: RestoreRun, runner: running.ProgressWriter, exc: Exception
+) -> lifecycle.Ending:
+    """A failed restore's ending: failed or cancelled if nothing was changed yet; else the
+    data is put back (the rollback, which nothing cancels) and it ends rolled back, or failed
+    when the rollback failed too."""
     cancelled = isinstance(exc, Cancelled)
     detail = getattr(exc, "detail", "") or short_trace()
     failed_phase = run.phase
     if not RestoreState.of(run).changed:
-        status = RestoreRun.Status.CANCELLED if cancelled else RestoreRun.Status.FAILED
         message = str(exc) + " Nothing had been changed yet."
-        runner.update(
-            status=status, finished_at=timezone.now(), error_message=message, error_detail=detail
-        )
-        audit.record(
-            actor,
-            "restore.run",
-            target=run.backup.name,
-            restore=run,
-            backup=run.backup,
-            outcome=Outcome.CANCELLED if cancelled else Outcome.FAILED,
+        return lifecycle.Ending(
+            RestoreRun.Status.CANCELLED if cancelled else RestoreRun.Status.FAILED,
+            Outcome.CANCELLED if cancelled else Outcome.FAILED,
+            {"finished_at": timezone.now(), "error_message": message, "error_detail": detail},
             message=message,
         )
-        return
     runner.cancellable = False
     try:
         runner.phase("rolling back")
@@ -240,46 +243,35 @@ def _after_failed_restore(
             f"{exc} (during {failed_phase}). The automatic rollback failed too: {rollback_exc}. "
             + rollback_hint(run)
         )
-        runner.update(
-            status=RestoreRun.Status.FAILED,
-            finished_at=timezone.now(),
-            error_message=message,
-            error_detail=detail + "\n--- rollback ---\n" + short_trace(),
-        )
-        audit.record(
-            actor,
-            "restore.run",
-            target=run.backup.name,
-            restore=run,
-            backup=run.backup,
-            outcome=Outcome.FAILED,
-            message=message,
-        )
-        return
+        fields = {
+            "finished_at": timezone.now(),
+            "error_message": message,
+            "error_detail": detail + "\n--- rollback ---\n" + short_trace(),
+        }
+        return lifecycle.Ending(RestoreRun.Status.FAILED, Outcome.FAILED, fields, message=message)
     what = "Cancelled" if cancelled else f"Restore failed during {failed_phase}: {exc}"
     message = f"{what}. The data was put back as it was before the restore" + (
         f", from safety backup {run.safety_backup.name}." if run.safety_backup else "."
     )
-    runner.update(
-        status=RestoreRun.Status.ROLLED_BACK,
-        rolled_back=True,
-        finished_at=timezone.now(),
-        error_message=message,
-        error_detail=detail,
-        phase="rolled back",
-    )
-    audit.record(
-        actor,
-        "restore.rollback",
-        target=run.backup.name,
-        restore=run,
-        backup=run.backup,
-        outcome=Outcome.ROLLED_BACK,
+    fields = {
+        "rolled_back": True,
+        "finished_at": timezone.now(),
+        "error_message": message,
+        "error_detail": detail,
+        "phase": "rolled back",
+    }
+    return lifecycle.Ending(
+        RestoreRun.Status.ROLLED_BACK,
+        Outcome.ROLLED_BACK,
+        fields,
         message=message,
+        action="restore.rollback",
     )
 
 
-def _perform_restore(run: RestoreRun, runner: running.Runner, window: MaintenanceWindow) -> None:
+def _perform_restore(
+    run: RestoreRun, runner: running.ProgressWriter, window: MaintenanceWindow
+) -> None:
     backup = run.backup
     es_part, files_part = scope_touches(run.scope)
     es_part = es_part and backup.include_elasticsearch
@@ -341,13 +333,10 @@ def _perform_restore(run: RestoreRun, runner: running.Runner, window: Maintenanc
     runner.check(fresh=True)
     if RestoreState.of(run).old_tree:
         working_tree().drop_old_tree(Path(RestoreState.of(run).old_tree))
-    runner.cancellable = False
-    runner.update(
-        status=RestoreRun.Status.SUCCEEDED, finished_at=timezone.now(), phase="done", percent=100
-    )
+    runner.cancellable = False  # from here it succeeds: the lifecycle writes that, last
 
 
-def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Runner) -> Plan:
+def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.ProgressWriter) -> Plan:
     """The stored plan, its index half asked of Elasticsearch again (cheap, and what changed
     since the plan was shown decides what the safety backup must hold). The file half is not
     planned again: the restore of the files walks the data dir itself."""
@@ -383,7 +372,7 @@ def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Runn
 def _restore_indices(
     backup: Backup,
     rows: list[IndexStep],
-    runner: running.Runner,
+    runner: running.ProgressWriter,
     rename: tuple[str, str] | None = None,
 ) -> None:
     """Replaces, creates and removes indices as the plan's rows say, and waits for every shard."""
@@ -408,7 +397,7 @@ def _restore_indices(
     cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 
-def _stage_files(run: RestoreRun, runner: running.Runner) -> StagedRestore:
+def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedRestore:
     """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
     runner.phase("files", reset_counters=True)
     try:
@@ -425,13 +414,13 @@ def _stage_files(run: RestoreRun, runner: running.Runner) -> StagedRestore:
         raise damaged(run.backup, [str(exc)]) from exc
 
 
-def _swap_files(run: RestoreRun, runner: running.Runner, staged: StagedRestore) -> None:
+def _swap_files(run: RestoreRun, runner: running.ProgressWriter, staged: StagedRestore) -> None:
     note(run, runner, changed=True)
     result = staged.swap()
     note(run, runner, old_tree=str(result.old_tree) if result.old_tree else "")
 
 
-def _roll_back(run: RestoreRun, runner: running.Runner) -> None:
+def _roll_back(run: RestoreRun, runner: running.ProgressWriter) -> None:
     """Puts back what the restore changed: the kept old tree, then the safety snapshot."""
     run.refresh_from_db()
     state = RestoreState.of(run)

@@ -20,7 +20,7 @@ def check_backup_is_whole(
     backup: Backup,
     rows: list[IndexStep],
     files: bool,
-    runner: running.Runner,
+    runner: running.ProgressWriter,
     *,
     blob_contents: bool = True,
 ) -> None:

@@ -1,25 +1,21 @@
-"""The machinery every long operation shares: the lock, the heartbeat, progress and cancel.
+"""Writing a running operation's progress onto its row: phase and phase history, counters
+(throttled), the whole run's percentage from its stages, a nested run followed, the end.
 
-The lock is one database row claimed by a conditional UPDATE, so two web requests, a command
-and a worker cannot both change data, whatever process they run in. A running operation keeps
-a heartbeat on its row from a background thread; recovery (operations.recover_stale_runs) takes
-a row whose heartbeat stopped for a dead worker.
+Only named fields are written (queryset updates), so a cancel request written by someone
+else is never overwritten by a progress update. The heartbeat and the cancel request are
+operations/heartbeat.py's; the status is the run row's transition()'s.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 from collections.abc import Callable
 
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from backups import progress
-from backups.errors import Busy, Cancelled
-from backups.models import OperationLock
+from backups.operations.heartbeat import Heartbeat
 
 # What a long operation is told as it goes: the run row, read back after each update.
 ProgressCallback = Callable[[object], None] | None
@@ -30,116 +26,50 @@ def short_trace() -> str:
     return "".join(traceback.format_exc(limit=8))[-6000:]
 
 
-def lock_holder() -> OperationLock | None:
-    lock = OperationLock.objects.filter(pk=1).first()
-    return lock if lock and lock.kind else None
+class ProgressWriter:
+    """Reports one running operation onto its row: phase, counters, stages and percentage.
 
+    Its ``heartbeat`` says whether the run was asked to stop (check()); a run followed inside
+    another (a restore's safety backup) shares the outer run's heartbeat, so that cancelling
+    the restore cancels it. What differs between run models is asked of the row itself
+    (RunRow.phase_history, RunRow.figures_of)."""
 
-def try_acquire(kind: str, run_id: int, label: str, actor: str) -> bool:
-    OperationLock.objects.get_or_create(pk=1)
-    claimed = OperationLock.objects.filter(pk=1, kind="").update(
-        kind=kind, run_id=run_id, label=label, actor=actor, acquired_at=timezone.now()
-    )
-    return claimed == 1
-
-
-def busy_error(lock: OperationLock | None) -> Busy:
-    if lock is None:
-        return Busy("Another operation was holding the lock a moment ago; try again.")
-    since = (
-        timezone.localtime(lock.acquired_at).strftime("%Y-%m-%d %H:%M:%S %Z")
-        if lock.acquired_at
-        else "?"
-    )
-    return Busy(
-        f"Another operation is running: {lock.kind} {lock.label} started by {lock.actor} "
-        f"at {since}. Wait for it to finish, or cancel it."
+    COUNTERS = (
+        "shards_done",
+        "shards_total",
+        "bytes_done",
+        "bytes_total",
+        "files_done",
+        "files_total",
     )
 
-
-def acquire(
-    kind: str,
-    run_id: int,
-    label: str,
-    actor: str,
-    *,
-    wait: float = 0.0,
-    recover: Callable[[], object] | None = None,
-) -> None:
-    """Claims the lock or raises Busy naming the holder; with ``wait``, polls that long first."""
-    deadline = time.monotonic() + wait
-    recovered = False
-    while True:
-        if try_acquire(kind, run_id, label, actor):
-            return
-        if recover is not None and not recovered:
-            recover()  # a dead holder is released here, once
-            recovered = True
-            continue
-        if time.monotonic() >= deadline:
-            raise busy_error(lock_holder())
-        time.sleep(0.5)
-
-
-def release(kind: str, run_id: int) -> bool:
-    return (
-        OperationLock.objects.filter(pk=1, kind=kind, run_id=run_id).update(
-            kind="", run_id=None, label="", actor="", acquired_at=None
-        )
-        == 1
-    )
-
-
-# How often check() reads the row for a cancel request between phase boundaries.
-CANCEL_POLL_SECONDS = 0.5
-
-
-class Runner:
-    """Reports one running operation onto its row: phase, counters, heartbeat, cancel.
-
-    Only named fields are written (queryset updates), so a cancel request written by someone
-    else is never overwritten by a progress update.
-    """
-
-    def __init__(self, run, on_progress: Callable[[object], None] | None = None):
+    def __init__(
+        self,
+        run,
+        on_progress: Callable[[object], None] | None = None,
+        heartbeat: Heartbeat | None = None,
+    ):
         self.run = run
         self.model = type(run)
         self.on_progress = on_progress
+        self.heartbeat = heartbeat or Heartbeat(run)
         self._last_write = 0.0
-        self._stop = threading.Event()
-        self._cancelled = threading.Event()
-        self.cancellable = True  # False once a rollback has begun: it must run to its end
-        self._thread: threading.Thread | None = None
-        # The row is asked about a cancel from this thread only (file copies call check() from
-        # their own threads, which have no database connection of their own to spend).
-        self._owner = threading.get_ident()
-        self._last_poll = 0.0
         self._stage_phase = ""  # the phase named by phase(), which follow() details
         self._inner = None  # the run followed inside the current phase, if any
 
-    # --- heartbeat ------------------------------------------------------------------
-    def __enter__(self) -> Runner:
-        self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{self.run.pk}", daemon=True
-        )
-        self._thread.start()
-        return self
+    @property
+    def cancellable(self) -> bool:
+        return self.heartbeat.cancellable
 
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
+    @cancellable.setter
+    def cancellable(self, value: bool) -> None:
+        self.heartbeat.cancellable = value
 
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(settings.A4C_HEARTBEAT_SECONDS):
-                self.model.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
-                if self.model.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
-                    self._cancelled.set()
-        finally:
-            connection.close()
+    def check(self, *, fresh: bool = False) -> None:
+        """Raises Cancelled once someone asked this run to stop (see Heartbeat.check)."""
+        self.heartbeat.check(fresh=fresh)
 
-    # --- reporting ------------------------------------------------------------------
+    # --- writing ----------------------------------------------------------------------
     def update(self, **fields) -> None:
         """Writes fields onto the row now, and onto the in-memory run."""
         fields.setdefault("heartbeat_at", timezone.now())
@@ -154,15 +84,6 @@ class Runner:
         if self.on_progress:
             self.on_progress(self.run)
 
-    COUNTERS = (
-        "shards_done",
-        "shards_total",
-        "bytes_done",
-        "bytes_total",
-        "files_done",
-        "files_total",
-    )
-
     def phase(self, name: str, *, reset_counters: bool = False) -> None:
         """Starts a phase; a phase that counts work of its own starts its counters at zero."""
         self.check(fresh=True)
@@ -174,13 +95,7 @@ class Runner:
         self._stage_phase, self._inner = name, None
         if reset_counters:
             fields.update(dict.fromkeys(self.COUNTERS, 0))
-        if hasattr(self.run, "phases"):
-            now = timezone.now().isoformat()
-            phases = [dict(p) for p in self.run.phases]
-            if phases and not phases[-1].get("finished"):
-                phases[-1]["finished"] = now
-            phases.append({"name": name, "started": now})
-            fields["phases"] = phases
+        fields.update(self.run.phase_history(name, timezone.now()))
         self.update(**fields)
 
     def progress(self, **counters) -> None:
@@ -196,15 +111,18 @@ class Runner:
     def file_progress(self, p) -> None:
         """The storage's FileProgress, as the run row's counters: what a copy of files reports."""
         self._learn_weight(p.bytes_total)
-        # a backup's figures fill in as it goes (its page's tiles), the end writes them whole
-        tiles = {"file_count": p.files_done, "file_bytes": p.bytes_done, "new_bytes": p.new_bytes}
         self.progress(
             files_done=p.files_done,
             files_total=p.files_total,
             bytes_done=p.bytes_done,
             bytes_total=p.bytes_total,
-            **(tiles if hasattr(self.run, "new_bytes") else {}),
+            **self.run.figures_of(p),
         )
+
+    def flush(self, **counters) -> None:
+        for name, value in counters.items():
+            setattr(self.run, name, value)
+        self.update(**{k: getattr(self.run, k) for k in self.COUNTERS})
 
     # --- the whole run's percentage (backups/progress.py) ----------------------------
     def plan_stages(self, stages: list[progress.Stage]) -> None:
@@ -242,39 +160,20 @@ class Runner:
             progress.stages_of(run.stages), run.phase or "", fraction, run.percent
         )
 
-    def flush(self, **counters) -> None:
-        for name, value in counters.items():
-            setattr(self.run, name, value)
-        self.update(**{k: getattr(self.run, k) for k in self.COUNTERS})
+    # --- the end ----------------------------------------------------------------------
+    def end(self, status: str, *, only_if: dict | None = None, **fields) -> bool:
+        """Moves the row to ``status`` (RunRow.transition) with ``fields``; whether it won."""
+        fields.setdefault("heartbeat_at", timezone.now())
+        won = self.run.transition(status, only_if=only_if, **fields)
+        if self.on_progress:
+            self.on_progress(self.run)
+        return won
 
-    def check(self, *, fresh: bool = False) -> None:
-        """Raises Cancelled once someone asked this run to stop.
-
-        The heartbeat notices a request every few seconds; a run that ends sooner must not
-        succeed over it, so the row is also read here, at most twice a second, and always when
-        ``fresh`` (phase boundaries, the moment before success)."""
-        if not self.cancellable:
-            return
-        due = fresh or time.monotonic() - self._last_poll >= CANCEL_POLL_SECONDS
-        if not self._cancelled.is_set() and due and threading.get_ident() == self._owner:
-            self._last_poll = time.monotonic()
-            if self.model.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
-                self._cancelled.set()
-        if self._cancelled.is_set():
-            raise Cancelled(f"Cancelled at the {self.run.phase or 'start'} phase, as requested.")
-
-    def finish(self, **fields) -> None:
+    def finish(self, status: str, **fields) -> None:
         """Writes the run's successful end, unless a cancel was asked first: then Cancelled.
         One conditional update, so a cancel is either honoured or refused (the run has ended),
         never accepted and ignored."""
         self.check(fresh=True)
-        fields.setdefault("heartbeat_at", timezone.now())
         fields.setdefault("percent", 100)
-        ended = self.model.objects.filter(pk=self.run.pk, cancel_requested=False).update(**fields)
-        if not ended:
-            self._cancelled.set()
-            self.check()
-        for name, value in fields.items():
-            setattr(self.run, name, value)
-        if self.on_progress:
-            self.on_progress(self.run)
+        if not self.end(status, only_if={"cancel_requested": False}, **fields):
+            self.heartbeat.refused_to_end()

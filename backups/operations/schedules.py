@@ -19,7 +19,7 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, InvalidInput
 from backups.models import Backup, Policy, SystemState
-from backups.operations import notify, records, running
+from backups.operations import locking, notify, records
 from backups.operations.backup import request_backup
 from backups.operations.delete import check_may_delete
 from backups.operations.lookup import get_policy
@@ -206,7 +206,7 @@ def start_due_policies(now: datetime | None = None) -> list[Backup]:
     started = []
     due = Policy.objects.filter(paused=False, next_run_at__lte=now).order_by("next_run_at", "pk")
     for policy in due:
-        if running.lock_holder() is not None:
+        if locking.lock_holder() is not None:
             break  # everything still due waits for the operation running now
         following = next_run_after(policy.schedule, now)
         claimed = Policy.objects.filter(pk=policy.pk, next_run_at=policy.next_run_at).update(

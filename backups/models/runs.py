@@ -1,29 +1,29 @@
-"""The rows that are the truth about every operation.
+"""The run rows, the truth about every operation, and the lock; nothing else lives here.
 
 Backup and RestoreRun hold status, phase, progress counters, heartbeat and errors; pages,
 commands and the audit read them. OperationLock makes "one data-changing operation at a time"
-a database fact. AuditEvent is append-only and hash-chained.
+a database fact. A status moves only through RunRow.transition(), along these tables
+(declared as each model's TRANSITIONS):
 
 Backup status transitions::
 
     pending -> running -> succeeded | failed | cancelled
     pending -> failed | cancelled              (never started: no worker, or cancelled first)
-    succeeded | failed | cancelled -> deleting -> deleted | failed
+    succeeded | failed | cancelled -> deleting -> deleted
+                                   deleting -> the status it had (the deletion failed)
 
 RestoreRun status transitions::
 
     pending -> running -> succeeded
                        -> rolled_back          (a step failed, or cancel: the data was put back)
                        -> failed               (a step failed and the rollback could not finish)
+                       -> cancelled            (cancelled before anything was changed)
                        -> interrupted          (the worker died; the rollback is offered)
     pending -> cancelled | failed
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -49,8 +49,18 @@ class A4CMaintenance(models.TextChoices):
     UNAVAILABLE = "unavailable", "not available: ran without it"
 
 
+class TransitionNotAllowed(Exception):
+    """A status move the row's table does not declare: a bug in the code, never a user's."""
+
+
 class RunRow(models.Model):
-    """What every run row (a backup, a restore) reports: phase, counters, heartbeat, error."""
+    """What every run row (a backup, a restore) reports: phase, counters, heartbeat, error.
+
+    Its status moves only through transition(), along the moves its model's TRANSITIONS
+    declares (the state machines at the top of this module); row creation sets the first."""
+
+    # status -> the statuses it may move to
+    TRANSITIONS: dict[str, tuple[str, ...]] = {}
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -86,6 +96,35 @@ class RunRow(models.Model):
     class Meta:
         abstract = True
 
+    def transition(self, to: str, *, only_if: dict | None = None, **fields) -> bool:
+        """Moves the row from its status as read to ``to``, writing ``fields`` with it, in one
+        conditional update; whether it won (False: the row had moved meanwhile, or ``only_if``
+        no longer held). A move not in TRANSITIONS raises TransitionNotAllowed."""
+        source = self.status
+        if to not in self.TRANSITIONS.get(source, ()):
+            raise TransitionNotAllowed(
+                f"{type(self).__name__} #{self.pk}: {source} -> {to} is not a move it may make"
+            )
+        won = (
+            type(self)
+            .objects.filter(pk=self.pk, status=source, **(only_if or {}))
+            .update(status=to, **fields)
+        )
+        if won == 1:
+            self.status = to
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return won == 1
+
+    def phase_history(self, name: str, now) -> dict:
+        """The fields that record phase ``name`` starting at ``now``; a row keeping no history
+        of its phases records nothing."""
+        return {}
+
+    def figures_of(self, files) -> dict:
+        """The row's own figures for the files copied so far (a storage FileProgress)."""
+        return {}
+
     @property
     def duration(self):
         if not self.started_at:
@@ -120,6 +159,14 @@ class Backup(RunRow):
 
     ACTIVE = (Status.PENDING, Status.RUNNING, Status.DELETING)
     RESTORABLE = (Status.SUCCEEDED,)
+    ENDED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    TRANSITIONS = {
+        Status.PENDING: (Status.RUNNING, Status.FAILED, Status.CANCELLED),
+        Status.RUNNING: ENDED,
+        **dict.fromkeys(ENDED, (Status.DELETING,)),
+        # a deletion that failed puts back the status it had
+        Status.DELETING: (Status.DELETED, *ENDED),
+    }
 
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
@@ -189,6 +236,14 @@ class Backup(RunRow):
     def __str__(self) -> str:
         return self.name
 
+    def figures_of(self, files) -> dict:
+        # a backup's figures fill in as it goes (its page's tiles), the end writes them whole
+        return {
+            "file_count": files.files_done,
+            "file_bytes": files.bytes_done,
+            "new_bytes": files.new_bytes,
+        }
+
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
@@ -248,6 +303,16 @@ class RestoreRun(RunRow):
         MERGE = "merge", "Only add and overwrite files"
 
     ACTIVE = (Status.PENDING, Status.RUNNING)
+    TRANSITIONS = {
+        Status.PENDING: (Status.RUNNING, Status.CANCELLED, Status.FAILED),
+        Status.RUNNING: (
+            Status.SUCCEEDED,
+            Status.ROLLED_BACK,
+            Status.FAILED,
+            Status.CANCELLED,
+            Status.INTERRUPTED,
+        ),
+    }
 
     backup = models.ForeignKey(Backup, on_delete=models.PROTECT, related_name="restores")
     status = models.CharField(
@@ -280,6 +345,14 @@ class RestoreRun(RunRow):
     def __str__(self) -> str:
         return f"restore #{self.pk} of {self.backup.name}"
 
+    def phase_history(self, name: str, now) -> dict:
+        stamp = now.isoformat()
+        phases = [dict(p) for p in self.phases]
+        if phases and not phases[-1].get("finished"):
+            phases[-1]["finished"] = stamp
+        phases.append({"name": name, "started": stamp})
+        return {"phases": phases}
+
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
@@ -298,194 +371,3 @@ class OperationLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.label}" if self.kind else "free"
-
-
-class AuditChainHead(models.Model):
-    """One row (pk=1) holding the newest event's hash; locked while an event is appended."""
-
-    last_hash = models.CharField(max_length=64, default="0" * 64)
-    count = models.BigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"audit chain head after {self.count} events"
-
-
-class AppendOnlyError(Exception):
-    pass
-
-
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
-
-    def delete(self):
-        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
-
-
-class AuditEvent(models.Model):
-    """An append-only record of something someone did. Never edited, never deleted."""
-
-    class Outcome(models.TextChoices):
-        REQUESTED = "requested"
-        STARTED = "started"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        REFUSED = "refused"
-        DENIED = "denied"
-        CANCELLED = "cancelled"
-        ROLLED_BACK = "rolled_back"
-        INFO = "info"
-
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.CharField(max_length=150, db_index=True)
-    source = models.CharField(max_length=10, choices=Source.choices)
-    action = models.CharField(max_length=40, db_index=True)
-    target = models.CharField(max_length=300, blank=True, db_index=True)
-    parameters = models.JSONField(default=dict, blank=True)
-    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.INFO)
-    message = models.TextField(blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
-    backup = models.ForeignKey(
-        Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    restore = models.ForeignKey(
-        RestoreRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
-    # Carried in by sync from a record: linked anew here, its hash where it was written kept.
-    imported_from = models.CharField(max_length=1000, blank=True)
-    imported_hash = models.CharField(max_length=64, blank=True, db_index=True)
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [models.Index(fields=["action", "-id"]), models.Index(fields=["actor", "-id"])]
-
-    def __str__(self) -> str:
-        return (
-            f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target} {self.outcome}"
-        )
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
-
-    def canonical(self) -> bytes:
-        """The bytes the hash covers: every field a reader relies on."""
-        fields = {
-            "at": self.at.isoformat(timespec="microseconds"),
-            "actor": self.actor,
-            "source": self.source,
-            "action": self.action,
-            "target": self.target,
-            "parameters": self.parameters,
-            "outcome": self.outcome,
-            "message": self.message,
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "backup": self.backup_id,
-            "restore": self.restore_id,
-            "prev": self.prev_hash,
-        }
-        if self.imported_from:  # only then: the hashes of events written before stay the same
-            fields.update(imported_from=self.imported_from, imported_hash=self.imported_hash)
-        return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-    def compute_hash(self) -> str:
-        # Keyed (HMAC): a plain hash can be recomputed by anyone who can write to the database,
-        # who could then rewrite an event, every hash after it and the head unnoticed.
-        key = settings.A4C_AUDIT_KEY.encode()
-        return hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
-
-
-class Policy(models.Model):
-    """A schedule that takes backups by itself, and the retention that thins them out.
-
-    Retention, applied to the policy's succeeded backups (whole sets: snapshot and files):
-
-    1. *wanted* starts as every backup, or, when any calendar tier is set, the newest backup of
-       each of the last ``keep_daily`` days, ``keep_weekly`` ISO weeks and ``keep_monthly``
-       months that have backups;
-    2. backups older than ``max_age_days`` leave *wanted*;
-    3. ``keep_last`` ("keep at most N") cuts *wanted* to its newest N;
-    4. ``keep_min`` ("keep at least M") adds back the newest others until M are wanted;
-    5. pinned backups, and the newest succeeded backup of all, are always kept.
-    Every other backup of the policy is deleted; the preview lists exactly those.
-    """
-
-    name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
-    name_pattern = models.CharField(
-        max_length=150,
-        default="{policy}-{date}",
-        help_text="Backup names: {policy} and {date} (YYYYMMDD-HHMMSS) are replaced.",
-    )
-    schedule = models.CharField(
-        max_length=100, default="0 2 * * *", help_text="Cron: minute hour day month weekday."
-    )
-    include_elasticsearch = models.BooleanField(default=True)
-    include_files = models.BooleanField(default=True)
-    index_patterns = models.JSONField(default=list, blank=True)
-    keep_last = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Keep at most this many."
-    )
-    keep_min = models.PositiveIntegerField(default=1, help_text="Keep at least this many.")
-    max_age_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Expire after this many days."
-    )
-    keep_daily = models.PositiveIntegerField(default=0)
-    keep_weekly = models.PositiveIntegerField(default=0)
-    keep_monthly = models.PositiveIntegerField(default=0)
-    paused = models.BooleanField(default=False)
-    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    last_run_at = models.DateTimeField(null=True, blank=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_failure_at = models.DateTimeField(null=True, blank=True)
-    last_failure_message = models.TextField(blank=True)
-    last_duration_seconds = models.FloatField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-        verbose_name_plural = "policies"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class NotificationDelivery(models.Model):
-    """One attempt to tell someone something: the channel, the target and how it went."""
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    event = models.CharField(max_length=40, db_index=True)
-    channel = models.CharField(max_length=10, choices=[("email", "Email"), ("webhook", "Webhook")])
-    target = models.CharField(max_length=500)
-    subject = models.CharField(max_length=300)
-    payload = models.JSONField(default=dict)
-    ok = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-
-    def __str__(self) -> str:
-        return f"{self.event} by {self.channel} to {self.target}: {'ok' if self.ok else 'failed'}"
-
-
-class SystemState(models.Model):
-    """Small facts kept between runs, by key: the worker's last heartbeat, the last alert sent."""
-
-    key = models.CharField(max_length=60, primary_key=True)
-    value = models.JSONField(default=dict)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return self.key

@@ -1,0 +1,39 @@
+"""The rows that are the truth about every operation, by concern: the runs and the lock
+(runs.py, with each run's lifecycle), the audit trail (audit_trail.py), the schedules,
+notifications and small facts kept between runs (upkeep.py)."""
+
+from backups.models.audit_trail import (
+    AppendOnlyError,
+    AuditChainHead,
+    AuditEvent,
+    AuditEventQuerySet,
+)
+from backups.models.runs import (
+    A4CMaintenance,
+    Backup,
+    OperationLock,
+    RestoreRun,
+    RunRow,
+    SnapshotLocation,
+    Source,
+    TransitionNotAllowed,
+)
+from backups.models.upkeep import NotificationDelivery, Policy, SystemState
+
+__all__ = [
+    "A4CMaintenance",
+    "AppendOnlyError",
+    "AuditChainHead",
+    "AuditEvent",
+    "AuditEventQuerySet",
+    "Backup",
+    "NotificationDelivery",
+    "OperationLock",
+    "Policy",
+    "RestoreRun",
+    "RunRow",
+    "SnapshotLocation",
+    "Source",
+    "SystemState",
+    "TransitionNotAllowed",
+]

@@ -1,0 +1,118 @@
+"""The audit trail: append-only events, hash-chained under a key. Never edited, never deleted."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from backups.models.runs import Backup, RestoreRun, Source
+
+
+class AuditChainHead(models.Model):
+    """One row (pk=1) holding the newest event's hash; locked while an event is appended."""
+
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"audit chain head after {self.count} events"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
+
+
+class AuditEvent(models.Model):
+    """An append-only record of something someone did. Never edited, never deleted."""
+
+    class Outcome(models.TextChoices):
+        REQUESTED = "requested"
+        STARTED = "started"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        REFUSED = "refused"
+        DENIED = "denied"
+        CANCELLED = "cancelled"
+        ROLLED_BACK = "rolled_back"
+        INFO = "info"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=150, db_index=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    action = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=300, blank=True, db_index=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.INFO)
+    message = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    backup = models.ForeignKey(
+        Backup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restore = models.ForeignKey(
+        RestoreRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+    # Carried in by sync from a record: linked anew here, its hash where it was written kept.
+    imported_from = models.CharField(max_length=1000, blank=True)
+    imported_hash = models.CharField(max_length=64, blank=True, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["action", "-id"]), models.Index(fields=["actor", "-id"])]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target} {self.outcome}"
+        )
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
+
+    def canonical(self) -> bytes:
+        """The bytes the hash covers: every field a reader relies on."""
+        fields = {
+            "at": self.at.isoformat(timespec="microseconds"),
+            "actor": self.actor,
+            "source": self.source,
+            "action": self.action,
+            "target": self.target,
+            "parameters": self.parameters,
+            "outcome": self.outcome,
+            "message": self.message,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "backup": self.backup_id,
+            "restore": self.restore_id,
+            "prev": self.prev_hash,
+        }
+        if self.imported_from:  # only then: the hashes of events written before stay the same
+            fields.update(imported_from=self.imported_from, imported_hash=self.imported_hash)
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+    def compute_hash(self) -> str:
+        # Keyed (HMAC): a plain hash can be recomputed by anyone who can write to the database,
+        # who could then rewrite an event, every hash after it and the head unnoticed.
+        key = settings.A4C_AUDIT_KEY.encode()
+        return hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
