@@ -19,6 +19,7 @@ from django.utils import timezone
 from backups import operations, progress
 from backups.elastic import client as elastic
 from backups.errors import BackupError
+from backups.formatting import human_duration
 from backups.models import Backup, RestoreRun
 
 # Every action the engine and the console write to the audit history, for the filter's list.
@@ -218,22 +219,6 @@ def manifest_lines(backup: Backup) -> Iterator[bytes]:
             yield entry.line()
     except BackupError as exc:
         yield (json.dumps({"error": exc.message}) + "\n").encode()
-
-
-def human_duration(value: timedelta | None) -> str:
-    """'45 s', '3 min 12 s', '2 h 05 min': short enough for a table cell."""
-    if value is None:
-        return ""
-    seconds = max(0, int(value.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} days {hours % 24} h"
 
 
 PAGE_SIZE = 50

@@ -1,10 +1,10 @@
 """manage.py backup: takes a backup of Elasticsearch and the data dir, here or on a worker."""
 
 from backups import operations
+from backups.formatting import human_duration
 from backups.management import base as cli
 from backups.models import Backup
 from backups.sizes import format_size
-from backups.web.queries import human_duration
 
 
 class Command(cli.Command):

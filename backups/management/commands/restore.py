@@ -4,11 +4,11 @@ import re
 
 from backups import operations
 from backups.errors import NotFound
+from backups.formatting import human_duration
 from backups.management import base as cli
 from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
 from backups.sizes import format_size
-from backups.web.queries import human_duration
 
 SERIES_SUFFIX = r"-\d{8}-\d{6}(-\d+)?"
 

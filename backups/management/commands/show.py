@@ -1,10 +1,10 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
+from backups.formatting import human_duration
 from backups.management import base as cli
 from backups.management.progress import counters
 from backups.sizes import format_size
 from backups.web import queries
-from backups.web.queries import human_duration
 
 
 class Command(cli.Command):

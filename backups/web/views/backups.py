@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from backups import operations, tasks
 from backups.audit import Actor
 from backups.errors import BackupError, InvalidInput
+from backups.formatting import human_duration
 from backups.models import Backup
 from backups.web import queries
 from backups.web.banners import under_way
@@ -36,7 +37,7 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     queryset = filters.filter(Backup.objects.order_by("-created_at", "-id"))
     page = page_of(request, queryset)
     for backup in page.object_list:
-        backup.took = queries.human_duration(backup.duration)
+        backup.took = human_duration(backup.duration)
     return render(request, "backups/backup_list.html", {"filters": filters, "page": page})
 
 
@@ -106,7 +107,7 @@ def _backup_context(backup: Backup) -> dict:
     return {
         "backup": backup,
         "progress": queries.progress_of(backup),
-        "took": queries.human_duration(backup.duration),
+        "took": human_duration(backup.duration),
         "indices": indices,
         "index_bytes": sum(i.get("size", 0) for _, i in indices),
         "restores": queries.restores_protected_by(backup),

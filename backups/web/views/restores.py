@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from backups import operations
 from backups.audit import Actor
 from backups.errors import BackupError, Busy
+from backups.formatting import human_duration
 from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
 from backups.web import queries
@@ -115,7 +116,7 @@ def restore_list(request: HttpRequest) -> HttpResponse:
     )
     page = page_of(request, queryset)
     for run in page.object_list:
-        run.took = queries.human_duration(run.duration)
+        run.took = human_duration(run.duration)
     return render(request, "backups/restore_list.html", {"filters": filters, "page": page})
 
 
@@ -146,7 +147,7 @@ def _restore_context(run: RestoreRun) -> dict:
     return {
         "run": run,
         "progress": queries.progress_of(run),
-        "took": queries.human_duration(run.duration),
+        "took": human_duration(run.duration),
         "plan": plan,
         "counts": plan.counts() if plan else {},
         "rollbacks": list(run.rollbacks.order_by("-created_at")[:5]),
