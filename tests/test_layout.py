@@ -117,3 +117,18 @@ def test_only_the_elasticsearch_door_imports_the_elasticsearch_client():
                 if door and not name.startswith(door):
                     strays.append(f"{name} imports {root}")
     assert not strays, "\n".join(strays)
+
+
+def test_nothing_outside_the_web_imports_the_web():
+    """The web is a door, like the command line: the rooms it reads and formatting it shares
+    live below it (backups/selectors.py, backups/formatting.py). Only the project's urls and
+    settings wire it in."""
+    known = modules()
+    strays = []
+    for name, path in known.items():
+        if name == "backups.web" or name.startswith(("backups.web.", "a4c_backup.")):
+            continue
+        for module, _, line in imports_of(name, path, set(known)):
+            if module == "backups.web" or module.startswith("backups.web."):
+                strays.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert not strays, "only backups/web may import backups.web:\n" + "\n".join(strays)

@@ -23,6 +23,7 @@ from backups.operations.names import default_backup_name
 from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store
 from backups.operations.running import short_trace
 from backups.progress import Stage
+from backups.selectors import previous_backup
 
 log = logging.getLogger("backups.operations")
 
@@ -41,15 +42,9 @@ def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int
     index sizes replace them once listed). With no previous backup of the files, they are
     counted now, before the snapshot, so that its share of the bar is right: the count (files,
     bytes) is returned for the files phase, which does not walk for it again."""
-    previous = (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
-        .exclude(pk=backup.pk)
-        .order_by("-finished_at")
-        .only("indices")
-    )
     stages = []
     if backup.include_elasticsearch:
-        last = previous.filter(include_elasticsearch=True).first()
+        last = previous_backup(backup, include_elasticsearch=True)
         size = sum(i.get("size", 0) for i in last.indices.values()) if last else None
         stages.append(Stage("elasticsearch", size))
     counted = None
@@ -189,13 +184,7 @@ def backup_elasticsearch(
 def last_backup_with_files(backup: Backup) -> Backup | None:
     """The newest other succeeded backup of the files: its manifest tells the unchanged
     files, and its bytes weigh the files stage of the progress."""
-    return (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED, include_files=True)
-        .exclude(pk=backup.pk)
-        .order_by("-finished_at")
-        .only("name", "file_bytes")
-        .first()
-    )
+    return previous_backup(backup, include_files=True)
 
 
 def previous_manifest(backup: Backup) -> str | None:

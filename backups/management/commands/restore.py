@@ -1,8 +1,6 @@
 """manage.py restore NAME: puts a backup back, after showing the plan and asking."""
 
-import re
-
-from backups import operations
+from backups import operations, selectors
 from backups.errors import NotFound
 from backups.formatting import human_duration
 from backups.management import base as cli
@@ -145,7 +143,9 @@ class Command(cli.Command):
 
 
 def find(options: dict) -> Backup:
-    backup = newest_of_series(options["backup"]) if options["newest"] else None
+    backup = (
+        selectors.newest_of_series(options["backup"], SERIES_SUFFIX) if options["newest"] else None
+    )
     return backup or cli.resolve_backup(options["backup"])
 
 
@@ -156,17 +156,6 @@ def default_scope(backup: Backup) -> str:
     if backup.include_files and not backup.include_elasticsearch:
         return RestoreRun.Scope.FILES
     return RestoreRun.Scope.ALL
-
-
-def newest_of_series(name: str) -> Backup | None:
-    """The newest succeeded backup called ``name`` or ``name-YYYYMMDD-HHMMSS``."""
-    series = re.compile(re.escape(name) + f"({SERIES_SUFFIX})?")
-    found = [
-        b
-        for b in Backup.objects.filter(name__startswith=name, status=Backup.Status.SUCCEEDED)
-        if series.fullmatch(b.name)
-    ]
-    return max(found, key=lambda b: (b.created_at, b.pk), default=None)
 
 
 def done(run) -> str:

@@ -1,10 +1,10 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
+from backups import selectors
 from backups.formatting import human_duration
 from backups.management import base as cli
 from backups.management.progress import counters
 from backups.sizes import format_size
-from backups.web import queries
 
 
 class Command(cli.Command):
@@ -16,7 +16,7 @@ class Command(cli.Command):
 
     def handle(self, *args, **options):
         backup = cli.resolve_backup(options["backup"])
-        restores = queries.restores_protected_by(backup)
+        restores = selectors.restores_protected_by(backup)
         if options["json"]:
             self.emit_json(
                 {

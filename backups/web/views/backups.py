@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from backups import operations, tasks
+from backups import operations, selectors, tasks
 from backups.audit import Actor
 from backups.errors import BackupError, InvalidInput
 from backups.formatting import human_duration
@@ -75,7 +75,7 @@ def backup_new(request: HttpRequest) -> HttpResponse:
         "form": form,
         "indices": index_names,
         "es_problem": es_problem,
-        "running": queries.running_operation(),
+        "running": selectors.running_operation(),
     }
     return render(request, "backups/backup_new.html", context)
 
@@ -110,7 +110,7 @@ def _backup_context(backup: Backup) -> dict:
         "took": human_duration(backup.duration),
         "indices": indices,
         "index_bytes": sum(i.get("size", 0) for _, i in indices),
-        "restores": queries.restores_protected_by(backup),
+        "restores": selectors.restores_protected_by(backup),
     }
 
 

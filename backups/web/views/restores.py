@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from backups import operations
+from backups import operations, selectors
 from backups.audit import Actor
 from backups.errors import BackupError, Busy
 from backups.formatting import human_duration
@@ -45,7 +45,7 @@ def restore_new(request: HttpRequest) -> HttpResponse:
         if chosen is None and request.method == "GET":
             raise Http404(f"There is no backup number {asked!r}: choose one on the Backups page.")
     bound = request.method == "POST" or "scope" in request.GET
-    backups = queries.restorable_backups()
+    backups = selectors.restorable_backups()
     if chosen is None and not bound and backups:
         chosen = backups[0]
     form = RestoreForm(
@@ -62,7 +62,7 @@ def restore_new(request: HttpRequest) -> HttpResponse:
         "plan": None,
         "plan_error": "",
         "start_error": "",
-        "running": queries.running_operation(),
+        "running": selectors.running_operation(),
     }
     if not bound or not form.is_valid():
         return render(request, "backups/restore_new.html", context)
@@ -151,7 +151,7 @@ def _restore_context(run: RestoreRun) -> dict:
         "plan": plan,
         "counts": plan.counts() if plan else {},
         "rollbacks": list(run.rollbacks.order_by("-created_at")[:5]),
-        "newer_restores": queries.restores_after(run),
+        "newer_restores": selectors.restores_after(run),
         "can_roll_back": (
             not run.is_active
             and not run.rolled_back
