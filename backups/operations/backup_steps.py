@@ -20,7 +20,7 @@ from backups.errors import (
 from backups.models import Backup, RestoreRun
 from backups.operations import records, running
 from backups.operations.names import default_backup_name
-from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store
+from backups.operations.places import a4c_indices, copy_options, data_dir, store
 from backups.operations.running import short_trace
 from backups.progress import Stage
 from backups.selectors import previous_backup
@@ -52,7 +52,7 @@ def plan_backup_stages(backup: Backup, runner: running.Runner) -> tuple[int, int
         last = last_backup_with_files(backup)
         if last is None and data_dir().is_dir():
             runner.phase("counting files")
-            excludes = tuple(settings.A4C_EXCLUDE_DIRS)
+            excludes = copy_options().exclude_dirs
             counted = store().count_tree(data_dir(), excludes, runner.check)
         stages.append(Stage("files", last.file_bytes if last else counted and counted[1]))
     runner.plan_stages(stages)
@@ -202,16 +202,16 @@ def backup_files(
             f"(A4C_DATA_DIR, from {settings.A4C_DATA_DIR_SOURCE})."
         )
     runner.phase("files", reset_counters=True)
-
+    options = copy_options()
     summary = store().backup_tree(
         backup.name,
         root,
-        exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
+        exclude_dirs=options.exclude_dirs,
         previous=previous_manifest(backup),
         progress=runner.file_progress,
         check=runner.check,
-        workers=settings.A4C_FILE_WORKERS,
-        bandwidth=file_bandwidth(),
+        workers=options.workers,
+        bandwidth=options.bandwidth,
         counted=counted,
     )
     runner.update(

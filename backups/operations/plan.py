@@ -20,7 +20,7 @@ from backups.models import RestoreRun
 from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import current_state
 from backups.operations.names import index_name_problem
-from backups.operations.places import a4c_indices, data_dir, store
+from backups.operations.places import a4c_indices, copy_options, data_dir, store
 from backups.progress import Stage
 from backups.sizes import format_size
 from backups.storage.results import FilePlan
@@ -163,7 +163,7 @@ def plan_restore(
         )
     if files_part and backup.include_files:
         plan.files = store().plan_restore(
-            backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+            backup.name, data_dir(), exclude_dirs=copy_options().exclude_dirs, mode=file_mode
         )
         warnings.extend(_large_removal_warnings(plan.files))
     plan.a4c_maintenance = current_state()
@@ -195,7 +195,7 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
     if not backup.include_files or not backup.is_restorable:
         raise InvalidInput(f"Backup {backup.name} has no files a restore would write.")
     changes = store().file_changes(
-        backup.name, data_dir(), exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+        backup.name, data_dir(), exclude_dirs=copy_options().exclude_dirs, mode=file_mode
     )
     return ((kind, path, size) for kind, path, size in changes if kind != "unchanged")
 

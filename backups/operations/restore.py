@@ -25,7 +25,7 @@ from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
 from backups.operations.maintenance_mode import MaintenanceWindow, end_of_restore
-from backups.operations.places import data_dir, file_bandwidth, store
+from backups.operations.places import copy_options, data_dir, store
 from backups.operations.plan import (
     IndexStep,
     Plan,
@@ -411,16 +411,17 @@ def _restore_indices(
 def _stage_files(run: RestoreRun, runner: running.Runner) -> StagedRestore:
     """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
     runner.phase("files", reset_counters=True)
+    options = copy_options()
     try:
         return store().stage_restore(
             run.backup.name,
             data_dir(),
-            exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
+            exclude_dirs=options.exclude_dirs,
             mode=run.file_mode,
             progress=runner.file_progress,
             check=runner.check,
-            workers=settings.A4C_FILE_WORKERS,
-            bandwidth=file_bandwidth(),
+            workers=options.workers,
+            bandwidth=options.bandwidth,
         )
     except DamagedBackup as exc:
         raise damaged(run.backup, [str(exc)]) from exc
