@@ -141,7 +141,7 @@ def weeks(a4c, cli_actor):
     for age in (40, 30, 20, 10, 0):
         (a4c.data_dir / "csar" / f"day-{age}.yml").write_text(f"written {age} days ago")
         backup = operations.request_backup(
-            cli_actor, name=f"day-{age}", include_elasticsearch=False
+            operations.BackupRequest(name=f"day-{age}", include_elasticsearch=False), cli_actor
         )
         operations.run_backup(backup.pk)
         Backup.objects.filter(pk=backup.pk).update(created_at=now - timedelta(days=age))
@@ -180,7 +180,9 @@ def test_prune_deletes_what_the_rule_selects_and_keeps_the_rest(weeks, capsys):
 
 @with_database
 def test_the_safety_backup_of_the_newest_restore_is_kept(weeks, capsys, cli_actor):
-    run = operations.run_restore(operations.request_restore("day-0", cli_actor, scope="files").pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest("day-0", scope="files"), cli_actor).pk
+    )
     Backup.objects.filter(pk=run.safety_backup_id).update(
         created_at=django_timezone.now() - timedelta(days=50)
     )

@@ -7,7 +7,7 @@ only through backups/elastic and the backup storage only through backups/storage
 backups/models.py are the truth about every operation.
 
 One module per concern; the import order among them has no circle:
-names, lookup, places, hooks, running -> backup_steps -> recovery -> locking -> delete ->
+requests, names, lookup, places, hooks, running -> backup_steps -> recovery -> locking -> delete ->
 retention -> aftercare -> backup -> schedules; restore and plan beside backup; verify, cancel,
 dispatch and notifications on their own.
 """
@@ -27,6 +27,7 @@ from backups.operations.notifications import send_test_notification
 from backups.operations.places import store
 from backups.operations.plan import file_changes, plan_restore
 from backups.operations.recovery import record_worker_heartbeat, recover_stale_runs
+from backups.operations.requests import BackupRequest, RestoreRequest
 from backups.operations.restore import request_restore, run_restore
 from backups.operations.retention import apply_retention, prune_safety_backups, retention_preview
 from backups.operations.rollback import request_rollback
@@ -50,6 +51,8 @@ from backups.operations.verify import (
 
 __all__ = [
     "A4C_MAINTENANCE_CLEAR_COMMAND",
+    "BackupRequest",
+    "RestoreRequest",
     "SyncReport",
     "VerifyReport",
     "export_backup",

@@ -24,6 +24,7 @@ from backups.operations.backup import request_backup
 from backups.operations.delete import check_may_delete
 from backups.operations.lookup import get_policy
 from backups.operations.names import index_name_problem, validate_backup_name
+from backups.operations.requests import BackupRequest
 from backups.selectors import newest_good_backup
 
 # What a person sets on a policy: its name, and what a new machine's records carry of it.
@@ -243,15 +244,15 @@ def _request_policy_backup(
     policy: Policy, actor: Actor, now: datetime, raise_busy=False, wait_if_busy=False
 ) -> Backup | None:
     try:
-        backup = request_backup(
-            actor,
+        request = BackupRequest(
             name=backup_name_for(policy, now),
             description=f"Policy {policy.name}",
             include_elasticsearch=policy.include_elasticsearch,
             include_files=policy.include_files,
-            indices=policy.index_patterns,
+            indices=tuple(policy.index_patterns),
             trigger=Backup.Trigger.SCHEDULE if actor.source == "schedule" else None,
         )
+        backup = request_backup(request, actor)
     except BackupError as exc:
         if wait_if_busy and isinstance(exc, Busy):
             raise  # the scheduler's turn to wait, not a failure to record

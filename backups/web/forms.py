@@ -16,6 +16,7 @@ from django.utils import timezone
 from backups import operations
 from backups.errors import BackupError, InvalidInput
 from backups.models import AuditEvent, Backup, RestoreRun
+from backups.operations.requests import BackupRequest, RestoreRequest
 
 
 def check_new_name(name: str) -> str:
@@ -68,6 +69,13 @@ class BackupForm(forms.Form):
             raise forms.ValidationError("Choose what to back up: Elasticsearch, files, or both.")
         if data.get("indices") and not data.get("include_elasticsearch"):
             self.add_error("indices", "Indices were chosen but Elasticsearch is left out.")
+        data["request"] = BackupRequest(
+            name=data.get("name", ""),
+            description=data.get("description", ""),
+            include_elasticsearch=data.get("include_elasticsearch", False),
+            include_files=data.get("include_files", False),
+            indices=tuple(data.get("indices") or ()),
+        )
         return data
 
 
@@ -107,6 +115,8 @@ class RestoreForm(forms.Form):
     rename_replacement = forms.CharField(
         required=False, max_length=200, help_text="For example restored-$1 with the pattern (.+)"
     )
+    # Ticked on the confirmation, under a plan that found the backup from another cluster.
+    other_cluster = forms.BooleanField(required=False)
 
     def __init__(self, *args, backups=(), chosen: Backup | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,17 +134,18 @@ class RestoreForm(forms.Form):
         data = super().clean()
         if data.get("indices") and data.get("scope") != RestoreRun.Scope.INDICES:
             data["scope"] = RestoreRun.Scope.INDICES  # ticking indices means restoring just those
+        if "backup" in data and "scope" in data and "file_mode" in data:
+            data["request"] = RestoreRequest(
+                backup_id=data["backup"],
+                scope=data["scope"],
+                indices=tuple(data.get("indices") or ()),
+                file_mode=data["file_mode"],
+                rename_pattern=data.get("rename_pattern", ""),
+                rename_replacement=data.get("rename_replacement", ""),
+                safety_backup=data.get("safety_backup", False),
+                other_cluster=data.get("other_cluster", False),
+            )
         return data
-
-    def plan_arguments(self) -> dict:
-        data = self.cleaned_data
-        return {
-            "scope": data["scope"],
-            "indices": data.get("indices") or [],
-            "file_mode": data["file_mode"],
-            "rename_pattern": data.get("rename_pattern", ""),
-            "rename_replacement": data.get("rename_replacement", ""),
-        }
 
 
 def _day_start(day) -> datetime:

@@ -60,15 +60,14 @@ class Command(cli.Command):
             if Backup.objects.filter(name=name).exists():
                 name = operations.default_backup_name(name)
         reporter = cli.Reporter.for_options(self.stdout, options)
-        backup = operations.request_backup(
-            cli.actor(),
-            name=name,
+        request = operations.BackupRequest(
+            name=name or "",
             description=options["description"],
             include_elasticsearch=not options["no_es"],
             include_files=not options["no_files"],
-            indices=options["indices"],
-            wait=options["wait_lock"],
+            indices=tuple(options["indices"]),
         )
+        backup = operations.request_backup(request, cli.actor(), wait=options["wait_lock"])
         reporter.message(f"backing up to {backup.name} ({_what(backup)})")
         backup = cli.carry_out("backup", backup, options, reporter, self.stderr)
         cli.report_outcome(self, backup, options, _done)

@@ -100,14 +100,17 @@ class Command(cli.Command):
             raise cli.fail(
                 f"--index restores chosen indices: it cannot go with --scope {scope}", cli.USAGE
             )
-        choice = {
-            "scope": scope,
-            "indices": options["indices"],
-            "file_mode": "merge" if options["merge"] else "mirror",
-            "rename_pattern": options["rename_pattern"],
-            "rename_replacement": options["rename_replacement"],
-        }
-        plan = operations.plan_restore(backup.pk, **choice)
+        request = operations.RestoreRequest(
+            backup_id=backup.pk,
+            scope=scope,
+            indices=tuple(options["indices"]),
+            file_mode="merge" if options["merge"] else "mirror",
+            rename_pattern=options["rename_pattern"],
+            rename_replacement=options["rename_replacement"],
+            safety_backup=not options["no_safety_backup"],
+            other_cluster=options["other_cluster"],
+        )
+        plan = operations.plan_restore(request)  # once: the confirmed plan is the one run
         if options["dry_run"]:
             if options["json"]:
                 self.emit_json({"dry_run": True, "plan": plan.to_json()})
@@ -129,13 +132,7 @@ class Command(cli.Command):
         )
         reporter = cli.Reporter.for_options(self.stdout, options)
         run = operations.request_restore(
-            backup.pk,
-            cli.actor(),
-            **choice,
-            safety_backup=not options["no_safety_backup"],
-            other_cluster=options["other_cluster"],
-            confirm=backup.name,
-            wait=options["wait_lock"],
+            request, cli.actor(), plan=plan, confirm=backup.name, wait=options["wait_lock"]
         )
         reporter.message(f"restore #{run.pk} of {backup.name} starts")
         run = cli.carry_out("restore", run, options, reporter, self.stderr)

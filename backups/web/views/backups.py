@@ -48,16 +48,8 @@ def backup_new(request: HttpRequest) -> HttpResponse:
         form = BackupForm(request.POST, index_names=index_names)
         if form.is_valid():
             actor = Actor.from_request(request)
-            data = form.cleaned_data
             try:
-                backup = operations.request_backup(
-                    actor,
-                    name=data["name"] or None,
-                    description=data["description"],
-                    include_elasticsearch=data["include_elasticsearch"],
-                    include_files=data["include_files"],
-                    indices=data["indices"],
-                )
+                backup = operations.request_backup(form.cleaned_data["request"], actor)
             except BackupError as exc:
                 form.add_error(None, error_text(exc))
             else:

@@ -18,6 +18,7 @@ from backups.errors import BackupError, Busy
 from backups.formatting import human_duration
 from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
+from backups.operations.requests import RestoreRequest
 from backups.web import queries
 from backups.web.banners import under_way
 from backups.web.forms import (
@@ -66,17 +67,13 @@ def restore_new(request: HttpRequest) -> HttpResponse:
     }
     if not bound or not form.is_valid():
         return render(request, "backups/restore_new.html", context)
-    arguments = form.plan_arguments()
+    wanted = form.cleaned_data["request"]
+    status, plan = 200, None
     if request.method == "POST":
         actor = Actor.from_request(request)
         try:
             run = operations.request_restore(
-                form.cleaned_data["backup"],
-                actor,
-                confirm=request.POST.get("confirm", "").strip(),
-                safety_backup=form.cleaned_data["safety_backup"],
-                other_cluster=request.POST.get("other_cluster") == "on",
-                **arguments,
+                wanted, actor, confirm=request.POST.get("confirm", "").strip()
             )
         except BackupError as exc:
             context["start_error"] = error_text(exc)
@@ -88,23 +85,25 @@ def restore_new(request: HttpRequest) -> HttpResponse:
             else:
                 under_way(request, f"Restore of {run.backup.name} started.")
             return redirect("backups:restore_detail", pk=run.pk)
-    else:
-        status = 200
+    _show_plan(context, wanted, plan)
+    return render(request, "backups/restore_new.html", context, status=status)
+
+
+def _show_plan(context: dict, wanted: RestoreRequest, plan: Plan | None) -> None:
+    """The plan on the page."""
     try:
-        context["plan"] = operations.plan_restore(form.cleaned_data["backup"], **arguments)
+        plan = plan or operations.plan_restore(wanted)
     except BackupError as exc:
         context["plan_error"] = error_text(exc)
-    else:
-        context["counts"] = context["plan"].counts()
-        if context["plan"].files:
-            context["download_url"] = (
-                reverse("backups:restore_plan_paths")
-                + "?"
-                + urlencode(
-                    {"backup": form.cleaned_data["backup"], "file_mode": arguments["file_mode"]}
-                )
-            )
-    return render(request, "backups/restore_new.html", context, status=status)
+        return
+    context["plan"] = plan
+    context["counts"] = plan.counts()
+    if plan.files:
+        context["download_url"] = (
+            reverse("backups:restore_plan_paths")
+            + "?"
+            + urlencode({"backup": wanted.backup_id, "file_mode": wanted.file_mode})
+        )
 
 
 @requires("view_backup", "page.view")
