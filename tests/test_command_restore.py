@@ -207,3 +207,21 @@ def test_a_json_restore_ends_with_the_restore_summary(files_backup, capsys):
         "files",
         "safety backup",
     ]
+
+
+def test_the_command_plans_once_and_starts_the_plan_it_showed(
+    files_backup, capsys, queued, monkeypatch
+):
+    walks = []
+    real = operations.store().__class__.plan_restore
+    monkeypatch.setattr(
+        operations.store().__class__,
+        "plan_restore",
+        lambda self, *a, **k: walks.append(a) or real(self, *a, **k),
+    )
+
+    ran = manage(capsys, "restore", "files-1", "--scope", "files", "--yes", "--queue")
+
+    assert ran.code == 0, ran.err
+    assert len(walks) == 1, "one walk of the data dir, for the plan shown"
+    assert [kind for kind, _ in queued] == ["restore"]

@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.core import signing
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backups import operations
 from backups.errors import BackupError, InvalidInput
 from backups.models import AuditEvent, Backup, RestoreRun
+from backups.operations.plan import Plan, PlanOutdated
 from backups.operations.requests import BackupRequest, RestoreRequest
 
 
@@ -244,12 +246,52 @@ class AuditFilterForm(DateRangeMixin):
         return self.filter_dates(queryset, "at")
 
 
+PLAN_SALT = "backups.restore-plan"
+
+
+def _planned_choices(request: RestoreRequest) -> list:
+    """What the plan depends on; the safety backup and the other-cluster word do not change it."""
+    return [
+        str(request.backup_id),
+        request.scope,
+        list(request.indices),
+        request.file_mode,
+        request.rename_pattern,
+        request.rename_replacement,
+    ]
+
+
+def sign_plan(request: RestoreRequest, plan: Plan) -> str:
+    """The plan shown, with the choices it was made for, signed to travel in the page: the
+    confirmation starts the restore of this plan, not of one made again (which would walk the
+    data dir a second time, and might differ from what the person read)."""
+    payload = {"choices": _planned_choices(request), "plan": plan.to_json()}
+    return signing.dumps(payload, salt=PLAN_SALT, compress=True)
+
+
 class ConfirmRestoreForm(forms.Form):
     confirm = forms.CharField(
         required=False,
         label="Type the backup's name to confirm",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+    plan = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def confirmed_plan(self, request: RestoreRequest) -> Plan | None:
+        """The signed plan this confirmation was given for; None when the page sent none.
+        PlanOutdated when it was altered or made for other choices."""
+        token = self.data.get("plan", "")
+        if not token:
+            return None
+        try:
+            payload = signing.loads(token, salt=PLAN_SALT)
+        except signing.BadSignature:
+            raise PlanOutdated("The plan sent back is not the one shown: read it again.") from None
+        if payload.get("choices") != _planned_choices(request):
+            raise PlanOutdated(
+                "The plan shown was for other choices: read the new plan and confirm."
+            )
+        return Plan.from_json(payload["plan"])
 
 
 def error_text(exc: Exception) -> str:

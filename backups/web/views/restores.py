@@ -17,7 +17,7 @@ from backups.audit import Actor
 from backups.errors import BackupError, Busy
 from backups.formatting import human_duration
 from backups.models import Backup, RestoreRun
-from backups.operations.plan import Plan
+from backups.operations.plan import Plan, PlanOutdated
 from backups.operations.requests import RestoreRequest
 from backups.web import queries
 from backups.web.banners import under_way
@@ -26,6 +26,7 @@ from backups.web.forms import (
     RestoreFilterForm,
     RestoreForm,
     error_text,
+    sign_plan,
 )
 from backups.web.permissions import requires
 from backups.web.queries import page_of
@@ -72,12 +73,14 @@ def restore_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         actor = Actor.from_request(request)
         try:
+            plan = confirm.confirmed_plan(wanted)
             run = operations.request_restore(
-                wanted, actor, confirm=request.POST.get("confirm", "").strip()
+                wanted, actor, plan=plan, confirm=request.POST.get("confirm", "").strip()
             )
         except BackupError as exc:
             context["start_error"] = error_text(exc)
             status = 409 if isinstance(exc, Busy) else 200
+            plan = None if isinstance(exc, PlanOutdated) else plan  # shown anew, made anew
         else:
             problem = hand_to_worker("restore", run.pk, actor)
             if problem:
@@ -90,13 +93,15 @@ def restore_new(request: HttpRequest) -> HttpResponse:
 
 
 def _show_plan(context: dict, wanted: RestoreRequest, plan: Plan | None) -> None:
-    """The plan on the page."""
+    """The plan on the page (made now unless the one confirmed still stands), signed into the
+    confirmation so that the restore starts from this very plan."""
     try:
         plan = plan or operations.plan_restore(wanted)
     except BackupError as exc:
         context["plan_error"] = error_text(exc)
         return
     context["plan"] = plan
+    context["plan_token"] = sign_plan(wanted, plan)
     context["counts"] = plan.counts()
     if plan.files:
         context["download_url"] = (
