@@ -9,7 +9,7 @@ import pytest
 from commands import manage
 from django.utils import timezone as django_timezone
 
-from backups import operations
+from backups import operations, selectors
 from backups.errors import InvalidInput
 from backups.management import base as cli
 from backups.models import Backup, RestoreRun
@@ -131,6 +131,28 @@ def test_a_rule_that_cannot_be_applied_says_why(keep_last, older_than, message):
 
 
 # --- the command -----------------------------------------------------------------------------
+
+
+@with_database
+def test_retention_keeps_the_very_backup_the_dashboard_names_the_newest_good_one():
+    """One definition (selectors.newest_good_backup): the good backup that finished last. A set
+    imported later finishes its row after one asked for since; a row with no finish time
+    cannot be the newest."""
+    rows = {}
+    for name, created, finished in (
+        ("imported", day(5), day(0)),
+        ("asked-later", day(1), day(1)),
+        ("never-finished", day(0), None),
+    ):
+        rows[name] = Backup.objects.create(name=name, status="succeeded", actor="t")
+        Backup.objects.filter(pk=rows[name].pk).update(created_at=created, finished_at=finished)
+
+    assert selectors.newest_good_backup().name == "imported"
+    assert selectors.last_good_backup(now=NOW).backup.name == "imported"
+    assert retention.newest_good_backup_id() == rows["imported"].pk
+    verdicts = {v.backup.name: v for v in retention.prune_preview(keep_last=1, older_than=None)}
+    assert not verdicts["imported"].delete
+    assert verdicts["imported"].reason == "the newest good backup"
 
 
 @pytest.fixture
