@@ -1,8 +1,9 @@
-"""Read-only questions the console's pages ask: what runs now, what ran last, how far along.
+"""What only the console's pages need beyond the rows: a progress bar's caption, a page of a
+list, the manifest as a download, the live indices to choose from, the audit filter's actions.
 
-Nothing here changes data; the work and every change live in backups/operations. Each
-function issues a fixed number of queries whatever the number of rows, so pages stay quick
-with years of history.
+The questions about the rows themselves (what runs now, the newest good backup, the lists) are
+backups/selectors.py's, shared with the commands, the doctor and /metrics. Nothing here changes
+data.
 """
 
 from __future__ import annotations
