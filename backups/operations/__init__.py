@@ -1,7 +1,8 @@
 """The work itself: backup, restore, rollback, verify, delete, cancel, recover, schedules.
 
-Plain functions: ids and plain arguments in, an optional progress callback, no request and no
-Celery. The web console (backups/web), the worker (backups/tasks.py) and the command line
+Plain functions: ids and typed values in (what a person asked for is one BackupRequest or
+RestoreRequest, requests.py), an optional progress callback, no HTTP request and no Celery. The
+web console (backups/web), the worker (backups/tasks.py) and the command line
 (backups/management/commands) are three doors into these same rooms. Elasticsearch is reached
 only through backups/elastic and the backup storage only through backups/storage; the rows in
 backups/models.py are the truth about every operation.
