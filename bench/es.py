@@ -51,7 +51,9 @@ def run_es(prefix: str, label: str, runs: int) -> dict:
 
         def tool_backup(name=name):
             backup = operations.run_backup(
-                operations.request_backup(actor, name=name, include_files=False).pk
+                operations.request_backup(
+                    operations.BackupRequest(name=name, include_files=False), actor
+                ).pk
             )
             assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
             return backup
@@ -74,7 +76,8 @@ def run_es(prefix: str, label: str, runs: int) -> dict:
 
         def tool_restore(backup=backup):
             run = operations.request_restore(
-                backup.pk, actor, scope="elasticsearch", safety_backup=False
+                operations.RestoreRequest(backup.pk, scope="elasticsearch", safety_backup=False),
+                actor,
             )
             run = operations.run_restore(run.pk)
             assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message

@@ -353,7 +353,9 @@ def backed_up(actor, name: str, **kwargs):
     from backups import operations
     from backups.models import Backup
 
-    backup = operations.run_backup(operations.request_backup(actor, name=name, **kwargs).pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name=name, **kwargs), actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     return backup
 

@@ -96,7 +96,9 @@ def test_an_encrypted_archive_restores_on_a_second_storage_and_repository_byte_f
     assert operations.verify_backup("acc1", cli_actor).ok
     snapshots = small_a4c.cluster.snapshots(backup.repository)
     assert [s.name for s in snapshots] == ["acc1"]  # acc2 stayed home
-    run = operations.request_restore(backup.pk, cli_actor, confirm="acc1", safety_backup=False)
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk, safety_backup=False), cli_actor, confirm="acc1"
+    )
     run = operations.run_restore(run.pk)
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert small_a4c.state() == before_es and tree(small_a4c.data_dir) == before_files

@@ -74,7 +74,9 @@ def grow(root, prefix: str, per_dir: int, size: int) -> None:
 def grown(a4c, cli_actor, start_worker, worker_env):
     """801 files backed up, then 1,083 more; a worker whose copies are capped at 300 KiB/s."""
     grow(a4c.data_dir, "old", 267, 1024)
-    first = operations.request_backup(cli_actor, name="last-week", include_elasticsearch=False)
+    first = operations.request_backup(
+        operations.BackupRequest(name="last-week", include_elasticsearch=False), cli_actor
+    )
     assert operations.run_backup(first.pk).status == Backup.Status.SUCCEEDED
     grow(a4c.data_dir, "new", 361, 1024)  # "new-*" sorts before "old-*" in every directory
     start_worker(**worker_env, A4C_FILE_BANDWIDTH="300K")
@@ -117,7 +119,9 @@ def test_a_restore_keeps_one_figure_through_its_phases_and_details_its_safety_ba
     browser, live_server, grown, cli_actor
 ):
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="to-restore", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="to-restore", include_elasticsearch=False), cli_actor
+        ).pk
     )
     assert backup.status == Backup.Status.SUCCEEDED
     grow(grown.data_dir, "since", 100, 8192)  # new data the safety backup must read

@@ -41,7 +41,9 @@ def test_a_cancel_asked_in_the_last_phase_ends_the_backup_cancelled_not_succeede
     """The heartbeat notices a cancel every few seconds; this backup ends long before that."""
     settings.A4C_POST_BACKUP_COMMAND = "true"
     settings.A4C_HEARTBEAT_SECONDS = 60
-    backup = operations.request_backup(cli_actor, name="late-cancel", include_elasticsearch=False)
+    backup = operations.request_backup(
+        operations.BackupRequest(name="late-cancel", include_elasticsearch=False), cli_actor
+    )
     on_progress, asked = cancel_when(Backup, "post-command")
 
     done = operations.run_backup(backup.pk, on_progress)
@@ -54,7 +56,9 @@ def test_a_cancel_asked_in_the_last_phase_ends_the_backup_cancelled_not_succeede
 
 def test_a_cancel_asked_inside_the_files_phase_stops_it_there(files, cli_actor, settings):
     settings.A4C_HEARTBEAT_SECONDS = 60
-    backup = operations.request_backup(cli_actor, name="mid-files", include_elasticsearch=False)
+    backup = operations.request_backup(
+        operations.BackupRequest(name="mid-files", include_elasticsearch=False), cli_actor
+    )
     on_progress, asked = cancel_when(Backup, "files", after_files=1)
 
     done = operations.run_backup(backup.pk, on_progress)
@@ -67,7 +71,9 @@ def test_a_cancel_asked_inside_the_files_phase_stops_it_there(files, cli_actor, 
 
 def test_a_cancel_after_the_end_is_refused_with_the_reason(files, cli_actor):
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="done", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="done", include_elasticsearch=False), cli_actor
+        ).pk
     )
 
     with pytest.raises(InvalidInput, match="The backup is succeeded; only a pending or running"):
@@ -77,11 +83,15 @@ def test_a_cancel_after_the_end_is_refused_with_the_reason(files, cli_actor):
 def test_a_cancel_asked_while_a_restore_verifies_puts_everything_back(files, cli_actor, settings):
     settings.A4C_HEARTBEAT_SECONDS = 60
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="source", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="source", include_elasticsearch=False), cli_actor
+        ).pk
     )
     added = files.data_dir / "csar" / "added-after.yml"
     added.write_text("kept\n")
-    run = operations.request_restore(backup.pk, cli_actor, confirm="source", scope="files")
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk, scope="files"), cli_actor, confirm="source"
+    )
     on_progress, asked = cancel_when(RestoreRun, "verify")
 
     run = operations.run_restore(run.pk, on_progress)

@@ -120,7 +120,7 @@ def test_sync_flags_a_vanished_set_and_refuses_to_restore_it(small_a4c, cli_acto
     backup.refresh_from_db()
     assert backup.vanished_at is not None
     with pytest.raises(InvalidInput, match="gone from the backup storage"):
-        operations.plan_restore(backup.pk)
+        operations.plan_restore(operations.RestoreRequest(backup.pk))
 
     hidden.rename(record)
     assert operations.sync_catalog(cli_actor).returned == ["acc1"]
@@ -192,7 +192,7 @@ def test_a_set_taken_by_another_console_on_the_same_storage_is_listed_after_sync
     assert f"taken by {os.uname().nodename}:{other_db}" in theirs.imported_from
     assert audit.verify_chain().ok
     with pytest.raises(InvalidInput, match="exists already"):
-        operations.request_backup(cli_actor, name="theirs")
+        operations.request_backup(operations.BackupRequest(name="theirs"), cli_actor)
 
 
 def test_a_restore_registers_a_lost_repository_and_brings_everything_back(
@@ -203,7 +203,9 @@ def test_a_restore_registers_a_lost_repository_and_brings_everything_back(
     lose_the_cluster_state(small_a4c, settings)
     (small_a4c.data_dir / "images" / "logo.png").unlink()
 
-    run = operations.request_restore(backup.pk, cli_actor, confirm="acc1", safety_backup=False)
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk, safety_backup=False), cli_actor, confirm="acc1"
+    )
     run = operations.run_restore(run.pk)
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
@@ -220,13 +222,15 @@ def test_a_backup_from_another_cluster_is_restored_only_when_confirmed_and_read_
     Backup.objects.filter(pk=backup.pk).update(es_cluster_name="lost", es_cluster_uuid="x" * 22)
     lose_the_cluster_state(small_a4c, settings)
 
-    plan = operations.plan_restore(backup.pk)
+    plan = operations.plan_restore(operations.RestoreRequest(backup.pk))
     assert "was taken on cluster lost (xxxxxxxxxxxxxxxxxxxxxx)" in plan.other_cluster
     with pytest.raises(InvalidInput, match="Confirm that you restore into another cluster"):
-        operations.request_restore(backup.pk, cli_actor, confirm="acc1")
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor, confirm="acc1")
 
     run = operations.request_restore(
-        backup.pk, cli_actor, confirm="acc1", other_cluster=True, safety_backup=False
+        operations.RestoreRequest(backup.pk, other_cluster=True, safety_backup=False),
+        cli_actor,
+        confirm="acc1",
     )
     run = operations.run_restore(run.pk)
 

@@ -113,7 +113,7 @@ def test_indices_chosen_with_files_only_are_a_usage_error(files, capsys):
 
 def test_a_backup_while_another_operation_runs_exits_busy_naming_it(files, capsys, cli_actor):
     holder = operations.request_backup(
-        cli_actor, name="holding-the-lock", include_elasticsearch=False
+        operations.BackupRequest(name="holding-the-lock", include_elasticsearch=False), cli_actor
     )
 
     ran = manage(capsys, "backup", "--files-only", "--name", "second")
@@ -126,7 +126,9 @@ def test_a_backup_while_another_operation_runs_exits_busy_naming_it(files, capsy
 
 
 def test_wait_lock_waits_for_the_running_operation_to_end(files, capsys, cli_actor):
-    holder = operations.request_backup(cli_actor, name="short", include_elasticsearch=False)
+    holder = operations.request_backup(
+        operations.BackupRequest(name="short", include_elasticsearch=False), cli_actor
+    )
     import threading
 
     from django.db import connection

@@ -21,7 +21,9 @@ def three(a4c, cli_actor):
     (a4c.data_dir / "plugins" / "p.yml").write_text("id: p\n")
     for name in ("monday", "tuesday"):
         operations.run_backup(
-            operations.request_backup(cli_actor, name=name, include_elasticsearch=False).pk
+            operations.request_backup(
+                operations.BackupRequest(name=name, include_elasticsearch=False), cli_actor
+            ).pk
         )
     operations.delete_backup("monday", cli_actor)
     Backup.objects.create(

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_cancelling_a_pending_backup_ends_it_and_frees_the_lock(a4c, capsys, cli_actor):
-    pending = operations.request_backup(cli_actor, name="queued", include_elasticsearch=False)
+    pending = operations.request_backup(
+        operations.BackupRequest(name="queued", include_elasticsearch=False), cli_actor
+    )
 
     ran = manage(capsys, "cancel", "backup", "queued")
 
@@ -25,7 +27,9 @@ def test_cancelling_a_pending_backup_ends_it_and_frees_the_lock(a4c, capsys, cli
 
 
 def test_cancelling_a_running_backup_asks_it_to_stop(a4c, capsys, cli_actor):
-    running = operations.request_backup(cli_actor, name="running", include_elasticsearch=False)
+    running = operations.request_backup(
+        operations.BackupRequest(name="running", include_elasticsearch=False), cli_actor
+    )
     Backup.objects.filter(pk=running.pk).update(status=Backup.Status.RUNNING)
 
     ran = manage(capsys, "cancel", "backup", str(running.pk))

@@ -19,7 +19,9 @@ def backup(a4c, cli_actor) -> Backup:
     a4c.cluster.bulk_index(index, [("admin", {"username": "admin"})])
     (a4c.data_dir / "artifacts").mkdir()
     (a4c.data_dir / "artifacts" / "only-here.bin").write_bytes(b"unique content")
-    return operations.run_backup(operations.request_backup(cli_actor, name="old").pk)
+    return operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="old"), cli_actor).pk
+    )
 
 
 def test_delete_with_yes_removes_the_snapshot_and_the_manifest(backup, a4c, capsys, settings):

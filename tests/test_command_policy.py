@@ -123,7 +123,9 @@ def test_run_takes_the_policys_backup_here_and_records_its_success(a4c, capsys):
 
 def test_run_while_another_operation_runs_exits_3(files, capsys, cli_actor):
     manage(capsys, "create", "nightly", "--schedule", "0 2 * * *", "--files-only")
-    operations.request_backup(cli_actor, name="holding", include_elasticsearch=False)
+    operations.request_backup(
+        operations.BackupRequest(name="holding", include_elasticsearch=False), cli_actor
+    )
 
     ran = manage(capsys, "run", "nightly")
 

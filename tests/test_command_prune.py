@@ -9,7 +9,7 @@ import pytest
 from commands import manage
 from django.utils import timezone as django_timezone
 
-from backups import operations
+from backups import operations, selectors
 from backups.errors import InvalidInput
 from backups.management import arguments
 from backups.models import Backup, RestoreRun
@@ -133,6 +133,28 @@ def test_a_rule_that_cannot_be_applied_says_why(keep_last, older_than, message):
 # --- the command -----------------------------------------------------------------------------
 
 
+@with_database
+def test_retention_keeps_the_very_backup_the_dashboard_names_the_newest_good_one():
+    """One definition (selectors.newest_good_backup): the good backup that finished last. A set
+    imported later finishes its row after one asked for since; a row with no finish time
+    cannot be the newest."""
+    rows = {}
+    for name, created, finished in (
+        ("imported", day(5), day(0)),
+        ("asked-later", day(1), day(1)),
+        ("never-finished", day(0), None),
+    ):
+        rows[name] = Backup.objects.create(name=name, status="succeeded", actor="t")
+        Backup.objects.filter(pk=rows[name].pk).update(created_at=created, finished_at=finished)
+
+    assert selectors.newest_good_backup().name == "imported"
+    assert selectors.last_good_backup(now=NOW).backup.name == "imported"
+    assert retention.newest_good_backup_id() == rows["imported"].pk
+    verdicts = {v.backup.name: v for v in retention.prune_preview(keep_last=1, older_than=None)}
+    assert not verdicts["imported"].delete
+    assert verdicts["imported"].reason == "the newest good backup"
+
+
 @pytest.fixture
 def weeks(a4c, cli_actor):
     """Five files-only backups taken 0, 10, 20, 30 and 40 days ago; the 30-day one pinned."""
@@ -141,7 +163,7 @@ def weeks(a4c, cli_actor):
     for age in (40, 30, 20, 10, 0):
         (a4c.data_dir / "csar" / f"day-{age}.yml").write_text(f"written {age} days ago")
         backup = operations.request_backup(
-            cli_actor, name=f"day-{age}", include_elasticsearch=False
+            operations.BackupRequest(name=f"day-{age}", include_elasticsearch=False), cli_actor
         )
         operations.run_backup(backup.pk)
         Backup.objects.filter(pk=backup.pk).update(created_at=now - timedelta(days=age))
@@ -180,7 +202,9 @@ def test_prune_deletes_what_the_rule_selects_and_keeps_the_rest(weeks, capsys):
 
 @with_database
 def test_the_safety_backup_of_the_newest_restore_is_kept(weeks, capsys, cli_actor):
-    run = operations.run_restore(operations.request_restore("day-0", cli_actor, scope="files").pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest("day-0", scope="files"), cli_actor).pk
+    )
     Backup.objects.filter(pk=run.safety_backup_id).update(
         created_at=django_timezone.now() - timedelta(days=50)
     )

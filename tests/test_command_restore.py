@@ -35,7 +35,9 @@ def files(a4c):
 
 @pytest.fixture
 def files_backup(files, cli_actor) -> Backup:
-    backup = operations.request_backup(cli_actor, name="files-1", include_elasticsearch=False)
+    backup = operations.request_backup(
+        operations.BackupRequest(name="files-1", include_elasticsearch=False), cli_actor
+    )
     return operations.run_backup(backup.pk)
 
 
@@ -47,7 +49,9 @@ def test_a_restore_brings_back_indices_and_files_and_names_its_safety_backup(
         i: a4c.documents(i[len(a4c.prefix) :]) for i in a4c.cluster.indices([a4c.prefix + "*"])
     }
     before_files = tree(a4c.data_dir)
-    operations.run_backup(operations.request_backup(cli_actor, name="before").pk)
+    operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="before"), cli_actor).pk
+    )
     a4c.cluster.client.indices.delete(index=a4c.index("plugin"))
     a4c.cluster.client.index(
         index=a4c.index("user"), id="intruder", document={"username": "intruder"}, refresh=True
@@ -144,7 +148,9 @@ def test_an_unknown_backup_exits_4(files, capsys):
 
 
 def test_a_restore_while_another_runs_exits_3_and_names_it(files_backup, capsys, cli_actor):
-    pending = operations.request_restore(files_backup.pk, cli_actor, scope="files")
+    pending = operations.request_restore(
+        operations.RestoreRequest(files_backup.pk, scope="files"), cli_actor
+    )
 
     ran = manage(capsys, "restore", "files-1", "--scope", "files", "--yes")
 
@@ -201,3 +207,21 @@ def test_a_json_restore_ends_with_the_restore_summary(files_backup, capsys):
         "files",
         "safety backup",
     ]
+
+
+def test_the_command_plans_once_and_starts_the_plan_it_showed(
+    files_backup, capsys, queued, monkeypatch
+):
+    walks = []
+    real = operations.store().__class__.plan_restore
+    monkeypatch.setattr(
+        operations.store().__class__,
+        "plan_restore",
+        lambda self, *a, **k: walks.append(a) or real(self, *a, **k),
+    )
+
+    ran = manage(capsys, "restore", "files-1", "--scope", "files", "--yes", "--queue")
+
+    assert ran.code == 0, ran.err
+    assert len(walks) == 1, "one walk of the data dir, for the plan shown"
+    assert [kind for kind, _ in queued] == ["restore"]

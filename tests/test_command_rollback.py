@@ -22,10 +22,12 @@ def restored(a4c, cli_actor):
     a4c.cluster.bulk_index(index, [("a", {"name": "first"}), ("b", {"name": "second"})])
     (a4c.data_dir / "csar").mkdir()
     (a4c.data_dir / "csar" / "types.yml").write_text("as backed up")
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     a4c.cluster.bulk_index(index, [("c", {"name": "made after the backup"})])
     (a4c.data_dir / "csar" / "types.yml").write_text("changed after the backup")
-    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     run = operations.run_restore(run.pk)
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert set(a4c.documents("application")) == {"a", "b"}

@@ -21,9 +21,13 @@ def restored_once(a4c, cli_actor):
     (a4c.data_dir / "images").mkdir()
     (a4c.data_dir / "images" / "logo.png").write_bytes(b"\x89PNG")
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="shown", description="kept for the audit").pk
+        operations.request_backup(
+            operations.BackupRequest(name="shown", description="kept for the audit"), cli_actor
+        ).pk
     )
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
     return backup, run
 
 
@@ -54,7 +58,9 @@ def test_show_json_parses_and_can_find_a_backup_by_id(restored_once, capsys):
 def test_a_backup_whose_name_is_digits_is_found_by_its_name(a4c, capsys, cli_actor):
     (a4c.data_dir / "f").write_text("x")
     operations.run_backup(
-        operations.request_backup(cli_actor, name="20250101", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="20250101", include_elasticsearch=False), cli_actor
+        ).pk
     )
 
     ran = manage(capsys, "show", "20250101", "--json")

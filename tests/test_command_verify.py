@@ -22,7 +22,9 @@ def backup(a4c, cli_actor) -> Backup:
     a4c.cluster.bulk_index(index, [("1", {"name": "types"})])
     (a4c.data_dir / "csar").mkdir()
     (a4c.data_dir / "csar" / "types.yml").write_text("tosca_definitions_version: 1.3\n" * 50)
-    return operations.run_backup(operations.request_backup(cli_actor, name="to-check").pk)
+    return operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="to-check"), cli_actor).pk
+    )
 
 
 def test_a_whole_backup_verifies_with_exit_0(backup, capsys):

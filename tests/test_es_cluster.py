@@ -82,14 +82,18 @@ def test_a_restore_ends_only_when_every_primary_and_replica_is_back(
 ):
     cluster, prefix, names = on_cluster
     before, files = es_state(cluster, prefix), tree(settings.A4C_DATA_DIR)
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="three").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="three"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     assert backup.es_version == "8.19.8"
     cluster.delete_indices([f"{prefix}application", f"{prefix}plugin", f"{prefix}user"])
     (settings.A4C_DATA_DIR / "artifacts" / "later.txt").write_text("after the backup")
 
     run = operations.run_restore(
-        operations.request_restore(backup.pk, cli_actor, confirm=backup.name).pk
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+        ).pk
     )
 
     # Asked the moment the restore says it is done: nothing may still be copying.

@@ -140,12 +140,16 @@ def elasticsearch_check():
 
 def test_a_secured_cluster_backs_up_restores_and_passes_the_doctor(secured, cli_actor):
     before, files = secured.state(), tree(secured.data_dir)
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="secured").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="secured"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     secured.cluster.delete_indices([f"{secured.prefix}application", f"{secured.prefix}plugin"])
     (secured.data_dir / "artifacts" / "later.txt").write_text("written after the backup")
 
-    run = operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+    )
     run = operations.run_restore(run.pk)
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
@@ -161,7 +165,9 @@ def test_an_invalid_api_key_is_refused_with_a_message_naming_the_setting(secured
     made_up = base64.b64encode(b"a4c-made-up-id:" + secrets.token_hex(11).encode()).decode()
     secured.with_api_key(made_up)
 
-    refused = operations.run_backup(operations.request_backup(cli_actor, name="bad-key").pk)
+    refused = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="bad-key"), cli_actor).pk
+    )
 
     assert refused.status == Backup.Status.FAILED
     assert "A4C_ES_API_KEY" in refused.error_message and "HTTP 401" in refused.error_message
@@ -173,7 +179,9 @@ def test_an_invalid_api_key_is_refused_with_a_message_naming_the_setting(secured
 def test_a_wrong_password_is_refused_with_a_message_naming_the_setting(secured, cli_actor):
     secured.with_password("not-the-password")
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="wrong-pw").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="wrong-pw"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.FAILED
     assert "A4C_ES_PASSWORD" in backup.error_message and "HTTP 401" in backup.error_message
@@ -188,7 +196,9 @@ def test_a_certificate_from_another_ca_is_refused_with_a_message_naming_the_sett
     settings.A4C_ES_CA_CERT = str(secured_es.other_ca)
     secured.reconnect()
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="wrong-ca").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="wrong-ca"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.FAILED
     assert "A4C_ES_CA_CERT" in backup.error_message

@@ -113,13 +113,17 @@ def on_version(request, settings, tmp_path, es_path_repo):
 
 
 def backed_up(actor, name: str) -> Backup:
-    backup = operations.run_backup(operations.request_backup(actor, name=name).pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name=name), actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     return backup
 
 
 def restored(backup: Backup, actor, **kwargs) -> RestoreRun:
-    run = operations.request_restore(backup.pk, actor, confirm=backup.name, **kwargs)
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk, **kwargs), actor, confirm=backup.name
+    )
     run = operations.run_restore(run.pk)
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     return run
@@ -155,7 +159,7 @@ def test_a_restore_brings_back_every_document_mapping_alias_and_file_and_a_delet
     assert report.ok, report.problems
     change_everything(install)
 
-    plan = operations.plan_restore(backup.pk)
+    plan = operations.plan_restore(operations.RestoreRequest(backup.pk))
     actions = {step.target: step.action for step in plan.indices}
     restored(backup, cli_actor)
 
@@ -228,7 +232,9 @@ def test_an_unsupported_version_is_refused_before_anything_is_touched(
     monkeypatch.setattr(versions, "SUPPORTED", tuple(v for v in versions.SUPPORTED if v != (6, 8)))
     install.use(settings)
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="refused").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="refused"), cli_actor).pk
+    )
     checks = {check.name: check for check in run_checks(worker_timeout=0.1)}
 
     assert backup.status == Backup.Status.FAILED
@@ -287,7 +293,9 @@ def test_a_newer_snapshot_is_refused_by_an_older_server_before_anything_changes(
     es_before, files_before = old.state(), tree(old.data_dir)
 
     with pytest.raises(InvalidInput) as refused:
-        operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+        )
 
     assert "7.17.29, newer than this cluster's 6.8.23" in str(refused.value)
     assert old.state() == es_before

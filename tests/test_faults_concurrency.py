@@ -42,7 +42,9 @@ def test_two_restores_and_a_backup_at_the_same_instant_start_exactly_one(
     a4c, cli_actor, web_actor, worker_env, tmp_path
 ):
     demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    base = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    base = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     assert base.status == Backup.Status.SUCCEEDED, base.error_message
     go = tmp_path / "go"
     env = {**os.environ, **{k: str(v) for k, v in worker_env.items()}}
@@ -70,9 +72,15 @@ def test_two_restores_and_a_backup_at_the_same_instant_start_exactly_one(
             connection.close()
 
     asks = {
-        "web restore": lambda: operations.request_restore(base.pk, web_actor),
-        "cli restore": lambda: operations.request_restore(base.pk, cli_actor, scope="files"),
-        "web backup": lambda: operations.request_backup(web_actor, name="from-the-web"),
+        "web restore": lambda: operations.request_restore(
+            operations.RestoreRequest(base.pk), web_actor
+        ),
+        "cli restore": lambda: operations.request_restore(
+            operations.RestoreRequest(base.pk, scope="files"), cli_actor
+        ),
+        "web backup": lambda: operations.request_backup(
+            operations.BackupRequest(name="from-the-web"), web_actor
+        ),
     }
     threads = [threading.Thread(target=attempt, args=item) for item in asks.items()]
     for thread in threads:

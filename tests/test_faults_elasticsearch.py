@@ -105,7 +105,9 @@ def test_a_backup_with_elasticsearch_stopped_fails_clearly_and_keeps_nothing(
     files_before = tree(a4c.data_dir)
     es_switch.down()
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="es-down").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="es-down"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.FAILED
     assert "cannot be reached" in backup.error_message
@@ -119,12 +121,14 @@ def test_a_restore_whose_elasticsearch_stopped_before_it_ran_changes_nothing(
     a4c, cli_actor, es_switch
 ):
     demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="good").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="good"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     (a4c.data_dir / "artifacts" / "after.txt").write_text("made after the backup")
     a4c.cluster.client.indices.delete(index=a4c.index("plugin"))
     es_before, files_before = a4c.state(), tree(a4c.data_dir)
-    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     es_switch.down()
 
     run = operations.run_restore(run.pk)
@@ -135,7 +139,7 @@ def test_a_restore_whose_elasticsearch_stopped_before_it_ran_changes_nothing(
     assert run.safety_backup is None
     # ...and asking again while it is down is refused at once, with the same reason.
     with pytest.raises(ElasticError, match="cannot be reached"):
-        operations.request_restore(backup.pk, cli_actor)
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     assert nothing_running()
     es_switch.up()
     assert a4c.state() == es_before
@@ -155,7 +159,9 @@ def test_elasticsearch_killed_during_a_snapshot_fails_the_backup_and_nothing_sta
 
     monkeypatch.setattr(Cluster, "snapshot_progress", kill_during_the_snapshot)
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="es-killed").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="es-killed"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.FAILED
     assert backup.phase == "elasticsearch: snapshot"
@@ -167,7 +173,9 @@ def test_elasticsearch_killed_during_a_snapshot_fails_the_backup_and_nothing_sta
     monkeypatch.undo()
     throwaway_es.start()
     assert a4c.state() == es_before
-    again = operations.run_backup(operations.request_backup(cli_actor, name="after-restart").pk)
+    again = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="after-restart"), cli_actor).pk
+    )
     assert again.status == Backup.Status.SUCCEEDED, again.error_message
     assert operations.verify_backup(again.pk, cli_actor).ok
 
@@ -176,7 +184,9 @@ def test_elasticsearch_killed_during_a_restore_fails_it_and_a_rollback_brings_al
     on_throwaway_es, throwaway_es, cli_actor, monkeypatch
 ):
     a4c = on_throwaway_es
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     client = a4c.cluster.client
     client.indices.delete(index=a4c.prefix + "plugin")
@@ -191,7 +201,9 @@ def test_elasticsearch_killed_during_a_restore_fails_it_and_a_rollback_brings_al
 
     monkeypatch.setattr(Cluster, "start_restore", kill_once_the_restore_started)
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.FAILED
     assert "cannot be reached" in run.error_message

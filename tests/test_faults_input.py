@@ -74,7 +74,7 @@ def nothing_made(before_backups: int) -> bool:
 @pytest.mark.parametrize("name,why", BAD_NAMES.items(), ids=lambda v: repr(v)[:20])
 def test_request_backup_refuses_a_hostile_name(name, why, cli_actor):
     with pytest.raises(InvalidInput) as refused:
-        operations.request_backup(cli_actor, name=name)
+        operations.request_backup(operations.BackupRequest(name=name), cli_actor)
     assert why.lower() in str(refused.value).lower()
     assert nothing_made(0)
 
@@ -82,7 +82,9 @@ def test_request_backup_refuses_a_hostile_name(name, why, cli_actor):
 @pytest.mark.parametrize("pattern,why", BAD_PATTERNS.items(), ids=lambda v: repr(v)[:20])
 def test_request_backup_refuses_a_hostile_index_pattern(pattern, why, cli_actor):
     with pytest.raises(InvalidInput) as refused:
-        operations.request_backup(cli_actor, name="patterned", indices=[pattern])
+        operations.request_backup(
+            operations.BackupRequest(name="patterned", indices=[pattern]), cli_actor
+        )
     assert "is not an index name or pattern" in str(refused.value)
     assert why in str(refused.value)
     assert nothing_made(0)
@@ -90,7 +92,9 @@ def test_request_backup_refuses_a_hostile_index_pattern(pattern, why, cli_actor)
 
 @pytest.fixture
 def base(installed, cli_actor) -> Backup:
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     return backup
 
@@ -120,12 +124,17 @@ def test_request_restore_refuses_hostile_options_and_changes_nothing(base, insta
 
     for options, error, why in RESTORE_OPTIONS:
         with pytest.raises(error) as refused:
-            operations.request_restore(base.pk, cli_actor, **options)
+            asked = {k: v for k, v in options.items() if k != "confirm"}
+            operations.request_restore(
+                operations.RestoreRequest(base.pk, **asked),
+                cli_actor,
+                confirm=options.get("confirm"),
+            )
         assert why in str(refused.value), (options, str(refused.value))
         assert nothing_made(backups_before), options
     for ident in ("../../etc/passwd", "1 OR 1=1", "base'; --", "-1", "\x00", "9" * 30):
         with pytest.raises(NotFound):
-            operations.request_restore(ident, cli_actor)
+            operations.request_restore(operations.RestoreRequest(ident), cli_actor)
         with pytest.raises(NotFound):
             operations.verify_backup(ident, cli_actor)
 
@@ -164,7 +173,9 @@ def test_a_manifest_entry_pointing_outside_the_data_dir_is_refused_before_any_ch
 
     report = operations.verify_backup(base.pk, cli_actor)
     with pytest.raises(DamagedBackup) as refused:
-        operations.run_restore(operations.request_restore(base.pk, cli_actor).pk)
+        operations.run_restore(
+            operations.request_restore(operations.RestoreRequest(base.pk), cli_actor).pk
+        )
 
     assert not report.ok and any("points outside the data dir" in p for p in report.problems)
     assert "points outside the data dir" in str(refused.value)
@@ -182,7 +193,9 @@ def test_a_symlink_to_etc_in_the_data_dir_is_kept_as_a_link_and_never_followed(
     os.symlink("/etc", link)
     etc_before = {p: os.lstat(os.path.join("/etc", p)).st_mtime_ns for p in os.listdir("/etc")}
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="with-link", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="with-link", include_elasticsearch=False), cli_actor
+        ).pk
     )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     entries = {e.path: e for e in Store(settings.A4C_BACKUP_DIR).manifests.entries("with-link")}
@@ -191,7 +204,11 @@ def test_a_symlink_to_etc_in_the_data_dir_is_kept_as_a_link_and_never_followed(
     assert not any(path.startswith("plugins/etc-link/") for path in entries)
 
     link.unlink()
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor, scope="files").pk)
+    run = operations.run_restore(
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk, scope="files"), cli_actor
+        ).pk
+    )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert os.readlink(link) == "/etc"
@@ -206,7 +223,9 @@ def test_a_restore_never_writes_through_a_symlink_that_replaced_a_directory(
     installed, cli_actor, tmp_path, mode
 ):
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="plain", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="plain", include_elasticsearch=False), cli_actor
+        ).pk
     )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     expected = tree(installed.data_dir)
@@ -217,7 +236,9 @@ def test_a_restore_never_writes_through_a_symlink_that_replaced_a_directory(
     os.symlink(victim, artifacts)  # someone swapped a directory for a link out of the data dir
 
     run = operations.run_restore(
-        operations.request_restore(backup.pk, cli_actor, scope="files", file_mode=mode).pk
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk, scope="files", file_mode=mode), cli_actor
+        ).pk
     )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message

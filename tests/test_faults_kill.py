@@ -42,7 +42,7 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
     demo.generate(a4c.data_dir, prefix=a4c.prefix, cluster=a4c.cluster, **DATA)
     store = Store(settings.A4C_BACKUP_DIR)
     worker = start_worker(**worker_env, **CAPPED)
-    backup = operations.request_backup(cli_actor, name="killed-copying")
+    backup = operations.request_backup(operations.BackupRequest(name="killed-copying"), cli_actor)
     tasks.run_backup.delay(backup.pk)
     wait_for(
         lambda: Backup.objects.filter(pk=backup.pk, phase="files", bytes_done__gt=0).exists(),
@@ -76,7 +76,9 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
     assert a4c.cluster.snapshot(settings.A4C_ES_REPOSITORY, "killed-copying") is None
     assert not Backup.objects.filter(status=Backup.Status.SUCCEEDED).exists()
     # The next backup runs, and is whole.
-    after = operations.run_backup(operations.request_backup(cli_actor, name="after").pk)
+    after = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="after"), cli_actor).pk
+    )
     assert after.status == Backup.Status.SUCCEEDED, after.error_message
     assert operations.verify_backup(after.pk, cli_actor).ok
 
@@ -85,7 +87,9 @@ def test_a_restore_killed_while_copying_files_has_changed_nothing_and_leaves_no_
     a4c, start_worker, worker_env, settings, cli_actor
 ):
     demo.generate(a4c.data_dir, prefix=a4c.prefix, cluster=a4c.cluster, **DATA)
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     # weeks of use: files edited, removed, added, modes changed; documents and indices too
     artifacts = sorted(p for p in (a4c.data_dir / "artifacts").rglob("*") if p.is_file())
@@ -99,7 +103,7 @@ def test_a_restore_killed_while_copying_files_has_changed_nothing_and_leaves_no_
     files_before, es_before = tree(a4c.data_dir), a4c.state()
 
     worker = start_worker(**worker_env, **CAPPED)
-    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     tasks.run_restore.delay(run.pk)
     wait_for(
         lambda: (

@@ -62,13 +62,17 @@ def test_a_full_backup_storage_fails_the_backup_cleanly_and_keeps_earlier_ones_g
     installed, small_storage, cli_actor, settings
 ):
     a4c = installed
-    first = operations.run_backup(operations.request_backup(cli_actor, name="first").pk)
+    first = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="first"), cli_actor).pk
+    )
     assert first.status == Backup.Status.SUCCEEDED, first.error_message
     files_at_first = tree(a4c.data_dir)
     (a4c.data_dir / "artifacts" / "too-big.bin").write_bytes(os.urandom(8 << 20))
     free_before = small_storage.free_bytes()
 
-    second = operations.run_backup(operations.request_backup(cli_actor, name="second").pk)
+    second = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="second"), cli_actor).pk
+    )
 
     assert second.status == Backup.Status.FAILED
     assert "No space left on device" in second.error_message
@@ -85,7 +89,9 @@ def test_a_full_backup_storage_fails_the_backup_cleanly_and_keeps_earlier_ones_g
     (a4c.data_dir / "artifacts" / "too-big.bin").unlink()
     (a4c.data_dir / "artifacts" / "after.txt").write_text("made after the first backup")
     run = operations.run_restore(
-        operations.request_restore(first.pk, cli_actor, scope="files", safety_backup=False).pk
+        operations.request_restore(
+            operations.RestoreRequest(first.pk, scope="files", safety_backup=False), cli_actor
+        ).pk
     )
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert tree(a4c.data_dir) == files_at_first
@@ -135,7 +141,9 @@ def test_verify_names_the_damage_and_restore_refuses_before_touching_anything(
     installed, cli_actor, settings, damage
 ):
     a4c = installed
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="damaged").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="damaged"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     client = a4c.cluster.client
     client.index(index=a4c.index("user"), id="late", document={"username": "late"}, refresh=True)
@@ -151,7 +159,7 @@ def test_verify_names_the_damage_and_restore_refuses_before_touching_anything(
     assert any(named in p and word in p for p in report.problems), report.problems
 
     try:
-        run = operations.request_restore(backup.pk, cli_actor)
+        run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     except BackupError as refused:
         message = str(refused)
     else:

@@ -142,7 +142,9 @@ def test_no_worker_is_a_warning_until_an_operation_waits_for_one(
     one_file_install, celery_app, cli_actor
 ):
     alone = by_name(health.run_checks(worker_timeout=0.3))["Celery workers"]
-    operations.request_backup(cli_actor, name="waiting", include_elasticsearch=False)
+    operations.request_backup(
+        operations.BackupRequest(name="waiting", include_elasticsearch=False), cli_actor
+    )
     waiting = by_name(health.run_checks(worker_timeout=0.3))
 
     assert alone.level == "warning" and "Start one" in alone.fix
@@ -152,7 +154,9 @@ def test_no_worker_is_a_warning_until_an_operation_waits_for_one(
 
 
 def test_a_lock_whose_run_stopped_beating_is_a_warning(one_file_install, cli_actor, settings):
-    backup = operations.request_backup(cli_actor, name="silent", include_elasticsearch=False)
+    backup = operations.request_backup(
+        operations.BackupRequest(name="silent", include_elasticsearch=False), cli_actor
+    )
     Backup.objects.filter(pk=backup.pk).update(
         status="running",
         heartbeat_at=timezone.now() - timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS + 60),

@@ -178,3 +178,18 @@ def test_the_status_rule_sees_the_writes_it_forbids():
         "Backup.objects.create(name='x', status='running')\n"  # a new row: allowed
     )
     assert status_writes(ast.parse(source)) == [1, 2, 3, 4]
+
+
+def test_nothing_outside_the_web_imports_the_web():
+    """The web is a door, like the command line: the rooms it reads and formatting it shares
+    live below it (backups/selectors.py, backups/formatting.py). Only the project's urls and
+    settings wire it in."""
+    known = modules()
+    strays = []
+    for name, path in known.items():
+        if name == "backups.web" or name.startswith(("backups.web.", "a4c_backup.")):
+            continue
+        for module, _, line in imports_of(name, path, set(known)):
+            if module == "backups.web" or module.startswith("backups.web."):
+                strays.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert not strays, "only backups/web may import backups.web:\n" + "\n".join(strays)

@@ -47,8 +47,12 @@ def test_a_restore_reads_succeeded_only_once_everything_it_did_has_ended(
         )
 
     monkeypatch.setattr(restore_ops, "end_of_restore", watched)
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="last").pk)
-    run = operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="last"), cli_actor).pk
+    )
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+    )
 
     run = operations.run_restore(run.pk)
 

@@ -92,7 +92,9 @@ def test_a_backup_by_the_worker_runs_between_its_hooks_inside_maintenance(
         # 1.5 MB of files at 512 KiB/s: the banner is updated (every 0.2 s) while they copy.
         A4C_FILE_BANDWIDTH="512K",
     )
-    backup = operations.request_backup(cli_actor, name="under-maintenance")
+    backup = operations.request_backup(
+        operations.BackupRequest(name="under-maintenance"), cli_actor
+    )
     tasks.run_backup.delay(backup.pk)
     backup = finished(Backup, backup.pk)
 
@@ -125,7 +127,9 @@ def test_a_backup_by_the_worker_runs_between_its_hooks_inside_maintenance(
 def test_a_restore_by_the_worker_holds_maintenance_from_before_the_safety_backup_to_the_end(
     installed, a4c_standin, start_worker, a4c_worker_env, hook, cli_actor, settings
 ):
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     a4c_standin.calls.clear()
     start_worker(
@@ -134,7 +138,7 @@ def test_a_restore_by_the_worker_holds_maintenance_from_before_the_safety_backup
         A4C_POST_RESTORE_COMMAND=hook("post-restore"),
         A4C_RESTART_COMMAND=hook("restart"),
     )
-    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     tasks.run_restore.delay(run.pk)
     run = finished(RestoreRun, run.pk)
 
@@ -169,10 +173,14 @@ def test_a_restore_by_the_worker_holds_maintenance_from_before_the_safety_backup
 def test_a_snapshot_taken_under_maintenance_restores_without_locking_the_next_start(
     installed, a4c_standin, cli_actor, settings
 ):
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="locked").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="locked"), cli_actor).pk
+    )
     assert backup.indices[a4c_standin.index]["docs"] == 1, "it holds 'maintenance on'"
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert saved_maintenance_documents(a4c_standin) == 0
@@ -184,11 +192,15 @@ def test_a_snapshot_taken_under_maintenance_restores_without_locking_the_next_st
 def test_restored_without_maintenance_a_locked_snapshot_is_unlocked_too(
     installed, a4c_standin, cli_actor, settings
 ):
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="locked").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="locked"), cli_actor).pk
+    )
     settings.A4C_MAINTENANCE = "off"
     a4c_standin.calls.clear()
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert a4c_standin.sequence() == [], "off: Alien4Cloud is never called"
@@ -201,11 +213,15 @@ def test_a_restore_under_maintenance_of_a_backup_taken_without_it_expects_the_on
     installed, a4c_standin, cli_actor, settings
 ):
     settings.A4C_MAINTENANCE = "off"
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="today").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="today"), cli_actor).pk
+    )
     assert backup.indices[a4c_standin.index]["docs"] == 0
     settings.A4C_MAINTENANCE = "auto"
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert run.a4c_maintenance == A4CMaintenance.RELEASED
@@ -223,7 +239,7 @@ def test_a_worker_killed_mid_backup_leaves_maintenance_to_recovery_which_ends_it
     demo.generate(a4c.data_dir, size=8 << 20, files=200, prefix=a4c.prefix, cluster=a4c.cluster)
     # A 1 MiB/s cap: the copy of 8 MiB outlasts the kill by far (test_faults_kill.py's way).
     worker = start_worker(**a4c_worker_env, A4C_FILE_BANDWIDTH="1M")
-    backup = operations.request_backup(cli_actor, name="killed")
+    backup = operations.request_backup(operations.BackupRequest(name="killed"), cli_actor)
     tasks.run_backup.delay(backup.pk)
     wait_for(
         lambda: Backup.objects.filter(pk=backup.pk, phase="files", bytes_done__gt=0).exists(),
@@ -251,7 +267,9 @@ def test_a_worker_killed_mid_backup_leaves_maintenance_to_recovery_which_ends_it
 def test_someone_elses_maintenance_is_never_taken_over_with_auto(installed, a4c_standin, cli_actor):
     alice(a4c_standin).enable_maintenance()
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="beside").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="beside"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     assert backup.a4c_maintenance == A4CMaintenance.FOREIGN
@@ -266,7 +284,9 @@ def test_someone_elses_maintenance_refuses_the_backup_with_required(
     settings.A4C_MAINTENANCE = "required"
     alice(a4c_standin).enable_maintenance()
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="refused").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="refused"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.FAILED
     assert "enabled by alice" in backup.error_message
@@ -280,7 +300,9 @@ def test_a_wrong_password_backs_up_without_maintenance_with_auto_and_says_so(
 ):
     settings.A4C_SERVER_PASSWORD = "wrong"
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="no-sign-in").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="no-sign-in"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     assert backup.a4c_maintenance == A4CMaintenance.UNAVAILABLE
@@ -290,12 +312,16 @@ def test_a_wrong_password_backs_up_without_maintenance_with_auto_and_says_so(
 def test_a_wrong_password_refuses_the_restore_with_required_and_changes_nothing(
     installed, a4c_standin, cli_actor, settings
 ):
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     before = installed.state()
     settings.A4C_MAINTENANCE = "required"
     settings.A4C_SERVER_PASSWORD = "wrong"
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.FAILED
     assert "A4C_SERVER_PASSWORD" in run.error_message and "Nothing had been" in run.error_message
@@ -306,7 +332,9 @@ def test_a_wrong_password_refuses_the_restore_with_required_and_changes_nothing(
 def test_alien4cloud_down_backs_up_without_maintenance_with_auto(installed, a4c_standin, cli_actor):
     a4c_standin.stop()
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="a4c-down").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="a4c-down"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     assert backup.a4c_maintenance == A4CMaintenance.UNAVAILABLE
@@ -319,7 +347,9 @@ def test_alien4cloud_down_refuses_the_backup_with_required(
     settings.A4C_MAINTENANCE = "required"
     a4c_standin.stop()
 
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="a4c-down").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="a4c-down"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.FAILED
     assert "cannot be reached" in backup.error_message
@@ -365,11 +395,15 @@ def meddling_hook(tmp_path, settings, a4c, kept: str, *, lose_safety: bool = Fal
 def test_the_audit_traces_of_the_restores_own_maintenance_calls_are_expected(
     installed, a4c_standin, cli_actor
 ):
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     assert not backup.warnings, "the backup's counts are the snapshot's"
     traces = installed.index("audittrace")
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     after = installed.documents("audittrace")
@@ -381,10 +415,14 @@ def test_the_audit_traces_of_the_restores_own_maintenance_calls_are_expected(
 def test_a_document_written_by_someone_else_during_the_restore_is_not_taken_for_ours(
     installed, a4c_standin, cli_actor, settings, tmp_path
 ):
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     settings.A4C_POST_RESTORE_COMMAND = meddling_hook(tmp_path, settings, installed, "base")
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.ROLLED_BACK
     assert f"index {installed.index('audittrace')} holds" in run.error_message
@@ -395,13 +433,17 @@ def test_a_document_written_by_someone_else_during_the_restore_is_not_taken_for_
 def test_a_rollback_that_cannot_bring_the_data_back_leaves_maintenance_on_and_no_restart(
     installed, a4c_standin, cli_actor, settings, tmp_path, hook
 ):
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     settings.A4C_POST_RESTORE_COMMAND = meddling_hook(
         tmp_path, settings, installed, "base", lose_safety=True
     )
     settings.A4C_RESTART_COMMAND = hook("restart")
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.FAILED
     assert "The automatic rollback failed too" in run.error_message
@@ -415,13 +457,17 @@ def test_a_rollback_that_cannot_bring_the_data_back_leaves_maintenance_on_and_no
     assert operations.stuck_maintenance_runs() == [run]
 
     # A backup meanwhile leaves it on: it is not what puts the data right.
-    operations.run_backup(operations.request_backup(cli_actor, name="meanwhile").pk)
+    operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="meanwhile"), cli_actor).pk
+    )
     assert alien4cloud.server().maintenance() is not None
     assert operations.stuck_maintenance_runs() == [run]
 
     # The next restore takes the maintenance over, and ends it when it succeeds.
     settings.A4C_POST_RESTORE_COMMAND = ""
-    again = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    again = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert again.status == RestoreRun.Status.SUCCEEDED, again.error_message
     assert again.a4c_maintenance == A4CMaintenance.RELEASED

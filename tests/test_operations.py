@@ -21,14 +21,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def backed_up(actor, name, **kwargs) -> Backup:
-    backup = operations.request_backup(actor, name=name, **kwargs)
+    backup = operations.request_backup(operations.BackupRequest(name=name, **kwargs), actor)
     backup = operations.run_backup(backup.pk)
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     return backup
 
 
 def restored(backup, actor, **kwargs) -> RestoreRun:
-    run = operations.request_restore(backup.pk, actor, confirm=backup.name, **kwargs)
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk, **kwargs), actor, confirm=backup.name
+    )
     run = operations.run_restore(run.pk)
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     return run
@@ -257,7 +259,9 @@ def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(
         raise OSError(5, "Input/output error (injected)")
 
     monkeypatch.setattr(StagedRestore, "swap", broken_swap)
-    run = operations.request_restore(backup.pk, cli_actor, confirm="to-fail")
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk), cli_actor, confirm="to-fail"
+    )
     run = operations.run_restore(run.pk)
 
     assert run.status == RestoreRun.Status.ROLLED_BACK
@@ -279,7 +283,11 @@ def test_a_failure_while_swapping_files_is_rolled_back_from_the_kept_old_tree(
         restore_ops, "verify_restored", lambda *a, **k: ["index x holds 1 document (injected)"]
     )
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor, scope="files").pk)
+    run = operations.run_restore(
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk, scope="files"), cli_actor
+        ).pk
+    )
 
     assert run.status == RestoreRun.Status.ROLLED_BACK, run.error_message
     assert tree(a4c.data_dir) == before_files
@@ -305,12 +313,12 @@ def test_a_second_restore_while_one_is_pending_is_refused_with_who_holds_the_loc
     installed, cli_actor, web_actor
 ):
     backup = backed_up(cli_actor, "busy")
-    first = operations.request_restore(backup.pk, web_actor)
+    first = operations.request_restore(operations.RestoreRequest(backup.pk), web_actor)
 
     with pytest.raises(Busy, match="restore of busy started by olivia"):
-        operations.request_restore(backup.pk, cli_actor)
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     with pytest.raises(Busy):
-        operations.request_backup(cli_actor, name="during-restore")
+        operations.request_backup(operations.BackupRequest(name="during-restore"), cli_actor)
 
     assert (
         RestoreRun.objects.count() == 1
@@ -326,10 +334,10 @@ def test_waiting_for_the_lock_gives_up_when_the_time_is_up_and_is_refused_once(
     installed, cli_actor, web_actor
 ):
     backup = backed_up(cli_actor, "held")
-    operations.request_restore(backup.pk, web_actor)
+    operations.request_restore(operations.RestoreRequest(backup.pk), web_actor)
 
     with pytest.raises(Busy, match="restore of held started by olivia"):
-        operations.request_backup(cli_actor, name="patient", wait=1.0)
+        operations.request_backup(operations.BackupRequest(name="patient"), cli_actor, wait=1.0)
 
     assert not Backup.objects.filter(name="patient").exists()
     assert AuditEvent.objects.filter(outcome="refused", action="backup.create").count() == 1
@@ -339,7 +347,7 @@ def test_waiting_for_the_lock_starts_the_backup_once_the_holder_ends(
     installed, cli_actor, web_actor
 ):
     backup = backed_up(cli_actor, "soon-free")
-    first = operations.request_restore(backup.pk, web_actor)
+    first = operations.request_restore(operations.RestoreRequest(backup.pk), web_actor)
 
     def cancel_soon():
         try:
@@ -350,7 +358,9 @@ def test_waiting_for_the_lock_starts_the_backup_once_the_holder_ends(
 
     canceller = threading.Thread(target=cancel_soon)
     canceller.start()
-    waited = operations.request_backup(cli_actor, name="after-the-restore", wait=30.0)
+    waited = operations.request_backup(
+        operations.BackupRequest(name="after-the-restore"), cli_actor, wait=30.0
+    )
     canceller.join()
 
     assert waited.status == Backup.Status.PENDING
@@ -365,7 +375,10 @@ def test_two_requests_at_the_same_instant_start_exactly_one_backup(a4c, cli_acto
         barrier.wait()
         try:
             results.append(
-                operations.request_backup(cli_actor, name=f"race-{i}", include_elasticsearch=False)
+                operations.request_backup(
+                    operations.BackupRequest(name=f"race-{i}", include_elasticsearch=False),
+                    cli_actor,
+                )
             )
         except Busy as exc:
             results.append(exc)
@@ -386,7 +399,7 @@ def test_a_killed_workers_backup_is_failed_its_lock_freed_and_its_partial_manife
 ):
     from django.utils import timezone
 
-    backup = operations.request_backup(cli_actor, name="killed")
+    backup = operations.request_backup(operations.BackupRequest(name="killed"), cli_actor)
     Backup.objects.filter(pk=backup.pk).update(
         status="running",
         started_at=timezone.now(),
@@ -409,7 +422,7 @@ def test_a_killed_workers_backup_is_failed_its_lock_freed_and_its_partial_manife
 
 def test_cancelling_a_running_backup_stops_it_and_keeps_nothing(installed, cli_actor, settings):
     settings.A4C_HEARTBEAT_SECONDS = 0.05
-    backup = operations.request_backup(cli_actor, name="to-cancel")
+    backup = operations.request_backup(operations.BackupRequest(name="to-cancel"), cli_actor)
     asked = []
 
     def progress(run):
@@ -447,7 +460,7 @@ def test_verify_names_a_flipped_byte_and_a_missing_snapshot(installed, cli_actor
     assert any("snapshot to-damage is missing" in p for p in report.problems), report.problems
     backup.refresh_from_db()
     assert backup.verify_ok is False
-    plan = operations.plan_restore(backup.pk, scope="files")
+    plan = operations.plan_restore(operations.RestoreRequest(backup.pk, scope="files"))
     assert any("failed its last verification" in w for w in plan.warnings)
 
 
@@ -474,7 +487,9 @@ def test_deleting_a_backup_removes_its_snapshot_and_frees_blobs_no_other_backup_
 def test_verifying_the_audit_chain_catches_an_edit_made_behind_the_applications_back(
     a4c, cli_actor
 ):
-    operations.request_backup(cli_actor, name="audited", include_elasticsearch=False)
+    operations.request_backup(
+        operations.BackupRequest(name="audited", include_elasticsearch=False), cli_actor
+    )
     assert audit.verify_chain().ok
     event = AuditEvent.objects.order_by("id").first()
     with connection.cursor() as cursor:
@@ -488,7 +503,9 @@ def test_verifying_the_audit_chain_catches_an_edit_made_behind_the_applications_
 
 
 def test_audit_events_cannot_be_edited_or_deleted_through_the_orm(a4c, cli_actor):
-    operations.request_backup(cli_actor, name="append-only", include_elasticsearch=False)
+    operations.request_backup(
+        operations.BackupRequest(name="append-only", include_elasticsearch=False), cli_actor
+    )
     event = AuditEvent.objects.first()
     event.actor = "mallory"
     with pytest.raises(Exception, match="append-only"):
@@ -501,7 +518,9 @@ def test_audit_events_cannot_be_edited_or_deleted_through_the_orm(a4c, cli_actor
 
 def test_a_repository_path_outside_path_repo_is_named_with_what_to_do(a4c, cli_actor, settings):
     settings.A4C_ES_REPOSITORY_PATH = "/nowhere/a4c"
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="no-repo").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="no-repo"), cli_actor).pk
+    )
 
     assert backup.status == Backup.Status.FAILED
     assert "/nowhere/a4c" in backup.error_message and "path.repo" in backup.error_message
@@ -515,7 +534,9 @@ def test_an_unknown_backup_is_not_found():
 def test_a_restore_needs_the_typed_name_to_match(installed, cli_actor):
     backup = backed_up(cli_actor, "confirm-me", include_elasticsearch=False)
     with pytest.raises(InvalidInput, match="Type the backup's name"):
-        operations.request_restore(backup.pk, cli_actor, confirm="confirm-you")
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk), cli_actor, confirm="confirm-you"
+        )
 
 
 def test_cancelling_a_running_restore_stops_it_and_rolls_back(installed, cli_actor, settings):
@@ -524,7 +545,7 @@ def test_cancelling_a_running_restore_stops_it_and_rolls_back(installed, cli_act
     backup = backed_up(cli_actor, "restore-to-cancel")
     change_everything(a4c)
     before_es, before_files = a4c.state(), tree(a4c.data_dir)
-    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     asked = []
 
     def progress(current):
@@ -547,7 +568,9 @@ def test_the_worker_follows_the_stored_plan_and_asks_only_elasticsearch_again(
     installed, cli_actor, monkeypatch
 ):
     backup = backed_up(cli_actor, "planned-once")
-    run = operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+    )
     shown = Plan.from_json(run.plan)
     assert shown.files is not None and shown.counts()["remove"] == 0
     # Between the plan shown and the worker: someone creates an index, and the file half of

@@ -177,7 +177,9 @@ def test_a_failed_backup_sends_an_email_and_a_webhook_and_records_both(
     settings.A4C_DATA_DIR = a4c.data_dir / "missing"
 
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="doomed", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="doomed", include_elasticsearch=False), cli_actor
+        ).pk
     )
 
     assert backup.status == Backup.Status.FAILED
@@ -201,7 +203,9 @@ def test_a_webhook_that_cannot_be_reached_is_recorded_as_failed_and_harms_nothin
     settings.A4C_DATA_DIR = a4c.data_dir / "missing"
 
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="quiet", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="quiet", include_elasticsearch=False), cli_actor
+        ).pk
     )
 
     assert backup.status == Backup.Status.FAILED
@@ -296,10 +300,14 @@ def test_safety_backups_beyond_their_limit_go_after_a_good_restore(a4c, cli_acto
     (a4c.data_dir / "csar").mkdir()
     (a4c.data_dir / "csar" / "a.yaml").write_text("a")
     backup = operations.run_backup(
-        operations.request_backup(cli_actor, name="base", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="base", include_elasticsearch=False), cli_actor
+        ).pk
     )
     for _ in range(2):
-        run = operations.request_restore(backup.pk, cli_actor, scope="files")
+        run = operations.request_restore(
+            operations.RestoreRequest(backup.pk, scope="files"), cli_actor
+        )
         assert operations.run_restore(run.pk).status == "succeeded"
 
     safety = Backup.objects.filter(trigger=Backup.Trigger.SAFETY)
@@ -399,7 +407,9 @@ def test_a_webhook_url_that_is_not_http_is_named_by_the_check_and_never_opened(
     found = [m for m in django_checks.run_checks() if m.id == "a4c.E020"]
     assert found and "give an http:// or https:// URL" in found[0].msg
     operations.run_backup(
-        operations.request_backup(cli_actor, name="quiet", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="quiet", include_elasticsearch=False), cli_actor
+        ).pk
     )
     delivery = NotificationDelivery.objects.get()
     assert not delivery.ok and "nothing was sent" in delivery.error

@@ -164,7 +164,7 @@ def test_a_backup_and_a_restore_report_one_figure_that_only_rises_to_100(
     # more files than the copy holds in flight (the counters follow the files written down)
     grow(small_a4c.data_dir, "blob", 200, size=2_000)
     settings.A4C_FILE_BANDWIDTH = "300K"  # the files phase lasts long enough to be watched
-    backup = operations.request_backup(cli_actor, name="watched")
+    backup = operations.request_backup(operations.BackupRequest(name="watched"), cli_actor)
 
     backup, seen = watched(operations.run_backup, backup.pk)
 
@@ -176,7 +176,9 @@ def test_a_backup_and_a_restore_report_one_figure_that_only_rises_to_100(
     in_files = [percent for phase, percent in seen if phase == "files"]
     assert len(set(in_files)) >= 3, f"the files phase moves the figure: {in_files}"
 
-    run = operations.request_restore(backup.pk, cli_actor, confirm=backup.name)
+    run = operations.request_restore(
+        operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+    )
     run, seen = watched(operations.run_restore, run.pk)
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message

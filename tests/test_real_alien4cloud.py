@@ -86,7 +86,9 @@ def change(server, tag: str) -> None:
 
 
 def backed_up(actor, name: str) -> Backup:
-    backup = operations.run_backup(operations.request_backup(actor, name=name).pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name=name), actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     return backup
 
@@ -130,7 +132,9 @@ def test_backup_changes_restore_and_restart_give_back_the_same_content_and_files
     change(server, tag)
     assert content.snapshot_state(server) != before
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert run.a4c_maintenance == A4CMaintenance.RELEASED
@@ -164,7 +168,9 @@ def test_a_restore_that_fails_rolls_back_and_alien4cloud_starts_with_its_data(
     # The indices are restored when the post-command fails: everything must go back.
     settings.A4C_POST_RESTORE_COMMAND = f"{sys.executable} -c 'raise SystemExit(3)'"
 
-    run = operations.run_restore(operations.request_restore(backup.pk, cli_actor).pk)
+    run = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor).pk
+    )
 
     assert run.status == RestoreRun.Status.ROLLED_BACK, run.error_message
     assert "put back as it was before the restore" in run.error_message
@@ -197,7 +203,7 @@ def test_a_worker_killed_mid_restore_leaves_alien4cloud_startable_and_restorable
         A4C_INDEX_INCLUDE="*",
         A4C_POST_RESTORE_COMMAND=f"{sys.executable} {hook} {reached}",
     )
-    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     tasks.run_restore.delay(run.pk)
     wait_for(reached.exists, timeout=300, what="the restore's post-command")
 
@@ -217,7 +223,9 @@ def test_a_worker_killed_mid_restore_leaves_alien4cloud_startable_and_restorable
 
     # The safety backup puts it back as it was before; that restore ends the maintenance.
     settings.A4C_POST_RESTORE_COMMAND = ""
-    again = operations.run_restore(operations.request_restore(run.safety_backup.pk, cli_actor).pk)
+    again = operations.run_restore(
+        operations.request_restore(operations.RestoreRequest(run.safety_backup.pk), cli_actor).pk
+    )
 
     assert again.status == RestoreRun.Status.SUCCEEDED, again.error_message
     assert answering(tool) == changed
@@ -230,7 +238,9 @@ def test_someone_elses_maintenance_refuses_a_backup_and_is_left_on(tool, tag, cl
     someone = alien4cloud.Server(tool.url, f"ops-{tag}", "pw-ops-1")
     someone.enable_maintenance()
     try:
-        backup = operations.run_backup(operations.request_backup(cli_actor, name=f"r-{tag}").pk)
+        backup = operations.run_backup(
+            operations.request_backup(operations.BackupRequest(name=f"r-{tag}"), cli_actor).pk
+        )
 
         assert backup.status == Backup.Status.FAILED
         assert "With A4C_MAINTENANCE=required the backup does not start" in backup.error_message

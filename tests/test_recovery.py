@@ -31,7 +31,7 @@ def test_a_backup_whose_worker_is_killed_is_failed_and_cleaned_up(
 ):
     demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
     worker = start_worker(**worker_env, A4C_PRE_BACKUP_COMMAND="sleep 60")
-    backup = operations.request_backup(cli_actor, name="killed-mid-way")
+    backup = operations.request_backup(operations.BackupRequest(name="killed-mid-way"), cli_actor)
     tasks.run_backup.delay(backup.pk)
     wait_for(
         lambda: Backup.objects.filter(pk=backup.pk, phase="pre-command").exists(),
@@ -45,7 +45,7 @@ def test_a_backup_whose_worker_is_killed_is_failed_and_cleaned_up(
     )
     # A second request finds the lock held by a dead run, recovers it and goes ahead.
     second = operations.request_backup(
-        cli_actor, name="after-the-kill", include_elasticsearch=False
+        operations.BackupRequest(name="after-the-kill", include_elasticsearch=False), cli_actor
     )
 
     backup.refresh_from_db()
@@ -60,12 +60,14 @@ def test_a_restore_whose_worker_is_killed_is_marked_interrupted_and_can_be_rolle
     a4c, start_worker, worker_env, settings, cli_actor
 ):
     demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    backup = operations.run_backup(operations.request_backup(cli_actor, name="base").pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
     a4c.cluster.client.indices.delete(index=a4c.index("user"))
     (a4c.data_dir / "artifacts" / "made-after.txt").write_text("after the backup")
     before = a4c.state()
     worker = start_worker(**worker_env, A4C_POST_RESTORE_COMMAND="sleep 60")
-    run = operations.request_restore(backup.pk, cli_actor)
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     tasks.run_restore.delay(run.pk)
     wait_for(
         lambda: (

@@ -27,7 +27,9 @@ def take(a4c, user, name: str, **kwargs) -> Backup:
     (a4c.data_dir / "csar").mkdir(exist_ok=True)
     (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
     actor = Actor(name=user.username, source=Source.WEB, user=user)
-    backup = operations.run_backup(operations.request_backup(actor, name=name, **kwargs).pk)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name=name, **kwargs), actor).pk
+    )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     return backup
 

@@ -29,7 +29,9 @@ def files_backup(a4c, rita) -> Backup:
     (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
     actor = Actor(name="rita", source=Source.WEB, user=rita)
     backup = operations.run_backup(
-        operations.request_backup(actor, name="files-1", include_elasticsearch=False).pk
+        operations.request_backup(
+            operations.BackupRequest(name="files-1", include_elasticsearch=False), actor
+        ).pk
     )
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     return backup
@@ -38,7 +40,8 @@ def files_backup(a4c, rita) -> Backup:
 def hold_the_lock() -> Backup:
     """Another person's backup, queued and holding the operation lock."""
     return operations.request_backup(
-        Actor(name="otto", source=Source.CLI), name="otto-backup", include_elasticsearch=False
+        operations.BackupRequest(name="otto-backup", include_elasticsearch=False),
+        Actor(name="otto", source=Source.CLI),
     )
 
 

@@ -30,7 +30,9 @@ def restorer(client):
 @pytest.fixture
 def backup(installed, restorer) -> Backup:
     actor = Actor(name="rita", source=Source.WEB, user=restorer)
-    requested = operations.request_backup(actor, name="nightly-1", description="before the upgrade")
+    requested = operations.request_backup(
+        operations.BackupRequest(name="nightly-1", description="before the upgrade"), actor
+    )
     done = operations.run_backup(requested.pk)
     assert done.status == Backup.Status.SUCCEEDED, done.error_message
     return done

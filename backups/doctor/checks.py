@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from backups import selectors
 from backups.doctor.alien4cloud import alien4cloud_check
 from backups.doctor.network import directory_check
 from backups.doctor.policies import NAME as POLICIES
@@ -30,7 +31,6 @@ from backups.errors import BackupError, ElasticUnreachable, UnsupportedElasticse
 from backups.models import Backup, RestoreRun
 from backups.sizes import format_size
 from backups.storage import Store
-from backups.web import queries
 
 LOW_FREE_BYTES = 1024**3
 
@@ -401,7 +401,7 @@ def _workers(timeout: float) -> Check:
 
 
 def _lock() -> Check:
-    holder = queries.running_operation()
+    holder = selectors.running_operation()
     if holder is None:
         return _ok("Operation lock", "free: no backup, restore or delete is running")
     since = timezone.localtime(holder.since).strftime("%Y-%m-%d %H:%M:%S") if holder.since else "?"
@@ -425,7 +425,7 @@ def _lock() -> Check:
 
 
 def _last_backup() -> Check:
-    last = queries.last_good_backup()
+    last = selectors.last_good_backup()
     if last.backup is None:
         return _warning(
             "Last backup",

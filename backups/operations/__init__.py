@@ -1,7 +1,8 @@
 """The work itself: backup, restore, rollback, verify, delete, cancel, recover, schedules.
 
-Plain functions: ids and plain arguments in, an optional progress callback, no request and no
-Celery. The web console (backups/web), the worker (backups/tasks.py) and the command line
+Plain functions: ids and typed values in (what a person asked for is one BackupRequest or
+RestoreRequest, requests.py), an optional progress callback, no HTTP request and no Celery. The
+web console (backups/web), the worker (backups/tasks.py) and the command line
 (backups/management/commands) are three doors into these same rooms. Elasticsearch is reached
 only through backups/elastic and the backup storage only through backups/storage; the rows in
 backups/models are the truth about every operation.
@@ -10,9 +11,9 @@ Every run (backup, restore) goes through one lifecycle (lifecycle.py): claimed, 
 ended by RunRow.transition(), its lock released, people told; a kind of run writes its steps.
 
 One module per concern; the import order among them has no circle:
-names, lookup, places, hooks, locking, heartbeat -> running -> lifecycle, backup_steps ->
-recovery -> delete -> retention -> aftercare -> backup -> schedules; restore and plan beside
-backup; verify, cancel, dispatch and notifications on their own.
+requests, names, lookup, places, hooks, locking, heartbeat -> running -> lifecycle,
+backup_steps -> recovery -> delete -> retention -> aftercare -> backup -> schedules; restore and
+plan beside backup; verify, cancel, dispatch and notifications on their own.
 """
 
 from backups.operations.archives import export_backup, import_archive, prepare_export
@@ -30,6 +31,7 @@ from backups.operations.notifications import send_test_notification
 from backups.operations.places import store
 from backups.operations.plan import file_changes, plan_restore
 from backups.operations.recovery import record_worker_heartbeat, recover_stale_runs
+from backups.operations.requests import BackupRequest, RestoreRequest
 from backups.operations.restore import request_restore, run_restore
 from backups.operations.retention import apply_retention, prune_safety_backups, retention_preview
 from backups.operations.rollback import request_rollback
@@ -53,6 +55,8 @@ from backups.operations.verify import (
 
 __all__ = [
     "A4C_MAINTENANCE_CLEAR_COMMAND",
+    "BackupRequest",
+    "RestoreRequest",
     "SyncReport",
     "VerifyReport",
     "export_backup",

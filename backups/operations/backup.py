@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import IntegrityError as DbIntegrityError
@@ -27,6 +26,7 @@ from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import MaintenanceWindow
 from backups.operations.names import default_backup_name, index_name_problem, validate_backup_name
 from backups.operations.recovery import recover_stale_runs
+from backups.operations.requests import BackupRequest
 from backups.operations.running import ProgressCallback
 
 log = logging.getLogger("backups.operations")
@@ -34,27 +34,17 @@ log = logging.getLogger("backups.operations")
 # --- backup --------------------------------------------------------------------------------
 
 
-def request_backup(
-    actor: Actor,
-    *,
-    name: str | None = None,
-    description: str = "",
-    include_elasticsearch: bool = True,
-    include_files: bool = True,
-    indices: Iterable[str] = (),
-    trigger: str | None = None,
-    wait: float = 0.0,
-) -> Backup:
+def request_backup(request: BackupRequest, actor: Actor, *, wait: float = 0.0) -> Backup:
     """Validates, creates the pending row and takes the lock for it; the work is run_backup."""
-    if not include_elasticsearch and not include_files:
+    if not request.include_elasticsearch and not request.include_files:
         raise InvalidInput("Choose what to back up: Elasticsearch, files, or both.")
-    name = validate_backup_name(name) if name else default_backup_name()
-    patterns = [p.strip() for p in indices if p and p.strip()]
+    name = validate_backup_name(request.name) if request.name else default_backup_name()
+    patterns = list(request.indices)
     for pattern in patterns:
         problem = index_name_problem(pattern, pattern=True)
         if problem:
             raise InvalidInput(f"{pattern!r} is not an index name or pattern A4C uses: {problem}.")
-    if patterns and not include_elasticsearch:
+    if patterns and not request.include_elasticsearch:
         raise InvalidInput("Indices were chosen but Elasticsearch is left out of the backup.")
     if records.catalog().exists(name) and not Backup.objects.filter(name=name).exists():
         raise InvalidInput(
@@ -62,16 +52,12 @@ def request_backup(
             "by another console, or before a reinstall): run `manage.py sync`, or choose "
             "another name."
         )
-    trigger = trigger or {"web": "web", "cli": "cli", "schedule": "schedule"}.get(
-        actor.source, "web"
-    )
-
     fields = {
         "name": name,
-        "description": description,
-        "trigger": trigger,
-        "include_elasticsearch": include_elasticsearch,
-        "include_files": include_files,
+        "description": request.description,
+        "trigger": request.trigger_for(actor.source),
+        "include_elasticsearch": request.include_elasticsearch,
+        "include_files": request.include_files,
         "index_patterns": patterns,
     }
 
@@ -102,8 +88,8 @@ def request_backup(
         outcome=Outcome.REQUESTED,
         backup=backup,
         parameters={
-            "elasticsearch": include_elasticsearch,
-            "files": include_files,
+            "elasticsearch": request.include_elasticsearch,
+            "files": request.include_files,
             "indices": patterns,
         },
     )

@@ -20,9 +20,10 @@ from backups.errors import (
 from backups.models import Backup, RestoreRun
 from backups.operations import records, running
 from backups.operations.names import default_backup_name
-from backups.operations.places import a4c_indices, data_dir, file_bandwidth, store, working_tree
+from backups.operations.places import a4c_indices, copy_options, data_dir, store, working_tree
 from backups.operations.running import short_trace
 from backups.progress import Stage
+from backups.selectors import previous_backup
 
 log = logging.getLogger("backups.operations")
 
@@ -41,15 +42,9 @@ def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[
     index sizes replace them once listed). With no previous backup of the files, they are
     counted now, before the snapshot, so that its share of the bar is right: the count (files,
     bytes) is returned for the files phase, which does not walk for it again."""
-    previous = (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
-        .exclude(pk=backup.pk)
-        .order_by("-finished_at")
-        .only("indices")
-    )
     stages = []
     if backup.include_elasticsearch:
-        last = previous.filter(include_elasticsearch=True).first()
+        last = previous_backup(backup, include_elasticsearch=True)
         size = sum(i.get("size", 0) for i in last.indices.values()) if last else None
         stages.append(Stage("elasticsearch", size))
     counted = None
@@ -57,7 +52,7 @@ def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[
         last = last_backup_with_files(backup)
         if last is None and data_dir().is_dir():
             runner.phase("counting files")
-            excludes = tuple(settings.A4C_EXCLUDE_DIRS)
+            excludes = copy_options().exclude_dirs
             counted = working_tree().count(excludes, runner.check)
         stages.append(Stage("files", last.file_bytes if last else counted and counted[1]))
     runner.plan_stages(stages)
@@ -178,13 +173,7 @@ def backup_elasticsearch(
 def last_backup_with_files(backup: Backup) -> Backup | None:
     """The newest other succeeded backup of the files: its manifest tells the unchanged
     files, and its bytes weigh the files stage of the progress."""
-    return (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED, include_files=True)
-        .exclude(pk=backup.pk)
-        .order_by("-finished_at")
-        .only("name", "file_bytes")
-        .first()
-    )
+    return previous_backup(backup, include_files=True)
 
 
 def previous_manifest(backup: Backup) -> str | None:
@@ -202,16 +191,16 @@ def backup_files(
             f"(A4C_DATA_DIR, from {settings.A4C_DATA_DIR_SOURCE})."
         )
     runner.phase("files", reset_counters=True)
-
+    options = copy_options()
     summary = store().backup_tree(
         backup.name,
         root,
-        exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
+        exclude_dirs=options.exclude_dirs,
         previous=previous_manifest(backup),
         progress=runner.file_progress,
         check=runner.check,
-        workers=settings.A4C_FILE_WORKERS,
-        bandwidth=file_bandwidth(),
+        workers=options.workers,
+        bandwidth=options.bandwidth,
         counted=counted,
     )
     runner.update(

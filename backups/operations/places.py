@@ -1,8 +1,10 @@
-"""Where the work happens, from the settings: the backup storage, the data dir, A4C's indices."""
+"""Where the work happens, from the settings: the backup storage, the data dir, A4C's indices,
+and how files are copied between the data dir and the storage (copy_options)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -23,6 +25,25 @@ def working_tree() -> WorkingTree:
 def file_bandwidth() -> int:
     """A4C_FILE_BANDWIDTH in bytes per second (0: no limit); ConfigError if it is not one."""
     return parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How the data dir's files are copied, the same for a backup, a plan and a restore."""
+
+    exclude_dirs: tuple[str, ...]  # top-level directories of the data dir left alone
+    workers: int  # threads hashing and copying
+    bandwidth: int  # bytes per second read, 0 for no limit
+
+
+def copy_options() -> CopyOptions:
+    """A4C_EXCLUDE_DIRS, A4C_FILE_WORKERS and A4C_FILE_BANDWIDTH, read in one place;
+    ConfigError when the bandwidth is not one."""
+    return CopyOptions(
+        exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
+        workers=settings.A4C_FILE_WORKERS,
+        bandwidth=file_bandwidth(),
+    )
 
 
 def data_dir() -> Path:

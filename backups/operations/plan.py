@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from backups.elastic import client as elastic
 from backups.errors import InvalidInput
-from backups.models import RestoreRun
+from backups.models import Backup, RestoreRun
 from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import current_state
 from backups.operations.names import index_name_problem
-from backups.operations.places import a4c_indices, working_tree
+from backups.operations.places import a4c_indices, copy_options, working_tree
+from backups.operations.requests import RestoreRequest
 from backups.progress import Stage
 from backups.sizes import format_size
 from backups.storage import FilePlan
@@ -93,28 +94,16 @@ def _renamed(name: str, pattern: str, replacement: str) -> str:
     return re.sub(pattern, java_style, name)
 
 
-def plan_restore(
-    backup_id: int | str,
-    *,
-    scope: str = RestoreRun.Scope.ALL,
-    indices: Iterable[str] = (),
-    file_mode: str = RestoreRun.FileMode.MIRROR,
-    rename_pattern: str = "",
-    rename_replacement: str = "",
-    remove_indices: Iterable[str] | None = None,
-) -> Plan:
-    """What a restore would do, changing nothing: the dry run anyone may ask for.
-
-    ``remove_indices`` replaces the rule "a full restore removes the A4C indices the backup does
-    not hold" by an explicit list (a rollback removes exactly the indices its restore created).
-    """
-    backup = get_backup(backup_id)
-    if scope not in RestoreRun.Scope.values:
+def check_restore_request(backup: Backup, request: RestoreRequest) -> None:
+    """The rules a restore request must meet, cheap to ask (no walk, no Elasticsearch): a
+    confirmed plan is checked against them again when the restore is asked for."""
+    if request.scope not in RestoreRun.Scope.values:
         raise InvalidInput(
-            f"Unknown restore scope {scope!r}: choose one of {', '.join(RestoreRun.Scope.values)}."
+            f"Unknown restore scope {request.scope!r}: choose one of "
+            f"{', '.join(RestoreRun.Scope.values)}."
         )
-    if file_mode not in RestoreRun.FileMode.values:
-        raise InvalidInput(f"Unknown file mode {file_mode!r}: choose mirror or merge.")
+    if request.file_mode not in RestoreRun.FileMode.values:
+        raise InvalidInput(f"Unknown file mode {request.file_mode!r}: choose mirror or merge.")
     if not backup.is_restorable:
         raise InvalidInput(
             f"Backup {backup.name} is {backup.status}; only a succeeded backup can be restored."
@@ -124,11 +113,11 @@ def plan_restore(
             f"Backup {backup.name} is gone from the backup storage (sync found it missing): "
             "restore another backup, or put its files back and run `manage.py sync`."
         )
+    scope = request.scope
     es_part, files_part = scope_touches(scope)
-    chosen = [i.strip() for i in indices if i and i.strip()]
-    if scope == RestoreRun.Scope.INDICES and not chosen:
+    if scope == RestoreRun.Scope.INDICES and not request.indices:
         raise InvalidInput("Choose at least one index to restore, or restore everything.")
-    if chosen and scope != RestoreRun.Scope.INDICES:
+    if request.indices and scope != RestoreRun.Scope.INDICES:
         raise InvalidInput("Indices can only be chosen with the 'indices' scope.")
     # "all" means everything this backup holds; a part asked for by name must be there.
     if es_part and not backup.include_elasticsearch and scope != RestoreRun.Scope.ALL:
@@ -137,18 +126,23 @@ def plan_restore(
         )
     if files_part and not backup.include_files and scope == RestoreRun.Scope.FILES:
         raise InvalidInput(f"Backup {backup.name} holds no files; restore Elasticsearch only.")
-    if rename_pattern:
+    if request.rename_pattern:
         try:
-            re.compile(rename_pattern)
+            re.compile(request.rename_pattern)
         except re.error as exc:
             raise InvalidInput(
                 f"The rename pattern is not a valid regular expression: {exc}."
             ) from None
+
+
+def plan_restore(request: RestoreRequest) -> Plan:
+    """What a restore would do, changing nothing: the dry run anyone may ask for. The file
+    half walks the data dir: made once, shown, confirmed and stored, never made again."""
+    backup = get_backup(request.backup_id)
+    check_restore_request(backup, request)
+    es_part, files_part = scope_touches(request.scope)
     plan = Plan(
-        backup=backup.name,
-        scope=scope,
-        file_mode=file_mode,
-        rename=(rename_pattern, rename_replacement) if rename_pattern else None,
+        backup=backup.name, scope=request.scope, file_mode=request.file_mode, rename=request.rename
     )
     warnings = plan.warnings
     if backup.verify_ok is False:
@@ -158,17 +152,51 @@ def plan_restore(
         )
     if es_part and backup.include_elasticsearch:
         plan.other_cluster = other_cluster(backup)
-        plan.indices = plan_indices(
-            backup, scope, chosen, rename_pattern, rename_replacement, remove_indices, warnings
-        )
+        plan.indices = plan_indices(backup, request, warnings)
     if files_part and backup.include_files:
         plan.files = working_tree().plan_restore(
-            backup.name, exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+            backup.name, exclude_dirs=copy_options().exclude_dirs, mode=request.file_mode
         )
         warnings.extend(_large_removal_warnings(plan.files))
     plan.a4c_maintenance = current_state()
     warnings.extend(_a4c_activity_warnings(plan.a4c_maintenance))
     return plan
+
+
+class PlanOutdated(InvalidInput):
+    """The plan a person confirmed no longer says what the restore would do."""
+
+
+def recheck_confirmed_plan(backup: Backup, request: RestoreRequest, plan: Plan) -> Plan:
+    """The plan a person confirmed, still true: the request's rules and the Elasticsearch half
+    asked again (cheap); the file half is not planned again (the restore walks the data dir
+    itself). Refuses when what Elasticsearch now holds changes what the restore would do;
+    document counts alone may move (Alien4Cloud writes), and the fresh ones are kept."""
+    check_restore_request(backup, request)
+    if (plan.backup, plan.scope, plan.file_mode, plan.rename) != (
+        backup.name,
+        request.scope,
+        request.file_mode,
+        request.rename,
+    ):
+        raise PlanOutdated("The plan shown was for other choices: read the new plan and confirm.")
+    if not (scope_touches(request.scope)[0] and backup.include_elasticsearch):
+        return plan
+    fresh = plan_indices(backup, request, [])
+    moved = decisions_changed(plan.indices, fresh)
+    if moved:
+        raise PlanOutdated(
+            "Elasticsearch changed since the plan was shown (" + ", ".join(moved[:10]) + "): "
+            "read the new plan and confirm again."
+        )
+    return dataclasses.replace(plan, indices=fresh, other_cluster=other_cluster(backup))
+
+
+def decisions_changed(before: list[IndexStep], after: list[IndexStep]) -> list[str]:
+    """The indices whose fate differs between two index halves (counts left aside)."""
+    decided = {(s.name, s.target, s.action) for s in before}
+    now = {(s.name, s.target, s.action) for s in after}
+    return sorted({target for _, target, _ in decided ^ now})
 
 
 # A mirror restore removing more than this is flagged before anyone types the name.
@@ -195,7 +223,7 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
     if not backup.include_files or not backup.is_restorable:
         raise InvalidInput(f"Backup {backup.name} has no files a restore would write.")
     changes = working_tree().file_changes(
-        backup.name, exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS), mode=file_mode
+        backup.name, exclude_dirs=copy_options().exclude_dirs, mode=file_mode
     )
     return ((kind, path, size) for kind, path, size in changes if kind != "unchanged")
 
@@ -212,8 +240,10 @@ def other_cluster(backup) -> str:
     )
 
 
-def plan_indices(backup, scope, chosen, pattern, replacement, remove, warnings) -> list[IndexStep]:
+def plan_indices(backup: Backup, request: RestoreRequest, warnings: list[str]) -> list[IndexStep]:
     """The Elasticsearch half of a plan: a question to Elasticsearch, cheap to ask again."""
+    scope, chosen, remove = request.scope, list(request.indices), request.remove_indices
+    pattern, replacement = request.rename_pattern, request.rename_replacement
     cluster = elastic.cluster()
     if why := cluster.cannot_restore(backup.es_version):
         raise InvalidInput(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -25,16 +24,18 @@ from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup, get_restore
 from backups.operations.maintenance_mode import MaintenanceWindow, end_of_restore
-from backups.operations.places import data_dir, file_bandwidth, working_tree
+from backups.operations.places import copy_options, data_dir, working_tree
 from backups.operations.plan import (
     IndexStep,
     Plan,
     plan_indices,
     plan_restore,
+    recheck_confirmed_plan,
     restore_stages,
     scope_touches,
 )
 from backups.operations.recovery import recover_stale_runs, rollback_hint
+from backups.operations.requests import RestoreRequest
 from backups.operations.restore_checks import (
     OwnCalls,
     check_backup_is_whole,
@@ -52,64 +53,41 @@ log = logging.getLogger("backups.operations")
 
 
 def request_restore(
-    backup_id: int | str,
+    request: RestoreRequest,
     actor: Actor,
     *,
-    scope: str = RestoreRun.Scope.ALL,
-    indices: Iterable[str] = (),
-    file_mode: str = RestoreRun.FileMode.MIRROR,
-    rename_pattern: str = "",
-    rename_replacement: str = "",
-    safety_backup: bool = True,
+    plan: Plan | None = None,
     confirm: str | None = None,
     wait: float = 0.0,
     rollback_of: RestoreRun | None = None,
-    remove_indices: Iterable[str] | None = None,
-    other_cluster: bool = False,
 ) -> RestoreRun:
-    """Plans, checks the typed confirmation, creates the pending run and takes the lock.
+    """Creates the pending run of the plan the person confirmed, and takes the lock.
 
+    ``plan`` is the plan shown and confirmed: its Elasticsearch half is asked again (cheap), its
+    file half is not (the data dir is walked once per plan). Without one, the plan is made now.
     A backup taken on another cluster (a new machine after a disaster) is restored only with
-    ``other_cluster``: the person says they mean it, and the audit keeps that they did.
+    ``request.other_cluster``: the person says they mean it, and the audit keeps that they did.
     """
-    backup = get_backup(backup_id)
+    backup = get_backup(request.backup_id)
     if confirm is not None and confirm != backup.name:
         raise InvalidInput(f"Type the backup's name ({backup.name}) to confirm the restore.")
-    chosen = [i.strip() for i in indices if i and i.strip()]
-    plan = plan_restore(
-        backup.pk,
-        scope=scope,
-        indices=chosen,
-        file_mode=file_mode,
-        rename_pattern=rename_pattern,
-        rename_replacement=rename_replacement,
-        remove_indices=remove_indices,
-    )
-    if plan.other_cluster and not other_cluster:
+    if plan is None:
+        plan = plan_restore(request)
+    else:
+        plan = recheck_confirmed_plan(backup, request, plan)
+    if plan.other_cluster and not request.other_cluster:
         raise InvalidInput(
             f"{plan.other_cluster} Confirm that you restore into another cluster "
             "(--other-cluster on the command line, the checkbox in the console)."
         )
     params = {
         "other_cluster": bool(plan.other_cluster),
-        "scope": scope,
-        "indices": chosen,
-        "file_mode": file_mode,
-        "safety_backup": safety_backup,
+        "scope": request.scope,
+        "indices": list(request.indices),
+        "file_mode": request.file_mode,
+        "safety_backup": request.safety_backup,
         "rename": list(plan.rename) if plan.rename else None,
         "rollback_of": rollback_of.pk if rollback_of else None,
-    }
-
-    fields = {
-        "backup": backup,
-        "scope": scope,
-        "chosen_indices": chosen,
-        "file_mode": file_mode,
-        "rename_pattern": rename_pattern,
-        "rename_replacement": rename_replacement,
-        "take_safety_backup": safety_backup,
-        "plan": plan.to_json(),
-        "rollback_of": rollback_of,
     }
 
     def refused(busy: Busy) -> None:
@@ -123,6 +101,7 @@ def request_restore(
             backup=backup,
         )
 
+    fields = _run_fields(backup, request, plan, rollback_of)
     run = create_claimed(
         "restore",
         f"of {backup.name}",
@@ -143,6 +122,23 @@ def request_restore(
         restore=run,
     )
     return run
+
+
+def _run_fields(
+    backup: Backup, request: RestoreRequest, plan: Plan, rollback_of: RestoreRun | None
+) -> dict:
+    """The run's columns: the request as asked, and the plan as confirmed."""
+    return {
+        "backup": backup,
+        "scope": request.scope,
+        "chosen_indices": list(request.indices),
+        "file_mode": request.file_mode,
+        "rename_pattern": request.rename_pattern,
+        "rename_replacement": request.rename_replacement,
+        "take_safety_backup": request.safety_backup,
+        "plan": plan.to_json(),
+        "rollback_of": rollback_of,
+    }
 
 
 def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRun:
@@ -342,15 +338,8 @@ def _still_true(run: RestoreRun, plan: Plan, es_part: bool, runner: running.Prog
     planned again: the restore of the files walks the data dir itself."""
     if not es_part:
         return plan
-    fresh = plan_indices(
-        run.backup,
-        run.scope,
-        run.chosen_indices,
-        run.rename_pattern,
-        run.rename_replacement,
-        plan.targets("remove") if run.rollback_of_id else None,
-        [],
-    )
+    removed = plan.targets("remove") if run.rollback_of_id else None
+    fresh = plan_indices(run.backup, RestoreRequest.of_run(run, removed), [])
     if fresh != plan.indices:
         changed = sorted({s.target for s in fresh} ^ {s.target for s in plan.indices}) or [
             s.target for s in fresh if s not in plan.indices
@@ -400,15 +389,16 @@ def _restore_indices(
 def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedRestore:
     """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
     runner.phase("files", reset_counters=True)
+    options = copy_options()
     try:
         return working_tree().stage(
             run.backup.name,
-            exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
+            exclude_dirs=options.exclude_dirs,
             mode=run.file_mode,
             progress=runner.file_progress,
             check=runner.check,
-            workers=settings.A4C_FILE_WORKERS,
-            bandwidth=file_bandwidth(),
+            workers=options.workers,
+            bandwidth=options.bandwidth,
         )
     except DamagedBackup as exc:
         raise damaged(run.backup, [str(exc)]) from exc

@@ -38,6 +38,7 @@ from backups.models import Backup, Policy, RestoreRun
 from backups.operations.delete import delete_backup
 from backups.operations.lookup import get_policy
 from backups.operations.places import store
+from backups.selectors import newest_good_backup
 
 log = logging.getLogger("backups.operations")
 
@@ -256,13 +257,8 @@ def to_delete(verdicts: Iterable[Verdict]) -> list[Verdict]:
 
 
 def newest_good_backup_id() -> int | None:
-    return (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
-        .exclude(trigger=Backup.Trigger.SAFETY)
-        .order_by("-created_at", "-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    newest = newest_good_backup()
+    return newest.pk if newest else None
 
 
 def protected_backups() -> dict[int, str]:

@@ -8,6 +8,7 @@ from backups.audit import Actor, Outcome
 from backups.errors import InvalidInput
 from backups.models import RestoreRun
 from backups.operations.lookup import get_restore
+from backups.operations.requests import RestoreRequest
 from backups.operations.restore import request_restore
 from backups.operations.restore_state import RestoreState
 
@@ -32,15 +33,10 @@ def request_rollback(restore_id: int, actor: Actor, *, wait: float = 0.0) -> Res
         scope = RestoreRun.Scope.FILES
     # Everything the safety backup holds goes back; indices the restore created are removed;
     # nothing else is touched.
-    rollback = request_restore(
-        safety.pk,
-        actor,
-        scope=scope,
-        safety_backup=True,
-        wait=wait,
-        rollback_of=run,
-        remove_indices=RestoreState.of(run).created,
+    request = RestoreRequest(
+        safety.pk, scope=scope, safety_backup=True, remove_indices=RestoreState.of(run).created
     )
+    rollback = request_restore(request, actor, wait=wait, rollback_of=run)
     RestoreRun.objects.filter(pk=run.pk).update(rolled_back=True)
     audit.record(
         actor,

@@ -24,6 +24,8 @@ from backups.operations.backup import request_backup
 from backups.operations.delete import check_may_delete
 from backups.operations.lookup import get_policy
 from backups.operations.names import index_name_problem, validate_backup_name
+from backups.operations.requests import BackupRequest
+from backups.selectors import newest_good_backup
 
 # What a person sets on a policy: its name, and what a new machine's records carry of it.
 POLICY_FIELDS = ("name", *records.POLICY_FIELDS)
@@ -242,15 +244,15 @@ def _request_policy_backup(
     policy: Policy, actor: Actor, now: datetime, raise_busy=False, wait_if_busy=False
 ) -> Backup | None:
     try:
-        backup = request_backup(
-            actor,
+        request = BackupRequest(
             name=backup_name_for(policy, now),
             description=f"Policy {policy.name}",
             include_elasticsearch=policy.include_elasticsearch,
             include_files=policy.include_files,
-            indices=policy.index_patterns,
+            indices=tuple(policy.index_patterns),
             trigger=Backup.Trigger.SCHEDULE if actor.source == "schedule" else None,
         )
+        backup = request_backup(request, actor)
     except BackupError as exc:
         if wait_if_busy and isinstance(exc, Busy):
             raise  # the scheduler's turn to wait, not a failure to record
@@ -275,13 +277,8 @@ def check_recent_backup(now: datetime | None = None) -> bool:
     """Alerts (once per period) when no good backup is younger than the configured age."""
     now = now or timezone.now()
     limit = timedelta(hours=settings.A4C_LAST_BACKUP_MAX_AGE_HOURS)
-    newest = (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
-        .exclude(trigger=Backup.Trigger.SAFETY)
-        .order_by("-finished_at")
-        .values_list("finished_at", flat=True)
-        .first()
-    )
+    last = newest_good_backup()
+    newest = (last.finished_at or last.created_at) if last else None
     if newest is not None and now - newest <= limit:
         return False
     state, _ = SystemState.objects.get_or_create(key="backup-missing-alert")

@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.core import signing
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from backups import operations
 from backups.errors import BackupError, InvalidInput
 from backups.models import AuditEvent, Backup, RestoreRun
+from backups.operations.plan import Plan, PlanOutdated
+from backups.operations.requests import BackupRequest, RestoreRequest
 
 
 def check_new_name(name: str) -> str:
@@ -68,6 +71,13 @@ class BackupForm(forms.Form):
             raise forms.ValidationError("Choose what to back up: Elasticsearch, files, or both.")
         if data.get("indices") and not data.get("include_elasticsearch"):
             self.add_error("indices", "Indices were chosen but Elasticsearch is left out.")
+        data["request"] = BackupRequest(
+            name=data.get("name", ""),
+            description=data.get("description", ""),
+            include_elasticsearch=data.get("include_elasticsearch", False),
+            include_files=data.get("include_files", False),
+            indices=tuple(data.get("indices") or ()),
+        )
         return data
 
 
@@ -107,6 +117,8 @@ class RestoreForm(forms.Form):
     rename_replacement = forms.CharField(
         required=False, max_length=200, help_text="For example restored-$1 with the pattern (.+)"
     )
+    # Ticked on the confirmation, under a plan that found the backup from another cluster.
+    other_cluster = forms.BooleanField(required=False)
 
     def __init__(self, *args, backups=(), chosen: Backup | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,17 +136,18 @@ class RestoreForm(forms.Form):
         data = super().clean()
         if data.get("indices") and data.get("scope") != RestoreRun.Scope.INDICES:
             data["scope"] = RestoreRun.Scope.INDICES  # ticking indices means restoring just those
+        if "backup" in data and "scope" in data and "file_mode" in data:
+            data["request"] = RestoreRequest(
+                backup_id=data["backup"],
+                scope=data["scope"],
+                indices=tuple(data.get("indices") or ()),
+                file_mode=data["file_mode"],
+                rename_pattern=data.get("rename_pattern", ""),
+                rename_replacement=data.get("rename_replacement", ""),
+                safety_backup=data.get("safety_backup", False),
+                other_cluster=data.get("other_cluster", False),
+            )
         return data
-
-    def plan_arguments(self) -> dict:
-        data = self.cleaned_data
-        return {
-            "scope": data["scope"],
-            "indices": data.get("indices") or [],
-            "file_mode": data["file_mode"],
-            "rename_pattern": data.get("rename_pattern", ""),
-            "rename_replacement": data.get("rename_replacement", ""),
-        }
 
 
 def _day_start(day) -> datetime:
@@ -233,12 +246,52 @@ class AuditFilterForm(DateRangeMixin):
         return self.filter_dates(queryset, "at")
 
 
+PLAN_SALT = "backups.restore-plan"
+
+
+def _planned_choices(request: RestoreRequest) -> list:
+    """What the plan depends on; the safety backup and the other-cluster word do not change it."""
+    return [
+        str(request.backup_id),
+        request.scope,
+        list(request.indices),
+        request.file_mode,
+        request.rename_pattern,
+        request.rename_replacement,
+    ]
+
+
+def sign_plan(request: RestoreRequest, plan: Plan) -> str:
+    """The plan shown, with the choices it was made for, signed to travel in the page: the
+    confirmation starts the restore of this plan, not of one made again (which would walk the
+    data dir a second time, and might differ from what the person read)."""
+    payload = {"choices": _planned_choices(request), "plan": plan.to_json()}
+    return signing.dumps(payload, salt=PLAN_SALT, compress=True)
+
+
 class ConfirmRestoreForm(forms.Form):
     confirm = forms.CharField(
         required=False,
         label="Type the backup's name to confirm",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+    plan = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def confirmed_plan(self, request: RestoreRequest) -> Plan | None:
+        """The signed plan this confirmation was given for; None when the page sent none.
+        PlanOutdated when it was altered or made for other choices."""
+        token = self.data.get("plan", "")
+        if not token:
+            return None
+        try:
+            payload = signing.loads(token, salt=PLAN_SALT)
+        except signing.BadSignature:
+            raise PlanOutdated("The plan sent back is not the one shown: read it again.") from None
+        if payload.get("choices") != _planned_choices(request):
+            raise PlanOutdated(
+                "The plan shown was for other choices: read the new plan and confirm."
+            )
+        return Plan.from_json(payload["plan"])
 
 
 def error_text(exc: Exception) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db.models import Count, Sum
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from backups.models import Backup, OperationLock, Policy, RestoreRun, SystemState
+from backups import selectors
+from backups.models import Backup, Policy, RestoreRun
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -66,12 +66,7 @@ class RowsCollector:
         )
 
     def _backups(self) -> Iterator[Metric]:
-        newest = (
-            Backup.objects.filter(status=Backup.Status.SUCCEEDED)
-            .exclude(trigger=Backup.Trigger.SAFETY)
-            .order_by("-finished_at")
-            .first()
-        )
+        newest = selectors.newest_good_backup()
         yield _gauge(
             "a4c_backup_last_success_timestamp_seconds",
             "When the newest good backup finished (0: none).",
@@ -93,44 +88,40 @@ class RowsCollector:
                 ),
             ):
                 yield _gauge(name, help_text, ["backup"], [([newest.name], value)])
-        by_status = dict(Backup.objects.values_list("status").annotate(n=Count("id")))
+        by_status = selectors.backups_by_status()
         yield _gauge(
             "a4c_backups",
             "Backups by status.",
             ["status"],
             [([s], by_status.get(s, 0)) for s in Backup.Status.values],
         )
-        stored = Backup.objects.filter(status=Backup.Status.SUCCEEDED).aggregate(
-            stored=Sum("new_bytes")
-        )["stored"]
         yield _gauge(
             "a4c_backup_stored_bytes",
             "Bytes the kept backups added to storage.",
             [],
-            [([], stored or 0)],
+            [([], selectors.stored_bytes())],
         )
         failures = CounterMetricFamily("a4c_backup_failures", "Backups that failed.")
         failures.add_metric([], by_status.get(Backup.Status.FAILED, 0))
         yield failures
 
     def _restores_lock_and_worker(self) -> Iterator[Metric]:
-        restores = dict(RestoreRun.objects.values_list("status").annotate(n=Count("id")))
+        restores = selectors.restores_by_status()
         family = CounterMetricFamily(
             "a4c_restores", "Restores by how they ended.", labels=["status"]
         )
         for status in RestoreRun.Status.values:
             family.add_metric([status], restores.get(status, 0))
         yield family
-        lock = OperationLock.objects.filter(pk=1).first()
-        held = bool(lock and lock.kind)
+        lock = selectors.lock_holder()
+        held = lock is not None
         yield _gauge(
             "a4c_lock_held",
             "1 while an operation holds the lock.",
             ["kind"],
             [([lock.kind if held else ""], int(held))],
         )
-        beat = SystemState.objects.filter(key="worker-heartbeat").first()
-        at = datetime.fromisoformat(beat.value["at"]) if beat and beat.value.get("at") else None
+        at = selectors.worker_heartbeat()
         yield _gauge(
             "a4c_worker_heartbeat_timestamp_seconds",
             "When a worker last ran a scheduled task (0: never).",

@@ -1,8 +1,9 @@
-"""Read-only questions the console's pages ask: what runs now, what ran last, how far along.
+"""What only the console's pages need beyond the rows: a progress bar's caption, a page of a
+list, the manifest as a download, the live indices to choose from, the audit filter's actions.
 
-Nothing here changes data; the work and every change live in backups/operations. Each
-function issues a fixed number of queries whatever the number of rows, so pages stay quick
-with years of history.
+The questions about the rows themselves (what runs now, the newest good backup, the lists) are
+backups/selectors.py's, shared with the commands, the doctor and /metrics. Nothing here changes
+data.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.utils import timezone
 from backups import operations, progress
 from backups.elastic import client as elastic
 from backups.errors import BackupError
+from backups.formatting import human_duration
 from backups.models import Backup, RestoreRun
 
 # Every action the engine and the console write to the audit history, for the filter's list.
@@ -41,85 +43,6 @@ AUDIT_ACTIONS = [
     "restore.recover",
     "page.view",
 ]
-
-
-@dataclass
-class LastGood:
-    backup: Backup | None
-    age: timedelta | None
-    too_old: bool
-    max_age_hours: float
-
-
-def last_good_backup() -> LastGood:
-    """The newest succeeded backup taken on purpose (safety backups cover only part of A4C)."""
-    backup = (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED)
-        .exclude(trigger=Backup.Trigger.SAFETY)
-        .order_by("-finished_at", "-id")
-        .first()
-    )
-    max_age = float(settings.A4C_LAST_BACKUP_MAX_AGE_HOURS)
-    if backup is None:
-        return LastGood(None, None, True, max_age)
-    age = timezone.now() - (backup.finished_at or backup.created_at)
-    return LastGood(backup, age, age > timedelta(hours=max_age), max_age)
-
-
-@dataclass
-class RunningOperation:
-    kind: str  # "backup", "restore" or "delete"
-    run: Backup | RestoreRun | None
-    label: str
-    actor: str
-    since: object
-
-
-def running_operation() -> RunningOperation | None:
-    """What holds the operation lock now, with its row when it has one."""
-    lock = operations.lock_holder()
-    if lock is None:
-        return None
-    run = None
-    if lock.kind in ("backup", "delete"):
-        run = Backup.objects.filter(pk=lock.run_id).first()
-    elif lock.kind == "restore":
-        run = RestoreRun.objects.select_related("backup").filter(pk=lock.run_id).first()
-    return RunningOperation(lock.kind, run, lock.label, lock.actor, lock.acquired_at)
-
-
-def live_data_source() -> RestoreRun | None:
-    """The restore (or rollback) whose data A4C runs on now: the last one that succeeded.
-    None when nothing was ever restored (the data is A4C's own)."""
-    return (
-        RestoreRun.objects.select_related("backup", "rollback_of")
-        .filter(status=RestoreRun.Status.SUCCEEDED)
-        .order_by("-finished_at", "-id")
-        .first()
-    )
-
-
-def restores_after(run: RestoreRun) -> list[RestoreRun]:
-    """Restores and rollbacks that succeeded after ``run``: rolling ``run`` back undoes them."""
-    if run.finished_at is None:
-        return []
-    return list(
-        RestoreRun.objects.filter(
-            status=RestoreRun.Status.SUCCEEDED, finished_at__gt=run.finished_at
-        )
-        .exclude(pk=run.pk)
-        .order_by("finished_at")
-    )
-
-
-def latest_backups(count: int = 8) -> list[Backup]:
-    return list(
-        Backup.objects.exclude(status=Backup.Status.DELETED).order_by("-created_at", "-id")[:count]
-    )
-
-
-def latest_restores(count: int = 5) -> list[RestoreRun]:
-    return list(RestoreRun.objects.select_related("backup").order_by("-created_at", "-id")[:count])
 
 
 @dataclass
@@ -168,37 +91,6 @@ def live_indices() -> tuple[dict[str, elastic.IndexInfo], str]:
     return found, ""
 
 
-def restorable_backups(limit: int = 200) -> list[Backup]:
-    """The newest backups a restore may start from, newest first."""
-    return list(
-        Backup.objects.filter(status__in=Backup.RESTORABLE)
-        .only(
-            "id",
-            "name",
-            "created_at",
-            "finished_at",
-            "trigger",
-            "include_elasticsearch",
-            "include_files",
-            "indices",
-        )
-        .order_by("-created_at", "-id")[:limit]
-    )
-
-
-def restores_protected_by(backup: Backup) -> list[RestoreRun]:
-    """Restores of this backup and restores this backup is the safety backup of."""
-    return list(
-        RestoreRun.objects.select_related("backup")
-        .filter(backup=backup)
-        .order_by("-created_at")[:20]
-    ) + list(
-        RestoreRun.objects.select_related("backup")
-        .filter(safety_backup=backup)
-        .order_by("-created_at")[:5]
-    )
-
-
 def manifest_lines(backup: Backup) -> Iterator[bytes]:
     """The backup's file list as JSON lines: a header line, then one line per entry.
 
@@ -218,22 +110,6 @@ def manifest_lines(backup: Backup) -> Iterator[bytes]:
             yield entry.line()
     except BackupError as exc:
         yield (json.dumps({"error": exc.message}) + "\n").encode()
-
-
-def human_duration(value: timedelta | None) -> str:
-    """'45 s', '3 min 12 s', '2 h 05 min': short enough for a table cell."""
-    if value is None:
-        return ""
-    seconds = max(0, int(value.total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} days {hours % 24} h"
 
 
 PAGE_SIZE = 50

@@ -1,10 +1,10 @@
 """manage.py backup: takes a backup of Elasticsearch and the data dir, here or on a worker."""
 
 from backups import operations
+from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress
 from backups.models import Backup
 from backups.sizes import format_size
-from backups.web.queries import human_duration
 
 
 class Command(base.Command):
@@ -60,15 +60,14 @@ class Command(base.Command):
             if Backup.objects.filter(name=name).exists():
                 name = operations.default_backup_name(name)
         reporter = progress.Reporter.for_options(self.stdout, options)
-        backup = operations.request_backup(
-            arguments.actor(),
-            name=name,
+        request = operations.BackupRequest(
+            name=name or "",
             description=options["description"],
             include_elasticsearch=not options["no_es"],
             include_files=not options["no_files"],
-            indices=options["indices"],
-            wait=options["wait_lock"],
+            indices=tuple(options["indices"]),
         )
+        backup = operations.request_backup(request, arguments.actor(), wait=options["wait_lock"])
         reporter.message(f"backing up to {backup.name} ({_what(backup)})")
         backup = follow.carry_out("backup", backup, options, reporter, self.stderr)
         output.report_outcome(self, backup, options, _done)

@@ -1,9 +1,9 @@
 """manage.py backups: lists the backups, newest first."""
 
+from backups.formatting import human_duration
 from backups.management import arguments, base, output
 from backups.models import Backup
 from backups.sizes import format_size
-from backups.web.queries import human_duration
 
 
 class Command(base.Command):

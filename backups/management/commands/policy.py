@@ -14,11 +14,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from backups import operations
+from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress, prompts
 from backups.models import Backup, Policy
 from backups.operations.names import index_name_problem
 from backups.operations.notifications import send_test_notification, shown_target
-from backups.web.queries import human_duration
 
 ACTIONS = ("list", "create", "edit", "delete", "run", "retention", "notify")
 

@@ -1,14 +1,12 @@
 """manage.py restore NAME: puts a backup back, after showing the plan and asking."""
 
-import re
-
-from backups import operations
+from backups import operations, selectors
 from backups.errors import NotFound
+from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress, prompts
 from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
 from backups.sizes import format_size
-from backups.web.queries import human_duration
 
 SERIES_SUFFIX = r"-\d{8}-\d{6}(-\d+)?"
 
@@ -103,14 +101,17 @@ class Command(base.Command):
                 f"--index restores chosen indices: it cannot go with --scope {scope}",
                 arguments.USAGE,
             )
-        choice = {
-            "scope": scope,
-            "indices": options["indices"],
-            "file_mode": "merge" if options["merge"] else "mirror",
-            "rename_pattern": options["rename_pattern"],
-            "rename_replacement": options["rename_replacement"],
-        }
-        plan = operations.plan_restore(backup.pk, **choice)
+        request = operations.RestoreRequest(
+            backup_id=backup.pk,
+            scope=scope,
+            indices=tuple(options["indices"]),
+            file_mode="merge" if options["merge"] else "mirror",
+            rename_pattern=options["rename_pattern"],
+            rename_replacement=options["rename_replacement"],
+            safety_backup=not options["no_safety_backup"],
+            other_cluster=options["other_cluster"],
+        )
+        plan = operations.plan_restore(request)  # once: the confirmed plan is the one run
         if options["dry_run"]:
             if options["json"]:
                 self.emit_json({"dry_run": True, "plan": plan.to_json()})
@@ -133,13 +134,7 @@ class Command(base.Command):
         )
         reporter = progress.Reporter.for_options(self.stdout, options)
         run = operations.request_restore(
-            backup.pk,
-            arguments.actor(),
-            **choice,
-            safety_backup=not options["no_safety_backup"],
-            other_cluster=options["other_cluster"],
-            confirm=backup.name,
-            wait=options["wait_lock"],
+            request, arguments.actor(), plan=plan, confirm=backup.name, wait=options["wait_lock"]
         )
         reporter.message(f"restore #{run.pk} of {backup.name} starts")
         run = follow.carry_out("restore", run, options, reporter, self.stderr)
@@ -147,7 +142,9 @@ class Command(base.Command):
 
 
 def find(options: dict) -> Backup:
-    backup = newest_of_series(options["backup"]) if options["newest"] else None
+    backup = (
+        selectors.newest_of_series(options["backup"], SERIES_SUFFIX) if options["newest"] else None
+    )
     return backup or arguments.resolve_backup(options["backup"])
 
 
@@ -158,17 +155,6 @@ def default_scope(backup: Backup) -> str:
     if backup.include_files and not backup.include_elasticsearch:
         return RestoreRun.Scope.FILES
     return RestoreRun.Scope.ALL
-
-
-def newest_of_series(name: str) -> Backup | None:
-    """The newest succeeded backup called ``name`` or ``name-YYYYMMDD-HHMMSS``."""
-    series = re.compile(re.escape(name) + f"({SERIES_SUFFIX})?")
-    found = [
-        b
-        for b in Backup.objects.filter(name__startswith=name, status=Backup.Status.SUCCEEDED)
-        if series.fullmatch(b.name)
-    ]
-    return max(found, key=lambda b: (b.created_at, b.pk), default=None)
 
 
 def done(run) -> str:

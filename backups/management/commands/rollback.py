@@ -2,9 +2,9 @@
 
 from backups import operations
 from backups.errors import NotFound
+from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress, prompts
 from backups.models import RestoreRun
-from backups.web.queries import human_duration
 
 
 class Command(base.Command):

@@ -1,10 +1,10 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
+from backups import selectors
+from backups.formatting import human_duration
 from backups.management import arguments, base, output
 from backups.management.progress import counters
 from backups.sizes import format_size
-from backups.web import queries
-from backups.web.queries import human_duration
 
 
 class Command(base.Command):
@@ -16,7 +16,7 @@ class Command(base.Command):
 
     def handle(self, *args, **options):
         backup = arguments.resolve_backup(options["backup"])
-        restores = queries.restores_protected_by(backup)
+        restores = selectors.restores_protected_by(backup)
         if options["json"]:
             self.emit_json(
                 {

@@ -11,9 +11,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
-from backups import operations, tasks
+from backups import operations, selectors, tasks
 from backups.audit import Actor
 from backups.errors import BackupError, InvalidInput
+from backups.formatting import human_duration
 from backups.models import Backup
 from backups.web import queries
 from backups.web.banners import under_way
@@ -37,7 +38,7 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     queryset = filters.filter(Backup.objects.order_by("-created_at", "-id"))
     page = page_of(request, queryset)
     for backup in page.object_list:
-        backup.took = queries.human_duration(backup.duration)
+        backup.took = human_duration(backup.duration)
     return render(request, "backups/backup_list.html", {"filters": filters, "page": page})
 
 
@@ -48,16 +49,8 @@ def backup_new(request: HttpRequest) -> HttpResponse:
         form = BackupForm(request.POST, index_names=index_names)
         if form.is_valid():
             actor = Actor.from_request(request)
-            data = form.cleaned_data
             try:
-                backup = operations.request_backup(
-                    actor,
-                    name=data["name"] or None,
-                    description=data["description"],
-                    include_elasticsearch=data["include_elasticsearch"],
-                    include_files=data["include_files"],
-                    indices=data["indices"],
-                )
+                backup = operations.request_backup(form.cleaned_data["request"], actor)
             except BackupError as exc:
                 form.add_error(None, error_text(exc))
             else:
@@ -75,7 +68,7 @@ def backup_new(request: HttpRequest) -> HttpResponse:
         "form": form,
         "indices": index_names,
         "es_problem": es_problem,
-        "running": queries.running_operation(),
+        "running": selectors.running_operation(),
     }
     return render(request, "backups/backup_new.html", context)
 
@@ -107,10 +100,10 @@ def _backup_context(backup: Backup) -> dict:
     return {
         "backup": backup,
         "progress": queries.progress_of(backup),
-        "took": queries.human_duration(backup.duration),
+        "took": human_duration(backup.duration),
         "indices": indices,
         "index_bytes": sum(i.get("size", 0) for _, i in indices),
-        "restores": queries.restores_protected_by(backup),
+        "restores": selectors.restores_protected_by(backup),
     }
 
 

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from backups import operations
+from backups import operations, selectors
 from backups.doctor import checks as health
 from backups.web import queries
 from backups.web.permissions import requires
@@ -24,14 +24,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def _live_context() -> dict:
-    running = queries.running_operation()
+    running = selectors.running_operation()
     return {
         "running": running,
         "running_progress": queries.progress_of(running.run) if running and running.run else None,
-        "last_good": queries.last_good_backup(),
-        "live_data": queries.live_data_source(),
-        "latest_backups": queries.latest_backups(),
-        "latest_restores": queries.latest_restores(),
+        "last_good": selectors.last_good_backup(),
+        "live_data": selectors.live_data_source(),
+        "latest_backups": selectors.latest_backups(),
+        "latest_restores": selectors.latest_restores(),
         "a4c_stuck": operations.stuck_maintenance_runs(),
         "a4c_clear_command": operations.A4C_MAINTENANCE_CLEAR_COMMAND,
         **policies_panel_context(),

@@ -13,11 +13,13 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
-from backups import operations
+from backups import operations, selectors
 from backups.audit import Actor
 from backups.errors import BackupError, Busy
+from backups.formatting import human_duration
 from backups.models import Backup, RestoreRun
-from backups.operations.plan import Plan
+from backups.operations.plan import Plan, PlanOutdated
+from backups.operations.requests import RestoreRequest
 from backups.web import queries
 from backups.web.banners import under_way
 from backups.web.forms import (
@@ -25,6 +27,7 @@ from backups.web.forms import (
     RestoreFilterForm,
     RestoreForm,
     error_text,
+    sign_plan,
 )
 from backups.web.permissions import requires
 from backups.web.queries import page_of
@@ -45,7 +48,7 @@ def restore_new(request: HttpRequest) -> HttpResponse:
         if chosen is None and request.method == "GET":
             raise Http404(f"There is no backup number {asked!r}: choose one on the Backups page.")
     bound = request.method == "POST" or "scope" in request.GET
-    backups = queries.restorable_backups()
+    backups = selectors.restorable_backups()
     if chosen is None and not bound and backups:
         chosen = backups[0]
     form = RestoreForm(
@@ -62,25 +65,23 @@ def restore_new(request: HttpRequest) -> HttpResponse:
         "plan": None,
         "plan_error": "",
         "start_error": "",
-        "running": queries.running_operation(),
+        "running": selectors.running_operation(),
     }
     if not bound or not form.is_valid():
         return render(request, "backups/restore_new.html", context)
-    arguments = form.plan_arguments()
+    wanted = form.cleaned_data["request"]
+    status, plan = 200, None
     if request.method == "POST":
         actor = Actor.from_request(request)
         try:
+            plan = confirm.confirmed_plan(wanted)
             run = operations.request_restore(
-                form.cleaned_data["backup"],
-                actor,
-                confirm=request.POST.get("confirm", "").strip(),
-                safety_backup=form.cleaned_data["safety_backup"],
-                other_cluster=request.POST.get("other_cluster") == "on",
-                **arguments,
+                wanted, actor, plan=plan, confirm=request.POST.get("confirm", "").strip()
             )
         except BackupError as exc:
             context["start_error"] = error_text(exc)
             status = 409 if isinstance(exc, Busy) else 200
+            plan = None if isinstance(exc, PlanOutdated) else plan  # shown anew, made anew
         else:
             problem = hand_to_worker("restore", run.pk, actor)
             if problem:
@@ -88,23 +89,27 @@ def restore_new(request: HttpRequest) -> HttpResponse:
             else:
                 under_way(request, f"Restore of {run.backup.name} started.")
             return redirect("backups:restore_detail", pk=run.pk)
-    else:
-        status = 200
+    _show_plan(context, wanted, plan)
+    return render(request, "backups/restore_new.html", context, status=status)
+
+
+def _show_plan(context: dict, wanted: RestoreRequest, plan: Plan | None) -> None:
+    """The plan on the page (made now unless the one confirmed still stands), signed into the
+    confirmation so that the restore starts from this very plan."""
     try:
-        context["plan"] = operations.plan_restore(form.cleaned_data["backup"], **arguments)
+        plan = plan or operations.plan_restore(wanted)
     except BackupError as exc:
         context["plan_error"] = error_text(exc)
-    else:
-        context["counts"] = context["plan"].counts()
-        if context["plan"].files:
-            context["download_url"] = (
-                reverse("backups:restore_plan_paths")
-                + "?"
-                + urlencode(
-                    {"backup": form.cleaned_data["backup"], "file_mode": arguments["file_mode"]}
-                )
-            )
-    return render(request, "backups/restore_new.html", context, status=status)
+        return
+    context["plan"] = plan
+    context["plan_token"] = sign_plan(wanted, plan)
+    context["counts"] = plan.counts()
+    if plan.files:
+        context["download_url"] = (
+            reverse("backups:restore_plan_paths")
+            + "?"
+            + urlencode({"backup": wanted.backup_id, "file_mode": wanted.file_mode})
+        )
 
 
 @requires("view_backup", "page.view")
@@ -116,7 +121,7 @@ def restore_list(request: HttpRequest) -> HttpResponse:
     )
     page = page_of(request, queryset)
     for run in page.object_list:
-        run.took = queries.human_duration(run.duration)
+        run.took = human_duration(run.duration)
     return render(request, "backups/restore_list.html", {"filters": filters, "page": page})
 
 
@@ -147,11 +152,11 @@ def _restore_context(run: RestoreRun) -> dict:
     return {
         "run": run,
         "progress": queries.progress_of(run),
-        "took": queries.human_duration(run.duration),
+        "took": human_duration(run.duration),
         "plan": plan,
         "counts": plan.counts() if plan else {},
         "rollbacks": list(run.rollbacks.order_by("-created_at")[:5]),
-        "newer_restores": queries.restores_after(run),
+        "newer_restores": selectors.restores_after(run),
         "can_roll_back": (
             not run.is_active
             and not run.rolled_back

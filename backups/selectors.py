@@ -1,0 +1,211 @@
+"""Read-only questions about the rows, asked by the pages, /metrics, the doctor, the commands,
+the schedules and retention: what runs now, what ran last, which backup is the newest good one.
+
+Nothing here changes data (the work and every change live in backups/operations), and nothing
+here imports operations or the web, so any room may ask. Each function issues a fixed number of
+queries whatever the number of rows, so pages and scrapes stay quick with years of history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, F, QuerySet, Sum
+from django.utils import timezone
+
+from backups.models import Backup, OperationLock, RestoreRun, SystemState
+
+# "The newest good backup" is the one that finished last: the dashboard's age, the metric, the
+# missing-backup alert all speak of when a backup was done, and retention keeps that same one,
+# so the backup the dashboard names is never the one a policy deletes. A row with no finish
+# time (one a hand or an old catalog left so) cannot claim to be the newest: it sorts last on
+# every database (they disagree on where empty values go when left to themselves). One lock
+# means no two runs overlap, so for backups taken here this agrees with created_at.
+NEWEST_FINISHED = (F("finished_at").desc(nulls_last=True), "-created_at", "-id")
+# Lists of rows show the newest asked for first.
+NEWEST_CREATED = ("-created_at", "-id")
+
+
+def good_backups() -> QuerySet[Backup]:
+    """Succeeded backups taken on purpose: a safety backup covers only what one restore
+    overwrote, so it never counts as a backup of Alien4Cloud."""
+    return Backup.objects.filter(status=Backup.Status.SUCCEEDED).exclude(
+        trigger=Backup.Trigger.SAFETY
+    )
+
+
+def newest_good_backup() -> Backup | None:
+    """The one definition of "the newest good backup" (dashboard, doctor, metrics, the
+    missing-backup alert, and retention, which always keeps it)."""
+    return good_backups().order_by(*NEWEST_FINISHED).first()
+
+
+def previous_backup(backup: Backup, **having) -> Backup | None:
+    """The newest succeeded backup other than ``backup`` (safety ones too) with the given
+    fields, e.g. ``include_files=True``: its figures and manifest help the next one."""
+    return (
+        Backup.objects.filter(status=Backup.Status.SUCCEEDED, **having)
+        .exclude(pk=backup.pk)
+        .order_by(*NEWEST_FINISHED)
+        .first()
+    )
+
+
+def newest_of_series(name: str, suffix: str) -> Backup | None:
+    """The newest succeeded backup called ``name`` or ``name`` followed by ``suffix`` (a
+    regular expression, the dated tail `backup --unique` adds)."""
+    series = re.compile(re.escape(name) + f"({suffix})?")
+    found = [
+        b
+        for b in Backup.objects.filter(name__startswith=name, status=Backup.Status.SUCCEEDED)
+        if series.fullmatch(b.name)
+    ]
+    return max(found, key=lambda b: (b.created_at, b.pk), default=None)
+
+
+@dataclass
+class LastGood:
+    backup: Backup | None
+    age: timedelta | None
+    too_old: bool
+    max_age_hours: float
+
+
+def last_good_backup(now: datetime | None = None) -> LastGood:
+    """The newest good backup, how old it is, and whether that is older than allowed."""
+    backup = newest_good_backup()
+    max_age = float(settings.A4C_LAST_BACKUP_MAX_AGE_HOURS)
+    if backup is None:
+        return LastGood(None, None, True, max_age)
+    age = (now or timezone.now()) - (backup.finished_at or backup.created_at)
+    return LastGood(backup, age, age > timedelta(hours=max_age), max_age)
+
+
+# --- what runs now ------------------------------------------------------------------------
+
+
+def lock_holder() -> OperationLock | None:
+    """The lock's row while an operation holds it."""
+    lock = OperationLock.objects.filter(pk=1).first()
+    return lock if lock and lock.kind else None
+
+
+@dataclass
+class RunningOperation:
+    kind: str  # "backup", "restore" or "delete"
+    run: Backup | RestoreRun | None
+    label: str
+    actor: str
+    since: object
+
+
+def running_operation() -> RunningOperation | None:
+    """What holds the operation lock now, with its row when it has one."""
+    lock = lock_holder()
+    if lock is None:
+        return None
+    run = None
+    if lock.kind in ("backup", "delete"):
+        run = Backup.objects.filter(pk=lock.run_id).first()
+    elif lock.kind == "restore":
+        run = RestoreRun.objects.select_related("backup").filter(pk=lock.run_id).first()
+    return RunningOperation(lock.kind, run, lock.label, lock.actor, lock.acquired_at)
+
+
+def worker_heartbeat() -> datetime | None:
+    """When a worker last ran a scheduled task."""
+    beat = SystemState.objects.filter(key="worker-heartbeat").first()
+    return datetime.fromisoformat(beat.value["at"]) if beat and beat.value.get("at") else None
+
+
+# --- restores ---------------------------------------------------------------------------------
+
+
+def live_data_source() -> RestoreRun | None:
+    """The restore (or rollback) whose data A4C runs on now: the last one that succeeded.
+    None when nothing was ever restored (the data is A4C's own)."""
+    return (
+        RestoreRun.objects.select_related("backup", "rollback_of")
+        .filter(status=RestoreRun.Status.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def restores_after(run: RestoreRun) -> list[RestoreRun]:
+    """Restores and rollbacks that succeeded after ``run``: rolling ``run`` back undoes them."""
+    if run.finished_at is None:
+        return []
+    return list(
+        RestoreRun.objects.filter(
+            status=RestoreRun.Status.SUCCEEDED, finished_at__gt=run.finished_at
+        )
+        .exclude(pk=run.pk)
+        .order_by("finished_at")
+    )
+
+
+def restores_protected_by(backup: Backup) -> list[RestoreRun]:
+    """Restores of this backup and restores this backup is the safety backup of."""
+    return list(
+        RestoreRun.objects.select_related("backup")
+        .filter(backup=backup)
+        .order_by("-created_at")[:20]
+    ) + list(
+        RestoreRun.objects.select_related("backup")
+        .filter(safety_backup=backup)
+        .order_by("-created_at")[:5]
+    )
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+
+def latest_backups(count: int = 8) -> list[Backup]:
+    return list(
+        Backup.objects.exclude(status=Backup.Status.DELETED).order_by(*NEWEST_CREATED)[:count]
+    )
+
+
+def latest_restores(count: int = 5) -> list[RestoreRun]:
+    return list(RestoreRun.objects.select_related("backup").order_by("-created_at", "-id")[:count])
+
+
+def restorable_backups(limit: int = 200) -> list[Backup]:
+    """The newest backups a restore may start from, newest first."""
+    return list(
+        Backup.objects.filter(status__in=Backup.RESTORABLE)
+        .only(
+            "id",
+            "name",
+            "created_at",
+            "finished_at",
+            "trigger",
+            "include_elasticsearch",
+            "include_files",
+            "indices",
+        )
+        .order_by(*NEWEST_CREATED)[:limit]
+    )
+
+
+# --- counts, for /metrics ---------------------------------------------------------------------
+
+
+def backups_by_status() -> dict[str, int]:
+    return dict(Backup.objects.values_list("status").annotate(n=Count("id")))
+
+
+def restores_by_status() -> dict[str, int]:
+    return dict(RestoreRun.objects.values_list("status").annotate(n=Count("id")))
+
+
+def stored_bytes() -> int:
+    """Bytes the kept backups added to the storage."""
+    total = Backup.objects.filter(status=Backup.Status.SUCCEEDED).aggregate(
+        stored=Sum("new_bytes")
+    )["stored"]
+    return total or 0

@@ -1,0 +1,129 @@
+"""The confirmation starts the plan the person read: carried signed in the page, its file half
+never walked again, its Elasticsearch half asked again and refused when it changed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import signing
+from django.urls import reverse
+from people import member
+
+from backups import operations
+from backups.audit import Actor
+from backups.models import Backup, RestoreRun, Source
+from backups.operations.plan import Plan
+from backups.storage.store import Store
+from backups.web.forms import PLAN_SALT
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def rita(client):
+    user = member("rita", "restorers")
+    client.force_login(user)
+    return user
+
+
+def take(a4c, user, name: str, **fields) -> Backup:
+    (a4c.data_dir / "csar").mkdir(exist_ok=True)
+    (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
+    actor = Actor(name=user.username, source=Source.WEB, user=user)
+    request = operations.BackupRequest(name=name, **fields)
+    backup = operations.run_backup(operations.request_backup(request, actor).pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
+
+
+def shown(client, choices: dict) -> tuple[str, str]:
+    """The plan page for these choices: its HTML and the signed plan in its confirmation."""
+    page = client.get(reverse("backups:restore_new"), choices).content.decode()
+    token = re.search(r'name="plan" value="([^"]+)"', page)
+    assert token, "the confirmation carries the plan shown"
+    return page, token.group(1)
+
+
+@pytest.fixture
+def walks(monkeypatch) -> list:
+    """Every walk of the data dir a plan makes."""
+    seen = []
+    real = Store.plan_restore
+    monkeypatch.setattr(
+        Store, "plan_restore", lambda self, *a, **k: seen.append(a) or real(self, *a, **k)
+    )
+    return seen
+
+
+def test_the_confirmation_starts_the_plan_shown_without_walking_the_data_dir_again(
+    client, a4c, rita, queued, walks
+):
+    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+    choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
+    _, token = shown(client, choices)
+    assert len(walks) == 1
+    (a4c.data_dir / "csar" / "late.yml").write_text("written after the plan was shown\n")
+
+    started = client.post(
+        reverse("backups:restore_new"),
+        {**choices, "safety_backup": "on", "plan": token, "confirm": "files-1"},
+    )
+
+    assert started.status_code == 302 and [kind for kind, _ in queued] == ["restore"]
+    assert len(walks) == 1, "the data dir is walked once, for the plan shown"
+    run = RestoreRun.objects.get()
+    assert Plan.from_json(run.plan).files.removed == 0, "the plan stored is the one read"
+
+
+def test_a_plan_altered_in_the_page_is_refused(client, a4c, rita, queued):
+    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+    choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
+    _, token = shown(client, choices)
+
+    answer = client.post(
+        reverse("backups:restore_new"), {**choices, "plan": token[:-2] + "xx", "confirm": "files-1"}
+    )
+
+    assert "The plan sent back is not the one shown" in answer.content.decode()
+    assert not RestoreRun.objects.exists() and not queued
+
+
+def test_a_plan_shown_for_other_choices_is_refused_and_the_new_plan_shown(
+    client, a4c, rita, queued
+):
+    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+    choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
+    _, token = shown(client, choices)
+
+    answer = client.post(
+        reverse("backups:restore_new"),
+        {**choices, "file_mode": "merge", "plan": token, "confirm": "files-1"},
+    )
+
+    page = answer.content.decode()
+    assert "The plan shown was for other choices" in page
+    assert not RestoreRun.objects.exists() and not queued
+    token = re.search(r'name="plan" value="([^"]+)"', page).group(1)
+    carried = signing.loads(token, salt=PLAN_SALT)["plan"]
+    assert carried["file_mode"] == "merge", "the page now carries the plan of the choices made"
+
+
+def test_an_index_created_after_the_plan_was_shown_refuses_the_confirmation(
+    client, a4c, rita, queued
+):
+    a4c.cluster.client.indices.create(index=a4c.index("user"), settings={"number_of_replicas": 0})
+    backup = take(a4c, rita, "both-1")
+    choices = {"backup": backup.pk, "scope": "all", "file_mode": "mirror"}
+    _, token = shown(client, choices)
+    a4c.cluster.client.indices.create(index=a4c.index("late"), settings={"number_of_replicas": 0})
+
+    answer = client.post(
+        reverse("backups:restore_new"),
+        {**choices, "safety_backup": "on", "plan": token, "confirm": "both-1"},
+    )
+
+    page = answer.content.decode()
+    assert "Elasticsearch changed since the plan was shown" in page
+    assert a4c.index("late") in page, "the new plan, which removes it, is shown"
+    assert not RestoreRun.objects.exists() and not queued
