@@ -16,7 +16,6 @@ from django.dispatch import receiver
 from backups import audit
 from backups.audit import Actor
 from backups.models import AuditEvent, Source
-from backups.web import sessions
 
 Outcome = AuditEvent.Outcome
 
@@ -33,8 +32,6 @@ def _actor(request, name: str, user=None) -> Actor:
 
 @receiver(user_logged_in, dispatch_uid="backups.audit.user_logged_in")
 def signed_in(sender, request, user, **kwargs) -> None:
-    if request is not None and hasattr(request, "session"):
-        sessions.start(request.session)
     audit.record(
         _actor(request, user.get_username(), user),
         "auth.login",

@@ -13,6 +13,7 @@ from backups import operations
 from backups.demo import generator as demo
 from backups.management import arguments
 from backups.models import AuditEvent, Backup, RestoreRun
+from backups.storage import WorkingTree
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -213,9 +214,9 @@ def test_the_command_plans_once_and_starts_the_plan_it_showed(
     files_backup, capsys, queued, monkeypatch
 ):
     walks = []
-    real = operations.store().__class__.plan_restore
+    real = WorkingTree.plan_restore
     monkeypatch.setattr(
-        operations.store().__class__,
+        WorkingTree,
         "plan_restore",
         lambda self, *a, **k: walks.append(a) or real(self, *a, **k),
     )

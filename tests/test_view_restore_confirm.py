@@ -14,7 +14,7 @@ from backups import operations
 from backups.audit import Actor
 from backups.models import Backup, RestoreRun, Source
 from backups.operations.plan import Plan
-from backups.storage.store import Store
+from backups.storage import WorkingTree
 from backups.web.forms import PLAN_SALT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,9 +49,9 @@ def shown(client, choices: dict) -> tuple[str, str]:
 def walks(monkeypatch) -> list:
     """Every walk of the data dir a plan makes."""
     seen = []
-    real = Store.plan_restore
+    real = WorkingTree.plan_restore
     monkeypatch.setattr(
-        Store, "plan_restore", lambda self, *a, **k: seen.append(a) or real(self, *a, **k)
+        WorkingTree, "plan_restore", lambda self, *a, **k: seen.append(a) or real(self, *a, **k)
     )
     return seen
 

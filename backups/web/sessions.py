@@ -13,7 +13,9 @@ import time
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_logged_in
 from django.contrib.sessions.models import Session
+from django.dispatch import receiver
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -50,6 +52,13 @@ def ended_because(session, now: float) -> str | None:
 
 def _polling(request) -> bool:
     return request.headers.get("X-Requested-With") == "fetch"
+
+
+@receiver(user_logged_in, dispatch_uid="backups.web.sessions.signed_in")
+def signed_in(sender, request, user, **kwargs) -> None:
+    """A session's clock starts at sign-in (this module is loaded with its middleware)."""
+    if request is not None and hasattr(request, "session"):
+        start(request.session)
 
 
 class SessionLimitsMiddleware:

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from backups.audit import Actor
-from backups.web.throttle import lift
+from backups.operations.sign_in_locks import lift
 
 
 class Command(BaseCommand):
