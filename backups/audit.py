@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from backups.models import AuditChainHead, AuditEvent, Source
+from backups.models import AuditAction, AuditChainHead, AuditEvent, Source
 
 Outcome = AuditEvent.Outcome
 
@@ -84,7 +84,11 @@ def record(
     backup=None,
     restore=None,
 ) -> AuditEvent:
-    """Appends one event to the chain; concurrent callers are serialised on the chain head."""
+    """Appends one event to the chain; concurrent callers are serialised on the chain head.
+    ``action`` is one of AuditAction's: a new one is declared there, so that the console's
+    filter lists it too."""
+    if action not in AuditAction.values:
+        raise ValueError(f"{action!r} is not an audit action: declare it in AuditAction")
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         event = AuditEvent(

@@ -164,3 +164,22 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted_and_still_re_hash(
         assert event.hash == row["hash"] and event.target == audit.from_spreadsheet_safe(
             row["target"]
         )
+
+
+def test_an_action_not_declared_is_refused_before_anything_is_written(cli_actor):
+    with pytest.raises(ValueError, match="declare it in AuditAction"):
+        audit.record(cli_actor, "backup.frobnicate", target="x")
+
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_consoles_filter_offers_every_declared_action(admin_client):
+    from django.urls import reverse
+
+    from backups.models import AuditAction
+
+    html = admin_client.get(reverse("backups:audit")).content.decode()
+
+    for action in ("backup.export", "backup.import", "catalog.sync", "notify.test"):
+        assert f'<option value="{action}">' in html
+    assert all(f'<option value="{a}">' in html for a in AuditAction.values)

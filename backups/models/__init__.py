@@ -4,6 +4,7 @@ notifications and small facts kept between runs (upkeep.py)."""
 
 from backups.models.audit_trail import (
     AppendOnlyError,
+    AuditAction,
     AuditChainHead,
     AuditEvent,
     AuditEventQuerySet,
@@ -24,6 +25,7 @@ __all__ = [
     "A4CMaintenance",
     "AppendOnlyError",
     "AuditChainHead",
+    "AuditAction",
     "AuditEvent",
     "AuditEventQuerySet",
     "Backup",

@@ -27,6 +27,47 @@ class AppendOnlyError(Exception):
     pass
 
 
+class AuditAction(models.TextChoices):
+    """Every action this console writes to its audit history (audit.record refuses another),
+    grouped by what it is about; the console's filter lists them all."""
+
+    AUTH_LOGIN = "auth.login", "signed in"
+    AUTH_LOGIN_FAILED = "auth.login_failed", "sign-in refused"
+    AUTH_LOGOUT = "auth.logout", "signed out"
+    AUTH_LOCKED_OUT = "auth.locked_out", "sign-in locked after failures"
+    AUTH_UNLOCKED = "auth.unlocked", "sign-in lock lifted"
+    AUTH_ROLES_CHANGED = "auth.roles_changed", "roles changed by the directory"
+    AUTH_SESSION_EXPIRED = "auth.session_expired", "session ended"
+    AUTH_SIGNED_OUT_EVERYWHERE = "auth.signed_out_everywhere", "signed out everywhere"
+    PAGE_VIEW = "page.view", "page viewed"
+    BACKUP_CREATE = "backup.create", "backup asked for"
+    BACKUP_RUN = "backup.run", "backup run"
+    BACKUP_SAFETY = "backup.safety", "safety backup"
+    BACKUP_VERIFY = "backup.verify", "backup verified"
+    BACKUP_DELETE = "backup.delete", "backup deleted"
+    BACKUP_CANCEL = "backup.cancel", "backup cancelled"
+    BACKUP_PIN = "backup.pin", "backup pinned or unpinned"
+    BACKUP_RECOVER = "backup.recover", "backup ended by recovery"
+    BACKUP_EXPORT = "backup.export", "backup exported"
+    BACKUP_IMPORT = "backup.import", "backup imported"
+    RESTORE_REQUEST = "restore.request", "restore asked for"
+    RESTORE_RUN = "restore.run", "restore run"
+    RESTORE_ROLLBACK = "restore.rollback", "restore rolled back"
+    RESTORE_CANCEL = "restore.cancel", "restore cancelled"
+    RESTORE_RECOVER = "restore.recover", "restore ended by recovery"
+    POLICY_CREATE = "policy.create", "policy created"
+    POLICY_UPDATE = "policy.update", "policy changed"
+    POLICY_DELETE = "policy.delete", "policy deleted"
+    POLICY_PAUSE = "policy.pause", "policy paused"
+    POLICY_RESUME = "policy.resume", "policy resumed"
+    POLICY_RUN_NOW = "policy.run_now", "policy run now"
+    RETENTION_APPLY = "retention.apply", "retention applied"
+    STORAGE_COLLECT = "storage.collect", "storage collected"
+    CATALOG_SYNC = "catalog.sync", "catalog synced"
+    NOTIFY_TEST = "notify.test", "test notification"
+    A4C_MAINTENANCE = "a4c.maintenance", "Alien4Cloud maintenance mode"
+
+
 class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise AppendOnlyError("Audit events are append-only: they cannot be changed.")

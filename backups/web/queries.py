@@ -21,28 +21,10 @@ from backups import operations, progress
 from backups.elastic import client as elastic
 from backups.errors import BackupError
 from backups.formatting import human_duration
-from backups.models import Backup, RestoreRun
+from backups.models import AuditAction, Backup, RestoreRun
 
 # Every action the engine and the console write to the audit history, for the filter's list.
-AUDIT_ACTIONS = [
-    "auth.login",
-    "auth.login_failed",
-    "auth.logout",
-    "backup.create",
-    "backup.run",
-    "backup.safety",
-    "backup.verify",
-    "backup.delete",
-    "backup.cancel",
-    "backup.pin",
-    "backup.recover",
-    "restore.request",
-    "restore.run",
-    "restore.rollback",
-    "restore.cancel",
-    "restore.recover",
-    "page.view",
-]
+AUDIT_ACTIONS = AuditAction.values
 
 
 @dataclass
