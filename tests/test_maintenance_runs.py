@@ -9,9 +9,10 @@ on which side of maintenance it ran.
 from __future__ import annotations
 
 import sys
-import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from fault_support import wait_for
 
 from backups import operations, tasks
@@ -250,8 +251,7 @@ def test_a_worker_killed_mid_backup_leaves_maintenance_to_recovery_which_ends_it
     assert alien4cloud.server().maintenance().user == "backup-admin", "left on by the dead"
 
     settings.A4C_STALE_AFTER_SECONDS = 1
-    time.sleep(1.5)  # the heartbeat ages past the (shortened) limit
-    operations.recover_stale_runs()
+    operations.recover_stale_runs(now=timezone.now() + timedelta(seconds=1.5))  # aged, not slept
 
     backup.refresh_from_db()
     assert backup.status == Backup.Status.FAILED

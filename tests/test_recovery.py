@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from fault_support import wait_for
 
 from backups import operations, tasks
 from backups.demo import generator as demo
@@ -14,16 +14,6 @@ from backups.models import Backup, OperationLock, RestoreRun
 from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout=60.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not happen within {timeout} s")
 
 
 def test_a_backup_whose_worker_is_killed_is_failed_and_cleaned_up(
