@@ -370,6 +370,16 @@ A4C_SCHEDULER_TICK_SECONDS = env.float("A4C_SCHEDULER_TICK_SECONDS", default=15.
 A4C_SYNC_SECONDS = env.float("A4C_SYNC_SECONDS", default=300.0)
 # age public keys (age1...) that exported archives are encrypted to; empty: not encrypted.
 A4C_EXPORT_RECIPIENTS = env.list("A4C_EXPORT_RECIPIENTS", default=[])
+# This installation's Ed25519 key: it signs every record it writes and every archive it
+# exports (made on first use, mode 0600, beside the audit key; keep a copy where the audit key
+# is kept). `manage.py keys` prints its public half, to give to the installations that import.
+A4C_SIGNING_KEY_FILE = Path(env.str("A4C_SIGNING_KEY_FILE", default=str(VAR_DIR / "signing-key")))
+# Public keys (ssh-ed25519 AAAA...) of the other installations whose sets are trusted here, or
+# files that list them, comma-separated. Sets signed by none of them nor by this installation
+# are refused by sync and import, or taken in only as foreign when asked (README, "Trust").
+A4C_TRUSTED_KEYS = env.list("A4C_TRUSTED_KEYS", default=[])
+# Whether the periodic sync takes records no trusted key signed in as foreign sets.
+A4C_SYNC_FOREIGN = env.bool("A4C_SYNC_FOREIGN", default=False)
 A4C_SAFETY_BACKUPS_KEEP = env.int("A4C_SAFETY_BACKUPS_KEEP", default=5)
 A4C_NOTIFY_EMAILS = env.list("A4C_NOTIFY_EMAILS", default=[])
 A4C_NOTIFY_WEBHOOK_URL = env.str("A4C_NOTIFY_WEBHOOK_URL", default="")

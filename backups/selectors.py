@@ -31,8 +31,9 @@ NEWEST_CREATED = ("-created_at", "-id")
 
 def good_backups() -> QuerySet[Backup]:
     """Succeeded backups taken on purpose: a safety backup covers only what one restore
-    overwrote, so it never counts as a backup of Alien4Cloud."""
-    return Backup.objects.filter(status=Backup.Status.SUCCEEDED).exclude(
+    overwrote, so it never counts as a backup of Alien4Cloud; a foreign set (no key trusted
+    here vouches for it: operations/signing.py) never counts either."""
+    return Backup.objects.filter(status=Backup.Status.SUCCEEDED, foreign=False).exclude(
         trigger=Backup.Trigger.SAFETY
     )
 
@@ -45,9 +46,10 @@ def newest_good_backup() -> Backup | None:
 
 def previous_backup(backup: Backup, **having) -> Backup | None:
     """The newest succeeded backup other than ``backup`` (safety ones too) with the given
-    fields, e.g. ``include_files=True``: its figures and manifest help the next one."""
+    fields, e.g. ``include_files=True``: its figures and manifest help the next one. Never a
+    foreign set: the hashes its manifest claims would be taken on trust."""
     return (
-        Backup.objects.filter(status=Backup.Status.SUCCEEDED, **having)
+        Backup.objects.filter(status=Backup.Status.SUCCEEDED, foreign=False, **having)
         .exclude(pk=backup.pk)
         .order_by(*NEWEST_FINISHED)
         .first()
@@ -56,11 +58,14 @@ def previous_backup(backup: Backup, **having) -> Backup | None:
 
 def newest_of_series(name: str, suffix: str) -> Backup | None:
     """The newest succeeded backup called ``name`` or ``name`` followed by ``suffix`` (a
-    regular expression, the dated tail `backup --unique` adds)."""
+    regular expression, the dated tail `backup --unique` adds). Never a foreign set: a name
+    and a date read from outside must not choose what is restored."""
     series = re.compile(re.escape(name) + f"({suffix})?")
     found = [
         b
-        for b in Backup.objects.filter(name__startswith=name, status=Backup.Status.SUCCEEDED)
+        for b in Backup.objects.filter(
+            name__startswith=name, status=Backup.Status.SUCCEEDED, foreign=False
+        )
         if series.fullmatch(b.name)
     ]
     return max(found, key=lambda b: (b.created_at, b.pk), default=None)

@@ -12,6 +12,8 @@ from backups.alien4cloud import client as alien4cloud
 from backups.doctor import network
 from backups.elastic.translate import check_urls
 from backups.errors import ConfigError
+from backups.operations import signing
+from backups.signing import parse_trusted_keys
 from backups.storage import parse_bandwidth
 
 
@@ -113,6 +115,21 @@ def check_settings(app_configs=None, **kwargs):
         Error(problem, hint="README, 'Running it for a team'.", id="a4c.E013")
         for problem in network.settings_problems()
     )
+    problems.extend(_signing_problems())
+    return problems
+
+
+def _signing_problems() -> list[Error]:
+    """The signing key must load (or be made), and every trusted key must be one."""
+    problems = []
+    try:
+        signing.installation_key()
+    except ConfigError as exc:
+        problems.append(Error(str(exc), hint="README, 'Trust'.", id="a4c.E021"))
+    try:
+        parse_trusted_keys(settings.A4C_TRUSTED_KEYS)
+    except ConfigError as exc:
+        problems.append(Error(str(exc), hint="README, 'Trust'.", id="a4c.E022"))
     return problems
 
 

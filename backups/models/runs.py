@@ -222,6 +222,11 @@ class Backup(RunRow):
     set_id = models.CharField(max_length=32, blank=True, db_index=True)
     imported_from = models.CharField(max_length=1000, blank=True)
     vanished_at = models.DateTimeField(null=True, blank=True)  # sync found its set gone
+    # A set no key trusted here vouched for (operations/signing.py): it joins no policy, is
+    # never the newest good backup nor retention's, and restores only when confirmed.
+    foreign = models.BooleanField(default=False)
+    # The key whose signature was checked when it came in (or, foreign, the one it claimed).
+    signed_by = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

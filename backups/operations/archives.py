@@ -5,6 +5,10 @@ and its snapshot's own files from the repository (backups/elastic/repository.py 
 An import writes the snapshot files into a repository directory of their own beside this
 console's (A4C_ES_REPOSITORY_PATH-import-NAME), registered read-only when a restore needs it,
 so that they never mix with the snapshots this cluster writes.
+
+An archive's SHA256SUMS, and so every member, is signed with this installation's key; an
+import believes an archive only when a trusted key signed it (operations/signing.py), or
+takes it in as a foreign set when asked (``foreign``).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
 from backups.errors import InvalidInput, StorageError
 from backups.models import Backup
-from backups.operations import records
+from backups.operations import records, signing
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
+from backups.signing import SigningKey
 from backups.storage import (
     ArchiveHeader,
     ArchiveProgress,
@@ -33,6 +38,7 @@ from backups.storage import (
     Catalog,
     RepositoryFile,
     Store,
+    Unpacked,
     commit_import,
     parse_recipients,
     read_archive,
@@ -64,6 +70,7 @@ class ArchiveJob:
     catalog: Catalog
     repository: list[RepositoryFile]
     recipients: list
+    signer: SigningKey
 
     def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
         return write_archive(
@@ -73,6 +80,7 @@ class ArchiveJob:
             self.name,
             self.repository,
             recipients=self.recipients or None,
+            signer=self.signer,
             progress=progress,
         )
 
@@ -89,9 +97,19 @@ def prepare_export(
             + "; only a succeeded backup can be exported."
         )
     keys = parse_recipients(recipients) if recipients else []
-    if not records.catalog().exists(backup.name):
+    if records.catalog().exists(backup.name) and backup.set_id:
+        # From the row, the truth: what the archive vouches for is what this console holds.
+        records.catalog().rewrite(records.record_of(backup))
+    else:
         records.write_record(backup)
-    job = ArchiveJob(backup.name, store(), records.catalog(), _repository_files(backup), keys)
+    job = ArchiveJob(
+        backup.name,
+        store(),
+        records.catalog(),
+        _repository_files(backup),
+        keys,
+        signing.installation_key(),
+    )
     audit.record(
         actor,
         "backup.export",
@@ -155,9 +173,15 @@ def import_location(name: str) -> tuple[str, Path]:
 
 
 def import_archive(
-    path: Path, actor: Actor, *, identity: Path | None = None, progress=None
+    path: Path,
+    actor: Actor,
+    *,
+    identity: Path | None = None,
+    foreign: bool = False,
+    progress=None,
 ) -> Backup:
-    """Makes an archive's set restorable and verifiable here; refuses with nothing written."""
+    """Makes an archive's set restorable and verifiable here; refuses with nothing written.
+    ``foreign``: an archive no trusted key signed is taken in as a foreign set."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file: give the archive `manage.py export` wrote.")
@@ -185,8 +209,28 @@ def import_archive(
     # Staged beside the final places, so that committing is a rename on one filesystem.
     staging = tmp / f"import-{token}"
     repo_staging = Path(settings.A4C_ES_REPOSITORY_PATH).parent / f".a4c-import-{token}"
+    trust: list[signing.Trust] = []
+
+    def authenticate(unpacked: Unpacked) -> None:
+        trust.append(
+            signing.judge(
+                unpacked.sums,
+                unpacked.signature,
+                unpacked.record,
+                allow_foreign=foreign,
+                what=f"the archive {path.name}",
+                option="`import --foreign`",
+            )
+        )
+
     unpacked = read_archive(
-        path, staging, repo_staging, identities=identities, check=check, progress=progress
+        path,
+        staging,
+        repo_staging,
+        identities=identities,
+        check=check,
+        authenticate=authenticate,
+        progress=progress,
     )
     name = unpacked.record.name
     repo_name, location = import_location(name)
@@ -195,7 +239,10 @@ def import_archive(
         unpacked.record,
         repository=repo_name if has_snapshot else unpacked.record.repository,
         repository_location=str(location) if has_snapshot else "",
-        imported_from=f"archive {path.name} (exported {unpacked.header.created})",
+        imported_from=f"archive {path.name} (exported {unpacked.header.created})"
+        + (f"; foreign: {trust[0].why}" if trust[0].foreign else ""),
+        foreign=trust[0].foreign,
+        signed_by=trust[0].signed_by,
     )
     commit_import(unpacked, store(), catalog, record, location)
     try:
@@ -216,6 +263,8 @@ def import_archive(
             "repository": repo_name if has_snapshot else "",
             "location": str(location) if has_snapshot else "",
             "blobs": unpacked.header.blobs,
+            "foreign": backup.foreign,
+            "signed_by": backup.signed_by,
         },
     )
     return backup

@@ -10,11 +10,12 @@ from pathlib import Path
 from django.conf import settings
 
 from backups.elastic import client as elastic
+from backups.operations import signing
 from backups.storage import Store, WorkingTree, parse_bandwidth
 
 
 def store() -> Store:
-    return Store(Path(settings.A4C_BACKUP_DIR))
+    return Store(Path(settings.A4C_BACKUP_DIR), signer=signing.installation_key())
 
 
 def working_tree() -> WorkingTree:

@@ -22,6 +22,7 @@ from backups.operations.maintenance_mode import current_state
 from backups.operations.names import index_name_problem
 from backups.operations.places import a4c_indices, copy_options, working_tree
 from backups.operations.requests import RestoreRequest
+from backups.operations.signing import foreign_reason
 from backups.progress import Stage
 from backups.sizes import format_size
 from backups.storage import FilePlan
@@ -52,6 +53,8 @@ class Plan:
     a4c_maintenance: str = ""  # Alien4Cloud's maintenance mode when the plan was made
     # Why restoring into this cluster needs a confirmation ("" when it took the backup).
     other_cluster: str = ""
+    # Why restoring this set needs a confirmation ("" when a key trusted here vouches for it).
+    foreign: str = ""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -68,6 +71,7 @@ class Plan:
             rename=tuple(data["rename"]) if data.get("rename") else None,
             a4c_maintenance=data.get("a4c_maintenance", ""),
             other_cluster=data.get("other_cluster", ""),
+            foreign=data.get("foreign", ""),
         )
 
     def targets(self, *actions: str) -> list[str]:
@@ -142,7 +146,11 @@ def plan_restore(request: RestoreRequest) -> Plan:
     check_restore_request(backup, request)
     es_part, files_part = scope_touches(request.scope)
     plan = Plan(
-        backup=backup.name, scope=request.scope, file_mode=request.file_mode, rename=request.rename
+        backup=backup.name,
+        scope=request.scope,
+        file_mode=request.file_mode,
+        rename=request.rename,
+        foreign=foreign_reason(backup),
     )
     warnings = plan.warnings
     if backup.verify_ok is False:

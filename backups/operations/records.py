@@ -85,6 +85,8 @@ def record_of(backup: Backup) -> BackupRecord:
         warnings=list(backup.warnings or []),
         written_by=this_console(),
         imported_from=backup.imported_from,
+        foreign=backup.foreign,
+        signed_by=backup.signed_by,
     )
 
 
@@ -100,7 +102,12 @@ def row_fields(record: BackupRecord, imported_from: str) -> dict:
         "include_files": record.include_files,
         "index_patterns": record.index_patterns,
         "pinned": record.pinned,
-        "policy": Policy.objects.filter(name=record.policy).first() if record.policy else None,
+        # A foreign set never joins a policy: its retention would count it (issue 23).
+        "policy": (
+            Policy.objects.filter(name=record.policy).first()
+            if record.policy and not record.foreign
+            else None
+        ),
         "indices": {n: {"docs": i.docs, "size": i.size} for n, i in record.indices.items()},
         "file_count": record.file_count,
         "file_bytes": record.file_bytes,
@@ -120,6 +127,8 @@ def row_fields(record: BackupRecord, imported_from: str) -> dict:
         "phase": "done",
         "percent": 100,
         "imported_from": imported_from,
+        "foreign": record.foreign,
+        "signed_by": record.signed_by,
     }
 
 

@@ -49,8 +49,10 @@ class RestoreRequest:
     """A restore of one backup: what it covers, how the files land, and what the person said.
 
     ``other_cluster`` is the person's word that restoring into another Elasticsearch cluster is
-    meant; ``remove_indices`` replaces the rule "a full restore removes the A4C indices the
-    backup does not hold" by an explicit list (a rollback removes what its restore created).
+    meant; ``foreign`` is their word that restoring a foreign set (one no key trusted here
+    vouches for: operations/signing.py) is meant; ``remove_indices`` replaces the rule "a full
+    restore removes the A4C indices the backup does not hold" by an explicit list (a rollback
+    removes what its restore created).
     """
 
     backup_id: int | str
@@ -61,6 +63,7 @@ class RestoreRequest:
     rename_replacement: str = ""
     safety_backup: bool = True
     other_cluster: bool = False
+    foreign: bool = False
     remove_indices: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:

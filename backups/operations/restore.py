@@ -45,6 +45,7 @@ from backups.operations.restore_checks import (
 from backups.operations.restore_state import RestoreState, note
 from backups.operations.retention import prune_safety_backups
 from backups.operations.running import ProgressCallback, short_trace
+from backups.operations.signing import foreign_reason
 from backups.storage import StagedRestore
 
 log = logging.getLogger("backups.operations")
@@ -80,8 +81,15 @@ def request_restore(
             f"{plan.other_cluster} Confirm that you restore into another cluster "
             "(--other-cluster on the command line, the checkbox in the console)."
         )
+    if why := foreign_reason(backup):
+        if not request.foreign:
+            raise InvalidInput(
+                f"{why} Confirm that you restore it all the same (--foreign on the command "
+                "line, the checkbox in the console)."
+            )
     params = {
         "other_cluster": bool(plan.other_cluster),
+        "foreign": backup.foreign,
         "scope": request.scope,
         "indices": list(request.indices),
         "file_mode": request.file_mode,

@@ -19,6 +19,9 @@ Other finished backups (failed, cancelled, and the safety backups taken before r
 hold only what that restore overwrote) never count as one of the N. They are kept while they
 are newer than the oldest good backup kept, or younger than ``max_age``, or while fewer good
 backups exist than the rule asks for: a string of failures never pushes good backups out.
+
+Foreign sets (no key trusted here vouches for them: operations/signing.py) are never looked at:
+they neither count as one of the N nor are deleted by a rule; a person deletes them by name.
 """
 
 from __future__ import annotations
@@ -279,7 +282,7 @@ def prune_preview(keep_last: int | None, older_than: timedelta | None, now=None)
     """What `manage.py prune` would delete: every finished backup under one rule."""
     rule = Rule.of_prune(keep_last, older_than)
     protected = protected_backups()
-    rows = Backup.objects.filter(status__in=CONSIDERED)
+    rows = Backup.objects.filter(status__in=CONSIDERED, foreign=False)
     return select(
         [Candidate.of(b, protected.get(b.pk, "")) for b in rows],
         rule,
@@ -292,7 +295,7 @@ def retention_preview(policy_id, now: datetime | None = None) -> list[Verdict]:
     """Exactly what apply_retention would delete now (verdicts with delete=True) and why."""
     policy = get_policy(policy_id)
     rule = Rule.of_policy(policy)
-    backups = policy.backups.filter(status=Backup.Status.SUCCEEDED)
+    backups = policy.backups.filter(status=Backup.Status.SUCCEEDED, foreign=False)
     protected = protected_backups()
     if rule.keeps_everything:
         return [Verdict(Candidate.of(b), False, "the policy keeps everything") for b in backups]
@@ -364,7 +367,10 @@ def apply_retention(policy_id, actor: Actor, now: datetime | None = None) -> lis
 def safety_backups_to_prune() -> list[Backup]:
     """Safety backups beyond the newest A4C_SAFETY_BACKUPS_KEEP (pinned ones stay)."""
     safety = Backup.objects.filter(
-        trigger=Backup.Trigger.SAFETY, status=Backup.Status.SUCCEEDED, pinned=False
+        trigger=Backup.Trigger.SAFETY,
+        status=Backup.Status.SUCCEEDED,
+        pinned=False,
+        foreign=False,
     )
     return list(safety.order_by("-created_at", "-id")[settings.A4C_SAFETY_BACKUPS_KEEP :])
 

@@ -5,6 +5,12 @@ not list (from records written by this console before a reinstall, or by another
 sharing the storage), flags rows whose set has gone, carries the audit history and the
 policies of the newest set in, and says what it did. It never duplicates and changes nothing
 when run twice.
+
+Every record is judged by its signature first (operations/signing.py): a record no trusted
+key signed is refused, or taken in as foreign when asked (``foreign``, A4C_SYNC_FOREIGN). A
+record of a set this console has a row for is the row's: if it is unsigned (written before
+records were signed) or not signed by a key trusted here, it is signed again from the row,
+never read into it. Only records a trusted key vouches for carry history and policies in.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import dataclasses
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
 from django.utils import timezone
@@ -22,10 +29,11 @@ from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
 from backups.errors import BackupError, DamagedBackup
 from backups.models import AuditEvent, Backup, Policy, SystemState
-from backups.operations import records
+from backups.operations import records, signing
 from backups.operations.places import store
 from backups.operations.running import ProgressCallback
-from backups.storage import BackupRecord, HistoryEvent, PolicyRecord
+from backups.signing import ForgedSignature
+from backups.storage import BackupRecord, HistoryEvent, PolicyRecord, SignedRecord
 
 STATE_KEY = "catalog-sync"
 
@@ -38,6 +46,8 @@ class SyncReport:
     vanished: list[str] = dataclasses.field(default_factory=list)
     returned: list[str] = dataclasses.field(default_factory=list)
     refreshed: list[str] = dataclasses.field(default_factory=list)
+    resigned: list[str] = dataclasses.field(default_factory=list)
+    foreign: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
     events_imported: int = 0
     policies_imported: list[str] = dataclasses.field(default_factory=list)
@@ -49,6 +59,7 @@ class SyncReport:
             or self.vanished
             or self.returned
             or self.refreshed
+            or self.resigned
             or self.events_imported
             or self.policies_imported
         )
@@ -82,29 +93,35 @@ def set_problems(record: BackupRecord) -> list[str]:
     return problems
 
 
-def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
-    """Brings the catalog in line with the storage; see the module's docstring."""
+def sync_catalog(
+    actor: Actor, progress: ProgressCallback = None, *, foreign: bool | None = None
+) -> SyncReport:
+    """Brings the catalog in line with the storage; see the module's docstring. ``foreign``:
+    take records no trusted key signed in as foreign sets (A4C_SYNC_FOREIGN by default)."""
+    allow_foreign = settings.A4C_SYNC_FOREIGN if foreign is None else foreign
     catalog = records.catalog()
     report = SyncReport(at=timezone.now(), storage=str(catalog.root))
     found: dict[str, BackupRecord] = {}
+    vouched: list[BackupRecord] = []
     names = catalog.names()
     for done, name in enumerate(names, start=1):
         if progress:
             progress(f"record {done}/{len(names)}: {name}")
         try:
-            record = catalog.read(name)
+            signed = catalog.read_signed(name)
         except BackupError as exc:
             report.problems.append(f"{name}: {exc}")
             continue
-        found[name] = record
-        _sync_one(record, report)
+        found[name] = signed.record
+        if _sync_one(signed, report, allow_foreign):
+            vouched.append(signed.record)
     for row in Backup.objects.filter(status=Backup.Status.SUCCEEDED, vanished_at=None).exclude(
         set_id=""
     ):
         if row.name not in found:
             _vanish(row, "its record is gone from the backup storage", report)
     newest = max(
-        (r for r in found.values() if r.finished_at),
+        (r for r in vouched if r.finished_at),
         key=lambda r: r.finished_at,
         default=None,
     )
@@ -119,6 +136,7 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
             "value": {
                 "at": report.at.isoformat(),
                 "imported": len(report.imported),
+                "foreign": len(report.foreign),
                 "vanished": len(report.vanished),
                 "problems": report.problems[:20],
             }
@@ -133,6 +151,8 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
             message="; ".join(report.problems[:5]),
             parameters={
                 "imported": report.imported,
+                "foreign": report.foreign,
+                "resigned": report.resigned,
                 "vanished": report.vanished,
                 "returned": report.returned,
                 "events": report.events_imported,
@@ -142,24 +162,12 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
     return report
 
 
-def _sync_one(record: BackupRecord, report: SyncReport) -> None:
+def _sync_one(signed: SignedRecord, report: SyncReport, allow_foreign: bool) -> bool:
+    """Imports or refreshes one set; True when a trusted key vouches for its record."""
+    record = signed.record
     row = Backup.objects.filter(name=record.name).first()
-    problems = set_problems(record)
     if row is None:
-        if problems:
-            report.problems.append(f"{record.name} was not imported: " + "; ".join(problems))
-            return
-        origin = record.imported_from or f"backup storage {records.catalog().root}"
-        if record.written_by and record.written_by != records.this_console():
-            origin += f", taken by {record.written_by}"
-        try:
-            with transaction.atomic():
-                Backup.objects.create(**records.row_fields(record, origin))
-        except DbIntegrityError:  # a backup of that name was requested meanwhile
-            report.problems.append(f"{record.name}: a backup of that name appeared meanwhile")
-            return
-        report.imported.append(record.name)
-        return
+        return _import_one(signed, report, allow_foreign)
     if row.set_id and row.set_id != record.set_id:
         if row.status != Backup.Status.DELETED:
             report.problems.append(
@@ -167,20 +175,79 @@ def _sync_one(record: BackupRecord, report: SyncReport) -> None:
                 f"the storage's record (set {record.set_id}, taken by {record.written_by}); "
                 "delete one of them"
             )
-        return
+        return False
     if not row.set_id:  # a row older than records: its own set, now described
         Backup.objects.filter(pk=row.pk).update(set_id=record.set_id)
+        row.set_id = record.set_id
     if row.status != Backup.Status.SUCCEEDED:
-        return
+        return False
+    vouched = _vouched_for(signed, row, report)
+    if not vouched:  # the row is the truth: what the record says is not read
+        record = records.record_of(row)
+    problems = set_problems(record)
     if problems:
         _vanish(row, "; ".join(problems), report)
-        return
+        return False
     if row.vanished_at:
         Backup.objects.filter(pk=row.pk).update(vanished_at=None)
         report.returned.append(row.name)
     if row.pinned != record.pinned:
         Backup.objects.filter(pk=row.pk).update(pinned=record.pinned)
         report.refreshed.append(row.name)
+    return vouched and not row.foreign
+
+
+def _import_one(signed: SignedRecord, report: SyncReport, allow_foreign: bool) -> bool:
+    """A set this console has no row for: judged by its signature, then checked and made."""
+    record = signed.record
+    try:
+        trust = signing.judge(
+            signed.payload,
+            signed.signature,
+            record,
+            allow_foreign=allow_foreign,
+            what=f"the record of {record.name}",
+            option="`sync --foreign` (or A4C_SYNC_FOREIGN=true)",
+        )
+    except BackupError as exc:
+        report.problems.append(f"{record.name}: {exc}")
+        return False
+    record = dataclasses.replace(record, foreign=trust.foreign, signed_by=trust.signed_by)
+    problems = set_problems(record)
+    if problems:
+        report.problems.append(f"{record.name} was not imported: " + "; ".join(problems))
+        return False
+    origin = record.imported_from or f"backup storage {records.catalog().root}"
+    if record.written_by and record.written_by != records.this_console():
+        origin += f", taken by {record.written_by}"
+    if trust.foreign:
+        origin += f"; foreign: {trust.why}"
+    try:
+        with transaction.atomic():
+            Backup.objects.create(**records.row_fields(record, origin))
+    except DbIntegrityError:  # a backup of that name was requested meanwhile
+        report.problems.append(f"{record.name}: a backup of that name appeared meanwhile")
+        return False
+    report.imported.append(record.name)
+    if trust.foreign:
+        report.foreign.append(record.name)
+    return not trust.foreign
+
+
+def _vouched_for(signed: SignedRecord, row: Backup, report: SyncReport) -> bool:
+    """Whether a trusted key signed the record of a set this console has a row for; if not
+    (written before records were signed, or replaced by someone), the row signs it again."""
+    try:
+        if signing.keyring().check(signed.payload, signed.signature, "").trusted:
+            return True
+    except ForgedSignature:
+        report.problems.append(
+            f"{row.name}: its record in the backup storage was changed after it was signed; "
+            "it was written again from this console's row"
+        )
+    records.catalog().rewrite(records.record_of(row))
+    report.resigned.append(row.name)
+    return False
 
 
 def _vanish(row: Backup, why: str, report: SyncReport) -> None:

@@ -16,7 +16,14 @@ from backups.storage.archive import (
     write_archive,
 )
 from backups.storage.archive_import import Unpacked, commit_import, read_archive
-from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
+from backups.storage.catalog import (
+    BackupRecord,
+    Catalog,
+    HistoryEvent,
+    IndexCount,
+    PolicyRecord,
+    SignedRecord,
+)
 from backups.storage.fileio import check_name
 from backups.storage.manifest import Entry, Manifests
 from backups.storage.pipeline import parse_bandwidth
@@ -51,6 +58,7 @@ __all__ = [
     "PolicyRecord",
     "RepositoryFile",
     "RestoreResult",
+    "SignedRecord",
     "StagedRestore",
     "Store",
     "TreeSummary",

@@ -9,6 +9,8 @@ recipients are given. Its members, in order:
     repository/<path>                   the snapshot's files from the repository (only its own)
     blobs/<sha256>                      every blob the manifest names, once
     SHA256SUMS                          the hash and size of every member above
+    SHA256SUMS.sig                      the exporting installation's signature of SHA256SUMS
+                                        (JSON, backups/signing.py): so it vouches for them all
 
 Writing (here) and reading (archive_import.py) stream through an OS pipe between tar and
 age: memory stays flat whatever the set's size. No Django here.
@@ -32,6 +34,7 @@ from typing import BinaryIO
 import pyrage
 
 from backups.errors import ConfigError, DamagedBackup, InvalidInput, StorageError
+from backups.signing import SigningKey
 from backups.storage.catalog import Catalog
 from backups.storage.fileio import os_error, show
 from backups.storage.store import Store
@@ -40,6 +43,7 @@ ARCHIVE_FORMAT = "a4c-backup-archive"
 ARCHIVE_VERSION = 1
 HEADER = "a4c-archive.json"
 SUMS = "SHA256SUMS"
+SUMS_SIGNATURE = "SHA256SUMS.sig"
 AGE_MAGIC = b"age-encryption.org/v1\n"
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
@@ -186,9 +190,11 @@ def write_archive(
     repository: list[RepositoryFile],
     *,
     recipients: list | None = None,
+    signer: SigningKey | None = None,
     progress: ProgressFn = None,
 ) -> ArchiveHeader:
-    """Streams the set's archive into ``out``; encrypted to ``recipients`` when given."""
+    """Streams the set's archive into ``out``; encrypted to ``recipients`` when given, its
+    SHA256SUMS signed by ``signer`` when given."""
     record = catalog.read(name)
     blobs = _blobs_of(store, name) if record.include_files else {}
     extra = [catalog.record_path(name), catalog.history_path(name)]
@@ -230,7 +236,10 @@ def write_archive(
                         _add_path(tar, member, item.path, meter, sums)
                 for sha in blobs:
                     _add_path(tar, f"blobs/{sha}", Path(store.blob_path(sha)), meter, sums)
-                _add_bytes(tar, SUMS, "".join(sums).encode(), [])
+                listed = "".join(sums).encode()
+                _add_bytes(tar, SUMS, listed, [])
+                if signer is not None:
+                    _add_bytes(tar, SUMS_SIGNATURE, _json(signer.sign(listed)), [])
     except BrokenPipeError:
         pass  # the encryption thread stopped: its error is the one to report
     finally:

@@ -32,6 +32,7 @@ from backups.storage.archive import (
     GZIP_MAGIC,
     HEADER,
     SUMS,
+    SUMS_SIGNATURE,
     AgePipe,
     ArchiveHeader,
     ArchiveMeter,
@@ -51,6 +52,9 @@ class Unpacked:
     staging: Path
     repository_staging: Path | None
     blobs: list[tuple[str, int]]
+    # SHA256SUMS as read, and the signature of it that the archive carries (None: unsigned)
+    sums: bytes = b""
+    signature: dict | None = None
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -73,12 +77,14 @@ def read_archive(
     *,
     identities: list | None,
     check: Callable[[ArchiveHeader, BackupRecord], None],
+    authenticate: Callable[[Unpacked], None] | None = None,
     progress: ProgressFn = None,
 ) -> Unpacked:
     """Unpacks and checks the archive into the staging dirs (made here, removed on failure).
 
     ``check`` sees the header and the record before anything is written, and raises to
-    refuse (a name taken, a set imported already).
+    refuse (a name taken, a set imported already); ``authenticate`` sees the whole archive,
+    its sums checked, and raises to refuse it (its signature: operations/signing.py).
     """
     path = Path(path)
     encrypted = is_encrypted(path)
@@ -98,6 +104,8 @@ def read_archive(
     made: list[Path] = []
     try:
         unpacked = _unpack(stream, staging, repository_staging, check, made, meter, path)
+        if authenticate is not None:
+            authenticate(unpacked)
     except BaseException as exc:
         error = piped.close() if piped else None
         _remove(made)
@@ -165,7 +173,11 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
     record: BackupRecord | None = None
     blobs: list[tuple[str, int]] = []
     sums = None
+    signature = None
     for info in members:
+        if sums is not None and info.name == SUMS_SIGNATURE and signature is None:
+            signature = _signature(tar, info, path)
+            continue
         if sums is not None:
             raise DamagedBackup(f"{show(path)} holds members after {SUMS}: it was tampered with")
         if info.name == SUMS:
@@ -211,7 +223,19 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
     for sha, size in blobs:
         if seen[f"blobs/{sha}"] != (sha, size):
             raise DamagedBackup(f"blob {sha[:12]}.. in {show(path)} does not hash to its name")
-    return Unpacked(header, record, staging, repository_staging, blobs)
+    return Unpacked(header, record, staging, repository_staging, blobs, sums, signature)
+
+
+def _signature(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> dict:
+    if not info.isfile() or info.size > 4096:
+        raise DamagedBackup(f"{show(path)} holds a {SUMS_SIGNATURE} that is not a signature")
+    try:
+        found = json.loads(tar.extractfile(info).read())
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise DamagedBackup(f"{show(path)} holds a {SUMS_SIGNATURE} that is not a signature")
+    return found
 
 
 def _header(data: bytes, path: Path) -> ArchiveHeader:

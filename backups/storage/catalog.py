@@ -6,7 +6,9 @@ Each succeeded backup set writes, beside its manifest:
     records/<name>.history.jsonl.gz  the audit events and policies up to its time
 
 Both are written to a temp name, fsynced and renamed: a record is whole or absent, and the
-record is renamed last, so a record always has its history. Records carry a format version; a
+record is renamed last, so a record always has its history. A catalog given the installation's
+signing key signs every record it writes (backups/signing.py); ``read_signed`` hands the
+signature back with the record, for the reader to judge. Records carry a format version; a
 record from a newer a4c-backup is refused, never half read. Like the rest of backups/storage/,
 this module takes plain values and must not import Django.
 """
@@ -24,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from backups.errors import DamagedBackup, InvalidInput, NotFound
+from backups.signing import SIGNATURE_FIELD, SigningKey, canonical
 from backups.storage.fileio import check_name, fsync_dir, os_error, show
 
 RECORD_FORMAT = "a4c-backup-record"
@@ -73,6 +76,10 @@ class BackupRecord:
     warnings: list[str] = field(default_factory=list)
     written_by: str = ""  # the console that took it (host and database)
     imported_from: str = ""  # an archive or a storage it was carried in from
+    # Not vouched for by a key trusted where it was imported (operations/signing.py), and the
+    # key whose signature was checked there, or claimed when foreign ("" when taken there).
+    foreign: bool = False
+    signed_by: str = ""
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -108,6 +115,15 @@ class BackupRecord:
 
 
 @dataclass(frozen=True)
+class SignedRecord:
+    """A record as read, with the signature and the bytes it must be good for."""
+
+    record: BackupRecord
+    payload: bytes
+    signature: dict | None
+
+
+@dataclass(frozen=True)
 class HistoryEvent:
     """An audit event as the console that wrote it hashed it (its ids are that console's)."""
 
@@ -138,9 +154,10 @@ class PolicyRecord:
 class Catalog:
     """The records/ directory of one backup storage root."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, signer: SigningKey | None = None):
         self.root = Path(root)
         self.dir = self.root / "records"
+        self.signer = signer
 
     def record_path(self, name: str) -> Path:
         check_name(name)
@@ -186,8 +203,11 @@ class Catalog:
     def rewrite(self, record: BackupRecord) -> Path:
         """Replaces the record only (a pin changed); its history stays."""
         path = self.record_path(record.name)
+        document = record.to_json()
+        if self.signer is not None:
+            document[SIGNATURE_FIELD] = self.signer.sign(canonical(document))
         with _AtomicFile(path) as f:
-            f.write(json.dumps(record.to_json(), indent=1, sort_keys=True).encode() + b"\n")
+            f.write(json.dumps(document, indent=1, sort_keys=True).encode() + b"\n")
         return path
 
     def delete(self, name: str) -> None:
@@ -200,6 +220,9 @@ class Catalog:
     # -- reading --------------------------------------------------------------------------
 
     def read(self, name: str) -> BackupRecord:
+        return self.read_signed(name).record
+
+    def read_signed(self, name: str) -> SignedRecord:
         path = self.record_path(name)
         try:
             data = json.loads(path.read_bytes())
@@ -215,7 +238,8 @@ class Catalog:
                 f"the record {show(path)} claims the name {record.name!r}: two sets claim one "
                 "name; move the file whose name is wrong out of records/ and sync again"
             )
-        return record
+        signature = data.get(SIGNATURE_FIELD) if isinstance(data, dict) else None
+        return SignedRecord(record, canonical(data), signature)
 
     def history(self, name: str) -> Iterator[HistoryEvent | PolicyRecord]:
         """The policies, then the audit events, in the order they were written."""

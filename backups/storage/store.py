@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from backups.errors import Cancelled, DamagedBackup, StorageError
+from backups.signing import SigningKey
 from backups.storage.backup import BackupRun
 from backups.storage.catalog import Catalog
 from backups.storage.fileio import buffer, check_name, fill, os_error, rmtree, show
@@ -51,12 +52,13 @@ class Store:
     raises (Cancelled, or anything), the operation stops and its error propagates.
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, signer: SigningKey | None = None):
         self.root = Path(root)
         self.blobs = self.root / "blobs"
         self.tmp = self.root / "tmp"
         self.manifests = Manifests(self.root / "manifests")
-        self.records = Catalog(self.root)  # records/: what a new console needs to list the sets
+        # records/: what a new console needs to list the sets, signed with ``signer``
+        self.records = Catalog(self.root, signer)
 
     # -- storage layout -------------------------------------------------------------------
 

@@ -119,6 +119,8 @@ class RestoreForm(forms.Form):
     )
     # Ticked on the confirmation, under a plan that found the backup from another cluster.
     other_cluster = forms.BooleanField(required=False)
+    # Ticked on the confirmation, under a plan that found the backup to be a foreign set.
+    foreign = forms.BooleanField(required=False)
 
     def __init__(self, *args, backups=(), chosen: Backup | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -146,6 +148,7 @@ class RestoreForm(forms.Form):
                 rename_replacement=data.get("rename_replacement", ""),
                 safety_backup=data.get("safety_backup", False),
                 other_cluster=data.get("other_cluster", False),
+                foreign=data.get("foreign", False),
             )
         return data
 

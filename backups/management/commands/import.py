@@ -23,19 +23,37 @@ class Command(base.Command):
             metavar="KEYFILE",
             help="The age key file (AGE-SECRET-KEY-1...) that opens an encrypted archive.",
         )
+        parser.add_argument(
+            "--foreign",
+            action="store_true",
+            help="Import an archive that no trusted key signed (A4C_TRUSTED_KEYS) as a foreign "
+            "set: it joins no policy, never counts as the newest backup, and restores only "
+            "with --foreign.",
+        )
         arguments.add_json_argument(parser, "the imported backup")
 
     def handle(self, *args, **options):
         reporter = ArchiveReporter(self.stderr, "importing", quiet=options["json"])
         identity = Path(options["identity"]) if options["identity"] else None
         backup = operations.import_archive(
-            Path(options["archive"]), arguments.actor(), identity=identity, progress=reporter
+            Path(options["archive"]),
+            arguments.actor(),
+            identity=identity,
+            foreign=options["foreign"],
+            progress=reporter,
         )
         reporter.end()
         if options["json"]:
             self.emit_json(output.backup_summary(backup))
+        elif backup.foreign:
+            self.say(
+                f"backup {backup.name} imported as a foreign set: restore it with `manage.py "
+                f"restore {backup.name} --foreign` (add --other-cluster when it was taken on "
+                "another cluster)"
+            )
         else:
             self.say(
-                f"backup {backup.name} imported: restore it with `manage.py restore "
-                f"{backup.name}` (add --other-cluster when it was taken on another cluster)"
+                f"backup {backup.name} imported (signed by {backup.signed_by}): restore it with "
+                f"`manage.py restore {backup.name}` (add --other-cluster when it was taken on "
+                "another cluster)"
             )

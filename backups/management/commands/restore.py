@@ -72,6 +72,12 @@ class Command(base.Command):
             "disaster): restore into this one all the same.",
         )
         parser.add_argument(
+            "--foreign",
+            action="store_true",
+            help="The backup is a foreign set (no key trusted here signed it): restore it "
+            "all the same.",
+        )
+        parser.add_argument(
             "--wait-lock",
             type=arguments.positive_seconds,
             default=0.0,
@@ -110,6 +116,7 @@ class Command(base.Command):
             rename_replacement=options["rename_replacement"],
             safety_backup=not options["no_safety_backup"],
             other_cluster=options["other_cluster"],
+            foreign=options["foreign"],
         )
         plan = operations.plan_restore(request)  # once: the confirmed plan is the one run
         if options["dry_run"]:
@@ -172,6 +179,8 @@ def plan_lines(plan: Plan) -> list[str]:
     lines = [f"restore of backup {plan.backup} (scope {plan.scope})"]
     if plan.other_cluster:
         lines.append(f"other cluster: {plan.other_cluster}")
+    if plan.foreign:
+        lines.append(f"foreign: {plan.foreign}")
     rows = plan.indices
     if rows:
         width = max(len(r.target) for r in rows)

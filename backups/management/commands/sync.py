@@ -13,10 +13,18 @@ class Command(base.Command):
     )
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "--foreign",
+            action="store_true",
+            default=None,
+            help="Take records that no trusted key signed (A4C_TRUSTED_KEYS) in as foreign "
+            "sets, instead of refusing them: they join no policy, never count as the newest "
+            "backup, and restore only with --foreign (default: A4C_SYNC_FOREIGN).",
+        )
         arguments.add_json_argument(parser, "what it did")
 
     def handle(self, *args, **options):
-        report = operations.sync_catalog(arguments.actor())
+        report = operations.sync_catalog(arguments.actor(), foreign=options["foreign"])
         if options["json"]:
             self.emit_json(report.as_json())
         else:
@@ -33,6 +41,8 @@ def report_lines(report) -> list[str]:
     lines = [f"backup storage {report.storage}"]
     for label, names in (
         ("imported", report.imported),
+        ("of which foreign (no trusted key signed them)", report.foreign),
+        ("records signed again from this console's rows", report.resigned),
         ("gone from the storage", report.vanished),
         ("back in the storage", report.returned),
         ("refreshed", report.refreshed),
