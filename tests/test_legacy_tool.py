@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,8 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
-from fault_support import tree
+from fault_support import backed_up, tree
 
+from backups import operations
 from backups.demo import generator as demo
 from backups.models import Backup, RestoreRun
 from backups.storage import Store
@@ -212,3 +214,36 @@ def test_a_missing_virtualenv_is_named_with_what_to_run(tool):
     assert missing.returncode == 1
     assert "no Python environment at /nowhere/bin/python" in missing.stderr
     assert "scripts/setup.sh" in missing.stderr
+
+
+def test_a_planted_newer_set_of_the_series_is_never_the_one_dash_n_restores(
+    small_a4c, tool, settings, cli_actor
+):
+    """Finding 2 of issue 23: a planted `nb-20991208-030000` (created 2099, other file
+    contents), taken in by sync, was restored as the newest of the series without asking."""
+    key = {"A4C_SIGNING_KEY_FILE": str(settings.A4C_SIGNING_KEY_FILE)}
+    data = small_a4c.data_dir / "data.txt"
+    data.write_text("genuine")
+    assert tool("-backup", "-n", "nb", **key).returncode == 0
+    data.write_text("ATTACKER")
+    backed_up(cli_actor, "evil")
+    storage = Path(settings.A4C_BACKUP_DIR)
+    forged = json.loads((storage / "records" / "evil.json").read_text())
+    forged.pop("signature")
+    forged["record"].update(
+        name="nb-20991208-030000",
+        set_id="a" * 32,
+        created_at="2099-12-08T03:00:00+00:00",
+        finished_at="2099-12-08T03:05:00+00:00",
+    )
+    (storage / "records" / "nb-20991208-030000.json").write_text(json.dumps(forged))
+    manifests = storage / "manifests"
+    shutil.copy(manifests / "evil.manifest", manifests / "nb-20991208-030000.manifest")
+    assert operations.sync_catalog(cli_actor, foreign=True).foreign == ["nb-20991208-030000"]
+
+    restore = tool("-restore", "-n", "nb", **key)
+
+    assert restore.returncode == 0, restore.stderr
+    assert data.read_text() == "genuine"
+    (run,) = RestoreRun.objects.all()
+    assert run.backup.name == "nb" and not run.backup.foreign

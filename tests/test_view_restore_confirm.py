@@ -127,3 +127,23 @@ def test_an_index_created_after_the_plan_was_shown_refuses_the_confirmation(
     assert "Elasticsearch changed since the plan was shown" in page
     assert a4c.index("late") in page, "the new plan, which removes it, is shown"
     assert not RestoreRun.objects.exists() and not queued
+
+
+def test_a_foreign_set_says_so_on_the_confirmation_and_starts_only_with_its_checkbox(
+    client, a4c, rita, queued
+):
+    backup = take(a4c, rita, "planted-1", include_elasticsearch=False)
+    Backup.objects.filter(pk=backup.pk).update(foreign=True, signed_by="SHA256:unknown")
+    data = {"backup": backup.pk, "scope": "files", "file_mode": "mirror", "confirm": "planted-1"}
+
+    page, _token = shown(client, {k: v for k, v in data.items() if k != "confirm"})
+    refused = client.post(reverse("backups:restore_new"), data)
+    started = client.post(reverse("backups:restore_new"), {**data, "foreign": "on"})
+
+    assert 'id="foreign"' in page
+    assert (
+        "This is a foreign set: Backup planted-1 is a foreign set: no key trusted here vouches "
+        "for it (it claims the key SHA256:unknown)"
+    ) in page
+    assert "Confirm that you restore it all the same" in refused.content.decode()
+    assert started.status_code == 302 and [kind for kind, _ in queued] == ["restore"]
