@@ -77,9 +77,13 @@ def test_the_readme_steps_bring_a4c_back_on_a_second_machine_from_an_offsite_arc
     base = {k: v for k, v in os.environ.items() if not k.startswith(("A4C_", "DATABASE_URL"))} | {
         "KEYFILE": str(keyfile),
         "ARCHIVE": str(archive),
+        "SIGNER": str(tmp_path / "offsite" / "old-console.pub"),
         "A4C_POLL_SECONDS": "0.1",
     }
     old_machine = base | {
+        # Each machine signs with a key of its own: the new one trusts the old one's archives
+        # only by the public key the README says to keep.
+        "A4C_SIGNING_KEY_FILE": str(tmp_path / "old-machine" / "signing-key"),
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "A4C_ES_URLS": settings.A4C_ES_URLS[0],
         "A4C_BACKUP_DIR": str(settings.A4C_BACKUP_DIR),
@@ -96,6 +100,7 @@ def test_the_readme_steps_bring_a4c_back_on_a_second_machine_from_an_offsite_arc
     new_data = tmp_path / "new-machine" / "a4c-data"
     new_data.mkdir(parents=True)
     new_machine = base | {
+        "A4C_SIGNING_KEY_FILE": str(tmp_path / "new-machine" / "signing-key"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'new-machine' / 'db.sqlite3'}",
         "A4C_ES_URLS": second_cluster.url,
         "A4C_ES_REPOSITORY_PATH": str(second_cluster.path_repo / "a4c-backup"),
@@ -105,7 +110,8 @@ def test_the_readme_steps_bring_a4c_back_on_a_second_machine_from_an_offsite_arc
     }
     done = run_steps(readme_steps("new machine"), new_machine)
 
-    assert "backup acc1 imported" in done.stdout and "acc1" in done.stdout.splitlines()[-1]
+    assert "backup acc1 imported (signed by SHA256:" in done.stdout
+    assert "acc1" in done.stdout.splitlines()[-1]
     assert "other cluster: Backup acc1 was taken on cluster" in done.stdout
     settings.A4C_ES_URLS = [second_cluster.url]
     elastic.cluster.cache_clear()

@@ -147,3 +147,7 @@ def test_a_foreign_set_says_so_on_the_confirmation_and_starts_only_with_its_chec
     ) in page
     assert "Confirm that you restore it all the same" in refused.content.decode()
     assert started.status_code == 302 and [kind for kind, _ in queued] == ["restore"]
+    detail = client.get(reverse("backups:backup_detail", args=[backup.pk])).content.decode()
+    assert (
+        'id="foreign"' in detail and 'it claims the key <span class="mono">SHA256:unknown' in detail
+    )
