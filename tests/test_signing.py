@@ -24,7 +24,7 @@ from backups.models import AuditEvent, Backup, Policy, RestoreRun
 from backups.operations import signing
 from backups.operations.retention import prune_preview
 from backups.signing import ForgedSignature, load_or_create_key
-from backups.storage import Catalog, write_archive
+from backups.storage import Catalog, PolicyRecord, write_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -319,3 +319,23 @@ def test_restoring_a_foreign_set_needs_the_word_and_the_audit_keeps_it(
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     asked = AuditEvent.objects.get(action="restore.request", outcome="requested")
     assert asked.parameters["foreign"] is True
+
+
+def test_a_history_swapped_beside_a_signed_record_brings_no_policy_and_no_event(
+    small_a4c, cli_actor, settings, tmp_path
+):
+    Policy.objects.create(name="nightly", schedule="0 3 * * *")
+    backed_up(cli_actor, "acc1")
+    elsewhere = Catalog(tmp_path / "elsewhere")
+    record = Catalog(settings.A4C_BACKUP_DIR).read("acc1")
+    elsewhere.write(record, [], [PolicyRecord("planted", {"schedule": "* * * * *"})])
+    shutil.copy(
+        elsewhere.history_path("acc1"), Catalog(settings.A4C_BACKUP_DIR).history_path("acc1")
+    )
+    lose_the_console_database()
+
+    report = operations.sync_catalog(cli_actor)
+
+    assert report.imported == ["acc1"] and report.policies_imported == []
+    assert report.events_imported == 0 and not Policy.objects.exists()
+    assert "is not the one its signed record names" in report.problems[0]

@@ -120,14 +120,16 @@ def sync_catalog(
     ):
         if row.name not in found:
             _vanish(row, "its record is gone from the backup storage", report)
+    # Only a history a trusted key vouches for (its digest in a signed record) comes in.
     newest = max(
-        (r for r in vouched if r.finished_at),
+        (r for r in vouched if r.finished_at and r.history_sha256),
         key=lambda r: r.finished_at,
         default=None,
     )
     if newest is not None:
         try:
-            _import_history(catalog.history(newest.name), newest, report)
+            history = catalog.history(newest.name, sha256=newest.history_sha256)
+            _import_history(history, newest, report)
         except BackupError as exc:
             report.problems.append(f"the history carried by {newest.name}: {exc}")
     SystemState.objects.update_or_create(

@@ -8,15 +8,17 @@ Each succeeded backup set writes, beside its manifest:
 Both are written to a temp name, fsynced and renamed: a record is whole or absent, and the
 record is renamed last, so a record always has its history. A catalog given the installation's
 signing key signs every record it writes (backups/signing.py); ``read_signed`` hands the
-signature back with the record, for the reader to judge. Records carry a format version; a
-record from a newer a4c-backup is refused, never half read. Like the rest of backups/storage/,
-this module takes plain values and must not import Django.
+signature back with the record, for the reader to judge. The record holds its history's
+SHA-256, so that a signed record vouches for the history beside it too. Records carry a
+format version; a record from a newer a4c-backup is refused, never half read. Like the rest of
+backups/storage/, this module takes plain values and must not import Django.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -25,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from backups.errors import DamagedBackup, InvalidInput, NotFound
-from backups.signing import SIGNATURE_FIELD, SigningKey, canonical
+from backups.errors import BackupError, DamagedBackup, InvalidInput, NotFound
+from backups.signing import SIGNATURE_FIELD, Keyring, SigningKey, canonical
 from backups.storage.fileio import check_name, fsync_dir, os_error, show
 
 RECORD_FORMAT = "a4c-backup-record"
@@ -80,6 +82,7 @@ class BackupRecord:
     # key whose signature was checked there, or claimed when foreign ("" when taken there).
     foreign: bool = False
     signed_by: str = ""
+    history_sha256: str = ""  # of records/<name>.history.jsonl.gz as written ("": unknown)
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -192,23 +195,41 @@ class Catalog:
         except OSError as exc:
             raise os_error(exc, "creating", self.dir) from exc
         with _AtomicFile(self.history_path(record.name)) as f:
-            with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=6, mtime=0) as gz:
+            hashing = _HashingWriter(f)
+            with gzip.GzipFile(fileobj=hashing, mode="wb", compresslevel=6, mtime=0) as gz:
                 gz.write(_line({"format": HISTORY_FORMAT, "version": RECORD_VERSION}))
                 for policy in policies:
                     gz.write(_line({"policy": dataclasses.asdict(policy)}))
                 for event in events:
                     gz.write(_line({"event": dataclasses.asdict(event)}))
-        return self.rewrite(record)
+        digest = hashing.digest.hexdigest()
+        return self.rewrite(dataclasses.replace(record, history_sha256=digest))
 
     def rewrite(self, record: BackupRecord) -> Path:
-        """Replaces the record only (a pin changed); its history stays."""
+        """Replaces the record only (a pin changed); its history stays, and so does the
+        history's digest when this catalog signed the record it replaces."""
         path = self.record_path(record.name)
+        if not record.history_sha256:
+            record = dataclasses.replace(record, history_sha256=self._signed_history(record))
         document = record.to_json()
         if self.signer is not None:
             document[SIGNATURE_FIELD] = self.signer.sign(canonical(document))
         with _AtomicFile(path) as f:
             f.write(json.dumps(document, indent=1, sort_keys=True).encode() + b"\n")
         return path
+
+    def _signed_history(self, record: BackupRecord) -> str:
+        """The history digest of the set's present record, if this catalog's key signed it."""
+        if self.signer is None or not self.record_path(record.name).is_file():
+            return ""
+        try:
+            present = self.read_signed(record.name)
+            mine = Keyring(self.signer, []).check(present.payload, present.signature, "")
+        except BackupError:
+            return ""
+        if not mine.trusted or present.record.set_id != record.set_id:
+            return ""
+        return present.record.history_sha256
 
     def delete(self, name: str) -> None:
         for path in (self.record_path(name), self.history_path(name)):
@@ -241,11 +262,16 @@ class Catalog:
         signature = data.get(SIGNATURE_FIELD) if isinstance(data, dict) else None
         return SignedRecord(record, canonical(data), signature)
 
-    def history(self, name: str) -> Iterator[HistoryEvent | PolicyRecord]:
-        """The policies, then the audit events, in the order they were written."""
+    def history(
+        self, name: str, sha256: str | None = None
+    ) -> Iterator[HistoryEvent | PolicyRecord]:
+        """The policies, then the audit events, in the order they were written; with
+        ``sha256`` (from a signed record), only if the file is the one it names."""
         path = self.history_path(name)
         try:
-            with gzip.open(path, "rb") as f:
+            with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                if sha256 is not None:
+                    _check_digest(raw, sha256, path)
                 header = json.loads(f.readline() or b"null")
                 if not isinstance(header, dict) or header.get("format") != HISTORY_FORMAT:
                     raise DamagedBackup(f"{show(path)} is not an a4c-backup history")
@@ -263,6 +289,32 @@ class Catalog:
             return
         except (OSError, EOFError, ValueError, TypeError) as exc:
             raise DamagedBackup(f"the history {show(path)} is damaged: {exc}") from None
+
+
+def _check_digest(raw, sha256: str, path: Path) -> None:
+    digest = hashlib.sha256()
+    while chunk := raw.read(1 << 20):
+        digest.update(chunk)
+    if digest.hexdigest() != sha256:
+        raise DamagedBackup(
+            f"the history {show(path)} is not the one its signed record names: it was changed "
+            "after it was written; nothing of it was imported"
+        )
+    raw.seek(0)
+
+
+class _HashingWriter:
+    """A file for gzip to write into, hashing what passes."""
+
+    def __init__(self, file):
+        self.file, self.digest = file, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 class _AtomicFile:
