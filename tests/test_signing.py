@@ -241,13 +241,17 @@ def test_an_archive_imports_trusted_only_under_a_trusted_key_and_as_foreign_when
     with pytest.raises(InvalidInput, match="the archive unsigned.tar.gz is not signed"):
         operations.import_archive(unsigned, cli_actor)
     leftovers = list(Path(settings.A4C_BACKUP_DIR).rglob("*acc1*"))
-    foreign = operations.import_archive(unsigned, cli_actor, foreign=True)
+    said = call_command_output("import", str(unsigned), "--foreign")
+    foreign = Backup.objects.get(name="acc1")
     record = Catalog(settings.A4C_BACKUP_DIR).read_signed("acc1")
 
     assert "import --foreign" in str(untrusted.value) and leftovers == []
     assert foreign.foreign and foreign.signed_by == "" and "foreign:" in foreign.imported_from
     assert record.record.foreign and record.signature["key"] == signing.installation_key().key_id
     assert selectors.newest_good_backup() is None
+    assert "backup acc1 imported as a foreign set: restore it with `manage.py restore acc1 " in said
+    assert re.search(r"foreign: +Backup acc1 is a foreign set", call_command_output("show", "acc1"))
+    assert "succeeded (foreign)" in call_command_output("backups")
 
 
 def test_an_archive_signed_by_a_trusted_key_imports_trusted_and_a_changed_one_is_refused(

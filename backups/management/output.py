@@ -41,6 +41,8 @@ def backup_summary(backup: Backup) -> dict:
         "actor": backup.actor,
         "source": backup.source,
         "pinned": backup.pinned,
+        "foreign": backup.foreign,
+        "signed_by": backup.signed_by,
         "created_at": _iso(backup.created_at),
         "started_at": _iso(backup.started_at),
         "finished_at": _iso(backup.finished_at),

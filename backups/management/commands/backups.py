@@ -51,6 +51,7 @@ def _row(backup: Backup) -> tuple:
     es = backup.include_elasticsearch
     files = backup.include_files
     status = backup.status + (" (pinned)" if backup.pinned else "")
+    status += " (foreign)" if backup.foreign else ""
     return (
         backup.pk,
         backup.name,

@@ -4,6 +4,7 @@ from backups import selectors
 from backups.formatting import human_duration
 from backups.management import arguments, base, output
 from backups.management.progress import counters
+from backups.operations import signing
 from backups.sizes import format_size
 
 
@@ -30,6 +31,8 @@ class Command(base.Command):
             ("id", backup.pk),
             ("status", backup.status + (" (pinned: retention keeps it)" if backup.pinned else "")),
             ("description", backup.description),
+            ("foreign", signing.foreign_reason(backup)),
+            ("signed by", backup.signed_by if not backup.foreign else ""),
             ("asked by", f"{backup.actor} ({backup.get_source_display()}, {backup.trigger})"),
             ("created", output.local_time(backup.created_at)),
             ("finished", output.local_time(backup.finished_at)),
