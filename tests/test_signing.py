@@ -155,6 +155,15 @@ def test_a_record_signed_by_a_trusted_installation_comes_in_trusted(
     assert trusted.imported == ["theirs"] and trusted.foreign == [] and trusted.problems == []
     row = Backup.objects.get(name="theirs")
     assert not row.foreign and row.signed_by == other.key_id and row.policy.name == "nightly"
+    # Their record, unsigned later, is theirs to write: not read, and not written over either.
+    path = Path(settings.A4C_BACKUP_DIR) / "records" / "theirs.json"
+    data = json.loads(path.read_text())
+    data.pop("signature")
+    data["record"]["pinned"] = True
+    path.write_text(json.dumps(data))
+    later = operations.sync_catalog(cli_actor)
+    assert later.resigned == later.refreshed == [] and path.read_text() == json.dumps(data)
+    assert Backup.objects.get(name="theirs").pinned is False
 
 
 def test_a_signed_record_changed_afterwards_is_refused_even_as_foreign(
@@ -181,6 +190,8 @@ def test_this_installations_unsigned_records_are_signed_again_from_their_rows(
     """Records written before this change have no signature: their rows are here, so sync
     signs them, from the row; what an unsigned record says never reaches the row."""
     backup = backed_up(cli_actor, "acc1")
+    assert backup.signed_by == signing.installation_key().key_id
+    Backup.objects.filter(pk=backup.pk).update(signed_by="")  # a row from before signing
     path = Path(settings.A4C_BACKUP_DIR) / "records" / "acc1.json"
     data = json.loads(path.read_text())
     data.pop("signature")

@@ -18,6 +18,7 @@ from django.forms.models import model_to_dict
 from backups.elastic import client as elastic
 from backups.errors import ElasticError
 from backups.models import AuditEvent, Backup, Policy
+from backups.operations import signing
 from backups.operations.places import store
 from backups.storage import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
 
@@ -168,6 +169,9 @@ def write_record(backup: Backup) -> None:
     if not backup.repository_location and backup.snapshot_name:
         backup.repository_location = settings.A4C_ES_REPOSITORY_PATH
         Backup.objects.filter(pk=backup.pk).update(repository_location=backup.repository_location)
+    if not backup.signed_by and not backup.foreign:  # this installation vouches for its own
+        backup.signed_by = signing.installation_key().key_id
+        Backup.objects.filter(pk=backup.pk).update(signed_by=backup.signed_by)
     catalog().write(record_of(backup), history_events(), policy_records())
 
 

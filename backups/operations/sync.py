@@ -238,18 +238,36 @@ def _import_one(signed: SignedRecord, report: SyncReport, allow_foreign: bool) -
 
 def _vouched_for(signed: SignedRecord, row: Backup, report: SyncReport) -> bool:
     """Whether a trusted key signed the record of a set this console has a row for; if not
-    (written before records were signed, or replaced by someone), the row signs it again."""
+    (written before records were signed, or replaced by someone), the row signs it again when
+    the set is this console's own, and is left alone (not read) when it came from elsewhere:
+    another console's record is that console's to write."""
     try:
         if signing.keyring().check(signed.payload, signed.signature, "").trusted:
             return True
+        changed = False
     except ForgedSignature:
+        changed = True
+    own = _own_set(row, signed.record)
+    if changed:
         report.problems.append(
             f"{row.name}: its record in the backup storage was changed after it was signed; "
-            "it was written again from this console's row"
+            + ("it was written again from this console's row" if own else "it was not read")
         )
-    records.catalog().rewrite(records.record_of(row))
-    report.resigned.append(row.name)
+    if own:
+        records.catalog().rewrite(records.record_of(row))
+        report.resigned.append(row.name)
     return False
+
+
+def _own_set(row: Backup, record: BackupRecord) -> bool:
+    """A set this installation vouches for itself: its key signed it in, or, a row from before
+    records were signed, the record says this console wrote it (then what is written is the
+    row's, which this console holds either way)."""
+    if row.foreign:
+        return False
+    if row.signed_by:
+        return row.signed_by == signing.installation_key().key_id
+    return record.written_by == records.this_console()
 
 
 def _vanish(row: Backup, why: str, report: SyncReport) -> None:
