@@ -263,6 +263,13 @@ def test_an_archive_imports_trusted_only_under_a_trusted_key_and_as_foreign_when
     assert "backup acc1 imported as a foreign set: restore it with `manage.py restore acc1 " in said
     assert re.search(r"foreign: +Backup acc1 is a foreign set", call_command_output("show", "acc1"))
     assert "succeeded (foreign)" in call_command_output("backups")
+    # Exported again, it stays foreign: the archive says what this console holds.
+    again = tmp_path / "again.tar.gz"
+    operations.export_backup("acc1", again, cli_actor, recipients=[])
+    with tarfile.open(again, "r:gz") as tar:
+        carried = json.loads(tar.extractfile("record/acc1.json").read())
+    assert carried["record"]["foreign"] is True
+    assert carried["signature"]["key"] == signing.installation_key().key_id
 
 
 def test_an_archive_signed_by_a_trusted_key_imports_trusted_and_a_changed_one_is_refused(

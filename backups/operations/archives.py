@@ -71,6 +71,7 @@ class ArchiveJob:
     repository: list[RepositoryFile]
     recipients: list
     signer: SigningKey
+    record: BackupRecord
 
     def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
         return write_archive(
@@ -81,6 +82,7 @@ class ArchiveJob:
             self.repository,
             recipients=self.recipients or None,
             signer=self.signer,
+            record=self.record,
             progress=progress,
         )
 
@@ -97,10 +99,7 @@ def prepare_export(
             + "; only a succeeded backup can be exported."
         )
     keys = parse_recipients(recipients) if recipients else []
-    if records.catalog().exists(backup.name) and backup.set_id:
-        # From the row, the truth: what the archive vouches for is what this console holds.
-        records.catalog().rewrite(records.record_of(backup))
-    else:
+    if not records.catalog().exists(backup.name):
         records.write_record(backup)
     job = ArchiveJob(
         backup.name,
@@ -109,6 +108,9 @@ def prepare_export(
         _repository_files(backup),
         keys,
         signing.installation_key(),
+        # From the row, the truth: the archive vouches for what this console holds (a foreign
+        # set stays foreign), whatever the storage's record says.
+        records.record_of(backup),
     )
     audit.record(
         actor,

@@ -8,9 +8,11 @@ when run twice.
 
 Every record is judged by its signature first (operations/signing.py): a record no trusted
 key signed is refused, or taken in as foreign when asked (``foreign``, A4C_SYNC_FOREIGN). A
-record of a set this console has a row for is the row's: if it is unsigned (written before
-records were signed) or not signed by a key trusted here, it is signed again from the row,
-never read into it. Only records a trusted key vouches for carry history and policies in.
+record of a set this console has a row for, unsigned (written before records were signed) or
+not signed by a key trusted here, is never read into the row; when the set is this console's
+own it is signed again from the row, when it came from elsewhere it is left to its writer.
+Only records a trusted key vouches for carry history and policies in, and only a history file
+whose SHA-256 the record names.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ import pyrage
 
 from backups.errors import ConfigError, DamagedBackup, InvalidInput, StorageError
 from backups.signing import SigningKey
-from backups.storage.catalog import Catalog
+from backups.storage.catalog import BackupRecord, Catalog
 from backups.storage.fileio import os_error, show
 from backups.storage.store import Store
 
@@ -191,11 +191,14 @@ def write_archive(
     *,
     recipients: list | None = None,
     signer: SigningKey | None = None,
+    record: BackupRecord | None = None,
     progress: ProgressFn = None,
 ) -> ArchiveHeader:
     """Streams the set's archive into ``out``; encrypted to ``recipients`` when given, its
-    SHA256SUMS signed by ``signer`` when given."""
-    record = catalog.read(name)
+    SHA256SUMS signed by ``signer`` when given. ``record``: what the archive says of the set
+    (as ``catalog`` would write it), instead of the record the storage holds."""
+    described = catalog.document(record) if record is not None else None
+    record = record or catalog.read(name)
     blobs = _blobs_of(store, name) if record.include_files else {}
     extra = [catalog.record_path(name), catalog.history_path(name)]
     if record.include_files:
@@ -222,7 +225,11 @@ def write_archive(
             with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 sums: list[str] = []
                 _add_bytes(tar, HEADER, _json(dataclasses.asdict(header)), sums)
-                _add_path(tar, f"record/{name}.json", extra[0], meter, sums)
+                if described is not None:
+                    _add_bytes(tar, f"record/{name}.json", described, sums)
+                    meter.add(len(described), f"record/{name}.json")
+                else:
+                    _add_path(tar, f"record/{name}.json", extra[0], meter, sums)
                 if extra[1].exists():
                     _add_path(tar, f"record/{name}.history.jsonl.gz", extra[1], meter, sums)
                 if record.include_files:

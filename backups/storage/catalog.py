@@ -209,14 +209,19 @@ class Catalog:
         """Replaces the record only (a pin changed); its history stays, and so does the
         history's digest when this catalog signed the record it replaces."""
         path = self.record_path(record.name)
+        data = self.document(record)
+        with _AtomicFile(path) as f:
+            f.write(data)
+        return path
+
+    def document(self, record: BackupRecord) -> bytes:
+        """The record as this catalog writes it: signed, its history's digest kept."""
         if not record.history_sha256:
             record = dataclasses.replace(record, history_sha256=self._signed_history(record))
         document = record.to_json()
         if self.signer is not None:
             document[SIGNATURE_FIELD] = self.signer.sign(canonical(document))
-        with _AtomicFile(path) as f:
-            f.write(json.dumps(document, indent=1, sort_keys=True).encode() + b"\n")
-        return path
+        return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
 
     def _signed_history(self, record: BackupRecord) -> str:
         """The history digest of the set's present record, if this catalog's key signed it."""
