@@ -151,3 +151,5 @@ def test_a_foreign_set_says_so_on_the_confirmation_and_starts_only_with_its_chec
     assert (
         'id="foreign"' in detail and 'it claims the key <span class="mono">SHA256:unknown' in detail
     )
+    listed = client.get(reverse("backups:backup_list")).content.decode()
+    assert 'planted-1</a> <span class="badge badge-yellow foreign"' in listed
