@@ -148,7 +148,7 @@ def test_damaged_newer_and_clashing_archives_are_refused_and_nothing_is_half_imp
         archive,
         newer,
         lambda n, d: (
-            json.dumps({**json.loads(d), "version": 2}).encode() if n == "a4c-archive.json" else d
+            json.dumps({**json.loads(d), "version": 3}).encode() if n == "a4c-archive.json" else d
         ),
     )
     second_machine()
@@ -157,7 +157,7 @@ def test_damaged_newer_and_clashing_archives_are_refused_and_nothing_is_half_imp
         operations.import_archive(truncated, cli_actor)
     with pytest.raises(DamagedBackup, match="does not match its SHA256SUMS"):
         operations.import_archive(tampered, cli_actor)
-    with pytest.raises(InvalidInput, match="written by a newer a4c-backup \\(archive format 2"):
+    with pytest.raises(InvalidInput, match="written by a newer a4c-backup \\(archive format 3"):
         operations.import_archive(newer, cli_actor)
     assert Backup.objects.count() == 0
     assert not Path(f"{settings.A4C_ES_REPOSITORY_PATH}-import-acc1").exists()

@@ -40,7 +40,9 @@ from backups.storage.fileio import os_error, show
 from backups.storage.store import Store
 
 ARCHIVE_FORMAT = "a4c-backup-archive"
-ARCHIVE_VERSION = 1
+# 2: SHA256SUMS.sig follows SHA256SUMS (a version 1 reader would call it tampering; this one
+# still reads version 1 archives, which are unsigned).
+ARCHIVE_VERSION = 2
 HEADER = "a4c-archive.json"
 SUMS = "SHA256SUMS"
 SUMS_SIGNATURE = "SHA256SUMS.sig"
