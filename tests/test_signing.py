@@ -94,6 +94,9 @@ def test_a_planted_unsigned_record_is_refused_by_sync_with_what_to_do(
     (problem,) = report.problems
     assert problem.startswith("nb-planted: the record of nb-planted is not signed: it was not")
     assert "A4C_TRUSTED_KEYS" in problem and "sync --foreign" in problem
+    said = call_command_output("sync", "--foreign")
+    assert "of which foreign (no trusted key signed them): nb-planted" in said
+    assert Backup.objects.get(name="nb-planted").foreign
 
 
 def test_a_planted_set_taken_in_as_foreign_never_makes_a_policy_delete_the_genuine_backups(
