@@ -20,7 +20,6 @@ from backups.operations.archives import export_backup, import_archive, prepare_e
 from backups.operations.backup import request_backup, run_backup
 from backups.operations.cancel import cancel
 from backups.operations.delete import delete_backup, set_pinned
-from backups.operations.locking import lock_holder
 from backups.operations.lookup import get_backup, get_policy, get_restore
 from backups.operations.maintenance_mode import (
     CLEAR_COMMAND as A4C_MAINTENANCE_CLEAR_COMMAND,
@@ -52,6 +51,7 @@ from backups.operations.verify import (
     verify_backup,
     verify_not_started,
 )
+from backups.selectors import lock_holder
 
 __all__ = [
     "A4C_MAINTENANCE_CLEAR_COMMAND",
