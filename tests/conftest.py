@@ -22,7 +22,7 @@ from fault_support import es_state
 
 from backups.audit import Actor
 from backups.elastic import client as elastic
-from backups.models import Source
+from backups.models import Job, Source
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -189,12 +189,14 @@ def queued(monkeypatch):
 
     def taking(kind):
         def delay(pk):
-            sent.append((kind, pk))
-            return SimpleNamespace(id=f"queued-{kind}-{pk}")  # what Celery's AsyncResult gives
+            # a job's kind is its row's (run_job runs every kind of job)
+            named = Job.objects.get(pk=pk).kind if kind == "job" else kind
+            sent.append((named, pk))
+            return SimpleNamespace(id=f"queued-{named}-{pk}")  # what Celery's AsyncResult gives
 
         return delay
 
-    for kind in ("backup", "restore", "verify"):
+    for kind in ("backup", "restore", "job"):
         monkeypatch.setattr(f"backups.tasks.run_{kind}.delay", taking(kind))
     return sent
 

@@ -186,7 +186,7 @@ def test_verifying_a_backup_whose_manifest_vanished_says_what_is_missing(
     (settings.A4C_BACKUP_DIR / "manifests" / "files-1.manifest").unlink()
 
     client.post(reverse("backups:backup_verify", args=[files_backup.pk]))
-    operations.run_verify(files_backup.pk)  # what the worker does
+    operations.run_verify(queued[0][1])  # what the worker does
     html = client.get(reverse("backups:backup_detail", args=[files_backup.pk])).content.decode()
 
     assert "Verification failed" in html

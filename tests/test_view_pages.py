@@ -15,7 +15,7 @@ from people import member
 
 from backups import operations
 from backups.audit import Actor
-from backups.models import AuditEvent, Backup, RestoreRun, Source
+from backups.models import AuditEvent, Backup, Job, RestoreRun, RunKind, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -307,12 +307,13 @@ def test_verifying_a_sound_backup_goes_to_a_worker_and_its_page_shows_the_result
     asked = client.post(reverse("backups:backup_verify", args=[backup.pk]), follow=True)
     html = asked.content.decode()
 
-    assert queued == [("verify", backup.pk)]
+    job = Job.objects.get(kind=RunKind.VERIFY, backup=backup)
+    assert queued == [("verify", job.pk)]
     assert "Verifying backup nightly-1: this page shows the result when it ends." in html
     assert 'id="verifying"' in html and "Asked by <strong>rita</strong>" in html
     assert "data-running" in html, "the page keeps polling until the result"
 
-    operations.run_verify(backup.pk)  # what the worker does
+    operations.run_verify(job.pk)  # what the worker does
     html = client.get(reverse("backups:backup_live", args=[backup.pk])).content.decode()
 
     assert 'id="verifying"' not in html and 'id="verification"' in html and "msg-success" in html
@@ -326,7 +327,7 @@ def test_a_verification_the_broker_cannot_take_says_so_and_is_not_left_waiting(
     def refuse(pk):
         raise ConnectionRefusedError("Connection refused")
 
-    monkeypatch.setattr("backups.tasks.run_verify.delay", refuse)
+    monkeypatch.setattr("backups.tasks.run_job.delay", refuse)
 
     html = client.post(reverse("backups:backup_verify", args=[backup.pk]), follow=True)
     html = html.content.decode()

@@ -15,7 +15,7 @@ from backups.alien4cloud.client import is_maintenance_index
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidInput
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 from backups.operations import lifecycle, notify, running
 from backups.operations.backup_steps import (
     safety_backup,
@@ -103,7 +103,7 @@ def request_restore(
 
     fields = _run_fields(backup, request, plan, rollback_of)
     run = create_claimed(
-        "restore",
+        RunKind.RESTORE,
         f"of {backup.name}",
         actor,
         RestoreRun,
@@ -149,7 +149,7 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
 class RestoreKind(lifecycle.Kind):
     """A restore's steps inside Alien4Cloud's maintenance; its failure rolls back."""
 
-    name = "restore"
+    name = RunKind.RESTORE
 
     def __init__(self) -> None:
         self.window: MaintenanceWindow | None = None
