@@ -13,7 +13,13 @@ import pytest
 import backups.storage.backup
 import backups.storage.pipeline
 from backups.errors import Cancelled, ConfigError, DamagedBackup, InvalidInput, StorageError
-from backups.storage import Store, WorkingTree, compare_tree_to_manifest, parse_bandwidth
+from backups.storage import (
+    CopyOptions,
+    Store,
+    WorkingTree,
+    compare_tree_to_manifest,
+    parse_bandwidth,
+)
 from backups.storage.pipeline import Throttle
 from backups.storage.restore import tree_differences
 
@@ -593,7 +599,7 @@ def test_a_limited_backup_and_restore_count_the_bytes_they_really_moved(store, t
         patch.setattr(backups.storage.pipeline.Meter, "__init__", keep)
         store.backup_tree("first", data, bandwidth=1 << 30)
         store.backup_tree("again", data, previous="first", bandwidth=1 << 30)
-        WorkingTree(store, data).restore("first", bandwidth=1 << 30)
+        WorkingTree(store, data).restore("first", options=CopyOptions(bandwidth=1 << 30))
 
     first, again, restore = (meter.throttle for meter in meters)
     assert first.bandwidth == again.bandwidth == restore.bandwidth == 1 << 30

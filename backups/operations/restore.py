@@ -389,16 +389,13 @@ def _restore_indices(
 def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedRestore:
     """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
     runner.phase("files", reset_counters=True)
-    options = copy_options()
     try:
         return working_tree().stage(
             run.backup.name,
-            exclude_dirs=options.exclude_dirs,
+            options=copy_options(),
             mode=run.file_mode,
             progress=runner.file_progress,
             check=runner.check,
-            workers=options.workers,
-            bandwidth=options.bandwidth,
         )
     except DamagedBackup as exc:
         raise damaged(run.backup, [str(exc)]) from exc

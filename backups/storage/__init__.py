@@ -30,7 +30,7 @@ from backups.storage.results import (
     RestoreResult,
     TreeSummary,
 )
-from backups.storage.store import DEFAULT_EXCLUDES, Store
+from backups.storage.store import DEFAULT_EXCLUDES, CopyOptions, Store
 from backups.storage.working_tree import WorkingTree, compare_tree_to_manifest
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "BackupRecord",
     "BlobCheckReport",
     "Catalog",
+    "CopyOptions",
     "Entry",
     "FilePlan",
     "FileProgress",

@@ -24,8 +24,10 @@ from backups.storage.restore import (
     undo_restore,
 )
 from backups.storage.results import FilePlan, RestoreResult
-from backups.storage.store import DEFAULT_EXCLUDES, CheckFn, ProgressFn, Store
+from backups.storage.store import DEFAULT_EXCLUDES, CheckFn, CopyOptions, ProgressFn, Store
 from backups.storage.walk import count_files
+
+DEFAULT_COPY = CopyOptions()
 
 
 def _check_mode(mode: str) -> None:
@@ -77,12 +79,10 @@ class WorkingTree:
         self,
         name: str,
         *,
-        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        options: CopyOptions = DEFAULT_COPY,
         mode: str = "mirror",
         progress: ProgressFn = None,
         check: CheckFn = None,
-        workers: int = 4,
-        bandwidth: int = 0,
     ) -> RestoreResult:
         """Builds the backup's tree beside the data dir, then swaps it in.
 
@@ -94,37 +94,28 @@ class WorkingTree:
         data dir is renamed to old_tree and the staging dir to the data dir. If the data dir
         is a mount point it cannot be renamed: its top-level entries are moved one by one,
         which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
-        inside the data dir). ``bandwidth`` (bytes per second, 0 for none) caps the bytes
-        written.
+        inside the data dir). ``options`` names the excluded dirs, the threads, and the cap on
+        the bytes written per second (its bandwidth, 0 for none).
         """
-        staged = self.stage(
-            name,
-            exclude_dirs=exclude_dirs,
-            mode=mode,
-            progress=progress,
-            check=check,
-            workers=workers,
-            bandwidth=bandwidth,
-        )
+        staged = self.stage(name, options=options, mode=mode, progress=progress, check=check)
         return staged.swap()
 
     def stage(
         self,
         name: str,
         *,
-        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        options: CopyOptions = DEFAULT_COPY,
         mode: str = "mirror",
         progress: ProgressFn = None,
         check: CheckFn = None,
-        workers: int = 4,
-        bandwidth: int = 0,
     ) -> StagedRestore:
         """restore() up to the swap: the new tree is built and checked beside the data dir;
         call swap() on the result to put it in place, or discard() to drop it."""
         _check_mode(mode)
-        meter = Meter(progress, check, bandwidth)
-        run = FileRestore(self.store, name, self._real(), frozenset(exclude_dirs), meter)
-        return run.stage(mode, workers)
+        meter = Meter(progress, check, options.bandwidth)
+        excluded = frozenset(options.exclude_dirs)
+        run = FileRestore(self.store, name, self._real(), excluded, meter)
+        return run.stage(mode, options.workers)
 
     def undo(self, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> None:
         """Puts the tree kept by restore() back as the data dir, removing the new one."""
