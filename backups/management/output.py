@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from backups.management.arguments import fail
 from backups.management.progress import label
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 
 
 def local_time(value: datetime | None) -> str:
@@ -32,7 +32,7 @@ def _seconds(value: timedelta | None) -> float | None:
 
 def backup_summary(backup: Backup) -> dict:
     return {
-        "kind": "backup",
+        "kind": RunKind.BACKUP,
         "id": backup.pk,
         "name": backup.name,
         "status": backup.status,
@@ -68,7 +68,7 @@ def backup_summary(backup: Backup) -> dict:
 
 def restore_summary(run: RestoreRun) -> dict:
     return {
-        "kind": "restore",
+        "kind": RunKind.RESTORE,
         "id": run.pk,
         "backup": run.backup.name,
         "status": run.status,

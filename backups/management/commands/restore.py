@@ -4,7 +4,7 @@ from backups import operations, selectors
 from backups.errors import NotFound
 from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress, prompts
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 from backups.operations.plan import Plan
 from backups.sizes import format_size
 
@@ -137,7 +137,7 @@ class Command(base.Command):
             request, arguments.actor(), plan=plan, confirm=backup.name, wait=options["wait_lock"]
         )
         reporter.message(f"restore #{run.pk} of {backup.name} starts")
-        run = follow.carry_out("restore", run, options, reporter, self.stderr)
+        run = follow.carry_out(RunKind.RESTORE, run, options, reporter, self.stderr)
         output.report_outcome(self, run, options, done)
 
 
