@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from backups import operations
@@ -219,3 +221,33 @@ def test_a_job_moves_only_along_its_table():
     with pytest.raises(TransitionNotAllowed):
         job.transition(Job.Status.PENDING)
     assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
+
+
+def test_migration_0010_moves_a_verification_asked_and_not_ended_to_a_pending_job():
+    executor = MigrationExecutor(connection)
+    before, after = (
+        [("backups", "0009_a4c_maintenance_kept")],
+        [("backups", "0010_jobs_and_run_kinds")],
+    )
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    asked = timezone.now() - timedelta(minutes=5)
+    OldBackup = old.get_model("backups", "Backup")
+    waiting = OldBackup.objects.create(
+        name="waiting", status="succeeded", verify_requested_at=asked, verify_requested_by="rita"
+    )
+    OldBackup.objects.create(
+        name="answered",
+        status="succeeded",
+        verify_requested_at=asked,
+        verify_requested_by="rita",
+        verified_at=asked + timedelta(minutes=1),
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+
+    new = executor.loader.project_state(after).apps
+    jobs = list(new.get_model("backups", "Job").objects.values("backup_id", "status", "actor"))
+    assert jobs == [{"backup_id": waiting.pk, "status": "pending", "actor": "rita"}]
