@@ -117,6 +117,18 @@ def test_a_deletion_that_fails_puts_the_backup_back_and_says_why(backup, cli_act
     assert locking.lock_holder() is None
 
 
+def test_a_backup_being_verified_is_not_deleted_under_the_verification(backup, cli_actor):
+    job = operations.request_verify(backup.pk, cli_actor)
+    now = timezone.now()
+    assert job.transition(Job.Status.RUNNING, started_at=now, heartbeat_at=now, phase="files")
+
+    with pytest.raises(InvalidInput, match="is being verified"):
+        operations.delete_backup(backup.pk, cli_actor)
+
+    assert Backup.objects.get(pk=backup.pk).status == Backup.Status.SUCCEEDED
+    assert not Job.objects.filter(kind=RunKind.DELETE).exists()
+
+
 def dead_deletion(backup: Backup, actor, phase: str) -> Job:
     """A deletion as its process left it when killed during ``phase``: the lock held, the
     backup deleting, the heartbeat stopped."""

@@ -334,6 +334,8 @@ def test_a_verification_the_broker_cannot_take_says_so_and_is_not_left_waiting(
 
     assert "The verification could not be handed to a worker" in html and "start Redis" in html
     assert 'id="verifying"' not in html
+    page = client.get(reverse("backups:backup_detail", args=[backup.pk])).content.decode()
+    assert "The verification asked by rita" in page and "could not run: The verification" in page
     backup.refresh_from_db()
     assert not backup.is_verifying
     assert AuditEvent.objects.filter(action="backup.verify", outcome="failed").exists()

@@ -67,6 +67,12 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
         raise InvalidInput(f"Backup {backup.name} is {backup.status}: cancel it first.")
     if backup.status in (Backup.Status.DELETED, Backup.Status.DELETING):
         raise InvalidInput(f"Backup {backup.name} is already {backup.status}.")
+    verification = backup.verification
+    if verification is not None and verification.status == Job.Status.RUNNING:
+        raise InvalidInput(
+            f"Backup {backup.name} is being verified (asked by {verification.actor}): "
+            "wait for the verification to end, then delete it."
+        )
 
     def refused(busy: Busy) -> None:
         audit.record(
