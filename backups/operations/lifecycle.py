@@ -28,7 +28,7 @@ a RunKind of its own and its entry in operations/jobs.py and recovery's KINDS::
     def run_drill(job_id: int, progress: ProgressCallback = None) -> Job:
         return lifecycle.run(get_job(job_id, RunKind.DRILL), Drill(), progress)
 
-Operations/verify.py and operations/delete.py are two such kinds.
+operations/verify.py and operations/delete.py are two such kinds.
 """
 
 from __future__ import annotations
