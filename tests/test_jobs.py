@@ -94,6 +94,7 @@ def test_a_deletion_is_a_job_that_holds_the_lock_while_it_runs(backup, cli_actor
     assert deleted.status == Backup.Status.DELETED
     assert (job.status, job.phase, job.percent) == (Job.Status.SUCCEEDED, "done", 100)
     assert job.parameters == {"collect": True, "status_before": "succeeded"}
+    assert job.result["blobs_removed"] >= 1, job.result
     assert audited(backup) == [("delete.run", "started"), ("backup.delete", "succeeded")]
     assert locking.lock_holder() is None
 

@@ -148,6 +148,11 @@ class DeleteRun(lifecycle.Kind):
         runner.phase("collect")
         return dataclasses.asdict(store().collect_garbage())
 
+    def succeeded(self, job: Job, parameters: dict) -> lifecycle.Ending:
+        ending = super().succeeded(job, parameters)
+        ending.fields["result"] = parameters  # what the collection freed, when it ran
+        return ending
+
     def closing(self, job: Job, runner: ProgressWriter, ending: lifecycle.Ending) -> None:
         backup = job.backup
         if ending.status != Job.Status.SUCCEEDED and backup.status == Backup.Status.DELETING:
