@@ -19,6 +19,7 @@ from backups.storage.archive_import import Unpacked, commit_import, read_archive
 from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
 from backups.storage.fileio import check_name
 from backups.storage.manifest import Entry, Manifests
+from backups.storage.ownership import DATA_DIR, OWNERS, RECORDED
 from backups.storage.pipeline import parse_bandwidth
 from backups.storage.restore import StagedRestore
 from backups.storage.results import (
@@ -34,7 +35,10 @@ from backups.storage.store import DEFAULT_EXCLUDES, Store
 from backups.storage.working_tree import WorkingTree, compare_tree_to_manifest
 
 __all__ = [
+    "DATA_DIR",
     "DEFAULT_EXCLUDES",
+    "OWNERS",
+    "RECORDED",
     "ArchiveHeader",
     "ArchiveProgress",
     "BackupRecord",

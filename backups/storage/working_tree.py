@@ -15,6 +15,7 @@ from pathlib import Path
 
 from backups.errors import InvalidInput
 from backups.storage.fileio import os_error, rmtree, show
+from backups.storage.ownership import RECORDED, OwnerMap
 from backups.storage.pipeline import Meter
 from backups.storage.restore import (
     FileRestore,
@@ -83,6 +84,7 @@ class WorkingTree:
         check: CheckFn = None,
         workers: int = 4,
         bandwidth: int = 0,
+        owners: str = RECORDED,
     ) -> RestoreResult:
         """Builds the backup's tree beside the data dir, then swaps it in.
 
@@ -95,7 +97,9 @@ class WorkingTree:
         is a mount point it cannot be renamed: its top-level entries are moved one by one,
         which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
         inside the data dir). ``bandwidth`` (bytes per second, 0 for none) caps the bytes
-        written.
+        written. ``owners`` is RECORDED (as the manifest says) or DATA_DIR (a set from
+        elsewhere: the data dir's owner everywhere, no set-id or world-writable bits, the data
+        dir's own owner and mode kept; storage/ownership.py).
         """
         staged = self.stage(
             name,
@@ -105,6 +109,7 @@ class WorkingTree:
             check=check,
             workers=workers,
             bandwidth=bandwidth,
+            owners=owners,
         )
         return staged.swap()
 
@@ -118,12 +123,14 @@ class WorkingTree:
         check: CheckFn = None,
         workers: int = 4,
         bandwidth: int = 0,
+        owners: str = RECORDED,
     ) -> StagedRestore:
         """restore() up to the swap: the new tree is built and checked beside the data dir;
         call swap() on the result to put it in place, or discard() to drop it."""
         _check_mode(mode)
         meter = Meter(progress, check, bandwidth)
-        run = FileRestore(self.store, name, self._real(), frozenset(exclude_dirs), meter)
+        owner_map = OwnerMap.of(owners, self._real())
+        run = FileRestore(self.store, name, self._real(), frozenset(exclude_dirs), meter, owner_map)
         return run.stage(mode, workers)
 
     def undo(self, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> None:
