@@ -192,6 +192,28 @@ def test_an_oversized_header_is_refused_without_being_read(
     nothing_imported(storage, repositories)
 
 
+def test_an_oversized_extended_tar_header_is_refused_without_being_read(
+    exported, elsewhere, cli_actor, tmp_path
+):
+    """tarfile reads a pax header whole, before the member it describes: 256 MiB of one."""
+    huge = tmp_path / "huge-pax.a4c"
+    size = 256 << 20
+    with tarfile.open(huge, "w:gz", compresslevel=1, format=tarfile.GNU_FORMAT) as dst:
+        pax = member("././@PaxHeader", size)
+        pax.type = tarfile.XHDTYPE
+        dst.addfile(pax, Zeros(size))
+        dst.addfile(member(HEADER, 2), io.BytesIO(b"{}"))
+    storage, repositories = elsewhere(tmp_path / "second")
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+
+    with pytest.raises(DamagedBackup, match=r"extended tar header of 256.0 MiB, more than the"):
+        operations.import_archive(huge, cli_actor)
+
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10) - peak_before
+    assert grown < 64 << 20, f"the header was read: the peak grew by {grown >> 20} MiB"
+    nothing_imported(storage, repositories)
+
+
 def test_more_members_than_declared_stop_the_import_at_the_first_one_over(
     exported, elsewhere, cli_actor, tmp_path
 ):

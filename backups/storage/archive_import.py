@@ -43,6 +43,8 @@ from backups.storage.import_limits import (
     HEADER_CAP,
     RECORD_CAP,
     Budget,
+    CappedTarInfo,
+    OversizedHeader,
     Place,
     check_declared,
     read_capped,
@@ -139,6 +141,11 @@ def _damaged(path: Path, error: BaseException) -> BackupError:
         )
     if isinstance(error, DamagedBackup | InvalidInput):
         return error
+    if isinstance(error, OversizedHeader):
+        return DamagedBackup(
+            f"{show(path)} {error}: it was not written by a4c-backup export, or was tampered "
+            "with; nothing was imported"
+        )
     return DamagedBackup(
         f"{show(path)} is truncated or damaged ({error}): nothing was imported; "
         "copy the archive again from where it is kept"
@@ -167,7 +174,7 @@ MEMBER = re.compile(
 
 def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Unpacked:
     gz = gzip.GzipFile(fileobj=stream, mode="rb")
-    tar = tarfile.open(fileobj=gz, mode="r|")
+    tar = tarfile.open(fileobj=gz, mode="r|", tarinfo=CappedTarInfo)
     members = iter(tar)
     first = next(members, None)
     if first is None or first.name != HEADER or not first.isfile():
@@ -184,6 +191,7 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
     blobs: list[tuple[str, int]] = []
     sums = None
     for info in members:
+        tar.members.clear()  # tarfile keeps every member it read: two million weigh a gigabyte
         if sums is not None:
             raise DamagedBackup(f"{show(path)} holds members after {SUMS}: it was tampered with")
         if info.name == SUMS and info.isfile():

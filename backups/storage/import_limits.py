@@ -1,7 +1,8 @@
 """The limits an import holds an archive to: it is untrusted input until its sums are checked.
 
 The small members (header, record, SHA256SUMS) are read into memory only up to a cap, judged
-by the size their tar header declares before a byte is read. The header's declared counts and
+by the size their tar header declares before a byte is read; so are tar's own extended headers
+(``CappedTarInfo``). The header's declared counts and
 bytes are checked against the free space and inodes of the filesystems the import writes to
 before anything is written, and every member against what is still free before it is written;
 members are counted as they stream, and one more blob, repository file or byte than declared
@@ -24,6 +25,14 @@ HEADER_CAP = 64 << 10  # a4c-archive.json: a dozen fields
 RECORD_CAP = 16 << 20  # record/NAME.json: the set's indices and warnings
 SUMS_LINE_CAP = 1200  # "<sha256>  <size>  <member>\n" with a long repository path
 MAX_MEMBERS = 100_000_000
+EXTENDED_CAP = 1 << 20  # a pax header or GNU long name: a long path at most
+EXTENDED_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 BLOCK = 4096  # what a file costs a filesystem at least, beyond its bytes
 
 
@@ -36,6 +45,23 @@ def read_capped(tar: tarfile.TarFile, info: tarfile.TarInfo, cap: int, archive: 
             "tampered with; nothing was imported"
         )
     return tar.extractfile(info).read(cap + 1)[: cap + 1]
+
+
+class OversizedHeader(tarfile.HeaderError):
+    """A tar extended header (pax, GNU long name) larger than any export writes."""
+
+
+class CappedTarInfo(tarfile.TarInfo):
+    """tarfile reads an extended header whole, into memory, before the member it describes:
+    one that claims more than EXTENDED_CAP is refused from its size, not read."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in EXTENDED_TYPES and self.size > EXTENDED_CAP:
+            raise OversizedHeader(
+                f"holds an extended tar header of {format_size(self.size)}, more than the "
+                f"{format_size(EXTENDED_CAP)} one can be"
+            )
+        return super()._proc_member(tarfile_)
 
 
 def sums_cap(declared_members: int) -> int:
