@@ -35,12 +35,14 @@ class OwnerMap:
     @classmethod
     def of(cls, owners: str, data_dir: Path) -> OwnerMap | None:
         """The map for ``owners`` (None: as recorded): the data dir's owner, or, before the
-        data dir exists, its parent's."""
+        data dir exists, the owner of the dir it will be made in."""
         if owners not in OWNERS:
             raise InvalidInput(f"file owners {owners!r} are neither {RECORDED!r} nor {DATA_DIR!r}")
         if owners == RECORDED:
             return None
-        where = data_dir if os.path.lexists(data_dir) else data_dir.parent
+        where = Path(data_dir)
+        while not os.path.lexists(where) and where != where.parent:
+            where = where.parent  # a data dir not made yet: the dir it will be made in
         st = os.stat(where)
         return cls(st.st_uid, st.st_gid)
 
