@@ -27,6 +27,7 @@ from fault_support import wait_for
 from backups import operations
 from backups.errors import DamagedBackup, StorageError
 from backups.models import Backup
+from backups.storage import read_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -249,6 +250,35 @@ def test_a_malformed_sums_file_is_damage_said_in_a_sentence(
         operations.import_archive(malformed, cli_actor)
 
     nothing_imported(storage, repositories)
+
+
+def test_no_space_while_writing_is_said_as_space_not_as_damage(exported, small_tmpfs):
+    """The space checked first was an estimate: something else fills the filesystem between
+    the check and the writes (here the check of the record, which runs in between)."""
+    staging = small_tmpfs / "tmp" / ".import-0123456789abcdef"
+    repository_staging = small_tmpfs / "repositories" / ".a4c-import-0123456789abcdef"
+    for directory in (staging.parent, repository_staging.parent):
+        directory.mkdir()
+
+    def fill_the_filesystem(header, record):
+        fd = os.open(small_tmpfs / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            for chunk in (1 << 20, 4096):
+                while True:
+                    try:
+                        os.write(fd, bytes(chunk))
+                    except OSError:
+                        break
+        finally:
+            os.close(fd)
+
+    with pytest.raises(StorageError, match="no space left while importing") as refused:
+        read_archive(
+            exported, staging, repository_staging, identities=None, check=fill_the_filesystem
+        )
+
+    assert "free 0 B now" in str(refused.value) and "truncated" not in str(refused.value)
+    assert not staging.exists() and not repository_staging.exists()
 
 
 # --- stopped and killed imports ------------------------------------------------------------
