@@ -49,10 +49,11 @@ def locked_staging(tmp: Path, repository_parent: Path) -> Iterator[ImportStaging
     dirs is removed at the end (a commit has moved what it keeps). Left-overs of dead imports
     are removed first."""
     tmp, repository_parent = Path(tmp), Path(repository_parent)
-    try:
-        tmp.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise os_error(exc, "creating", tmp) from exc
+    for directory in (tmp, repository_parent):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, "creating", directory) from exc
     discard_import_leftovers(tmp, repository_parent)
     token = secrets.token_hex(8)
     staging = ImportStaging(
