@@ -127,3 +127,29 @@ def test_an_index_created_after_the_plan_was_shown_refuses_the_confirmation(
     assert "Elasticsearch changed since the plan was shown" in page
     assert a4c.index("late") in page, "the new plan, which removes it, is shown"
     assert not RestoreRun.objects.exists() and not queued
+
+
+def test_a_set_from_elsewhere_is_planned_with_the_data_dirs_owners_unless_kept(
+    client, a4c, rita, queued
+):
+    backup = take(a4c, rita, "carried-1", include_elasticsearch=False)
+    Backup.objects.filter(pk=backup.pk).update(imported_from="archive carried-1.a4c")
+    choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
+
+    mapped, _ = shown(client, choices)
+    kept, token = shown(client, {**choices, "keep_owners": "on"})
+
+    assert 'data-file-owners="data dir"' in mapped and "loses set-id" in mapped
+    assert 'data-file-owners="recorded"' in kept and "came from elsewhere" in kept
+    assert 'name="keep_owners" value="on"' in kept, "the confirmation carries the choice"
+    # The plan read kept the owners: a confirmation without the choice is for another plan.
+    refused = client.post(
+        reverse("backups:restore_new"), {**choices, "plan": token, "confirm": "carried-1"}
+    )
+    assert refused.status_code == 200 and not queued
+    started = client.post(
+        reverse("backups:restore_new"),
+        {**choices, "keep_owners": "on", "plan": token, "confirm": "carried-1"},
+    )
+    assert started.status_code == 302 and [kind for kind, _ in queued] == ["restore"]
+    assert RestoreRun.objects.get().plan["file_owners"] == "recorded"

@@ -21,7 +21,7 @@ from django.db import transaction
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
-from backups.errors import InvalidInput, StorageError
+from backups.errors import Cancelled, InvalidInput, StorageError
 from backups.models import Backup
 from backups.operations import records
 from backups.operations.lookup import get_backup
@@ -31,16 +31,28 @@ from backups.storage import (
     ArchiveProgress,
     BackupRecord,
     Catalog,
+    ImportStaging,
     RepositoryFile,
     Store,
     commit_import,
+    locked_staging,
     parse_recipients,
     read_archive,
     read_identities,
+    terminated_as_interrupt,
+    undo_import,
     write_archive,
 )
+from backups.storage import discard_import_leftovers as storage_leftovers
 
-__all__ = ["ArchiveJob", "ArchiveProgress", "export_backup", "import_archive", "prepare_export"]
+__all__ = [
+    "ArchiveJob",
+    "ArchiveProgress",
+    "discard_import_leftovers",
+    "export_backup",
+    "import_archive",
+    "prepare_export",
+]
 
 
 def _repository_files(backup: Backup) -> list[RepositoryFile]:
@@ -179,31 +191,19 @@ def import_archive(
                 "earlier import there, then import again."
             )
 
-    tmp = store().tmp
-    tmp.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(4)
-    # Staged beside the final places, so that committing is a rename on one filesystem.
-    staging = tmp / f"import-{token}"
-    repo_staging = Path(settings.A4C_ES_REPOSITORY_PATH).parent / f".a4c-import-{token}"
-    unpacked = read_archive(
-        path, staging, repo_staging, identities=identities, check=check, progress=progress
-    )
-    name = unpacked.record.name
-    repo_name, location = import_location(name)
-    has_snapshot = any(repo_staging.iterdir()) if repo_staging.exists() else False
-    record = dataclasses.replace(
-        unpacked.record,
-        repository=repo_name if has_snapshot else unpacked.record.repository,
-        repository_location=str(location) if has_snapshot else "",
-        imported_from=f"archive {path.name} (exported {unpacked.header.created})",
-    )
-    commit_import(unpacked, store(), catalog, record, location)
+    # Staged beside the final places, so that committing is a rename on one filesystem; a
+    # stop (SIGTERM, Ctrl-C) removes what was unpacked, and what a killed import left goes too.
     try:
-        with transaction.atomic():
-            backup = Backup.objects.create(**records.row_fields(record, record.imported_from))
-    except Exception:
-        catalog.delete(name)
-        raise
+        with terminated_as_interrupt(), locked_staging(*staging_places()) as staged:
+            backup, unpacked, has_snapshot = _unpack_and_commit(
+                path, identities, check, staged, progress
+            )
+    except KeyboardInterrupt as stop:
+        raise Cancelled(
+            f"the import of {path.name} was stopped ({stop or 'Ctrl-C'}): nothing was imported, "
+            "and what it had unpacked was removed."
+        ) from None
+    name, (repo_name, location) = backup.name, import_location(backup.name)
     audit.record(
         actor,
         "backup.import",
@@ -219,3 +219,43 @@ def import_archive(
         },
     )
     return backup
+
+
+def staging_places() -> tuple[Path, Path]:
+    """Where imports stage: the storage's tmp dir, and the snapshot repository's parent."""
+    return store().tmp, Path(settings.A4C_ES_REPOSITORY_PATH).parent
+
+
+def discard_import_leftovers() -> list[str]:
+    """What imports that died left in their staging places, removed (a live one is kept)."""
+    return storage_leftovers(*staging_places())
+
+
+def _unpack_and_commit(path: Path, identities, check, staged: ImportStaging, progress):
+    catalog = records.catalog()
+    unpacked = read_archive(
+        path,
+        staged.staging,
+        staged.repository_staging,
+        identities=identities,
+        check=check,
+        progress=progress,
+    )
+    name = unpacked.record.name
+    repo_name, location = import_location(name)
+    repo_staging = staged.repository_staging
+    has_snapshot = any(repo_staging.iterdir()) if repo_staging.exists() else False
+    record = dataclasses.replace(
+        unpacked.record,
+        repository=repo_name if has_snapshot else unpacked.record.repository,
+        repository_location=str(location) if has_snapshot else "",
+        imported_from=f"archive {path.name} (exported {unpacked.header.created})",
+    )
+    commit_import(unpacked, store(), catalog, record, location)
+    try:
+        with transaction.atomic():
+            backup = Backup.objects.create(**records.row_fields(record, record.imported_from))
+    except BaseException:
+        undo_import(store(), catalog, name, location if has_snapshot else None)
+        raise
+    return backup, unpacked, has_snapshot

@@ -24,7 +24,7 @@ from backups.operations.places import a4c_indices, copy_options, working_tree
 from backups.operations.requests import RestoreRequest
 from backups.progress import Stage
 from backups.sizes import format_size
-from backups.storage import FilePlan
+from backups.storage import DATA_DIR, RECORDED, FilePlan
 
 # --- restore: the plan ---------------------------------------------------------------------
 
@@ -52,6 +52,9 @@ class Plan:
     a4c_maintenance: str = ""  # Alien4Cloud's maintenance mode when the plan was made
     # Why restoring into this cluster needs a confirmation ("" when it took the backup).
     other_cluster: str = ""
+    # Whose files the restore writes (storage.RECORDED, or storage.DATA_DIR for a set from
+    # elsewhere: the data dir's owner, no set-id or world-writable bits).
+    file_owners: str = RECORDED
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -68,7 +71,13 @@ class Plan:
             rename=tuple(data["rename"]) if data.get("rename") else None,
             a4c_maintenance=data.get("a4c_maintenance", ""),
             other_cluster=data.get("other_cluster", ""),
+            file_owners=data.get("file_owners", RECORDED),
         )
+
+    @property
+    def owners_mapped(self) -> bool:
+        """The restored files get the data dir's owner, not the recorded ones."""
+        return self.file_owners == DATA_DIR
 
     def targets(self, *actions: str) -> list[str]:
         return [step.target for step in self.indices if step.action in actions]
@@ -158,6 +167,12 @@ def plan_restore(request: RestoreRequest) -> Plan:
             backup.name, exclude_dirs=copy_options().exclude_dirs, mode=request.file_mode
         )
         warnings.extend(_large_removal_warnings(plan.files))
+        plan.file_owners = file_owners(backup, request)
+        if backup.imported_from and plan.file_owners == RECORDED:
+            warnings.append(
+                f"Backup {backup.name} came from elsewhere ({backup.imported_from}) and its files "
+                "keep the owners and modes its manifest records, set-id bits included."
+            )
     plan.a4c_maintenance = current_state()
     warnings.extend(_a4c_activity_warnings(plan.a4c_maintenance))
     return plan
@@ -165,6 +180,12 @@ def plan_restore(request: RestoreRequest) -> Plan:
 
 class PlanOutdated(InvalidInput):
     """The plan a person confirmed no longer says what the restore would do."""
+
+
+def file_owners(backup: Backup, request: RestoreRequest) -> str:
+    """Whose files a restore writes: a set from elsewhere (imported, or found by sync) gets the
+    data dir's owner unless the person asked to keep the recorded ones; ours keeps them."""
+    return RECORDED if request.keep_owners or not backup.imported_from else DATA_DIR
 
 
 def recheck_confirmed_plan(backup: Backup, request: RestoreRequest, plan: Plan) -> Plan:
@@ -180,6 +201,8 @@ def recheck_confirmed_plan(backup: Backup, request: RestoreRequest, plan: Plan) 
         request.rename,
     ):
         raise PlanOutdated("The plan shown was for other choices: read the new plan and confirm.")
+    if plan.files is not None and plan.file_owners != file_owners(backup, request):
+        raise PlanOutdated("The plan shown was for other owners: read the new plan and confirm.")
     if not (scope_touches(request.scope)[0] and backup.include_elasticsearch):
         return plan
     fresh = plan_indices(backup, request, [])

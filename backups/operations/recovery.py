@@ -24,6 +24,7 @@ from backups.models import (
     RunKind,
 )
 from backups.operations import locking
+from backups.operations.archives import discard_import_leftovers
 from backups.operations.backup_steps import discard_backup
 from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
 from backups.operations.places import working_tree
@@ -219,7 +220,17 @@ def recover_stale_runs(now=None) -> list[str]:
             if _claim(row, model.Status.FAILED, dead.unstarted, now, None):
                 notes.append(_ended(dead, row, dead.unstarted, audited=dead.audit_unstarted))
     notes.extend(_free_orphan_lock())
+    notes.extend(_import_leftovers())
     return notes
+
+
+def _import_leftovers() -> list[str]:
+    """The staging dirs of imports that were killed (a live import's lock keeps its own)."""
+    try:
+        removed = discard_import_leftovers()
+    except BackupError as exc:
+        return [f"what a killed import left could not be removed: {exc}"]
+    return [f"left over by a killed import, removed: {name}" for name in removed]
 
 
 def _claim(row, status: str, message: str, now, only_if: dict | None) -> bool:

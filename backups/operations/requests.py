@@ -49,8 +49,10 @@ class RestoreRequest:
     """A restore of one backup: what it covers, how the files land, and what the person said.
 
     ``other_cluster`` is the person's word that restoring into another Elasticsearch cluster is
-    meant; ``remove_indices`` replaces the rule "a full restore removes the A4C indices the
-    backup does not hold" by an explicit list (a rollback removes what its restore created).
+    meant; ``keep_owners`` that the files of a set from elsewhere keep the owners and modes its
+    manifest records (by default they get the data dir's: plan.file_owners); ``remove_indices``
+    replaces the rule "a full restore removes the A4C indices the backup does not hold" by an
+    explicit list (a rollback removes what its restore created).
     """
 
     backup_id: int | str
@@ -61,6 +63,7 @@ class RestoreRequest:
     rename_replacement: str = ""
     safety_backup: bool = True
     other_cluster: bool = False
+    keep_owners: bool = False
     remove_indices: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:

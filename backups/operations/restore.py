@@ -87,6 +87,7 @@ def request_restore(
         "file_mode": request.file_mode,
         "safety_backup": request.safety_backup,
         "rename": list(plan.rename) if plan.rename else None,
+        "file_owners": plan.file_owners if plan.files is not None else None,
         "rollback_of": rollback_of.pk if rollback_of else None,
     }
 
@@ -287,7 +288,7 @@ def _perform_restore(
     if files_part:
         runner.phase("checking the backup", reset_counters=True)
     check_backup_is_whole(backup, rows, files_part, runner, blob_contents=not early)
-    staged = _stage_files(run, runner) if early else None
+    staged = _stage_files(run, runner, plan.file_owners) if early else None
     try:
         if run.take_safety_backup:
             runner.phase("safety backup")
@@ -304,7 +305,7 @@ def _perform_restore(
                 _restore_indices(backup, rows, runner, plan.rename)
             if files_part:
                 if staged is None:
-                    staged = _stage_files(run, runner)
+                    staged = _stage_files(run, runner, plan.file_owners)
                 else:
                     runner.phase("files: swap")
                 _swap_files(run, runner, staged)
@@ -386,8 +387,9 @@ def _restore_indices(
     cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 
-def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedRestore:
-    """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
+def _stage_files(run: RestoreRun, runner: running.ProgressWriter, owners: str) -> StagedRestore:
+    """The backup's tree built beside the data dir, every blob re-hashed, owned as the plan
+    says; nothing changed."""
     runner.phase("files", reset_counters=True)
     try:
         return working_tree().stage(
@@ -396,6 +398,7 @@ def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedResto
             mode=run.file_mode,
             progress=runner.file_progress,
             check=runner.check,
+            owners=owners,
         )
     except DamagedBackup as exc:
         raise damaged(run.backup, [str(exc)]) from exc

@@ -15,10 +15,17 @@ from backups.storage.archive import (
     read_identities,
     write_archive,
 )
-from backups.storage.archive_import import Unpacked, commit_import, read_archive
+from backups.storage.archive_import import Unpacked, commit_import, read_archive, undo_import
 from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
 from backups.storage.fileio import check_name
+from backups.storage.import_staging import (
+    ImportStaging,
+    discard_import_leftovers,
+    locked_staging,
+    terminated_as_interrupt,
+)
 from backups.storage.manifest import Entry, Manifests
+from backups.storage.ownership import DATA_DIR, OWNERS, RECORDED
 from backups.storage.pipeline import parse_bandwidth
 from backups.storage.restore import StagedRestore
 from backups.storage.results import (
@@ -34,7 +41,10 @@ from backups.storage.store import DEFAULT_EXCLUDES, CopyOptions, Store
 from backups.storage.working_tree import WorkingTree, compare_tree_to_manifest
 
 __all__ = [
+    "DATA_DIR",
     "DEFAULT_EXCLUDES",
+    "OWNERS",
+    "RECORDED",
     "ArchiveHeader",
     "ArchiveProgress",
     "BackupRecord",
@@ -46,6 +56,7 @@ __all__ = [
     "FileProgress",
     "GcSummary",
     "HistoryEvent",
+    "ImportStaging",
     "IndexCount",
     "ManifestSummary",
     "Manifests",
@@ -60,9 +71,13 @@ __all__ = [
     "check_name",
     "commit_import",
     "compare_tree_to_manifest",
+    "discard_import_leftovers",
+    "locked_staging",
     "parse_bandwidth",
     "parse_recipients",
     "read_archive",
     "read_identities",
+    "terminated_as_interrupt",
+    "undo_import",
     "write_archive",
 ]

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import pyrage
 
-from backups.errors import BackupError, DamagedBackup, InvalidInput
+from backups.errors import BackupError, DamagedBackup, InvalidInput, StorageError
 from backups.storage.archive import (
     AGE_MAGIC,
     ARCHIVE_FORMAT,
@@ -38,7 +38,19 @@ from backups.storage.archive import (
     ProgressFn,
 )
 from backups.storage.catalog import BackupRecord, Catalog, NewerFormat
-from backups.storage.fileio import fsync_dir, os_error, rmtree, safe_relpath, show
+from backups.storage.fileio import fsync_dir, os_error, rmtree, safe_relpath, show, write_all
+from backups.storage.import_limits import (
+    HEADER_CAP,
+    RECORD_CAP,
+    Budget,
+    CappedTarInfo,
+    OversizedHeader,
+    Place,
+    check_declared,
+    read_capped,
+    space_error,
+    sums_cap,
+)
 from backups.storage.store import Store
 
 
@@ -101,6 +113,8 @@ def read_archive(
     except BaseException as exc:
         error = piped.close() if piped else None
         _remove(made)
+        if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+            raise  # no space, or a stop: the archive is not to blame
         if error is not None and not isinstance(error, BrokenPipeError):
             raise _damaged(path, error) from None
         if isinstance(exc, tarfile.TarError | EOFError | OSError | zlib.error):
@@ -127,6 +141,11 @@ def _damaged(path: Path, error: BaseException) -> BackupError:
         )
     if isinstance(error, DamagedBackup | InvalidInput):
         return error
+    if isinstance(error, OversizedHeader):
+        return DamagedBackup(
+            f"{show(path)} {error}: it was not written by a4c-backup export, or was tampered "
+            "with; nothing was imported"
+        )
     return DamagedBackup(
         f"{show(path)} is truncated or damaged ({error}): nothing was imported; "
         "copy the archive again from where it is kept"
@@ -155,40 +174,50 @@ MEMBER = re.compile(
 
 def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Unpacked:
     gz = gzip.GzipFile(fileobj=stream, mode="rb")
-    tar = tarfile.open(fileobj=gz, mode="r|")
+    tar = tarfile.open(fileobj=gz, mode="r|", tarinfo=CappedTarInfo)
     members = iter(tar)
     first = next(members, None)
     if first is None or first.name != HEADER or not first.isfile():
         raise InvalidInput(f"{show(path)} is not an a4c-backup archive (no {HEADER} first)")
-    header = _header(tar.extractfile(first).read(), path)
+    header = _header(read_capped(tar, first, HEADER_CAP, path), path)
+    places = {
+        "storage": Place(staging.parent, "the backup storage (A4C_BACKUP_DIR)"),
+        "repository": Place(repository_staging.parent, "the snapshot repository's directory"),
+    }
+    budget = Budget(path, header, places)
+    budget.check_declared_space()  # before anything is written
     seen: dict[str, tuple[str, int]] = {}
     record: BackupRecord | None = None
     blobs: list[tuple[str, int]] = []
     sums = None
     for info in members:
+        tar.members.clear()  # tarfile keeps every member it read: two million weigh a gigabyte
         if sums is not None:
             raise DamagedBackup(f"{show(path)} holds members after {SUMS}: it was tampered with")
-        if info.name == SUMS:
-            sums = tar.extractfile(info).read()
+        if info.name == SUMS and info.isfile():
+            sums = read_capped(tar, info, sums_cap(header.blobs + header.repository_files), path)
             continue
         match = MEMBER.match(info.name)
         if not match or not info.isfile() or not safe_relpath(info.name):
             raise DamagedBackup(f"{show(path)} holds an unexpected member {info.name!r}")
-        source = tar.extractfile(info)
         if match["record"]:
-            data = source.read()
+            if record is not None:
+                raise DamagedBackup(f"{show(path)} holds a second record {info.name!r}")
+            data = read_capped(tar, info, RECORD_CAP, path)
             seen[info.name] = (hashlib.sha256(data).hexdigest(), len(data))
-            record = BackupRecord.from_json(json.loads(data), f"the record in {show(path)}")
-            if record.name != header.name or record.set_id != header.set_id:
-                raise DamagedBackup(f"the record in {show(path)} does not match its header")
+            record = _record(data, header, path)
             check(header, record)  # before anything is written
+            budget.admit(info.name, len(data), "record", "storage")
             for directory in (staging, repository_staging):
                 directory.mkdir(parents=True)
                 made.append(directory)
-            (staging / "record.json").write_bytes(data)
+            _write(io.BytesIO(data), staging / "record.json", places["storage"], path)
             continue
         if record is None:
             raise DamagedBackup(f"{show(path)} does not start with its record")
+        place, kind = "storage", "other"
+        if (match["history"] or match["manifest"] or record.name) != record.name:
+            raise DamagedBackup(f"{show(path)} holds {info.name!r}, not of its set {record.name}")
         if match["history"]:
             target = staging / "history.jsonl.gz"
         elif match["manifest"]:
@@ -196,15 +225,21 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
         elif match["blob"]:
             target = staging / "blobs" / match["blob"]
             blobs.append((match["blob"], info.size))
+            kind = "blob"
         else:
             relpath = match["repository"]
             if not safe_relpath(relpath):
                 raise DamagedBackup(f"{show(path)} holds an unsafe path {info.name!r}")
             target = repository_staging / relpath
-        seen[info.name] = _write(source, target)
+            place = kind = "repository"
+        if info.name in seen:
+            raise budget.damaged(f"holds {info.name} twice")
+        budget.admit(info.name, info.size, kind, place)
+        seen[info.name] = _write(tar.extractfile(info), target, places[place], path)
         meter.add(0, info.name)
     if sums is None or record is None:
         raise DamagedBackup(f"{show(path)} ends before its {SUMS}: it is truncated")
+    budget.check_complete()
     while gz.read(CHUNK):  # to the end of the stream: gzip checks its CRC there
         pass
     _check_sums(sums, seen, path)
@@ -212,6 +247,17 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
         if seen[f"blobs/{sha}"] != (sha, size):
             raise DamagedBackup(f"blob {sha[:12]}.. in {show(path)} does not hash to its name")
     return Unpacked(header, record, staging, repository_staging, blobs)
+
+
+def _record(data: bytes, header: ArchiveHeader, path: Path) -> BackupRecord:
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise DamagedBackup(f"the record in {show(path)} is not JSON ({exc})") from None
+    record = BackupRecord.from_json(raw, f"the record in {show(path)}")
+    if record.name != header.name or record.set_id != header.set_id:
+        raise DamagedBackup(f"the record in {show(path)} does not match its header")
+    return record
 
 
 def _header(data: bytes, path: Path) -> ArchiveHeader:
@@ -226,6 +272,7 @@ def _header(data: bytes, path: Path) -> ArchiveHeader:
             f"{show(path)} was written by a newer a4c-backup (archive format {raw.get('version')};"
             f" this one reads {ARCHIVE_VERSION}): upgrade a4c-backup on this machine"
         )
+    check_declared(raw, path)
     known = {f.name for f in dataclasses.fields(ArchiveHeader)}
     try:
         return ArchiveHeader(**{k: v for k, v in raw.items() if k in known})
@@ -233,22 +280,43 @@ def _header(data: bytes, path: Path) -> ArchiveHeader:
         raise DamagedBackup(f"the header of {show(path)} is damaged: {exc}") from None
 
 
-def _write(source: BinaryIO, target: Path) -> tuple[str, int]:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _write(source: BinaryIO, target: Path, place: Place, path: Path) -> tuple[str, int]:
+    """A member into its staging file: a read error is the archive's, a write error the
+    place's (no space said as space)."""
     digest, size = hashlib.sha256(), 0
-    with open(target, "wb") as f:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        raise DamagedBackup(
+            f"{show(path)} writes {show(target.name)} twice: it was tampered with"
+        ) from None
+    except OSError as exc:
+        raise space_error(exc, path, target, place) from exc
+    try:
         while chunk := source.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
-            f.write(chunk)
+            try:
+                write_all(out, chunk)
+            except OSError as exc:
+                raise space_error(exc, path, target, place) from exc
+    finally:
+        os.close(out)
     return digest.hexdigest(), size
 
 
 def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> None:
     listed = {}
     for line in sums.decode(errors="replace").splitlines():
-        sha, size, member = line.split("  ", 2)
-        listed[member] = (sha, int(size))
+        try:
+            sha, size, member = line.split("  ", 2)
+            listed[member] = (sha, int(size))
+        except ValueError:
+            raise DamagedBackup(
+                f"the {SUMS} of {show(path)} holds a line that is not 'hash  size  member' "
+                f"({line[:80]!r}): it was tampered with or damaged; nothing was imported"
+            ) from None
     listed.pop(HEADER, None)  # checked by parsing it; its hash is listed for other tools
     if listed != seen:
         wrong = sorted(set(listed.items()) ^ set(seen.items()))
@@ -312,3 +380,15 @@ def commit_import(
         _remove([unpacked.staging])
         if unpacked.repository_staging and unpacked.repository_staging.exists():
             _remove([unpacked.repository_staging])
+
+
+def undo_import(store: Store, catalog: Catalog, name: str, location: Path | None) -> None:
+    """Takes back a committed import whose row could not be made: the record first, so that
+    no sync sees the set meanwhile; then its history, manifest and repository directory
+    (blobs stay for garbage collection: others may share them)."""
+    catalog.delete(name)
+    for path in (store.manifests.path(name), *([Path(location)] if location else [])):
+        try:
+            _remove([path])
+        except OSError as exc:
+            raise os_error(exc, "deleting", path) from exc

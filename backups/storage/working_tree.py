@@ -15,6 +15,7 @@ from pathlib import Path
 
 from backups.errors import InvalidInput
 from backups.storage.fileio import os_error, rmtree, show
+from backups.storage.ownership import RECORDED, OwnerMap
 from backups.storage.pipeline import Meter
 from backups.storage.restore import (
     FileRestore,
@@ -83,6 +84,7 @@ class WorkingTree:
         mode: str = "mirror",
         progress: ProgressFn = None,
         check: CheckFn = None,
+        owners: str = RECORDED,
     ) -> RestoreResult:
         """Builds the backup's tree beside the data dir, then swaps it in.
 
@@ -95,9 +97,14 @@ class WorkingTree:
         is a mount point it cannot be renamed: its top-level entries are moved one by one,
         which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
         inside the data dir). ``options`` names the excluded dirs, the threads, and the cap on
-        the bytes written per second (its bandwidth, 0 for none).
+        the bytes written per second (its bandwidth, 0 for none). ``owners`` is RECORDED (as the
+        manifest says) or DATA_DIR (a set from elsewhere: the data dir's owner everywhere, no
+        set-id or world-writable bits, the data dir's own owner and mode kept;
+        storage/ownership.py).
         """
-        staged = self.stage(name, options=options, mode=mode, progress=progress, check=check)
+        staged = self.stage(
+            name, options=options, mode=mode, progress=progress, check=check, owners=owners
+        )
         return staged.swap()
 
     def stage(
@@ -108,13 +115,15 @@ class WorkingTree:
         mode: str = "mirror",
         progress: ProgressFn = None,
         check: CheckFn = None,
+        owners: str = RECORDED,
     ) -> StagedRestore:
         """restore() up to the swap: the new tree is built and checked beside the data dir;
         call swap() on the result to put it in place, or discard() to drop it."""
         _check_mode(mode)
         meter = Meter(progress, check, options.bandwidth)
         excluded = frozenset(options.exclude_dirs)
-        run = FileRestore(self.store, name, self._real(), excluded, meter)
+        owner_map = OwnerMap.of(owners, self._real())
+        run = FileRestore(self.store, name, self._real(), excluded, meter, owner_map)
         return run.stage(mode, options.workers)
 
     def undo(self, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> None:

@@ -72,6 +72,13 @@ class Command(base.Command):
             "disaster): restore into this one all the same.",
         )
         parser.add_argument(
+            "--keep-owners",
+            action="store_true",
+            help="A set from elsewhere (imported, or found by sync) keeps the owners and modes "
+            "its manifest records, set-id bits included; by default its files get the data "
+            "dir's owner, lose set-id and world-writable bits, and the data dir keeps its own.",
+        )
+        parser.add_argument(
             "--wait-lock",
             type=arguments.positive_seconds,
             default=0.0,
@@ -110,6 +117,7 @@ class Command(base.Command):
             rename_replacement=options["rename_replacement"],
             safety_backup=not options["no_safety_backup"],
             other_cluster=options["other_cluster"],
+            keep_owners=options["keep_owners"],
         )
         plan = operations.plan_restore(request)  # once: the confirmed plan is the one run
         if options["dry_run"]:
@@ -192,6 +200,14 @@ def plan_lines(plan: Plan) -> list[str]:
         for kind in ("added", "changed", "removed", "unchanged"):
             size = format_size(getattr(files, f"{kind}_bytes"))
             lines.append(f"  {kind:<9} {getattr(files, kind)} files ({size})")
+        if plan.owners_mapped:
+            lines.append(
+                "  owners: the data dir's (a set from elsewhere: no set-id or world-writable "
+                "bits; the data dir keeps its own owner and mode; --keep-owners keeps the "
+                "recorded ones)"
+            )
+        else:
+            lines.append("  owners: as the backup records them")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
     return lines
