@@ -26,6 +26,7 @@ from backups.models import Backup
 from backups.operations import records
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
+from backups.operations.record_schema import parse_record
 from backups.storage import (
     ArchiveHeader,
     ArchiveProgress,
@@ -59,18 +60,22 @@ class ArchiveJob:
     """An export decided and checked, ready to stream: writing it touches no database, so a
     thread can feed it to a download while the request's thread reads the pipe."""
 
-    name: str
+    record: BackupRecord
     store: Store
     catalog: Catalog
     repository: list[RepositoryFile]
     recipients: list
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
     def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
         return write_archive(
             out,
             self.store,
             self.catalog,
-            self.name,
+            self.record,
             self.repository,
             recipients=self.recipients or None,
             progress=progress,
@@ -91,7 +96,13 @@ def prepare_export(
     keys = parse_recipients(recipients) if recipients else []
     if not records.catalog().exists(backup.name):
         records.write_record(backup)
-    job = ArchiveJob(backup.name, store(), records.catalog(), _repository_files(backup), keys)
+    job = ArchiveJob(
+        records.read_record(backup.name),
+        store(),
+        records.catalog(),
+        _repository_files(backup),
+        keys,
+    )
     audit.record(
         actor,
         "backup.export",
@@ -132,9 +143,9 @@ def export_backup(
     audit.record(
         actor,
         "backup.export",
-        target=job.name,
+        target=job.record.name,
         outcome=Outcome.SUCCEEDED,
-        backup=get_backup(job.name),
+        backup=get_backup(job.record.name),
         parameters={
             "to": str(target),
             "encrypted": bool(job.recipients),
@@ -186,7 +197,13 @@ def import_archive(
     staging = tmp / f"import-{token}"
     repo_staging = Path(settings.A4C_ES_REPOSITORY_PATH).parent / f".a4c-import-{token}"
     unpacked = read_archive(
-        path, staging, repo_staging, identities=identities, check=check, progress=progress
+        path,
+        staging,
+        repo_staging,
+        identities=identities,
+        parse=parse_record,
+        check=check,
+        progress=progress,
     )
     name = unpacked.record.name
     repo_name, location = import_location(name)
@@ -197,25 +214,27 @@ def import_archive(
         repository_location=str(location) if has_snapshot else "",
         imported_from=f"archive {path.name} (exported {unpacked.header.created})",
     )
-    commit_import(unpacked, store(), catalog, record, location)
+    committed = commit_import(unpacked, store(), catalog, record, location)
     try:
         with transaction.atomic():
             backup = Backup.objects.create(**records.row_fields(record, record.imported_from))
-    except Exception:
-        catalog.delete(name)
+            audit.record(
+                actor,
+                "backup.import",
+                target=name,
+                outcome=Outcome.SUCCEEDED,
+                backup=backup,
+                parameters={
+                    "file": str(path),
+                    "encrypted": identities is not None,
+                    "repository": repo_name if has_snapshot else "",
+                    "location": str(location) if has_snapshot else "",
+                    "blobs": unpacked.header.blobs,
+                },
+            )
+    except BaseException:
+        # Nothing half-imported: without its row the set must not stay in the storage, or a
+        # second import would find its manifest there ("File exists").
+        committed.undo()
         raise
-    audit.record(
-        actor,
-        "backup.import",
-        target=name,
-        outcome=Outcome.SUCCEEDED,
-        backup=backup,
-        parameters={
-            "file": str(path),
-            "encrypted": identities is not None,
-            "repository": repo_name if has_snapshot else "",
-            "location": str(location) if has_snapshot else "",
-            "blobs": unpacked.header.blobs,
-        },
-    )
     return backup

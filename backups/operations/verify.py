@@ -12,6 +12,7 @@ from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import (
     BackupError,
+    DamagedBackup,
     ElasticError,
     InvalidInput,
 )
@@ -86,7 +87,7 @@ def verify_backup(backup_id: int | str, actor: Actor) -> VerifyReport:
             cluster.verify_repository(where.repository)
             snap = cluster.snapshot(where.repository, where.snapshot)
             unread = False
-        except ElasticError as exc:
+        except (ElasticError, DamagedBackup) as exc:  # DamagedBackup: a record's claim refused
             problems.append(str(exc))
             snap, unread = None, True
         if snap is None and not unread:

@@ -15,8 +15,18 @@ from backups.storage.archive import (
     read_identities,
     write_archive,
 )
-from backups.storage.archive_import import Unpacked, commit_import, read_archive
-from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
+from backups.storage.archive_import import CommittedImport, Unpacked, commit_import, read_archive
+from backups.storage.catalog import (
+    RECORD_FORMAT,
+    RECORD_MAX_BYTES,
+    RECORD_VERSION,
+    BackupRecord,
+    Catalog,
+    HistoryEvent,
+    IndexCount,
+    NewerFormat,
+    PolicyRecord,
+)
 from backups.storage.fileio import check_name
 from backups.storage.manifest import Entry, Manifests
 from backups.storage.pipeline import parse_bandwidth
@@ -35,11 +45,15 @@ from backups.storage.working_tree import WorkingTree, compare_tree_to_manifest
 
 __all__ = [
     "DEFAULT_EXCLUDES",
+    "RECORD_FORMAT",
+    "RECORD_MAX_BYTES",
+    "RECORD_VERSION",
     "ArchiveHeader",
     "ArchiveProgress",
     "BackupRecord",
     "BlobCheckReport",
     "Catalog",
+    "CommittedImport",
     "Entry",
     "FilePlan",
     "FileProgress",
@@ -48,6 +62,7 @@ __all__ = [
     "IndexCount",
     "ManifestSummary",
     "Manifests",
+    "NewerFormat",
     "PolicyRecord",
     "RepositoryFile",
     "RestoreResult",

@@ -24,6 +24,7 @@ from typing import BinaryIO
 import pyrage
 
 from backups.errors import BackupError, DamagedBackup, InvalidInput
+from backups.formatting import printable
 from backups.storage.archive import (
     AGE_MAGIC,
     ARCHIVE_FORMAT,
@@ -72,13 +73,15 @@ def read_archive(
     repository_staging: Path,
     *,
     identities: list | None,
+    parse: Callable[[bytes, str], BackupRecord],
     check: Callable[[ArchiveHeader, BackupRecord], None],
     progress: ProgressFn = None,
 ) -> Unpacked:
     """Unpacks and checks the archive into the staging dirs (made here, removed on failure).
 
-    ``check`` sees the header and the record before anything is written, and raises to
-    refuse (a name taken, a set imported already).
+    ``parse`` turns the record's bytes into a checked BackupRecord (the archive is untrusted
+    input: operations/record_schema.py). ``check`` sees the header and the record before
+    anything is written, and raises to refuse (a name taken, a set imported already).
     """
     path = Path(path)
     encrypted = is_encrypted(path)
@@ -97,7 +100,7 @@ def read_archive(
         stream = counted
     made: list[Path] = []
     try:
-        unpacked = _unpack(stream, staging, repository_staging, check, made, meter, path)
+        unpacked = _unpack(stream, staging, repository_staging, parse, check, made, meter, path)
     except BaseException as exc:
         error = piped.close() if piped else None
         _remove(made)
@@ -153,7 +156,7 @@ MEMBER = re.compile(
 )
 
 
-def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Unpacked:
+def _unpack(stream, staging, repository_staging, parse, check, made, meter, path) -> Unpacked:
     gz = gzip.GzipFile(fileobj=stream, mode="rb")
     tar = tarfile.open(fileobj=gz, mode="r|")
     members = iter(tar)
@@ -178,7 +181,7 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
         if match["record"]:
             data = source.read()
             seen[info.name] = (hashlib.sha256(data).hexdigest(), len(data))
-            record = BackupRecord.from_json(json.loads(data), f"the record in {show(path)}")
+            record = parse(data, f"the record in {show(path)}")
             if record.name != header.name or record.set_id != header.set_id:
                 raise DamagedBackup(f"the record in {show(path)} does not match its header")
             check(header, record)  # before anything is written
@@ -246,8 +249,17 @@ def _write(source: BinaryIO, target: Path) -> tuple[str, int]:
 
 def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> None:
     listed = {}
-    for line in sums.decode(errors="replace").splitlines():
-        sha, size, member = line.split("  ", 2)
+    for number, line in enumerate(sums.decode(errors="replace").splitlines(), start=1):
+        parts = line.split("  ", 2)
+        if len(parts) != 3 or not SUMS_SHA.match(parts[0]) or not parts[1].isdigit():
+            raise DamagedBackup(
+                f"the {SUMS} of {show(path)} is malformed at its line {number} "
+                f"({printable(repr(line[:80]))}): it was damaged or tampered with; nothing was "
+                "imported"
+            )
+        sha, size, member = parts
+        if member in listed:
+            raise DamagedBackup(f"the {SUMS} of {show(path)} lists {printable(repr(member))} twice")
         listed[member] = (sha, int(size))
     listed.pop(HEADER, None)  # checked by parsing it; its hash is listed for other tools
     if listed != seen:
@@ -256,6 +268,9 @@ def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> No
             f"{show(path)} does not match its {SUMS} (first difference: {wrong[0][0]}): "
             "it was tampered with or damaged; nothing was imported"
         )
+
+
+SUMS_SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _remove(paths: list[Path]) -> None:
@@ -269,13 +284,26 @@ def _remove(paths: list[Path]) -> None:
 # --- committing ----------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class CommittedImport:
+    """What ``commit_import`` placed, so that a failure after it can take the set back whole."""
+
+    paths: tuple[Path, ...]  # in the order they were placed: the record last
+
+    def undo(self) -> None:
+        """Removes the record first (no sync sees a half set), then the rest. Blobs stay for
+        garbage collection: a backup taken meanwhile may share them."""
+        _remove(list(reversed(self.paths)))
+
+
 def commit_import(
     unpacked: Unpacked, store: Store, catalog: Catalog, record: BackupRecord, location: Path
-) -> None:
+) -> CommittedImport:
     """Moves a checked archive into the storage and the new repository directory.
 
     The record is written last: until then no sync sees the set. On failure what was moved
-    is taken back (blobs stay for garbage collection: others may share them).
+    is taken back (blobs stay for garbage collection: others may share them); after success,
+    the answer's ``undo`` takes it back.
     """
     name = record.name
     moved: list[Path] = []
@@ -312,3 +340,4 @@ def commit_import(
         _remove([unpacked.staging])
         if unpacked.repository_staging and unpacked.repository_staging.exists():
             _remove([unpacked.repository_staging])
+    return CommittedImport(tuple(moved))
