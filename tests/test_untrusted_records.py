@@ -5,6 +5,7 @@ this console's own repository; an import that fails after its commit leaves noth
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -23,7 +24,7 @@ from pyrage import x25519
 from backups import operations
 from backups.errors import DamagedBackup
 from backups.formatting import printable
-from backups.models import AuditEvent, Backup
+from backups.models import AuditEvent, Backup, Policy
 from backups.operations import archives, records
 from backups.operations.record_schema import RecordRefused, parse_record
 
@@ -72,6 +73,46 @@ def test_sync_refuses_each_bad_record_by_name_and_imports_the_good_one_beside_th
     assert "\x1b" not in ran.out + ran.err and "'\\x1b[2Jx'" in ran.out
 
 
+def test_a_carried_history_is_checked_like_its_record(small_a4c, cli_actor, settings):
+    Policy.objects.create(name="nightly", schedule="0 3 * * *")
+    backed_up(cli_actor, "acc1")
+    history = Path(settings.A4C_BACKUP_DIR) / "records" / "acc1.history.jsonl.gz"
+    lines = [json.loads(line) for line in gzip.decompress(history.read_bytes()).splitlines()]
+
+    def carry(change) -> None:
+        changed = [change(item) for item in lines]
+        history.write_bytes(
+            gzip.compress(b"".join(json.dumps(i).encode() + b"\n" for i in changed))
+        )
+
+    def many(item):
+        if "policy" in item:
+            return {"policy": {**item["policy"], "settings": {"keep_last": "many"}}}
+        return item
+
+    carry(many)
+    lose_the_console_database()
+    report = operations.sync_catalog(cli_actor)
+
+    assert report.imported == ["acc1"] and report.events_imported > 0
+    assert "the policy 'nightly' carried by the record of acc1 was refused: keep_last:" in (
+        " ".join(report.problems)
+    )
+    assert not Policy.objects.exists()
+
+    def later(item):
+        if "event" in item:
+            return {"event": {**item["event"], "at": "2099-01-01T00:00:00.000000+00:00"}}
+        return item
+
+    carry(later)
+    lose_the_console_database()
+    report = operations.sync_catalog(cli_actor)
+
+    assert report.imported == ["acc1"] and report.events_imported == 0
+    assert "at: 2099-01-01T00:00:00.000000+00:00 is in the future" in " ".join(report.problems)
+
+
 def test_the_schema_holds_types_ranges_and_lengths(small_a4c, cli_actor, settings):
     backed_up(cli_actor, "acc1")
     good = (Path(settings.A4C_BACKUP_DIR) / "records" / "acc1.json").read_bytes()
@@ -90,7 +131,11 @@ def test_the_schema_holds_types_ranges_and_lengths(small_a4c, cli_actor, setting
     assert "trigger: 'nightly' is not one of web, cli, schedule, safety" in refused(
         trigger="nightly"
     )
-    assert "description: 10001 characters; at most 10000" in refused(description="d" * 10001)
+    assert "description: 100001 characters; at most 100000" in refused(description="d" * 100_001)
+    assert "description: holds control characters (\\x1b[2J" in refused(description=ESCAPE)
+    typed = json.loads(good)
+    typed["record"]["description"] = "typed in a text area:\r\nsecond line\tand a tab"
+    assert parse_record(json.dumps(typed).encode(), "acc1").description.endswith("a tab")
     assert "actor: holds control characters" in refused(actor="root\u202egnp.exe")
     assert "manifest_sha256: 'abc' is not 64 lowercase hex digits" in refused(manifest_sha256="abc")
     assert "unknown fields 'owner'" in refused(owner="root")

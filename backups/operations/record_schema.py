@@ -16,6 +16,7 @@ retention) is decided where that happens (operations/records.py).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import re
 from datetime import datetime, timedelta
@@ -41,12 +42,13 @@ from backups.storage import (
 INT_MAX = 2**63 - 1  # Elasticsearch's long, the database's bigint
 FILE_COUNT_MAX = 2**31 - 1  # Backup.file_count is an integer column
 TEXT_MAX = 1000
-DESCRIPTION_MAX = 10_000
+DESCRIPTION_MAX = 100_000
 LIST_MAX = 10_000
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SET_ID = re.compile(r"^[0-9a-f]{32}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")  # repository names, cluster uuids
+_TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+\-]*$")  # repository names
+_CLUSTER_UUID = re.compile(r"^[A-Za-z0-9_\-]+$")  # base64url
 _ES_VERSION = re.compile(r"^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}[A-Za-z0-9.\-]{0,30}$")
 
 
@@ -112,7 +114,9 @@ def parse_record(raw: bytes, where: str, *, now: datetime | None = None) -> Back
         repository=fields.matching("repository", _TOKEN, "a repository name", limit=255),
         repository_location=fields.location("repository_location"),
         es_cluster_name=fields.text("es_cluster_name", 255),
-        es_cluster_uuid=fields.matching("es_cluster_uuid", _TOKEN, "a cluster uuid", limit=64),
+        es_cluster_uuid=fields.matching(
+            "es_cluster_uuid", _CLUSTER_UUID, "a cluster uuid", limit=64
+        ),
         es_version=fields.matching("es_version", _ES_VERSION, "a version such as 8.19.8"),
         manifest_sha256=fields.matching("manifest_sha256", _HEX64, "64 lowercase hex digits"),
         file_count=fields.integer("file_count", FILE_COUNT_MAX),
@@ -154,24 +158,28 @@ def parse_history_item(item: object, where: str, *, now: datetime | None = None)
     parameters = body.get("parameters", {})
     if not isinstance(parameters, dict):
         fields.problems.append("parameters: not an object")
+    # The hash covers these texts as written, so they are taken as they are (but for NUL, which
+    # no database column holds) and escaped wherever they are shown.
     event = HistoryEvent(
         at=at.isoformat(timespec="microseconds") if at else "",
-        actor=fields.text("actor", 150),
-        source=fields.text("source", 10),
-        action=fields.text("action", 64, required=True),
-        target=fields.text("target", TEXT_MAX),
+        actor=fields.text("actor", 150, any_text=True),
+        source=fields.choice("source", Source.values),
+        action=fields.text("action", 40, required=True, any_text=True),
+        target=fields.text("target", 300, any_text=True),
         parameters=parameters if isinstance(parameters, dict) else {},
-        outcome=fields.text("outcome", 20),
-        message=fields.text("message", DESCRIPTION_MAX, lines=True),
-        ip=fields.text("ip", 45) or None,
-        user_agent=fields.text("user_agent", TEXT_MAX),
+        outcome=fields.text("outcome", 12, any_text=True),
+        message=fields.text("message", DESCRIPTION_MAX, any_text=True),
+        ip=fields.address("ip"),
+        user_agent=fields.text("user_agent", 300, any_text=True),
         backup=fields.integer("backup", INT_MAX, optional=True),
         restore=fields.integer("restore", INT_MAX, optional=True),
         prev_hash=fields.matching("prev_hash", _HEX64, "64 lowercase hex digits", required=True),
         hash=fields.matching("hash", _HEX64, "64 lowercase hex digits", required=True),
-        imported_from=fields.text("imported_from", TEXT_MAX),
+        imported_from=fields.text("imported_from", TEXT_MAX, any_text=True),
         imported_hash=fields.matching("imported_hash", _HEX64, "64 lowercase hex digits"),
     )
+    if at is not None and event.at != body["at"]:
+        event = dataclasses.replace(event, at=body["at"])  # hashed as written
     known = {f.name for f in dataclasses.fields(HistoryEvent)}
     unknown = sorted(printable(repr(k)) for k in body if k not in known)
     if unknown:
@@ -201,17 +209,22 @@ class _Fields:
             return default
         return value
 
-    def text(self, key: str, limit: int, *, required=False, lines=False) -> str:
+    def text(self, key: str, limit: int, *, required=False, lines=False, any_text=False) -> str:
         value = self._get(key, str, "", required)
         if required and value == "" and key in self.body:
             self.problems.append(f"{key}: empty")
-        return self._clean_text(key, value, limit, lines)
+        return self._clean_text(key, value, limit, lines, any_text)
 
-    def _clean_text(self, key: str, value: str, limit: int, lines: bool = False) -> str:
+    def _clean_text(self, key, value: str, limit: int, lines=False, any_text=False) -> str:
         if len(value) > limit:
             self.problems.append(f"{key}: {len(value)} characters; at most {limit}")
             return ""
-        allowed = "\n\t" if lines else ""
+        if any_text:
+            if "\0" in value:
+                self.problems.append(f"{key}: holds a NUL character")
+                return ""
+            return value
+        allowed = "\r\n\t" if lines else ""  # a web form's text area sends CR LF
         if any(unsafe_character(c) and c not in allowed for c in value):
             self.problems.append(f"{key}: holds control characters ({printable(value[:60])!s})")
             return ""
@@ -266,6 +279,17 @@ class _Fields:
         except InvalidInput as exc:
             self.problems.append(f"{key}: {printable(repr(value[:70]))}: {exc}")
             return ""
+
+    def address(self, key: str) -> str | None:
+        value = self._get(key, str, "", False)
+        if not value:
+            return None
+        try:
+            ipaddress.ip_address(value)
+            return value  # as written: the event's hash covers it
+        except ValueError:
+            self.problems.append(f"{key}: {printable(repr(value[:50]))} is not an IP address")
+            return None
 
     def location(self, key: str) -> str:
         value = self.text(key, 1000)
