@@ -236,6 +236,33 @@ def test_a_malformed_sha256sums_is_said_without_a_traceback(
     assert Backup.objects.count() == 0
 
 
+def test_an_archive_whose_indices_come_without_their_snapshot_is_refused(
+    small_a4c, cli_actor, settings, tmp_path
+):
+    """Else its snapshot would be looked for in whatever repository its record names."""
+    backed_up(cli_actor, "acc1")
+    archive = tmp_path / "acc1.a4c"
+    operations.export_backup("acc1", archive, cli_actor, recipients=[])
+    stripped = tmp_path / "stripped.a4c"
+
+    def without_snapshot(name: str, data: bytes) -> bytes | None:
+        if name == "SHA256SUMS":
+            return b"".join(
+                line for line in data.splitlines(keepends=True) if b"  repository/" not in line
+            )
+        return None if name.startswith("repository/") else data
+
+    rewrite(archive, stripped, without_snapshot)
+    settings.A4C_BACKUP_DIR = tmp_path / "storage-2"
+    lose_the_console_database()
+
+    with pytest.raises(DamagedBackup, match="lists [0-9]+ indices but the archive carries no"):
+        operations.import_archive(stripped, cli_actor)
+    assert Backup.objects.count() == 0
+    second = Path(settings.A4C_BACKUP_DIR)
+    assert not second.exists() or [p for p in second.rglob("*") if p.is_file()] == []
+
+
 def test_an_import_that_fails_after_its_commit_takes_the_set_back_and_can_run_again(
     small_a4c, cli_actor, settings, tmp_path, es_path_repo, es_cluster, monkeypatch
 ):
@@ -339,9 +366,11 @@ def test_texts_from_outside_are_shown_escaped_on_terminals_and_pages(
 
 
 def rewrite(path: Path, target: Path, change) -> None:
-    """A copy of an unencrypted archive with members' bytes changed."""
+    """A copy of an unencrypted archive with members' bytes changed (None: left out)."""
     with tarfile.open(path, "r:gz") as src, tarfile.open(target, "w:gz") as dst:
         for info in src:
             data = change(info.name, src.extractfile(info).read())
+            if data is None:
+                continue
             info.size = len(data)
             dst.addfile(info, io.BytesIO(data))

@@ -210,7 +210,7 @@ def import_archive(
     has_snapshot = any(repo_staging.iterdir()) if repo_staging.exists() else False
     record = dataclasses.replace(
         unpacked.record,
-        repository=repo_name if has_snapshot else unpacked.record.repository,
+        repository=repo_name if has_snapshot else "",
         repository_location=str(location) if has_snapshot else "",
         imported_from=f"archive {path.name} (exported {unpacked.header.created})",
     )

@@ -211,6 +211,16 @@ def _unpack(stream, staging, repository_staging, parse, check, made, meter, path
     while gz.read(CHUNK):  # to the end of the stream: gzip checks its CRC there
         pass
     _check_sums(sums, seen, path)
+    if (
+        record.include_elasticsearch
+        and record.indices
+        and not any(member.startswith("repository/") for member in seen)
+    ):
+        # Its snapshot would otherwise be looked for in whatever repository the record names.
+        raise DamagedBackup(
+            f"the record in {show(path)} lists {len(record.indices)} indices but the archive "
+            "carries no snapshot files: it was not written by `export`; nothing was imported"
+        )
     for sha, size in blobs:
         if seen[f"blobs/{sha}"] != (sha, size):
             raise DamagedBackup(f"blob {sha[:12]}.. in {show(path)} does not hash to its name")
