@@ -43,7 +43,7 @@ def plant(settings, like: str, file_name: str, **changes) -> dict:
 
 
 def test_sync_refuses_each_bad_record_by_name_and_imports_the_good_one_beside_them(
-    small_a4c, cli_actor, settings, capsys
+    small_a4c, cli_actor, settings, capsys, tmp_path
 ):
     backed_up(cli_actor, "acc1")
     plant(settings, "acc1", "counts", file_count=10**30)
@@ -51,6 +51,10 @@ def test_sync_refuses_each_bad_record_by_name_and_imports_the_good_one_beside_th
     plant(settings, "acc1", "later", created_at="2099-01-01T00:00:00+00:00", policy="nightly")
     plant(settings, "acc1", f"{ESCAPE}x")
     plant(settings, "acc1", "=2+5")
+    fake = tmp_path / "fake-repository"  # well-formed, but what it points at is not
+    fake.mkdir()
+    (fake / "index-0").write_text("[1]")
+    plant(settings, "acc1", "pointer", repository_location=str(fake), include_files=False)
     lose_the_console_database()
 
     report = operations.sync_catalog(cli_actor)
@@ -63,6 +67,7 @@ def test_sync_refuses_each_bad_record_by_name_and_imports_the_good_one_beside_th
     assert "created_at: 2099-01-01T00:00:00+00:00 is in the future" in text
     assert "\\x1b[2Jx" in text and "\x1b" not in text
     assert "'=2+5': A backup name uses lowercase ASCII letters" in text
+    assert "pointer was not imported: what its record points at could not be read" in text
     assert list(Backup.objects.values_list("name", flat=True)) == ["acc1"]
 
     ran = manage(capsys, "sync")

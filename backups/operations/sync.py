@@ -110,6 +110,12 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
             _sync_one(record, report)
         except BackupError as exc:
             report.problems.append(f"{printable(name)}: {exc}")
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            # What the record points at (a repository location) is as untrusted as the record.
+            report.problems.append(
+                f"{printable(name)} was not imported: what its record points at could not be "
+                f"read ({type(exc).__name__}: {printable(exc)})"
+            )
     for row in Backup.objects.filter(status=Backup.Status.SUCCEEDED, vanished_at=None).exclude(
         set_id=""
     ):
