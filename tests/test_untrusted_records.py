@@ -17,11 +17,12 @@ import pyrage
 import pytest
 from commands import manage
 from django.urls import reverse
+from django.utils import timezone
 from fault_support import backed_up, lose_the_cluster_state, lose_the_console_database
 from people import member
 from pyrage import x25519
 
-from backups import operations
+from backups import audit, operations
 from backups.errors import DamagedBackup
 from backups.formatting import printable
 from backups.models import AuditEvent, Backup, Policy
@@ -367,6 +368,24 @@ def test_texts_from_outside_are_shown_escaped_on_terminals_and_pages(
     for url in (reverse("backups:backup_list"), reverse("backups:backup_detail", args=[backup.pk])):
         page = client.get(url).content.decode()
         assert "\x1b" not in page and "\u202e" not in page and "eve\\u202egnp" in page
+    # an audit event carried in from another console, its text kept as written (hashed so)
+    audit.append_imported(
+        at=timezone.now(),
+        imported_from="another console",
+        imported_hash="c" * 64,
+        actor=f"{ESCAPE}eve",
+        source="cli",
+        action="backup.delete",
+        target="acc1\u202e",
+        parameters={"why": f"{ESCAPE}because"},
+        outcome="succeeded",
+        message=f"{ESCAPE}deleted",
+        ip=None,
+        user_agent="",
+    )
+    page = client.get(reverse("backups:audit")).content.decode()
+    assert "\x1b" not in page and "\u202e" not in page
+    assert "\\x1b[2Jeve" in page and "\\x1b[2Jdeleted" in page and "\\x1b[2Jbecause" in page
     assert printable("=2+5") == "=2+5" and printable("a\tb\nc") == "a\tb\nc"
 
 
