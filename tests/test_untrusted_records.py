@@ -44,7 +44,7 @@ def plant(settings, like: str, file_name: str, **changes) -> dict:
 
 
 def test_sync_refuses_each_bad_record_by_name_and_imports_the_good_one_beside_them(
-    small_a4c, cli_actor, settings, capsys, tmp_path
+    small_a4c, cli_actor, settings, capsys, tmp_path, client
 ):
     backed_up(cli_actor, "acc1")
     plant(settings, "acc1", "counts", file_count=10**30)
@@ -77,6 +77,9 @@ def test_sync_refuses_each_bad_record_by_name_and_imports_the_good_one_beside_th
     assert ran.err.startswith("error: sync refused 5 record(s) of the backup storage")
     assert "refused: 5 record(s), not imported:" in ran.out
     assert "\x1b" not in ran.out + ran.err and "'\\x1b[2Jx'" in ran.out
+    client.force_login(member("vera", "viewers"))
+    page = client.get(reverse("backups:backup_list")).content.decode()
+    assert "5 records refused (not imported: malformed or planted;" in page
 
 
 def test_a_carried_history_is_checked_like_its_record(small_a4c, cli_actor, settings):
