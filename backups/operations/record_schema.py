@@ -97,7 +97,7 @@ def parse_record(raw: bytes, where: str, *, now: datetime | None = None) -> Back
         raise RecordRefused(where, ["it holds no record"])
     fields = _Fields(body, now or timezone.now())
     record = BackupRecord(
-        set_id=fields.matching("set_id", _SET_ID, "32 lowercase hex digits"),
+        set_id=fields.matching("set_id", _SET_ID, "32 lowercase hex digits", required=True),
         name=fields.backup_name("name"),
         created_at=fields.time("created_at", required=True),
         started_at=fields.time("started_at"),
