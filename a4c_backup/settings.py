@@ -368,6 +368,9 @@ A4C_SCHEDULER_TICK_SECONDS = env.float("A4C_SCHEDULER_TICK_SECONDS", default=15.
 # Safety backups taken before restores: how many of the newest are kept.
 # How often the worker re-reads the backup storage's catalog (other consoles' sets, gone ones).
 A4C_SYNC_SECONDS = env.float("A4C_SYNC_SECONDS", default=300.0)
+# How far in the future a record's times may be (clocks of hosts sharing a storage differ a
+# little); a record dated later is refused by sync and import (operations/record_schema.py).
+A4C_RECORD_CLOCK_SKEW_SECONDS = env.float("A4C_RECORD_CLOCK_SKEW_SECONDS", default=300.0)
 # age public keys (age1...) that exported archives are encrypted to; empty: not encrypted.
 A4C_EXPORT_RECIPIENTS = env.list("A4C_EXPORT_RECIPIENTS", default=[])
 A4C_SAFETY_BACKUPS_KEEP = env.int("A4C_SAFETY_BACKUPS_KEEP", default=5)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from backups.formatting import printable
 from backups.management.arguments import fail
 from backups.management.progress import label
 from backups.models import Backup, RestoreRun, RunKind
@@ -116,7 +117,7 @@ def report_outcome(
     if queued_only or run.status in type(run).ACTIVE:
         return
     for warning in getattr(run, "warnings", None) or []:
-        command.stderr.write(f"warning: {warning}")
+        command.stderr.write(printable(f"warning: {warning}"))
     if run.status != "succeeded":
         raise fail(
             f"{label(run)} {run.status.replace('_', ' ')}: {run.error_message or 'no detail'}"

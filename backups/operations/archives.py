@@ -26,6 +26,7 @@ from backups.models import Backup
 from backups.operations import records
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
+from backups.operations.record_schema import parse_record
 from backups.storage import (
     ArchiveHeader,
     ArchiveProgress,
@@ -40,7 +41,6 @@ from backups.storage import (
     read_archive,
     read_identities,
     terminated_as_interrupt,
-    undo_import,
     write_archive,
 )
 from backups.storage import discard_import_leftovers as storage_leftovers
@@ -71,18 +71,22 @@ class ArchiveJob:
     """An export decided and checked, ready to stream: writing it touches no database, so a
     thread can feed it to a download while the request's thread reads the pipe."""
 
-    name: str
+    record: BackupRecord
     store: Store
     catalog: Catalog
     repository: list[RepositoryFile]
     recipients: list
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
     def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
         return write_archive(
             out,
             self.store,
             self.catalog,
-            self.name,
+            self.record,
             self.repository,
             recipients=self.recipients or None,
             progress=progress,
@@ -103,7 +107,13 @@ def prepare_export(
     keys = parse_recipients(recipients) if recipients else []
     if not records.catalog().exists(backup.name):
         records.write_record(backup)
-    job = ArchiveJob(backup.name, store(), records.catalog(), _repository_files(backup), keys)
+    job = ArchiveJob(
+        records.read_record(backup.name),
+        store(),
+        records.catalog(),
+        _repository_files(backup),
+        keys,
+    )
     audit.record(
         actor,
         "backup.export",
@@ -144,9 +154,9 @@ def export_backup(
     audit.record(
         actor,
         "backup.export",
-        target=job.name,
+        target=job.record.name,
         outcome=Outcome.SUCCEEDED,
-        backup=get_backup(job.name),
+        backup=get_backup(job.record.name),
         parameters={
             "to": str(target),
             "encrypted": bool(job.recipients),
@@ -195,30 +205,12 @@ def import_archive(
     # stop (SIGTERM, Ctrl-C) removes what was unpacked, and what a killed import left goes too.
     try:
         with terminated_as_interrupt(), locked_staging(*staging_places()) as staged:
-            backup, unpacked, has_snapshot = _unpack_and_commit(
-                path, identities, check, staged, progress
-            )
+            return _unpack_and_commit(path, identities, check, staged, progress, actor)
     except KeyboardInterrupt as stop:
         raise Cancelled(
             f"the import of {path.name} was stopped ({stop or 'Ctrl-C'}): nothing was imported, "
             "and what it had unpacked was removed."
         ) from None
-    name, (repo_name, location) = backup.name, import_location(backup.name)
-    audit.record(
-        actor,
-        "backup.import",
-        target=name,
-        outcome=Outcome.SUCCEEDED,
-        backup=backup,
-        parameters={
-            "file": str(path),
-            "encrypted": identities is not None,
-            "repository": repo_name if has_snapshot else "",
-            "location": str(location) if has_snapshot else "",
-            "blobs": unpacked.header.blobs,
-        },
-    )
-    return backup
 
 
 def staging_places() -> tuple[Path, Path]:
@@ -231,13 +223,16 @@ def discard_import_leftovers() -> list[str]:
     return storage_leftovers(*staging_places())
 
 
-def _unpack_and_commit(path: Path, identities, check, staged: ImportStaging, progress):
+def _unpack_and_commit(
+    path: Path, identities, check, staged: ImportStaging, progress, actor: Actor
+) -> Backup:
     catalog = records.catalog()
     unpacked = read_archive(
         path,
         staged.staging,
         staged.repository_staging,
         identities=identities,
+        parse=parse_record,
         check=check,
         progress=progress,
     )
@@ -247,15 +242,31 @@ def _unpack_and_commit(path: Path, identities, check, staged: ImportStaging, pro
     has_snapshot = any(repo_staging.iterdir()) if repo_staging.exists() else False
     record = dataclasses.replace(
         unpacked.record,
-        repository=repo_name if has_snapshot else unpacked.record.repository,
+        repository=repo_name if has_snapshot else "",
         repository_location=str(location) if has_snapshot else "",
         imported_from=f"archive {path.name} (exported {unpacked.header.created})",
     )
-    commit_import(unpacked, store(), catalog, record, location)
+    committed = commit_import(unpacked, store(), catalog, record, location)
     try:
         with transaction.atomic():
             backup = Backup.objects.create(**records.row_fields(record, record.imported_from))
+            audit.record(
+                actor,
+                "backup.import",
+                target=name,
+                outcome=Outcome.SUCCEEDED,
+                backup=backup,
+                parameters={
+                    "file": str(path),
+                    "encrypted": identities is not None,
+                    "repository": repo_name if has_snapshot else "",
+                    "location": str(location) if has_snapshot else "",
+                    "blobs": unpacked.header.blobs,
+                },
+            )
     except BaseException:
-        undo_import(store(), catalog, name, location if has_snapshot else None)
+        # Nothing half-imported: without its row the set must not stay in the storage, or a
+        # second import would find its manifest there ("File exists").
+        committed.undo()
         raise
-    return backup, unpacked, has_snapshot
+    return backup

@@ -5,6 +5,10 @@ not list (from records written by this console before a reinstall, or by another
 sharing the storage), flags rows whose set has gone, carries the audit history and the
 policies of the newest set in, and says what it did. It never duplicates and changes nothing
 when run twice.
+
+Records are untrusted input (the storage is shared): each is read through
+records.read_record, and one that is refused is reported by name with what is wrong, and
+skipped; the others are imported all the same.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import dataclasses
 from datetime import datetime
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +26,7 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
 from backups.errors import BackupError, DamagedBackup
+from backups.formatting import printable
 from backups.models import AuditEvent, Backup, Policy, SystemState
 from backups.operations import records
 from backups.operations.places import store
@@ -38,6 +44,7 @@ class SyncReport:
     vanished: list[str] = dataclasses.field(default_factory=list)
     returned: list[str] = dataclasses.field(default_factory=list)
     refreshed: list[str] = dataclasses.field(default_factory=list)
+    refused: list[str] = dataclasses.field(default_factory=list)  # records not well-formed
     problems: list[str] = dataclasses.field(default_factory=list)
     events_imported: int = 0
     policies_imported: list[str] = dataclasses.field(default_factory=list)
@@ -60,7 +67,8 @@ class SyncReport:
 
 
 def last_sync() -> dict | None:
-    """What the last sync said: {"at", "imported", "vanished", "problems"}; None if never."""
+    """What the last sync said: {"at", "imported", "vanished", "refused", "problems"}; None if
+    never."""
     state = SystemState.objects.filter(key=STATE_KEY).first()
     return state.value if state else None
 
@@ -90,18 +98,28 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
     names = catalog.names()
     for done, name in enumerate(names, start=1):
         if progress:
-            progress(f"record {done}/{len(names)}: {name}")
+            progress(f"record {done}/{len(names)}: {printable(name)}")
         try:
-            record = catalog.read(name)
+            record = records.read_record(name)
         except BackupError as exc:
-            report.problems.append(f"{name}: {exc}")
+            report.refused.append(name)
+            report.problems.append(f"{printable(name)}: {exc}")
             continue
         found[name] = record
-        _sync_one(record, report)
+        try:
+            _sync_one(record, report)
+        except BackupError as exc:
+            report.problems.append(f"{printable(name)}: {exc}")
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            # What the record points at (a repository location) is as untrusted as the record.
+            report.problems.append(
+                f"{printable(name)} was not imported: what its record points at could not be "
+                f"read ({type(exc).__name__}: {printable(exc)})"
+            )
     for row in Backup.objects.filter(status=Backup.Status.SUCCEEDED, vanished_at=None).exclude(
         set_id=""
     ):
-        if row.name not in found:
+        if row.name not in found and row.name not in report.refused:
             _vanish(row, "its record is gone from the backup storage", report)
     newest = max(
         (r for r in found.values() if r.finished_at),
@@ -110,7 +128,7 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
     )
     if newest is not None:
         try:
-            _import_history(catalog.history(newest.name), newest, report)
+            _import_history(records.read_history(newest.name), newest, report)
         except BackupError as exc:
             report.problems.append(f"the history carried by {newest.name}: {exc}")
     SystemState.objects.update_or_create(
@@ -120,6 +138,7 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
                 "at": report.at.isoformat(),
                 "imported": len(report.imported),
                 "vanished": len(report.vanished),
+                "refused": len(report.refused),
                 "problems": report.problems[:20],
             }
         },
@@ -134,6 +153,7 @@ def sync_catalog(actor: Actor, progress: ProgressCallback = None) -> SyncReport:
             parameters={
                 "imported": report.imported,
                 "vanished": report.vanished,
+                "refused": [printable(n) for n in report.refused],
                 "returned": report.returned,
                 "events": report.events_imported,
                 "policies": report.policies_imported,
@@ -268,5 +288,15 @@ def _import_history(items, record: BackupRecord, report: SyncReport) -> None:
             continue
         fields = {k: v for k, v in policy.settings.items() if k in records.POLICY_FIELDS}
         # Paused: a new machine must not start taking backups before someone says so.
-        Policy.objects.create(name=policy.name, **{**fields, "paused": True})
+        row = Policy(name=policy.name, **{**fields, "paused": True})
+        try:
+            row.full_clean()
+        except ValidationError as exc:
+            wrong = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            report.problems.append(
+                f"the policy {printable(repr(policy.name))} carried by {where} was refused: "
+                f"{printable(wrong)}"
+            )
+            continue
+        row.save()
         report.policies_imported.append(policy.name)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from backups import audit, progress
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
-from backups.errors import BackupError, Cancelled, ElasticError, InvalidInput
+from backups.errors import BackupError, Cancelled, DamagedBackup, ElasticError, InvalidInput
 from backups.models import Backup, Job, RunKind
 from backups.operations import lifecycle, records
 from backups.operations.lookup import get_backup, get_job
@@ -185,7 +185,7 @@ def snapshot_problems(backup: Backup) -> list[str]:
         records.ensure_repository_for(backup)
         cluster.verify_repository(where.repository)
         snap = cluster.snapshot(where.repository, where.snapshot)
-    except ElasticError as exc:
+    except (ElasticError, DamagedBackup) as exc:  # DamagedBackup: a record's claim refused
         return [str(exc)]
     if snap is None:
         return [f"snapshot {where.snapshot} is missing from repository {where.repository}"]

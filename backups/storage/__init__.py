@@ -15,8 +15,18 @@ from backups.storage.archive import (
     read_identities,
     write_archive,
 )
-from backups.storage.archive_import import Unpacked, commit_import, read_archive, undo_import
-from backups.storage.catalog import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
+from backups.storage.archive_import import CommittedImport, Unpacked, commit_import, read_archive
+from backups.storage.catalog import (
+    RECORD_FORMAT,
+    RECORD_MAX_BYTES,
+    RECORD_VERSION,
+    BackupRecord,
+    Catalog,
+    HistoryEvent,
+    IndexCount,
+    NewerFormat,
+    PolicyRecord,
+)
 from backups.storage.fileio import check_name
 from backups.storage.import_staging import (
     ImportStaging,
@@ -45,11 +55,15 @@ __all__ = [
     "DEFAULT_EXCLUDES",
     "OWNERS",
     "RECORDED",
+    "RECORD_FORMAT",
+    "RECORD_MAX_BYTES",
+    "RECORD_VERSION",
     "ArchiveHeader",
     "ArchiveProgress",
     "BackupRecord",
     "BlobCheckReport",
     "Catalog",
+    "CommittedImport",
     "CopyOptions",
     "Entry",
     "FilePlan",
@@ -60,6 +74,7 @@ __all__ = [
     "IndexCount",
     "ManifestSummary",
     "Manifests",
+    "NewerFormat",
     "PolicyRecord",
     "RepositoryFile",
     "RestoreResult",
@@ -78,6 +93,5 @@ __all__ = [
     "read_archive",
     "read_identities",
     "terminated_as_interrupt",
-    "undo_import",
     "write_archive",
 ]

@@ -32,7 +32,7 @@ from typing import BinaryIO
 import pyrage
 
 from backups.errors import ConfigError, DamagedBackup, InvalidInput, StorageError
-from backups.storage.catalog import Catalog
+from backups.storage.catalog import BackupRecord, Catalog
 from backups.storage.fileio import os_error, show
 from backups.storage.store import Store
 
@@ -182,14 +182,17 @@ def write_archive(
     out: BinaryIO,
     store: Store,
     catalog: Catalog,
-    name: str,
+    record: BackupRecord,
     repository: list[RepositoryFile],
     *,
     recipients: list | None = None,
     progress: ProgressFn = None,
 ) -> ArchiveHeader:
-    """Streams the set's archive into ``out``; encrypted to ``recipients`` when given."""
-    record = catalog.read(name)
+    """Streams the set's archive into ``out``; encrypted to ``recipients`` when given.
+
+    ``record`` is the set's record as read (and checked) from ``catalog``: its file is what
+    the archive carries."""
+    name = record.name
     blobs = _blobs_of(store, name) if record.include_files else {}
     extra = [catalog.record_path(name), catalog.history_path(name)]
     if record.include_files:

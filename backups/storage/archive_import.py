@@ -24,6 +24,7 @@ from typing import BinaryIO
 import pyrage
 
 from backups.errors import BackupError, DamagedBackup, InvalidInput, StorageError
+from backups.formatting import printable
 from backups.storage.archive import (
     AGE_MAGIC,
     ARCHIVE_FORMAT,
@@ -84,13 +85,15 @@ def read_archive(
     repository_staging: Path,
     *,
     identities: list | None,
+    parse: Callable[[bytes, str], BackupRecord],
     check: Callable[[ArchiveHeader, BackupRecord], None],
     progress: ProgressFn = None,
 ) -> Unpacked:
     """Unpacks and checks the archive into the staging dirs (made here, removed on failure).
 
-    ``check`` sees the header and the record before anything is written, and raises to
-    refuse (a name taken, a set imported already).
+    ``parse`` turns the record's bytes into a checked BackupRecord (the archive is untrusted
+    input: operations/record_schema.py). ``check`` sees the header and the record before
+    anything is written, and raises to refuse (a name taken, a set imported already).
     """
     path = Path(path)
     encrypted = is_encrypted(path)
@@ -109,7 +112,7 @@ def read_archive(
         stream = counted
     made: list[Path] = []
     try:
-        unpacked = _unpack(stream, staging, repository_staging, check, made, meter, path)
+        unpacked = _unpack(stream, staging, repository_staging, parse, check, made, meter, path)
     except BaseException as exc:
         error = piped.close() if piped else None
         _remove(made)
@@ -172,7 +175,7 @@ MEMBER = re.compile(
 )
 
 
-def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Unpacked:
+def _unpack(stream, staging, repository_staging, parse, check, made, meter, path) -> Unpacked:
     gz = gzip.GzipFile(fileobj=stream, mode="rb")
     tar = tarfile.open(fileobj=gz, mode="r|", tarinfo=CappedTarInfo)
     members = iter(tar)
@@ -205,7 +208,9 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
                 raise DamagedBackup(f"{show(path)} holds a second record {info.name!r}")
             data = read_capped(tar, info, RECORD_CAP, path)
             seen[info.name] = (hashlib.sha256(data).hexdigest(), len(data))
-            record = _record(data, header, path)
+            record = parse(data, f"the record in {show(path)}")
+            if record.name != header.name or record.set_id != header.set_id:
+                raise DamagedBackup(f"the record in {show(path)} does not match its header")
             check(header, record)  # before anything is written
             budget.admit(info.name, len(data), "record", "storage")
             for directory in (staging, repository_staging):
@@ -243,6 +248,16 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
     while gz.read(CHUNK):  # to the end of the stream: gzip checks its CRC there
         pass
     _check_sums(sums, seen, path)
+    if (
+        record.include_elasticsearch
+        and record.indices
+        and not any(member.startswith("repository/") for member in seen)
+    ):
+        # Its snapshot would otherwise be looked for in whatever repository the record names.
+        raise DamagedBackup(
+            f"the record in {show(path)} lists {len(record.indices)} indices but the archive "
+            "carries no snapshot files: it was not written by `export`; nothing was imported"
+        )
     for sha, size in blobs:
         if seen[f"blobs/{sha}"] != (sha, size):
             raise DamagedBackup(f"blob {sha[:12]}.. in {show(path)} does not hash to its name")
@@ -308,15 +323,18 @@ def _write(source: BinaryIO, target: Path, place: Place, path: Path) -> tuple[st
 
 def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> None:
     listed = {}
-    for line in sums.decode(errors="replace").splitlines():
-        try:
-            sha, size, member = line.split("  ", 2)
-            listed[member] = (sha, int(size))
-        except ValueError:
+    for number, line in enumerate(sums.decode(errors="replace").splitlines(), start=1):
+        parts = line.split("  ", 2)
+        if len(parts) != 3 or not SUMS_SHA.match(parts[0]) or not parts[1].isdigit():
             raise DamagedBackup(
-                f"the {SUMS} of {show(path)} holds a line that is not 'hash  size  member' "
-                f"({line[:80]!r}): it was tampered with or damaged; nothing was imported"
-            ) from None
+                f"the {SUMS} of {show(path)} is malformed at its line {number} "
+                f"({printable(repr(line[:80]))}): it was damaged or tampered with; nothing was "
+                "imported"
+            )
+        sha, size, member = parts
+        if member in listed:
+            raise DamagedBackup(f"the {SUMS} of {show(path)} lists {printable(repr(member))} twice")
+        listed[member] = (sha, int(size))
     listed.pop(HEADER, None)  # checked by parsing it; its hash is listed for other tools
     if listed != seen:
         wrong = sorted(set(listed.items()) ^ set(seen.items()))
@@ -324,6 +342,9 @@ def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> No
             f"{show(path)} does not match its {SUMS} (first difference: {wrong[0][0]}): "
             "it was tampered with or damaged; nothing was imported"
         )
+
+
+SUMS_SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _remove(paths: list[Path]) -> None:
@@ -337,13 +358,26 @@ def _remove(paths: list[Path]) -> None:
 # --- committing ----------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class CommittedImport:
+    """What ``commit_import`` placed, so that a failure after it can take the set back whole."""
+
+    paths: tuple[Path, ...]  # in the order they were placed: the record last
+
+    def undo(self) -> None:
+        """Removes the record first (no sync sees a half set), then the rest. Blobs stay for
+        garbage collection: a backup taken meanwhile may share them."""
+        _remove(list(reversed(self.paths)))
+
+
 def commit_import(
     unpacked: Unpacked, store: Store, catalog: Catalog, record: BackupRecord, location: Path
-) -> None:
+) -> CommittedImport:
     """Moves a checked archive into the storage and the new repository directory.
 
     The record is written last: until then no sync sees the set. On failure what was moved
-    is taken back (blobs stay for garbage collection: others may share them).
+    is taken back (blobs stay for garbage collection: others may share them); after success,
+    the answer's ``undo`` takes it back.
     """
     name = record.name
     moved: list[Path] = []
@@ -380,15 +414,4 @@ def commit_import(
         _remove([unpacked.staging])
         if unpacked.repository_staging and unpacked.repository_staging.exists():
             _remove([unpacked.repository_staging])
-
-
-def undo_import(store: Store, catalog: Catalog, name: str, location: Path | None) -> None:
-    """Takes back a committed import whose row could not be made: the record first, so that
-    no sync sees the set meanwhile; then its history, manifest and repository directory
-    (blobs stay for garbage collection: others may share them)."""
-    catalog.delete(name)
-    for path in (store.manifests.path(name), *([Path(location)] if location else [])):
-        try:
-            _remove([path])
-        except OSError as exc:
-            raise os_error(exc, "deleting", path) from exc
+    return CommittedImport(tuple(moved))

@@ -6,9 +6,10 @@ Each succeeded backup set writes, beside its manifest:
     records/<name>.history.jsonl.gz  the audit events and policies up to its time
 
 Both are written to a temp name, fsynced and renamed: a record is whole or absent, and the
-record is renamed last, so a record always has its history. Records carry a format version; a
-record from a newer a4c-backup is refused, never half read. Like the rest of backups/storage/,
-this module takes plain values and must not import Django.
+record is renamed last, so a record always has its history. Records carry a format version.
+This module writes records and hands back their bytes: what is read is untrusted input (the
+storage is shared), parsed and checked by operations/record_schema.py, never here. Like the
+rest of backups/storage/, this module takes plain values and must not import Django.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from backups.storage.fileio import check_name, fsync_dir, os_error, show
 RECORD_FORMAT = "a4c-backup-record"
 HISTORY_FORMAT = "a4c-backup-history"
 RECORD_VERSION = 1
+RECORD_MAX_BYTES = 4 * 1024 * 1024  # a record lists indices: thousands fit in far less
+HISTORY_LINE_MAX = 1024 * 1024
 
 
 class NewerFormat(InvalidInput):
@@ -41,7 +44,7 @@ class IndexCount:
     size: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class BackupRecord:
     """One backup set as the storage describes it: enough to list, restore and verify it."""
 
@@ -80,31 +83,6 @@ class BackupRecord:
             value = getattr(self, key)
             data[key] = value.isoformat() if value else None
         return {"format": RECORD_FORMAT, "version": RECORD_VERSION, "record": data}
-
-    @classmethod
-    def from_json(cls, data: dict, where: str) -> BackupRecord:
-        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-            raise DamagedBackup(f"{where} is not an a4c-backup record")
-        version = data.get("version")
-        if not isinstance(version, int) or version > RECORD_VERSION:
-            raise NewerFormat(
-                f"{where} was written by a newer a4c-backup (record format {version}; this one "
-                f"reads {RECORD_VERSION}): upgrade a4c-backup on this machine to use it"
-            )
-        body = dict(data.get("record") or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        try:
-            for key in ("created_at", "started_at", "finished_at"):
-                body[key] = datetime.fromisoformat(body[key]) if body.get(key) else None
-            body["indices"] = {
-                name: IndexCount(docs=i.get("docs"), size=int(i.get("size") or 0))
-                for name, i in (body.get("indices") or {}).items()
-            }
-            record = cls(**{k: v for k, v in body.items() if k in known})
-            check_name(record.name)
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise DamagedBackup(f"{where} is damaged ({exc}): it cannot be used") from None
-        return record
 
 
 @dataclass(frozen=True)
@@ -199,45 +177,39 @@ class Catalog:
 
     # -- reading --------------------------------------------------------------------------
 
-    def read(self, name: str) -> BackupRecord:
+    def read_bytes(self, name: str) -> bytes:
+        """The record file's bytes, unparsed (operations/record_schema.py parses them)."""
         path = self.record_path(name)
         try:
-            data = json.loads(path.read_bytes())
+            with open(path, "rb") as f:
+                return f.read(RECORD_MAX_BYTES + 1)
         except FileNotFoundError:
             raise NotFound(f"backup {name} has no record in the backup storage") from None
-        except ValueError:
-            raise DamagedBackup(f"the record {show(path)} is damaged (not JSON)") from None
         except OSError as exc:
             raise os_error(exc, "reading", path) from exc
-        record = BackupRecord.from_json(data, f"the record {show(path)}")
-        if record.name != name:
-            raise DamagedBackup(
-                f"the record {show(path)} claims the name {record.name!r}: two sets claim one "
-                "name; move the file whose name is wrong out of records/ and sync again"
-            )
-        return record
 
-    def history(self, name: str) -> Iterator[HistoryEvent | PolicyRecord]:
-        """The policies, then the audit events, in the order they were written."""
+    def history_items(self, name: str) -> Iterator[object]:
+        """The history's lines as JSON values, unchecked: the policies, then the events."""
         path = self.history_path(name)
         try:
             with gzip.open(path, "rb") as f:
-                header = json.loads(f.readline() or b"null")
+                header = json.loads(f.readline(HISTORY_LINE_MAX) or b"null")
                 if not isinstance(header, dict) or header.get("format") != HISTORY_FORMAT:
                     raise DamagedBackup(f"{show(path)} is not an a4c-backup history")
-                if header.get("version", 0) > RECORD_VERSION:
+                version = header.get("version", 0)
+                if not isinstance(version, int) or version > RECORD_VERSION:
                     raise NewerFormat(
                         f"{show(path)} was written by a newer a4c-backup: upgrade this one"
                     )
-                for line in f:
-                    item = json.loads(line)
-                    if "policy" in item:
-                        yield PolicyRecord(**item["policy"])
-                    else:
-                        yield HistoryEvent(**item["event"])
+                while line := f.readline(HISTORY_LINE_MAX + 1):
+                    if len(line) > HISTORY_LINE_MAX:
+                        raise DamagedBackup(
+                            f"{show(path)} holds a line over {HISTORY_LINE_MAX} bytes"
+                        )
+                    yield json.loads(line)
         except FileNotFoundError:
             return
-        except (OSError, EOFError, ValueError, TypeError) as exc:
+        except (OSError, EOFError, ValueError, RecursionError) as exc:
             raise DamagedBackup(f"the history {show(path)} is damaged: {exc}") from None
 
 

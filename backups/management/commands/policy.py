@@ -130,7 +130,7 @@ class Command(base.Command):
     def _show_saved(self, policy: Policy, verb: str, options) -> None:
         warning = operations.schedule_warning(policy.schedule)
         if warning:
-            self.stderr.write(f"warning: {warning}")
+            self.warn(warning)
         if options["json"]:
             self.emit_json(policy_summary(policy))
             return

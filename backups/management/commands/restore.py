@@ -94,6 +94,11 @@ class Command(base.Command):
         except NotFound:
             # A fresh install, or a set another console took: the storage may describe it.
             report = operations.sync_catalog(arguments.actor())
+            if report.refused:
+                self.warn(
+                    f"sync refused {len(report.refused)} record(s) of the backup storage "
+                    "(`manage.py sync` says why)"
+                )
             if not report.imported:
                 raise
             self.stderr.write(
