@@ -27,6 +27,7 @@ from fault_support import wait_for
 from backups import operations
 from backups.errors import DamagedBackup, StorageError
 from backups.models import Backup
+from backups.operations.record_schema import parse_record
 from backups.storage import read_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -246,7 +247,7 @@ def test_a_malformed_sums_file_is_damage_said_in_a_sentence(
     )
     storage, repositories = elsewhere(tmp_path / "second")
 
-    with pytest.raises(DamagedBackup, match="holds a line that is not 'hash  size  member'"):
+    with pytest.raises(DamagedBackup, match="is malformed at its line 1"):
         operations.import_archive(malformed, cli_actor)
 
     nothing_imported(storage, repositories)
@@ -274,7 +275,12 @@ def test_no_space_while_writing_is_said_as_space_not_as_damage(exported, small_t
 
     with pytest.raises(StorageError, match="no space left while importing") as refused:
         read_archive(
-            exported, staging, repository_staging, identities=None, check=fill_the_filesystem
+            exported,
+            staging,
+            repository_staging,
+            identities=None,
+            parse=parse_record,
+            check=fill_the_filesystem,
         )
 
     assert "free 0 B now" in str(refused.value) and "truncated" not in str(refused.value)

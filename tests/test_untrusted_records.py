@@ -255,6 +255,8 @@ def test_an_archive_whose_indices_come_without_their_snapshot_is_refused(
     stripped = tmp_path / "stripped.a4c"
 
     def without_snapshot(name: str, data: bytes) -> bytes | None:
+        if name == "a4c-archive.json":  # the header agrees, so only the record can tell
+            return json.dumps(json.loads(data) | {"repository_files": 0}).encode()
         if name == "SHA256SUMS":
             return b"".join(
                 line for line in data.splitlines(keepends=True) if b"  repository/" not in line
