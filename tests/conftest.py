@@ -19,10 +19,12 @@ import pytest
 from browsing import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from django.conf import settings as django_settings
 from fault_support import es_state
+from people import member
 
+from backups import operations
 from backups.audit import Actor
 from backups.elastic import client as elastic
-from backups.models import Source
+from backups.models import Backup, Source
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -169,6 +171,81 @@ def installed(a4c):
 
     demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
     return a4c
+
+
+# --- people of the console's roles, signed in on the test's client -------------------------
+
+
+def signed_in(client, name: str, role: str):
+    user = member(name, role)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def vic(client):
+    """vic, of the viewers, signed in on the test's client."""
+    return signed_in(client, "vic", "viewers")
+
+
+@pytest.fixture
+def otto(client):
+    """otto, of the operators, signed in on the test's client."""
+    return signed_in(client, "otto", "operators")
+
+
+@pytest.fixture
+def rita(client):
+    """rita, of the restorers, signed in on the test's client."""
+    return signed_in(client, "rita", "restorers")
+
+
+# --- data and backups ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(a4c):
+    """A small data dir: three files, and a cache (work/) that backups leave out. Enough for
+    files-only backups that take a fraction of a second."""
+    for rel, text in (
+        ("csar/types.yml", "tosca: 1.3\n"),
+        ("plugins/plugin.yml", "id: p1\n"),
+        ("artifacts/install.sh", "#!/bin/sh\necho hello\n"),
+        ("work/cache.bin", "cache"),
+    ):
+        (a4c.data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (a4c.data_dir / rel).write_text(text)
+    return a4c
+
+
+@pytest.fixture
+def take(files, cli_actor):
+    """Takes a backup of the installation now, by ``user`` on the console (else the command
+    line), and asserts it succeeded: take("nightly-1", rita, include_elasticsearch=False)."""
+
+    def take(name: str, user=None, **fields) -> Backup:
+        actor = Actor(name=user.username, source=Source.WEB, user=user) if user else cli_actor
+        request = operations.BackupRequest(name=name, **fields)
+        backup = operations.run_backup(operations.request_backup(request, actor).pk)
+        assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+        return backup
+
+    return take
+
+
+@pytest.fixture
+def files_backup(take) -> Backup:
+    """A succeeded files-only backup, files-1: quick, and enough for a restore plan."""
+    return take("files-1", include_elasticsearch=False)
+
+
+@pytest.fixture
+def backup(small_a4c, cli_actor) -> Backup:
+    """A succeeded backup, nightly-1, of the small installation (indices and files)."""
+    request = operations.BackupRequest(name="nightly-1")
+    backup = operations.run_backup(operations.request_backup(request, cli_actor).pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
 
 
 @pytest.fixture

@@ -60,6 +60,18 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "the condition", ever
     pytest.fail(f"{what} did not happen within {timeout} s")
 
 
+def nothing_running() -> bool:
+    """No run is active and the operation lock is free."""
+    from backups.models import Backup, RestoreRun
+    from backups.operations import locking
+
+    return (
+        locking.lock_holder() is None
+        and not Backup.objects.filter(status__in=Backup.ACTIVE).exists()
+        and not RestoreRun.objects.filter(status__in=RestoreRun.ACTIVE).exists()
+    )
+
+
 def leftovers(data_dir: Path) -> list[str]:
     """Staging or kept trees a restore left beside (or inside) the data dir."""
     parent = data_dir.parent
