@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 from browsing import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from django.conf import settings as django_settings
-from fault_support import es_state
+from fault_support import es_state, wait_for
 from people import member
 
 from backups import operations
@@ -409,6 +409,49 @@ def worker_env(a4c, settings) -> dict:
         "A4C_ES_REPOSITORY_PATH": settings.A4C_ES_REPOSITORY_PATH,
         "A4C_INDEX_INCLUDE": ",".join(settings.A4C_INDEX_INCLUDE),
     }
+
+
+class PausePoints:
+    """A test's hold on runs in the middle of copying files (backups/operations/pause_points.py):
+    arm a point, wait for the run to stop there, let it go on."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.env = {"A4C_TEST_PAUSE_DIR": str(folder)}  # for a worker process
+
+    def arm(self, point: str, *marks: float) -> None:
+        """Stops the next run at ``point`` at each fraction of its files (none: at its first
+        bytes); its stops are counted from one."""
+        for count in (f"{point}.reached", f"{point}.go"):
+            (self.folder / count).unlink(missing_ok=True)
+        (self.folder / point).write_text(" ".join(str(m) for m in marks))
+
+    def reached(self, point: str, stops: int = 1, timeout: float = 120.0) -> None:
+        """Waits until the run has stopped there ``stops`` times (and is held)."""
+
+        def count() -> int:
+            try:
+                return int((self.folder / f"{point}.reached").read_text() or 0)
+            except FileNotFoundError:
+                return 0
+
+        wait_for(lambda: count() >= stops, timeout, f"the run stopping at {point} #{stops}")
+
+    def go(self, point: str, stops: int = 1) -> None:
+        """Lets the run go on from its ``stops``-th stop."""
+        (self.folder / f"{point}.go").write_text(str(stops))
+
+    def disarm(self, point: str) -> None:
+        """Lets the run go on to its end, stopping no more."""
+        (self.folder / point).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def pause_points(settings, tmp_path) -> PausePoints:
+    folder = tmp_path / "pause-points"
+    folder.mkdir()
+    settings.A4C_TEST_PAUSE_DIR = str(folder)
+    return PausePoints(folder)
 
 
 @pytest.fixture
