@@ -11,7 +11,7 @@ import os
 import secrets
 import shutil
 import signal
-import time
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -316,7 +316,6 @@ def start_worker(celery_app, tmp_path):
     import socket
     import subprocess
     import sys
-    import time
 
     from django.db import connection
     from fault_support import database_url
@@ -364,19 +363,21 @@ def start_worker(celery_app, tmp_path):
             start_new_session=True,  # its own process group: a test can kill pool and all
         )
         started.append((proc, log))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        index = len(started) - 1
+
+        def ready() -> bool:
             if proc.poll() is not None:
-                log_tail = worker_log(len(started) - 1)
-                pytest.fail(f"the Celery worker exited with {proc.returncode}:\n{log_tail}")
+                pytest.fail(
+                    f"the Celery worker exited with {proc.returncode}:\n{worker_log(index)}"
+                )
             # The worker's own word that it consumes: unlike a broadcast ping, it cannot be
             # missed when a loaded machine answers slower than the ping waits.
-            if f"{name} ready." in worker_log(len(started) - 1):
-                return proc
-            time.sleep(0.2)
-        pytest.fail(
-            f"the Celery worker did not answer within 60 s:\n{worker_log(len(started) - 1)}"
+            return f"{name} ready." in worker_log(index)
+
+        wait_for(
+            ready, 60, what=lambda: f"the Celery worker ready:\n{worker_log(index)}", every=0.2
         )
+        return proc
 
     def worker_log(index: int) -> str:
         return (tmp_path / f"worker-{index}.log").read_text(errors="replace")[-3000:]
@@ -473,5 +474,10 @@ def browser():
         for context in chromium.contexts:
             for page in context.pages:
                 page.goto("about:blank")  # stops the polling timers
-        time.sleep(1)  # lets the live server finish requests already under way
-        chromium.close()
+        chromium.close()  # and its connections: no request can start after this
+        # the live server finishes the requests already under way, each on its own thread
+        wait_for(
+            lambda: not any("process_request_thread" in t.name for t in threading.enumerate()),
+            30,
+            what="the live server's requests ending",
+        )
