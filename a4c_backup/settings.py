@@ -335,6 +335,9 @@ A4C_PRE_RESTORE_COMMAND = env.str("A4C_PRE_RESTORE_COMMAND", default="")
 A4C_POST_RESTORE_COMMAND = env.str("A4C_POST_RESTORE_COMMAND", default="")
 A4C_HOOK_TIMEOUT = env.int("A4C_HOOK_TIMEOUT", default=300)
 A4C_HEARTBEAT_SECONDS = env.float("A4C_HEARTBEAT_SECONDS", default=5.0)
+# Tests only: a folder where a test holds a run in the middle of copying files
+# (backups/operations/pause_points.py). Unset, as in production, no run is ever held.
+A4C_TEST_PAUSE_DIR = env.str("A4C_TEST_PAUSE_DIR", default="")
 # A running operation whose heartbeat is older than this is taken for dead and recovered.
 A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=30.0)
 # A queued operation that no worker has started after this long is failed and its lock freed.

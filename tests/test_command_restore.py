@@ -27,23 +27,6 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def files(a4c):
-    (a4c.data_dir / "csar").mkdir()
-    (a4c.data_dir / "csar" / "types.yml").write_text("tosca: 1.3\n")
-    (a4c.data_dir / "plugins").mkdir()
-    (a4c.data_dir / "plugins" / "plugin.yml").write_text("id: p1\n")
-    return a4c
-
-
-@pytest.fixture
-def files_backup(files, cli_actor) -> Backup:
-    backup = operations.request_backup(
-        operations.BackupRequest(name="files-1", include_elasticsearch=False), cli_actor
-    )
-    return operations.run_backup(backup.pk)
-
-
 def test_a_restore_brings_back_indices_and_files_and_names_its_safety_backup(
     a4c, capsys, cli_actor
 ):

@@ -17,6 +17,11 @@ from backups.storage import parse_bandwidth
 
 @register()
 def check_settings(app_configs=None, **kwargs):
+    return [*elasticsearch_problems(), *places_problems(), *neighbours_problems()]
+
+
+def elasticsearch_problems() -> list:
+    """The original tool's config file, and how Elasticsearch is reached and where it snapshots."""
     problems = []
     if settings.LEGACY_CONFIG_ERROR:
         problems.append(
@@ -42,6 +47,20 @@ def check_settings(app_configs=None, **kwargs):
                 id="a4c.E004",
             )
         )
+    if not Path(settings.A4C_ES_REPOSITORY_PATH).is_absolute():
+        problems.append(
+            Error(
+                "A4C_ES_REPOSITORY_PATH must be an absolute path, not "
+                f"{settings.A4C_ES_REPOSITORY_PATH}.",
+                id="a4c.E007",
+            )
+        )
+    return problems
+
+
+def places_problems() -> list:
+    """The data dir, the backup storage, and how files are copied between them."""
+    problems = []
     data_dir = Path(settings.A4C_DATA_DIR)
     if not data_dir.is_dir():
         problems.append(
@@ -68,14 +87,6 @@ def check_settings(app_configs=None, **kwargs):
                 id="a4c.E006",
             )
         )
-    if not Path(settings.A4C_ES_REPOSITORY_PATH).is_absolute():
-        problems.append(
-            Error(
-                "A4C_ES_REPOSITORY_PATH must be an absolute path, not "
-                f"{settings.A4C_ES_REPOSITORY_PATH}.",
-                id="a4c.E007",
-            )
-        )
     for name in settings.A4C_EXCLUDE_DIRS:
         if "/" in name or name in ("", ".", ".."):
             problems.append(
@@ -88,10 +99,15 @@ def check_settings(app_configs=None, **kwargs):
         parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
     except ConfigError as exc:
         problems.append(Error(str(exc), id="a4c.E009"))
-    problems.extend(
+    return problems
+
+
+def neighbours_problems() -> list:
+    """Alien4Cloud's REST API, the notification webhook, and the web server's network."""
+    problems = [
         Error(problem, hint="README, 'Alien4Cloud maintenance mode'.", id="a4c.E010")
         for problem in alien4cloud.settings_problems()
-    )
+    ]
     if str(settings.A4C_MAINTENANCE).strip().lower() == "required" and not alien4cloud.configured():
         problems.append(
             Error(

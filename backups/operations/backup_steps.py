@@ -245,7 +245,7 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
         restore=run,
     )
     # cancelling the restore cancels its safety backup: they share the restore's heartbeat
-    sub = running.ProgressWriter(safety, on_progress=runner.follow, heartbeat=runner.heartbeat)
+    sub = running.ProgressWriter(safety, outer=runner)
     try:
         counted = plan_backup_stages(safety, sub)
         if indices is not None:
