@@ -9,7 +9,7 @@ import pytest
 from django.core import signing
 from django.urls import reverse
 
-from backups.models import RestoreRun
+from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
 from backups.storage import WorkingTree
 from backups.web.forms import PLAN_SALT
@@ -110,9 +110,9 @@ def test_an_index_created_after_the_plan_was_shown_refuses_the_confirmation(
 
 
 def test_a_set_from_elsewhere_is_planned_with_the_data_dirs_owners_unless_kept(
-    client, a4c, rita, queued
+    client, take, rita, queued
 ):
-    backup = take(a4c, rita, "carried-1", include_elasticsearch=False)
+    backup = take("carried-1", rita, include_elasticsearch=False)
     Backup.objects.filter(pk=backup.pk).update(imported_from="archive carried-1.a4c")
     choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
 
