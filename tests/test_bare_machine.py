@@ -91,6 +91,17 @@ def test_an_imported_set_restores_onto_a_machine_without_the_data_dir(
         assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
         assert small_a4c.state() == before_es and tree(new_data) == before_files
         assert not run.safety_backup.include_files
+
+        # deleting the imported set removes its read-only repository and its directory
+        # (issue 24, item 4); the restored data stays
+        location = Path(backup.repository_location)
+        assert location.is_dir() and es_cluster.repository_location(backup.repository)
+        operations.delete_backup(backup.pk, cli_actor)
+
+        assert Backup.objects.get(pk=backup.pk).status == Backup.Status.DELETED
+        assert es_cluster.repository_location(backup.repository) is None
+        assert not os.path.lexists(location)
+        assert small_a4c.state() == before_es and tree(new_data) == before_files
     finally:
         for name, repo in es_cluster.client.snapshot.get_repository().items():
             if repo["settings"].get("location", "").startswith(settings.A4C_ES_REPOSITORY_PATH):
