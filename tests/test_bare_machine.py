@@ -8,13 +8,21 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fault_support import backed_up, lose_the_cluster_state, lose_the_console_database, tree
+from django.utils import timezone
+from fault_support import (
+    backed_up,
+    lose_the_cluster_state,
+    lose_the_console_database,
+    tree,
+    wait_for,
+)
 from pyrage import x25519
 
-from backups import operations
+from backups import operations, tasks
 from backups.errors import InvalidInput
 from backups.models import Backup, RestoreRun
 
@@ -160,3 +168,29 @@ def test_a_failed_restore_onto_a_new_machine_rolls_back_to_no_data_dir(
     assert "post-restore command 'false' exited with 1" in run.error_message
     assert not os.path.lexists(new_data) and os.listdir(new_data.parent) == []
     assert small_a4c.cluster.indices(include=[f"{small_a4c.prefix}*"]) == {}
+
+
+def test_a_restore_onto_a_new_machine_whose_worker_dies_leaves_no_data_dir_to_recovery(
+    small_a4c, start_worker, worker_env, cli_actor, settings, tmp_path
+):
+    backup = backed_up(cli_actor, "acc1")
+    new_data = tmp_path / "new-host" / "a4c-data"
+    settings.A4C_DATA_DIR = new_data
+    environment = {**worker_env, "A4C_DATA_DIR": str(new_data)}
+    worker = start_worker(**environment, A4C_POST_RESTORE_COMMAND="sleep 60")
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
+    tasks.run_restore.delay(run.pk)
+    wait_for(
+        lambda: RestoreRun.objects.filter(
+            pk=run.pk, state__created_data_dir=str(new_data)
+        ).exists(),
+        what="the restore creating the data dir",
+    )
+
+    start_worker.kill(worker)
+    later = timezone.now() + timedelta(seconds=settings.A4C_STALE_AFTER_SECONDS + 1)
+    operations.recover_stale_runs(now=later)
+
+    run.refresh_from_db()
+    assert run.status == RestoreRun.Status.INTERRUPTED
+    assert not os.path.lexists(new_data) and os.listdir(new_data.parent) == []
