@@ -8,12 +8,17 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from fault_support import (
+    ES_USER,
+    PROJECT,
     backed_up,
     lose_the_cluster_state,
     lose_the_console_database,
@@ -194,3 +199,51 @@ def test_a_restore_onto_a_new_machine_whose_worker_dies_leaves_no_data_dir_to_re
     run.refresh_from_db()
     assert run.status == RestoreRun.Status.INTERRUPTED
     assert not os.path.lexists(new_data) and os.listdir(new_data.parent) == []
+
+
+CHECK_AS_ANOTHER_USER = """\
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from backups.errors import InvalidInput
+from backups.storage import Store, WorkingTree
+try:
+    WorkingTree(Store(Path(sys.argv[2])), Path(sys.argv[3])).check_writable()
+except InvalidInput as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("missing", [False, True], ids=["data-dir", "its-parent"])
+def test_a_data_dir_this_user_cannot_write_is_refused_naming_it(missing):
+    # Root writes everywhere: as root, the check runs as the Elasticsearch user, in a place
+    # that user can reach (tmp_path's parents are root's alone).
+    place = Path(tempfile.mkdtemp(prefix="a4c-unwritable-"))
+    parent = place / "opt"
+    try:
+        place.chmod(0o755)
+        parent.mkdir(mode=0o555)
+        data_dir = parent / "a4c-data"
+        if not missing:
+            data_dir.mkdir(mode=0o555)
+        command = [sys.executable, "-c", CHECK_AS_ANOTHER_USER]
+        command += [str(PROJECT), str(place / "storage"), str(data_dir)]
+        if ES_USER:
+            command = [
+                shutil.which("runuser") or "/usr/sbin/runuser",
+                "-u",
+                ES_USER,
+                "--",
+            ] + command
+        said = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=place)
+
+        assert said.returncode == 0, said.stderr
+        if missing:
+            assert f"A restore of the A4C data dir {data_dir} writes in {parent}" in said.stdout
+        else:
+            assert f"The A4C data dir {data_dir} is not writable by this user" in said.stdout
+        assert os.path.lexists(data_dir) is not missing
+    finally:
+        if parent.exists():
+            parent.chmod(0o755)
+        shutil.rmtree(place)
