@@ -475,3 +475,60 @@ def test_a_rollback_that_cannot_bring_the_data_back_leaves_maintenance_on_and_no
     assert again.a4c_maintenance == A4CMaintenance.RELEASED
     assert alien4cloud.server().maintenance() is None
     assert operations.stuck_maintenance_runs() == []
+
+
+# --- the row ends after the maintenance (issue 24, item 5) ----------------------------------
+
+
+def rows_when_maintenance_ends(a4c_standin, model) -> list[tuple]:
+    """What the console's database says (the newest row of ``model``, the lock's holder) at
+    the moment Alien4Cloud's maintenance is disabled, read from the stand-in's own thread."""
+    from django.db import connection
+
+    seen = []
+
+    def read() -> None:
+        try:
+            row = model.objects.order_by("-pk").values_list("status", "phase")[0]
+            holder = locking.lock_holder()
+            seen.append((*row, holder.kind if holder else ""))
+        finally:
+            connection.close()  # this thread's own connection
+
+    a4c_standin.on_disable = read
+    return seen
+
+
+def test_a_restore_is_written_succeeded_only_once_maintenance_is_disabled(
+    installed, a4c_standin, cli_actor
+):
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    seen = rows_when_maintenance_ends(a4c_standin, RestoreRun)
+
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
+    run = operations.run_restore(run.pk)
+
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    assert len(seen) == 1, "maintenance was disabled once, by the restore"
+    status, _phase, holder = seen[0]
+    assert status == RestoreRun.Status.RUNNING and holder == "restore"
+    assert locking.lock_holder() is None and alien4cloud.server().maintenance() is None
+
+
+def test_a_backup_is_written_succeeded_only_once_maintenance_is_disabled(
+    installed, a4c_standin, cli_actor
+):
+    seen = rows_when_maintenance_ends(a4c_standin, Backup)
+
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
+
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    assert len(seen) == 1
+    status, _phase, holder = seen[0]
+    assert status == Backup.Status.RUNNING and holder == "backup"
+    assert locking.lock_holder() is None and alien4cloud.server().maintenance() is None

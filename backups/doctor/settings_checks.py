@@ -66,7 +66,8 @@ def places_problems() -> list:
         problems.append(
             Warning(
                 f"The A4C data dir {data_dir} does not exist (A4C_DATA_DIR, from "
-                f"{settings.A4C_DATA_DIR_SOURCE}); backups of files will fail until it does.",
+                f"{settings.A4C_DATA_DIR_SOURCE}); backups of files will fail until it does "
+                "(a restore creates it).",
                 id="a4c.W001",
             )
         )

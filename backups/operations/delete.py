@@ -16,6 +16,7 @@ from django.utils import timezone
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
+from backups.elastic import repository as repository_files
 from backups.errors import (
     Busy,
     InvalidInput,
@@ -23,6 +24,7 @@ from backups.errors import (
 )
 from backups.models import Backup, Job, RunKind
 from backups.operations import lifecycle, locking, records
+from backups.operations.archives import import_location
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
 from backups.operations.recovery import recover_stale_runs
@@ -134,6 +136,11 @@ class DeleteRun(lifecycle.Kind):
         if foreign:  # an imported archive's read-only repository: only this set is in it
             if elastic.cluster().repository_location(backup.repository) is not None:
                 elastic.cluster().delete_repository(backup.repository)
+            repository, location = import_location(backup.name)
+            # Its directory too, but only the one an import of this name makes: a record is
+            # not trusted to name a directory to delete.
+            if backup.repository == repository and backup.repository_location == str(location):
+                repository_files.remove_location(location)
         elif backup.has_snapshot:
             elastic.cluster().delete_snapshot(
                 backup.snapshot_location.repository, backup.snapshot_location.snapshot

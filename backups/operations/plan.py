@@ -163,11 +163,14 @@ def plan_restore(request: RestoreRequest) -> Plan:
         plan.other_cluster = other_cluster(backup)
         plan.indices = plan_indices(backup, request, warnings)
     if files_part and backup.include_files:
+        plan.file_owners = file_owners(backup, request)
         plan.files = working_tree().plan_restore(
-            backup.name, exclude_dirs=copy_options().exclude_dirs, mode=request.file_mode
+            backup.name,
+            exclude_dirs=copy_options().exclude_dirs,
+            mode=request.file_mode,
+            owners=plan.file_owners,
         )
         warnings.extend(_large_removal_warnings(plan.files))
-        plan.file_owners = file_owners(backup, request)
         if backup.imported_from and plan.file_owners == RECORDED:
             warnings.append(
                 f"Backup {backup.name} came from elsewhere ({backup.imported_from}) and its files "
@@ -203,6 +206,8 @@ def recheck_confirmed_plan(backup: Backup, request: RestoreRequest, plan: Plan) 
         raise PlanOutdated("The plan shown was for other choices: read the new plan and confirm.")
     if plan.files is not None and plan.file_owners != file_owners(backup, request):
         raise PlanOutdated("The plan shown was for other owners: read the new plan and confirm.")
+    if plan.files is not None:
+        working_tree().check_writable()  # a stat or two: the data dir may have moved since
     if not (scope_touches(request.scope)[0] and backup.include_elasticsearch):
         return plan
     fresh = plan_indices(backup, request, [])

@@ -119,6 +119,11 @@ class DeadRestores(DeadRuns):
                 working_tree().undo(Path(RestoreState.of(run).old_tree))
             except BackupError as exc:
                 message += f" The kept previous data dir could not be put back: {exc}."
+        if RestoreState.of(run).created_data_dir:
+            try:  # there was no data dir before it (a new machine): there is none again
+                working_tree().remove_created()
+            except BackupError as exc:
+                message += f" The data dir it created could not be removed: {exc}."
         try:  # a half-built staging tree beside the data dir: as big as the data, and useless
             working_tree().discard_staging()
         except BackupError as exc:

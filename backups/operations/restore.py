@@ -274,6 +274,8 @@ def _perform_restore(
     es_part = es_part and backup.include_elasticsearch
     files_part = files_part and backup.include_files
     runner.phase("plan")
+    if files_part:  # refused before anything is touched, even the safety backup
+        working_tree().check_writable()
     plan = _still_true(run, Plan.from_json(run.plan), es_part, runner)
     rows = plan.indices if es_part else []
     touched = plan.targets("replace", "remove")
@@ -406,8 +408,14 @@ def _stage_files(run: RestoreRun, runner: running.ProgressWriter, owners: str) -
 
 def _swap_files(run: RestoreRun, runner: running.ProgressWriter, staged: StagedRestore) -> None:
     note(run, runner, changed=True)
+    created = "" if staged.exists else str(data_dir())
     result = staged.swap()
-    note(run, runner, old_tree=str(result.old_tree) if result.old_tree else "")
+    note(
+        run,
+        runner,
+        old_tree=str(result.old_tree) if result.old_tree else "",
+        created_data_dir=created,
+    )
 
 
 def _roll_back(run: RestoreRun, runner: running.ProgressWriter) -> None:
@@ -419,6 +427,9 @@ def _roll_back(run: RestoreRun, runner: running.ProgressWriter) -> None:
     if state.old_tree:
         working_tree().undo(Path(state.old_tree))
         state = note(run, runner, old_tree="")
+    if state.created_data_dir:  # there was no data dir: there is none again
+        working_tree().remove_created()
+        state = note(run, runner, created_data_dir="")
     if scope_touches(run.scope)[0] and state.changed:
         cluster = elastic.cluster()
         created = [n for n in state.created if cluster.indices(include=[n])]

@@ -19,6 +19,12 @@ from pathlib import Path
 from backups.errors import InvalidInput
 from backups.storage.manifest import Entry
 
+# A data dir that does not exist yet (a new machine) is made by the restore: for a set of this
+# installation, with the owner and mode the manifest records for it (root_attributes); for a
+# set from elsewhere, with the owner of the nearest dir that exists (the dir it is made in)
+# and the recorded mode made safe (OwnerMap.root). Its missing parents are made as `mkdir -p`
+# makes them: the restoring user's, the mode its umask gives.
+
 RECORDED = "recorded"  # as the manifest says
 DATA_DIR = "data dir"  # the data dir's owner, no set-id or world-writable bits
 OWNERS = (RECORDED, DATA_DIR)
@@ -58,6 +64,11 @@ class OwnerMap:
             return {"mode": stat.S_IMODE(now.st_mode), "uid": now.st_uid, "gid": now.st_gid}
         mode = recorded.get("mode", 0o755) if isinstance(recorded.get("mode"), int) else 0o755
         return {"mode": mode & ~UNSAFE_BITS & 0o7777, "uid": self.uid, "gid": self.gid}
+
+
+def root_attributes(recorded: dict, data_dir: Path, owners: OwnerMap | None) -> dict:
+    """The data dir's own attributes after a restore (``recorded``: the manifest's "root")."""
+    return owners.root(data_dir, recorded) if owners else recorded
 
 
 def owned_entries(manifests, name: str, exclude, owners: OwnerMap | None) -> Iterator[Entry]:

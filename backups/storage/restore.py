@@ -29,7 +29,7 @@ from backups.storage.fileio import (
     write_all,
 )
 from backups.storage.manifest import Entry
-from backups.storage.ownership import OwnerMap, owned_entries
+from backups.storage.ownership import OwnerMap, owned_entries, root_attributes
 from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import RestoreResult
 from backups.storage.walk import Node, copy_dir_attrs, copy_tree, walk
@@ -163,8 +163,8 @@ class FileRestore:
             staging = data_dir / f".a4c-restore-{self.token}"
         else:
             staging = data_dir.parent / f".{data_dir.name}.restore-{self.token}"
-        root = self.store.manifests.header(self.name).get("root") or {}
-        root = self.owners.root(data_dir, root) if self.owners else root
+        recorded = self.store.manifests.header(self.name).get("root") or {}
+        root = root_attributes(recorded, data_dir, self.owners)
         merge = mode == "merge" and exists
         if merge:
             now = os.stat(data_dir)

@@ -202,6 +202,8 @@ def plan_lines(plan: Plan) -> list[str]:
             else ("merge: files are added and overwritten, none removed")
         )
         lines.append(f"Files ({verb}):")
+        if files.creates_data_dir:
+            lines.append(f"  {files.creates_data_dir}")
         for kind in ("added", "changed", "removed", "unchanged"):
             size = format_size(getattr(files, f"{kind}_bytes"))
             lines.append(f"  {kind:<9} {getattr(files, kind)} files ({size})")
