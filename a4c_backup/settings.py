@@ -335,6 +335,9 @@ A4C_PRE_RESTORE_COMMAND = env.str("A4C_PRE_RESTORE_COMMAND", default="")
 A4C_POST_RESTORE_COMMAND = env.str("A4C_POST_RESTORE_COMMAND", default="")
 A4C_HOOK_TIMEOUT = env.int("A4C_HOOK_TIMEOUT", default=300)
 A4C_HEARTBEAT_SECONDS = env.float("A4C_HEARTBEAT_SECONDS", default=5.0)
+# Tests only: a folder where a test holds a run in the middle of copying files
+# (backups/operations/pause_points.py). Unset, as in production, no run is ever held.
+A4C_TEST_PAUSE_DIR = env.str("A4C_TEST_PAUSE_DIR", default="")
 # A running operation whose heartbeat is older than this is taken for dead and recovered.
 A4C_STALE_AFTER_SECONDS = env.float("A4C_STALE_AFTER_SECONDS", default=30.0)
 # A queued operation that no worker has started after this long is failed and its lock freed.
@@ -368,6 +371,9 @@ A4C_SCHEDULER_TICK_SECONDS = env.float("A4C_SCHEDULER_TICK_SECONDS", default=15.
 # Safety backups taken before restores: how many of the newest are kept.
 # How often the worker re-reads the backup storage's catalog (other consoles' sets, gone ones).
 A4C_SYNC_SECONDS = env.float("A4C_SYNC_SECONDS", default=300.0)
+# How far in the future a record's times may be (clocks of hosts sharing a storage differ a
+# little); a record dated later is refused by sync and import (operations/record_schema.py).
+A4C_RECORD_CLOCK_SKEW_SECONDS = env.float("A4C_RECORD_CLOCK_SKEW_SECONDS", default=300.0)
 # age public keys (age1...) that exported archives are encrypted to; empty: not encrypted.
 A4C_EXPORT_RECIPIENTS = env.list("A4C_EXPORT_RECIPIENTS", default=[])
 # This installation's Ed25519 key: it signs every record it writes and every archive it

@@ -21,6 +21,7 @@ from backups.models import (
     AuditChainHead,
     AuditEvent,
     Backup,
+    Job,
     NotificationDelivery,
     OperationLock,
     Policy,
@@ -99,6 +100,17 @@ class RestoreRunAdmin(ReadOnlyAdmin):
         return format_html(
             '<a href="{}">open</a>', reverse("backups:restore_detail", args=[obj.pk])
         )
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "backup", "status", "actor", "created_at", "finished_at")
+    list_filter = ("kind", "status")
+    search_fields = ("backup__name", "actor")
+    list_select_related = ("backup",)
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False
 
 
 @admin.register(AuditEvent)

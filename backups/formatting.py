@@ -1,9 +1,41 @@
-"""How durations read for a person: the same words on a page, in a command's output and in a
-notification. Pure functions of a value; no models, no settings, no web."""
+"""How values read for a person: the same words on a page, in a command's output and in a
+notification; and text from outside made harmless to show. Pure functions of a value; no
+models, no settings, no web."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
+
+# Characters that steer a terminal or reorder what a reader sees, besides the C0/C1 controls:
+# bidirectional overrides and isolates (Trojan Source), and the Unicode line separators.
+_STEERING = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+)
+
+
+def unsafe_character(char: str) -> bool:
+    """A control character (ESC, CR, DEL, C1...), a bidi override or a lone surrogate."""
+    return char in _STEERING or unicodedata.category(char) in ("Cc", "Cs")
+
+
+def printable(text: object, *, keep: str = "\n\t") -> str:
+    """Text from outside (a name, a message, a record's field) fit for a terminal or a page.
+
+    The one function for it: control characters, bidi overrides and lone surrogates are shown
+    as escapes (``\\x1b``, ``\\u202e``), so that ``\\x1b[2J`` reads as those characters instead
+    of clearing the screen. ``keep`` names the ones left as they are (line breaks and tabs of
+    the console's own multi-line text).
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) if unsafe_character(c) and c not in keep else c for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def human_duration(value: timedelta | None) -> str:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
 
-from backups.models import Backup, OperationLock, RestoreRun, SystemState
+from backups.models import Backup, Job, OperationLock, RestoreRun, RunKind, SystemState
 
 # "The newest good backup" is the one that finished last: the dashboard's age, the metric, the
 # missing-backup alert all speak of when a backup was done, and retention keeps that same one,
@@ -100,8 +100,8 @@ def lock_holder() -> OperationLock | None:
 
 @dataclass
 class RunningOperation:
-    kind: str  # "backup", "restore" or "delete"
-    run: Backup | RestoreRun | None
+    kind: str  # a RunKind: backup, restore, delete ...
+    run: Backup | RestoreRun | Job | None  # the row that holds the lock
     label: str
     actor: str
     since: object
@@ -112,12 +112,18 @@ def running_operation() -> RunningOperation | None:
     lock = lock_holder()
     if lock is None:
         return None
-    run = None
-    if lock.kind in ("backup", "delete"):
+    if lock.kind == RunKind.BACKUP:
         run = Backup.objects.filter(pk=lock.run_id).first()
-    elif lock.kind == "restore":
+    elif lock.kind == RunKind.RESTORE:
         run = RestoreRun.objects.select_related("backup").filter(pk=lock.run_id).first()
+    else:  # the other kinds are jobs on a backup
+        run = Job.objects.select_related("backup").filter(pk=lock.run_id).first()
     return RunningOperation(lock.kind, run, lock.label, lock.actor, lock.acquired_at)
+
+
+def latest_job(backup: Backup, kind: RunKind) -> Job | None:
+    """The newest job of ``kind`` asked for this backup (running, or how the last one ended)."""
+    return backup.jobs.filter(kind=kind).order_by("-created_at", "-id").first()
 
 
 def worker_heartbeat() -> datetime | None:

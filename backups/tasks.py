@@ -15,7 +15,7 @@ from kombu.utils.url import maybe_sanitize_url
 from backups import operations
 from backups.audit import Actor
 from backups.errors import BackupError, QueueUnavailable
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, Job, RestoreRun, RunKind
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,10 @@ def run_restore(restore_id: int) -> str:
     return operations.run_restore(restore_id).status
 
 
-@shared_task(name="backups.tasks.run_verify")
-def run_verify(backup_id: int) -> bool:
-    return operations.run_verify(backup_id).ok
+@shared_task(name="backups.tasks.run_job", acks_late=False)
+def run_job(job_id: int) -> str:
+    """A job on a backup (a verification ...), whatever its kind: the row says which."""
+    return operations.run_job(job_id).status
 
 
 @shared_task(name="backups.tasks.recover_stale_runs")
@@ -49,7 +50,7 @@ def run_due_policies() -> list[str]:
     names = []
     for backup in started:
         try:
-            enqueue("backup", backup.pk, Actor.system("scheduler"))
+            enqueue(RunKind.BACKUP, backup.pk, Actor.system("scheduler"))
         except QueueUnavailable:
             continue  # the backup is cancelled and says why; the next tick tries again
         names.append(backup.name)
@@ -78,15 +79,23 @@ def _recover_on_start(**_kwargs) -> None:
     operations.recover_stale_runs()
 
 
-def enqueue(kind: str, run_id: int, actor: Actor) -> str:
-    """Hands a requested backup, restore or verification to a worker; returns the task id.
+# The worker's door for each kind of run; every other kind is a Job, run by run_job.
+RUN_TASKS = {RunKind.BACKUP: run_backup, RunKind.RESTORE: run_restore}
+# What a person is told a run of each kind is, when it could not be handed to a worker.
+WHAT = {RunKind.VERIFY: "verification", RunKind.DELETE: "deletion"}
 
-    When the broker cannot take it, the request is taken back (a run is cancelled, which frees
-    the lock; a verification is marked not started) so that nothing waits for a worker that
-    will never come, and QueueUnavailable says what to do.
+
+def enqueue(kind: RunKind | str, run_id: int, actor: Actor) -> str:
+    """Hands a requested run (a backup, a restore, a job such as a verification) to a worker;
+    returns the task id.
+
+    When the broker cannot take it, the request is taken back (a backup or restore is
+    cancelled, which frees the lock; a job ends as not started) so that nothing waits for a
+    worker that will never come, and QueueUnavailable says what to do.
     """
-    task = {"backup": run_backup, "restore": run_restore, "verify": run_verify}[kind]
-    what = "verification" if kind == "verify" else kind
+    kind = RunKind(kind)
+    task = RUN_TASKS.get(kind, run_job)
+    what = WHAT.get(kind, str(kind))
     try:
         result = task.delay(run_id)
     except Exception as exc:  # noqa: BLE001 - kombu and redis raise many kinds when Redis is down
@@ -97,14 +106,13 @@ def enqueue(kind: str, run_id: int, actor: Actor) -> str:
             "Nothing was changed; start Redis and try again."
         )
         try:
-            if kind == "verify":
-                operations.verify_not_started(run_id, actor, message)
-            else:
+            if kind in RUN_TASKS:
                 operations.cancel(kind, run_id, actor)
+            else:
+                operations.job_not_started(run_id, actor, message)
         except BackupError:
             pass  # it ended meanwhile
         raise QueueUnavailable(message) from exc
-    if kind != "verify":
-        model = Backup if kind == "backup" else RestoreRun
-        model.objects.filter(pk=run_id, task_id="").update(task_id=result.id)
+    model = {RunKind.BACKUP: Backup, RunKind.RESTORE: RestoreRun}.get(kind, Job)
+    model.objects.filter(pk=run_id, task_id="").update(task_id=result.id)
     return result.id

@@ -222,7 +222,7 @@ def profile(data: Path, work: Path, out: Path, label: str, workers: int) -> str:
     own place."""
     from pyinstrument import Profiler
 
-    from backups.storage import Store, WorkingTree
+    from backups.storage import CopyOptions, Store, WorkingTree
     from bench.files import tree_totals
 
     store = Store(work / "profile-store")
@@ -236,7 +236,7 @@ def profile(data: Path, work: Path, out: Path, label: str, workers: int) -> str:
         if what == "backup":
             store.backup_tree("profiled", data, workers=workers)
         else:
-            WorkingTree(store, data).restore("profiled", workers=workers)
+            WorkingTree(store, data).restore("profiled", options=CopyOptions(workers=workers))
         profiler.stop()
         texts.append(f"== {what} ==\n" + profiler.output_text(unicode=True, show_all=False))
     rm(store.root)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backups.storage import Store, WorkingTree  # noqa: E402 - the project must be importable first
+from backups.storage import CopyOptions, Store, WorkingTree  # noqa: E402 - the project must be importable first
 
 
 def peak_rss_mb() -> float:
@@ -45,7 +45,9 @@ def main() -> None:
         }
     else:
         store, name, target = args.paths
-        restored = WorkingTree(Store(Path(store)), Path(target)).restore(name, workers=args.workers)
+        restored = WorkingTree(Store(Path(store)), Path(target)).restore(
+            name, options=CopyOptions(workers=args.workers)
+        )
         result = {"files": restored.files, "bytes": restored.bytes}
     print(json.dumps({**result, "rss_peak_mb": peak_rss_mb()}))
 

@@ -66,6 +66,9 @@ class StandIn:
         self.calls: list[Call] = []
         self.sessions: dict[str, str] = {}
         self.state: dict | None = None
+        # Called (in the server's thread) the moment a user's maintenance is disabled, before
+        # the DELETE is answered: a test reads there what is true at that moment.
+        self.on_disable = None
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self.connections: set = set()
@@ -339,6 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     standin.state = None
                     standin._forget()
+                    if standin.on_disable is not None:
+                        standin.on_disable()
                     status, payload = 200, _ok()
         self._answer(status, payload, body=body)
         standin._trace(self.command, urlsplit(self.path).path, user, status)

@@ -11,18 +11,20 @@ import os
 import secrets
 import shutil
 import signal
-import time
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from browsing import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from django.conf import settings as django_settings
-from fault_support import es_state
+from fault_support import es_state, wait_for
+from people import member
 
+from backups import operations
 from backups.audit import Actor
 from backups.elastic import client as elastic
-from backups.models import Source
+from backups.models import Backup, Job, Source
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -171,6 +173,81 @@ def installed(a4c):
     return a4c
 
 
+# --- people of the console's roles, signed in on the test's client -------------------------
+
+
+def signed_in(client, name: str, role: str):
+    user = member(name, role)
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def vic(client):
+    """vic, of the viewers, signed in on the test's client."""
+    return signed_in(client, "vic", "viewers")
+
+
+@pytest.fixture
+def otto(client):
+    """otto, of the operators, signed in on the test's client."""
+    return signed_in(client, "otto", "operators")
+
+
+@pytest.fixture
+def rita(client):
+    """rita, of the restorers, signed in on the test's client."""
+    return signed_in(client, "rita", "restorers")
+
+
+# --- data and backups ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(a4c):
+    """A small data dir: three files, and a cache (work/) that backups leave out. Enough for
+    files-only backups that take a fraction of a second."""
+    for rel, text in (
+        ("csar/types.yml", "tosca: 1.3\n"),
+        ("plugins/plugin.yml", "id: p1\n"),
+        ("artifacts/install.sh", "#!/bin/sh\necho hello\n"),
+        ("work/cache.bin", "cache"),
+    ):
+        (a4c.data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (a4c.data_dir / rel).write_text(text)
+    return a4c
+
+
+@pytest.fixture
+def take(files, cli_actor):
+    """Takes a backup of the installation now, by ``user`` on the console (else the command
+    line), and asserts it succeeded: take("nightly-1", rita, include_elasticsearch=False)."""
+
+    def take(name: str, user=None, **fields) -> Backup:
+        actor = Actor(name=user.username, source=Source.WEB, user=user) if user else cli_actor
+        request = operations.BackupRequest(name=name, **fields)
+        backup = operations.run_backup(operations.request_backup(request, actor).pk)
+        assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+        return backup
+
+    return take
+
+
+@pytest.fixture
+def files_backup(take) -> Backup:
+    """A succeeded files-only backup, files-1: quick, and enough for a restore plan."""
+    return take("files-1", include_elasticsearch=False)
+
+
+@pytest.fixture
+def backup(small_a4c, cli_actor) -> Backup:
+    """A succeeded backup, nightly-1, of the small installation (indices and files)."""
+    request = operations.BackupRequest(name="nightly-1")
+    backup = operations.run_backup(operations.request_backup(request, cli_actor).pk)
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    return backup
+
+
 @pytest.fixture
 def cli_actor() -> Actor:
     return Actor(name=os.environ.get("USER", "root"), source=Source.CLI)
@@ -189,12 +266,14 @@ def queued(monkeypatch):
 
     def taking(kind):
         def delay(pk):
-            sent.append((kind, pk))
-            return SimpleNamespace(id=f"queued-{kind}-{pk}")  # what Celery's AsyncResult gives
+            # a job's kind is its row's (run_job runs every kind of job)
+            named = Job.objects.get(pk=pk).kind if kind == "job" else kind
+            sent.append((named, pk))
+            return SimpleNamespace(id=f"queued-{named}-{pk}")  # what Celery's AsyncResult gives
 
         return delay
 
-    for kind in ("backup", "restore", "verify"):
+    for kind in ("backup", "restore", "job"):
         monkeypatch.setattr(f"backups.tasks.run_{kind}.delay", taking(kind))
     return sent
 
@@ -239,7 +318,6 @@ def start_worker(celery_app, tmp_path):
     import socket
     import subprocess
     import sys
-    import time
 
     from django.db import connection
     from fault_support import database_url
@@ -287,19 +365,21 @@ def start_worker(celery_app, tmp_path):
             start_new_session=True,  # its own process group: a test can kill pool and all
         )
         started.append((proc, log))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        index = len(started) - 1
+
+        def ready() -> bool:
             if proc.poll() is not None:
-                log_tail = worker_log(len(started) - 1)
-                pytest.fail(f"the Celery worker exited with {proc.returncode}:\n{log_tail}")
+                pytest.fail(
+                    f"the Celery worker exited with {proc.returncode}:\n{worker_log(index)}"
+                )
             # The worker's own word that it consumes: unlike a broadcast ping, it cannot be
             # missed when a loaded machine answers slower than the ping waits.
-            if f"{name} ready." in worker_log(len(started) - 1):
-                return proc
-            time.sleep(0.2)
-        pytest.fail(
-            f"the Celery worker did not answer within 60 s:\n{worker_log(len(started) - 1)}"
+            return f"{name} ready." in worker_log(index)
+
+        wait_for(
+            ready, 60, what=lambda: f"the Celery worker ready:\n{worker_log(index)}", every=0.2
         )
+        return proc
 
     def worker_log(index: int) -> str:
         return (tmp_path / f"worker-{index}.log").read_text(errors="replace")[-3000:]
@@ -334,6 +414,49 @@ def worker_env(a4c, settings) -> dict:
     }
 
 
+class PausePoints:
+    """A test's hold on runs in the middle of copying files (backups/operations/pause_points.py):
+    arm a point, wait for the run to stop there, let it go on."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.env = {"A4C_TEST_PAUSE_DIR": str(folder)}  # for a worker process
+
+    def arm(self, point: str, *marks: float) -> None:
+        """Stops the next run at ``point`` at each fraction of its files (none: at its first
+        bytes); its stops are counted from one."""
+        for count in (f"{point}.reached", f"{point}.go"):
+            (self.folder / count).unlink(missing_ok=True)
+        (self.folder / point).write_text(" ".join(str(m) for m in marks))
+
+    def reached(self, point: str, stops: int = 1, timeout: float = 120.0) -> None:
+        """Waits until the run has stopped there ``stops`` times (and is held)."""
+
+        def count() -> int:
+            try:
+                return int((self.folder / f"{point}.reached").read_text() or 0)
+            except FileNotFoundError:
+                return 0
+
+        wait_for(lambda: count() >= stops, timeout, f"the run stopping at {point} #{stops}")
+
+    def go(self, point: str, stops: int = 1) -> None:
+        """Lets the run go on from its ``stops``-th stop."""
+        (self.folder / f"{point}.go").write_text(str(stops))
+
+    def disarm(self, point: str) -> None:
+        """Lets the run go on to its end, stopping no more."""
+        (self.folder / point).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def pause_points(settings, tmp_path) -> PausePoints:
+    folder = tmp_path / "pause-points"
+    folder.mkdir()
+    settings.A4C_TEST_PAUSE_DIR = str(folder)
+    return PausePoints(folder)
+
+
 @pytest.fixture
 def browser():
     """Chromium (tests/browsing.py has the helpers); every page opened is closed before the test
@@ -353,5 +476,10 @@ def browser():
         for context in chromium.contexts:
             for page in context.pages:
                 page.goto("about:blank")  # stops the polling timers
-        time.sleep(1)  # lets the live server finish requests already under way
-        chromium.close()
+        chromium.close()  # and its connections: no request can start after this
+        # the live server finishes the requests already under way, each on its own thread
+        wait_for(
+            lambda: not any("process_request_thread" in t.name for t in threading.enumerate()),
+            30,
+            what="the live server's requests ending",
+        )

@@ -50,14 +50,49 @@ def tree(root: Path) -> dict[str, tuple]:
     return result
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "the condition", every: float = 0.05):
+def eventually(predicate, timeout: float = 60.0, every: float = 0.05):
+    """The predicate's first true value, asked every ``every`` s; None after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(every)
-    pytest.fail(f"{what} did not happen within {timeout} s")
+    return None
+
+
+def wait_for(predicate, timeout: float = 60.0, what="the condition", every: float = 0.05):
+    """The predicate's first true value, asked every ``every`` s; fails the test after
+    ``timeout`` s naming ``what`` (a text, or a function giving one then: a log's tail)."""
+    value = eventually(predicate, timeout, every)
+    if not value:
+        pytest.fail(f"{what() if callable(what) else what} did not happen within {timeout} s")
+    return value
+
+
+def port_free(port: int) -> bool:
+    """Nothing holds this loopback port: it can be bound."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def nothing_running() -> bool:
+    """No run is active and the operation lock is free."""
+    from backups.models import Backup, RestoreRun
+    from backups.operations import locking
+
+    return (
+        locking.lock_holder() is None
+        and not Backup.objects.filter(status__in=Backup.ACTIVE).exists()
+        and not RestoreRun.objects.filter(status__in=RestoreRun.ACTIVE).exists()
+    )
 
 
 def leftovers(data_dir: Path) -> list[str]:
@@ -212,35 +247,33 @@ class ThrowawayElasticsearch:
             # a node killed a moment ago can hold its ports a little longer
             if started.returncode == 0 or "Address already in use" not in self.log_tail():
                 break
-            time.sleep(2)
+            eventually(
+                lambda: port_free(self.http_port) and port_free(self.transport_port), 30, 0.2
+            )
         if started.returncode != 0:
             pytest.fail(
                 f"the throwaway Elasticsearch did not start: {started.stderr[-2000:]}\n"
                 + self.log_tail()
             )
-        deadline = time.monotonic() + timeout
-        while not self.answers():
-            if time.monotonic() > deadline:
-                pytest.fail(f"the throwaway Elasticsearch did not answer:\n{self.log_tail()}")
-            time.sleep(0.5)
+        wait_for(
+            self.answers,
+            timeout,
+            what=lambda: f"the throwaway Elasticsearch answering:\n{self.log_tail()}",
+            every=0.5,
+        )
 
     def kill(self) -> None:
         """SIGKILL, as a crashed or unplugged node: nothing is flushed."""
         pid = self.pid()
         if pid:
             os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 30
-            while self.pid() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            eventually(lambda: not self.pid(), 30, 0.1)
 
     def stop(self) -> None:
         pid = self.pid()
         if pid:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 60
-            while self.pid() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if self.pid():
+            if not eventually(lambda: not self.pid(), 60, 0.2):
                 os.kill(pid, signal.SIGKILL)
 
     def log_tail(self) -> str:

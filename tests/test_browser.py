@@ -14,7 +14,6 @@ import pytest
 from browsing import shot, sign_in
 from people import member
 
-from backups.demo import generator as demo
 from backups.models import AuditEvent, Backup, RestoreRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,19 +21,14 @@ SLOW = 120_000  # ms: a backup or restore of the small demo takes seconds; leave
 
 
 @pytest.fixture
-def installed(a4c, settings, start_worker):
-    demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
-    start_worker(
-        A4C_DATA_DIR=settings.A4C_DATA_DIR,
-        A4C_BACKUP_DIR=settings.A4C_BACKUP_DIR,
-        A4C_ES_REPOSITORY=settings.A4C_ES_REPOSITORY,
-        A4C_ES_REPOSITORY_PATH=settings.A4C_ES_REPOSITORY_PATH,
-        A4C_INDEX_INCLUDE=",".join(settings.A4C_INDEX_INCLUDE),
-    )
-    return a4c
+def worker(installed, start_worker, worker_env):
+    """A real Celery worker for the installed demo."""
+    return start_worker(**worker_env)
 
 
-def test_a_restorer_backs_up_restores_and_finds_it_in_the_audit(browser, live_server, installed):
+def test_a_restorer_backs_up_restores_and_finds_it_in_the_audit(
+    browser, live_server, installed, worker
+):
     a4c = installed
     member("rita", "restorers")
     page = sign_in(browser, live_server, "rita")

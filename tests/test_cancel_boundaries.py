@@ -27,7 +27,8 @@ def cancel_when(model, phase: str, *, after_files: int = 0):
 
 
 @pytest.fixture
-def files(a4c):
+def forty_files(a4c):
+    """Forty files of 20 kB in four folders."""
     for n in range(40):
         folder = a4c.data_dir / "csar" / f"app-{n % 4}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -36,7 +37,7 @@ def files(a4c):
 
 
 def test_a_cancel_asked_in_the_last_phase_ends_the_backup_cancelled_not_succeeded(
-    files, cli_actor, settings
+    forty_files, cli_actor, settings
 ):
     """The heartbeat notices a cancel every few seconds; this backup ends long before that."""
     settings.A4C_POST_BACKUP_COMMAND = "true"
@@ -54,7 +55,7 @@ def test_a_cancel_asked_in_the_last_phase_ends_the_backup_cancelled_not_succeede
     assert "late-cancel" not in operations.store().manifests.names()
 
 
-def test_a_cancel_asked_inside_the_files_phase_stops_it_there(files, cli_actor, settings):
+def test_a_cancel_asked_inside_the_files_phase_stops_it_there(forty_files, cli_actor, settings):
     settings.A4C_HEARTBEAT_SECONDS = 60
     backup = operations.request_backup(
         operations.BackupRequest(name="mid-files", include_elasticsearch=False), cli_actor
@@ -69,7 +70,7 @@ def test_a_cancel_asked_inside_the_files_phase_stops_it_there(files, cli_actor, 
     assert "mid-files" not in operations.store().manifests.names(), "nothing of it is kept"
 
 
-def test_a_cancel_after_the_end_is_refused_with_the_reason(files, cli_actor):
+def test_a_cancel_after_the_end_is_refused_with_the_reason(forty_files, cli_actor):
     backup = operations.run_backup(
         operations.request_backup(
             operations.BackupRequest(name="done", include_elasticsearch=False), cli_actor
@@ -80,14 +81,16 @@ def test_a_cancel_after_the_end_is_refused_with_the_reason(files, cli_actor):
         operations.cancel("backup", backup.pk, cli_actor)
 
 
-def test_a_cancel_asked_while_a_restore_verifies_puts_everything_back(files, cli_actor, settings):
+def test_a_cancel_asked_while_a_restore_verifies_puts_everything_back(
+    forty_files, cli_actor, settings
+):
     settings.A4C_HEARTBEAT_SECONDS = 60
     backup = operations.run_backup(
         operations.request_backup(
             operations.BackupRequest(name="source", include_elasticsearch=False), cli_actor
         ).pk
     )
-    added = files.data_dir / "csar" / "added-after.yml"
+    added = forty_files.data_dir / "csar" / "added-after.yml"
     added.write_text("kept\n")
     run = operations.request_restore(
         operations.RestoreRequest(backup.pk, scope="files"), cli_actor, confirm="source"

@@ -22,6 +22,7 @@ from fault_support import (
 from backups import audit, operations
 from backups.errors import InvalidInput
 from backups.models import AuditEvent, Backup, Policy, RestoreRun
+from backups.operations import records
 from backups.storage.catalog import Catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,7 +38,7 @@ def test_a_succeeded_backup_writes_its_record_with_the_history_into_the_storage(
     catalog = Catalog(settings.A4C_BACKUP_DIR)
     raw = json.loads((settings.A4C_BACKUP_DIR / "records" / "acc1.json").read_text())
     assert raw["format"] == "a4c-backup-record" and raw["version"] == 1
-    record = catalog.read("acc1")
+    record = records.read_record("acc1")
     assert record.set_id == backup.set_id and len(record.set_id) == 32
     assert record.description == "before the upgrade" and record.actor == cli_actor.name
     assert record.trigger == "cli" and record.include_files and record.include_elasticsearch
@@ -47,7 +48,7 @@ def test_a_succeeded_backup_writes_its_record_with_the_history_into_the_storage(
     assert record.es_cluster_uuid == small_a4c.cluster.info().cluster_uuid
     assert record.manifest_sha256 == backup.manifest_sha256 and record.file_count == 2
     assert record.finished_at == backup.finished_at and not record.safety
-    history = list(catalog.history("acc1"))
+    history = list(records.read_history("acc1"))
     assert [p.name for p in history if not hasattr(p, "hash")] == ["nightly"]
     actions = [e.action for e in history if hasattr(e, "hash")]
     assert actions[:2] == ["backup.create", "backup.run"]
@@ -55,7 +56,7 @@ def test_a_succeeded_backup_writes_its_record_with_the_history_into_the_storage(
     assert leftovers == []
 
     operations.set_pinned(backup.pk, cli_actor, True)
-    assert catalog.read("acc1").pinned is True
+    assert records.read_record("acc1").pinned is True
 
     operations.delete_backup(backup.pk, cli_actor)
     assert catalog.names() == [] and not catalog.history_path("acc1").exists()

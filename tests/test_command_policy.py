@@ -23,13 +23,6 @@ def manage(capsys, *argv: str) -> Ran:
     return run_command(capsys, "policy", *argv)
 
 
-@pytest.fixture
-def files(a4c):
-    (a4c.data_dir / "csar").mkdir()
-    (a4c.data_dir / "csar" / "types.yml").write_text("tosca: 1.3\n")
-    return a4c
-
-
 def test_create_then_list_shows_the_policy_and_its_next_run(files, capsys):
     created = manage(
         capsys,

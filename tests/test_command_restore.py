@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 
 import pytest
 from commands import manage
@@ -23,23 +25,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture
-def files(a4c):
-    (a4c.data_dir / "csar").mkdir()
-    (a4c.data_dir / "csar" / "types.yml").write_text("tosca: 1.3\n")
-    (a4c.data_dir / "plugins").mkdir()
-    (a4c.data_dir / "plugins" / "plugin.yml").write_text("id: p1\n")
-    return a4c
-
-
-@pytest.fixture
-def files_backup(files, cli_actor) -> Backup:
-    backup = operations.request_backup(
-        operations.BackupRequest(name="files-1", include_elasticsearch=False), cli_actor
-    )
-    return operations.run_backup(backup.pk)
 
 
 def test_a_restore_brings_back_indices_and_files_and_names_its_safety_backup(
@@ -226,3 +211,82 @@ def test_the_command_plans_once_and_starts_the_plan_it_showed(
     assert ran.code == 0, ran.err
     assert len(walks) == 1, "one walk of the data dir, for the plan shown"
     assert [kind for kind, _ in queued] == ["restore"]
+
+
+@pytest.fixture
+def planted_owners(files, cli_actor) -> Backup:
+    """A files-only set whose manifest records what a planted one would: a set-uid root
+    program, a file anyone may write owned by uid 1234, and a data dir 0777 1234:1234."""
+    data_dir = files.data_dir
+    tool = data_dir / "plugins" / "tool"
+    tool.write_text("#!/bin/sh\n")
+    os.chown(tool, 0, 0)
+    os.chmod(tool, 0o4755)
+    shared = data_dir / "csar" / "shared.yml"
+    shared.write_text("anyone: writes\n")
+    os.chown(shared, 1234, 1234)
+    os.chmod(shared, 0o666)
+    os.chown(data_dir, 1234, 1234)
+    os.chmod(data_dir, 0o777)
+    backup = operations.run_backup(
+        operations.request_backup(
+            operations.BackupRequest(name="elsewhere-1", include_elasticsearch=False), cli_actor
+        ).pk
+    )
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    # Back to a data dir of this machine: root's, 0755, nothing special in it.
+    os.chown(data_dir, 0, 0)
+    os.chmod(data_dir, 0o755)
+    for path in (tool, shared):
+        path.unlink()
+    return backup
+
+
+def owners_of(path) -> tuple[int, int, str]:
+    st = os.lstat(path)
+    return st.st_uid, st.st_gid, oct(stat.S_IMODE(st.st_mode))
+
+
+def test_a_set_from_elsewhere_restores_with_the_data_dirs_owner_and_no_set_id_bits(
+    planted_owners, files, capsys
+):
+    Backup.objects.filter(pk=planted_owners.pk).update(imported_from="archive elsewhere.a4c")
+    data_dir = files.data_dir
+
+    planned = manage(capsys, "restore", "elsewhere-1", "--dry-run", "--json")
+    ran = manage(capsys, "restore", "elsewhere-1", "--yes", "--no-safety-backup")
+
+    assert json.loads(planned.out)["plan"]["file_owners"] == "data dir"
+    assert ran.code == 0, ran.err
+    assert "owners: the data dir's" in ran.out
+    assert owners_of(data_dir / "plugins" / "tool") == (0, 0, "0o755")
+    assert owners_of(data_dir / "csar" / "shared.yml") == (0, 0, "0o664")
+    assert owners_of(data_dir) == (0, 0, "0o755")
+    assert (data_dir / "csar" / "shared.yml").read_text() == "anyone: writes\n"
+    run = RestoreRun.objects.get()
+    assert run.status == RestoreRun.Status.SUCCEEDED and run.plan["file_owners"] == "data dir"
+    asked = AuditEvent.objects.get(action="restore.request")
+    assert asked.parameters["file_owners"] == "data dir"
+
+
+def test_keep_owners_restores_what_the_set_from_elsewhere_records(planted_owners, files, capsys):
+    Backup.objects.filter(pk=planted_owners.pk).update(imported_from="archive elsewhere.a4c")
+
+    ran = manage(capsys, "restore", "elsewhere-1", "--yes", "--no-safety-backup", "--keep-owners")
+
+    assert ran.code == 0, ran.err
+    assert "owners: as the backup records them" in ran.out
+    assert "came from elsewhere" in ran.out  # said, as a warning, before the person says yes
+    assert owners_of(files.data_dir / "plugins" / "tool") == (0, 0, "0o4755")
+    assert owners_of(files.data_dir / "csar" / "shared.yml") == (1234, 1234, "0o666")
+    assert owners_of(files.data_dir) == (1234, 1234, "0o777")
+
+
+def test_a_set_taken_here_restores_its_recorded_owners_as_before(planted_owners, files, capsys):
+    ran = manage(capsys, "restore", "elsewhere-1", "--yes", "--no-safety-backup")
+
+    assert ran.code == 0, ran.err
+    assert RestoreRun.objects.get().plan["file_owners"] == "recorded"
+    assert owners_of(files.data_dir / "plugins" / "tool") == (0, 0, "0o4755")
+    assert owners_of(files.data_dir / "csar" / "shared.yml") == (1234, 1234, "0o666")
+    assert owners_of(files.data_dir) == (1234, 1234, "0o777")

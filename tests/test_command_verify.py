@@ -8,30 +8,17 @@ from pathlib import Path
 import pytest
 from commands import manage
 
-from backups import operations
 from backups.management import arguments
 from backups.models import Backup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def backup(a4c, cli_actor) -> Backup:
-    index = a4c.index("csar")
-    a4c.cluster.create_index(index, mappings={}, settings={"number_of_replicas": 0})
-    a4c.cluster.bulk_index(index, [("1", {"name": "types"})])
-    (a4c.data_dir / "csar").mkdir()
-    (a4c.data_dir / "csar" / "types.yml").write_text("tosca_definitions_version: 1.3\n" * 50)
-    return operations.run_backup(
-        operations.request_backup(operations.BackupRequest(name="to-check"), cli_actor).pk
-    )
-
-
 def test_a_whole_backup_verifies_with_exit_0(backup, capsys):
-    ran = manage(capsys, "verify", "to-check")
+    ran = manage(capsys, "verify", "nightly-1")
 
     assert ran.code == 0, ran.err
-    assert ran.out == "backup to-check is whole: its snapshot and every file check out\n"
+    assert ran.out == "backup nightly-1 is whole: its snapshot and every file check out\n"
     backup.refresh_from_db()
     assert backup.verify_ok is True
 
@@ -42,21 +29,21 @@ def test_a_changed_byte_in_the_storage_fails_verification_with_exit_5(backup, ca
     data[0] ^= 0xFF
     blob.write_bytes(bytes(data))
 
-    ran = manage(capsys, "verify", "to-check", "--json")
+    ran = manage(capsys, "verify", "nightly-1", "--json")
 
     assert ran.code == arguments.VERIFY_FAILED
     report = json.loads(ran.out)
     assert report["ok"] is False and report["problems"]
-    assert ran.err.startswith("error: backup to-check failed verification: 1 problem")
+    assert ran.err.startswith("error: backup nightly-1 failed verification: 1 problem")
 
 
 def test_a_missing_snapshot_fails_verification_with_exit_5(backup, a4c, capsys, settings):
-    a4c.cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, "to-check")
+    a4c.cluster.delete_snapshot(settings.A4C_ES_REPOSITORY, "nightly-1")
 
-    ran = manage(capsys, "verify", "to-check")
+    ran = manage(capsys, "verify", "nightly-1")
 
     assert ran.code == arguments.VERIFY_FAILED
-    assert "problem: snapshot to-check is missing" in ran.out
+    assert "problem: snapshot nightly-1 is missing" in ran.out
 
 
 def test_verifying_a_failed_backup_is_a_usage_error(a4c, capsys):

@@ -32,8 +32,8 @@ import django
 django.setup()
 from django.core.management import execute_from_command_line
 print("ready", flush=True)
-while not os.path.exists(sys.argv[1]):
-    time.sleep(0.0005)
+while not os.path.exists(sys.argv[1]):  # the start gun: a file, polled tightly so that the
+    time.sleep(0.0005)  # command starts at the same instant as the test's three threads
 execute_from_command_line(["manage.py", "backup", "--name", "from-the-command-line"])
 """
 

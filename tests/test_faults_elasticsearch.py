@@ -13,7 +13,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fault_support import PROJECT, ThrowawayElasticsearch, closed_port, es_state, tree
+from fault_support import (
+    PROJECT,
+    ThrowawayElasticsearch,
+    closed_port,
+    es_state,
+    nothing_running,
+    tree,
+)
 
 from backups import operations
 from backups.demo import generator as demo
@@ -21,7 +28,6 @@ from backups.elastic import client as elastic
 from backups.elastic.client import Cluster
 from backups.errors import ElasticError
 from backups.models import Backup, RestoreRun
-from backups.operations import locking
 from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,14 +94,6 @@ def es_switch(settings):
     switch = Switch(settings)
     yield switch
     switch.up()
-
-
-def nothing_running() -> bool:
-    return (
-        locking.lock_holder() is None
-        and not Backup.objects.filter(status__in=Backup.ACTIVE).exists()
-        and not RestoreRun.objects.filter(status__in=RestoreRun.ACTIVE).exists()
-    )
 
 
 def test_a_backup_with_elasticsearch_stopped_fails_clearly_and_keeps_nothing(

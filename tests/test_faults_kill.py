@@ -1,10 +1,10 @@
 """A worker killed with SIGKILL in the middle of copying files, backup or restore.
 
 tests/test_recovery.py kills workers parked in hook commands; here the kill lands while the
-files themselves are being copied. The worker copies under a bandwidth cap
-(A4C_FILE_BANDWIDTH, which operators use to spare a live A4C's disk) of 1 MiB/s, so the 16 MiB
-of files take at least 15 s: the test sees the copy begin on the run's row and kills the worker
-long before it can end. No clock decides the outcome, only the cap. The killed backup is
+files themselves are being copied. The worker is held at a pause point a quarter of the way
+through the 16 MiB of files (A4C_TEST_PAUSE_DIR, tests' only: conftest's pause_points): the
+test waits for the run to stop there, its row showing the copy begun, and kills it. No clock
+decides the outcome, only that event. The killed backup is
 recovered by a real beat with the default timings (heartbeat older than 30 s, a tick every
 15 s), within the minute an operator is promised.
 """
@@ -26,7 +26,6 @@ from backups.storage import Store
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DATA = {"size": 16 << 20, "files": 400}
-CAPPED = {"A4C_FILE_BANDWIDTH": "1M"}
 
 
 def recover_after_the_kill(settings) -> list[str]:
@@ -36,18 +35,16 @@ def recover_after_the_kill(settings) -> list[str]:
 
 
 def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_kept(
-    a4c, start_worker, worker_env, settings, cli_actor
+    a4c, start_worker, worker_env, settings, cli_actor, pause_points
 ):
     demo.generate(a4c.data_dir, prefix=a4c.prefix, cluster=a4c.cluster, **DATA)
     store = Store(settings.A4C_BACKUP_DIR)
-    worker = start_worker(**worker_env, **CAPPED)
+    worker = start_worker(**worker_env, **pause_points.env)
+    pause_points.arm("backup-files", 0.25)
     backup = operations.request_backup(operations.BackupRequest(name="killed-copying"), cli_actor)
     tasks.run_backup.delay(backup.pk)
-    wait_for(
-        lambda: Backup.objects.filter(pk=backup.pk, phase="files", bytes_done__gt=0).exists(),
-        timeout=120,
-        what="the backup copying files",
-    )
+    pause_points.reached("backup-files")
+    assert Backup.objects.filter(pk=backup.pk, phase="files", bytes_done__gt=0).exists()
     start_worker.kill(worker)
 
     backup.refresh_from_db()
@@ -83,7 +80,7 @@ def test_a_backup_killed_while_copying_files_is_failed_and_nothing_partial_is_ke
 
 
 def test_a_restore_killed_while_copying_files_has_changed_nothing_and_leaves_no_staging(
-    a4c, start_worker, worker_env, settings, cli_actor
+    a4c, start_worker, worker_env, settings, cli_actor, pause_points
 ):
     demo.generate(a4c.data_dir, prefix=a4c.prefix, cluster=a4c.cluster, **DATA)
     backup = operations.run_backup(
@@ -101,17 +98,13 @@ def test_a_restore_killed_while_copying_files_has_changed_nothing_and_leaves_no_
     client.indices.delete(index=a4c.index("plugin"))
     files_before, es_before = tree(a4c.data_dir), a4c.state()
 
-    worker = start_worker(**worker_env, **CAPPED)
+    worker = start_worker(**worker_env, **pause_points.env)
+    pause_points.arm("restorerun-files", 0.25)
     run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
     tasks.run_restore.delay(run.pk)
-    wait_for(
-        lambda: (
-            RestoreRun.objects.filter(pk=run.pk, phase="files", bytes_done__gt=0).exists()
-            and leftovers(a4c.data_dir)
-        ),
-        timeout=120,
-        what="the restore copying files into its staging tree",
-    )
+    pause_points.reached("restorerun-files")
+    assert RestoreRun.objects.filter(pk=run.pk, phase="files", bytes_done__gt=0).exists()
+    assert leftovers(a4c.data_dir), "the restore copies files into its staging tree"
     start_worker.kill(worker)
 
     run.refresh_from_db()

@@ -12,13 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fault_support import leftovers, tree
+from fault_support import leftovers, nothing_running, tree
 
 import backups.storage.backup
 from backups import operations
 from backups.errors import BackupError
 from backups.models import Backup, RestoreRun
-from backups.operations import locking
 from backups.storage import Store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,14 +47,6 @@ def small_storage(settings, tmp_path, monkeypatch):
     yield Store(settings.A4C_BACKUP_DIR)
     if mounted:
         subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def nothing_running() -> bool:
-    return (
-        locking.lock_holder() is None
-        and not Backup.objects.filter(status__in=Backup.ACTIVE).exists()
-        and not RestoreRun.objects.filter(status__in=RestoreRun.ACTIVE).exists()
-    )
 
 
 def test_a_full_backup_storage_fails_the_backup_cleanly_and_keeps_earlier_ones_good(

@@ -13,7 +13,14 @@ import pytest
 import backups.storage.backup
 import backups.storage.pipeline
 from backups.errors import Cancelled, ConfigError, DamagedBackup, InvalidInput, StorageError
-from backups.storage import Store, WorkingTree, compare_tree_to_manifest, parse_bandwidth
+from backups.storage import (
+    DATA_DIR,
+    CopyOptions,
+    Store,
+    WorkingTree,
+    compare_tree_to_manifest,
+    parse_bandwidth,
+)
 from backups.storage.pipeline import Throttle
 from backups.storage.restore import tree_differences
 
@@ -593,7 +600,7 @@ def test_a_limited_backup_and_restore_count_the_bytes_they_really_moved(store, t
         patch.setattr(backups.storage.pipeline.Meter, "__init__", keep)
         store.backup_tree("first", data, bandwidth=1 << 30)
         store.backup_tree("again", data, previous="first", bandwidth=1 << 30)
-        WorkingTree(store, data).restore("first", bandwidth=1 << 30)
+        WorkingTree(store, data).restore("first", options=CopyOptions(bandwidth=1 << 30))
 
     first, again, restore = (meter.throttle for meter in meters)
     assert first.bandwidth == again.bandwidth == restore.bandwidth == 1 << 30
@@ -607,3 +614,78 @@ def test_a_limited_backup_and_restore_count_the_bytes_they_really_moved(store, t
     assert first.moved == sum(p.stat().st_size for p in backed_up) > len(BIG)
     assert again.moved == 0, "unchanged files are not read again"
     assert restore.moved == first.moved
+
+
+# -- owners of a set from elsewhere ------------------------------------------------------
+
+
+def owners(root: Path) -> dict[str, tuple[int, int, int]]:
+    found = {".": os.lstat(root)}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root))] = os.lstat(path)
+    return {rel: (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) for rel, st in found.items()}
+
+
+def plant_owners(data_dir: Path) -> None:
+    """What a planted manifest records: set-id bits, a stranger's files, anyone may write."""
+    os.chmod(data_dir / "csar/foo/1.0/foo.zip", 0o6755)
+    os.chown(data_dir / "git/secret.key", 1234, 1234)
+    os.chmod(data_dir / "git/secret.key", 0o666)
+    os.lchown(data_dir / "csar/latest", 1234, 1234)
+    os.chown(data_dir / "images", 1234, 1234)
+    os.chmod(data_dir / "images", 0o777)
+    os.chown(data_dir, 1234, 1234)
+    os.chmod(data_dir, 0o777)
+
+
+def test_a_set_from_elsewhere_is_restored_into_a_new_data_dir_owned_as_its_parent(
+    data_dir, store, tmp_path
+):
+    plant_owners(data_dir)
+    store.backup_tree("planted", data_dir)
+    parent = tmp_path / "new-machine"
+    parent.mkdir()
+    os.chown(parent, 4321, 4321)
+    target = parent / "data"
+
+    WorkingTree(store, target).restore("planted", owners=DATA_DIR)
+
+    found = owners(target)
+    assert {(uid, gid) for uid, gid, _ in found.values()} == {(4321, 4321)}
+    assert found["."][2] == 0o775, "the recorded 0777 without its world-writable bit"
+    assert found["csar/foo/1.0/foo.zip"][2] == 0o755
+    assert found["git/secret.key"][2] == 0o664 and found["images"][2] == 0o775
+    assert os.readlink(target / "csar/latest") == "foo/1.0"
+    assert snapshot(target, skip=CACHES).keys() == snapshot(data_dir, skip=CACHES).keys()
+
+
+def test_a_merge_of_a_set_from_elsewhere_keeps_the_data_dirs_owner_and_mode(data_dir, store):
+    plant_owners(data_dir)
+    store.backup_tree("planted", data_dir)
+    # This machine's tree: its own owners, the two files changed since (the set's win).
+    for path in [data_dir, *data_dir.rglob("*")]:
+        os.lchown(path, 0, 0)
+    os.chmod(data_dir, 0o750)
+    os.chmod(data_dir / "images", 0o755)
+    os.chmod(data_dir / "csar/foo/1.0/foo.zip", 0o644)
+    os.chmod(data_dir / "git/secret.key", 0o600)
+    (data_dir / "git/secret.key").write_bytes(b"changed here")
+
+    WorkingTree(store, data_dir).restore("planted", mode="merge", owners=DATA_DIR)
+
+    found = owners(data_dir)
+    assert found["."] == (0, 0, 0o750)
+    assert found["git/secret.key"] == (0, 0, 0o664)
+    assert (data_dir / "git/secret.key").read_bytes() == b"private"
+    assert found["images"] == (0, 0, 0o775)
+    unsafe = stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH
+    links = {"csar/latest", "plugins/etc-link"}  # a link's own mode is always 0777
+    assert not [rel for rel, (*_, mode) in found.items() if mode & unsafe and rel not in links]
+    assert found["csar/latest"][:2] == (0, 0)
+
+
+def test_owners_that_are_neither_recorded_nor_the_data_dirs_are_refused(data_dir, store):
+    store.backup_tree("first", data_dir)
+
+    with pytest.raises(InvalidInput, match="neither 'recorded' nor 'data dir'"):
+        WorkingTree(store, data_dir).restore("first", owners="theirs")

@@ -120,7 +120,7 @@ def test_a_fresh_install_with_only_config_yml_finds_the_set_and_restores_it(
     a4c, tool, settings, tmp_path
 ):
     """The host is lost: a new database, a cluster that lost the indices and the repository's
-    registration; config.yml still names the same backup.files_dir."""
+    registration, no data dir; config.yml still names the same backup.files_dir."""
     demo.generate(a4c.data_dir, size="small", prefix=a4c.prefix, cluster=a4c.cluster)
     before_es, before_files = a4c.state(), tree(a4c.data_dir)
     assert tool("-backup", "-n", "nightly").returncode == 0
@@ -137,7 +137,6 @@ def test_a_fresh_install_with_only_config_yml_finds_the_set_and_restores_it(
     a4c.cluster.client.indices.delete(index=f"{a4c.prefix}*", expand_wildcards="all")
     a4c.cluster.delete_repository(settings.A4C_ES_REPOSITORY)
     shutil.rmtree(a4c.data_dir)
-    a4c.data_dir.mkdir()
 
     restore = tool("-restore", "-n", "nightly", **fresh)
 

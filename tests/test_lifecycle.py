@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backups import operations
-from backups.models import Backup, RestoreRun, TransitionNotAllowed
+from backups.models import Backup, Job, RestoreRun, TransitionNotAllowed
 from backups.operations import locking
 from backups.operations import restore as restore_ops
 
@@ -26,7 +26,7 @@ def test_a_status_moves_only_along_its_table_and_a_move_that_lost_says_so():
 
 @pytest.mark.django_db
 def test_every_status_a_table_names_is_one_its_model_has():
-    for model in (Backup, RestoreRun):
+    for model in (Backup, RestoreRun, Job):
         named = set(model.TRANSITIONS) | {s for to in model.TRANSITIONS.values() for s in to}
         assert named <= set(model.Status.values), model
 

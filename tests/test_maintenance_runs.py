@@ -84,19 +84,23 @@ def alice(a4c_standin) -> alien4cloud.Server:
 
 
 def test_a_backup_by_the_worker_runs_between_its_hooks_inside_maintenance(
-    installed, a4c_standin, start_worker, a4c_worker_env, hook, cli_actor
+    installed, a4c_standin, start_worker, a4c_worker_env, hook, cli_actor, pause_points
 ):
     start_worker(
-        **a4c_worker_env,
+        **{**a4c_worker_env, "A4C_MAINTENANCE_UPDATE_SECONDS": 0},  # every change is sent
+        **pause_points.env,
         A4C_PRE_BACKUP_COMMAND=hook("pre-backup"),
         A4C_POST_BACKUP_COMMAND=hook("post-backup"),
-        # 1.5 MB of files at 512 KiB/s: the banner is updated (every 0.2 s) while they copy.
-        A4C_FILE_BANDWIDTH="512K",
     )
+    pause_points.arm("backup-files", 0.5)
     backup = operations.request_backup(
         operations.BackupRequest(name="under-maintenance"), cli_actor
     )
     tasks.run_backup.delay(backup.pk)
+    pause_points.reached("backup-files")  # half the files copied, the run held there
+    held = Backup.objects.get(pk=backup.pk)
+    banner = [c.body for c in a4c_standin.calls if c.method == "PUT" and c.body]
+    pause_points.disarm("backup-files")
     backup = finished(Backup, backup.pk)
 
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
@@ -110,9 +114,9 @@ def test_a_backup_by_the_worker_runs_between_its_hooks_inside_maintenance(
     ]
     assert a4c_standin.hook_status("pre-backup") != 503
     assert a4c_standin.hook_status("post-backup") != 503
-    banner = [c.body for c in a4c_standin.calls if c.method == "PUT" and c.body]
-    assert any(b["message"].startswith("a4c-backup: backing up, files ") for b in banner)
-    assert any(0 < b["progressPercentage"] < 100 for b in banner), "the progress moved"
+    # the banner was updated while the files were being copied, with the row's own figure
+    assert banner[-1]["message"].startswith("a4c-backup: backing up, files ")
+    assert 0 < banner[-1]["progressPercentage"] == held.percent < 100, "the progress moved"
     # The snapshot and the files describe one moment, and the snapshot says so.
     assert backup.indices[a4c_standin.index]["docs"] == 1
     assert backup.a4c_maintenance == A4CMaintenance.RELEASED
@@ -235,18 +239,16 @@ def test_a_restore_under_maintenance_of_a_backup_taken_without_it_expects_the_on
 
 
 def test_a_worker_killed_mid_backup_leaves_maintenance_to_recovery_which_ends_it(
-    a4c, a4c_standin, start_worker, a4c_worker_env, cli_actor, settings
+    a4c, a4c_standin, start_worker, a4c_worker_env, cli_actor, settings, pause_points
 ):
     demo.generate(a4c.data_dir, size=8 << 20, files=200, prefix=a4c.prefix, cluster=a4c.cluster)
-    # A 1 MiB/s cap: the copy of 8 MiB outlasts the kill by far (test_faults_kill.py's way).
-    worker = start_worker(**a4c_worker_env, A4C_FILE_BANDWIDTH="1M")
+    # Held a quarter of the way through its files, and killed there (test_faults_kill.py's way).
+    worker = start_worker(**a4c_worker_env, **pause_points.env)
+    pause_points.arm("backup-files", 0.25)
     backup = operations.request_backup(operations.BackupRequest(name="killed"), cli_actor)
     tasks.run_backup.delay(backup.pk)
-    wait_for(
-        lambda: Backup.objects.filter(pk=backup.pk, phase="files", bytes_done__gt=0).exists(),
-        timeout=120,
-        what="the backup copying files",
-    )
+    pause_points.reached("backup-files")
+    assert Backup.objects.filter(pk=backup.pk, phase="files", bytes_done__gt=0).exists()
     start_worker.kill(worker)
     assert alien4cloud.server().maintenance().user == "backup-admin", "left on by the dead"
 
@@ -473,3 +475,60 @@ def test_a_rollback_that_cannot_bring_the_data_back_leaves_maintenance_on_and_no
     assert again.a4c_maintenance == A4CMaintenance.RELEASED
     assert alien4cloud.server().maintenance() is None
     assert operations.stuck_maintenance_runs() == []
+
+
+# --- the row ends after the maintenance (issue 24, item 5) ----------------------------------
+
+
+def rows_when_maintenance_ends(a4c_standin, model) -> list[tuple]:
+    """What the console's database says (the newest row of ``model``, the lock's holder) at
+    the moment Alien4Cloud's maintenance is disabled, read from the stand-in's own thread."""
+    from django.db import connection
+
+    seen = []
+
+    def read() -> None:
+        try:
+            row = model.objects.order_by("-pk").values_list("status", "phase")[0]
+            holder = locking.lock_holder()
+            seen.append((*row, holder.kind if holder else ""))
+        finally:
+            connection.close()  # this thread's own connection
+
+    a4c_standin.on_disable = read
+    return seen
+
+
+def test_a_restore_is_written_succeeded_only_once_maintenance_is_disabled(
+    installed, a4c_standin, cli_actor
+):
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    seen = rows_when_maintenance_ends(a4c_standin, RestoreRun)
+
+    run = operations.request_restore(operations.RestoreRequest(backup.pk), cli_actor)
+    run = operations.run_restore(run.pk)
+
+    assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
+    assert len(seen) == 1, "maintenance was disabled once, by the restore"
+    status, _phase, holder = seen[0]
+    assert status == RestoreRun.Status.RUNNING and holder == "restore"
+    assert locking.lock_holder() is None and alien4cloud.server().maintenance() is None
+
+
+def test_a_backup_is_written_succeeded_only_once_maintenance_is_disabled(
+    installed, a4c_standin, cli_actor
+):
+    seen = rows_when_maintenance_ends(a4c_standin, Backup)
+
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="base"), cli_actor).pk
+    )
+
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    assert len(seen) == 1
+    status, _phase, holder = seen[0]
+    assert status == Backup.Status.RUNNING and holder == "backup"
+    assert locking.lock_holder() is None and alien4cloud.server().maintenance() is None

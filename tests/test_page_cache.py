@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from backups.storage import Store, WorkingTree, compare_tree_to_manifest
+from backups.storage import CopyOptions, Store, WorkingTree, compare_tree_to_manifest
 from backups.storage.backup import BackupRun
 from backups.storage.fileio import CHUNK, PageCache, buffer
 from backups.storage.restore import FileRestore
@@ -145,7 +145,7 @@ def test_files_in_the_cache_are_copied_by_the_walk_and_evicted_ones_come_back_wh
     for blob in blobs[::3]:
         evict(blob)
     restores = watch(monkeypatch, FileRestore, "_write_file")
-    WorkingTree(store, disk / "restored").restore("b1", workers=2)
+    WorkingTree(store, disk / "restored").restore("b1", options=CopyOptions(workers=2))
     assert read_back(disk / "restored") == contents
     assert compare_tree_to_manifest(store, "b1", disk / "restored")
     assert {rel for rel, now, _ in restores if now} == set(contents)
@@ -176,7 +176,7 @@ def test_a_backup_hands_exactly_the_files_that_would_wait_to_the_workers(disk, m
     handed = [(rel, thread) for rel, now, thread in calls if not now]
     assert {rel for rel, _ in handed} == waiting and len(handed) == len(waiting)
     assert all(thread.startswith("a4c-filestore") for _, thread in handed)
-    WorkingTree(store, disk / "restored").restore("b1", workers=2)
+    WorkingTree(store, disk / "restored").restore("b1", options=CopyOptions(workers=2))
     assert read_back(disk / "restored") == contents
 
 
@@ -191,7 +191,7 @@ def test_a_restore_hands_exactly_the_blobs_that_would_wait_to_the_workers(disk, 
     slow(monkeypatch, waiting)
     calls = watch(monkeypatch, FileRestore, "_write_file")
 
-    WorkingTree(store, disk / "restored").restore("b1", workers=2)
+    WorkingTree(store, disk / "restored").restore("b1", options=CopyOptions(workers=2))
 
     assert read_back(disk / "restored") == contents
     handed = [(sha[rel], thread) for rel, now, thread in calls if not now]
@@ -209,7 +209,7 @@ def test_on_a_tmpfs_the_workers_stay_idle(shm, monkeypatch):
     restores = watch(monkeypatch, FileRestore, "_write_file")
 
     store.backup_tree("b1", data_dir, workers=2)
-    WorkingTree(store, shm / "restored").restore("b1", workers=2)
+    WorkingTree(store, shm / "restored").restore("b1", options=CopyOptions(workers=2))
 
     assert read_back(shm / "restored") == contents
     assert len(backups) == len(restores) == len(contents)

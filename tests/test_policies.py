@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.utils import timezone
+from fault_support import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from backups import operations
@@ -277,16 +277,11 @@ def test_a_policy_fires_on_its_own_from_a_real_beat_and_worker(
     (a4c.data_dir / "csar" / "one.yaml").write_text("tosca_definitions_version: x")
     start_worker(beat=True, A4C_SCHEDULER_TICK_SECONDS="1", **worker_env)
 
-    deadline = time.monotonic() + 100
-    while time.monotonic() < deadline:
-        done = Backup.objects.filter(policy=policy, status=Backup.Status.SUCCEEDED).first()
-        if done:
-            break
-        time.sleep(1)
-    else:
-        pytest.fail(
-            f"no backup of the policy succeeded within 100 s; worker log:\n{start_worker.log(0)}"
-        )
+    done = wait_for(
+        lambda: Backup.objects.filter(policy=policy, status=Backup.Status.SUCCEEDED).first(),
+        timeout=100,
+        what=lambda: f"a backup of the policy succeeding; worker log:\n{start_worker.log(0)}",
+    )
 
     assert done.trigger == Backup.Trigger.SCHEDULE and done.name.startswith("every-minute-")
     assert done.actor == "policy every-minute"

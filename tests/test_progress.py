@@ -4,9 +4,11 @@ weighed by the bytes each stage moves, never going back, never 100 before the en
 from __future__ import annotations
 
 import os
+import threading
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
 
 from backups import operations, progress
 from backups.models import Backup, RestoreRun
@@ -142,11 +144,27 @@ def test_a_grown_data_dir_is_estimated_as_the_walk_goes_not_held_at_the_last_cou
     assert all(p.new_bytes <= p.bytes_done for p in during) and during[-1].new_bytes > 0
 
 
-def watched(run_fn, pk: int) -> tuple[object, list[tuple[str, int]]]:
-    """Runs an operation, keeping (phase, percent) at every report it makes."""
+def watched(run_fn, pk: int, pause_points, stops: dict[str, int]):
+    """Runs an operation on a thread, keeping (phase, percent) at every report it makes, and
+    lets it go on from each of its ``stops`` (pause point: how many stops) in turn."""
     seen: list[tuple[str, int]] = []
-    run = run_fn(pk, lambda row: seen.append((row.phase, row.percent)))
-    return run, seen
+    ended: dict = {}
+
+    def run() -> None:
+        try:
+            ended["run"] = run_fn(pk, lambda row: seen.append((row.phase, row.percent)))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    for point, count in stops.items():
+        for stop in range(1, count + 1):
+            pause_points.reached(point, stop, timeout=60)
+            pause_points.go(point, stop)
+    thread.join(timeout=120)
+    assert "run" in ended, "the operation ended"
+    return ended["run"], seen
 
 
 def rises(seen: list[tuple[str, int]]) -> bool:
@@ -156,17 +174,18 @@ def rises(seen: list[tuple[str, int]]) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_backup_and_a_restore_report_one_figure_that_only_rises_to_100(
-    small_a4c, cli_actor, settings
+    small_a4c, cli_actor, pause_points
 ):
     """Against the real Elasticsearch and real files: each operation's figure goes up through
     its stages (the snapshot, the files; the check, the staging, the safety backup, the
     indices), is below 100 while it runs, and the safety backup's phase shows its own steps."""
     # more files than the copy holds in flight (the counters follow the files written down)
     grow(small_a4c.data_dir, "blob", 200, size=2_000)
-    settings.A4C_FILE_BANDWIDTH = "300K"  # the files phase lasts long enough to be watched
+    # held three times on its way through the files: each stop writes the row, and the figure
+    pause_points.arm("backup-files", 0.25, 0.5, 0.75)
     backup = operations.request_backup(operations.BackupRequest(name="watched"), cli_actor)
 
-    backup, seen = watched(operations.run_backup, backup.pk)
+    backup, seen = watched(operations.run_backup, backup.pk, pause_points, {"backup-files": 3})
 
     assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
     assert [s["name"] for s in backup.stages] == ["elasticsearch", "files"]
@@ -179,7 +198,14 @@ def test_a_backup_and_a_restore_report_one_figure_that_only_rises_to_100(
     run = operations.request_restore(
         operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
     )
-    run, seen = watched(operations.run_restore, run.pk)
+    pause_points.arm("restorerun-files", 0.5)
+    pause_points.arm("backup-files", 0.5)  # the safety backup, half-way
+    run, seen = watched(
+        operations.run_restore,
+        run.pk,
+        pause_points,
+        {"restorerun-files": 1, "backup-files": 1},
+    )
 
     assert run.status == RestoreRun.Status.SUCCEEDED, run.error_message
     assert [s["name"] for s in run.stages] == [

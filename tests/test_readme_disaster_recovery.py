@@ -1,6 +1,6 @@
 """The README's "Disaster recovery" steps, run as written: an encrypted off-site archive of a
 backup restores on a second machine (a new Elasticsearch cluster with its own path.repo, a new
-backup storage, a new database, an empty data dir), byte for byte."""
+backup storage, a new database, no data dir), byte for byte."""
 
 from __future__ import annotations
 
@@ -97,8 +97,10 @@ def test_the_readme_steps_bring_a4c_back_on_a_second_machine_from_an_offsite_arc
     run_steps(rest, old_machine | {"RECIPIENT": recipient})
     assert archive.read_bytes().startswith(b"age-encryption.org/v1\n")
 
-    new_data = tmp_path / "new-machine" / "a4c-data"
-    new_data.mkdir(parents=True)
+    # Nothing of Alien4Cloud's on the new host: no data dir, not even its parent; the console's
+    # own dir holds its (SQLite) database.
+    (tmp_path / "new-machine").mkdir()
+    new_data = tmp_path / "new-machine" / "alien4cloud" / "a4c-data"
     new_machine = base | {
         "A4C_SIGNING_KEY_FILE": str(tmp_path / "new-machine" / "signing-key"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'new-machine' / 'db.sqlite3'}",
@@ -113,6 +115,7 @@ def test_the_readme_steps_bring_a4c_back_on_a_second_machine_from_an_offsite_arc
     assert "backup acc1 imported (signed by SHA256:" in done.stdout
     assert "acc1" in done.stdout.splitlines()[-1]
     assert "other cluster: Backup acc1 was taken on cluster" in done.stdout
+    assert f"The data dir {new_data} does not exist: it will be created" in done.stdout
     settings.A4C_ES_URLS = [second_cluster.url]
     elastic.cluster.cache_clear()
     try:

@@ -37,11 +37,12 @@ def age(client: Client, **seconds_ago: float) -> None:
 
 
 @pytest.fixture
-def vic():
+def vic_account():
+    """vic, of the viewers, signed in nowhere yet: each test signs in its own clients."""
     return member("vic", "viewers")
 
 
-def test_an_hour_without_activity_ends_the_session_with_a_page_that_says_so(vic):
+def test_an_hour_without_activity_ends_the_session_with_a_page_that_says_so(vic_account):
     client = signed_in_client()
     age(client, last_seen=60 * MINUTE + 1)
 
@@ -55,7 +56,7 @@ def test_an_hour_without_activity_ends_the_session_with_a_page_that_says_so(vic)
     assert event.target == "vic" and "without activity" in event.message
 
 
-def test_fifty_nine_idle_minutes_keep_the_session_and_a_page_restarts_the_idle_clock(vic):
+def test_fifty_nine_idle_minutes_keep_the_session_and_a_page_restarts_the_idle_clock(vic_account):
     client = signed_in_client()
     age(client, last_seen=59 * MINUTE)
 
@@ -63,7 +64,7 @@ def test_fifty_nine_idle_minutes_keep_the_session_and_a_page_restarts_the_idle_c
     assert time.time() - client.session[LAST_SEEN] < 5
 
 
-def test_the_pages_own_polling_does_not_keep_an_idle_session_alive(vic):
+def test_the_pages_own_polling_does_not_keep_an_idle_session_alive(vic_account):
     client = signed_in_client()
     age(client, last_seen=59 * MINUTE)
     before = client.session[LAST_SEEN]
@@ -77,7 +78,7 @@ def test_the_pages_own_polling_does_not_keep_an_idle_session_alive(vic):
     assert ended.status_code == 302, "the page's script then says the session ended"
 
 
-def test_twelve_hours_after_signing_in_the_session_ends_however_busy(vic):
+def test_twelve_hours_after_signing_in_the_session_ends_however_busy(vic_account):
     client = signed_in_client()
     age(client, signed_in_at=12 * HOUR + 1, last_seen=10)
 
@@ -87,7 +88,7 @@ def test_twelve_hours_after_signing_in_the_session_ends_however_busy(vic):
     assert "Signed out 12 hours after signing in" in response.content.decode()
 
 
-def test_the_limits_come_from_the_settings(vic, settings):
+def test_the_limits_come_from_the_settings(vic_account, settings):
     settings.A4C_SESSION_IDLE_MINUTES = 5
     client = signed_in_client()
     age(client, last_seen=5 * MINUTE + 1)
@@ -97,7 +98,7 @@ def test_the_limits_come_from_the_settings(vic, settings):
     assert "after 5 minutes without activity" in response.content.decode()
 
 
-def test_sign_out_everywhere_from_the_admin_ends_every_session_of_that_person_only(vic):
+def test_sign_out_everywhere_from_the_admin_ends_every_session_of_that_person_only(vic_account):
     other = member("olga", "operators")
     laptop, phone, olga = signed_in_client(), signed_in_client(), signed_in_client("olga")
     admin_user = get_user_model().objects.create_superuser("root", password="pw-root-12345")
@@ -105,7 +106,7 @@ def test_sign_out_everywhere_from_the_admin_ends_every_session_of_that_person_on
 
     response = admin.post(
         "/admin/auth/user/",
-        {"action": "sign_out_everywhere_action", "_selected_action": [vic.pk]},
+        {"action": "sign_out_everywhere_action", "_selected_action": [vic_account.pk]},
         follow=True,
     )
 

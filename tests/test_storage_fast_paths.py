@@ -13,7 +13,7 @@ import pytest
 import backups.storage.backup
 import backups.storage.manifest
 from backups.errors import StorageError
-from backups.storage import Store, WorkingTree, compare_tree_to_manifest
+from backups.storage import CopyOptions, Store, WorkingTree, compare_tree_to_manifest
 from backups.storage.manifest import Entry, file_tail, path_prefix
 
 MTIME = 1_600_000_000_123_456_789
@@ -70,7 +70,7 @@ def test_a_restore_brings_back_modes_the_umask_masks_set_id_bits_and_dir_times(
     before = listing(tree)
     store.backup_tree("first", tree, workers=workers)
 
-    WorkingTree(store, tmp_path / "restored").restore("first", workers=workers)
+    WorkingTree(store, tmp_path / "restored").restore("first", options=CopyOptions(workers=workers))
 
     assert listing(tmp_path / "restored") == before
     assert before["b/everyone.txt"][0] == 0o666 and before["b/setuid-tool"][0] == 0o4755

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
-from people import member
 
 from backups import audit
 from backups.audit import Actor
@@ -15,14 +14,7 @@ from backups.templatetags.console import parameters, ticks
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def viewer(client):
-    user = member("vic", "viewers")
-    client.force_login(user)
-    return user
-
-
-def test_opening_the_sign_out_address_asks_before_signing_out(client, viewer):
+def test_opening_the_sign_out_address_asks_before_signing_out(client, vic):
     response = client.get("/accounts/logout/")
 
     assert response.status_code == 200
@@ -31,7 +23,7 @@ def test_opening_the_sign_out_address_asks_before_signing_out(client, viewer):
     assert client.get(reverse("backups:dashboard")).status_code == 200, "still signed in"
 
 
-def test_signing_out_says_so_on_the_sign_in_page(client, viewer):
+def test_signing_out_says_so_on_the_sign_in_page(client, vic):
     response = client.post("/accounts/logout/", follow=True)
 
     assert response.redirect_chain[-1][0] == reverse("login")
@@ -45,7 +37,7 @@ def test_opening_the_sign_out_address_when_signed_out_leads_to_the_sign_in_page(
     assert response.status_code == 302 and response["Location"] == reverse("login")
 
 
-def test_an_unknown_address_gets_the_console_s_own_not_found_page(client, viewer):
+def test_an_unknown_address_gets_the_console_s_own_not_found_page(client, vic):
     response = client.get("/backups/99999/")
 
     html = response.content.decode()
@@ -54,9 +46,9 @@ def test_an_unknown_address_gets_the_console_s_own_not_found_page(client, viewer
     assert "DEBUG" not in html
 
 
-def test_a_form_sent_with_a_stale_token_gets_a_page_that_says_what_to_do(viewer):
+def test_a_form_sent_with_a_stale_token_gets_a_page_that_says_what_to_do(vic):
     strict = Client(enforce_csrf_checks=True)
-    strict.force_login(viewer)
+    strict.force_login(vic)
 
     response = strict.post("/accounts/logout/")
 
@@ -66,7 +58,7 @@ def test_a_form_sent_with_a_stale_token_gets_a_page_that_says_what_to_do(viewer)
     assert "console.css" in html and "DEBUG" not in html
 
 
-def test_pages_show_sizes_through_the_one_size_helper_with_binary_units(client, viewer):
+def test_pages_show_sizes_through_the_one_size_helper_with_binary_units(client, vic):
     Backup.objects.create(
         name="big", status="succeeded", include_elasticsearch=False, file_bytes=3 * 2**30
     )
@@ -76,7 +68,7 @@ def test_pages_show_sizes_through_the_one_size_helper_with_binary_units(client, 
     assert "3.0 GiB" in html and " GB<" not in html and " MB<" not in html
 
 
-def test_audit_parameters_read_as_named_values_not_as_a_python_dict(client, viewer):
+def test_audit_parameters_read_as_named_values_not_as_a_python_dict(client, vic):
     audit.record(
         Actor("rita", Source.WEB),
         "restore.request",

@@ -6,42 +6,22 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 from fault_support import lose_the_console_database
-from people import member
 from pyrage import x25519
 
 from backups import operations
-from backups.audit import Actor
-from backups.models import AuditEvent, Backup, Source
+from backups.models import AuditEvent, Backup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def rita(client):
-    user = member("rita", "restorers")
-    client.force_login(user)
-    return user
-
-
-def take(a4c, user, name: str, **kwargs) -> Backup:
-    (a4c.data_dir / "csar").mkdir(exist_ok=True)
-    (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
-    actor = Actor(name=user.username, source=Source.WEB, user=user)
-    backup = operations.run_backup(
-        operations.request_backup(operations.BackupRequest(name=name, **kwargs), actor).pk
-    )
-    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
-    return backup
-
-
 def test_a_restorer_downloads_an_encrypted_archive_that_imports_on_another_machine(
-    client, a4c, rita, settings, tmp_path, cli_actor
+    client, a4c, rita, settings, tmp_path, cli_actor, take
 ):
     identity = x25519.Identity.generate()
     keyfile = tmp_path / "key.txt"
     keyfile.write_text(f"{identity}\n")
     settings.A4C_EXPORT_RECIPIENTS = [str(identity.to_public())]
-    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+    backup = take("files-1", rita, include_elasticsearch=False)
 
     page = client.get(reverse("backups:backup_detail", args=[backup.pk]))
     response = client.get(reverse("backups:backup_archive", args=[backup.pk]))
@@ -61,9 +41,9 @@ def test_a_restorer_downloads_an_encrypted_archive_that_imports_on_another_machi
     assert imported.name == "files-1" and operations.verify_backup("files-1", cli_actor).ok
 
 
-def test_the_console_hands_out_no_unencrypted_archive(client, a4c, rita, settings):
+def test_the_console_hands_out_no_unencrypted_archive(client, a4c, rita, settings, take):
     settings.A4C_EXPORT_RECIPIENTS = []
-    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+    backup = take("files-1", rita, include_elasticsearch=False)
 
     response = client.get(reverse("backups:backup_archive", args=[backup.pk]), follow=True)
 
@@ -71,11 +51,9 @@ def test_the_console_hands_out_no_unencrypted_archive(client, a4c, rita, setting
     assert not AuditEvent.objects.filter(action="backup.export").exists()
 
 
-def test_an_operator_may_not_download_an_archive(client, a4c, settings):
+def test_an_operator_may_not_download_an_archive(client, a4c, settings, otto, take):
     settings.A4C_EXPORT_RECIPIENTS = [str(x25519.Identity.generate().to_public())]
-    otto = member("otto", "operators")
-    backup = take(a4c, otto, "files-1", include_elasticsearch=False)
-    client.force_login(otto)
+    backup = take("files-1", otto, include_elasticsearch=False)
 
     response = client.get(reverse("backups:backup_archive", args=[backup.pk]))
 
@@ -92,10 +70,12 @@ def test_the_backups_page_says_when_the_catalog_was_last_synced(client, a4c, rit
     assert "Catalog last synced with the backup storage" in after
 
 
-def test_a_restore_from_another_cluster_starts_only_with_its_checkbox(client, a4c, rita, queued):
+def test_a_restore_from_another_cluster_starts_only_with_its_checkbox(
+    client, a4c, rita, queued, take
+):
     a4c.cluster.client.indices.create(index=a4c.index("user"), settings={"number_of_replicas": 0})
     a4c.cluster.client.index(index=a4c.index("user"), id="1", document={"u": 1}, refresh=True)
-    backup = take(a4c, rita, "both-1")
+    backup = take("both-1", rita)
     Backup.objects.filter(pk=backup.pk).update(es_cluster_name="lost", es_cluster_uuid="x" * 22)
     data = {"backup": backup.pk, "scope": "all", "file_mode": "mirror", "confirm": "both-1"}
 

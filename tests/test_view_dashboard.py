@@ -14,10 +14,9 @@ from backups.models import Backup, Policy, RestoreRun
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def viewer(client, settings, tmp_path):
+@pytest.fixture(autouse=True)
+def own_storage(settings, tmp_path):
     settings.A4C_BACKUP_DIR = tmp_path / "storage"
-    client.force_login(member("vic", "viewers"))
 
 
 def finished_restore(backup: Backup, minutes_ago: int, **fields) -> RestoreRun:
@@ -27,7 +26,7 @@ def finished_restore(backup: Backup, minutes_ago: int, **fields) -> RestoreRun:
     )
 
 
-def test_a_policy_whose_last_run_failed_turns_health_yellow_naming_it(client, viewer):
+def test_a_policy_whose_last_run_failed_turns_health_yellow_naming_it(client, vic):
     Policy.objects.create(
         name="nodate",
         schedule="* * * * *",
@@ -41,7 +40,7 @@ def test_a_policy_whose_last_run_failed_turns_health_yellow_naming_it(client, vi
     assert "policy nodate failed its last run: Another operation is running" in html
 
 
-def test_a_policy_that_succeeded_since_its_failure_is_not_trouble(client, viewer):
+def test_a_policy_that_succeeded_since_its_failure_is_not_trouble(client, vic):
     now = timezone.now()
     Policy.objects.create(
         name="nightly",
@@ -55,14 +54,14 @@ def test_a_policy_that_succeeded_since_its_failure_is_not_trouble(client, viewer
     assert "1 active, none failing" in html
 
 
-def test_the_lock_is_shown_once_by_running_now_not_by_a_slower_health_panel(client, viewer):
+def test_the_lock_is_shown_once_by_running_now_not_by_a_slower_health_panel(client, vic):
     html = client.get(reverse("backups:health")).content.decode()
 
     assert "Operation lock" not in html
     assert "Running now" in client.get(reverse("backups:dashboard_live")).content.decode()
 
 
-def test_after_a_restore_the_dashboard_says_which_backup_the_live_data_comes_from(client, viewer):
+def test_after_a_restore_the_dashboard_says_which_backup_the_live_data_comes_from(client, vic):
     older = Backup.objects.create(name="monday", status="succeeded")
     newer = Backup.objects.create(name="tuesday", status="succeeded")
     finished_restore(older, 60)
@@ -74,7 +73,7 @@ def test_after_a_restore_the_dashboard_says_which_backup_the_live_data_comes_fro
     assert "tuesday" in html and f"restore #{last.pk}" in html
 
 
-def test_nothing_restored_yet_means_no_live_data_claim(client, viewer):
+def test_nothing_restored_yet_means_no_live_data_claim(client, vic):
     html = client.get(reverse("backups:dashboard_live")).content.decode()
 
     assert 'id="live-data"' not in html

@@ -6,35 +6,12 @@ import re
 
 import pytest
 from django.urls import reverse
-from people import member
 
 from backups import operations
 from backups.audit import Actor
 from backups.models import AuditEvent, Backup, RestoreRun, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def rita(client):
-    user = member("rita", "restorers")
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
-def files_backup(a4c, rita) -> Backup:
-    """A real, small, files-only backup: quick, and enough for a restore plan."""
-    (a4c.data_dir / "csar").mkdir()
-    (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
-    actor = Actor(name="rita", source=Source.WEB, user=rita)
-    backup = operations.run_backup(
-        operations.request_backup(
-            operations.BackupRequest(name="files-1", include_elasticsearch=False), actor
-        ).pk
-    )
-    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
-    return backup
 
 
 def hold_the_lock() -> Backup:
@@ -80,7 +57,7 @@ def test_it_refuses_an_uppercase_name_and_suggests_the_lowercase_one(client, a4c
     )
 
 
-def test_it_refuses_a_name_already_taken(client, files_backup, queued):
+def test_it_refuses_a_name_already_taken(client, rita, files_backup, queued):
     html = new_backup(client, name="files-1").content.decode()
 
     assert "A backup named &#x27;files-1&#x27; exists already; choose another name." in html
@@ -92,7 +69,7 @@ def test_it_refuses_a_backup_of_nothing(client, a4c, rita, queued):
     assert "Choose what to back up: Elasticsearch, files, or both." in html
 
 
-def test_the_name_is_checked_as_it_is_typed(client, files_backup):
+def test_the_name_is_checked_as_it_is_typed(client, rita, files_backup):
     url = reverse("backups:backup_name_check")
 
     slash = client.get(url, {"name": "a/b"}).content.decode()
@@ -118,7 +95,7 @@ def test_a_backup_while_another_operation_runs_gets_the_busy_sentence(client, a4
 
 
 def test_a_restore_without_the_typed_name_is_refused_with_what_to_type(
-    client, files_backup, queued
+    client, rita, files_backup, queued
 ):
     response = restore(client, files_backup)
 
@@ -129,7 +106,7 @@ def test_a_restore_without_the_typed_name_is_refused_with_what_to_type(
     assert not RestoreRun.objects.exists() and queued == []
 
 
-def test_a_restore_with_a_wrong_typed_name_is_refused(client, files_backup, queued):
+def test_a_restore_with_a_wrong_typed_name_is_refused(client, rita, files_backup, queued):
     html = restore(client, files_backup, confirm="files-2").content.decode()
 
     assert "Type the backup&#x27;s name (files-1) to confirm the restore." in html
@@ -138,7 +115,7 @@ def test_a_restore_with_a_wrong_typed_name_is_refused(client, files_backup, queu
 
 
 def test_a_restore_while_another_operation_runs_gets_the_busy_sentence(
-    client, files_backup, queued
+    client, rita, files_backup, queued
 ):
     hold_the_lock()
 
@@ -152,7 +129,7 @@ def test_a_restore_while_another_operation_runs_gets_the_busy_sentence(
     assert refused.outcome == "refused" and refused.actor == "rita"
 
 
-def test_the_plan_of_chosen_indices_needs_at_least_one_index(client, files_backup):
+def test_the_plan_of_chosen_indices_needs_at_least_one_index(client, rita, files_backup):
     html = client.get(
         reverse("backups:restore_new"),
         {
@@ -181,12 +158,12 @@ def test_a_failed_backup_cannot_be_planned_for_a_restore(client, rita):
 
 
 def test_verifying_a_backup_whose_manifest_vanished_says_what_is_missing(
-    client, files_backup, settings, queued
+    client, rita, files_backup, settings, queued
 ):
     (settings.A4C_BACKUP_DIR / "manifests" / "files-1.manifest").unlink()
 
     client.post(reverse("backups:backup_verify", args=[files_backup.pk]))
-    operations.run_verify(files_backup.pk)  # what the worker does
+    operations.run_verify(queued[0][1])  # what the worker does
     html = client.get(reverse("backups:backup_detail", args=[files_backup.pk])).content.decode()
 
     assert "Verification failed" in html
@@ -233,7 +210,7 @@ def test_a_name_longer_than_kept_is_refused_with_the_limit_not_cut(client, a4c, 
 
 @pytest.mark.parametrize("asked", ["99999", "abc", "-1"])
 def test_a_restore_link_to_a_backup_that_is_not_there_is_a_404_not_another_backup(
-    client, files_backup, asked
+    client, rita, files_backup, asked
 ):
     response = client.get(reverse("backups:restore_new") + f"?backup={asked}")
 
@@ -244,14 +221,14 @@ def test_a_restore_link_to_a_backup_that_is_not_there_is_a_404_not_another_backu
 
 
 def test_the_plan_lists_every_path_a_mirror_restore_deletes_flags_it_and_offers_the_list(
-    client, a4c, files_backup
+    client, a4c, rita, files_backup
 ):
     """Issue 15.6: 80 examples of ~1,600 paths, no "and N more", one deleted file missing."""
-    extra = a4c.data_dir / "plugins" / "added-later"
+    extra = a4c.data_dir / "images" / "added-later"
     extra.mkdir(parents=True)
     for n in range(250):
         (extra / f"f-{n:03d}.bin").write_bytes(b"y" * 10)
-    (a4c.data_dir / "csar" / "app.yml").write_text("changed since the backup\n")
+    (a4c.data_dir / "csar" / "types.yml").write_text("changed since the backup\n")
     query = f"?backup={files_backup.pk}&scope=files&file_mode=mirror"
 
     html = client.get(reverse("backups:restore_new") + query).content.decode()
@@ -265,14 +242,14 @@ def test_the_plan_lists_every_path_a_mirror_restore_deletes_flags_it_and_offers_
 
     assert response.status_code == 200 and "attachment" in response["Content-Disposition"]
     removed = [line.split("\t")[2] for line in lines if line.startswith("removed\t")]
-    assert len(removed) == 252 and "plugins/added-later/f-249.bin" in removed
+    assert len(removed) == 252 and "images/added-later/f-249.bin" in removed
     assert len(set(removed)) == len(removed), "no path twice"
     assert [line.split("\t")[2] for line in lines if line.startswith("changed\t")] == [
-        "csar/app.yml"
+        "csar/types.yml"
     ]
 
 
-def test_a_merge_plan_deletes_nothing_and_is_not_flagged(client, a4c, files_backup):
+def test_a_merge_plan_deletes_nothing_and_is_not_flagged(client, a4c, rita, files_backup):
     for n in range(150):
         (a4c.data_dir / f"new-{n}.txt").write_text("n")
     query = f"?backup={files_backup.pk}&scope=files&file_mode=merge"

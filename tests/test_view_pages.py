@@ -5,31 +5,25 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from fault_support import wait_for
 from people import member
 
 from backups import operations
 from backups.audit import Actor
-from backups.models import AuditEvent, Backup, RestoreRun, Source
+from backups.models import AuditEvent, Backup, Job, RestoreRun, RunKind, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def restorer(client):
-    user = member("rita", "restorers")
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
-def backup(installed, restorer) -> Backup:
-    actor = Actor(name="rita", source=Source.WEB, user=restorer)
+def demo_backup(installed, rita) -> Backup:
+    """A succeeded backup, nightly-1, of the demo installation, taken by rita on the console."""
+    actor = Actor(name="rita", source=Source.WEB, user=rita)
     requested = operations.request_backup(
         operations.BackupRequest(name="nightly-1", description="before the upgrade"), actor
     )
@@ -69,7 +63,7 @@ def test_a_wrong_password_says_so_on_the_sign_in_page(client, django_user_model)
     assert "did not match" in response.content.decode()
 
 
-def test_the_dashboard_shows_the_last_good_backup_and_the_latest_runs(client, backup):
+def test_the_dashboard_shows_the_last_good_backup_and_the_latest_runs(client, demo_backup):
     response = client.get(reverse("backups:dashboard"))
     html = response.content.decode()
 
@@ -78,22 +72,24 @@ def test_the_dashboard_shows_the_last_good_backup_and_the_latest_runs(client, ba
     assert "Nothing is running" in html
 
 
-def test_the_dashboard_says_when_no_backup_ever_succeeded(client, restorer):
+def test_the_dashboard_says_when_no_backup_ever_succeeded(client, rita):
     html = client.get(reverse("backups:dashboard")).content.decode()
 
     assert "No successful backup yet" in html
 
 
-def test_the_last_good_backup_turns_red_when_older_than_the_setting(client, backup, settings):
+def test_the_last_good_backup_turns_red_when_older_than_the_setting(client, demo_backup, settings):
     settings.A4C_LAST_BACKUP_MAX_AGE_HOURS = 26
-    Backup.objects.filter(pk=backup.pk).update(finished_at=timezone.now() - timedelta(hours=27))
+    Backup.objects.filter(pk=demo_backup.pk).update(
+        finished_at=timezone.now() - timedelta(hours=27)
+    )
 
     html = client.get(reverse("backups:dashboard_live")).content.decode()
 
     assert "card-bad" in html and "A4C_LAST_BACKUP_MAX_AGE_HOURS" in html
 
 
-def test_the_health_panel_lists_each_check_with_its_state(client, installed, restorer, celery_app):
+def test_the_health_panel_lists_each_check_with_its_state(client, installed, rita, celery_app):
     # celery_app points the app at the test broker before the panel pings the workers: a
     # connection made first to the default broker would be reused by later tests.
     html = client.get(reverse("backups:health")).content.decode()
@@ -109,7 +105,7 @@ def test_the_health_panel_lists_each_check_with_its_state(client, installed, res
     assert "check-ok" in html
 
 
-def test_the_backup_list_shows_counts_sizes_and_filters(client, backup):
+def test_the_backup_list_shows_counts_sizes_and_filters(client, demo_backup):
     html = client.get(reverse("backups:backup_list")).content.decode()
     filtered = client.get(reverse("backups:backup_list"), {"status": "failed"}).content.decode()
 
@@ -117,17 +113,17 @@ def test_the_backup_list_shows_counts_sizes_and_filters(client, backup):
     assert "nightly-1" not in filtered and "No backup matches" in filtered
 
 
-def test_the_backup_page_shows_indices_files_and_actions(client, backup, installed):
-    html = client.get(reverse("backups:backup_detail", args=[backup.pk])).content.decode()
+def test_the_backup_page_shows_indices_files_and_actions(client, demo_backup, installed):
+    html = client.get(reverse("backups:backup_detail", args=[demo_backup.pk])).content.decode()
 
     assert installed.index("application") in html
-    assert f"{backup.file_count:,}" in html
+    assert f"{demo_backup.file_count:,}" in html
     assert "Verify" in html and "Restore…" in html and "Download manifest" in html
     assert "Delete…" in html
     assert "status-card" not in html, "a finished backup has no live status panel"
 
 
-def test_the_live_fragment_of_a_running_backup_asks_to_be_polled_again(client, restorer):
+def test_the_live_fragment_of_a_running_backup_asks_to_be_polled_again(client, rita):
     running = Backup.objects.create(
         name="in-flight",
         status=Backup.Status.RUNNING,
@@ -143,7 +139,7 @@ def test_the_live_fragment_of_a_running_backup_asks_to_be_polled_again(client, r
     assert "data-running" in html and "25%" in html and "files" in html
 
 
-def test_a_failed_backup_shows_its_message_and_the_detail_one_click_away(client, restorer):
+def test_a_failed_backup_shows_its_message_and_the_detail_one_click_away(client, rita):
     failed = Backup.objects.create(
         name="broken",
         status=Backup.Status.FAILED,
@@ -158,16 +154,16 @@ def test_a_failed_backup_shows_its_message_and_the_detail_one_click_away(client,
     assert "<details><summary>Technical detail</summary><pre>Traceback: line 1" in html
 
 
-def test_the_manifest_downloads_as_json_lines(client, backup):
-    response = client.get(reverse("backups:backup_manifest", args=[backup.pk]))
+def test_the_manifest_downloads_as_json_lines(client, demo_backup):
+    response = client.get(reverse("backups:backup_manifest", args=[demo_backup.pk]))
     lines = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
 
     assert response["Content-Disposition"] == 'attachment; filename="nightly-1.manifest.jsonl"'
     assert lines[0]["backup"] == "nightly-1"
-    assert sum(1 for entry in lines[1:] if entry["type"] == "file") == backup.file_count
+    assert sum(1 for entry in lines[1:] if entry["type"] == "file") == demo_backup.file_count
 
 
-def test_the_new_backup_form_offers_a_dated_name_and_the_live_indices(client, installed, restorer):
+def test_the_new_backup_form_offers_a_dated_name_and_the_live_indices(client, installed, rita):
     html = client.get(reverse("backups:backup_new")).content.decode()
 
     assert 'value="backup-' in html
@@ -194,13 +190,13 @@ def test_starting_a_backup_queues_it_and_opens_its_status_page(client, installed
     assert backup.status == Backup.Status.PENDING and backup.actor == "opal"
 
 
-def test_the_restore_page_shows_the_plan_with_counts_and_warnings(client, backup, installed):
+def test_the_restore_page_shows_the_plan_with_counts_and_warnings(client, demo_backup, installed):
     installed.cluster.client.indices.create(index=installed.index("added-later"))
 
     response = client.get(
         reverse("backups:restore_new"),
         {
-            "backup": backup.pk,
+            "backup": demo_backup.pk,
             "scope": "all",
             "file_mode": "mirror",
             "safety_backup": "on",
@@ -216,11 +212,11 @@ def test_the_restore_page_shows_the_plan_with_counts_and_warnings(client, backup
     assert 'Type <strong class="mono">nightly-1</strong> to confirm' in html
 
 
-def test_confirming_a_restore_queues_it_and_opens_its_status_page(client, backup, queued):
+def test_confirming_a_restore_queues_it_and_opens_its_status_page(client, demo_backup, queued):
     response = client.post(
         reverse("backups:restore_new"),
         {
-            "backup": backup.pk,
+            "backup": demo_backup.pk,
             "scope": "all",
             "file_mode": "mirror",
             "safety_backup": "on",
@@ -238,7 +234,7 @@ def test_confirming_a_restore_queues_it_and_opens_its_status_page(client, backup
     assert f"Restore #{run.pk} of" in page and "data-running" in page
 
 
-def test_a_finished_restore_offers_the_safety_backup_and_a_rollback(client, backup, restorer):
+def test_a_finished_restore_offers_the_safety_backup_and_a_rollback(client, demo_backup, rita):
     safety = Backup.objects.create(
         name="safety-before-restore-1",
         status="succeeded",
@@ -246,7 +242,7 @@ def test_a_finished_restore_offers_the_safety_backup_and_a_rollback(client, back
         actor="rita",
     )
     run = RestoreRun.objects.create(
-        backup=backup,
+        backup=demo_backup,
         status=RestoreRun.Status.SUCCEEDED,
         actor="rita",
         safety_backup=safety,
@@ -259,15 +255,15 @@ def test_a_finished_restore_offers_the_safety_backup_and_a_rollback(client, back
     assert "Restore succeeded" in html and "data-running" not in html
 
 
-def test_the_restores_list_renders(client, backup, restorer):
-    RestoreRun.objects.create(backup=backup, status=RestoreRun.Status.FAILED, actor="rita")
+def test_the_restores_list_renders(client, demo_backup, rita):
+    RestoreRun.objects.create(backup=demo_backup, status=RestoreRun.Status.FAILED, actor="rita")
 
     html = client.get(reverse("backups:restore_list")).content.decode()
 
     assert "of nightly-1" in html and "failed" in html
 
 
-def test_the_audit_history_shows_who_did_what_and_the_chain_verdict(client, backup):
+def test_the_audit_history_shows_who_did_what_and_the_chain_verdict(client, demo_backup):
     html = client.get(reverse("backups:audit")).content.decode()
     chain = client.get(reverse("backups:audit_chain")).content.decode()
 
@@ -275,7 +271,7 @@ def test_the_audit_history_shows_who_did_what_and_the_chain_verdict(client, back
     assert "The hash chain is intact" in chain
 
 
-def test_the_audit_history_exports_the_filtered_events_as_csv(client, backup):
+def test_the_audit_history_exports_the_filtered_events_as_csv(client, demo_backup):
     response = client.get(reverse("backups:audit_export"), {"action": "backup.run"})
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
 
@@ -284,36 +280,37 @@ def test_the_audit_history_exports_the_filtered_events_as_csv(client, backup):
     assert {row["outcome"] for row in rows} == {"started", "succeeded"}
 
 
-def test_a_download_names_its_file_by_rfc_6266_whatever_the_backup_is_called(client, backup):
+def test_a_download_names_its_file_by_rfc_6266_whatever_the_backup_is_called(client, demo_backup):
     # An imported set's name came from another host's record.
-    Backup.objects.filter(pk=backup.pk).update(name='a";filename="evil.html')
+    Backup.objects.filter(pk=demo_backup.pk).update(name='a";filename="evil.html')
 
-    response = client.get(reverse("backups:backup_manifest", args=[backup.pk]))
+    response = client.get(reverse("backups:backup_manifest", args=[demo_backup.pk]))
 
     assert response["Content-Disposition"] == (
         'attachment; filename="a\\";filename=\\"evil.html.manifest.jsonl"'
     )
 
 
-def test_the_admin_link_and_sign_out_are_in_the_top_bar(client, backup):
+def test_the_admin_link_and_sign_out_are_in_the_top_bar(client, demo_backup):
     html = client.get(reverse("backups:backup_list")).content.decode()
 
     assert 'action="/accounts/logout/"' in html and "csrfmiddlewaretoken" in html
 
 
 def test_verifying_a_sound_backup_goes_to_a_worker_and_its_page_shows_the_result(
-    client, backup, queued
+    client, demo_backup, queued
 ):
-    asked = client.post(reverse("backups:backup_verify", args=[backup.pk]), follow=True)
+    asked = client.post(reverse("backups:backup_verify", args=[demo_backup.pk]), follow=True)
     html = asked.content.decode()
 
-    assert queued == [("verify", backup.pk)]
+    job = Job.objects.get(kind=RunKind.VERIFY, backup=demo_backup)
+    assert queued == [("verify", job.pk)]
     assert "Verifying backup nightly-1: this page shows the result when it ends." in html
     assert 'id="verifying"' in html and "Asked by <strong>rita</strong>" in html
     assert "data-running" in html, "the page keeps polling until the result"
 
-    operations.run_verify(backup.pk)  # what the worker does
-    html = client.get(reverse("backups:backup_live", args=[backup.pk])).content.decode()
+    operations.run_verify(job.pk)  # what the worker does
+    html = client.get(reverse("backups:backup_live", args=[demo_backup.pk])).content.decode()
 
     assert 'id="verifying"' not in html and 'id="verification"' in html and "msg-success" in html
     events = AuditEvent.objects.filter(action="backup.verify").order_by("pk")
@@ -321,56 +318,56 @@ def test_verifying_a_sound_backup_goes_to_a_worker_and_its_page_shows_the_result
 
 
 def test_a_verification_the_broker_cannot_take_says_so_and_is_not_left_waiting(
-    client, backup, monkeypatch
+    client, demo_backup, monkeypatch
 ):
     def refuse(pk):
         raise ConnectionRefusedError("Connection refused")
 
-    monkeypatch.setattr("backups.tasks.run_verify.delay", refuse)
+    monkeypatch.setattr("backups.tasks.run_job.delay", refuse)
 
-    html = client.post(reverse("backups:backup_verify", args=[backup.pk]), follow=True)
+    html = client.post(reverse("backups:backup_verify", args=[demo_backup.pk]), follow=True)
     html = html.content.decode()
 
     assert "The verification could not be handed to a worker" in html and "start Redis" in html
     assert 'id="verifying"' not in html
-    backup.refresh_from_db()
-    assert not backup.is_verifying
+    page = client.get(reverse("backups:backup_detail", args=[demo_backup.pk])).content.decode()
+    assert "The verification asked by rita" in page and "could not run: The verification" in page
+    demo_backup.refresh_from_db()
+    assert not demo_backup.is_verifying
     assert AuditEvent.objects.filter(action="backup.verify", outcome="failed").exists()
 
 
 def test_a_real_worker_verifies_a_backup_asked_from_the_console(
-    client, backup, start_worker, worker_env
+    client, demo_backup, start_worker, worker_env
 ):
     start_worker(**worker_env)
 
-    client.post(reverse("backups:backup_verify", args=[backup.pk]))
+    client.post(reverse("backups:backup_verify", args=[demo_backup.pk]))
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        backup.refresh_from_db()
-        if not backup.is_verifying:
-            break
-        time.sleep(0.2)
-    assert not backup.is_verifying, f"no result within 60 s:\n{start_worker.log(0)}"
-    assert backup.verify_ok is True and backup.verify_problems == []
+    wait_for(
+        lambda: not Backup.objects.get(pk=demo_backup.pk).is_verifying,
+        what=lambda: f"the worker's verification result; its log:\n{start_worker.log(0)}",
+    )
+    demo_backup.refresh_from_db()
+    assert demo_backup.verify_ok is True and demo_backup.verify_problems == []
 
 
-def test_deleting_a_backup_asks_first_then_removes_its_snapshot(client, backup, installed):
-    confirm = client.get(reverse("backups:backup_delete", args=[backup.pk])).content.decode()
-    response = client.post(reverse("backups:backup_delete", args=[backup.pk]), follow=True)
+def test_deleting_a_backup_asks_first_then_removes_its_snapshot(client, demo_backup, installed):
+    confirm = client.get(reverse("backups:backup_delete", args=[demo_backup.pk])).content.decode()
+    response = client.post(reverse("backups:backup_delete", args=[demo_backup.pk]), follow=True)
 
     assert "Delete backup nightly-1?" in confirm
     assert "Backup nightly-1 deleted." in response.content.decode()
-    backup.refresh_from_db()
-    assert backup.status == Backup.Status.DELETED
-    assert installed.cluster.snapshot(backup.repository, "nightly-1") is None
+    demo_backup.refresh_from_db()
+    assert demo_backup.status == Backup.Status.DELETED
+    assert installed.cluster.snapshot(demo_backup.repository, "nightly-1") is None
 
 
-def test_pinning_a_backup_is_shown_and_recorded(client, backup):
-    client.post(reverse("backups:backup_pin", args=[backup.pk]), {"pinned": "1"})
+def test_pinning_a_backup_is_shown_and_recorded(client, demo_backup):
+    client.post(reverse("backups:backup_pin", args=[demo_backup.pk]), {"pinned": "1"})
 
-    backup.refresh_from_db()
-    assert backup.pinned
+    demo_backup.refresh_from_db()
+    assert demo_backup.pinned
     event = AuditEvent.objects.get(action="backup.pin")
     assert (event.actor, event.target, event.parameters) == ("rita", "nightly-1", {"pinned": True})
     assert (

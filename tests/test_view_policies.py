@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.core import mail
@@ -35,26 +34,6 @@ def storage(settings, tmp_path):
 
 
 @pytest.fixture
-def queued(monkeypatch):
-    """Stands in for the broker: records the backups handed to a worker."""
-    sent = []
-
-    def delay(pk):
-        sent.append(pk)
-        return SimpleNamespace(id=f"queued-{pk}")
-
-    monkeypatch.setattr("backups.tasks.run_backup.delay", delay)
-    return sent
-
-
-@pytest.fixture
-def operator(client):
-    user = member("otto", "operators")
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def nightly(storage, cli_actor) -> Policy:
     return operations.save_policy(
         cli_actor, name="nightly", include_elasticsearch=False, keep_last=7
@@ -80,7 +59,7 @@ FORM = {
 
 
 def test_the_list_shows_schedule_next_run_last_success_and_last_failure(
-    client, operator, nightly, cli_actor
+    client, otto, nightly, cli_actor
 ):
     Policy.objects.filter(pk=nightly.pk).update(
         last_success_at=timezone.now() - timedelta(days=2),
@@ -98,7 +77,7 @@ def test_the_list_shows_schedule_next_run_last_success_and_last_failure(
     assert "badge-yellow" in row and ">Resume<" in row and ">Run now<" in row
 
 
-def test_the_detail_form_and_notifications_pages_render(client, operator, nightly):
+def test_the_detail_form_and_notifications_pages_render(client, otto, nightly):
     assert "Retention preview" in page(client, "policies:detail", nightly.pk)
     assert 'value="0 2 * * *"' in page(client, "policies:edit", nightly.pk)
     assert "Create policy" in page(client, "policies:new")
@@ -135,7 +114,7 @@ def test_the_dashboard_panel_shows_each_policys_last_runs_and_next(nightly):
     ids=["cron", "cron-range", "pattern", "pattern-case", "keep", "name", "nothing", "index"],
 )
 def test_a_mistake_is_refused_with_the_sentence_a_person_reads(
-    client, operator, storage, change, sentence
+    client, otto, storage, change, sentence
 ):
     response = client.post(reverse("policies:new"), {**FORM, **change})
 
@@ -145,7 +124,7 @@ def test_a_mistake_is_refused_with_the_sentence_a_person_reads(
     assert not Policy.objects.exists()
 
 
-def test_an_operator_creates_a_policy_and_the_audit_says_who(client, operator, storage):
+def test_an_operator_creates_a_policy_and_the_audit_says_who(client, otto, storage):
     data = {**FORM, "include_elasticsearch": "on", "index_patterns": "app-*\nusers, csar"}
     response = client.post(reverse("policies:new"), data)
 
@@ -160,9 +139,7 @@ def test_an_operator_creates_a_policy_and_the_audit_says_who(client, operator, s
     assert event.actor == "otto" and event.target == "weekly"
 
 
-def test_an_operator_may_not_give_a_policy_a_retention_that_deletes_backups(
-    client, operator, storage
-):
+def test_an_operator_may_not_give_a_policy_a_retention_that_deletes_backups(client, otto, storage):
     response = client.post(reverse("policies:new"), {**FORM, "keep_last": "1"})
 
     html = response.content.decode()
@@ -173,7 +150,7 @@ def test_an_operator_may_not_give_a_policy_a_retention_that_deletes_backups(
 
 
 def test_an_operator_may_not_tighten_the_retention_of_a_policy_and_run_it(
-    client, operator, nightly, queued
+    client, otto, nightly, queued
 ):
     """The journey of issue 15.3: keep at most 1, then Run now, deleted backups."""
     data = {**FORM, "name": "nightly", "keep_last": "1"}
@@ -195,7 +172,7 @@ def test_a_restorer_sets_the_retention_the_schedule_then_applies(client, nightly
     assert response.status_code == 302 and nightly.keep_last == 1
 
 
-def test_editing_records_only_what_changed(client, operator, nightly):
+def test_editing_records_only_what_changed(client, otto, nightly):
     data = {**FORM, "name": "nightly", "schedule": "0 2 * * 1", "keep_last": "7"}
 
     response = client.post(reverse("policies:edit", args=[nightly.pk]), data)
@@ -205,7 +182,7 @@ def test_editing_records_only_what_changed(client, operator, nightly):
     assert event.parameters == {"schedule": ["0 2 * * *", "0 2 * * 1"]} and event.actor == "otto"
 
 
-def test_a_schedule_that_fires_every_minute_is_saved_with_a_warning(client, operator, storage):
+def test_a_schedule_that_fires_every_minute_is_saved_with_a_warning(client, otto, storage):
     response = client.post(reverse("policies:new"), {**FORM, "schedule": "* * * * *"}, follow=True)
 
     html = response.content.decode()
@@ -213,7 +190,7 @@ def test_a_schedule_that_fires_every_minute_is_saved_with_a_warning(client, oper
     assert "starts a backup every 1 minute" in html and "msg-warning" in html
 
 
-def test_a_policy_name_longer_than_kept_is_refused_with_the_limit(client, operator, storage):
+def test_a_policy_name_longer_than_kept_is_refused_with_the_limit(client, otto, storage):
     form = client.get(reverse("policies:new")).content.decode()
     response = client.post(reverse("policies:new"), {**FORM, "name": "p" * 150})
 
@@ -223,7 +200,7 @@ def test_a_policy_name_longer_than_kept_is_refused_with_the_limit(client, operat
     assert not Policy.objects.exists()
 
 
-def test_a_policy_is_deleted_after_asking_and_its_backups_stay(client, operator, nightly):
+def test_a_policy_is_deleted_after_asking_and_its_backups_stay(client, otto, nightly):
     kept = Backup.objects.create(name="nightly-1", status="succeeded", policy=nightly)
 
     asked = client.get(reverse("policies:delete", args=[nightly.pk]))
@@ -253,19 +230,19 @@ def test_a_viewer_refused_a_policy_edit_is_told_it_is_about_policies(client, nig
 
 
 def test_run_now_requests_the_policys_backup_and_hands_it_to_a_worker(
-    client, operator, nightly, queued
+    client, otto, nightly, queued
 ):
     response = client.post(reverse("policies:run", args=[nightly.pk]))
 
     backup = Backup.objects.get(policy=nightly)
     assert backup.status == Backup.Status.PENDING and backup.name.startswith("nightly-")
-    assert queued == [backup.pk]
+    assert queued == [("backup", backup.pk)]
     assert response["Location"] == reverse("backups:backup_detail", args=[backup.pk])
     assert AuditEvent.objects.filter(action="policy.run_now", actor="otto").exists()
 
 
 def test_run_now_while_another_operation_runs_says_so_and_queues_nothing(
-    client, operator, nightly, queued
+    client, otto, nightly, queued
 ):
     client.post(reverse("policies:run", args=[nightly.pk]))
 
@@ -275,7 +252,7 @@ def test_run_now_while_another_operation_runs_says_so_and_queues_nothing(
     assert len(queued) == 1 and Backup.objects.filter(policy=nightly).count() == 1
 
 
-def test_pause_then_resume_toggles_the_policy_and_returns_to_the_list(client, operator, nightly):
+def test_pause_then_resume_toggles_the_policy_and_returns_to_the_list(client, otto, nightly):
     back = reverse("policies:list")
     url = reverse("policies:pause", args=[nightly.pk])
 
@@ -355,7 +332,7 @@ def test_apply_deletes_nothing_when_the_preview_changed_since_it_was_shown(clien
 # --- notifications ---------------------------------------------------------------------------
 
 
-def test_send_test_records_a_delivery_and_an_audit_event(client, operator, storage):
+def test_send_test_records_a_delivery_and_an_audit_event(client, otto, storage):
     storage.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     storage.A4C_NOTIFY_EMAILS = ["ops@example.org"]
 
@@ -370,7 +347,7 @@ def test_send_test_records_a_delivery_and_an_audit_event(client, operator, stora
     assert event.actor == "otto" and event.outcome == "succeeded"
 
 
-def test_a_failed_webhook_shows_its_error_but_never_its_secret_path(client, operator, storage):
+def test_a_failed_webhook_shows_its_error_but_never_its_secret_path(client, otto, storage):
     storage.A4C_NOTIFY_WEBHOOK_URL = "http://127.0.0.1:9/hooks/T0001/s3cret-token"
 
     html = client.post(reverse("policies:notification_test"), follow=True).content.decode()
@@ -381,7 +358,7 @@ def test_a_failed_webhook_shows_its_error_but_never_its_secret_path(client, oper
     assert "s3cret-token" not in str(AuditEvent.objects.get(action="notify.test").parameters)
 
 
-def test_send_test_with_no_channel_says_which_setting_to_set(client, operator, storage):
+def test_send_test_with_no_channel_says_which_setting_to_set(client, otto, storage):
     html = client.post(reverse("policies:notification_test"), follow=True).content.decode()
 
     assert "No notification channel is configured: set A4C_NOTIFY_EMAILS" in html

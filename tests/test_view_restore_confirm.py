@@ -8,33 +8,13 @@ import re
 import pytest
 from django.core import signing
 from django.urls import reverse
-from people import member
 
-from backups import operations
-from backups.audit import Actor
-from backups.models import Backup, RestoreRun, Source
+from backups.models import Backup, RestoreRun
 from backups.operations.plan import Plan
 from backups.storage import WorkingTree
 from backups.web.forms import PLAN_SALT
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def rita(client):
-    user = member("rita", "restorers")
-    client.force_login(user)
-    return user
-
-
-def take(a4c, user, name: str, **fields) -> Backup:
-    (a4c.data_dir / "csar").mkdir(exist_ok=True)
-    (a4c.data_dir / "csar" / "app.yml").write_text("tosca_definitions_version: 1\n")
-    actor = Actor(name=user.username, source=Source.WEB, user=user)
-    request = operations.BackupRequest(name=name, **fields)
-    backup = operations.run_backup(operations.request_backup(request, actor).pk)
-    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
-    return backup
 
 
 def shown(client, choices: dict) -> tuple[str, str]:
@@ -57,9 +37,9 @@ def walks(monkeypatch) -> list:
 
 
 def test_the_confirmation_starts_the_plan_shown_without_walking_the_data_dir_again(
-    client, a4c, rita, queued, walks
+    client, a4c, rita, queued, walks, take
 ):
-    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+    backup = take("files-1", rita, include_elasticsearch=False)
     choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
     _, token = shown(client, choices)
     assert len(walks) == 1
@@ -76,8 +56,8 @@ def test_the_confirmation_starts_the_plan_shown_without_walking_the_data_dir_aga
     assert Plan.from_json(run.plan).files.removed == 0, "the plan stored is the one read"
 
 
-def test_a_plan_altered_in_the_page_is_refused(client, a4c, rita, queued):
-    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+def test_a_plan_altered_in_the_page_is_refused(client, a4c, rita, queued, take):
+    backup = take("files-1", rita, include_elasticsearch=False)
     choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
     _, token = shown(client, choices)
 
@@ -90,9 +70,9 @@ def test_a_plan_altered_in_the_page_is_refused(client, a4c, rita, queued):
 
 
 def test_a_plan_shown_for_other_choices_is_refused_and_the_new_plan_shown(
-    client, a4c, rita, queued
+    client, a4c, rita, queued, take
 ):
-    backup = take(a4c, rita, "files-1", include_elasticsearch=False)
+    backup = take("files-1", rita, include_elasticsearch=False)
     choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
     _, token = shown(client, choices)
 
@@ -110,10 +90,10 @@ def test_a_plan_shown_for_other_choices_is_refused_and_the_new_plan_shown(
 
 
 def test_an_index_created_after_the_plan_was_shown_refuses_the_confirmation(
-    client, a4c, rita, queued
+    client, a4c, rita, queued, take
 ):
     a4c.cluster.client.indices.create(index=a4c.index("user"), settings={"number_of_replicas": 0})
-    backup = take(a4c, rita, "both-1")
+    backup = take("both-1", rita)
     choices = {"backup": backup.pk, "scope": "all", "file_mode": "mirror"}
     _, token = shown(client, choices)
     a4c.cluster.client.indices.create(index=a4c.index("late"), settings={"number_of_replicas": 0})
@@ -130,9 +110,9 @@ def test_an_index_created_after_the_plan_was_shown_refuses_the_confirmation(
 
 
 def test_a_foreign_set_says_so_on_the_confirmation_and_starts_only_with_its_checkbox(
-    client, a4c, rita, queued
+    client, take, rita, queued
 ):
-    backup = take(a4c, rita, "planted-1", include_elasticsearch=False)
+    backup = take("planted-1", rita, include_elasticsearch=False)
     Backup.objects.filter(pk=backup.pk).update(foreign=True, signed_by="SHA256:unknown")
     data = {"backup": backup.pk, "scope": "files", "file_mode": "mirror", "confirm": "planted-1"}
 
@@ -153,3 +133,29 @@ def test_a_foreign_set_says_so_on_the_confirmation_and_starts_only_with_its_chec
     )
     listed = client.get(reverse("backups:backup_list")).content.decode()
     assert 'planted-1</a> <span class="badge badge-yellow foreign"' in listed
+
+
+def test_a_set_from_elsewhere_is_planned_with_the_data_dirs_owners_unless_kept(
+    client, take, rita, queued
+):
+    backup = take("carried-1", rita, include_elasticsearch=False)
+    Backup.objects.filter(pk=backup.pk).update(imported_from="archive carried-1.a4c")
+    choices = {"backup": backup.pk, "scope": "files", "file_mode": "mirror"}
+
+    mapped, _ = shown(client, choices)
+    kept, token = shown(client, {**choices, "keep_owners": "on"})
+
+    assert 'data-file-owners="data dir"' in mapped and "loses set-id" in mapped
+    assert 'data-file-owners="recorded"' in kept and "came from elsewhere" in kept
+    assert 'name="keep_owners" value="on"' in kept, "the confirmation carries the choice"
+    # The plan read kept the owners: a confirmation without the choice is for another plan.
+    refused = client.post(
+        reverse("backups:restore_new"), {**choices, "plan": token, "confirm": "carried-1"}
+    )
+    assert refused.status_code == 200 and not queued
+    started = client.post(
+        reverse("backups:restore_new"),
+        {**choices, "keep_owners": "on", "plan": token, "confirm": "carried-1"},
+    )
+    assert started.status_code == 302 and [kind for kind, _ in queued] == ["restore"]
+    assert RestoreRun.objects.get().plan["file_owners"] == "recorded"

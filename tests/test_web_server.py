@@ -15,6 +15,7 @@ import requests
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
+from fault_support import wait_for
 from people import member
 
 from backups.models import AuditEvent
@@ -76,6 +77,18 @@ def signed_in_cookie(user) -> dict:
     return {django_settings.SESSION_COOKIE_NAME: client.cookies["sessionid"].value}
 
 
+def not_yet_accepted(port: int) -> int:
+    """Connections the kernel holds for the server listening on ``port`` that it has not yet
+    accepted (a listening socket's rx_queue in /proc/net/tcp is its accept queue)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                return int(queues.split(":")[1], 16)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
 def half_sent_requests(port: int, count: int) -> list[socket.socket]:
     """Connections that each send the start of a request and then nothing: half of them stop
     inside the headers, half inside a body they announced."""
@@ -102,7 +115,7 @@ def test_fifty_half_sent_requests_leave_healthz_and_the_backup_list_answering_wi
     port = int(base.rsplit(":", 1)[1])
     held = half_sent_requests(port, 50)
     try:
-        time.sleep(0.2)  # let the server accept them all before asking
+        wait_for(lambda: not_yet_accepted(port) == 0, 10, "the server accepting them all")
         for _ in range(3):
             began = time.monotonic()
             health = requests.get(f"{base}/healthz", timeout=5)

@@ -197,13 +197,29 @@ def _hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+# An index's name (unprefixed) and its documents, as (id, source) pairs.
+Indexed = tuple[str, Iterable[tuple[str, dict]]]
+
+
 # Long literal documents read best one field group per line, so the formatter keeps out.
 # fmt: off
-def documents(inst: Installation) -> Iterator[tuple[str, Iterable[tuple[str, dict]]]]:
+def documents(inst: Installation) -> Iterator[Indexed]:
     """(index, documents) for every demo index (unprefixed), documents as (id, source) pairs.
 
     Documents are drawn from ``inst.rng`` in a fixed order: consume them in the order given.
     """
+    yield from _archives(inst)
+    yield from _types(inst)
+    yield from _people(inst)
+    yield from _platform(inst)
+    yield from _applications(inst)
+    yield from _configuration(inst)
+    yield "audittrace", _audit(inst, 35 * inst.size)
+    yield "paasdeploymentlog", _deployment_logs(inst, 8)
+
+
+def _archives(inst: Installation) -> Iterator[Indexed]:
+    """The CSARs and the topologies inside them."""
     rng = inst.rng
     hashes: dict[tuple[str, str], str] = {}
     csars, topologies = [], []
@@ -239,6 +255,11 @@ def documents(inst: Installation) -> Iterator[tuple[str, Iterable[tuple[str, dic
     yield "csar", csars
     yield "topology", topologies
 
+
+def _types(inst: Installation) -> Iterator[Indexed]:
+    """The TOSCA types the type libraries declare: nodes, capabilities, relationships..."""
+    rng = inst.rng
+
     def tosca_type(element: str, c: dict, **extra) -> tuple[str, dict]:
         date, version = inst.date(), c["version"]
         return f"{element}:{version}", {
@@ -273,6 +294,10 @@ def documents(inst: Installation) -> Iterator[tuple[str, Iterable[tuple[str, dic
     ):
         yield index, [tosca_type(e, c, **extra) for c in libraries for e in c[key]]
 
+
+def _people(inst: Installation) -> Iterator[Indexed]:
+    """Users and groups."""
+    rng = inst.rng
     roles = ("APPLICATIONS_MANAGER", "COMPONENTS_MANAGER", "ARCHITECT", "COMPONENTS_BROWSER")
     yield "user", [(u, {
         "username": u, "email": f"{u}@example.com",
@@ -288,6 +313,9 @@ def documents(inst: Installation) -> Iterator[tuple[str, Iterable[tuple[str, dic
         "users": rng.sample(inst.users, 4), "roles": ["COMPONENTS_BROWSER"],
     }) for g in inst.groups]
 
+
+def _platform(inst: Installation) -> Iterator[Indexed]:
+    """Plugins, orchestrators and their locations."""
     plugin_ids = [f"{p}:{v}" for p, v in inst.plugins]
     yield "plugin", [(f"{p}:{v}", {
         "id": f"{p}:{v}", "enabled": True, "configurable": i % 2 == 0, "pluginPathId": f"{p}/{v}",
@@ -324,6 +352,10 @@ def documents(inst: Installation) -> Iterator[tuple[str, Iterable[tuple[str, dic
         "portabilityDefinitions": {},
     }) for lid, name, orch in inst.locations for flavor in ("small", "large", "gpu", "default")]
 
+
+def _applications(inst: Installation) -> Iterator[Indexed]:
+    """Applications, their versions, environments, deployments and services."""
+    rng = inst.rng
     yield "application", [(a["id"], {
         "id": a["id"], "name": a["name"], "description": f"The {a['name']} application",
         "imageId": a["image"], "tags": [{"name": "owner", "value": rng.choice(inst.groups)}],
@@ -371,6 +403,11 @@ def documents(inst: Installation) -> Iterator[tuple[str, Iterable[tuple[str, dic
         "capabilitiesRelationshipTypes": {},
     }) for a, e in [(a, e) for a, e in envs if e["type"] == "PRODUCTION"] or envs[:1]]
 
+
+def _configuration(inst: Installation) -> Iterator[Indexed]:
+    """Meta-properties, artifact and git repositories, suggestions, the audit's settings."""
+    rng = inst.rng
+    plugin_ids = [f"{p}:{v}" for p, v in inst.plugins]
     yield "metapropconfiguration", [(key := inst.uid(), {
         "id": key, "name": name, "description": f"{name} of the {target}", "target": target,
         "required": i % 3 == 0, "password": name == "api_token", "type": "string", "default": "",
@@ -408,8 +445,6 @@ def documents(inst: Installation) -> Iterator[tuple[str, Iterable[tuple[str, dic
     yield "auditconfiguration", [("auditconfiguration", {
         "id": "auditconfiguration", "enabled": True, "methodsConfiguration": {},
     })]
-    yield "audittrace", _audit(inst, 35 * inst.size)
-    yield "paasdeploymentlog", _deployment_logs(inst, 8)
 
 
 _DEPLOYMENT_PATH = "/rest/latest/applications/{app}/environments/{env}/deployment"

@@ -31,6 +31,11 @@ def alien4cloud_check() -> Check:
     except BackupError as exc:
         fix = "Set A4C_MAINTENANCE to off, auto or required."
         return Check(NAME, False, exc.message, fix, "error")
+    return settings_check(mode) or server_check(mode)
+
+
+def settings_check(mode: str) -> Check | None:
+    """The verdict the settings alone give (off, not configured, wrong), or None."""
     if mode == "off":
         return Check(
             NAME, True, "A4C_MAINTENANCE=off: backups and restores never touch Alien4Cloud"
@@ -48,6 +53,12 @@ def alien4cloud_check() -> Check:
     problems = alien4cloud.settings_problems()
     if problems:
         return Check(NAME, False, " ".join(problems), "Correct the settings named.", "error")
+    return None
+
+
+def server_check(mode: str) -> Check:
+    """Alien4Cloud asked: does it answer, sign the tool's user in as ADMIN, and whose is its
+    maintenance mode now."""
     server = alien4cloud.server(attempts=1, timeout=NETWORK_TIMEOUT)
     try:
         account = server.sign_in()
@@ -82,6 +93,11 @@ def alien4cloud_check() -> Check:
             "error",
         )
     where = f"{server.url}, signed in as {account.username} (ADMIN), A4C_MAINTENANCE={mode}"
+    return maintenance_check(where, account, state, mode)
+
+
+def maintenance_check(where: str, account, state, mode: str) -> Check:
+    """Alien4Cloud's maintenance mode now: off, the tool's own, or someone else's."""
     if state is None:
         return Check(NAME, True, f"{where}; maintenance mode off")
     if state.user == account.username and state.user_triggered:

@@ -408,14 +408,12 @@ def _lock() -> Check:
     summary = f"held by {holder.kind} {holder.label}, started by {holder.actor} at {since}"
     run = holder.run
     stale_after = float(settings.A4C_STALE_AFTER_SECONDS)
-    if run is not None and run.status in type(run).ACTIVE and holder.kind != "delete":
+    if run is not None and run.status in type(run).ACTIVE:
         beat = run.heartbeat_at
         if run.status == "pending" or (
             beat and (timezone.now() - beat).total_seconds() <= stale_after
         ):
             return _ok("Operation lock", f"{summary} ({run.status}, {run.phase or 'starting'})")
-    elif holder.kind == "delete" and run is not None and run.status == Backup.Status.DELETING:
-        return _ok("Operation lock", summary)
     return _warning(
         "Operation lock",
         summary + ": its process seems gone",

@@ -19,6 +19,16 @@ from backups.storage import parse_bandwidth
 
 @register()
 def check_settings(app_configs=None, **kwargs):
+    return [
+        *elasticsearch_problems(),
+        *places_problems(),
+        *neighbours_problems(),
+        *signing_problems(),
+    ]
+
+
+def elasticsearch_problems() -> list:
+    """The original tool's config file, and how Elasticsearch is reached and where it snapshots."""
     problems = []
     if settings.LEGACY_CONFIG_ERROR:
         problems.append(
@@ -44,12 +54,27 @@ def check_settings(app_configs=None, **kwargs):
                 id="a4c.E004",
             )
         )
+    if not Path(settings.A4C_ES_REPOSITORY_PATH).is_absolute():
+        problems.append(
+            Error(
+                "A4C_ES_REPOSITORY_PATH must be an absolute path, not "
+                f"{settings.A4C_ES_REPOSITORY_PATH}.",
+                id="a4c.E007",
+            )
+        )
+    return problems
+
+
+def places_problems() -> list:
+    """The data dir, the backup storage, and how files are copied between them."""
+    problems = []
     data_dir = Path(settings.A4C_DATA_DIR)
     if not data_dir.is_dir():
         problems.append(
             Warning(
                 f"The A4C data dir {data_dir} does not exist (A4C_DATA_DIR, from "
-                f"{settings.A4C_DATA_DIR_SOURCE}); backups of files will fail until it does.",
+                f"{settings.A4C_DATA_DIR_SOURCE}); backups of files will fail until it does "
+                "(a restore creates it).",
                 id="a4c.W001",
             )
         )
@@ -70,14 +95,6 @@ def check_settings(app_configs=None, **kwargs):
                 id="a4c.E006",
             )
         )
-    if not Path(settings.A4C_ES_REPOSITORY_PATH).is_absolute():
-        problems.append(
-            Error(
-                "A4C_ES_REPOSITORY_PATH must be an absolute path, not "
-                f"{settings.A4C_ES_REPOSITORY_PATH}.",
-                id="a4c.E007",
-            )
-        )
     for name in settings.A4C_EXCLUDE_DIRS:
         if "/" in name or name in ("", ".", ".."):
             problems.append(
@@ -90,10 +107,15 @@ def check_settings(app_configs=None, **kwargs):
         parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
     except ConfigError as exc:
         problems.append(Error(str(exc), id="a4c.E009"))
-    problems.extend(
+    return problems
+
+
+def neighbours_problems() -> list:
+    """Alien4Cloud's REST API, the notification webhook, and the web server's network."""
+    problems = [
         Error(problem, hint="README, 'Alien4Cloud maintenance mode'.", id="a4c.E010")
         for problem in alien4cloud.settings_problems()
-    )
+    ]
     if str(settings.A4C_MAINTENANCE).strip().lower() == "required" and not alien4cloud.configured():
         problems.append(
             Error(
@@ -115,11 +137,10 @@ def check_settings(app_configs=None, **kwargs):
         Error(problem, hint="README, 'Running it for a team'.", id="a4c.E013")
         for problem in network.settings_problems()
     )
-    problems.extend(_signing_problems())
     return problems
 
 
-def _signing_problems() -> list[Error]:
+def signing_problems() -> list[Error]:
     """The signing key must load (or be made), and every trusted key must be one."""
     problems = []
     try:

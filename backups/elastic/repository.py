@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import zlib
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass, field
@@ -61,6 +62,24 @@ def _read(path: Path) -> bytes:
             f"cannot read the snapshot repository file {path}: {exc.strerror}; "
             "this machine must see the repository's directory (A4C_ES_REPOSITORY_PATH)"
         ) from exc
+
+
+def remove_location(location: Path) -> bool:
+    """Removes a repository's directory whole (an imported set's, its repository unregistered
+    first): whether there was one. Never follows a link out of it."""
+    if not os.path.lexists(location):
+        return False
+    try:
+        if os.path.islink(location) or not os.path.isdir(location):
+            os.unlink(location)
+        else:
+            shutil.rmtree(location)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot remove the snapshot repository directory {location}: {exc.strerror}; "
+            "remove it by hand (its repository is no longer registered)"
+        ) from exc
+    return True
 
 
 def catalog(location: Path) -> tuple[int, dict]:

@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, handle_defaul
 from django.db import DatabaseError, connections
 
 from backups.errors import BackupError
+from backups.formatting import printable
 from backups.management.arguments import FAILED, USAGE
 
 
@@ -59,7 +60,7 @@ class Command(BaseCommand):
         except CommandError as exc:
             if options.traceback:
                 raise
-            self.stderr.write(f"error: {exc}")
+            self.stderr.write(f"error: {printable(exc)}")
             sys.exit(exc.returncode)
         finally:
             connections.close_all()
@@ -98,4 +99,9 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(value, default=str, ensure_ascii=False))
 
     def say(self, text: str = "") -> None:
-        self.stdout.write(text)
+        """One line for a person: names and texts in it may come from outside (a record, an
+        archive), so control characters are shown escaped, never sent to the terminal."""
+        self.stdout.write(printable(text))
+
+    def warn(self, text: str) -> None:
+        self.stderr.write(printable(f"warning: {text}"))

@@ -22,7 +22,7 @@ from backups import operations
 from backups.errors import BackupError, QueueUnavailable
 from backups.management.arguments import INTERRUPTED, actor, fail
 from backups.management.progress import Reporter, label
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 
 
 @contextlib.contextmanager
@@ -64,13 +64,13 @@ def _request_cancel(kind: str, run_id: int) -> None:
 
 
 def carry_out(
-    kind: str, run: Backup | RestoreRun, options: dict, reporter: Reporter, err: OutputWrapper
+    kind: RunKind, run: Backup | RestoreRun, options: dict, reporter: Reporter, err: OutputWrapper
 ) -> Backup | RestoreRun:
     """Runs a requested backup or restore here, or queues it (and follows it with --wait)."""
     if not options.get("queue"):
         try:
             with cancel_on_interrupt(kind, run.pk, err):
-                if kind == "backup":
+                if kind == RunKind.BACKUP:
                     run = operations.run_backup(run.pk, progress=reporter)
                 else:
                     run = operations.run_restore(run.pk, progress=reporter)

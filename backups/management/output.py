@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from backups.formatting import printable
 from backups.management.arguments import fail
 from backups.management.progress import label
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 
 
 def local_time(value: datetime | None) -> str:
@@ -32,7 +33,7 @@ def _seconds(value: timedelta | None) -> float | None:
 
 def backup_summary(backup: Backup) -> dict:
     return {
-        "kind": "backup",
+        "kind": RunKind.BACKUP,
         "id": backup.pk,
         "name": backup.name,
         "status": backup.status,
@@ -70,7 +71,7 @@ def backup_summary(backup: Backup) -> dict:
 
 def restore_summary(run: RestoreRun) -> dict:
     return {
-        "kind": "restore",
+        "kind": RunKind.RESTORE,
         "id": run.pk,
         "backup": run.backup.name,
         "status": run.status,
@@ -118,7 +119,7 @@ def report_outcome(
     if queued_only or run.status in type(run).ACTIVE:
         return
     for warning in getattr(run, "warnings", None) or []:
-        command.stderr.write(f"warning: {warning}")
+        command.stderr.write(printable(f"warning: {warning}"))
     if run.status != "succeeded":
         raise fail(
             f"{label(run)} {run.status.replace('_', ' ')}: {run.error_message or 'no detail'}"

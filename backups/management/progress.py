@@ -11,7 +11,7 @@ from django.utils import timezone
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from backups.models import Backup
+from backups.models import Backup, RunKind
 from backups.sizes import format_size
 
 LINE_EVERY = 5.0  # seconds between plain progress lines within one phase
@@ -102,7 +102,7 @@ class Reporter:
     def _json(self, run, changed: bool) -> None:
         event = {
             "event": "progress",
-            "kind": "backup" if isinstance(run, Backup) else "restore",
+            "kind": RunKind.BACKUP if isinstance(run, Backup) else RunKind.RESTORE,
             "id": run.pk,
             "status": run.status,
             "phase": run.phase,

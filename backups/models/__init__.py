@@ -1,6 +1,6 @@
-"""The rows that are the truth about every operation, by concern: the runs and the lock
-(runs.py, with each run's lifecycle), the audit trail (audit_trail.py), the schedules,
-notifications and small facts kept between runs (upkeep.py)."""
+"""The rows that are the truth about every operation, by concern: the runs (backups, restores,
+jobs), their kinds and the lock (runs.py, with each run's lifecycle), the audit trail
+(audit_trail.py), the schedules, notifications and small facts kept between runs (upkeep.py)."""
 
 from backups.models.audit_trail import (
     AppendOnlyError,
@@ -12,8 +12,10 @@ from backups.models.audit_trail import (
 from backups.models.runs import (
     A4CMaintenance,
     Backup,
+    Job,
     OperationLock,
     RestoreRun,
+    RunKind,
     RunRow,
     SnapshotLocation,
     Source,
@@ -29,10 +31,12 @@ __all__ = [
     "AuditEvent",
     "AuditEventQuerySet",
     "Backup",
+    "Job",
     "NotificationDelivery",
     "OperationLock",
     "Policy",
     "RestoreRun",
+    "RunKind",
     "RunRow",
     "SnapshotLocation",
     "Source",

@@ -1,9 +1,10 @@
 """The run rows, the truth about every operation, and the lock; nothing else lives here.
 
-Backup and RestoreRun hold status, phase, progress counters, heartbeat and errors; pages,
-commands and the audit read them. OperationLock makes "one data-changing operation at a time"
-a database fact. A status moves only through RunRow.transition(), along these tables
-(declared as each model's TRANSITIONS):
+Backup, RestoreRun and Job (the smaller kinds of run on a backup: verify, delete) hold status,
+phase, progress counters, heartbeat and errors; pages, commands and the audit read them. RunKind
+names every kind of run (the lock's kind, the lifecycle's, recovery's). OperationLock makes "one
+data-changing operation at a time" a database fact. A status moves only through
+RunRow.transition(), along these tables (declared as each model's TRANSITIONS):
 
 Backup status transitions::
 
@@ -20,6 +21,11 @@ RestoreRun status transitions::
                        -> cancelled            (cancelled before anything was changed)
                        -> interrupted          (the worker died; the rollback is offered)
     pending -> cancelled | failed
+
+Job status transitions::
+
+    pending -> running -> succeeded | failed | cancelled
+    pending -> failed | cancelled              (never started: no worker, or cancelled first)
 """
 
 from __future__ import annotations
@@ -36,6 +42,16 @@ class Source(models.TextChoices):
     CLI = "cli", "Command line"
     SCHEDULE = "schedule", "Schedule"
     SYSTEM = "system", "System"
+
+
+class RunKind(models.TextChoices):
+    """Every kind of run: the lock's kind, the lifecycle's (operations/lifecycle.Kind.name),
+    recovery's, cancel's. A rollback is a restore (RestoreRun.rollback_of says so)."""
+
+    BACKUP = "backup"
+    RESTORE = "restore"
+    VERIFY = "verify"
+    DELETE = "delete"
 
 
 class A4CMaintenance(models.TextChoices):
@@ -210,12 +226,10 @@ class Backup(RunRow):
     es_cluster_uuid = models.CharField(max_length=64, blank=True)
     warnings = models.JSONField(default=list, blank=True)
 
+    # The verdict of its last verification (a Job of kind verify writes it).
     verified_at = models.DateTimeField(null=True, blank=True)
     verify_ok = models.BooleanField(null=True, blank=True)
     verify_problems = models.JSONField(default=list, blank=True)
-    # A verification asked from the console runs on a worker; these say who asked and when.
-    verify_requested_at = models.DateTimeField(null=True, blank=True)
-    verify_requested_by = models.CharField(max_length=150, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     # Its record in the storage (storage/catalog.py); a row made by sync or import says whence.
@@ -258,10 +272,18 @@ class Backup(RunRow):
         return self.status in self.RESTORABLE
 
     @property
+    def verification(self) -> Job | None:
+        """The verification asked for this backup that has not ended yet, if any."""
+        return (
+            self.jobs.filter(kind=RunKind.VERIFY, status__in=Job.ACTIVE)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+
+    @property
     def is_verifying(self) -> bool:
         """A verification was asked and has not ended since."""
-        requested, ended = self.verify_requested_at, self.verified_at
-        return requested is not None and (ended is None or ended < requested)
+        return self.verification is not None
 
     @property
     def index_count(self) -> int:
@@ -363,11 +385,49 @@ class RestoreRun(RunRow):
         return self.status in self.ACTIVE
 
 
+class Job(RunRow):
+    """A smaller kind of run on one backup (verify, delete; drills and off-site copies to come):
+    the same lifecycle as a backup or a restore, its input and its result kept as JSON."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.PENDING, Status.RUNNING)
+    ENDED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    TRANSITIONS = {
+        Status.PENDING: (Status.RUNNING, Status.FAILED, Status.CANCELLED),
+        Status.RUNNING: ENDED,
+    }
+
+    kind = models.CharField(max_length=12, choices=RunKind.choices, db_index=True)
+    backup = models.ForeignKey(Backup, on_delete=models.PROTECT, related_name="jobs")
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    parameters = models.JSONField(default=dict, blank=True, help_text="What was asked.")
+    result = models.JSONField(default=dict, blank=True, help_text="What it found or did.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["kind", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} of {self.backup.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
 class OperationLock(models.Model):
     """One row (pk=1): who may change data now. Claimed with a conditional UPDATE."""
 
     kind = models.CharField(
-        max_length=20, blank=True, help_text="backup, restore, delete ...; empty when free"
+        max_length=20, blank=True, choices=RunKind.choices, help_text="empty when free"
     )
     run_id = models.BigIntegerField(null=True, blank=True)
     label = models.CharField(max_length=300, blank=True)

@@ -7,21 +7,23 @@ web console (backups/web), the worker (backups/tasks.py) and the command line
 only through backups/elastic and the backup storage only through backups/storage; the rows in
 backups/models are the truth about every operation.
 
-Every run (backup, restore) goes through one lifecycle (lifecycle.py): claimed, audited,
-ended by RunRow.transition(), its lock released, people told; a kind of run writes its steps.
+Every run (backup, restore, and the jobs on a backup: verify, delete) goes through one lifecycle
+(lifecycle.py): claimed, audited, ended by RunRow.transition(), its lock released, people told;
+a kind of run (a RunKind) writes its steps. Recovery (recovery.py) ends each kind's dead runs.
 
 One module per concern; the import order among them has no circle:
 requests, names, lookup, places, hooks, locking, heartbeat -> running -> lifecycle,
 backup_steps -> recovery -> delete -> retention -> aftercare -> backup -> schedules; restore and
-plan beside backup; verify, cancel, dispatch and notifications on their own.
+plan beside backup; verify, cancel, dispatch and notifications on their own; jobs over verify and
+delete.
 """
 
 from backups.operations.archives import export_backup, import_archive, prepare_export
 from backups.operations.backup import request_backup, run_backup
 from backups.operations.cancel import cancel
 from backups.operations.delete import delete_backup, set_pinned
-from backups.operations.locking import lock_holder
-from backups.operations.lookup import get_backup, get_policy, get_restore
+from backups.operations.jobs import job_not_started, run_job
+from backups.operations.lookup import get_backup, get_job, get_policy, get_restore
 from backups.operations.maintenance_mode import (
     CLEAR_COMMAND as A4C_MAINTENANCE_CLEAR_COMMAND,
 )
@@ -50,8 +52,8 @@ from backups.operations.verify import (
     request_verify,
     run_verify,
     verify_backup,
-    verify_not_started,
 )
+from backups.selectors import lock_holder
 
 __all__ = [
     "A4C_MAINTENANCE_CLEAR_COMMAND",
@@ -61,6 +63,7 @@ __all__ = [
     "VerifyReport",
     "export_backup",
     "import_archive",
+    "job_not_started",
     "last_sync",
     "prepare_export",
     "sync_catalog",
@@ -71,6 +74,7 @@ __all__ = [
     "delete_backup",
     "delete_policy",
     "get_backup",
+    "get_job",
     "get_policy",
     "get_restore",
     "lock_holder",
@@ -85,6 +89,7 @@ __all__ = [
     "request_verify",
     "retention_preview",
     "run_backup",
+    "run_job",
     "run_policy_now",
     "run_restore",
     "run_verify",
@@ -98,5 +103,4 @@ __all__ = [
     "stuck_maintenance_runs",
     "validate_backup_name",
     "verify_backup",
-    "verify_not_started",
 ]

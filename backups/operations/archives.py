@@ -25,28 +25,40 @@ from django.db import transaction
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
-from backups.errors import InvalidInput, StorageError
+from backups.errors import Cancelled, InvalidInput, StorageError
 from backups.models import Backup
 from backups.operations import records, signing
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
+from backups.operations.record_schema import parse_signed_record
 from backups.signing import SigningKey
 from backups.storage import (
     ArchiveHeader,
     ArchiveProgress,
     BackupRecord,
     Catalog,
+    ImportStaging,
     RepositoryFile,
     Store,
     Unpacked,
     commit_import,
+    locked_staging,
     parse_recipients,
     read_archive,
     read_identities,
+    terminated_as_interrupt,
     write_archive,
 )
+from backups.storage import discard_import_leftovers as storage_leftovers
 
-__all__ = ["ArchiveJob", "ArchiveProgress", "export_backup", "import_archive", "prepare_export"]
+__all__ = [
+    "ArchiveJob",
+    "ArchiveProgress",
+    "discard_import_leftovers",
+    "export_backup",
+    "import_archive",
+    "prepare_export",
+]
 
 
 def _repository_files(backup: Backup) -> list[RepositoryFile]:
@@ -65,24 +77,26 @@ class ArchiveJob:
     """An export decided and checked, ready to stream: writing it touches no database, so a
     thread can feed it to a download while the request's thread reads the pipe."""
 
-    name: str
+    record: BackupRecord  # what the archive says of the set: built from this console's row
     store: Store
     catalog: Catalog
     repository: list[RepositoryFile]
     recipients: list
     signer: SigningKey
-    record: BackupRecord
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
     def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
         return write_archive(
             out,
             self.store,
             self.catalog,
-            self.name,
+            self.record,
             self.repository,
             recipients=self.recipients or None,
             signer=self.signer,
-            record=self.record,
             progress=progress,
         )
 
@@ -102,15 +116,14 @@ def prepare_export(
     if not records.catalog().exists(backup.name):
         records.write_record(backup)
     job = ArchiveJob(
-        backup.name,
+        # From the row, the truth: the archive vouches for what this console holds (a foreign
+        # set stays foreign), whatever the storage's record says.
+        records.record_of(backup),
         store(),
         records.catalog(),
         _repository_files(backup),
         keys,
         signing.installation_key(),
-        # From the row, the truth: the archive vouches for what this console holds (a foreign
-        # set stays foreign), whatever the storage's record says.
-        records.record_of(backup),
     )
     audit.record(
         actor,
@@ -152,9 +165,9 @@ def export_backup(
     audit.record(
         actor,
         "backup.export",
-        target=job.name,
+        target=job.record.name,
         outcome=Outcome.SUCCEEDED,
-        backup=get_backup(job.name),
+        backup=get_backup(job.record.name),
         parameters={
             "to": str(target),
             "encrypted": bool(job.recipients),
@@ -205,68 +218,95 @@ def import_archive(
                 "earlier import there, then import again."
             )
 
-    tmp = store().tmp
-    tmp.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(4)
-    # Staged beside the final places, so that committing is a rename on one filesystem.
-    staging = tmp / f"import-{token}"
-    repo_staging = Path(settings.A4C_ES_REPOSITORY_PATH).parent / f".a4c-import-{token}"
+    # Staged beside the final places, so that committing is a rename on one filesystem; a
+    # stop (SIGTERM, Ctrl-C) removes what was unpacked, and what a killed import left goes too.
+    try:
+        with terminated_as_interrupt(), locked_staging(*staging_places()) as staged:
+            return _unpack_and_commit(path, identities, check, staged, progress, actor, foreign)
+    except KeyboardInterrupt as stop:
+        raise Cancelled(
+            f"the import of {path.name} was stopped ({stop or 'Ctrl-C'}): nothing was imported, "
+            "and what it had unpacked was removed."
+        ) from None
+
+
+def staging_places() -> tuple[Path, Path]:
+    """Where imports stage: the storage's tmp dir, and the snapshot repository's parent."""
+    return store().tmp, Path(settings.A4C_ES_REPOSITORY_PATH).parent
+
+
+def discard_import_leftovers() -> list[str]:
+    """What imports that died left in their staging places, removed (a live one is kept)."""
+    return storage_leftovers(*staging_places())
+
+
+def _unpack_and_commit(
+    path: Path, identities, check, staged: ImportStaging, progress, actor: Actor, foreign: bool
+) -> Backup:
+    catalog = records.catalog()
     trust: list[signing.Trust] = []
 
+    def parse(raw: bytes, where: str) -> BackupRecord:
+        # The one seam for records from outside: the record's own signature (a trusted key's
+        # that does not match is refused before anything is written), then the schema.
+        return parse_signed_record(raw, where).record
+
     def authenticate(unpacked: Unpacked) -> None:
+        # The archive's SHA256SUMS, signed, vouches for every member: it decides the trust.
+        what = f"the archive {path.name}"
+        verdict = signing.keyring().check(unpacked.sums, unpacked.signature, what)
         trust.append(
             signing.judge(
-                unpacked.sums,
-                unpacked.signature,
-                unpacked.record,
-                allow_foreign=foreign,
-                what=f"the archive {path.name}",
-                option="`import --foreign`",
+                verdict, unpacked.record, allow_foreign=foreign, option="`import --foreign`"
             )
         )
 
     unpacked = read_archive(
         path,
-        staging,
-        repo_staging,
+        staged.staging,
+        staged.repository_staging,
         identities=identities,
+        parse=parse,
         check=check,
         authenticate=authenticate,
         progress=progress,
     )
     name = unpacked.record.name
     repo_name, location = import_location(name)
+    repo_staging = staged.repository_staging
     has_snapshot = any(repo_staging.iterdir()) if repo_staging.exists() else False
     record = dataclasses.replace(
         unpacked.record,
-        repository=repo_name if has_snapshot else unpacked.record.repository,
+        repository=repo_name if has_snapshot else "",
         repository_location=str(location) if has_snapshot else "",
         imported_from=f"archive {path.name} (exported {unpacked.header.created})"
         + (f"; foreign: {trust[0].why}" if trust[0].foreign else ""),
         foreign=trust[0].foreign,
         signed_by=trust[0].signed_by,
     )
-    commit_import(unpacked, store(), catalog, record, location)
+    committed = commit_import(unpacked, store(), catalog, record, location)
     try:
         with transaction.atomic():
             backup = Backup.objects.create(**records.row_fields(record, record.imported_from))
-    except Exception:
-        catalog.delete(name)
+            audit.record(
+                actor,
+                "backup.import",
+                target=name,
+                outcome=Outcome.SUCCEEDED,
+                backup=backup,
+                parameters={
+                    "file": str(path),
+                    "encrypted": identities is not None,
+                    "repository": repo_name if has_snapshot else "",
+                    "location": str(location) if has_snapshot else "",
+                    "blobs": unpacked.header.blobs,
+                    "foreign": backup.foreign,
+                    "signed_by": backup.signed_by,
+                },
+            )
+    except BaseException:
+        # Nothing half-imported: without its row the set must not stay in the storage, or a
+        # second import would find its manifest there ("File exists").
+        committed.undo()
         raise
-    audit.record(
-        actor,
-        "backup.import",
-        target=name,
-        outcome=Outcome.SUCCEEDED,
-        backup=backup,
-        parameters={
-            "file": str(path),
-            "encrypted": identities is not None,
-            "repository": repo_name if has_snapshot else "",
-            "location": str(location) if has_snapshot else "",
-            "blobs": unpacked.header.blobs,
-            "foreign": backup.foreign,
-            "signed_by": backup.signed_by,
-        },
-    )
     return backup

@@ -10,7 +10,7 @@ from django.db import IntegrityError as DbIntegrityError
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, Cancelled, InvalidInput
-from backups.models import Backup
+from backups.models import Backup, RunKind
 from backups.operations import lifecycle, records, running
 from backups.operations.aftercare import after_policy_backup
 from backups.operations.backup_steps import (
@@ -68,7 +68,7 @@ def request_backup(request: BackupRequest, actor: Actor, *, wait: float = 0.0) -
 
     try:
         backup = create_claimed(
-            "backup",
+            RunKind.BACKUP,
             name,
             actor,
             Backup,
@@ -104,7 +104,7 @@ def run_backup(backup_id: int, progress: ProgressCallback = None) -> Backup:
 class BackupRun(lifecycle.Kind):
     """A backup's steps, and what a backup does differently around them."""
 
-    name = "backup"
+    name = RunKind.BACKUP
 
     def target(self, backup: Backup) -> str:
         return backup.name

@@ -4,6 +4,7 @@ the Elasticsearch snapshot, the files, and ending a run that did not succeed."""
 from __future__ import annotations
 
 import logging
+import os
 
 from django.conf import settings
 from django.utils import timezone
@@ -220,7 +221,17 @@ def backup_files(
 
 
 def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runner) -> Backup:
-    """Backs up exactly what the restore is about to overwrite, inside the restore's lock."""
+    """Backs up exactly what the restore is about to overwrite, inside the restore's lock.
+
+    A data dir that does not exist yet (a new machine) has no files to save: the safety backup
+    holds none, says so in its warnings, and the restore creates the data dir."""
+    warnings = []
+    if files and not os.path.lexists(data_dir()):
+        files = False
+        warnings.append(
+            f"The A4C data dir {data_dir()} did not exist: this safety backup holds no files; "
+            "the restore creates the data dir (its rollback removes it)."
+        )
     safety = Backup.objects.create(
         name=default_backup_name(f"safety-before-restore-{run.pk}"),
         description=f"Taken automatically before restore #{run.pk} of {run.backup.name}.",
@@ -228,6 +239,7 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
         include_elasticsearch=indices is not None,
         include_files=files,
         index_patterns=indices or [],
+        warnings=warnings,
         requested_by=run.requested_by,
         actor=run.actor,
         source=run.source,
@@ -245,7 +257,7 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
         restore=run,
     )
     # cancelling the restore cancels its safety backup: they share the restore's heartbeat
-    sub = running.ProgressWriter(safety, on_progress=runner.follow, heartbeat=runner.heartbeat)
+    sub = running.ProgressWriter(safety, outer=runner)
     try:
         counted = plan_backup_stages(safety, sub)
         if indices is not None:

@@ -11,19 +11,33 @@ from backups.errors import (
 )
 from backups.models import (
     Backup,
+    Job,
     RestoreRun,
+    RunKind,
 )
 from backups.operations import locking
-from backups.operations.lookup import get_backup, get_restore
+from backups.operations.lookup import get_backup, get_job, get_restore
+
+# The kinds of run a person may stop; a deletion runs to its end once begun.
+CANCELLABLE = (RunKind.BACKUP, RunKind.RESTORE, RunKind.VERIFY)
 
 
-def cancel(kind: str, run_id: int, actor: Actor) -> object:
-    """Asks a running backup or restore to stop; a pending one is cancelled at once."""
-    model = {"backup": Backup, "restore": RestoreRun}.get(kind)
-    if model is None:
-        raise InvalidInput("Only a backup or a restore can be cancelled.")
-    run = get_backup(run_id) if model is Backup else get_restore(run_id)
-    target = run.name if model is Backup else run.backup.name
+def cancel(kind: RunKind | str, run_id: int, actor: Actor) -> Backup | RestoreRun | Job:
+    """Asks a running backup, restore or verification to stop; a pending one is cancelled at
+    once."""
+    if kind not in CANCELLABLE:
+        raise InvalidInput("Only a backup, a restore or a verification can be cancelled.")
+    kind = RunKind(kind)
+    if kind == RunKind.BACKUP:
+        run = get_backup(run_id)
+        target, links = run.name, {"backup": run}
+    elif kind == RunKind.RESTORE:
+        run = get_restore(run_id)
+        target, links = run.backup.name, {"restore": run}
+    else:
+        run = get_job(run_id, kind)
+        target, links = run.backup.name, {"backup": run.backup}
+    model = type(run)
     if run.status == model.Status.PENDING and run.transition(
         model.Status.CANCELLED,
         finished_at=timezone.now(),
@@ -37,12 +51,6 @@ def cancel(kind: str, run_id: int, actor: Actor) -> object:
         raise InvalidInput(
             f"The {kind} is {run.status}; only a pending or running {kind} can be cancelled."
         )
-    audit.record(
-        actor,
-        f"{kind}.cancel",
-        target=target,
-        outcome=Outcome.REQUESTED,
-        **({"backup": run} if model is Backup else {"restore": run}),
-    )
+    audit.record(actor, f"{kind}.cancel", target=target, outcome=Outcome.REQUESTED, **links)
     run.refresh_from_db()
     return run

@@ -8,18 +8,27 @@ notification. It must not do any run's work, and it never claims the lock: a run
 taken with its row (locking.create_claimed), by the request. A status is written here and in
 RunRow.transition() only (tests/test_layout.py holds that).
 
-A new kind of run writes its steps alone::
+A new kind of run writes its steps alone; a small one runs on a Job row (models/runs.py), with
+a RunKind of its own and its entry in operations/jobs.py and recovery's KINDS::
 
     class Drill(lifecycle.Kind):
-        name = "drill"  # the lock's kind, and the audit's "drill.run"
+        name = RunKind.DRILL  # declared with it: the lock's kind, the audit's "drill.run"
 
-        def steps(self, row, runner: ProgressWriter) -> dict:
+        def steps(self, job: Job, runner: ProgressWriter) -> dict:
             runner.phase("restoring into the scratch cluster")
-            restore_into_scratch(row, runner)  # raise to fail; runner.check() honours a cancel
-            return {"indices": row.index_count}  # the parameters of the success audit
+            restore_into_scratch(job.backup, runner)  # raise to fail; runner.check() honours
+            job.result = {"indices": job.backup.index_count}  # a cancel
+            return job.result  # the parameters of the success audit
 
-    def run_drill(drill_id: int, progress: ProgressCallback = None) -> Drill:
-        return lifecycle.run(get_drill(drill_id), Drill(), progress)
+        def succeeded(self, job: Job, parameters: dict) -> Ending:
+            ending = super().succeeded(job, parameters)
+            ending.fields["result"] = job.result  # written with the status
+            return ending
+
+    def run_drill(job_id: int, progress: ProgressCallback = None) -> Job:
+        return lifecycle.run(get_job(job_id, RunKind.DRILL), Drill(), progress)
+
+operations/verify.py and operations/delete.py are two such kinds.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from django.utils import timezone
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import Cancelled
+from backups.models import RunKind
 from backups.operations import locking, notify
 from backups.operations.heartbeat import Heartbeat
 from backups.operations.running import ProgressCallback, ProgressWriter, short_trace
@@ -63,7 +73,11 @@ class Notice:
 class Kind:
     """A kind of run: its steps, and what it does differently around them (all optional)."""
 
-    name = ""  # the lock's kind and the audit action's prefix
+    name: RunKind  # the lock's kind and the audit action's prefix
+    # The audit action of its outcome, when not "<name>.run" (an Ending may name another).
+    outcome_action = ""
+    # What its steps raised, for a caller that runs it in its own process and must say why.
+    raised: Exception | None = None
 
     def target(self, row) -> str:
         return str(row)
@@ -139,7 +153,8 @@ def run(row, kind: Kind, progress: ProgressCallback = None):
     extra = {"message": ending.message} if ending.message else {}
     if ending.parameters:
         extra["parameters"] = ending.parameters
-    record(actor, kind, row, ending.action or f"{kind.name}.run", ending.outcome, **extra)
+    action = ending.action or kind.outcome_action or f"{kind.name}.run"
+    record(actor, kind, row, action, ending.outcome, **extra)
     row.refresh_from_db()
     notice = kind.notice(row)
     if notice:
@@ -154,6 +169,7 @@ def outcome_of(row, kind: Kind, runner: ProgressWriter) -> Ending:
         parameters = kind.steps(row, runner)
         runner.check(fresh=True)  # the last moment a cancel asked is honoured
     except Exception as exc:
+        kind.raised = exc
         return kind.failed(row, runner, exc)
     return kind.succeeded(row, parameters or {})
 

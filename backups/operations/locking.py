@@ -3,7 +3,8 @@
 The lock is one database row claimed by a conditional UPDATE, so two web requests, a command
 and a worker cannot both change data, whatever process they run in. This module owns the lock
 and the only wait for it; it knows no run kind and never ends a run: recovery (passed in as
-``recover``) is what frees a lock whose holder died."""
+``recover``) is what frees a lock whose holder died. Who holds it is asked of
+selectors.lock_holder(), the one reading of the lock's row."""
 
 from __future__ import annotations
 
@@ -17,16 +18,12 @@ from django.utils import timezone
 from backups.audit import Actor
 from backups.errors import Busy
 from backups.models import OperationLock
+from backups.selectors import lock_holder
 
 # How often a caller that waits for the lock looks again.
 WAIT_POLL_SECONDS = 0.5
 
 T = TypeVar("T")
-
-
-def lock_holder() -> OperationLock | None:
-    lock = OperationLock.objects.filter(pk=1).first()
-    return lock if lock and lock.kind else None
 
 
 def try_acquire(kind: str, run_id: int, label: str, actor: str) -> bool:

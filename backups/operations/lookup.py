@@ -7,8 +7,10 @@ from backups.errors import (
 )
 from backups.models import (
     Backup,
+    Job,
     Policy,
     RestoreRun,
+    RunKind,
 )
 from backups.operations.names import NAME_MAX
 
@@ -37,6 +39,18 @@ def get_restore(restore_id: int) -> RestoreRun:
         return RestoreRun.objects.select_related("backup", "safety_backup").get(pk=restore_id)
     except RestoreRun.DoesNotExist:
         raise NotFound(f"No restore run #{restore_id}.") from None
+
+
+def get_job(job_id: int, kind: RunKind | None = None) -> Job:
+    """A job (a verification, a deletion) by its number; of ``kind`` when one is named."""
+    found = Job.objects.select_related("backup").filter(pk=job_id)
+    if kind is not None:
+        found = found.filter(kind=kind)
+    job = found.first()
+    if job is None:
+        what = kind.label.lower() if kind is not None else "job"
+        raise NotFound(f"No {what} #{job_id}.")
+    return job
 
 
 def get_policy(policy_id) -> Policy:

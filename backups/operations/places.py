@@ -4,14 +4,13 @@ and how files are copied between the data dir and the storage (copy_options)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
 from backups.elastic import client as elastic
 from backups.operations import signing
-from backups.storage import Store, WorkingTree, parse_bandwidth
+from backups.storage import CopyOptions, Store, WorkingTree, parse_bandwidth
 
 
 def store() -> Store:
@@ -28,18 +27,9 @@ def file_bandwidth() -> int:
     return parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
 
 
-@dataclass(frozen=True)
-class CopyOptions:
-    """How the data dir's files are copied, the same for a backup, a plan and a restore."""
-
-    exclude_dirs: tuple[str, ...]  # top-level directories of the data dir left alone
-    workers: int  # threads hashing and copying
-    bandwidth: int  # bytes per second read, 0 for no limit
-
-
 def copy_options() -> CopyOptions:
-    """A4C_EXCLUDE_DIRS, A4C_FILE_WORKERS and A4C_FILE_BANDWIDTH, read in one place;
-    ConfigError when the bandwidth is not one."""
+    """A4C_EXCLUDE_DIRS, A4C_FILE_WORKERS and A4C_FILE_BANDWIDTH, read in one place, as the
+    storage's CopyOptions; ConfigError when the bandwidth is not one."""
     return CopyOptions(
         exclude_dirs=tuple(settings.A4C_EXCLUDE_DIRS),
         workers=settings.A4C_FILE_WORKERS,

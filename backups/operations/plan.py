@@ -25,7 +25,7 @@ from backups.operations.requests import RestoreRequest
 from backups.operations.signing import foreign_reason
 from backups.progress import Stage
 from backups.sizes import format_size
-from backups.storage import FilePlan
+from backups.storage import DATA_DIR, RECORDED, FilePlan
 
 # --- restore: the plan ---------------------------------------------------------------------
 
@@ -55,6 +55,9 @@ class Plan:
     other_cluster: str = ""
     # Why restoring this set needs a confirmation ("" when a key trusted here vouches for it).
     foreign: str = ""
+    # Whose files the restore writes (storage.RECORDED, or storage.DATA_DIR for a set from
+    # elsewhere: the data dir's owner, no set-id or world-writable bits).
+    file_owners: str = RECORDED
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -72,7 +75,13 @@ class Plan:
             a4c_maintenance=data.get("a4c_maintenance", ""),
             other_cluster=data.get("other_cluster", ""),
             foreign=data.get("foreign", ""),
+            file_owners=data.get("file_owners", RECORDED),
         )
+
+    @property
+    def owners_mapped(self) -> bool:
+        """The restored files get the data dir's owner, not the recorded ones."""
+        return self.file_owners == DATA_DIR
 
     def targets(self, *actions: str) -> list[str]:
         return [step.target for step in self.indices if step.action in actions]
@@ -162,10 +171,19 @@ def plan_restore(request: RestoreRequest) -> Plan:
         plan.other_cluster = other_cluster(backup)
         plan.indices = plan_indices(backup, request, warnings)
     if files_part and backup.include_files:
+        plan.file_owners = file_owners(backup, request)
         plan.files = working_tree().plan_restore(
-            backup.name, exclude_dirs=copy_options().exclude_dirs, mode=request.file_mode
+            backup.name,
+            exclude_dirs=copy_options().exclude_dirs,
+            mode=request.file_mode,
+            owners=plan.file_owners,
         )
         warnings.extend(_large_removal_warnings(plan.files))
+        if backup.imported_from and plan.file_owners == RECORDED:
+            warnings.append(
+                f"Backup {backup.name} came from elsewhere ({backup.imported_from}) and its files "
+                "keep the owners and modes its manifest records, set-id bits included."
+            )
     plan.a4c_maintenance = current_state()
     warnings.extend(_a4c_activity_warnings(plan.a4c_maintenance))
     return plan
@@ -173,6 +191,12 @@ def plan_restore(request: RestoreRequest) -> Plan:
 
 class PlanOutdated(InvalidInput):
     """The plan a person confirmed no longer says what the restore would do."""
+
+
+def file_owners(backup: Backup, request: RestoreRequest) -> str:
+    """Whose files a restore writes: a set from elsewhere (imported, or found by sync) gets the
+    data dir's owner unless the person asked to keep the recorded ones; ours keeps them."""
+    return RECORDED if request.keep_owners or not backup.imported_from else DATA_DIR
 
 
 def recheck_confirmed_plan(backup: Backup, request: RestoreRequest, plan: Plan) -> Plan:
@@ -188,6 +212,10 @@ def recheck_confirmed_plan(backup: Backup, request: RestoreRequest, plan: Plan) 
         request.rename,
     ):
         raise PlanOutdated("The plan shown was for other choices: read the new plan and confirm.")
+    if plan.files is not None and plan.file_owners != file_owners(backup, request):
+        raise PlanOutdated("The plan shown was for other owners: read the new plan and confirm.")
+    if plan.files is not None:
+        working_tree().check_writable()  # a stat or two: the data dir may have moved since
     if not (scope_touches(request.scope)[0] and backup.include_elasticsearch):
         return plan
     fresh = plan_indices(backup, request, [])

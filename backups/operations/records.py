@@ -4,11 +4,14 @@ The storage must describe itself (backups/storage/catalog.py): this module turns
 into its BackupRecord and back, carries the audit history and the policies with it, and
 registers the snapshot repository a restore or a verification reads when the cluster has lost
 it (a new cluster, a wiped one). ``sync`` (operations/sync.py) and ``import``
-(operations/archives.py) build rows from records through ``row_fields``.
+(operations/archives.py) read records through ``read_signed_record`` (their signature, then
+their fields, checked as untrusted input by operations/record_schema.py) and build rows from
+them through ``row_fields``.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 
@@ -16,10 +19,16 @@ from django.conf import settings
 from django.forms.models import model_to_dict
 
 from backups.elastic import client as elastic
-from backups.errors import ElasticError
+from backups.errors import DamagedBackup, ElasticError
+from backups.formatting import printable
 from backups.models import AuditEvent, Backup, Policy
 from backups.operations import signing
 from backups.operations.places import store
+from backups.operations.record_schema import (
+    SignedRecord,
+    parse_history_item,
+    parse_signed_record,
+)
 from backups.storage import BackupRecord, Catalog, HistoryEvent, IndexCount, PolicyRecord
 
 # The policy fields a new machine needs; run times and failures are this console's own.
@@ -42,6 +51,35 @@ POLICY_FIELDS = (
 
 def catalog() -> Catalog:
     return store().records
+
+
+def read_signed_record(name: str) -> SignedRecord:
+    """The record ``records/NAME.json`` of the backup storage, its signature checked over its
+    bytes (ForgedSignature), then its fields (RecordRefused), with what its signature says."""
+    path = catalog().record_path(name)
+    where = f"the record {printable(path)}"
+    signed = parse_signed_record(
+        catalog().read_bytes(name), where, what=f"the record of {printable(name)}"
+    )
+    if signed.record.name != name:
+        raise DamagedBackup(
+            f"{where} claims the name {printable(repr(signed.record.name))}: two sets claim one "
+            "name; move the file whose name is wrong out of records/ and sync again"
+        )
+    return signed
+
+
+def read_record(name: str) -> BackupRecord:
+    """The record ``records/NAME.json``, checked as ``read_signed_record`` checks it."""
+    return read_signed_record(name).record
+
+
+def read_history(name: str, sha256: str | None = None):
+    """The policies and audit events the record of ``name`` carries, each checked; with
+    ``sha256`` (a signed record's ``history_sha256``), only from the file it names."""
+    where = f"the history {printable(catalog().history_path(name))}"
+    for item in catalog().history_items(name, sha256=sha256):
+        yield parse_history_item(item, where)
 
 
 def this_console() -> str:
@@ -190,21 +228,50 @@ def ensure_repository_for(backup: Backup) -> str:
 
     A cluster other than the one that took the backup only reads it (read-only), and so does
     any repository that is not this console's own (an imported archive's): two clusters
-    writing one repository would corrupt it. Returns the repository's name.
+    writing one repository would corrupt it. A backup's repository and location come from its
+    record, which may have been planted in the shared storage: this console's own repository
+    is only ever registered at A4C_ES_REPOSITORY_PATH, and a repository the cluster knows is
+    never registered again elsewhere. Returns the repository's name.
     """
     name = backup.repository or settings.A4C_ES_REPOSITORY
     own = name == settings.A4C_ES_REPOSITORY
-    location = backup.repository_location or (settings.A4C_ES_REPOSITORY_PATH if own else "")
+    claimed = backup.repository_location
+    if own and claimed and _normal(claimed) != _normal(settings.A4C_ES_REPOSITORY_PATH):
+        raise DamagedBackup(
+            f"The record of backup {printable(backup.name)} places its snapshot in {name}, "
+            f"this console's own repository, at {printable(claimed)}; that repository is at "
+            f"{settings.A4C_ES_REPOSITORY_PATH} and a record cannot move it. If the snapshots "
+            "really are there, set A4C_ES_REPOSITORY_PATH to it (or copy them); otherwise "
+            "the record is not this console's: delete it from the backup storage's records/."
+        )
+    location = settings.A4C_ES_REPOSITORY_PATH if own else claimed
     cluster = elastic.cluster()
-    if cluster.repository_location(name) is not None:
+    registered = cluster.repository_location(name)
+    if registered is not None:
+        if (
+            not own
+            and claimed
+            and registered.startswith("/")
+            and _normal(registered) != _normal(claimed)
+        ):
+            raise DamagedBackup(
+                f"The record of backup {printable(backup.name)} places its snapshot in the "
+                f"repository {name} at {printable(claimed)}, but Elasticsearch has {name} at "
+                f"{registered}: a record cannot move a registered repository; the backup cannot "
+                "be read until they agree."
+            )
         return name
     if not location:
         raise ElasticError(
             f"The snapshot repository {name} is not registered in Elasticsearch and the backup "
-            f"{backup.name} does not say where it is: register it, or sync again."
+            f"{printable(backup.name)} does not say where it is: register it, or sync again."
         )
     same_cluster = not backup.es_cluster_uuid or (
         cluster.info().cluster_uuid == backup.es_cluster_uuid
     )
     cluster.register_repository(name, location, readonly=not (own and same_cluster))
     return name
+
+
+def _normal(path: str) -> str:
+    return os.path.normpath(str(path))

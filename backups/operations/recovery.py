@@ -19,9 +19,12 @@ from backups.errors import (
 )
 from backups.models import (
     Backup,
+    Job,
     RestoreRun,
+    RunKind,
 )
 from backups.operations import locking
+from backups.operations.archives import discard_import_leftovers
 from backups.operations.backup_steps import discard_backup
 from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
 from backups.operations.places import working_tree
@@ -34,10 +37,14 @@ RECOVERY_WAIT_SECONDS = 300.0
 class DeadRuns:
     """What one kind of run leaves behind when its worker dies, or when none starts it."""
 
-    kind = ""  # the lock's kind, and the audit's "<kind>.recover"
+    kind: RunKind  # the lock's kind, and the audit's "<kind>.recover"
     model = Backup
     unstarted = ""  # the message of a run no worker started in time
     audit_unstarted = True
+
+    def rows(self):
+        """The rows of this kind of run."""
+        return self.model.objects.all()
 
     def target(self, row) -> str:
         return row.name
@@ -62,7 +69,7 @@ class DeadRuns:
 
 
 class DeadBackups(DeadRuns):
-    kind = "backup"
+    kind = RunKind.BACKUP
     model = Backup
     unstarted = "No worker started this backup in time; is the Celery worker running?"
 
@@ -80,7 +87,7 @@ class DeadBackups(DeadRuns):
 
 
 class DeadRestores(DeadRuns):
-    kind = "restore"
+    kind = RunKind.RESTORE
     model = RestoreRun
     unstarted = "No worker started this restore in time; nothing was changed."
     audit_unstarted = False  # nothing was done, and the request's audit says who asked
@@ -112,6 +119,11 @@ class DeadRestores(DeadRuns):
                 working_tree().undo(Path(RestoreState.of(run).old_tree))
             except BackupError as exc:
                 message += f" The kept previous data dir could not be put back: {exc}."
+        if RestoreState.of(run).created_data_dir:
+            try:  # there was no data dir before it (a new machine): there is none again
+                working_tree().remove_created()
+            except BackupError as exc:
+                message += f" The data dir it created could not be removed: {exc}."
         try:  # a half-built staging tree beside the data dir: as big as the data, and useless
             working_tree().discard_staging()
         except BackupError as exc:
@@ -130,7 +142,70 @@ class DeadRestores(DeadRuns):
         return _release_maintenance(run, keep)
 
 
-KINDS = (DeadBackups, DeadRestores)
+class DeadJobs(DeadRuns):
+    """The smaller kinds of run on a backup, each a Job row of its own kind."""
+
+    model = Job
+
+    def rows(self):
+        return Job.objects.select_related("backup").filter(kind=self.kind)
+
+    def target(self, job: Job) -> str:
+        return job.backup.name
+
+    def links(self, job: Job) -> dict:
+        return {"backup": job.backup}
+
+    def named(self, job: Job) -> str:
+        return f"{self.kind} #{job.pk} of {job.backup.name}"
+
+
+class DeadVerifications(DeadJobs):
+    kind = RunKind.VERIFY
+    unstarted = "No worker started this verification in time; is the Celery worker running?"
+
+    def examine(self, job: Job) -> tuple[str, str, str]:
+        message = (
+            "The worker verifying this backup stopped answering during "
+            f"{job.phase or 'its start'} (killed or lost); nothing was changed: verify it again."
+        )
+        return Job.Status.FAILED, message, ""
+
+
+class DeadDeletions(DeadJobs):
+    kind = RunKind.DELETE
+    unstarted = "This deletion never started; nothing was deleted."
+
+    def examine(self, job: Job) -> tuple[str, str, str]:
+        message = (
+            "The process deleting this backup stopped answering during "
+            f"{job.phase or 'its start'} (killed or lost)."
+        )
+        return Job.Status.FAILED, message, ""
+
+    def clean_up(self, job: Job, message: str, keep: str) -> str:
+        backup = job.backup
+        if backup.status == Backup.Status.DELETING:
+            if job.phase in ("", "starting"):  # it had removed nothing yet
+                backup.transition(job.parameters["status_before"])
+                message += " Nothing had been removed: the backup is as it was."
+            else:
+                backup.transition(
+                    Backup.Status.FAILED,
+                    error_message=f"Its deletion was interrupted during {job.phase}: part of "
+                    "it may be gone. Delete it again to remove the rest.",
+                )
+                message += " Part of the backup may be gone: it is marked failed; delete it again."
+        elif backup.status == Backup.Status.DELETED:
+            message += (
+                " The backup was deleted; the stored files only it used go with the next "
+                "deletion or retention."
+            )
+        Job.objects.filter(pk=job.pk).update(error_message=message)
+        return message
+
+
+KINDS = (DeadBackups, DeadRestores, DeadVerifications, DeadDeletions)
 
 
 def recover_stale_runs(now=None) -> list[str]:
@@ -141,16 +216,26 @@ def recover_stale_runs(now=None) -> list[str]:
     notes = []
     for dead in (kind() for kind in KINDS):
         model = dead.model
-        for row in model.objects.filter(status=model.Status.RUNNING, heartbeat_at__lt=stale):
+        for row in dead.rows().filter(status=model.Status.RUNNING, heartbeat_at__lt=stale):
             status, message, keep = dead.examine(row)
             if _claim(row, status, message, now, {"heartbeat_at__lt": stale}):
                 message = dead.clean_up(row, message, keep)
                 notes.append(_ended(dead, row, message, audited=True))
-        for row in model.objects.filter(status=model.Status.PENDING, created_at__lt=never_started):
+        for row in dead.rows().filter(status=model.Status.PENDING, created_at__lt=never_started):
             if _claim(row, model.Status.FAILED, dead.unstarted, now, None):
                 notes.append(_ended(dead, row, dead.unstarted, audited=dead.audit_unstarted))
     notes.extend(_free_orphan_lock())
+    notes.extend(_import_leftovers())
     return notes
+
+
+def _import_leftovers() -> list[str]:
+    """The staging dirs of imports that were killed (a live import's lock keeps its own)."""
+    try:
+        removed = discard_import_leftovers()
+    except BackupError as exc:
+        return [f"what a killed import left could not be removed: {exc}"]
+    return [f"left over by a killed import, removed: {name}" for name in removed]
 
 
 def _claim(row, status: str, message: str, now, only_if: dict | None) -> bool:
@@ -206,16 +291,10 @@ def _free_orphan_lock() -> list[str]:
     lock = locking.lock_holder()
     if lock is None:
         return []
-    model = {"backup": Backup, "restore": RestoreRun, "delete": Backup}.get(lock.kind)
-    if lock.kind == "delete":
-        alive = Backup.objects.filter(pk=lock.run_id, status=Backup.Status.DELETING).exists()
-        stale = lock.acquired_at and lock.acquired_at < timezone.now() - timezone.timedelta(hours=1)
-        alive = alive and not stale
-    else:
-        alive = (
-            model is not None
-            and model.objects.filter(pk=lock.run_id, status__in=model.ACTIVE).exists()
-        )
+    model = {dead.kind: dead.model for dead in KINDS}.get(lock.kind)
+    alive = (
+        model is not None and model.objects.filter(pk=lock.run_id, status__in=model.ACTIVE).exists()
+    )
     if alive:
         return []
     locking.release(lock.kind, lock.run_id)

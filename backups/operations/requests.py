@@ -50,9 +50,11 @@ class RestoreRequest:
 
     ``other_cluster`` is the person's word that restoring into another Elasticsearch cluster is
     meant; ``foreign`` is their word that restoring a foreign set (one no key trusted here
-    vouches for: operations/signing.py) is meant; ``remove_indices`` replaces the rule "a full
-    restore removes the A4C indices the backup does not hold" by an explicit list (a rollback
-    removes what its restore created).
+    vouches for: operations/signing.py) is meant; ``keep_owners`` that the files of a set from
+    elsewhere keep the owners and modes its manifest records (by default they get the data
+    dir's: plan.file_owners); ``remove_indices`` replaces the rule "a full restore removes the
+    A4C indices the backup does not hold" by an explicit list (a rollback removes what its
+    restore created).
     """
 
     backup_id: int | str
@@ -64,6 +66,7 @@ class RestoreRequest:
     safety_backup: bool = True
     other_cluster: bool = False
     foreign: bool = False
+    keep_owners: bool = False
     remove_indices: tuple[str, ...] | None = field(default=None)
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from backups.alien4cloud.client import is_maintenance_index
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.errors import BackupError, Busy, Cancelled, DamagedBackup, InvalidInput
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 from backups.operations import lifecycle, notify, running
 from backups.operations.backup_steps import (
     safety_backup,
@@ -95,6 +95,7 @@ def request_restore(
         "file_mode": request.file_mode,
         "safety_backup": request.safety_backup,
         "rename": list(plan.rename) if plan.rename else None,
+        "file_owners": plan.file_owners if plan.files is not None else None,
         "rollback_of": rollback_of.pk if rollback_of else None,
     }
 
@@ -111,7 +112,7 @@ def request_restore(
 
     fields = _run_fields(backup, request, plan, rollback_of)
     run = create_claimed(
-        "restore",
+        RunKind.RESTORE,
         f"of {backup.name}",
         actor,
         RestoreRun,
@@ -157,7 +158,7 @@ def run_restore(restore_id: int, progress: ProgressCallback = None) -> RestoreRu
 class RestoreKind(lifecycle.Kind):
     """A restore's steps inside Alien4Cloud's maintenance; its failure rolls back."""
 
-    name = "restore"
+    name = RunKind.RESTORE
 
     def __init__(self) -> None:
         self.window: MaintenanceWindow | None = None
@@ -281,6 +282,8 @@ def _perform_restore(
     es_part = es_part and backup.include_elasticsearch
     files_part = files_part and backup.include_files
     runner.phase("plan")
+    if files_part:  # refused before anything is touched, even the safety backup
+        working_tree().check_writable()
     plan = _still_true(run, Plan.from_json(run.plan), es_part, runner)
     rows = plan.indices if es_part else []
     touched = plan.targets("replace", "remove")
@@ -295,7 +298,7 @@ def _perform_restore(
     if files_part:
         runner.phase("checking the backup", reset_counters=True)
     check_backup_is_whole(backup, rows, files_part, runner, blob_contents=not early)
-    staged = _stage_files(run, runner) if early else None
+    staged = _stage_files(run, runner, plan.file_owners) if early else None
     try:
         if run.take_safety_backup:
             runner.phase("safety backup")
@@ -312,7 +315,7 @@ def _perform_restore(
                 _restore_indices(backup, rows, runner, plan.rename)
             if files_part:
                 if staged is None:
-                    staged = _stage_files(run, runner)
+                    staged = _stage_files(run, runner, plan.file_owners)
                 else:
                     runner.phase("files: swap")
                 _swap_files(run, runner, staged)
@@ -394,19 +397,18 @@ def _restore_indices(
     cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 
-def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedRestore:
-    """The backup's tree built beside the data dir, every blob re-hashed; nothing changed."""
+def _stage_files(run: RestoreRun, runner: running.ProgressWriter, owners: str) -> StagedRestore:
+    """The backup's tree built beside the data dir, every blob re-hashed, owned as the plan
+    says; nothing changed."""
     runner.phase("files", reset_counters=True)
-    options = copy_options()
     try:
         return working_tree().stage(
             run.backup.name,
-            exclude_dirs=options.exclude_dirs,
+            options=copy_options(),
             mode=run.file_mode,
             progress=runner.file_progress,
             check=runner.check,
-            workers=options.workers,
-            bandwidth=options.bandwidth,
+            owners=owners,
         )
     except DamagedBackup as exc:
         raise damaged(run.backup, [str(exc)]) from exc
@@ -414,8 +416,14 @@ def _stage_files(run: RestoreRun, runner: running.ProgressWriter) -> StagedResto
 
 def _swap_files(run: RestoreRun, runner: running.ProgressWriter, staged: StagedRestore) -> None:
     note(run, runner, changed=True)
+    created = "" if staged.exists else str(data_dir())
     result = staged.swap()
-    note(run, runner, old_tree=str(result.old_tree) if result.old_tree else "")
+    note(
+        run,
+        runner,
+        old_tree=str(result.old_tree) if result.old_tree else "",
+        created_data_dir=created,
+    )
 
 
 def _roll_back(run: RestoreRun, runner: running.ProgressWriter) -> None:
@@ -427,6 +435,9 @@ def _roll_back(run: RestoreRun, runner: running.ProgressWriter) -> None:
     if state.old_tree:
         working_tree().undo(Path(state.old_tree))
         state = note(run, runner, old_tree="")
+    if state.created_data_dir:  # there was no data dir: there is none again
+        working_tree().remove_created()
+        state = note(run, runner, created_data_dir="")
     if scope_touches(run.scope)[0] and state.changed:
         cluster = elastic.cluster()
         created = [n for n in state.created if cluster.indices(include=[n])]

@@ -16,6 +16,7 @@ class RestoreState:
     existing_touched: list[str] = field(default_factory=list)  # indices replaced or removed
     created: list[str] = field(default_factory=list)  # indices that did not exist before
     old_tree: str = ""  # the previous data dir, kept beside the new one until the end
+    created_data_dir: str = ""  # the data dir, made by this restore (there was none before)
     restart: str = ""  # what the operator is told about restarting Alien4Cloud afterwards
 
     @classmethod

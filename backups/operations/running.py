@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from backups import progress
 from backups.operations.heartbeat import Heartbeat
+from backups.operations.pause_points import pause_point
 
 # What a long operation is told as it goes: the run row, read back after each update.
 ProgressCallback = Callable[[object], None] | None
@@ -30,9 +31,9 @@ class ProgressWriter:
     """Reports one running operation onto its row: phase, counters, stages and percentage.
 
     Its ``heartbeat`` says whether the run was asked to stop (check()); a run followed inside
-    another (a restore's safety backup) shares the outer run's heartbeat, so that cancelling
-    the restore cancels it. What differs between run models is asked of the row itself
-    (RunRow.phase_history, RunRow.figures_of)."""
+    another (a restore's safety backup, made with ``outer``) is shown on the outer run's row
+    and shares its heartbeat, so that cancelling the restore cancels it. What differs between
+    run models is asked of the row itself (RunRow.phase_history, RunRow.figures_of)."""
 
     COUNTERS = (
         "shards_done",
@@ -48,11 +49,14 @@ class ProgressWriter:
         run,
         on_progress: Callable[[object], None] | None = None,
         heartbeat: Heartbeat | None = None,
+        *,
+        outer: ProgressWriter | None = None,
     ):
         self.run = run
         self.model = type(run)
-        self.on_progress = on_progress
-        self.heartbeat = heartbeat or Heartbeat(run)
+        self.outer = outer
+        self.on_progress = on_progress or (outer.follow if outer else None)
+        self.heartbeat = heartbeat or (outer.heartbeat if outer else Heartbeat(run))
         self._last_write = 0.0
         self._stage_phase = ""  # the phase named by phase(), which follow() details
         self._inner = None  # the run followed inside the current phase, if any
@@ -111,18 +115,29 @@ class ProgressWriter:
     def file_progress(self, p) -> None:
         """The storage's FileProgress, as the run row's counters: what a copy of files reports."""
         self._learn_weight(p.bytes_total)
-        self.progress(
-            files_done=p.files_done,
-            files_total=p.files_total,
-            bytes_done=p.bytes_done,
-            bytes_total=p.bytes_total,
+        figures = {
+            "files_done": p.files_done,
+            "files_total": p.files_total,
+            "bytes_done": p.bytes_done,
+            "bytes_total": p.bytes_total,
             **self.run.figures_of(p),
-        )
+        }
+        self.progress(**figures)
+        point = f"{self.model._meta.model_name}-files"
+        pause_point(point, p.bytes_done, p.bytes_total, lambda: self.show_now(figures), self.check)
 
     def flush(self, **counters) -> None:
         for name, value in counters.items():
             setattr(self.run, name, value)
         self.update(**{k: getattr(self.run, k) for k in self.COUNTERS})
+
+    def show_now(self, figures: dict) -> None:
+        """Writes ``figures`` onto the row now, and the outer run's phase and counters (which
+        follow this run's) onto its own: what a page reads then is what is true."""
+        self.update(**figures)
+        if self.outer is not None:
+            outer = self.outer.run
+            self.outer.update(phase=outer.phase, **{k: getattr(outer, k) for k in self.COUNTERS})
 
     # --- the whole run's percentage (backups/progress.py) ----------------------------
     def plan_stages(self, stages: list[progress.Stage]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from django.conf import settings
 
 from backups.errors import InvalidInput
-from backups.signing import Keyring, SigningKey, load_or_create_key, parse_trusted_keys
+from backups.signing import Keyring, SigningKey, Verdict, load_or_create_key, parse_trusted_keys
 from backups.storage import BackupRecord
 
 
@@ -58,20 +58,13 @@ def keyring() -> Keyring:
     return Keyring(installation_key(), parse_trusted_keys(settings.A4C_TRUSTED_KEYS))
 
 
-def judge(
-    payload: bytes,
-    signature,
-    record: BackupRecord,
-    *,
-    allow_foreign: bool,
-    what: str,
-    option: str,
-) -> Trust:
-    """The trust a set gets here from its signature; see the module's docstring.
+def judge(verdict: Verdict, record: BackupRecord, *, allow_foreign: bool, option: str) -> Trust:
+    """The trust a set gets here from what its signature says (``verdict``: Keyring.check,
+    which already refused a trusted key's signature that does not match); see the module's
+    docstring. A record's own ``foreign`` counts only under a trusted signature.
 
-    Raises ForgedSignature (a trusted key's signature that does not match) or Untrusted.
+    Raises Untrusted.
     """
-    verdict = keyring().check(payload, signature, what)
     if verdict.trusted and not record.foreign:
         return Trust(False, verdict.key_id)
     if verdict.trusted:

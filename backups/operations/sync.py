@@ -6,7 +6,12 @@ sharing the storage), flags rows whose set has gone, carries the audit history a
 policies of the newest set in, and says what it did. It never duplicates and changes nothing
 when run twice.
 
-Every record is judged by its signature first (operations/signing.py): a record no trusted
+Records are untrusted input (the storage is shared): each is read through
+records.read_signed_record, its signature checked over its bytes, then its fields; one that is
+refused (malformed, or signed by a trusted key and changed since) is reported by name with what
+is wrong, and skipped; the others are imported all the same.
+
+Then each record is judged by its signature (operations/signing.py): a record no trusted
 key signed is refused, or taken in as foreign when asked (``foreign``, A4C_SYNC_FOREIGN). A
 record of a set this console has a row for, unsigned (written before records were signed) or
 not signed by a key trusted here, is never read into the row; when the set is this console's
@@ -22,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
 from django.utils import timezone
@@ -30,12 +36,14 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
 from backups.errors import BackupError, DamagedBackup
+from backups.formatting import printable
 from backups.models import AuditEvent, Backup, Policy, SystemState
 from backups.operations import records, signing
 from backups.operations.places import store
+from backups.operations.record_schema import SignedRecord
 from backups.operations.running import ProgressCallback
 from backups.signing import ForgedSignature
-from backups.storage import BackupRecord, HistoryEvent, PolicyRecord, SignedRecord
+from backups.storage import BackupRecord, HistoryEvent, PolicyRecord
 
 STATE_KEY = "catalog-sync"
 
@@ -50,6 +58,7 @@ class SyncReport:
     refreshed: list[str] = dataclasses.field(default_factory=list)
     resigned: list[str] = dataclasses.field(default_factory=list)
     foreign: list[str] = dataclasses.field(default_factory=list)
+    refused: list[str] = dataclasses.field(default_factory=list)  # records not well-formed
     problems: list[str] = dataclasses.field(default_factory=list)
     events_imported: int = 0
     policies_imported: list[str] = dataclasses.field(default_factory=list)
@@ -73,7 +82,8 @@ class SyncReport:
 
 
 def last_sync() -> dict | None:
-    """What the last sync said: {"at", "imported", "vanished", "problems"}; None if never."""
+    """What the last sync said: {"at", "imported", "vanished", "refused", "problems"}; None if
+    never."""
     state = SystemState.objects.filter(key=STATE_KEY).first()
     return state.value if state else None
 
@@ -108,19 +118,33 @@ def sync_catalog(
     names = catalog.names()
     for done, name in enumerate(names, start=1):
         if progress:
-            progress(f"record {done}/{len(names)}: {name}")
+            progress(f"record {done}/{len(names)}: {printable(name)}")
         try:
-            signed = catalog.read_signed(name)
+            signed = records.read_signed_record(name)
+        except ForgedSignature as exc:
+            report.refused.append(name)
+            _forged(name, exc, report)
+            continue
         except BackupError as exc:
-            report.problems.append(f"{name}: {exc}")
+            report.refused.append(name)
+            report.problems.append(f"{printable(name)}: {exc}")
             continue
         found[name] = signed.record
-        if _sync_one(signed, report, allow_foreign):
-            vouched.append(signed.record)
+        try:
+            if _sync_one(signed, report, allow_foreign):
+                vouched.append(signed.record)
+        except BackupError as exc:
+            report.problems.append(f"{printable(name)}: {exc}")
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            # What the record points at (a repository location) is as untrusted as the record.
+            report.problems.append(
+                f"{printable(name)} was not imported: what its record points at could not be "
+                f"read ({type(exc).__name__}: {printable(exc)})"
+            )
     for row in Backup.objects.filter(status=Backup.Status.SUCCEEDED, vanished_at=None).exclude(
         set_id=""
     ):
-        if row.name not in found:
+        if row.name not in found and row.name not in report.refused:
             _vanish(row, "its record is gone from the backup storage", report)
     # Only a history a trusted key vouches for (its digest in a signed record) comes in.
     newest = max(
@@ -130,7 +154,7 @@ def sync_catalog(
     )
     if newest is not None:
         try:
-            history = catalog.history(newest.name, sha256=newest.history_sha256)
+            history = records.read_history(newest.name, sha256=newest.history_sha256)
             _import_history(history, newest, report)
         except BackupError as exc:
             report.problems.append(f"the history carried by {newest.name}: {exc}")
@@ -142,6 +166,7 @@ def sync_catalog(
                 "imported": len(report.imported),
                 "foreign": len(report.foreign),
                 "vanished": len(report.vanished),
+                "refused": len(report.refused),
                 "problems": report.problems[:20],
             }
         },
@@ -158,6 +183,7 @@ def sync_catalog(
                 "foreign": report.foreign,
                 "resigned": report.resigned,
                 "vanished": report.vanished,
+                "refused": [printable(n) for n in report.refused],
                 "returned": report.returned,
                 "events": report.events_imported,
                 "policies": report.policies_imported,
@@ -206,15 +232,13 @@ def _import_one(signed: SignedRecord, report: SyncReport, allow_foreign: bool) -
     record = signed.record
     try:
         trust = signing.judge(
-            signed.payload,
-            signed.signature,
+            signed.verdict,
             record,
             allow_foreign=allow_foreign,
-            what=f"the record of {record.name}",
             option="`sync --foreign` (or A4C_SYNC_FOREIGN=true)",
         )
     except BackupError as exc:
-        report.problems.append(f"{record.name}: {exc}")
+        report.problems.append(f"{printable(record.name)}: {exc}")
         return False
     record = dataclasses.replace(record, foreign=trust.foreign, signed_by=trust.signed_by)
     problems = set_problems(record)
@@ -243,32 +267,45 @@ def _vouched_for(signed: SignedRecord, row: Backup, report: SyncReport) -> bool:
     (written before records were signed, or replaced by someone), the row signs it again when
     the set is this console's own, and is left alone (not read) when it came from elsewhere:
     another console's record is that console's to write."""
-    try:
-        if signing.keyring().check(signed.payload, signed.signature, "").trusted:
-            return True
-        changed = False
-    except ForgedSignature:
-        changed = True
-    own = _own_set(row, signed.record)
-    if changed:
-        report.problems.append(
-            f"{row.name}: its record in the backup storage was changed after it was signed; "
-            + ("it was written again from this console's row" if own else "it was not read")
-        )
-    if own:
-        records.catalog().rewrite(records.record_of(row))
-        report.resigned.append(row.name)
+    if signed.verdict.trusted:
+        return True
+    if _own_set(row, signed.record):
+        _sign_again(row, report)
     return False
 
 
-def _own_set(row: Backup, record: BackupRecord) -> bool:
+def _forged(name: str, error: ForgedSignature, report: SyncReport) -> None:
+    """A record signed by a trusted key and changed since: refused; when the set is this
+    console's own, its record is written again from the row."""
+    row = Backup.objects.filter(name=name, status=Backup.Status.SUCCEEDED).first()
+    own = row is not None and _own_set(row, None)
+    report.problems.append(
+        f"{printable(name)}: {error}"
+        + ("; it was written again from this console's row" if own else "")
+    )
+    if own:
+        _sign_again(row, report)
+
+
+def _sign_again(row: Backup, report: SyncReport) -> None:
+    if not row.signed_by:  # a row from before signing: this installation vouches for its own
+        row.signed_by = signing.installation_key().key_id
+        Backup.objects.filter(pk=row.pk).update(signed_by=row.signed_by)
+    records.catalog().rewrite(records.record_of(row))
+    report.resigned.append(row.name)
+
+
+def _own_set(row: Backup, record: BackupRecord | None) -> bool:
     """A set this installation vouches for itself: its key signed it in, or, a row from before
     records were signed, the record says this console wrote it (then what is written is the
-    row's, which this console holds either way)."""
+    row's, which this console holds either way); without a record to ask (a forged one), a
+    row that came from nowhere else."""
     if row.foreign:
         return False
     if row.signed_by:
         return row.signed_by == signing.installation_key().key_id
+    if record is None:
+        return not row.imported_from
     return record.written_by == records.this_console()
 
 
@@ -357,5 +394,15 @@ def _import_history(items, record: BackupRecord, report: SyncReport) -> None:
             continue
         fields = {k: v for k, v in policy.settings.items() if k in records.POLICY_FIELDS}
         # Paused: a new machine must not start taking backups before someone says so.
-        Policy.objects.create(name=policy.name, **{**fields, "paused": True})
+        row = Policy(name=policy.name, **{**fields, "paused": True})
+        try:
+            row.full_clean()
+        except ValidationError as exc:
+            wrong = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            report.problems.append(
+                f"the policy {printable(repr(policy.name))} carried by {where} was refused: "
+                f"{printable(wrong)}"
+            )
+            continue
+        row.save()
         report.policies_imported.append(policy.name)

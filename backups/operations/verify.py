@@ -1,5 +1,6 @@
 """Verifying a backup: its snapshot is whole, and every stored file hashes to what its manifest
-says."""
+says. A verification is a Job of kind verify run by the lifecycle (operations/lifecycle.py):
+the console asks for one and a worker runs it; the command line runs one in its own process."""
 
 from __future__ import annotations
 
@@ -7,21 +8,17 @@ import dataclasses
 
 from django.utils import timezone
 
-from backups import audit
+from backups import audit, progress
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
-from backups.errors import (
-    BackupError,
-    ElasticError,
-    InvalidInput,
-)
-from backups.models import (
-    Backup,
-    Source,
-)
-from backups.operations import records
-from backups.operations.lookup import get_backup
+from backups.errors import BackupError, Cancelled, DamagedBackup, ElasticError, InvalidInput
+from backups.models import Backup, Job, RunKind
+from backups.operations import lifecycle, records
+from backups.operations.lookup import get_backup, get_job
 from backups.operations.places import store
+from backups.operations.running import ProgressCallback, ProgressWriter
+
+VERIFY_ACTION = "backup.verify"  # the audit's action for its request and its outcome
 
 
 @dataclasses.dataclass
@@ -31,93 +28,171 @@ class VerifyReport:
     problems: list[str]
 
 
-def request_verify(backup_id: int | str, actor: Actor) -> Backup:
-    """Records that a verification was asked (the console hands it to a worker: it re-reads
-    every file, which can outlast a web request); run_verify does it."""
+class ProblemsFound(BackupError):
+    """The backup failed its verification: the run did its work, and this is its verdict."""
+
+    exit_code = 5
+
+    def __init__(self, report: VerifyReport):
+        self.report = report
+        count = len(report.problems)
+        super().__init__(
+            f"backup {report.backup} failed verification: {count} problem"
+            f"{'s' if count != 1 else ''}, first: {report.problems[0]}"
+        )
+
+
+def request_verify(backup_id: int | str, actor: Actor) -> Job:
+    """Asks for a verification (the console hands it to a worker: it re-reads every file,
+    which can outlast a web request); run_verify does it. A verification already asked and
+    not ended is asked again, not doubled."""
+    backup = verifiable(backup_id)
+    job = backup.verification or new_verification(backup, actor)
+    audit.record(actor, VERIFY_ACTION, target=backup.name, backup=backup, outcome=Outcome.REQUESTED)
+    return job
+
+
+def run_verify(job_id: int, progress: ProgressCallback = None) -> Job:
+    """The verification request_verify asked for, in the name of who asked; the row says how
+    it ended (the backup's verify_ok and verify_problems the verdict)."""
+    return lifecycle.run(get_job(job_id, RunKind.VERIFY), VerifyRun(), progress)
+
+
+def verify_backup(
+    backup_id: int | str, actor: Actor, progress: ProgressCallback = None
+) -> VerifyReport:
+    """Verifies a backup now, in this process (the command line): the report, whether or not
+    problems were found; raises what stopped the verification itself (Elasticsearch, a cancel)."""
+    backup = verifiable(backup_id)
+    kind = VerifyRun()
+    lifecycle.run(new_verification(backup, actor), kind, progress)
+    if isinstance(kind.raised, ProblemsFound):
+        return kind.raised.report
+    if kind.raised is not None:
+        raise kind.raised
+    return kind.report
+
+
+def verifiable(backup_id: int | str) -> Backup:
     backup = get_backup(backup_id)
     if backup.status != Backup.Status.SUCCEEDED:
         raise InvalidInput(
             f"Backup {backup.name} is {backup.status}; only a succeeded backup can be verified."
         )
-    Backup.objects.filter(pk=backup.pk).update(
-        verify_requested_at=timezone.now(), verify_requested_by=actor.name
-    )
-    audit.record(
-        actor, "backup.verify", target=backup.name, backup=backup, outcome=Outcome.REQUESTED
-    )
-    backup.refresh_from_db()
     return backup
 
 
-def verify_not_started(backup_id: int, actor: Actor, reason: str) -> None:
-    """Takes back a verification request no worker could be given, and records why."""
-    backup = get_backup(backup_id)
-    Backup.objects.filter(pk=backup.pk).update(verify_requested_at=None)
-    audit.record(
-        actor,
-        "backup.verify",
-        target=backup.name,
+def new_verification(backup: Backup, actor: Actor) -> Job:
+    now = timezone.now()
+    return Job.objects.create(
+        kind=RunKind.VERIFY,
         backup=backup,
-        outcome=Outcome.FAILED,
-        message=reason,
+        requested_by=actor.user,
+        actor=actor.name,
+        source=actor.source,
+        created_at=now,
+        heartbeat_at=now,
     )
 
 
-def run_verify(backup_id: int) -> VerifyReport:
-    """The verification request_verify recorded, in the name of who asked."""
-    backup = get_backup(backup_id)
-    actor = Actor(name=backup.verify_requested_by or "console", source=Source.WEB)
-    return verify_backup(backup.pk, actor)
+class VerifyRun(lifecycle.Kind):
+    """A verification's steps; its outcome is audited as backup.verify, its verdict written on
+    the backup. Found problems fail the run (the backup is damaged), and say which."""
 
+    name = RunKind.VERIFY
+    outcome_action = VERIFY_ACTION
+    report: VerifyReport
 
-def verify_backup(backup_id: int | str, actor: Actor) -> VerifyReport:
-    """The snapshot exists and is SUCCESS, the repository verifies, every blob hashes right."""
-    backup = get_backup(backup_id)
-    if backup.status != Backup.Status.SUCCEEDED:
-        raise InvalidInput(
-            f"Backup {backup.name} is {backup.status}; only a succeeded backup can be verified."
+    def target(self, job: Job) -> str:
+        return job.backup.name
+
+    def links(self, job: Job) -> dict:
+        return {"backup": job.backup}
+
+    def steps(self, job: Job, runner: ProgressWriter) -> dict:
+        backup = job.backup
+        if backup.status != Backup.Status.SUCCEEDED:  # deleted since it was asked
+            raise InvalidInput(
+                f"Backup {backup.name} is {backup.status}; only a succeeded backup can be verified."
+            )
+        problems = verify_steps(backup, runner)
+        ok = not problems
+        Backup.objects.filter(pk=backup.pk).update(
+            verified_at=timezone.now(), verify_ok=ok, verify_problems=problems[:100]
         )
+        self.report = VerifyReport(backup.name, ok, problems)
+        job.result = {"ok": ok, "problems": len(problems)}
+        if not ok:
+            raise ProblemsFound(self.report)
+        return {"problems": 0}
+
+    def succeeded(self, job: Job, parameters: dict) -> lifecycle.Ending:
+        ending = super().succeeded(job, parameters)
+        ending.fields["result"] = job.result
+        return ending
+
+    def failed(self, job: Job, runner: ProgressWriter, exc: Exception) -> lifecycle.Ending:
+        ending = super().failed(job, runner, exc)
+        if isinstance(exc, ProblemsFound):
+            problems = exc.report.problems
+            ending.fields["result"] = job.result
+            ending.fields["error_detail"] = "\n".join(problems[:100])
+            ending.message = "; ".join(problems[:5])
+            ending.parameters = {"problems": len(problems)}
+        return ending
+
+    def notice(self, job: Job) -> lifecycle.Notice | None:
+        if job.status != Job.Status.FAILED or not job.result:
+            return None  # only a verdict is news; a verification that could not run is not
+        return lifecycle.Notice(
+            "backup.verify_failed",
+            f"Backup {job.backup.name} failed verification",
+            job.error_message,
+            {"backup": job.backup.name, "problems": job.result.get("problems", 0)},
+        )
+
+
+def verify_steps(backup: Backup, runner: ProgressWriter) -> list[str]:
+    """The snapshot exists and is SUCCESS, the repository verifies, every blob hashes right:
+    the problems found."""
+    if backup.include_files:
+        runner.plan_stages([progress.Stage("files", backup.file_bytes or None)])
     problems: list[str] = []
     if backup.include_elasticsearch and backup.indices:
-        cluster = elastic.cluster()
-        where = backup.snapshot_location
-        try:
-            records.ensure_repository_for(backup)
-            cluster.verify_repository(where.repository)
-            snap = cluster.snapshot(where.repository, where.snapshot)
-            unread = False
-        except ElasticError as exc:
-            problems.append(str(exc))
-            snap, unread = None, True
-        if snap is None and not unread:
-            problems.append(
-                f"snapshot {where.snapshot} is missing from repository {where.repository}"
-            )
-        elif snap is not None:
-            if snap.state != "SUCCESS":
-                problems.append(f"snapshot {backup.name} is {snap.state}, not SUCCESS")
-            missing = sorted(set(backup.indices) - set(snap.indices))
-            if missing:
-                problems.append(f"snapshot {backup.name} lacks indices {', '.join(missing)}")
+        runner.phase("snapshot")
+        problems.extend(snapshot_problems(backup))
     if backup.include_files:
+        runner.phase("files", reset_counters=True)
         if not store().manifests.exists(backup.name):
             problems.append(f"the file manifest of {backup.name} is missing")
         else:
             try:
-                problems.extend(store().verify(backup.name).problems)
+                report = store().verify(
+                    backup.name, progress=runner.file_progress, check=runner.check
+                )
+                problems.extend(report.problems)
+            except Cancelled:
+                raise
             except BackupError as exc:
                 problems.append(str(exc))
-    ok = not problems
-    Backup.objects.filter(pk=backup.pk).update(
-        verified_at=timezone.now(), verify_ok=ok, verify_problems=problems[:100]
-    )
-    audit.record(
-        actor,
-        "backup.verify",
-        target=backup.name,
-        backup=backup,
-        outcome=Outcome.SUCCEEDED if ok else Outcome.FAILED,
-        message="; ".join(problems[:5]),
-        parameters={"problems": len(problems)},
-    )
-    return VerifyReport(backup.name, ok, problems)
+    return problems
+
+
+def snapshot_problems(backup: Backup) -> list[str]:
+    cluster = elastic.cluster()
+    where = backup.snapshot_location
+    try:
+        records.ensure_repository_for(backup)
+        cluster.verify_repository(where.repository)
+        snap = cluster.snapshot(where.repository, where.snapshot)
+    except (ElasticError, DamagedBackup) as exc:  # DamagedBackup: a record's claim refused
+        return [str(exc)]
+    if snap is None:
+        return [f"snapshot {where.snapshot} is missing from repository {where.repository}"]
+    problems = []
+    if snap.state != "SUCCESS":
+        problems.append(f"snapshot {backup.name} is {snap.state}, not SUCCESS")
+    missing = sorted(set(backup.indices) - set(snap.indices))
+    if missing:
+        problems.append(f"snapshot {backup.name} lacks indices {', '.join(missing)}")
+    return problems

@@ -15,17 +15,27 @@ from backups.storage.archive import (
     read_identities,
     write_archive,
 )
-from backups.storage.archive_import import Unpacked, commit_import, read_archive
+from backups.storage.archive_import import CommittedImport, Unpacked, commit_import, read_archive
 from backups.storage.catalog import (
+    RECORD_FORMAT,
+    RECORD_MAX_BYTES,
+    RECORD_VERSION,
     BackupRecord,
     Catalog,
     HistoryEvent,
     IndexCount,
+    NewerFormat,
     PolicyRecord,
-    SignedRecord,
 )
 from backups.storage.fileio import check_name
+from backups.storage.import_staging import (
+    ImportStaging,
+    discard_import_leftovers,
+    locked_staging,
+    terminated_as_interrupt,
+)
 from backups.storage.manifest import Entry, Manifests
+from backups.storage.ownership import DATA_DIR, OWNERS, RECORDED
 from backups.storage.pipeline import parse_bandwidth
 from backups.storage.restore import StagedRestore
 from backups.storage.results import (
@@ -37,28 +47,37 @@ from backups.storage.results import (
     RestoreResult,
     TreeSummary,
 )
-from backups.storage.store import DEFAULT_EXCLUDES, Store
+from backups.storage.store import DEFAULT_EXCLUDES, CopyOptions, Store
 from backups.storage.working_tree import WorkingTree, compare_tree_to_manifest
 
 __all__ = [
+    "DATA_DIR",
     "DEFAULT_EXCLUDES",
+    "OWNERS",
+    "RECORDED",
+    "RECORD_FORMAT",
+    "RECORD_MAX_BYTES",
+    "RECORD_VERSION",
     "ArchiveHeader",
     "ArchiveProgress",
     "BackupRecord",
     "BlobCheckReport",
     "Catalog",
+    "CommittedImport",
+    "CopyOptions",
     "Entry",
     "FilePlan",
     "FileProgress",
     "GcSummary",
     "HistoryEvent",
+    "ImportStaging",
     "IndexCount",
     "ManifestSummary",
     "Manifests",
+    "NewerFormat",
     "PolicyRecord",
     "RepositoryFile",
     "RestoreResult",
-    "SignedRecord",
     "StagedRestore",
     "Store",
     "TreeSummary",
@@ -67,9 +86,12 @@ __all__ = [
     "check_name",
     "commit_import",
     "compare_tree_to_manifest",
+    "discard_import_leftovers",
+    "locked_staging",
     "parse_bandwidth",
     "parse_recipients",
     "read_archive",
     "read_identities",
+    "terminated_as_interrupt",
     "write_archive",
 ]

@@ -188,24 +188,26 @@ def write_archive(
     out: BinaryIO,
     store: Store,
     catalog: Catalog,
-    name: str,
+    record: BackupRecord,
     repository: list[RepositoryFile],
     *,
     recipients: list | None = None,
     signer: SigningKey | None = None,
-    record: BackupRecord | None = None,
     progress: ProgressFn = None,
 ) -> ArchiveHeader:
     """Streams the set's archive into ``out``; encrypted to ``recipients`` when given, its
-    SHA256SUMS signed by ``signer`` when given. ``record``: what the archive says of the set
-    (as ``catalog`` would write it), instead of the record the storage holds."""
-    described = catalog.document(record) if record is not None else None
-    record = record or catalog.read(name)
+    SHA256SUMS signed by ``signer`` when given.
+
+    ``record`` is what the archive says of the set, carried as ``catalog`` writes it (signed):
+    the exporting console builds it from its own row, never from the storage's file.
+    """
+    name = record.name
+    described = catalog.document(record)
     blobs = _blobs_of(store, name) if record.include_files else {}
-    extra = [catalog.record_path(name), catalog.history_path(name)]
+    extra = [catalog.history_path(name)]
     if record.include_files:
         extra.append(store.manifests.path(name))
-    total = sum(f.size for f in repository) + sum(blobs.values())
+    total = len(described) + sum(f.size for f in repository) + sum(blobs.values())
     total += sum(p.stat().st_size for p in extra if p.exists())
     header = ArchiveHeader(
         name=name,
@@ -227,15 +229,12 @@ def write_archive(
             with tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 sums: list[str] = []
                 _add_bytes(tar, HEADER, _json(dataclasses.asdict(header)), sums)
-                if described is not None:
-                    _add_bytes(tar, f"record/{name}.json", described, sums)
-                    meter.add(len(described), f"record/{name}.json")
-                else:
-                    _add_path(tar, f"record/{name}.json", extra[0], meter, sums)
-                if extra[1].exists():
-                    _add_path(tar, f"record/{name}.history.jsonl.gz", extra[1], meter, sums)
+                _add_bytes(tar, f"record/{name}.json", described, sums)
+                meter.add(len(described), f"record/{name}.json")
+                if extra[0].exists():
+                    _add_path(tar, f"record/{name}.history.jsonl.gz", extra[0], meter, sums)
                 if record.include_files:
-                    _add_path(tar, f"manifest/{name}.manifest", extra[2], meter, sums)
+                    _add_path(tar, f"manifest/{name}.manifest", extra[1], meter, sums)
                 for item in repository:
                     member = f"repository/{item.relpath}"
                     if item.data is not None:

@@ -23,7 +23,8 @@ from typing import BinaryIO
 
 import pyrage
 
-from backups.errors import BackupError, DamagedBackup, InvalidInput
+from backups.errors import BackupError, DamagedBackup, InvalidInput, StorageError
+from backups.formatting import printable
 from backups.storage.archive import (
     AGE_MAGIC,
     ARCHIVE_FORMAT,
@@ -39,7 +40,19 @@ from backups.storage.archive import (
     ProgressFn,
 )
 from backups.storage.catalog import BackupRecord, Catalog, NewerFormat
-from backups.storage.fileio import fsync_dir, os_error, rmtree, safe_relpath, show
+from backups.storage.fileio import fsync_dir, os_error, rmtree, safe_relpath, show, write_all
+from backups.storage.import_limits import (
+    HEADER_CAP,
+    RECORD_CAP,
+    Budget,
+    CappedTarInfo,
+    OversizedHeader,
+    Place,
+    check_declared,
+    read_capped,
+    space_error,
+    sums_cap,
+)
 from backups.storage.store import Store
 
 
@@ -76,15 +89,18 @@ def read_archive(
     repository_staging: Path,
     *,
     identities: list | None,
+    parse: Callable[[bytes, str], BackupRecord],
     check: Callable[[ArchiveHeader, BackupRecord], None],
     authenticate: Callable[[Unpacked], None] | None = None,
     progress: ProgressFn = None,
 ) -> Unpacked:
     """Unpacks and checks the archive into the staging dirs (made here, removed on failure).
 
-    ``check`` sees the header and the record before anything is written, and raises to
-    refuse (a name taken, a set imported already); ``authenticate`` sees the whole archive,
-    its sums checked, and raises to refuse it (its signature: operations/signing.py).
+    ``parse`` turns the record's bytes into a checked BackupRecord (the archive is untrusted
+    input: operations/record_schema.py). ``check`` sees the header and the record before
+    anything is written, and raises to refuse (a name taken, a set imported already);
+    ``authenticate`` sees the whole archive, its sums checked, and raises to refuse it (its
+    signature: operations/signing.py).
     """
     path = Path(path)
     encrypted = is_encrypted(path)
@@ -103,12 +119,14 @@ def read_archive(
         stream = counted
     made: list[Path] = []
     try:
-        unpacked = _unpack(stream, staging, repository_staging, check, made, meter, path)
+        unpacked = _unpack(stream, staging, repository_staging, parse, check, made, meter, path)
         if authenticate is not None:
             authenticate(unpacked)
     except BaseException as exc:
         error = piped.close() if piped else None
         _remove(made)
+        if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+            raise  # no space, or a stop: the archive is not to blame
         if error is not None and not isinstance(error, BrokenPipeError):
             raise _damaged(path, error) from None
         if isinstance(exc, tarfile.TarError | EOFError | OSError | zlib.error):
@@ -135,6 +153,11 @@ def _damaged(path: Path, error: BaseException) -> BackupError:
         )
     if isinstance(error, DamagedBackup | InvalidInput):
         return error
+    if isinstance(error, OversizedHeader):
+        return DamagedBackup(
+            f"{show(path)} {error}: it was not written by a4c-backup export, or was tampered "
+            "with; nothing was imported"
+        )
     return DamagedBackup(
         f"{show(path)} is truncated or damaged ({error}): nothing was imported; "
         "copy the archive again from where it is kept"
@@ -161,46 +184,58 @@ MEMBER = re.compile(
 )
 
 
-def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Unpacked:
+def _unpack(stream, staging, repository_staging, parse, check, made, meter, path) -> Unpacked:
     gz = gzip.GzipFile(fileobj=stream, mode="rb")
-    tar = tarfile.open(fileobj=gz, mode="r|")
+    tar = tarfile.open(fileobj=gz, mode="r|", tarinfo=CappedTarInfo)
     members = iter(tar)
     first = next(members, None)
     if first is None or first.name != HEADER or not first.isfile():
         raise InvalidInput(f"{show(path)} is not an a4c-backup archive (no {HEADER} first)")
-    header = _header(tar.extractfile(first).read(), path)
+    header = _header(read_capped(tar, first, HEADER_CAP, path), path)
+    places = {
+        "storage": Place(staging.parent, "the backup storage (A4C_BACKUP_DIR)"),
+        "repository": Place(repository_staging.parent, "the snapshot repository's directory"),
+    }
+    budget = Budget(path, header, places)
+    budget.check_declared_space()  # before anything is written
     seen: dict[str, tuple[str, int]] = {}
     record: BackupRecord | None = None
     blobs: list[tuple[str, int]] = []
     sums = None
     signature = None
     for info in members:
+        tar.members.clear()  # tarfile keeps every member it read: two million weigh a gigabyte
         if sums is not None and info.name == SUMS_SIGNATURE and signature is None:
             signature = _signature(tar, info, path)
             continue
         if sums is not None:
             raise DamagedBackup(f"{show(path)} holds members after {SUMS}: it was tampered with")
-        if info.name == SUMS:
-            sums = tar.extractfile(info).read()
+        if info.name == SUMS and info.isfile():
+            sums = read_capped(tar, info, sums_cap(header.blobs + header.repository_files), path)
             continue
         match = MEMBER.match(info.name)
         if not match or not info.isfile() or not safe_relpath(info.name):
             raise DamagedBackup(f"{show(path)} holds an unexpected member {info.name!r}")
-        source = tar.extractfile(info)
         if match["record"]:
-            data = source.read()
+            if record is not None:
+                raise DamagedBackup(f"{show(path)} holds a second record {info.name!r}")
+            data = read_capped(tar, info, RECORD_CAP, path)
             seen[info.name] = (hashlib.sha256(data).hexdigest(), len(data))
-            record = BackupRecord.from_json(json.loads(data), f"the record in {show(path)}")
+            record = parse(data, f"the record in {show(path)}")
             if record.name != header.name or record.set_id != header.set_id:
                 raise DamagedBackup(f"the record in {show(path)} does not match its header")
             check(header, record)  # before anything is written
+            budget.admit(info.name, len(data), "record", "storage")
             for directory in (staging, repository_staging):
                 directory.mkdir(parents=True)
                 made.append(directory)
-            (staging / "record.json").write_bytes(data)
+            _write(io.BytesIO(data), staging / "record.json", places["storage"], path)
             continue
         if record is None:
             raise DamagedBackup(f"{show(path)} does not start with its record")
+        place, kind = "storage", "other"
+        if (match["history"] or match["manifest"] or record.name) != record.name:
+            raise DamagedBackup(f"{show(path)} holds {info.name!r}, not of its set {record.name}")
         if match["history"]:
             target = staging / "history.jsonl.gz"
         elif match["manifest"]:
@@ -208,18 +243,34 @@ def _unpack(stream, staging, repository_staging, check, made, meter, path) -> Un
         elif match["blob"]:
             target = staging / "blobs" / match["blob"]
             blobs.append((match["blob"], info.size))
+            kind = "blob"
         else:
             relpath = match["repository"]
             if not safe_relpath(relpath):
                 raise DamagedBackup(f"{show(path)} holds an unsafe path {info.name!r}")
             target = repository_staging / relpath
-        seen[info.name] = _write(source, target)
+            place = kind = "repository"
+        if info.name in seen:
+            raise budget.damaged(f"holds {info.name} twice")
+        budget.admit(info.name, info.size, kind, place)
+        seen[info.name] = _write(tar.extractfile(info), target, places[place], path)
         meter.add(0, info.name)
     if sums is None or record is None:
         raise DamagedBackup(f"{show(path)} ends before its {SUMS}: it is truncated")
+    budget.check_complete()
     while gz.read(CHUNK):  # to the end of the stream: gzip checks its CRC there
         pass
     _check_sums(sums, seen, path)
+    if (
+        record.include_elasticsearch
+        and record.indices
+        and not any(member.startswith("repository/") for member in seen)
+    ):
+        # Its snapshot would otherwise be looked for in whatever repository the record names.
+        raise DamagedBackup(
+            f"the record in {show(path)} lists {len(record.indices)} indices but the archive "
+            "carries no snapshot files: it was not written by `export`; nothing was imported"
+        )
     for sha, size in blobs:
         if seen[f"blobs/{sha}"] != (sha, size):
             raise DamagedBackup(f"blob {sha[:12]}.. in {show(path)} does not hash to its name")
@@ -250,6 +301,7 @@ def _header(data: bytes, path: Path) -> ArchiveHeader:
             f"{show(path)} was written by a newer a4c-backup (archive format {raw.get('version')};"
             f" this one reads {ARCHIVE_VERSION}): upgrade a4c-backup on this machine"
         )
+    check_declared(raw, path)
     known = {f.name for f in dataclasses.fields(ArchiveHeader)}
     try:
         return ArchiveHeader(**{k: v for k, v in raw.items() if k in known})
@@ -257,21 +309,45 @@ def _header(data: bytes, path: Path) -> ArchiveHeader:
         raise DamagedBackup(f"the header of {show(path)} is damaged: {exc}") from None
 
 
-def _write(source: BinaryIO, target: Path) -> tuple[str, int]:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _write(source: BinaryIO, target: Path, place: Place, path: Path) -> tuple[str, int]:
+    """A member into its staging file: a read error is the archive's, a write error the
+    place's (no space said as space)."""
     digest, size = hashlib.sha256(), 0
-    with open(target, "wb") as f:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        raise DamagedBackup(
+            f"{show(path)} writes {show(target.name)} twice: it was tampered with"
+        ) from None
+    except OSError as exc:
+        raise space_error(exc, path, target, place) from exc
+    try:
         while chunk := source.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
-            f.write(chunk)
+            try:
+                write_all(out, chunk)
+            except OSError as exc:
+                raise space_error(exc, path, target, place) from exc
+    finally:
+        os.close(out)
     return digest.hexdigest(), size
 
 
 def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> None:
     listed = {}
-    for line in sums.decode(errors="replace").splitlines():
-        sha, size, member = line.split("  ", 2)
+    for number, line in enumerate(sums.decode(errors="replace").splitlines(), start=1):
+        parts = line.split("  ", 2)
+        if len(parts) != 3 or not SUMS_SHA.match(parts[0]) or not parts[1].isdigit():
+            raise DamagedBackup(
+                f"the {SUMS} of {show(path)} is malformed at its line {number} "
+                f"({printable(repr(line[:80]))}): it was damaged or tampered with; nothing was "
+                "imported"
+            )
+        sha, size, member = parts
+        if member in listed:
+            raise DamagedBackup(f"the {SUMS} of {show(path)} lists {printable(repr(member))} twice")
         listed[member] = (sha, int(size))
     listed.pop(HEADER, None)  # checked by parsing it; its hash is listed for other tools
     if listed != seen:
@@ -280,6 +356,9 @@ def _check_sums(sums: bytes, seen: dict[str, tuple[str, int]], path: Path) -> No
             f"{show(path)} does not match its {SUMS} (first difference: {wrong[0][0]}): "
             "it was tampered with or damaged; nothing was imported"
         )
+
+
+SUMS_SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _remove(paths: list[Path]) -> None:
@@ -293,13 +372,26 @@ def _remove(paths: list[Path]) -> None:
 # --- committing ----------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class CommittedImport:
+    """What ``commit_import`` placed, so that a failure after it can take the set back whole."""
+
+    paths: tuple[Path, ...]  # in the order they were placed: the record last
+
+    def undo(self) -> None:
+        """Removes the record first (no sync sees a half set), then the rest. Blobs stay for
+        garbage collection: a backup taken meanwhile may share them."""
+        _remove(list(reversed(self.paths)))
+
+
 def commit_import(
     unpacked: Unpacked, store: Store, catalog: Catalog, record: BackupRecord, location: Path
-) -> None:
+) -> CommittedImport:
     """Moves a checked archive into the storage and the new repository directory.
 
     The record is written last: until then no sync sees the set. On failure what was moved
-    is taken back (blobs stay for garbage collection: others may share them).
+    is taken back (blobs stay for garbage collection: others may share them); after success,
+    the answer's ``undo`` takes it back.
     """
     name = record.name
     moved: list[Path] = []
@@ -336,3 +428,4 @@ def commit_import(
         _remove([unpacked.staging])
         if unpacked.repository_staging and unpacked.repository_staging.exists():
             _remove([unpacked.repository_staging])
+    return CommittedImport(tuple(moved))

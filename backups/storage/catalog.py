@@ -6,12 +6,13 @@ Each succeeded backup set writes, beside its manifest:
     records/<name>.history.jsonl.gz  the audit events and policies up to its time
 
 Both are written to a temp name, fsynced and renamed: a record is whole or absent, and the
-record is renamed last, so a record always has its history. A catalog given the installation's
-signing key signs every record it writes (backups/signing.py); ``read_signed`` hands the
-signature back with the record, for the reader to judge. The record holds its history's
-SHA-256, so that a signed record vouches for the history beside it too. Records carry a
-format version; a record from a newer a4c-backup is refused, never half read. Like the rest of
-backups/storage/, this module takes plain values and must not import Django.
+record is renamed last, so a record always has its history. Records carry a format version.
+A catalog given the installation's signing key signs every record it writes
+(backups/signing.py), and the record holds its history's SHA-256, so that a signed record
+vouches for the history beside it too. This module writes records and hands back their bytes:
+what is read is untrusted input (the storage is shared), its signature checked and its fields
+parsed by operations/record_schema.py, never here. Like the rest of backups/storage/, this
+module takes plain values and must not import Django.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ from backups.storage.fileio import check_name, fsync_dir, os_error, show
 RECORD_FORMAT = "a4c-backup-record"
 HISTORY_FORMAT = "a4c-backup-history"
 RECORD_VERSION = 1
+RECORD_MAX_BYTES = 4 * 1024 * 1024  # a record lists indices: thousands fit in far less
+HISTORY_LINE_MAX = 1024 * 1024
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class NewerFormat(InvalidInput):
@@ -46,7 +51,7 @@ class IndexCount:
     size: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class BackupRecord:
     """One backup set as the storage describes it: enough to list, restore and verify it."""
 
@@ -90,40 +95,6 @@ class BackupRecord:
             value = getattr(self, key)
             data[key] = value.isoformat() if value else None
         return {"format": RECORD_FORMAT, "version": RECORD_VERSION, "record": data}
-
-    @classmethod
-    def from_json(cls, data: dict, where: str) -> BackupRecord:
-        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-            raise DamagedBackup(f"{where} is not an a4c-backup record")
-        version = data.get("version")
-        if not isinstance(version, int) or version > RECORD_VERSION:
-            raise NewerFormat(
-                f"{where} was written by a newer a4c-backup (record format {version}; this one "
-                f"reads {RECORD_VERSION}): upgrade a4c-backup on this machine to use it"
-            )
-        body = dict(data.get("record") or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        try:
-            for key in ("created_at", "started_at", "finished_at"):
-                body[key] = datetime.fromisoformat(body[key]) if body.get(key) else None
-            body["indices"] = {
-                name: IndexCount(docs=i.get("docs"), size=int(i.get("size") or 0))
-                for name, i in (body.get("indices") or {}).items()
-            }
-            record = cls(**{k: v for k, v in body.items() if k in known})
-            check_name(record.name)
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:
-            raise DamagedBackup(f"{where} is damaged ({exc}): it cannot be used") from None
-        return record
-
-
-@dataclass(frozen=True)
-class SignedRecord:
-    """A record as read, with the signature and the bytes it must be good for."""
-
-    record: BackupRecord
-    payload: bytes
-    signature: dict | None
 
 
 @dataclass(frozen=True)
@@ -224,17 +195,23 @@ class Catalog:
         return json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
 
     def _signed_history(self, record: BackupRecord) -> str:
-        """The history digest of the set's present record, if this catalog's key signed it."""
+        """The history digest of the set's present record, if this catalog's key signed it
+        (what it signed itself is all it reads of the file: no record is parsed here)."""
         if self.signer is None or not self.record_path(record.name).is_file():
             return ""
         try:
-            present = self.read_signed(record.name)
-            mine = Keyring(self.signer, []).check(present.payload, present.signature, "")
-        except BackupError:
+            document = json.loads(self.read_bytes(record.name))
+            if not isinstance(document, dict):
+                return ""
+            signature = document.get(SIGNATURE_FIELD)
+            mine = Keyring(self.signer, []).check(canonical(document), signature, "")
+        except (BackupError, ValueError, RecursionError):
             return ""
-        if not mine.trusted or present.record.set_id != record.set_id:
+        body = document.get("record")
+        if not mine.trusted or not isinstance(body, dict) or body.get("set_id") != record.set_id:
             return ""
-        return present.record.history_sha256
+        digest = body.get("history_sha256")
+        return digest if isinstance(digest, str) and _HEX64.match(digest) else ""
 
     def delete(self, name: str) -> None:
         for path in (self.record_path(name), self.history_path(name)):
@@ -245,54 +222,42 @@ class Catalog:
 
     # -- reading --------------------------------------------------------------------------
 
-    def read(self, name: str) -> BackupRecord:
-        return self.read_signed(name).record
-
-    def read_signed(self, name: str) -> SignedRecord:
+    def read_bytes(self, name: str) -> bytes:
+        """The record file's bytes, unparsed (operations/record_schema.py parses them)."""
         path = self.record_path(name)
         try:
-            data = json.loads(path.read_bytes())
+            with open(path, "rb") as f:
+                return f.read(RECORD_MAX_BYTES + 1)
         except FileNotFoundError:
             raise NotFound(f"backup {name} has no record in the backup storage") from None
-        except ValueError:
-            raise DamagedBackup(f"the record {show(path)} is damaged (not JSON)") from None
         except OSError as exc:
             raise os_error(exc, "reading", path) from exc
-        record = BackupRecord.from_json(data, f"the record {show(path)}")
-        if record.name != name:
-            raise DamagedBackup(
-                f"the record {show(path)} claims the name {record.name!r}: two sets claim one "
-                "name; move the file whose name is wrong out of records/ and sync again"
-            )
-        signature = data.get(SIGNATURE_FIELD) if isinstance(data, dict) else None
-        return SignedRecord(record, canonical(data), signature)
 
-    def history(
-        self, name: str, sha256: str | None = None
-    ) -> Iterator[HistoryEvent | PolicyRecord]:
-        """The policies, then the audit events, in the order they were written; with
+    def history_items(self, name: str, sha256: str | None = None) -> Iterator[object]:
+        """The history's lines as JSON values, unchecked: the policies, then the events; with
         ``sha256`` (from a signed record), only if the file is the one it names."""
         path = self.history_path(name)
         try:
             with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as f:
                 if sha256 is not None:
                     _check_digest(raw, sha256, path)
-                header = json.loads(f.readline() or b"null")
+                header = json.loads(f.readline(HISTORY_LINE_MAX) or b"null")
                 if not isinstance(header, dict) or header.get("format") != HISTORY_FORMAT:
                     raise DamagedBackup(f"{show(path)} is not an a4c-backup history")
-                if header.get("version", 0) > RECORD_VERSION:
+                version = header.get("version", 0)
+                if not isinstance(version, int) or version > RECORD_VERSION:
                     raise NewerFormat(
                         f"{show(path)} was written by a newer a4c-backup: upgrade this one"
                     )
-                for line in f:
-                    item = json.loads(line)
-                    if "policy" in item:
-                        yield PolicyRecord(**item["policy"])
-                    else:
-                        yield HistoryEvent(**item["event"])
+                while line := f.readline(HISTORY_LINE_MAX + 1):
+                    if len(line) > HISTORY_LINE_MAX:
+                        raise DamagedBackup(
+                            f"{show(path)} holds a line over {HISTORY_LINE_MAX} bytes"
+                        )
+                    yield json.loads(line)
         except FileNotFoundError:
             return
-        except (OSError, EOFError, ValueError, TypeError) as exc:
+        except (OSError, EOFError, ValueError, RecursionError) as exc:
             raise DamagedBackup(f"the history {show(path)} is damaged: {exc}") from None
 
 

@@ -22,7 +22,8 @@ LATER = object()  # a work function's answer when asked to run now: its read wou
 
 
 class Meter:
-    """Calls check() at every step and progress() at least every 0.5 s; holds the throttle."""
+    """Calls check() at every step, and progress() at least every 0.5 s and at every 5% of the
+    bytes (a quick run shows its steps too, from its first bytes); holds the throttle."""
 
     def __init__(
         self,
@@ -37,15 +38,20 @@ class Meter:
         self.estimate: Callable[[], tuple[int, int]] | None = None
         self.throttle = Throttle(bandwidth)
         self._last = time.monotonic()
+        self._shown_bytes = 0  # bytes_done at the last report
 
     def beat(self) -> None:
         if self.check is not None:
             self.check()
-        if self.progress is not None and time.monotonic() - self._last >= 0.5:
+        if self.progress is not None and (
+            time.monotonic() - self._last >= 0.5
+            or self.bytes_done - self._shown_bytes > (self._shown_bytes and self.bytes_total // 20)
+        ):
             self.report()
 
     def report(self) -> None:
         self._last = time.monotonic()
+        self._shown_bytes = self.bytes_done
         if self.progress is not None:
             if self.estimate is not None:
                 self.files_total, self.bytes_total = self.estimate()

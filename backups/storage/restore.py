@@ -29,6 +29,7 @@ from backups.storage.fileio import (
     write_all,
 )
 from backups.storage.manifest import Entry
+from backups.storage.ownership import OwnerMap, owned_entries, root_attributes
 from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import RestoreResult
 from backups.storage.walk import Node, copy_dir_attrs, copy_tree, walk
@@ -137,9 +138,10 @@ class FileRestore:
     tree before the data dir is touched.
     """
 
-    def __init__(self, store, name: str, data_dir: Path, exclude, meter: Meter):
+    def __init__(self, store, name: str, data_dir: Path, exclude, meter: Meter, owners=None):
         self.store, self.name, self.data_dir = store, name, data_dir
         self.exclude, self.meter = exclude, meter
+        self.owners: OwnerMap | None = owners  # None: as the manifest records
         self.as_root = os.geteuid() == 0
         self.owner = (os.geteuid(), os.getegid())
         self.umask = current_umask()
@@ -161,7 +163,8 @@ class FileRestore:
             staging = data_dir / f".a4c-restore-{self.token}"
         else:
             staging = data_dir.parent / f".{data_dir.name}.restore-{self.token}"
-        root = self.store.manifests.header(self.name).get("root") or {}
+        recorded = self.store.manifests.header(self.name).get("root") or {}
+        root = root_attributes(recorded, data_dir, self.owners)
         merge = mode == "merge" and exists
         if merge:
             now = os.stat(data_dir)
@@ -194,7 +197,7 @@ class FileRestore:
     def _build(self, staging: Path, merge: bool, workers: int) -> tuple[int, int]:
         meter = self.meter
         with Pipeline(workers, meter) as pipe:
-            for entry in self.store.manifests.checked_entries(self.name, self.exclude):
+            for entry in owned_entries(self.store.manifests, self.name, self.exclude, self.owners):
                 meter.beat()
                 target = f"{staging}/{entry.path}"
                 work = ()
@@ -276,7 +279,7 @@ class FileRestore:
 
     def _set_dir_attrs(self, staging: Path) -> None:
         """A merge's second pass: the backup's dir attributes over the current tree's."""
-        for entry in self.store.manifests.checked_entries(self.name, self.exclude):
+        for entry in owned_entries(self.store.manifests, self.name, self.exclude, self.owners):
             if entry.type == "dir":
                 self._set_dir(f"{staging}/{entry.path}", entry)
 

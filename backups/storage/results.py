@@ -73,6 +73,29 @@ class FilePlan:
     added_paths: list[str] = dataclasses.field(default_factory=list)
     changed_paths: list[str] = dataclasses.field(default_factory=list)
     removed_paths: list[str] = dataclasses.field(default_factory=list)
+    # A data dir that does not exist yet (a new machine): the dirs the restore creates, the
+    # data dir first, then its missing parents; and the data dir's attributes ("mode", "uid",
+    # "gid") as it will be made. Empty when it exists.
+    created_dirs: list[str] = dataclasses.field(default_factory=list)
+    created_root: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def creates_data_dir(self) -> str:
+        """The plan's sentence about a data dir the restore creates, or ""."""
+        if not self.created_dirs:
+            return ""
+        root = self.created_root
+        attrs = ", ".join(
+            [f"mode {root['mode']:04o}"] * isinstance(root.get("mode"), int)
+            + [f"owner {root['uid']}:{root['gid']}"] * ("uid" in root and "gid" in root)
+        )
+        text = f"The data dir {self.created_dirs[0]} does not exist: it will be created" + (
+            f" ({attrs})" if attrs else ""
+        )
+        parents = self.created_dirs[1:]
+        if parents:
+            text += f", with its missing parents {', '.join(parents)} (as mkdir -p makes them)"
+        return text + "."
 
     def count(self, kind: str, shown_path: str, size: int) -> None:
         setattr(self, kind, getattr(self, kind) + 1)

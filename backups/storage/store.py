@@ -24,6 +24,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from backups.errors import Cancelled, DamagedBackup, StorageError
@@ -36,6 +37,17 @@ from backups.storage.pipeline import Meter, Pipeline
 from backups.storage.results import BlobCheckReport, FileProgress, GcSummary, TreeSummary
 
 DEFAULT_EXCLUDES = ("work", "tmp", "upload")
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How the data dir's files are copied, the same for a backup, a plan and a restore (the
+    operations read them from the settings once: operations/places.copy_options())."""
+
+    exclude_dirs: tuple[str, ...] = DEFAULT_EXCLUDES  # top-level dirs of the data dir left alone
+    workers: int = 4  # threads hashing and copying
+    bandwidth: int = 0  # bytes per second read or written, 0 for no limit
+
 
 MAX_PROBLEMS = 1000
 STALE_TMP_SECONDS = 3600

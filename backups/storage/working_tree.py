@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import glob
 import os
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from backups.errors import InvalidInput
-from backups.storage.fileio import os_error, rmtree, show
+from backups.storage.fileio import DATA, os_error, rmtree, show
+from backups.storage.ownership import RECORDED, OwnerMap, root_attributes
 from backups.storage.pipeline import Meter
 from backups.storage.restore import (
     FileRestore,
@@ -24,8 +26,10 @@ from backups.storage.restore import (
     undo_restore,
 )
 from backups.storage.results import FilePlan, RestoreResult
-from backups.storage.store import DEFAULT_EXCLUDES, CheckFn, ProgressFn, Store
+from backups.storage.store import DEFAULT_EXCLUDES, CheckFn, CopyOptions, ProgressFn, Store
 from backups.storage.walk import count_files
+
+DEFAULT_COPY = CopyOptions()
 
 
 def _check_mode(mode: str) -> None:
@@ -55,13 +59,73 @@ class WorkingTree:
         return count_files(self.data_dir, frozenset(exclude_dirs), check or (lambda: None))
 
     def plan_restore(
-        self, name: str, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES, mode: str = "mirror"
+        self,
+        name: str,
+        *,
+        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        mode: str = "mirror",
+        owners: str = RECORDED,
     ) -> FilePlan:
-        """What restore() would add, change and (in mirror mode) remove."""
+        """What restore() would add, change and (in mirror mode) remove; and, when the data
+        dir does not exist yet, the dirs it creates and the data dir's attributes. Refuses a
+        data dir it could not write (check_writable)."""
+        self.check_writable()
         plan = FilePlan(mode)
         for kind, path, size in self.file_changes(name, exclude_dirs=exclude_dirs, mode=mode):
             plan.count(kind, path, size)
+        missing = self.missing_dirs()
+        if missing:
+            recorded = self.store.manifests.header(name).get("root") or {}
+            owner_map = OwnerMap.of(owners, self._real())
+            plan.created_dirs = [show(str(p)) for p in missing]
+            plan.created_root = root_attributes(recorded, self._real(), owner_map)
         return plan
+
+    def missing_dirs(self) -> list[Path]:
+        """The data dir and those of its parents that do not exist, the data dir first."""
+        missing, where = [], self.data_dir.absolute()
+        while not os.path.lexists(where) and where != where.parent:
+            missing.append(where)
+            where = where.parent
+        return missing
+
+    def check_writable(self) -> None:
+        """Refuses, naming the path, a data dir a restore could not write: one that exists but
+        is not a directory, or that this user cannot write; or, before it exists, a nearest
+        existing parent that is not a directory this user can create it in. Asked before
+        anything is touched (the plan, and the restore's first step)."""
+        user = f"uid {os.geteuid()}"
+        path = self.data_dir
+        if os.path.lexists(path):
+            real = self._real()
+            if not real.is_dir():
+                raise InvalidInput(
+                    f"The A4C data dir {show(str(path))} exists but is not a directory: move "
+                    "it away (a restore creates the data dir), or set A4C_DATA_DIR to the "
+                    "data dir, then restore again."
+                )
+            if not os.access(real, os.W_OK | os.X_OK):
+                raise InvalidInput(
+                    f"The A4C data dir {show(str(path))} is not writable by this user "
+                    f"({user}): run the restore as its owner, or give that user write access."
+                )
+            # the new tree is staged beside the data dir and renamed into its place
+            where = real if os.path.ismount(real) else real.parent
+        else:
+            missing = self.missing_dirs()
+            where = missing[-1].parent
+            if not where.is_dir():
+                raise InvalidInput(
+                    f"The A4C data dir {show(str(path))} cannot be created: {show(str(where))} "
+                    "is not a directory. Set A4C_DATA_DIR to a path under a directory, or move "
+                    f"{show(str(where))} away, then restore again."
+                )
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise InvalidInput(
+                f"A restore of the A4C data dir {show(str(path))} writes in "
+                f"{show(str(where))}, which this user ({user}) cannot write: run the restore "
+                "as its owner, or give that user write access."
+            )
 
     def file_changes(self, name: str, *, exclude_dirs: Iterable[str], mode: str) -> Iterator[tuple]:
         """plan_restore()'s complete list, streamed: (kind, shown path, size) per path."""
@@ -77,12 +141,11 @@ class WorkingTree:
         self,
         name: str,
         *,
-        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        options: CopyOptions = DEFAULT_COPY,
         mode: str = "mirror",
         progress: ProgressFn = None,
         check: CheckFn = None,
-        workers: int = 4,
-        bandwidth: int = 0,
+        owners: str = RECORDED,
     ) -> RestoreResult:
         """Builds the backup's tree beside the data dir, then swaps it in.
 
@@ -94,17 +157,14 @@ class WorkingTree:
         data dir is renamed to old_tree and the staging dir to the data dir. If the data dir
         is a mount point it cannot be renamed: its top-level entries are moved one by one,
         which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
-        inside the data dir). ``bandwidth`` (bytes per second, 0 for none) caps the bytes
-        written.
+        inside the data dir). ``options`` names the excluded dirs, the threads, and the cap on
+        the bytes written per second (its bandwidth, 0 for none). ``owners`` is RECORDED (as the
+        manifest says) or DATA_DIR (a set from elsewhere: the data dir's owner everywhere, no
+        set-id or world-writable bits, the data dir's own owner and mode kept;
+        storage/ownership.py).
         """
         staged = self.stage(
-            name,
-            exclude_dirs=exclude_dirs,
-            mode=mode,
-            progress=progress,
-            check=check,
-            workers=workers,
-            bandwidth=bandwidth,
+            name, options=options, mode=mode, progress=progress, check=check, owners=owners
         )
         return staged.swap()
 
@@ -112,19 +172,21 @@ class WorkingTree:
         self,
         name: str,
         *,
-        exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
+        options: CopyOptions = DEFAULT_COPY,
         mode: str = "mirror",
         progress: ProgressFn = None,
         check: CheckFn = None,
-        workers: int = 4,
-        bandwidth: int = 0,
+        owners: str = RECORDED,
     ) -> StagedRestore:
         """restore() up to the swap: the new tree is built and checked beside the data dir;
         call swap() on the result to put it in place, or discard() to drop it."""
         _check_mode(mode)
-        meter = Meter(progress, check, bandwidth)
-        run = FileRestore(self.store, name, self._real(), frozenset(exclude_dirs), meter)
-        return run.stage(mode, workers)
+        self.check_writable()
+        meter = Meter(progress, check, options.bandwidth)
+        excluded = frozenset(options.exclude_dirs)
+        owner_map = OwnerMap.of(owners, self._real())
+        run = FileRestore(self.store, name, self._real(), excluded, meter, owner_map)
+        return run.stage(mode, options.workers)
 
     def undo(self, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> None:
         """Puts the tree kept by restore() back as the data dir, removing the new one."""
@@ -143,6 +205,19 @@ class WorkingTree:
             except OSError as exc:
                 raise os_error(exc, "deleting", path, "the data dir's parent") from exc
         return sorted(show(p.name) for p in found)
+
+    def remove_created(self) -> None:
+        """Undoes a restore that created the data dir (there was none before): it goes
+        again, moved aside in one rename first so that no half-removed tree is left in its
+        place."""
+        data_dir = self._real()
+        trash = data_dir.parent / f".{data_dir.name}.undone-{secrets.token_hex(4)}"
+        try:
+            if os.path.lexists(data_dir):
+                os.rename(data_dir, trash)
+            rmtree(trash)
+        except OSError as exc:
+            raise os_error(exc, "removing", data_dir, DATA) from exc
 
     def drop_old_tree(self, old_tree: Path) -> None:
         """Removes the previous data dir a restore kept, once the restore is final."""

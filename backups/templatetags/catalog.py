@@ -14,4 +14,5 @@ def catalog_last_synced() -> dict:
     return {
         "at": parse_datetime(state["at"]) if state.get("at") else None,
         "problems": state.get("problems") or [],
+        "refused": state.get("refused") or 0,
     }

@@ -9,6 +9,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from backups import formatting
 from backups.sizes import format_size
 
 register = template.Library()
@@ -20,6 +21,14 @@ _TICKED = re.compile(r"`([^`]+)`")
 def size(count) -> str:
     """A byte count in the unit a person reads (see backups/sizes.py)."""
     return format_size(count)
+
+
+@register.filter
+def printable(text) -> str:
+    """Text from outside (a record's description, an imported audit event) with its control
+    characters and bidi overrides shown as escapes (backups/formatting.py); autoescape then
+    escapes its HTML as for any text."""
+    return formatting.printable("" if text is None else text)
 
 
 @register.filter

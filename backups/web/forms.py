@@ -117,6 +117,11 @@ class RestoreForm(forms.Form):
     rename_replacement = forms.CharField(
         required=False, max_length=200, help_text="For example restored-$1 with the pattern (.+)"
     )
+    keep_owners = forms.BooleanField(
+        required=False,
+        label="Keep the owners and modes a set from elsewhere records "
+        "(by default its files get the data directory's owner, without set-id bits)",
+    )
     # Ticked on the confirmation, under a plan that found the backup from another cluster.
     other_cluster = forms.BooleanField(required=False)
     # Ticked on the confirmation, under a plan that found the backup to be a foreign set.
@@ -149,6 +154,7 @@ class RestoreForm(forms.Form):
                 safety_backup=data.get("safety_backup", False),
                 other_cluster=data.get("other_cluster", False),
                 foreign=data.get("foreign", False),
+                keep_owners=data.get("keep_owners", False),
             )
         return data
 
@@ -261,6 +267,7 @@ def _planned_choices(request: RestoreRequest) -> list:
         request.file_mode,
         request.rename_pattern,
         request.rename_replacement,
+        request.keep_owners,
     ]
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from backups import tasks
 from backups.audit import Actor
 from backups.errors import QueueUnavailable
+from backups.models import RunKind
 
 
-def hand_to_worker(kind: str, run_id: int, actor: Actor) -> str:
+def hand_to_worker(kind: RunKind, run_id: int, actor: Actor) -> str:
     """ "" when a worker has it; otherwise what to tell the person (the run was taken back)."""
     try:
         tasks.enqueue(kind, run_id, actor)

@@ -3,7 +3,7 @@
 from backups import operations
 from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress
-from backups.models import Backup
+from backups.models import Backup, RunKind
 from backups.sizes import format_size
 
 
@@ -69,7 +69,7 @@ class Command(base.Command):
         )
         backup = operations.request_backup(request, arguments.actor(), wait=options["wait_lock"])
         reporter.message(f"backing up to {backup.name} ({_what(backup)})")
-        backup = follow.carry_out("backup", backup, options, reporter, self.stderr)
+        backup = follow.carry_out(RunKind.BACKUP, backup, options, reporter, self.stderr)
         output.report_outcome(self, backup, options, _done)
 
 

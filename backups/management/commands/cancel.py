@@ -2,6 +2,7 @@
 
 from backups import operations
 from backups.management import arguments, base, output, progress
+from backups.models import RunKind
 
 
 class Command(base.Command):
@@ -11,13 +12,13 @@ class Command(base.Command):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=["backup", "restore"])
+        parser.add_argument("kind", choices=[RunKind.BACKUP, RunKind.RESTORE])
         parser.add_argument("run", metavar="ID", help="Restore number, or backup name or id.")
         arguments.add_json_argument(parser, "the run")
 
     def handle(self, *args, **options):
         kind = options["kind"]
-        if kind == "backup":
+        if kind == RunKind.BACKUP:
             run_id = arguments.resolve_backup(options["run"]).pk
         else:
             run_id = arguments.restore_id(options["run"])

@@ -15,7 +15,7 @@ class Command(base.Command):
     def handle(self, *args, **options):
         backup = arguments.resolve_backup(options["backup"])
         if backup.pinned and not options["json"]:
-            self.stderr.write(f"warning: {backup.name} is pinned (retention would keep it)")
+            self.warn(f"{backup.name} is pinned (retention would keep it)")
         prompts.confirm(
             self.stderr,
             options,

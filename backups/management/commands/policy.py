@@ -16,7 +16,7 @@ from django.utils import timezone
 from backups import operations
 from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress, prompts
-from backups.models import Backup, Policy
+from backups.models import Backup, Policy, RunKind
 from backups.operations.names import index_name_problem
 from backups.operations.notifications import send_test_notification, shown_target
 
@@ -130,7 +130,7 @@ class Command(base.Command):
     def _show_saved(self, policy: Policy, verb: str, options) -> None:
         warning = operations.schedule_warning(policy.schedule)
         if warning:
-            self.stderr.write(f"warning: {warning}")
+            self.warn(warning)
         if options["json"]:
             self.emit_json(policy_summary(policy))
             return
@@ -159,7 +159,7 @@ class Command(base.Command):
         reporter = progress.Reporter.for_options(self.stdout, options)
         backup = operations.run_policy_now(policy.pk, arguments.actor())
         reporter.message(f"policy {policy.name}: backing up to {backup.name}")
-        backup = follow.carry_out("backup", backup, options, reporter, self.stderr)
+        backup = follow.carry_out(RunKind.BACKUP, backup, options, reporter, self.stderr)
         output.report_outcome(self, backup, options, _done)
         if options["json"] or backup.status != Backup.Status.SUCCEEDED:
             return

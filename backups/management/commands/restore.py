@@ -4,7 +4,7 @@ from backups import operations, selectors
 from backups.errors import NotFound
 from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress, prompts
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 from backups.operations.plan import Plan
 from backups.sizes import format_size
 
@@ -78,6 +78,13 @@ class Command(base.Command):
             "all the same.",
         )
         parser.add_argument(
+            "--keep-owners",
+            action="store_true",
+            help="A set from elsewhere (imported, or found by sync) keeps the owners and modes "
+            "its manifest records, set-id bits included; by default its files get the data "
+            "dir's owner, lose set-id and world-writable bits, and the data dir keeps its own.",
+        )
+        parser.add_argument(
             "--wait-lock",
             type=arguments.positive_seconds,
             default=0.0,
@@ -93,6 +100,11 @@ class Command(base.Command):
         except NotFound:
             # A fresh install, or a set another console took: the storage may describe it.
             report = operations.sync_catalog(arguments.actor())
+            if report.refused:
+                self.warn(
+                    f"sync refused {len(report.refused)} record(s) of the backup storage "
+                    "(`manage.py sync` says why)"
+                )
             if not report.imported:
                 raise
             self.stderr.write(
@@ -117,6 +129,7 @@ class Command(base.Command):
             safety_backup=not options["no_safety_backup"],
             other_cluster=options["other_cluster"],
             foreign=options["foreign"],
+            keep_owners=options["keep_owners"],
         )
         plan = operations.plan_restore(request)  # once: the confirmed plan is the one run
         if options["dry_run"]:
@@ -144,7 +157,7 @@ class Command(base.Command):
             request, arguments.actor(), plan=plan, confirm=backup.name, wait=options["wait_lock"]
         )
         reporter.message(f"restore #{run.pk} of {backup.name} starts")
-        run = follow.carry_out("restore", run, options, reporter, self.stderr)
+        run = follow.carry_out(RunKind.RESTORE, run, options, reporter, self.stderr)
         output.report_outcome(self, run, options, done)
 
 
@@ -198,9 +211,19 @@ def plan_lines(plan: Plan) -> list[str]:
             else ("merge: files are added and overwritten, none removed")
         )
         lines.append(f"Files ({verb}):")
+        if files.creates_data_dir:
+            lines.append(f"  {files.creates_data_dir}")
         for kind in ("added", "changed", "removed", "unchanged"):
             size = format_size(getattr(files, f"{kind}_bytes"))
             lines.append(f"  {kind:<9} {getattr(files, kind)} files ({size})")
+        if plan.owners_mapped:
+            lines.append(
+                "  owners: the data dir's (a set from elsewhere: no set-id or world-writable "
+                "bits; the data dir keeps its own owner and mode; --keep-owners keeps the "
+                "recorded ones)"
+            )
+        else:
+            lines.append("  owners: as the backup records them")
     for warning in plan.warnings:
         lines.append(f"warning: {warning}")
     return lines

@@ -4,7 +4,7 @@ from backups import operations
 from backups.errors import NotFound
 from backups.formatting import human_duration
 from backups.management import arguments, base, follow, output, progress, prompts
-from backups.models import RestoreRun
+from backups.models import RestoreRun, RunKind
 
 
 class Command(base.Command):
@@ -43,7 +43,7 @@ class Command(base.Command):
         reporter = progress.Reporter.for_options(self.stdout, options)
         run = operations.request_rollback(number, arguments.actor(), wait=options["wait_lock"])
         reporter.message(f"restore #{run.pk} puts back {run.backup.name}")
-        run = follow.carry_out("restore", run, options, reporter, self.stderr)
+        run = follow.carry_out(RunKind.RESTORE, run, options, reporter, self.stderr)
         output.report_outcome(
             self,
             run,

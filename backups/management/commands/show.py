@@ -26,55 +26,7 @@ class Command(base.Command):
                 }
             )
             return
-        fields = [
-            ("name", backup.name),
-            ("id", backup.pk),
-            ("status", backup.status + (" (pinned: retention keeps it)" if backup.pinned else "")),
-            ("description", backup.description),
-            ("foreign", signing.foreign_reason(backup)),
-            ("signed by", backup.signed_by if not backup.foreign else ""),
-            ("asked by", f"{backup.actor} ({backup.get_source_display()}, {backup.trigger})"),
-            ("created", output.local_time(backup.created_at)),
-            ("finished", output.local_time(backup.finished_at)),
-            ("took", human_duration(backup.duration)),
-            ("phase", backup.phase if backup.is_active else ""),
-            ("progress", f"{backup.percent}% {counters(backup)}" if backup.is_active else ""),
-        ]
-        if backup.include_elasticsearch:
-            fields += [
-                (
-                    "elasticsearch",
-                    f"{backup.index_count} indices, {backup.document_count} "
-                    f"documents, snapshot {backup.snapshot_name or '-'} in "
-                    f"{backup.repository or '-'}",
-                ),
-                (
-                    "cluster",
-                    f"{backup.es_cluster_name} (Elasticsearch {backup.es_version})"
-                    if backup.es_version
-                    else "",
-                ),
-                ("index patterns", ", ".join(backup.index_patterns)),
-            ]
-        else:
-            fields.append(("elasticsearch", "not included"))
-        if backup.include_files:
-            fields.append(
-                (
-                    "files",
-                    f"{backup.file_count} files, "
-                    f"{format_size(backup.file_bytes)} "
-                    f"({format_size(backup.new_bytes)} new in the storage)",
-                )
-            )
-        else:
-            fields.append(("files", "not included"))
-        if backup.verified_at:
-            verdict = (
-                "ok" if backup.verify_ok else "FAILED: " + "; ".join(backup.verify_problems[:3])
-            )
-            fields.append(("verified", f"{output.local_time(backup.verified_at)}: {verdict}"))
-        fields.append(("error", backup.error_message))
+        fields = described(backup)
         width = max(len(k) for k, _ in fields)
         for key, value in fields:
             if value not in ("", None):
@@ -99,3 +51,61 @@ class Command(base.Command):
                     f"{output.local_time(run.created_at)} by {run.actor}"
                     + (f": {run.error_message}" if run.error_message else "")
                 )
+
+
+def described(backup) -> list[tuple[str, object]]:
+    """The backup's lines, as (label, value): who, when, what it holds, its verdicts."""
+    fields = [
+        ("name", backup.name),
+        ("id", backup.pk),
+        ("status", backup.status + (" (pinned: retention keeps it)" if backup.pinned else "")),
+        ("description", backup.description),
+        ("foreign", signing.foreign_reason(backup)),
+        ("signed by", backup.signed_by if not backup.foreign else ""),
+        ("asked by", f"{backup.actor} ({backup.get_source_display()}, {backup.trigger})"),
+        ("created", output.local_time(backup.created_at)),
+        ("finished", output.local_time(backup.finished_at)),
+        ("took", human_duration(backup.duration)),
+        ("phase", backup.phase if backup.is_active else ""),
+        ("progress", f"{backup.percent}% {counters(backup)}" if backup.is_active else ""),
+        *held(backup),
+    ]
+    if backup.verified_at:
+        verdict = "ok" if backup.verify_ok else "FAILED: " + "; ".join(backup.verify_problems[:3])
+        fields.append(("verified", f"{output.local_time(backup.verified_at)}: {verdict}"))
+    fields.append(("error", backup.error_message))
+    return fields
+
+
+def held(backup) -> list[tuple[str, object]]:
+    """What the backup holds: its indices and snapshot, its files."""
+    if backup.include_elasticsearch:
+        fields = [
+            (
+                "elasticsearch",
+                f"{backup.index_count} indices, {backup.document_count} "
+                f"documents, snapshot {backup.snapshot_name or '-'} in "
+                f"{backup.repository or '-'}",
+            ),
+            (
+                "cluster",
+                f"{backup.es_cluster_name} (Elasticsearch {backup.es_version})"
+                if backup.es_version
+                else "",
+            ),
+            ("index patterns", ", ".join(backup.index_patterns)),
+        ]
+    else:
+        fields = [("elasticsearch", "not included")]
+    if backup.include_files:
+        fields.append(
+            (
+                "files",
+                f"{backup.file_count} files, "
+                f"{format_size(backup.file_bytes)} "
+                f"({format_size(backup.new_bytes)} new in the storage)",
+            )
+        )
+    else:
+        fields.append(("files", "not included"))
+    return fields

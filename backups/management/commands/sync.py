@@ -1,6 +1,7 @@
 """manage.py sync: rebuilds the console's catalog from the backup storage and the repository."""
 
 from backups import operations
+from backups.formatting import printable
 from backups.management import arguments, base
 
 
@@ -30,6 +31,12 @@ class Command(base.Command):
         else:
             for line in report_lines(report):
                 self.say(line)
+        if report.refused:
+            raise arguments.fail(
+                f"sync refused {len(report.refused)} record(s) of the backup storage, "
+                f"the others are in: {report.problems[0]}",
+                arguments.FAILED,
+            )
         if report.problems:
             raise arguments.fail(
                 f"sync found {len(report.problems)} problem(s): {report.problems[0]}",
@@ -50,6 +57,11 @@ def report_lines(report) -> list[str]:
     ):
         if names:
             lines.append(f"{label}: {', '.join(names)}")
+    if report.refused:
+        lines.append(
+            f"refused: {len(report.refused)} record(s), not imported: "
+            + ", ".join(printable(repr(n)) for n in report.refused)
+        )
     if report.events_imported:
         lines.append(f"audit events imported: {report.events_imported}")
     if not report.changed:

@@ -15,7 +15,7 @@ from backups import operations, selectors, tasks
 from backups.audit import Actor
 from backups.errors import BackupError, InvalidInput
 from backups.formatting import human_duration
-from backups.models import Backup
+from backups.models import Backup, RunKind
 from backups.web import queries
 from backups.web.banners import under_way
 from backups.web.forms import (
@@ -54,7 +54,7 @@ def backup_new(request: HttpRequest) -> HttpResponse:
             except BackupError as exc:
                 form.add_error(None, error_text(exc))
             else:
-                problem = hand_to_worker("backup", backup.pk, actor)
+                problem = hand_to_worker(RunKind.BACKUP, backup.pk, actor)
                 if problem:
                     messages.error(request, problem)
                 else:
@@ -104,6 +104,7 @@ def _backup_context(backup: Backup) -> dict:
         "indices": indices,
         "index_bytes": sum(i.get("size", 0) for _, i in indices),
         "restores": selectors.restores_protected_by(backup),
+        "verification": selectors.latest_job(backup, RunKind.VERIFY),
     }
 
 
@@ -128,8 +129,8 @@ def backup_verify(request: HttpRequest, pk: int) -> HttpResponse:
     backup = get_object_or_404(Backup, pk=pk)
     actor = Actor.from_request(request)
     try:
-        operations.request_verify(backup.pk, actor)
-        tasks.enqueue("verify", backup.pk, actor)
+        job = operations.request_verify(backup.pk, actor)
+        tasks.enqueue(RunKind.VERIFY, job.pk, actor)
     except BackupError as exc:
         messages.error(request, error_text(exc))
     else:
@@ -169,7 +170,7 @@ def backup_pin(request: HttpRequest, pk: int) -> HttpResponse:
 def backup_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     backup = get_object_or_404(Backup, pk=pk)
     try:
-        operations.cancel("backup", backup.pk, Actor.from_request(request))
+        operations.cancel(RunKind.BACKUP, backup.pk, Actor.from_request(request))
     except BackupError as exc:
         messages.error(request, error_text(exc))
     else:

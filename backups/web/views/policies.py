@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from backups import operations
 from backups.audit import Actor
 from backups.errors import BackupError
-from backups.models import NotificationDelivery, Policy
+from backups.models import NotificationDelivery, Policy, RunKind
 from backups.operations.notifications import send_test_notification, shown_target
 from backups.web.permissions import requires
 from backups.web.policy_forms import PolicyForm
@@ -200,7 +200,7 @@ def policy_run(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, f"Policy {policy.name} could not start a backup: {exc}")
         return _back(request, "policies:detail", policy.pk)
-    problem = hand_to_worker("backup", backup.pk, actor)
+    problem = hand_to_worker(RunKind.BACKUP, backup.pk, actor)
     if problem:
         messages.error(request, problem)
     else:

@@ -17,7 +17,7 @@ from backups import operations, selectors
 from backups.audit import Actor
 from backups.errors import BackupError, Busy
 from backups.formatting import human_duration
-from backups.models import Backup, RestoreRun
+from backups.models import Backup, RestoreRun, RunKind
 from backups.operations.plan import Plan, PlanOutdated
 from backups.operations.requests import RestoreRequest
 from backups.web import queries
@@ -83,7 +83,7 @@ def restore_new(request: HttpRequest) -> HttpResponse:
             status = 409 if isinstance(exc, Busy) else 200
             plan = None if isinstance(exc, PlanOutdated) else plan  # shown anew, made anew
         else:
-            problem = hand_to_worker("restore", run.pk, actor)
+            problem = hand_to_worker(RunKind.RESTORE, run.pk, actor)
             if problem:
                 messages.error(request, problem)
             else:
@@ -191,7 +191,7 @@ def restore_live(request: HttpRequest, pk: int) -> HttpResponse:
 def restore_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = _get_restore(pk)
     try:
-        operations.cancel("restore", run.pk, Actor.from_request(request))
+        operations.cancel(RunKind.RESTORE, run.pk, Actor.from_request(request))
     except BackupError as exc:
         messages.error(request, error_text(exc))
     else:
@@ -209,7 +209,7 @@ def restore_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, error_text(exc))
         return redirect("backups:restore_detail", pk=run.pk)
-    problem = hand_to_worker("restore", rollback.pk, actor)
+    problem = hand_to_worker(RunKind.RESTORE, rollback.pk, actor)
     if problem:
         messages.error(request, problem)
     else:

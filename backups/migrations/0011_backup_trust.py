@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backups", "0009_a4c_maintenance_kept"),
+        ("backups", "0010_jobs_and_run_kinds"),
     ]
 
     operations = [
