@@ -136,6 +136,7 @@ def test_sync_reports_bad_records_and_imports_nothing_of_them(small_a4c, cli_act
     newer["record"] = {**data["record"], "name": "from-the-future"}
     (records / "from-the-future.json").write_text(json.dumps(newer))
     twin = {**data, "record": {**data["record"], "set_id": "f" * 32, "name": "acc1"}}
+    del twin["signature"]  # changed: a signature kept would be refused as forged first
     (records / "twin.json").write_text(json.dumps(twin))
     no_snapshot = {**data, "record": {**data["record"], "name": "nosnap", "set_id": "e" * 32}}
     no_snapshot["record"]["snapshot_name"] = "nosnap"

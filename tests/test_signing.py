@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import tarfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,17 @@ from backups import operations, selectors
 from backups.doctor.settings_checks import check_settings
 from backups.errors import InvalidInput
 from backups.models import AuditEvent, Backup, Policy, RestoreRun
-from backups.operations import signing
+from backups.operations import records, signing
+from backups.operations.record_schema import parse_record
 from backups.operations.retention import prune_preview
 from backups.signing import ForgedSignature, load_or_create_key
 from backups.storage import Catalog, PolicyRecord, write_archive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FUTURE = "2099-12-08T03:00:00+00:00"
+# Later than every genuine backup, yet within the clock skew the record schema allows: what
+# a planted record can still claim once the schema refuses dates in the future.
+SOON = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
 
 
 def plant(settings, source: str, name: str, **changes) -> Path:
@@ -50,7 +54,8 @@ def signed_elsewhere(settings, tmp_path, source: str, name: str, **changes):
     other = load_or_create_key(tmp_path / "other-installation.key", "a4c-backup@other")
     plant(settings, source, name, **changes)
     catalog = Catalog(settings.A4C_BACKUP_DIR, signer=other)
-    catalog.rewrite(Catalog(settings.A4C_BACKUP_DIR).read(name))
+    path = Path(settings.A4C_BACKUP_DIR) / "records" / f"{name}.json"
+    catalog.rewrite(parse_record(path.read_bytes(), name))
     return other
 
 
@@ -86,7 +91,7 @@ def test_a_planted_unsigned_record_is_refused_by_sync_with_what_to_do(
     small_a4c, cli_actor, settings
 ):
     backed_up(cli_actor, "nb-1")
-    plant(settings, "nb-1", "nb-planted", created_at=FUTURE, finished_at=FUTURE)
+    plant(settings, "nb-1", "nb-planted", created_at=SOON, finished_at=SOON)
 
     report = operations.sync_catalog(cli_actor)
 
@@ -112,8 +117,8 @@ def test_a_planted_set_taken_in_as_foreign_never_makes_a_policy_delete_the_genui
         genuine.name,
         "nightly-2099",
         policy="nightly",
-        created_at=FUTURE,
-        finished_at=FUTURE,
+        created_at=SOON,
+        finished_at=SOON,
     )
 
     report = operations.sync_catalog(cli_actor, foreign=True)
@@ -177,7 +182,7 @@ def test_a_signed_record_changed_afterwards_is_refused_even_as_foreign(
     settings.A4C_TRUSTED_KEYS = [other.public.line]
     path = Path(settings.A4C_BACKUP_DIR) / "records" / "theirs.json"
     data = json.loads(path.read_text())
-    data["record"]["created_at"] = FUTURE
+    data["record"]["created_at"] = SOON
     path.write_text(json.dumps(data))
 
     report = operations.sync_catalog(cli_actor, foreign=True)
@@ -206,8 +211,8 @@ def test_this_installations_unsigned_records_are_signed_again_from_their_rows(
 
     assert report.resigned == ["acc1"] and report.refreshed == [] and again.resigned == []
     assert Backup.objects.get(pk=backup.pk).pinned is False
-    signed = Catalog(settings.A4C_BACKUP_DIR).read_signed("acc1")
-    assert signed.signature["key"] == signing.installation_key().key_id
+    signed = records.read_signed_record("acc1")
+    assert signed.verdict.trusted and signed.verdict.key_id == signing.installation_key().key_id
     assert signed.record.pinned is False
     lose_the_console_database()
     assert operations.sync_catalog(cli_actor).imported == ["acc1"]
@@ -246,7 +251,7 @@ def test_an_archive_imports_trusted_only_under_a_trusted_key_and_as_foreign_when
     unsigned = tmp_path / "unsigned.tar.gz"
     job = operations.prepare_export("acc1", cli_actor, recipients=[], destination="test")
     with open(unsigned, "wb") as out:  # as an archive from before signing, or a forged one
-        write_archive(out, job.store, Catalog(settings.A4C_BACKUP_DIR), "acc1", job.repository)
+        write_archive(out, job.store, Catalog(settings.A4C_BACKUP_DIR), job.record, job.repository)
     other_installation()
     assert signing.installation_key().key_id != exporter.key_id
 
@@ -257,11 +262,11 @@ def test_an_archive_imports_trusted_only_under_a_trusted_key_and_as_foreign_when
     leftovers = list(Path(settings.A4C_BACKUP_DIR).rglob("*acc1*"))
     said = call_command_output("import", str(unsigned), "--foreign")
     foreign = Backup.objects.get(name="acc1")
-    record = Catalog(settings.A4C_BACKUP_DIR).read_signed("acc1")
+    record = records.read_signed_record("acc1")
 
     assert "import --foreign" in str(untrusted.value) and leftovers == []
     assert foreign.foreign and foreign.signed_by == "" and "foreign:" in foreign.imported_from
-    assert record.record.foreign and record.signature["key"] == signing.installation_key().key_id
+    assert record.record.foreign and record.verdict.key_id == signing.installation_key().key_id
     assert selectors.newest_good_backup() is None
     assert "backup acc1 imported as a foreign set: restore it with `manage.py restore acc1 " in said
     assert re.search(r"foreign: +Backup acc1 is a foreign set", call_command_output("show", "acc1"))
@@ -288,7 +293,7 @@ def test_an_archive_signed_by_a_trusted_key_imports_trusted_and_a_changed_one_is
         for info in src:  # the header changed, and the sums made to match it
             data = src.extractfile(info).read()
             if info.name == "a4c-archive.json":
-                data = json.dumps({**json.loads(data), "created": FUTURE}).encode()
+                data = json.dumps({**json.loads(data), "created": SOON}).encode()
                 sums[info.name] = f"{hashlib.sha256(data).hexdigest()}  {len(data)}  {info.name}"
             if info.name == "SHA256SUMS":
                 lines = data.decode().splitlines()
@@ -352,7 +357,7 @@ def test_a_history_swapped_beside_a_signed_record_brings_no_policy_and_no_event(
     Policy.objects.create(name="nightly", schedule="0 3 * * *")
     backed_up(cli_actor, "acc1")
     elsewhere = Catalog(tmp_path / "elsewhere")
-    record = Catalog(settings.A4C_BACKUP_DIR).read("acc1")
+    record = records.read_record("acc1")
     elsewhere.write(record, [], [PolicyRecord("planted", {"schedule": "* * * * *"})])
     shutil.copy(
         elsewhere.history_path("acc1"), Catalog(settings.A4C_BACKUP_DIR).history_path("acc1")

@@ -5,7 +5,9 @@ this console's own repository; an import that fails after its commit leaves noth
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
 import io
 import json
 import shutil
@@ -26,8 +28,10 @@ from backups import audit, operations
 from backups.errors import DamagedBackup
 from backups.formatting import printable
 from backups.models import AuditEvent, Backup, Policy
-from backups.operations import archives, records
+from backups.operations import archives, records, signing
 from backups.operations.record_schema import RecordRefused, parse_record
+from backups.signing import ForgedSignature
+from backups.storage import Catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,9 +39,11 @@ ESCAPE = "\x1b[2J"
 
 
 def plant(settings, like: str, file_name: str, **changes) -> dict:
-    """A record written into the shared storage by someone else, copied from ``like``'s."""
+    """A record written into the shared storage by someone else, copied from ``like``'s: no
+    trusted key signed it (a signature kept over changed fields is refused as forged first)."""
     folder = Path(settings.A4C_BACKUP_DIR) / "records"
     data = json.loads((folder / f"{like}.json").read_text())
+    data.pop("signature")
     data["record"] = {**data["record"], "set_id": "ab" * 16, "name": file_name, **changes}
     (folder / f"{file_name}.json").write_text(json.dumps(data))
     return data
@@ -58,7 +64,7 @@ def test_sync_refuses_each_bad_record_by_name_and_imports_the_good_one_beside_th
     plant(settings, "acc1", "pointer", repository_location=str(fake), include_files=False)
     lose_the_console_database()
 
-    report = operations.sync_catalog(cli_actor)
+    report = operations.sync_catalog(cli_actor, foreign=True)  # the well-formed ones may come in
 
     assert report.imported == ["acc1"]
     assert sorted(report.refused) == sorted(["counts", "flags", "later", f"{ESCAPE}x", "=2+5"])
@@ -93,6 +99,11 @@ def test_a_carried_history_is_checked_like_its_record(small_a4c, cli_actor, sett
         history.write_bytes(
             gzip.compress(b"".join(json.dumps(i).encode() + b"\n" for i in changed))
         )
+        # Written by a console this one trusts (its own key): the signed record names the
+        # history's digest, so only the history's own checks stand between it and the rows.
+        digest = hashlib.sha256(history.read_bytes()).hexdigest()
+        signed = Catalog(settings.A4C_BACKUP_DIR, signer=signing.installation_key())
+        signed.rewrite(dataclasses.replace(records.read_record("acc1"), history_sha256=digest))
 
     def many(item):
         if "policy" in item:
@@ -169,20 +180,28 @@ def test_a_planted_record_in_an_archive_is_refused_with_nothing_written(
     operations.export_backup("acc1", archive, cli_actor, recipients=[])
     planted = tmp_path / "planted.a4c"
 
-    def later(name: str, data: bytes) -> bytes:
+    forged = tmp_path / "forged.a4c"
+
+    def later(name: str, data: bytes, *, signed: bool = False) -> bytes:
         if name != "record/acc1.json":
             return data
         body = json.loads(data)
         body["record"]["created_at"] = "2099-12-08T03:00:00+00:00"
+        if not signed:
+            body.pop("signature")
         return json.dumps(body).encode()
 
     rewrite(archive, planted, later)
+    rewrite(archive, forged, lambda name, data: later(name, data, signed=True))
     storage = Path(settings.A4C_BACKUP_DIR)
     settings.A4C_BACKUP_DIR = tmp_path / "storage-2"
     lose_the_console_database()
 
     with pytest.raises(DamagedBackup, match="created_at: 2099-12-08T03:00:00\\+00:00 is in the"):
-        operations.import_archive(planted, cli_actor)
+        operations.import_archive(planted, cli_actor, foreign=True)
+    # Its signature kept, the record is refused for that first, before its fields are read.
+    with pytest.raises(ForgedSignature, match="it was changed after it was signed"):
+        operations.import_archive(forged, cli_actor, foreign=True)
     ran = manage(capsys, "import", str(planted))
 
     assert ran.code == 5 and "Traceback" not in ran.err
@@ -206,7 +225,9 @@ def test_refused_encrypted_imports_say_why_without_a_traceback(
     archive = tmp_path / "acc1.a4c"
     operations.export_backup("acc1", archive, cli_actor, recipients=[str(identity.to_public())])
     planted = tmp_path / "planted.tar.gz"
-    rewrite(plain, planted, lambda n, d: d.replace(b'"pinned": false', b'"pinned": "x"'))
+    rewrite(
+        plain, planted, lambda n, d: unsigned(n, d).replace(b'"pinned": false', b'"pinned": "x"')
+    )
     sealed = tmp_path / "planted.a4c"
     sealed.write_bytes(pyrage.encrypt(planted.read_bytes(), [identity.to_public()]))
     garbage = tmp_path / "garbage.key"
@@ -326,7 +347,7 @@ def test_a_record_cannot_move_this_console_s_own_repository(
             repository_location=str(elsewhere),
             include_files=False,
         )
-        report = operations.sync_catalog(cli_actor)
+        report = operations.sync_catalog(cli_actor, foreign=True)
         assert report.imported == ["planted"], report.problems
 
         report = operations.verify_backup("planted", cli_actor)
@@ -392,6 +413,15 @@ def test_texts_from_outside_are_shown_escaped_on_terminals_and_pages(
     assert "\x1b" not in page and "\u202e" not in page
     assert "\\x1b[2Jeve" in page and "\\x1b[2Jdeleted" in page and "\\x1b[2Jbecause" in page
     assert printable("=2+5") == "=2+5" and printable("a\tb\nc") == "a\tb\nc"
+
+
+def unsigned(name: str, data: bytes) -> bytes:
+    """An archive's record member without its signature (as someone else would plant it)."""
+    if not name.startswith("record/") or not name.endswith(".json"):
+        return data
+    body = json.loads(data)
+    body.pop("signature")
+    return json.dumps(body, indent=1).encode()
 
 
 def rewrite(path: Path, target: Path, change) -> None:
