@@ -6,12 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import timezone
 from fault_support import backed_up, tree
 
 from backups import operations
@@ -219,7 +221,8 @@ def test_a_planted_newer_set_of_the_series_is_never_the_one_dash_n_restores(
     small_a4c, tool, settings, cli_actor
 ):
     """Finding 2 of issue 23: a planted `nb-20991208-030000` (created 2099, other file
-    contents), taken in by sync, was restored as the newest of the series without asking."""
+    contents), taken in by sync, was restored as the newest of the series without asking. The
+    record schema now refuses dates in the future: the planted one is as new as it may claim."""
     key = {"A4C_SIGNING_KEY_FILE": str(settings.A4C_SIGNING_KEY_FILE)}
     data = small_a4c.data_dir / "data.txt"
     data.write_text("genuine")
@@ -232,8 +235,8 @@ def test_a_planted_newer_set_of_the_series_is_never_the_one_dash_n_restores(
     forged["record"].update(
         name="nb-20991208-030000",
         set_id="a" * 32,
-        created_at="2099-12-08T03:00:00+00:00",
-        finished_at="2099-12-08T03:05:00+00:00",
+        created_at=(timezone.now() + timedelta(minutes=1)).isoformat(),
+        finished_at=(timezone.now() + timedelta(minutes=2)).isoformat(),
     )
     (storage / "records" / "nb-20991208-030000.json").write_text(json.dumps(forged))
     manifests = storage / "manifests"

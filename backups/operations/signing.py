@@ -1,7 +1,9 @@
 """This installation's signing key, the keys it trusts, and the one rule for sets from outside.
 
 Every record this installation writes and every archive it exports is signed with its key
-(A4C_SIGNING_KEY_FILE, made on first use); ``judge`` is the one place that decides what a set
+(A4C_SIGNING_KEY_FILE, made on first use). What a signature says is read where the bytes come
+in: a record's by operations/record_schema.parse_signed_record (before its fields), an
+archive's SHA256SUMS by import; ``judge`` is the one place that decides from it what a set
 read back from backup storage (sync) or from an archive (import) is:
 
 - signed by this installation or a key in A4C_TRUSTED_KEYS: trusted, unless the signer itself
