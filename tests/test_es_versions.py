@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import elasticsearch
 import pytest
-from fault_support import PROJECT, ScriptedElasticsearch, es_state, run_all, tree
+from fault_support import (
+    PROJECT,
+    ScriptedElasticsearch,
+    es_state,
+    lose_the_console_database,
+    run_all,
+    tree,
+)
 
 from backups import operations
 from backups.demo import generator as demo
 from backups.doctor.checks import run_checks
 from backups.elastic import client as elastic
+from backups.elastic import repository as repository_files
 from backups.elastic import versions
 from backups.errors import InvalidInput
 from backups.models import Backup, RestoreRun
@@ -55,12 +64,13 @@ class Install:
         self.repository = f"a4c-versions-{tag}"
         self.data_dir = root / "a4c-data"
         self.backup_dir = root / "storage"
+        self.repository_path = path_repo / self.repository
 
     def use(self, settings) -> elastic.Cluster:
         """Points the tool at this installation, as its settings would."""
         settings.A4C_ES_URLS = [self.url]
         settings.A4C_ES_REPOSITORY = self.repository
-        settings.A4C_ES_REPOSITORY_PATH = str(self.path_repo / self.repository)
+        settings.A4C_ES_REPOSITORY_PATH = str(self.repository_path)
         settings.A4C_INDEX_INCLUDE = [f"{self.prefix}*"]
         settings.A4C_DATA_DIR = self.data_dir
         settings.A4C_BACKUP_DIR = self.backup_dir
@@ -90,6 +100,24 @@ class Install:
             self.cluster.delete_repository(self.repository)
         except elastic.ElasticError:
             pass  # never registered
+        # What a "new machine" imported: read-only repositories beside this one's, and dirs.
+        for name in self.cluster.client.snapshot.get_repository():
+            if name.startswith(self.repository):
+                self.cluster.delete_repository(name)
+        for path in self.path_repo.glob(f"{self.repository}*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def become_a_new_machine(self, settings, root: Path) -> None:
+        """The host is gone: a new, empty console database, backup storage and repository
+        path, no data dir, and none of this installation's indices or repository left in
+        the cluster (a fresh cluster, as far as this installation can tell)."""
+        self.cluster.client.indices.delete(index=f"{self.prefix}*", expand_wildcards="all")
+        self.cluster.delete_repository(self.repository)
+        shutil.rmtree(self.data_dir)
+        lose_the_console_database()
+        self.backup_dir = root / "storage-new-machine"
+        self.repository_path = self.path_repo / f"{self.repository}-new-machine"
+        self.use(settings)
 
 
 def install_on(server_version, servers, es_path_repo, settings, root: Path) -> Install:
@@ -172,6 +200,42 @@ def test_a_restore_brings_back_every_document_mapping_alias_and_file_and_a_delet
     deleted = operations.delete_backup(backup.pk, cli_actor)
     assert deleted.status == Backup.Status.DELETED
     assert install.cluster.snapshot(install.repository, backup.snapshot_location.snapshot) is None
+
+
+def test_an_exported_set_imported_on_a_new_machine_restores_byte_for_byte(
+    on_version, settings, tmp_path, cli_actor
+):
+    """Export reads the repository's own files, whose layout differs between versions: the
+    archive's copy must be one the same version reads, on a machine where nothing is left."""
+    install = on_version
+    before_es, before_files = install.state(), tree(install.data_dir)
+    carried = backed_up(cli_actor, "carried-off")
+    backed_up(cli_actor, "stays-home")  # another snapshot of the repository the archive leaves
+    archive = tmp_path / "carried-off.a4c"
+    found = repository_files.snapshot_files(install.repository_path, carried.snapshot_name)
+    metadata = {f.rsplit("/", 1)[1] for f in found.files if f.count("/") == 2}
+    generations = {
+        f.split("/index-")[1] for f in found.files if f.count("/") == 3 and "/index-" in f
+    }
+    if install.version.startswith("6."):  # each index's metadata named after the snapshot
+        assert metadata == {f"meta-{found.uuid}.dat"}
+        assert generations and all(g.isdigit() for g in generations)
+    else:  # named through the catalog, and shard generations are UUIDs
+        assert f"meta-{found.uuid}.dat" not in metadata and len(metadata) > 1
+        assert generations and not any(g.isdigit() for g in generations)
+
+    header = operations.export_backup("carried-off", archive, cli_actor, recipients=[])
+    install.become_a_new_machine(settings, tmp_path)
+    backup = operations.import_archive(archive, cli_actor)
+
+    assert header.repository_files > 6
+    assert backup.es_version == install.version
+    assert operations.verify_backup(backup.pk, cli_actor).ok
+    snapshots = install.cluster.snapshots(backup.repository)
+    assert [s.name for s in snapshots] == ["carried-off"], "only the exported snapshot came"
+    restored(backup, cli_actor, safety_backup=False)
+    assert install.state() == before_es
+    assert tree(install.data_dir) == before_files
 
 
 def test_a_chosen_index_comes_back_alone_and_under_a_new_name(on_version, cli_actor):
