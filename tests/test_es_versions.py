@@ -8,6 +8,7 @@ scripts/services.sh as an operator would, side by side on ports A4C_TEST_ES_MATR
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -30,7 +31,7 @@ from backups.doctor.checks import run_checks
 from backups.elastic import client as elastic
 from backups.elastic import repository as repository_files
 from backups.elastic import versions
-from backups.errors import InvalidInput
+from backups.errors import DamagedBackup, InvalidInput
 from backups.models import Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -409,3 +410,89 @@ def test_a_slow_snapshot_recovery_is_waited_for_until_every_primary_has_started(
     finally:
         client.options(ignore_status=404).snapshot.delete(repository=repository, snapshot="slow")
         client.options(ignore_status=404).snapshot.delete_repository(name=repository)
+
+
+def moved_to(install: Install, machine: Install, settings) -> None:
+    """Points ``install`` at the storage and repository path ``machine`` became."""
+    install.backup_dir, install.repository_path = machine.backup_dir, machine.repository_path
+    install.use(settings)
+
+
+def test_a_set_exported_on_6_8_is_imported_and_restored_on_a_new_7_17_machine(
+    old_and_new, settings, tmp_path, cli_actor
+):
+    old, new = old_and_new
+    old.use(settings)
+    demo.generate(old.data_dir, size="small", prefix=old.prefix, cluster=old.cluster)
+    on_6, files = old.portable_state(), tree(old.data_dir)
+    backed_up(cli_actor, "leaving-6")
+    archive = tmp_path / "leaving-6.a4c"
+    operations.export_backup("leaving-6", archive, cli_actor, recipients=[])
+    old.become_a_new_machine(settings, tmp_path)
+
+    moved_to(new, old, settings)
+    backup = operations.import_archive(archive, cli_actor)
+    restored(backup, cli_actor, other_cluster=True, safety_backup=False)
+
+    assert backup.es_version == "6.8.23"
+    assert new.portable_state() == on_6
+    assert tree(new.data_dir) == files
+
+
+def test_a_set_exported_on_7_17_is_refused_by_a_6_8_machine_before_anything_changes(
+    old_and_new, settings, tmp_path, cli_actor
+):
+    old, new = old_and_new
+    new.use(settings)
+    demo.generate(new.data_dir, size="small", prefix=new.prefix, cluster=new.cluster)
+    backed_up(cli_actor, "taken-on-7")
+    archive = tmp_path / "taken-on-7.a4c"
+    operations.export_backup("taken-on-7", archive, cli_actor, recipients=[])
+    new.become_a_new_machine(settings, tmp_path)
+    moved_to(old, new, settings)
+    backup = operations.import_archive(archive, cli_actor)
+
+    with pytest.raises(InvalidInput) as refused:
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+        )
+
+    assert "7.17.29, newer than this cluster's 6.8.23" in str(refused.value)
+    assert old.state() == {}
+    assert not old.data_dir.exists()
+    assert not RestoreRun.objects.exists()
+
+
+def write_catalog(location: Path, data: dict) -> None:
+    location.mkdir(parents=True)
+    (location / "index-0").write_text(json.dumps(data))
+
+
+def test_a_catalog_older_than_6_8_is_refused_saying_what_to_do(tmp_path):
+    location = tmp_path / "repository"
+    write_catalog(location, {"snapshots": [{"name": "acc1"}], "indices": {}})
+
+    with pytest.raises(DamagedBackup) as refused:
+        repository_files.snapshot_files(location, "acc1")
+
+    assert "layout this tool does not read" in str(refused.value)
+    assert "back it up again" in str(refused.value)
+
+
+def test_a_6_8_index_whose_metadata_is_missing_is_refused_naming_the_file(tmp_path):
+    location = tmp_path / "repository"
+    write_catalog(
+        location,
+        {
+            "snapshots": [{"name": "acc1", "uuid": "snapuuid", "state": 1}],
+            "indices": {"app": {"id": "indexid", "snapshots": ["snapuuid"]}},
+            "incompatible-snapshots": [],
+        },
+    )
+    (location / "snap-snapuuid.dat").write_bytes(b"")
+
+    with pytest.raises(DamagedBackup) as refused:
+        repository_files.snapshot_files(location, "acc1")
+
+    assert "no metadata for index app of snapshot acc1" in str(refused.value)
+    assert "indices/indexid/meta-snapuuid.dat is missing" in str(refused.value)
