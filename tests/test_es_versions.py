@@ -322,7 +322,11 @@ def old_and_new(servers, settings, tmp_path):
     """The same installation (data dir, repository path) seen from 6.8.23, then from 7.17.29."""
     old = install_on("6.8.23", servers, None, settings, tmp_path)
     new = install_on("7.17.29", servers, None, settings, tmp_path)
-    new.prefix, new.repository = old.prefix, old.repository
+    new.prefix, new.repository, new.repository_path = (
+        old.prefix,
+        old.repository,
+        old.repository_path,
+    )
     yield old, new
     # 6.8 first: once 7.17 has written to the repository, 6.8 can no longer read it.
     for install in (old, new):
