@@ -150,7 +150,7 @@ def snapshot_files(location: Path, snapshot: str) -> SnapshotFiles:
         index_id = index["id"]
         indices[index_name] = {**index, "snapshots": [uuid]}
         result.files.append(_index_metadata(location, index_name, index_id, snap, identifiers))
-        if lookup is None and "shard_generations" not in index:
+        if "shard_generations" not in index:  # 6.8: the shard directories say
             result.files += _numbered_shards(location, f"indices/{index_id}", uuid)
             continue
         for shard, generation_id in enumerate(index.get("shard_generations", [])):
