@@ -8,20 +8,30 @@ scripts/services.sh as an operator would, side by side on ports A4C_TEST_ES_MATR
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import elasticsearch
 import pytest
-from fault_support import PROJECT, ScriptedElasticsearch, es_state, run_all, tree
+from fault_support import (
+    PROJECT,
+    ScriptedElasticsearch,
+    es_state,
+    lose_the_console_database,
+    run_all,
+    tree,
+)
 
 from backups import operations
 from backups.demo import generator as demo
 from backups.doctor.checks import run_checks
 from backups.elastic import client as elastic
+from backups.elastic import repository as repository_files
 from backups.elastic import versions
-from backups.errors import InvalidInput
+from backups.errors import DamagedBackup, InvalidInput
 from backups.models import Backup, RestoreRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,12 +65,13 @@ class Install:
         self.repository = f"a4c-versions-{tag}"
         self.data_dir = root / "a4c-data"
         self.backup_dir = root / "storage"
+        self.repository_path = path_repo / self.repository
 
     def use(self, settings) -> elastic.Cluster:
         """Points the tool at this installation, as its settings would."""
         settings.A4C_ES_URLS = [self.url]
         settings.A4C_ES_REPOSITORY = self.repository
-        settings.A4C_ES_REPOSITORY_PATH = str(self.path_repo / self.repository)
+        settings.A4C_ES_REPOSITORY_PATH = str(self.repository_path)
         settings.A4C_INDEX_INCLUDE = [f"{self.prefix}*"]
         settings.A4C_DATA_DIR = self.data_dir
         settings.A4C_BACKUP_DIR = self.backup_dir
@@ -90,6 +101,24 @@ class Install:
             self.cluster.delete_repository(self.repository)
         except elastic.ElasticError:
             pass  # never registered
+        # What a "new machine" imported: read-only repositories beside this one's, and dirs.
+        for name in self.cluster.client.snapshot.get_repository():
+            if name.startswith(self.repository):
+                self.cluster.delete_repository(name)
+        for path in self.path_repo.glob(f"{self.repository}*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def become_a_new_machine(self, settings, root: Path) -> None:
+        """The host is gone: a new, empty console database, backup storage and repository
+        path, no data dir, and none of this installation's indices or repository left in
+        the cluster (a fresh cluster, as far as this installation can tell)."""
+        self.cluster.client.indices.delete(index=f"{self.prefix}*", expand_wildcards="all")
+        self.cluster.delete_repository(self.repository)
+        shutil.rmtree(self.data_dir)
+        lose_the_console_database()
+        self.backup_dir = root / "storage-new-machine"
+        self.repository_path = self.path_repo / f"{self.repository}-new-machine"
+        self.use(settings)
 
 
 def install_on(server_version, servers, es_path_repo, settings, root: Path) -> Install:
@@ -172,6 +201,42 @@ def test_a_restore_brings_back_every_document_mapping_alias_and_file_and_a_delet
     deleted = operations.delete_backup(backup.pk, cli_actor)
     assert deleted.status == Backup.Status.DELETED
     assert install.cluster.snapshot(install.repository, backup.snapshot_location.snapshot) is None
+
+
+def test_an_exported_set_imported_on_a_new_machine_restores_byte_for_byte(
+    on_version, settings, tmp_path, cli_actor
+):
+    """Export reads the repository's own files, whose layout differs between versions: the
+    archive's copy must be one the same version reads, on a machine where nothing is left."""
+    install = on_version
+    before_es, before_files = install.state(), tree(install.data_dir)
+    carried = backed_up(cli_actor, "carried-off")
+    backed_up(cli_actor, "stays-home")  # another snapshot of the repository the archive leaves
+    archive = tmp_path / "carried-off.a4c"
+    found = repository_files.snapshot_files(install.repository_path, carried.snapshot_name)
+    metadata = {f.rsplit("/", 1)[1] for f in found.files if f.count("/") == 2}
+    generations = {
+        f.split("/index-")[1] for f in found.files if f.count("/") == 3 and "/index-" in f
+    }
+    if install.version.startswith("6."):  # each index's metadata named after the snapshot
+        assert metadata == {f"meta-{found.uuid}.dat"}
+        assert generations and all(g.isdigit() for g in generations)
+    else:  # named through the catalog, and shard generations are UUIDs
+        assert f"meta-{found.uuid}.dat" not in metadata and len(metadata) > 1
+        assert generations and not any(g.isdigit() for g in generations)
+
+    header = operations.export_backup("carried-off", archive, cli_actor, recipients=[])
+    install.become_a_new_machine(settings, tmp_path)
+    backup = operations.import_archive(archive, cli_actor)
+
+    assert header.repository_files > 6
+    assert backup.es_version == install.version
+    assert operations.verify_backup(backup.pk, cli_actor).ok
+    snapshots = install.cluster.snapshots(backup.repository)
+    assert [s.name for s in snapshots] == ["carried-off"], "only the exported snapshot came"
+    restored(backup, cli_actor, safety_backup=False)
+    assert install.state() == before_es
+    assert tree(install.data_dir) == before_files
 
 
 def test_a_chosen_index_comes_back_alone_and_under_a_new_name(on_version, cli_actor):
@@ -257,7 +322,11 @@ def old_and_new(servers, settings, tmp_path):
     """The same installation (data dir, repository path) seen from 6.8.23, then from 7.17.29."""
     old = install_on("6.8.23", servers, None, settings, tmp_path)
     new = install_on("7.17.29", servers, None, settings, tmp_path)
-    new.prefix, new.repository = old.prefix, old.repository
+    new.prefix, new.repository, new.repository_path = (
+        old.prefix,
+        old.repository,
+        old.repository_path,
+    )
     yield old, new
     # 6.8 first: once 7.17 has written to the repository, 6.8 can no longer read it.
     for install in (old, new):
@@ -345,3 +414,89 @@ def test_a_slow_snapshot_recovery_is_waited_for_until_every_primary_has_started(
     finally:
         client.options(ignore_status=404).snapshot.delete(repository=repository, snapshot="slow")
         client.options(ignore_status=404).snapshot.delete_repository(name=repository)
+
+
+def moved_to(install: Install, machine: Install, settings) -> None:
+    """Points ``install`` at the storage and repository path ``machine`` became."""
+    install.backup_dir, install.repository_path = machine.backup_dir, machine.repository_path
+    install.use(settings)
+
+
+def test_a_set_exported_on_6_8_is_imported_and_restored_on_a_new_7_17_machine(
+    old_and_new, settings, tmp_path, cli_actor
+):
+    old, new = old_and_new
+    old.use(settings)
+    demo.generate(old.data_dir, size="small", prefix=old.prefix, cluster=old.cluster)
+    on_6, files = old.portable_state(), tree(old.data_dir)
+    backed_up(cli_actor, "leaving-6")
+    archive = tmp_path / "leaving-6.a4c"
+    operations.export_backup("leaving-6", archive, cli_actor, recipients=[])
+    old.become_a_new_machine(settings, tmp_path)
+
+    moved_to(new, old, settings)
+    backup = operations.import_archive(archive, cli_actor)
+    restored(backup, cli_actor, other_cluster=True, safety_backup=False)
+
+    assert backup.es_version == "6.8.23"
+    assert new.portable_state() == on_6
+    assert tree(new.data_dir) == files
+
+
+def test_a_set_exported_on_7_17_is_refused_by_a_6_8_machine_before_anything_changes(
+    old_and_new, settings, tmp_path, cli_actor
+):
+    old, new = old_and_new
+    new.use(settings)
+    demo.generate(new.data_dir, size="small", prefix=new.prefix, cluster=new.cluster)
+    backed_up(cli_actor, "taken-on-7")
+    archive = tmp_path / "taken-on-7.a4c"
+    operations.export_backup("taken-on-7", archive, cli_actor, recipients=[])
+    new.become_a_new_machine(settings, tmp_path)
+    moved_to(old, new, settings)
+    backup = operations.import_archive(archive, cli_actor)
+
+    with pytest.raises(InvalidInput) as refused:
+        operations.request_restore(
+            operations.RestoreRequest(backup.pk), cli_actor, confirm=backup.name
+        )
+
+    assert "7.17.29, newer than this cluster's 6.8.23" in str(refused.value)
+    assert old.state() == {}
+    assert not old.data_dir.exists()
+    assert not RestoreRun.objects.exists()
+
+
+def write_catalog(location: Path, data: dict) -> None:
+    location.mkdir(parents=True)
+    (location / "index-0").write_text(json.dumps(data))
+
+
+def test_a_catalog_older_than_6_8_is_refused_saying_what_to_do(tmp_path):
+    location = tmp_path / "repository"
+    write_catalog(location, {"snapshots": [{"name": "acc1"}], "indices": {}})
+
+    with pytest.raises(DamagedBackup) as refused:
+        repository_files.snapshot_files(location, "acc1")
+
+    assert "layout this tool does not read" in str(refused.value)
+    assert "back it up again" in str(refused.value)
+
+
+def test_a_6_8_index_whose_metadata_is_missing_is_refused_naming_the_file(tmp_path):
+    location = tmp_path / "repository"
+    write_catalog(
+        location,
+        {
+            "snapshots": [{"name": "acc1", "uuid": "snapuuid", "state": 1}],
+            "indices": {"app": {"id": "indexid", "snapshots": ["snapuuid"]}},
+            "incompatible-snapshots": [],
+        },
+    )
+    (location / "snap-snapuuid.dat").write_bytes(b"")
+
+    with pytest.raises(DamagedBackup) as refused:
+        repository_files.snapshot_files(location, "acc1")
+
+    assert "no metadata for index app of snapshot acc1" in str(refused.value)
+    assert "indices/indexid/meta-snapuuid.dat is missing" in str(refused.value)

@@ -1,20 +1,30 @@
 """Reads a shared-filesystem snapshot repository's files, without the cluster.
 
 An off-site archive carries one snapshot, not the whole repository, so this module knows which
-files of Elasticsearch's "fs" repository layout belong to one snapshot (as written by 7.12 and
-later, studied on 8.19):
+files of Elasticsearch's "fs" repository layout belong to one snapshot. The layout changed
+twice between the versions the tool supports; which one a repository uses is read from its
+catalog, never from a version number:
 
     index-N, index.latest                 the repository's catalog (JSON) and its generation
     snap-<uuid>.dat, meta-<uuid>.dat       the snapshot's description and global metadata
-    indices/<index id>/meta-<blob id>.dat  each index's metadata, named through the catalog
+    indices/<index id>/meta-<...>.dat      each index's metadata:
+        7.9 and later: meta-<blob id>, named through the snapshot's index_metadata_lookup
+        and the catalog's index_metadata_identifiers;
+        6.8 to 7.8 (no index_metadata_lookup): meta-<snapshot uuid>
     indices/<index id>/<shard>/snap-<uuid>.dat   the shard's file list for this snapshot
-    indices/<index id>/<shard>/index-<gen>       the shard's generation file
+    indices/<index id>/<shard>/index-<gen>       the shard's generation file:
+        7.6 and later: the one the catalog's shard_generations names (a UUID, or a number
+        in a repository older versions wrote); 6.8 (no shard_generations): the highest
+        numbered index-N of the shard's directory, and the shards are the directories
+        holding this snapshot's snap-<uuid>.dat
     indices/<index id>/<shard>/__<id>[.partN]    the data blobs named in snap-<uuid>.dat
 
-The shard file lists are SMILE documents, usually deflate-compressed, between a Lucene codec
-header and footer. Without the shared-string-values option (which Elasticsearch never sets)
-each blob name is written out in full as a 24-character short string, which is what
-``_shard_blobs`` looks for. The catalog written into an archive lists only its snapshot.
+Studied on 6.8.23, 7.17.29, 8.19.8 and 9.2.0. The shard file lists are SMILE documents,
+deflate-compressed or not, between a Lucene codec header and footer. Without the
+shared-string-values option (which Elasticsearch never sets) each blob name is written out in
+full as a 24-character short string, which is what ``_shard_blobs`` looks for. The catalog
+written into an archive lists only its snapshot, in the layout it was read in, so that the
+version that wrote it (or a later one that reads its snapshots) can read the copy.
 """
 
 from __future__ import annotations
@@ -120,46 +130,97 @@ def snapshot_files(location: Path, snapshot: str) -> SnapshotFiles:
     snap = next((s for s in data.get("snapshots", []) if s.get("name") == snapshot), None)
     if snap is None:
         raise NotFound(f"snapshot {snapshot} is missing from the repository at {location}")
+    if not snap.get("uuid") or not isinstance(data.get("indices"), dict):
+        raise DamagedBackup(
+            f"the repository catalog at {location} is in a layout this tool does not read "
+            "(written by Elasticsearch older than 6.8?): restore the snapshot on its own "
+            "cluster and back it up again there, then export that backup"
+        )
     uuid = snap["uuid"]
     result = SnapshotFiles(snapshot, uuid)
     result.files += [f"snap-{uuid}.dat"]
     if (location / f"meta-{uuid}.dat").exists():
         result.files.append(f"meta-{uuid}.dat")
-    lookup = snap.get("index_metadata_lookup", {})
+    lookup = snap.get("index_metadata_lookup")
     identifiers = data.get("index_metadata_identifiers", {})
     indices = {}
-    for index_name, index in data.get("indices", {}).items():
+    for index_name, index in data["indices"].items():
         if uuid not in index.get("snapshots", []):
             continue
         index_id = index["id"]
         indices[index_name] = {**index, "snapshots": [uuid]}
-        blob_id = identifiers.get(lookup.get(index_id, ""), "")
-        if not blob_id:
-            raise DamagedBackup(
-                f"the repository catalog at {location} names no metadata for index "
-                f"{index_name} of snapshot {snapshot}"
-            )
-        result.files.append(f"indices/{index_id}/meta-{blob_id}.dat")
+        result.files.append(_index_metadata(location, index_name, index_id, snap, identifiers))
+        if "shard_generations" not in index:  # 6.8: the shard directories say
+            result.files += _numbered_shards(location, f"indices/{index_id}", uuid)
+            continue
         for shard, generation_id in enumerate(index.get("shard_generations", [])):
             result.files += _shard_files(location, f"indices/{index_id}/{shard}", uuid)
             if generation_id and generation_id != "_deleted":
                 name = f"indices/{index_id}/{shard}/index-{generation_id}"
                 if (location / name).exists():
                     result.files.append(name)
-    kept_ids = set(lookup.values())
-    reduced = {
-        **data,
-        # A new repository id: the archive's copy is registered beside the original on one
-        # cluster, which must not take the two for one repository.
-        "uuid": urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
-        "snapshots": [snap],
-        "indices": indices,
-        "index_metadata_identifiers": {k: v for k, v in identifiers.items() if k in kept_ids},
-    }
+    reduced = {**data, "snapshots": [snap], "indices": indices}
+    if "uuid" in data:
+        # A new repository id (7.12 and later keep one): the archive's copy is registered
+        # beside the original on one cluster, which must not take the two for one repository.
+        reduced["uuid"] = urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+    if "index_metadata_identifiers" in data:
+        kept_ids = set((lookup or {}).values())
+        reduced["index_metadata_identifiers"] = {
+            k: v for k, v in identifiers.items() if k in kept_ids
+        }
     result.catalog_name = f"index-{generation}"
     result.catalog = json.dumps(reduced, separators=(",", ":")).encode()
     result.latest = generation.to_bytes(8, "big")
     return result
+
+
+def _index_metadata(
+    location: Path, index_name: str, index_id: str, snap: dict, identifiers: dict
+) -> str:
+    """The index's metadata file: named through the catalog (7.9 and later), or after the
+    snapshot's uuid (6.8 to 7.8, whose snapshots have no index_metadata_lookup)."""
+    lookup = snap.get("index_metadata_lookup")
+    if lookup is None:
+        blob_id = snap["uuid"]
+    else:
+        blob_id = identifiers.get(lookup.get(index_id, ""), "")
+    name = f"indices/{index_id}/meta-{blob_id}.dat"
+    if not blob_id or not (location / name).exists():
+        raise DamagedBackup(
+            f"the repository catalog at {location} names no metadata for index "
+            f"{index_name} of snapshot {snap['name']}"
+            + (f" ({name} is missing)" if blob_id else "")
+            + ": the snapshot is damaged, or its repository in a layout this tool does not read"
+        )
+    return name
+
+
+def _numbered_shards(location: Path, index_dir: str, uuid: str) -> list[str]:
+    """A 6.8 index's shard files: every shard directory holding this snapshot's file list,
+    with its newest numbered generation file (index-N)."""
+    try:
+        shards = sorted(
+            (int(p.name) for p in (location / index_dir).iterdir() if p.name.isdigit()),
+        )
+    except OSError as exc:
+        raise StorageError(f"cannot list {location / index_dir}: {exc.strerror}") from exc
+    files = []
+    for shard in shards:
+        shard_dir = f"{index_dir}/{shard}"
+        if not (location / shard_dir / f"snap-{uuid}.dat").exists():
+            continue  # a shard of an earlier index of that name, not in this snapshot
+        files += _shard_files(location, shard_dir, uuid)
+        generations = [
+            int(p.name[6:]) for p in (location / shard_dir).glob("index-*") if p.name[6:].isdigit()
+        ]
+        if generations:
+            files.append(f"{shard_dir}/index-{max(generations)}")
+    if not files:
+        raise DamagedBackup(
+            f"{location / index_dir} holds no shard of snapshot {uuid}: the snapshot is damaged"
+        )
+    return files
 
 
 def _shard_files(location: Path, shard_dir: str, uuid: str) -> list[str]:
