@@ -66,10 +66,7 @@ def record_of(backup: Backup) -> BackupRecord:
         include_elasticsearch=backup.include_elasticsearch,
         include_files=backup.include_files,
         index_patterns=list(backup.index_patterns or []),
-        indices={
-            name: IndexCount(docs=i.get("docs"), size=int(i.get("size") or 0))
-            for name, i in (backup.indices or {}).items()
-        },
+        indices={name: IndexCount.of(i) for name, i in (backup.indices or {}).items()},
         snapshot_name=backup.snapshot_name,
         repository=backup.repository,
         repository_location=backup.repository_location,
@@ -101,7 +98,7 @@ def row_fields(record: BackupRecord, imported_from: str) -> dict:
         "index_patterns": record.index_patterns,
         "pinned": record.pinned,
         "policy": Policy.objects.filter(name=record.policy).first() if record.policy else None,
-        "indices": {n: {"docs": i.docs, "size": i.size} for n, i in record.indices.items()},
+        "indices": {n: i.as_json() for n, i in record.indices.items()},
         "file_count": record.file_count,
         "file_bytes": record.file_bytes,
         "manifest_sha256": record.manifest_sha256,

@@ -37,8 +37,30 @@ class NewerFormat(InvalidInput):
 
 @dataclass(frozen=True)
 class IndexCount:
+    """One index as a backup recorded it: its count and size; since restore drills, also its
+    mapping's fingerprint and its aliases (empty when the backup predates them)."""
+
     docs: int | None
     size: int
+    mapping: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, recorded: dict) -> IndexCount:
+        """From a Backup row's or a record's JSON entry for one index."""
+        return cls(
+            docs=recorded.get("docs"),
+            size=int(recorded.get("size") or 0),
+            mapping=str(recorded.get("mapping") or ""),
+            aliases=tuple(recorded.get("aliases") or ()),
+        )
+
+    def as_json(self) -> dict:
+        """The Backup row's JSON entry: what of(), given it, reads back the same."""
+        found: dict = {"docs": self.docs, "size": self.size}
+        if self.mapping:
+            found.update(mapping=self.mapping, aliases=list(self.aliases))
+        return found
 
 
 @dataclass
@@ -97,8 +119,7 @@ class BackupRecord:
             for key in ("created_at", "started_at", "finished_at"):
                 body[key] = datetime.fromisoformat(body[key]) if body.get(key) else None
             body["indices"] = {
-                name: IndexCount(docs=i.get("docs"), size=int(i.get("size") or 0))
-                for name, i in (body.get("indices") or {}).items()
+                name: IndexCount.of(i) for name, i in (body.get("indices") or {}).items()
             }
             record = cls(**{k: v for k, v in body.items() if k in known})
             check_name(record.name)
