@@ -41,6 +41,7 @@ WHAT_BY_ACTION = {
     "policy.pause": "pause or resume policies",
     "retention.apply": "apply a policy's retention (it deletes backups)",
     "notify.test": "send test notifications",
+    "drill.request": "run restore drills",
 }
 
 
