@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from backups import operations, selectors
 from backups.elastic import drills as elastic_drills
-from backups.errors import ConfigError
+from backups.errors import Cancelled, ConfigError
 from backups.management import arguments
 from backups.models import AuditEvent, Backup, Job, OperationLock, RunKind
 from backups.operations import drill_scratch
@@ -196,6 +196,28 @@ def test_a_changed_mapping_fails_the_drill(backup, small_a4c, cli_actor):
     assert report.problems == (
         f"index {name}: its restored mapping is not the one the backup recorded",
     )
+
+
+def test_a_drill_cancelled_while_restoring_files_leaves_nothing_behind(
+    backup, small_a4c, cli_actor
+):
+    job = operations.request_drill(backup.pk, cli_actor)
+    seen = {}
+
+    def cancel_during_files(row) -> None:
+        if row.phase == "files: restore" and not seen:
+            seen["indices"] = leftovers(small_a4c, row)[0]
+            operations.cancel(RunKind.DRILL, row.pk, cli_actor)
+
+    with pytest.raises(Cancelled):
+        operations.drill_now(job.pk, cancel_during_files)
+
+    job.refresh_from_db()
+    assert len(seen["indices"]) == 2, "its indices were restored when it was cancelled"
+    assert job.status == Job.Status.CANCELLED
+    assert leftovers(small_a4c, job) == ([], False)
+    assert not OperationLock.objects.get(pk=1).kind
+    assert selectors.newest_proven_backup() is None
 
 
 def test_a_dead_drill_leaves_no_index_and_no_scratch_dir_after_the_recovery(

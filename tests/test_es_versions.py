@@ -20,6 +20,7 @@ from backups import operations
 from backups.demo import generator as demo
 from backups.doctor.checks import run_checks
 from backups.elastic import client as elastic
+from backups.elastic import drills as elastic_drills
 from backups.elastic import versions
 from backups.errors import InvalidInput
 from backups.models import Backup, RestoreRun
@@ -172,6 +173,25 @@ def test_a_restore_brings_back_every_document_mapping_alias_and_file_and_a_delet
     deleted = operations.delete_backup(backup.pk, cli_actor)
     assert deleted.status == Backup.Status.DELETED
     assert install.cluster.snapshot(install.repository, backup.snapshot_location.snapshot) is None
+
+
+def test_a_drill_passes_and_changes_nothing_on_every_version(on_version, cli_actor, settings):
+    install = on_version
+    settings.A4C_DRILL_INDEX_PREFIX = f".{install.prefix}drill-"
+    settings.A4C_DRILL_DIR = str(install.backup_dir.parent / "drills")
+    backup = backed_up(cli_actor, "drilled")
+    before_es, before_files = install.state(), tree(install.data_dir)
+
+    job = operations.request_drill(backup.pk, cli_actor)
+    report = operations.drill_now(job.pk)
+
+    assert report.passed, report.problems
+    assert report.indices == backup.index_count and report.documents == backup.document_count
+    assert report.files == backup.file_count and report.restore_seconds > 0
+    assert install.state() == before_es
+    assert tree(install.data_dir) == before_files
+    assert not elastic_drills.indices_named(install.cluster, settings.A4C_DRILL_INDEX_PREFIX)
+    assert not (install.backup_dir.parent / "drills" / f"drill-{job.pk}").exists()
 
 
 def test_a_chosen_index_comes_back_alone_and_under_a_new_name(on_version, cli_actor):
