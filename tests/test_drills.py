@@ -117,6 +117,9 @@ def test_a_healthy_set_passes_and_leaves_what_alien4cloud_reads_byte_identical(
     assert selectors.last_drill(backup) == job
     assert selectors.newest_proven_backup() == job
     assert selectors.drill_outcome(job) == "passed"
+    evidence = store().records.read("nightly").last_drill
+    assert evidence["outcome"] == "passed" and evidence["by"] == job.actor
+    assert evidence["restore_seconds"] == job.result["restore_seconds"]
     outcomes = list(
         AuditEvent.objects.filter(action="drill.run", backup=backup).values_list(
             "outcome", flat=True

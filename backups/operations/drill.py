@@ -12,6 +12,7 @@ whatever the end, and by the recovery when its worker dies. Nothing Alien4Cloud 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 
 from django.conf import settings
@@ -28,6 +29,8 @@ from backups.operations.places import copy_options, store
 from backups.operations.recovery import recover_stale_runs
 from backups.operations.running import ProgressCallback, ProgressWriter
 from backups.storage import IndexCount, WorkingTree
+
+log = logging.getLogger("backups.operations")
 
 DRILL_REQUEST = "drill.request"
 # The longest a drill waits for the shards it restored to start.
@@ -203,6 +206,13 @@ class DrillRun(lifecycle.Kind):
             ending.fields["error_message"] = (
                 f"{ending.fields.get('error_message', '')} {note}".strip()
             )
+
+    def after(self, job: Job, actor: Actor) -> None:
+        """The set's record in the storage keeps the evidence of its last drill."""
+        try:
+            records.rewrite_record(job.backup)
+        except BackupError as exc:
+            log.warning("the record of %s could not keep its drill: %s", job.backup.name, exc)
 
     def notice(self, job: Job) -> lifecycle.Notice | None:
         if job.status != Job.Status.FAILED or not job.result:

@@ -15,6 +15,7 @@ import uuid
 from django.conf import settings
 from django.forms.models import model_to_dict
 
+from backups import selectors
 from backups.elastic import client as elastic
 from backups.errors import ElasticError
 from backups.models import AuditEvent, Backup, Policy
@@ -82,7 +83,26 @@ def record_of(backup: Backup) -> BackupRecord:
         warnings=list(backup.warnings or []),
         written_by=this_console(),
         imported_from=backup.imported_from,
+        last_drill=drill_evidence(backup),
     )
+
+
+def drill_evidence(backup: Backup) -> dict:
+    """The last restore drill of a set, as its record keeps it: evidence of a restore that
+    survives the console's database."""
+    job = selectors.last_drill(backup)
+    if job is None:
+        return {}
+    result = job.result or {}
+    return {
+        "at": job.finished_at.isoformat() if job.finished_at else None,
+        "outcome": selectors.drill_outcome(job),
+        "restore_seconds": result.get("restore_seconds"),
+        "elasticsearch_seconds": result.get("elasticsearch_seconds"),
+        "files_seconds": result.get("files_seconds"),
+        "problems": list(result.get("problems") or [])[:10],
+        "by": job.actor,
+    }
 
 
 def row_fields(record: BackupRecord, imported_from: str) -> dict:
@@ -160,7 +180,8 @@ def write_record(backup: Backup) -> None:
 
 
 def rewrite_record(backup: Backup) -> None:
-    """A set's flags changed (pinned): its record says so too, when it has one."""
+    """A set's flags changed (pinned), or a drill ended: its record says so too, when it has
+    one."""
     if backup.set_id and catalog().exists(backup.name):
         catalog().rewrite(record_of(backup))
 

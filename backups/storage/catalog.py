@@ -95,6 +95,8 @@ class BackupRecord:
     warnings: list[str] = field(default_factory=list)
     written_by: str = ""  # the console that took it (host and database)
     imported_from: str = ""  # an archive or a storage it was carried in from
+    # Evidence of its last restore drill (at, outcome, measured restore seconds, problems).
+    last_drill: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
