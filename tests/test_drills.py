@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from commands import manage
 from django.utils import timezone
+from fault_support import wait_for
 
-from backups import operations, selectors
+from backups import operations, selectors, tasks
+from backups.demo import generator as demo
 from backups.elastic import drills as elastic_drills
 from backups.errors import Cancelled, ConfigError
 from backups.management import arguments
@@ -256,6 +258,45 @@ def test_a_dead_drill_leaves_no_index_and_no_scratch_dir_after_the_recovery(
     assert leftovers(a4c, job) == ([], False)
     assert not OperationLock.objects.get(pk=1).kind
     assert AuditEvent.objects.filter(action="drill.recover", backup=backup).exists()
+
+
+def test_a_drill_killed_in_a_real_worker_is_cleaned_up_by_the_recovery(
+    a4c, drill_place, start_worker, worker_env, settings, cli_actor
+):
+    """The worker copies under a 1 MiB/s cap (A4C_FILE_BANDWIDTH), so 16 MiB of files take 15 s
+    at least: the kill lands while the drill restores them, its indices already restored."""
+    demo.generate(a4c.data_dir, prefix=a4c.prefix, cluster=a4c.cluster, size=16 << 20, files=400)
+    backup = operations.run_backup(
+        operations.request_backup(operations.BackupRequest(name="big"), cli_actor).pk
+    )
+    assert backup.status == Backup.Status.SUCCEEDED, backup.error_message
+    worker = start_worker(
+        **worker_env,
+        A4C_FILE_BANDWIDTH="1M",
+        A4C_DRILL_INDEX_PREFIX=settings.A4C_DRILL_INDEX_PREFIX,
+        A4C_DRILL_DIR=settings.A4C_DRILL_DIR,
+    )
+    job = operations.request_drill(backup.pk, cli_actor)
+    tasks.enqueue(RunKind.DRILL, job.pk, cli_actor)
+    wait_for(
+        lambda: Job.objects.filter(pk=job.pk, phase="files: restore", bytes_done__gt=0).exists(),
+        timeout=120,
+        what="the drill restoring files",
+    )
+    start_worker.kill(worker)
+    job.refresh_from_db()
+    indices, scratch = leftovers(a4c, job)
+    assert job.status == Job.Status.RUNNING and indices and scratch, "it left them behind"
+
+    settings.A4C_STALE_AFTER_SECONDS = 1
+    notes = recover_stale_runs(now=timezone.now() + timedelta(seconds=1.5))
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "stopped answering during files: restore" in job.error_message
+    assert any(note.startswith(f"drill #{job.pk} of big") for note in notes)
+    assert leftovers(a4c, job) == ([], False)
+    assert not OperationLock.objects.get(pk=1).kind
 
 
 def test_a_prefix_that_alien4cloud_would_take_is_refused(
