@@ -129,6 +129,15 @@ def drills_of(backup: Backup, count: int = 20) -> list[Job]:
     return list(backup.jobs.filter(kind=RunKind.DRILL).order_by("-created_at", "-id")[:count])
 
 
+def active_drill(backup: Backup) -> Job | None:
+    """The drill of this backup asked and not ended, if any."""
+    return (
+        backup.jobs.filter(kind=RunKind.DRILL, status__in=Job.ACTIVE)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
 def last_drill(backup: Backup | None = None) -> Job | None:
     """The newest drill that has ended, of this backup or (None) of any: what the backup's row
     shows as its last drill's time, outcome and measured restore time."""

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backups import operations
 from backups.audit import Actor
-from backups.models import Job, RunKind, Source
+from backups.models import Job, OperationLock, RunKind, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,3 +86,19 @@ def test_metrics_export_the_last_drill(client, backup, cli_actor, settings):
     restore = samples[("a4c_drill_last_restore_seconds", (("part", "restore"),))]
     assert restore == pytest.approx(job.result["restore_seconds"])
     assert samples[("a4c_drill_proven_timestamp_seconds", (("backup", "nightly"),))] > 0
+
+
+def test_a_waiting_drill_shows_on_the_backup_page_and_can_be_cancelled(client, backup, queued):
+    client.post(reverse("backups:backup_drill", args=[backup.pk]))
+    job = Job.objects.get(kind=RunKind.DRILL)
+    page = client.get(reverse("backups:backup_live", args=[backup.pk])).content.decode()
+    assert 'id="drilling"' in page and "data-running" in page and "Cancel drill" in page
+
+    response = client.post(reverse("backups:backup_drill_cancel", args=[backup.pk, job.pk]))
+
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+    assert not OperationLock.objects.get(pk=1).kind
+    page = client.get(reverse("backups:backup_live", args=[backup.pk])).content.decode()
+    assert 'id="drilling"' not in page and "cancelled" in page

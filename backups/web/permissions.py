@@ -42,6 +42,7 @@ WHAT_BY_ACTION = {
     "retention.apply": "apply a policy's retention (it deletes backups)",
     "notify.test": "send test notifications",
     "drill.request": "run restore drills",
+    "drill.cancel": "cancel a restore drill",
 }
 
 

@@ -106,6 +106,7 @@ def _backup_context(backup: Backup) -> dict:
         "restores": selectors.restores_protected_by(backup),
         "verification": selectors.latest_job(backup, RunKind.VERIFY),
         "drills": queries.drill_rows(backup),
+        "drilling": selectors.active_drill(backup),
     }
 
 
@@ -159,6 +160,19 @@ def backup_drill(request: HttpRequest, pk: int) -> HttpResponse:
             f"Restore drill of backup {backup.name} started: this page shows its outcome and "
             "measured restore time when it ends.",
         )
+    return redirect("backups:backup_detail", pk=backup.pk)
+
+
+@requires("cancel_operation", "drill.cancel")
+@require_POST
+def backup_drill_cancel(request: HttpRequest, pk: int, job: int) -> HttpResponse:
+    backup = get_object_or_404(Backup, pk=pk)
+    try:
+        operations.cancel(RunKind.DRILL, job, Actor.from_request(request))
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        under_way(request, f"Cancel requested for restore drill #{job} of {backup.name}.")
     return redirect("backups:backup_detail", pk=backup.pk)
 
 
