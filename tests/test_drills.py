@@ -105,7 +105,9 @@ def test_a_healthy_set_passes_and_leaves_what_alien4cloud_reads_byte_identical(
     assert (report.files, report.file_bytes) == (2, 5009)
     assert report.elasticsearch_seconds > 0 and report.files_seconds > 0
     assert job.result["restore_seconds"] == pytest.approx(report.restore_seconds, abs=0.01)
-    assert report.aliases == {a4c.index("application"): [alias]}
+    # listed from the snapshot's own metadata, not restored
+    assert report.aliases == {a4c.index("application"): [alias], a4c.index("user"): []}
+    assert report.aliases_unread == ""
     prefix = drill_scratch.index_prefix(job.pk)
     # while it ran: its indices were there, under hidden names, and no alias moved to them
     assert seen["indices"] == [prefix + a4c.index("application"), prefix + a4c.index("user")]
@@ -200,6 +202,21 @@ def test_a_changed_mapping_fails_the_drill(backup, small_a4c, cli_actor):
 
     assert report.problems == (
         f"index {name}: its restored mapping is not the one the backup recorded",
+    )
+
+
+def test_aliases_the_snapshot_does_not_hold_as_recorded_fail_naming_the_index(
+    backup, small_a4c, cli_actor
+):
+    recorded = dict(backup.indices)
+    name = small_a4c.index("user")
+    recorded[name] = {**recorded[name], "aliases": ["t-everyone"]}
+    Backup.objects.filter(pk=backup.pk).update(indices=recorded)
+
+    _, report = drill(backup, cli_actor)
+
+    assert report.problems == (
+        f"index {name}: the backup recorded the aliases t-everyone but its snapshot holds (none)",
     )
 
 

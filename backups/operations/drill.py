@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 
 from django.conf import settings
 
@@ -21,6 +22,7 @@ from backups import audit, progress
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
 from backups.elastic import drills as elastic_drills
+from backups.elastic import repository as repository_files
 from backups.errors import BackupError, Busy, DamagedBackup, InvalidInput
 from backups.models import Backup, Job, RunKind
 from backups.operations import drill_scratch, lifecycle, locking, records
@@ -53,8 +55,9 @@ class DrillReport:
     index_bytes: int = 0
     files: int = 0
     file_bytes: int = 0
-    # The aliases the backup recorded per index: a drill restores none of them.
+    # Each index's aliases, listed from the snapshot's own metadata: a drill restores none.
     aliases: dict = dataclasses.field(default_factory=dict)
+    aliases_unread: str = ""  # why they could not be listed
 
     @property
     def restore_seconds(self) -> float:
@@ -252,6 +255,9 @@ def elasticsearch_part(
             "snapshot does not hold it"
         )
     present = sorted(set(recorded) & set(snap.indices))
+    described, unread = snapshot_metadata(cluster, where)
+    for name in present:
+        problems.extend(alias_problems(name, recorded[name], described.get(name)))
     needed = sum(recorded[name].size for name in present)
     check_room(cluster, needed)
     prefix = drill_scratch.index_prefix(job.pk)
@@ -269,14 +275,52 @@ def elasticsearch_part(
     runner.phase("elasticsearch: check")
     found = elastic_drills.read_back(cluster, names, settings.A4C_DRILL_SAMPLE_DOCS)
     for name in present:
-        problems.extend(index_problems(name, recorded[name], found.get(prefix + name)))
-    return {
+        got = found.get(prefix + name)
+        problems.extend(index_problems(name, recorded[name], got))
+        shards = described[name].shards if name in described else 0
+        if got is not None and shards and got.shards != shards:
+            problems.append(
+                f"index {name}: {got.shards} primaries restored, its snapshot describes {shards}"
+            )
+    figures = {
         "elasticsearch_seconds": round(seconds, 3),
         "indices": len(present),
         "documents": sum(i.docs for i in found.values()),
         "index_bytes": needed,
-        "aliases": {n: list(recorded[n].aliases) for n in present if recorded[n].aliases},
+        "aliases": {n: list(described[n].aliases) for n in present if n in described},
     }
+    if unread:
+        figures["aliases_unread"] = unread
+    return figures
+
+
+def snapshot_metadata(
+    cluster: elastic.Cluster, where
+) -> tuple[dict[str, repository_files.SnapshotIndex], str]:
+    """Each index as the snapshot's own metadata describes it (its aliases, its primaries),
+    read from the repository's files; or, when this machine cannot read them, why."""
+    location = cluster.repository_location(where.repository)
+    if not location:
+        return {}, f"the cluster does not say where repository {where.repository} is"
+    try:
+        return repository_files.snapshot_indices(Path(location), where.snapshot), ""
+    except BackupError as exc:
+        return {}, f"the snapshot's metadata could not be read on this machine: {exc}"
+
+
+def alias_problems(
+    name: str, recorded: IndexCount, described: repository_files.SnapshotIndex | None
+) -> list[str]:
+    """The aliases the backup recorded against those its snapshot holds (a backup taken before
+    drills recorded none: nothing to compare)."""
+    if described is None or not recorded.mapping:
+        return []
+    if tuple(sorted(recorded.aliases)) == described.aliases:
+        return []
+    return [
+        f"index {name}: the backup recorded the aliases {', '.join(recorded.aliases) or '(none)'}"
+        f" but its snapshot holds {', '.join(described.aliases) or '(none)'}"
+    ]
 
 
 def index_problems(
