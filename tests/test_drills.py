@@ -392,3 +392,14 @@ def test_the_cluster_has_room_for_a_small_drill(backup, small_a4c):
 
     assert rooms and all(room.total > room.available > 0 for room in rooms)
     assert all(room.fits(10_000) for room in rooms)
+
+
+def test_show_tells_the_last_drill(backup, capsys, cli_actor):
+    _, report = drill(backup, cli_actor)
+
+    shown = manage(capsys, "show", "nightly")
+    as_json = json.loads(manage(capsys, "show", "nightly", "--json").out)
+
+    line = next(x for x in shown.out.splitlines() if x.startswith("last drill:"))
+    assert line.endswith(f": passed, measured restore time {report.restore_seconds:.1f} s")
+    assert as_json["last_drill"]["outcome"] == "passed" and not as_json["last_drill"]["problems"]

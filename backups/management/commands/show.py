@@ -1,7 +1,7 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
 from backups import selectors
-from backups.formatting import human_duration
+from backups.formatting import human_duration, measured_seconds
 from backups.management import arguments, base, output
 from backups.management.progress import counters
 from backups.sizes import format_size
@@ -22,6 +22,7 @@ class Command(base.Command):
                 {
                     **output.backup_summary(backup),
                     "restores": [output.restore_summary(r) for r in restores],
+                    "last_drill": drill_summary(selectors.last_drill(backup)),
                 }
             )
             return
@@ -71,6 +72,18 @@ class Command(base.Command):
                 "ok" if backup.verify_ok else "FAILED: " + "; ".join(backup.verify_problems[:3])
             )
             fields.append(("verified", f"{output.local_time(backup.verified_at)}: {verdict}"))
+        drill = selectors.last_drill(backup)
+        if drill is not None:
+            summary = drill_summary(drill)
+            took = measured_seconds(summary["restore_seconds"])
+            fields.append(
+                (
+                    "last drill",
+                    f"{output.local_time(drill.finished_at)}: {summary['outcome']}"
+                    + (f", measured restore time {took}" if took else "")
+                    + (f" ({'; '.join(summary['problems'][:3])})" if summary["problems"] else ""),
+                )
+            )
         fields.append(("error", backup.error_message))
         width = max(len(k) for k, _ in fields)
         for key, value in fields:
@@ -96,3 +109,17 @@ class Command(base.Command):
                     f"{output.local_time(run.created_at)} by {run.actor}"
                     + (f": {run.error_message}" if run.error_message else "")
                 )
+
+
+def drill_summary(job) -> dict | None:
+    """The last drill of a backup, as `show --json` gives it."""
+    if job is None:
+        return None
+    result = job.result or {}
+    return {
+        "drill": job.pk,
+        "outcome": selectors.drill_outcome(job),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "restore_seconds": result.get("restore_seconds"),
+        "problems": result.get("problems") or ([job.error_message] if job.error_message else []),
+    }
