@@ -188,6 +188,10 @@ def test_a_drill_passes_and_changes_nothing_on_every_version(on_version, cli_act
     assert report.passed, report.problems
     assert report.indices == backup.index_count and report.documents == backup.document_count
     assert report.files == backup.file_count and report.restore_seconds > 0
+    # listed from the snapshot's own files, as each version writes them
+    assert report.aliases_unread == ""
+    assert report.aliases == {name: index["aliases"] for name, index in before_es.items()}
+    assert any(report.aliases.values()), "the demo puts aliases on some indices"
     assert install.state() == before_es
     assert tree(install.data_dir) == before_files
     assert not elastic_drills.indices_named(install.cluster, settings.A4C_DRILL_INDEX_PREFIX)
