@@ -20,7 +20,14 @@ from backups.demo import generator as demo
 from backups.elastic import drills as elastic_drills
 from backups.errors import Cancelled, ConfigError
 from backups.management import arguments
-from backups.models import AuditEvent, Backup, Job, OperationLock, RunKind
+from backups.models import (
+    AuditEvent,
+    Backup,
+    Job,
+    NotificationDelivery,
+    OperationLock,
+    RunKind,
+)
 from backups.operations import drill_scratch
 from backups.operations.places import store
 from backups.operations.recovery import recover_stale_runs
@@ -141,7 +148,10 @@ def test_it_runs_as_a_job_of_its_kind(backup, cli_actor):
     assert ended.result["indices"] == 2
 
 
-def test_a_flipped_byte_in_a_stored_blob_fails_naming_the_file(backup, small_a4c, cli_actor):
+def test_a_flipped_byte_in_a_stored_blob_fails_naming_the_file(
+    backup, small_a4c, cli_actor, settings, mailoutbox
+):
+    settings.A4C_NOTIFY_EMAILS = ["ops@example.org"]
     entry = next(e for e in store().manifests.entries("nightly") if e.path == "images/logo.png")
     blob = Path(store().blob_path(entry.sha256))
     data = bytearray(blob.read_bytes())
@@ -158,6 +168,10 @@ def test_a_flipped_byte_in_a_stored_blob_fails_naming_the_file(backup, small_a4c
     assert selectors.drill_outcome(job) == "failed"
     assert selectors.newest_proven_backup() is None
     assert leftovers(small_a4c, job) == ([], False)
+    delivery = NotificationDelivery.objects.get(event="backup.drill_failed")
+    assert delivery.ok and delivery.payload["data"] == {"backup": "nightly", "problems": 1}
+    assert mailoutbox[0].subject.endswith("Backup nightly failed its restore drill")
+    assert "images/logo.png" in mailoutbox[0].body
 
 
 def test_a_deleted_snapshot_fails_the_drill(backup, small_a4c, cli_actor):
