@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from fault_support import wait_for
 from backups import operations, selectors, tasks
 from backups.demo import generator as demo
 from backups.elastic import drills as elastic_drills
+from backups.elastic import repository as repository_files
 from backups.errors import Cancelled, ConfigError
 from backups.management import arguments
 from backups.models import (
@@ -417,3 +419,19 @@ def test_show_tells_the_last_drill(backup, capsys, cli_actor):
     line = next(x for x in shown.out.splitlines() if x.startswith("last drill:"))
     assert line.endswith(f": passed, measured restore time {report.restore_seconds:.1f} s")
     assert as_json["last_drill"]["outcome"] == "passed" and not as_json["last_drill"]["problems"]
+
+
+def test_a_snapshot_s_mapping_and_settings_read_as_the_cluster_shows_them():
+    typed = {"_doc": {"properties": {"a": {"type": "long"}}}}
+    deflated = b"DFL\x00" + (lambda c: c.compress(json.dumps(typed).encode()) + c.flush())(
+        zlib.compressobj(wbits=-15)
+    )
+    assert repository_files.typeless_mapping([typed]) == typed["_doc"]
+    assert repository_files.typeless_mapping([deflated]) == typed["_doc"]
+    assert repository_files.typeless_mapping([typed["_doc"]]) == typed["_doc"]
+    assert repository_files.typeless_mapping([]) == {}
+    nested = {"index": {"number_of_shards": 2, "analysis": {"analyzer": {"a": {"type": "x"}}}}}
+    assert repository_files.flat_settings(nested) == {
+        "index.number_of_shards": "2",
+        "index.analysis.analyzer.a.type": "x",
+    }

@@ -46,6 +46,7 @@ class RestoredIndex:
     docs: int
     shards: int
     mapping_sha256: str  # of its typeless mapping, keys sorted
+    settings: dict  # flat, as flat_settings=true shows them
     sampled: int  # documents asked for by the sample
     read_back: int  # documents of the sample that came back with their source
 
@@ -158,8 +159,8 @@ def read_back(cluster: Cluster, names: Iterable[str], sample: int) -> dict[str, 
     if not names:
         return {}
     mappings = cluster.mappings(names)
-    shards = cluster.client.indices.get_settings(
-        index=",".join(names), expand_wildcards="all", name="index.number_of_shards"
+    settings = cluster.client.indices.get_settings(
+        index=",".join(names), expand_wildcards="all", flat_settings=True
     )
     cluster.client.indices.refresh(index=",".join(names), expand_wildcards="all")
     searches: list[dict] = []
@@ -175,12 +176,13 @@ def read_back(cluster: Cluster, names: Iterable[str], sample: int) -> dict[str, 
         hits = answer["hits"]
         docs = versions.total_hits(hits)
         got = sum(1 for hit in hits["hits"] if isinstance(hit.get("_source"), dict))
-        index_shards = shards.get(name, {}).get("settings", {}).get("index", {})
+        flat = {k: str(v) for k, v in settings.get(name, {}).get("settings", {}).items()}
         found[name] = RestoredIndex(
             name=name,
             docs=docs,
-            shards=int(index_shards.get("number_of_shards", 0)),
+            shards=int(flat.get("index.number_of_shards", 0)),
             mapping_sha256=mapping_digest(mappings.get(name, {})),
+            settings=flat,
             sampled=min(sample, docs),
             read_back=got,
         )

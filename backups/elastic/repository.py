@@ -163,6 +163,13 @@ def _shard_files(location: Path, shard_dir: str, uuid: str) -> list[str]:
     return files
 
 
+# The keys of a mapping itself: a single key that is none of them is a mapping type (6.x).
+MAPPING_KEYS = frozenset(
+    {"properties", "_meta", "dynamic", "dynamic_templates", "_source", "_routing", "runtime"}
+    | {"date_detection", "numeric_detection", "_field_names", "enabled", "subobjects", "_all"}
+)
+
+
 @dataclass(frozen=True)
 class SnapshotIndex:
     """One index as a snapshot's own metadata describes it."""
@@ -170,6 +177,36 @@ class SnapshotIndex:
     name: str
     aliases: tuple[str, ...]
     shards: int
+    mapping: dict = field(default_factory=dict)  # as 7.x and later show it: no mapping type
+    settings: dict = field(default_factory=dict)  # flat, "index.number_of_shards": "1"
+
+
+def flat_settings(tree: dict, prefix: str = "") -> dict[str, str]:
+    """Settings as flat_settings=true shows them, whether they were written nested or flat."""
+    flat = {}
+    for key, value in (tree or {}).items():
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, list) else str(value)
+    return flat
+
+
+def typeless_mapping(mappings) -> dict:
+    """An index's mapping from its metadata: a list of one {type: body} (an object, or JSON
+    deflated behind "DFL\\0"), shown without the type as 7.x and later show it."""
+    found = {}
+    for mapping in mappings or ():
+        if isinstance(mapping, bytes):
+            if mapping.startswith(DEFLATE_HEADER):
+                mapping = zlib.decompressobj(-15).decompress(mapping[len(DEFLATE_HEADER) :])
+            mapping = json.loads(mapping)
+        found.update(mapping)
+    if len(found) == 1:
+        ((name, body),) = found.items()
+        if isinstance(body, dict) and name not in MAPPING_KEYS:
+            return body
+    return found
 
 
 def snapshot_indices(location: Path, snapshot: str) -> dict[str, SnapshotIndex]:
@@ -198,9 +235,13 @@ def snapshot_indices(location: Path, snapshot: str) -> dict[str, SnapshotIndex]:
                 (settings.get("index") or {}).get("number_of_shards")
             )
             found[index_name] = SnapshotIndex(
-                index_name, tuple(sorted(body.get("aliases") or {})), int(shards or 0)
+                index_name,
+                tuple(sorted(body.get("aliases") or {})),
+                int(shards or 0),
+                typeless_mapping(body.get("mappings")),
+                flat_settings(settings),
             )
-        except (smile.SmileError, ValueError, AttributeError, TypeError) as exc:
+        except (smile.SmileError, ValueError, AttributeError, TypeError, zlib.error) as exc:
             raise DamagedBackup(f"{path} cannot be read as index metadata: {exc}") from None
     return found
 

@@ -277,11 +277,8 @@ def elasticsearch_part(
     for name in present:
         got = found.get(prefix + name)
         problems.extend(index_problems(name, recorded[name], got))
-        shards = described[name].shards if name in described else 0
-        if got is not None and shards and got.shards != shards:
-            problems.append(
-                f"index {name}: {got.shards} primaries restored, its snapshot describes {shards}"
-            )
+        if got is not None and name in described:
+            problems.extend(as_described(name, described[name], got, bool(recorded[name].mapping)))
     figures = {
         "elasticsearch_seconds": round(seconds, 3),
         "indices": len(present),
@@ -306,6 +303,38 @@ def snapshot_metadata(
         return repository_files.snapshot_indices(Path(location), where.snapshot), ""
     except BackupError as exc:
         return {}, f"the snapshot's metadata could not be read on this machine: {exc}"
+
+
+def shaping(settings: dict) -> dict:
+    """The settings that shape how an index's data was written and is read: its primaries and
+    its analysis (what a restore must keep; replicas, names and ids it may change)."""
+    return {
+        key: value
+        for key, value in settings.items()
+        if key == "index.number_of_shards" or key.startswith("index.analysis.")
+    }
+
+
+def as_described(
+    name: str,
+    described: repository_files.SnapshotIndex,
+    got: elastic_drills.RestoredIndex,
+    mapping_recorded: bool,
+) -> list[str]:
+    """How a restored index differs from the snapshot's own description of it: the settings
+    that shape its data, and (when the backup recorded none) its mapping."""
+    problems = []
+    want, have = shaping(described.settings), shaping(got.settings)
+    differing = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+    if differing:
+        problems.append(
+            f"index {name}: its restored settings {', '.join(differing)} differ from its snapshot's"
+        )
+    if not mapping_recorded and got.mapping_sha256 != elastic_drills.mapping_digest(
+        described.mapping
+    ):
+        problems.append(f"index {name}: its restored mapping is not the one its snapshot holds")
+    return problems
 
 
 def alias_problems(
