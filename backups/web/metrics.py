@@ -144,10 +144,9 @@ class RowsCollector:
             "a4c_drill_last_passed",
             "1 when the last restore drill passed, 0 when it failed or could not run.",
             ["backup", "outcome"],
-            [
-                ([last.backup.name, selectors.drill_outcome(last)], int(last.status == "succeeded"))
-                for last in ([last] if last else [])
-            ],
+            [([last.backup.name, selectors.drill_outcome(last)], int(last.status == "succeeded"))]
+            if last
+            else [],
         )
         yield _gauge(
             "a4c_drill_last_restore_seconds",
