@@ -319,6 +319,14 @@ A4C_BACKUP_DIR = Path(
     env.str("A4C_BACKUP_DIR", default=_from_legacy("files_dir", str(VAR_DIR / "backups")))
 )
 A4C_BACKUP_DIR_SOURCE = _source("A4C_BACKUP_DIR", "backup.files_dir", "files_dir")
+# Where a restore drill restores a set's files to check them (operations/drill.py), emptied
+# at the end of every drill; empty: "<A4C_BACKUP_DIR>-drills", on the storage's filesystem.
+A4C_DRILL_DIR = env.str("A4C_DRILL_DIR", default="")
+# The names a drill restores a set's indices under ("<prefix><drill id>-<index>"): a dot makes
+# them hidden, never Alien4Cloud's (A4C_INDEX_INCLUDE never counts a dot-name).
+A4C_DRILL_INDEX_PREFIX = env.str("A4C_DRILL_INDEX_PREFIX", default=".a4c-drill-")
+# Documents read back from each restored index.
+A4C_DRILL_SAMPLE_DOCS = env.int("A4C_DRILL_SAMPLE_DOCS", default=20)
 # Top-level directories of the data dir that are caches, left out of every backup.
 A4C_EXCLUDE_DIRS = env.list("A4C_EXCLUDE_DIRS", default=["work", "tmp", "upload"])
 # No more file threads than cores: on two, a third and fourth only contend for the GIL.

@@ -52,3 +52,12 @@ def human_duration(value: timedelta | None) -> str:
     if hours < 48:
         return f"{hours} h {minutes:02d} min"
     return f"{hours // 24} days {hours % 24} h"
+
+
+def measured_seconds(seconds: float | None) -> str:
+    """A measured time, such as a drill's time to restore: tenths under a minute ('0.4 s')."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return human_duration(timedelta(seconds=seconds))

@@ -126,6 +126,57 @@ def latest_job(backup: Backup, kind: RunKind) -> Job | None:
     return backup.jobs.filter(kind=kind).order_by("-created_at", "-id").first()
 
 
+# --- restore drills (operations/drill.py) -------------------------------------------------
+
+
+def drills_of(backup: Backup, count: int = 20) -> list[Job]:
+    """The drills asked for this backup, newest first."""
+    return list(backup.jobs.filter(kind=RunKind.DRILL).order_by("-created_at", "-id")[:count])
+
+
+def active_drill(backup: Backup) -> Job | None:
+    """The drill of this backup asked and not ended, if any."""
+    return (
+        backup.jobs.filter(kind=RunKind.DRILL, status__in=Job.ACTIVE)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def last_drill(backup: Backup | None = None) -> Job | None:
+    """The newest drill that has ended, of this backup or (None) of any: what the backup's row
+    shows as its last drill's time, outcome and measured restore time."""
+    found = Job.objects.filter(kind=RunKind.DRILL, status__in=Job.ENDED)
+    if backup is not None:
+        found = found.filter(backup=backup)
+    return found.select_related("backup").order_by("-finished_at", "-id").first()
+
+
+def newest_proven_backup() -> Job | None:
+    """The passing drill of the newest backup still restorable that has passed one (its
+    newest passing drill): the dashboard's "last proven restorable"."""
+    return (
+        Job.objects.filter(
+            kind=RunKind.DRILL,
+            status=Job.Status.SUCCEEDED,
+            backup__status__in=Backup.RESTORABLE,
+        )
+        .select_related("backup")
+        .order_by("-backup__created_at", "-backup__id", "-finished_at", "-id")
+        .first()
+    )
+
+
+def drill_outcome(job: Job) -> str:
+    """passed; failed (the set does not restore as recorded); or how the run ended otherwise
+    (a drill that could not run, or was cancelled, says nothing of the set)."""
+    if job.status == Job.Status.SUCCEEDED:
+        return "passed"
+    if job.status == Job.Status.FAILED and (job.result or {}).get("outcome") == "failed":
+        return "failed"
+    return {Job.Status.FAILED: "error"}.get(job.status, str(job.status))
+
+
 def worker_heartbeat() -> datetime | None:
     """When a worker last ran a scheduled task."""
     beat = SystemState.objects.filter(key="worker-heartbeat").first()

@@ -82,7 +82,7 @@ def _recover_on_start(**_kwargs) -> None:
 # The worker's door for each kind of run; every other kind is a Job, run by run_job.
 RUN_TASKS = {RunKind.BACKUP: run_backup, RunKind.RESTORE: run_restore}
 # What a person is told a run of each kind is, when it could not be handed to a worker.
-WHAT = {RunKind.VERIFY: "verification", RunKind.DELETE: "deletion"}
+WHAT = {RunKind.VERIFY: "verification", RunKind.DELETE: "deletion", RunKind.DRILL: "drill"}
 
 
 def enqueue(kind: RunKind | str, run_id: int, actor: Actor) -> str:

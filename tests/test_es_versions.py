@@ -29,6 +29,7 @@ from backups import operations
 from backups.demo import generator as demo
 from backups.doctor.checks import run_checks
 from backups.elastic import client as elastic
+from backups.elastic import drills as elastic_drills
 from backups.elastic import repository as repository_files
 from backups.elastic import versions
 from backups.errors import DamagedBackup, InvalidInput
@@ -237,6 +238,36 @@ def test_an_exported_set_imported_on_a_new_machine_restores_byte_for_byte(
     restored(backup, cli_actor, safety_backup=False)
     assert install.state() == before_es
     assert tree(install.data_dir) == before_files
+
+
+def test_a_drill_passes_and_changes_nothing_on_every_version(on_version, cli_actor, settings):
+    install = on_version
+    settings.A4C_DRILL_INDEX_PREFIX = f".{install.prefix}drill-"
+    settings.A4C_DRILL_DIR = str(install.backup_dir.parent / "drills")
+    backup = backed_up(cli_actor, "drilled")
+    before_es, before_files = install.state(), tree(install.data_dir)
+
+    job = operations.request_drill(backup.pk, cli_actor)
+    report = operations.drill_now(job.pk)
+
+    assert report.passed, report.problems
+    assert report.indices == backup.index_count and report.documents == backup.document_count
+    assert report.files == backup.file_count and report.restore_seconds > 0
+    # listed from the snapshot's own files, as each version writes them
+    assert report.aliases_unread == ""
+    assert report.aliases == {name: index["aliases"] for name, index in before_es.items()}
+    assert any(report.aliases.values()), "the demo puts aliases on some indices"
+    # a backup taken before drills recorded counts and sizes only: the mappings and settings
+    # are then checked against the snapshot's own metadata
+    Backup.objects.filter(pk=backup.pk).update(
+        indices={n: {"docs": i["docs"], "size": i["size"]} for n, i in backup.indices.items()}
+    )
+    older = operations.drill_now(operations.request_drill(backup.pk, cli_actor).pk)
+    assert older.passed, older.problems
+    assert install.state() == before_es
+    assert tree(install.data_dir) == before_files
+    assert not elastic_drills.indices_named(install.cluster, settings.A4C_DRILL_INDEX_PREFIX)
+    assert not (install.backup_dir.parent / "drills" / f"drill-{job.pk}").exists()
 
 
 def test_a_chosen_index_comes_back_alone_and_under_a_new_name(on_version, cli_actor):

@@ -54,6 +54,7 @@ ACTIONS = [
         "backup.create",
     ),
     ("verify", "post", "backups:backup_verify", "done", {}, "or", "backup.verify"),
+    ("drill", "post", "backups:backup_drill", "done", {}, "or", "drill.request"),
     ("cancel backup", "post", "backups:backup_cancel", "running", {}, "or", "backup.cancel"),
     ("cancel restore", "post", "backups:restore_cancel", "run", {}, "or", "restore.cancel"),
     ("restore form", "get", "backups:restore_new", None, None, "r", "restore.request"),

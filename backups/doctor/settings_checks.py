@@ -12,7 +12,7 @@ from backups.alien4cloud import client as alien4cloud
 from backups.doctor import network
 from backups.elastic.translate import check_urls
 from backups.errors import ConfigError
-from backups.operations import signing
+from backups.operations import drill_scratch, signing
 from backups.signing import parse_trusted_keys
 from backups.storage import parse_bandwidth
 
@@ -125,6 +125,9 @@ def neighbours_problems() -> list:
                 id="a4c.E011",
             )
         )
+    drill_prefix = drill_scratch.prefix_problem()
+    if drill_prefix:
+        problems.append(Error(drill_prefix, hint="README, 'Restore drills'.", id="a4c.E023"))
     webhook = settings.A4C_NOTIFY_WEBHOOK_URL
     if webhook and not webhook.lower().startswith(("http://", "https://")):
         problems.append(

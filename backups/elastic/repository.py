@@ -39,6 +39,7 @@ from base64 import urlsafe_b64encode
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backups.elastic import smile
 from backups.errors import DamagedBackup, NotFound, StorageError
 
 LUCENE_MAGIC = b"\x3f\xd7\x6c\x17"
@@ -242,23 +243,113 @@ def _shard_files(location: Path, shard_dir: str, uuid: str) -> list[str]:
     return files
 
 
-def _shard_blobs(raw: bytes, path: Path) -> set[str]:
-    """The data blob names a shard's snap-<uuid>.dat lists ("v__" ones live inside it)."""
+# The keys of a mapping itself: a single key that is none of them is a mapping type (6.x).
+MAPPING_KEYS = frozenset(
+    {"properties", "_meta", "dynamic", "dynamic_templates", "_source", "_routing", "runtime"}
+    | {"date_detection", "numeric_detection", "_field_names", "enabled", "subobjects", "_all"}
+)
+
+
+@dataclass(frozen=True)
+class SnapshotIndex:
+    """One index as a snapshot's own metadata describes it."""
+
+    name: str
+    aliases: tuple[str, ...]
+    shards: int
+    mapping: dict = field(default_factory=dict)  # as 7.x and later show it: no mapping type
+    settings: dict = field(default_factory=dict)  # flat, "index.number_of_shards": "1"
+
+
+def flat_settings(tree: dict, prefix: str = "") -> dict[str, str]:
+    """Settings as flat_settings=true shows them, whether they were written nested or flat."""
+    flat = {}
+    for key, value in (tree or {}).items():
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, list) else str(value)
+    return flat
+
+
+def typeless_mapping(mappings) -> dict:
+    """An index's mapping from its metadata: a list of one {type: body} (an object, or JSON
+    deflated behind "DFL\\0"), shown without the type as 7.x and later show it."""
+    found = {}
+    for mapping in mappings or ():
+        if isinstance(mapping, bytes):
+            if mapping.startswith(DEFLATE_HEADER):
+                mapping = zlib.decompressobj(-15).decompress(mapping[len(DEFLATE_HEADER) :])
+            mapping = json.loads(mapping)
+        found.update(mapping)
+    if len(found) == 1:
+        ((name, body),) = found.items()
+        if isinstance(body, dict) and name not in MAPPING_KEYS:
+            return body
+    return found
+
+
+def snapshot_indices(location: Path, snapshot: str) -> dict[str, SnapshotIndex]:
+    """Each index of ``snapshot`` as its metadata in the repository holds it (its aliases,
+    its primaries), read from the files: what a restore would bring, without restoring it."""
+    location = Path(location)
+    _, data = catalog(location)
+    snap = next((s for s in data.get("snapshots", []) if s.get("name") == snapshot), None)
+    if snap is None:
+        raise NotFound(f"snapshot {snapshot} is missing from the repository at {location}")
+    uuid = snap["uuid"]
+    lookup = snap.get("index_metadata_lookup", {})
+    identifiers = data.get("index_metadata_identifiers", {})
+    found = {}
+    for index_name, index in data.get("indices", {}).items():
+        if uuid not in index.get("snapshots", []):
+            continue
+        # 7.9 and later name the metadata through the catalog; before, by the snapshot's uuid
+        blob_id = identifiers.get(lookup.get(index["id"], ""), "") or uuid
+        path = location / "indices" / index["id"] / f"meta-{blob_id}.dat"
+        try:
+            document = smile.loads(_smile_body(_read(path), path))
+            (body,) = document.values()
+            settings = body.get("settings") or {}
+            shards = settings.get("index.number_of_shards") or (
+                (settings.get("index") or {}).get("number_of_shards")
+            )
+            found[index_name] = SnapshotIndex(
+                index_name,
+                tuple(sorted(body.get("aliases") or {})),
+                int(shards or 0),
+                typeless_mapping(body.get("mappings")),
+                flat_settings(settings),
+            )
+        except (smile.SmileError, ValueError, AttributeError, TypeError, zlib.error) as exc:
+            raise DamagedBackup(f"{path} cannot be read as index metadata: {exc}") from None
+    return found
+
+
+def _smile_body(raw: bytes, path: Path) -> bytes:
+    """The SMILE document of a repository blob: past its Lucene header, inflated if need be."""
     if not raw.startswith(LUCENE_MAGIC) or len(raw) < LUCENE_FOOTER + 8:
         raise DamagedBackup(f"{path} is not a snapshot file (no Lucene header)")
     body = raw[:-LUCENE_FOOTER]
     start = body.find(DEFLATE_HEADER)
-    smile = body.find(SMILE_HEADER)
-    if start != -1 and (smile == -1 or start < smile):
+    smile_at = body.find(SMILE_HEADER)
+    if start != -1 and (smile_at == -1 or start < smile_at):
         try:
             body = zlib.decompressobj(-15).decompress(body[start + len(DEFLATE_HEADER) :])
         except zlib.error as exc:
             raise DamagedBackup(f"{path} cannot be decompressed: {exc}") from None
-        smile = body.find(SMILE_HEADER)
-    if smile == -1:
+        smile_at = body.find(SMILE_HEADER)
+    if smile_at == -1:
         raise DamagedBackup(f"{path} is in a format this tool does not read (no SMILE header)")
-    if body[smile + 3] & SMILE_SHARED_VALUES:
+    return body[smile_at:]
+
+
+def _shard_blobs(raw: bytes, path: Path) -> set[str]:
+    """The data blob names a shard's snap-<uuid>.dat lists ("v__" ones live inside it)."""
+    body = _smile_body(raw, path)
+    smile_at = 0
+    if body[smile_at + 3] & SMILE_SHARED_VALUES:
         raise DamagedBackup(
             f"{path} uses shared string values, which this tool cannot follow to blob names"
         )
-    return {m.group(1).decode() for m in BLOB_NAME.finditer(body, smile + 4)}
+    return {m.group(1).decode() for m in BLOB_NAME.finditer(body, smile_at + 4)}

@@ -75,6 +75,11 @@ class Dialect:
     def snapshot_metadata(self) -> bool:
         return self.version >= Version(7, 3, 0)
 
+    @property
+    def hidden_indices(self) -> bool:
+        """index.hidden, which keeps an index out of every wildcard, came with 7.7."""
+        return self.version >= Version(7, 7, 0)
+
     def request_headers(self, headers: dict) -> dict:
         return plain_media_types(headers) if self.plain_media_types else headers
 

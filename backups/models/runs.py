@@ -52,6 +52,7 @@ class RunKind(models.TextChoices):
     RESTORE = "restore"
     VERIFY = "verify"
     DELETE = "delete"
+    DRILL = "drill"
 
 
 class A4CMaintenance(models.TextChoices):
@@ -386,7 +387,7 @@ class RestoreRun(RunRow):
 
 
 class Job(RunRow):
-    """A smaller kind of run on one backup (verify, delete; drills and off-site copies to come):
+    """A smaller kind of run on one backup (verify, delete, drill; off-site copies to come):
     the same lifecycle as a backup or a restore, its input and its result kept as JSON."""
 
     class Status(models.TextChoices):

@@ -7,21 +7,23 @@ web console (backups/web), the worker (backups/tasks.py) and the command line
 only through backups/elastic and the backup storage only through backups/storage; the rows in
 backups/models are the truth about every operation.
 
-Every run (backup, restore, and the jobs on a backup: verify, delete) goes through one lifecycle
-(lifecycle.py): claimed, audited, ended by RunRow.transition(), its lock released, people told;
+Every run (backup, restore, and the jobs on a backup: verify, delete, drill) goes through one
+lifecycle (lifecycle.py): claimed, audited, ended by RunRow.transition(), its lock released,
+people told;
 a kind of run (a RunKind) writes its steps. Recovery (recovery.py) ends each kind's dead runs.
 
 One module per concern; the import order among them has no circle:
 requests, names, lookup, places, hooks, locking, heartbeat -> running -> lifecycle,
 backup_steps -> recovery -> delete -> retention -> aftercare -> backup -> schedules; restore and
-plan beside backup; verify, cancel, dispatch and notifications on their own; jobs over verify and
-delete.
+plan beside backup; verify, cancel, dispatch and notifications on their own; drill_scratch ->
+recovery -> drill; jobs over verify, delete and drill.
 """
 
 from backups.operations.archives import export_backup, import_archive, prepare_export
 from backups.operations.backup import request_backup, run_backup
 from backups.operations.cancel import cancel
 from backups.operations.delete import delete_backup, set_pinned
+from backups.operations.drill import DrillReport, drill_now, request_drill, run_drill
 from backups.operations.jobs import job_not_started, run_job
 from backups.operations.lookup import get_backup, get_job, get_policy, get_restore
 from backups.operations.maintenance_mode import (
@@ -56,6 +58,10 @@ from backups.operations.verify import (
 from backups.selectors import lock_holder
 
 __all__ = [
+    "DrillReport",
+    "drill_now",
+    "request_drill",
+    "run_drill",
     "A4C_MAINTENANCE_CLEAR_COMMAND",
     "BackupRequest",
     "RestoreRequest",

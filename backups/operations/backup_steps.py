@@ -12,6 +12,7 @@ from django.utils import timezone
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
+from backups.elastic import drills as elastic_drills
 from backups.errors import (
     BackupError,
     Cancelled,
@@ -123,12 +124,17 @@ def backup_elasticsearch(
                 f"Left out, having lost a primary shard (nothing in them to save): "
                 f"{', '.join(lost)}.",
             ]
+    # what a restore drill checks besides the counts (operations/drill.py)
+    facts = elastic_drills.recorded_facts(cluster, list(found))
     runner.update(
         es_version=info.version,
         es_cluster_name=info.cluster_name,
         es_cluster_uuid=info.cluster_uuid,
         repository=repository,
-        indices={name: {"docs": i.docs, "size": i.size} for name, i in found.items()},
+        indices={
+            name: {"docs": i.docs, "size": i.size, **facts.get(name, {})}
+            for name, i in found.items()
+        },
         warnings=backup.warnings,
     )
     runner.weigh_stage("elasticsearch", sum(i.size for i in found.values()))

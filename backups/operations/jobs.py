@@ -9,8 +9,9 @@ from django.utils import timezone
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.models import Job, RunKind
-from backups.operations import lifecycle
+from backups.operations import lifecycle, locking
 from backups.operations.delete import DeleteRun
+from backups.operations.drill import DrillRun
 from backups.operations.lookup import get_job
 from backups.operations.running import ProgressCallback
 from backups.operations.verify import VerifyRun
@@ -18,6 +19,7 @@ from backups.operations.verify import VerifyRun
 JOB_KINDS: dict[RunKind, type[lifecycle.Kind]] = {
     RunKind.VERIFY: VerifyRun,
     RunKind.DELETE: DeleteRun,
+    RunKind.DRILL: DrillRun,
 }
 
 
@@ -33,6 +35,7 @@ def job_not_started(job_id: int, actor: Actor, reason: str) -> Job:
     kind = JOB_KINDS[RunKind(job.kind)]()
     if job.status == Job.Status.PENDING:
         job.transition(Job.Status.FAILED, finished_at=timezone.now(), error_message=reason)
+        locking.release(kind.name, job.pk)  # a drill's, taken with its row
     audit.record(
         actor,
         kind.outcome_action or f"{kind.name}.run",

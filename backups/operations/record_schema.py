@@ -52,6 +52,7 @@ DESCRIPTION_MAX = 100_000
 LIST_MAX = 10_000
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+DRILL_OUTCOMES = ["passed", "failed", "error", "cancelled"]  # selectors.drill_outcome
 _SET_ID = re.compile(r"^[0-9a-f]{32}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+\-]*$")  # repository names
 _CLUSTER_UUID = re.compile(r"^[A-Za-z0-9_\-]+$")  # base64url
@@ -171,6 +172,7 @@ def _record(data: dict, where: str, now: datetime | None) -> BackupRecord:
         foreign=fields.boolean("foreign", optional=True),
         signed_by=fields.matching("signed_by", _KEY_ID, "a key id (SHA256:...)"),
         history_sha256=fields.matching("history_sha256", _HEX64, "64 lowercase hex digits"),
+        last_drill=fields.drill_evidence("last_drill"),
     )
     known = {f.name for f in dataclasses.fields(BackupRecord)}
     unknown = sorted(printable(repr(k)) for k in body if k not in known)
@@ -377,6 +379,38 @@ class _Fields:
                 return []
         return list(values)
 
+    def seconds(self, key: str) -> float | None:
+        value = self.body.get(key)
+        if value is None:
+            return None
+        if type(value) not in (int, float) or not 0 <= value <= INT_MAX:
+            self.problems.append(f"{key}: {_type_of(value)} is not a number of seconds")
+            return None
+        return value
+
+    def drill_evidence(self, key: str) -> dict:
+        """The last restore drill a record carries (records.drill_evidence writes it)."""
+        value = self._get(key, dict, {}, False)
+        if not value:
+            return {}
+        inner = _Fields(value, self.latest - clock_skew())
+        shape = {
+            "at": inner.time("at"),
+            "outcome": inner.choice("outcome", DRILL_OUTCOMES),
+            "restore_seconds": inner.seconds("restore_seconds"),
+            "elasticsearch_seconds": inner.seconds("elasticsearch_seconds"),
+            "files_seconds": inner.seconds("files_seconds"),
+            "problems": inner.texts("problems"),
+            "by": inner.text("by", 150),
+        }
+        unknown = sorted(printable(repr(k)) for k in value if k not in shape)
+        if unknown:
+            inner.problems.append("unknown fields " + ", ".join(unknown[:5]))
+        if inner.problems:
+            self.problems += [f"{key}.{p}" for p in inner.problems]
+            return {}
+        return {**value}  # as written: the signature covers it
+
     def indices(self, key: str) -> dict[str, IndexCount]:
         values = self._get(key, dict, {}, False)
         if len(values) > LIST_MAX:
@@ -385,15 +419,19 @@ class _Fields:
         out = {}
         for name, counts in values.items():
             why = index_name_problem(name)
-            if why or not isinstance(counts, dict) or set(counts) - {"docs", "size"}:
+            shape = {"docs", "size", "mapping", "aliases"}
+            if why or not isinstance(counts, dict) or set(counts) - shape:
                 self.problems.append(
-                    f"{key}: {printable(repr(name[:70]))}: {why or 'not {docs, size}'}"
+                    f"{key}: {printable(repr(name[:70]))}: "
+                    f"{why or 'not {docs, size[, mapping, aliases]}'}"
                 )
                 return {}
             inner = _Fields(counts, self.latest - clock_skew())
             count = IndexCount(
                 docs=inner.integer("docs", INT_MAX, optional=True),
                 size=inner.integer("size", INT_MAX) if "size" in counts else 0,
+                mapping=inner.matching("mapping", _HEX64, "64 lowercase hex digits"),
+                aliases=tuple(inner.index_names("aliases", pattern=False)),
             )
             if inner.problems:
                 self.problems += [f"{key}[{printable(repr(name))}].{p}" for p in inner.problems]

@@ -18,6 +18,7 @@ import uuid
 from django.conf import settings
 from django.forms.models import model_to_dict
 
+from backups import selectors
 from backups.elastic import client as elastic
 from backups.errors import DamagedBackup, ElasticError
 from backups.formatting import printable
@@ -105,10 +106,7 @@ def record_of(backup: Backup) -> BackupRecord:
         include_elasticsearch=backup.include_elasticsearch,
         include_files=backup.include_files,
         index_patterns=list(backup.index_patterns or []),
-        indices={
-            name: IndexCount(docs=i.get("docs"), size=int(i.get("size") or 0))
-            for name, i in (backup.indices or {}).items()
-        },
+        indices={name: IndexCount.of(i) for name, i in (backup.indices or {}).items()},
         snapshot_name=backup.snapshot_name,
         repository=backup.repository,
         repository_location=backup.repository_location,
@@ -126,7 +124,26 @@ def record_of(backup: Backup) -> BackupRecord:
         imported_from=backup.imported_from,
         foreign=backup.foreign,
         signed_by=backup.signed_by,
+        last_drill=drill_evidence(backup),
     )
+
+
+def drill_evidence(backup: Backup) -> dict:
+    """The last restore drill of a set, as its record keeps it: evidence of a restore that
+    survives the console's database."""
+    job = selectors.last_drill(backup)
+    if job is None:
+        return {}
+    result = job.result or {}
+    return {
+        "at": job.finished_at.isoformat() if job.finished_at else None,
+        "outcome": selectors.drill_outcome(job),
+        "restore_seconds": result.get("restore_seconds"),
+        "elasticsearch_seconds": result.get("elasticsearch_seconds"),
+        "files_seconds": result.get("files_seconds"),
+        "problems": list(result.get("problems") or [])[:10],
+        "by": job.actor,
+    }
 
 
 def row_fields(record: BackupRecord, imported_from: str) -> dict:
@@ -147,7 +164,7 @@ def row_fields(record: BackupRecord, imported_from: str) -> dict:
             if record.policy and not record.foreign
             else None
         ),
-        "indices": {n: {"docs": i.docs, "size": i.size} for n, i in record.indices.items()},
+        "indices": {n: i.as_json() for n, i in record.indices.items()},
         "file_count": record.file_count,
         "file_bytes": record.file_bytes,
         "manifest_sha256": record.manifest_sha256,
@@ -214,7 +231,8 @@ def write_record(backup: Backup) -> None:
 
 
 def rewrite_record(backup: Backup) -> None:
-    """A set's flags changed (pinned): its record says so too, when it has one."""
+    """A set's flags changed (pinned), or a drill ended: its record says so too, when it has
+    one."""
     if backup.set_id and catalog().exists(backup.name):
         catalog().rewrite(record_of(backup))
 

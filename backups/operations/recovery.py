@@ -23,7 +23,7 @@ from backups.models import (
     RestoreRun,
     RunKind,
 )
-from backups.operations import locking
+from backups.operations import drill_scratch, locking
 from backups.operations.archives import discard_import_leftovers
 from backups.operations.backup_steps import discard_backup
 from backups.operations.maintenance_mode import UNSAFE, release_for_dead_run
@@ -205,7 +205,29 @@ class DeadDeletions(DeadJobs):
         return message
 
 
-KINDS = (DeadBackups, DeadRestores, DeadVerifications, DeadDeletions)
+class DeadDrills(DeadJobs):
+    kind = RunKind.DRILL
+    unstarted = "No worker started this drill in time; is the Celery worker running?"
+
+    def examine(self, job: Job) -> tuple[str, str, str]:
+        message = (
+            "The worker running this restore drill stopped answering during "
+            f"{job.phase or 'its start'} (killed or lost); nothing Alien4Cloud reads was "
+            "changed: run the drill again."
+        )
+        return Job.Status.FAILED, message, ""
+
+    def clean_up(self, job: Job, message: str, keep: str) -> str:
+        left = drill_scratch.remove_all(job.pk)
+        if left:
+            message += " Its leftovers: " + "; ".join(left)
+        else:
+            message += " What it had restored (indices, scratch dir) was removed."
+        Job.objects.filter(pk=job.pk).update(error_message=message)
+        return message
+
+
+KINDS = (DeadBackups, DeadRestores, DeadVerifications, DeadDeletions, DeadDrills)
 
 
 def recover_stale_runs(now=None) -> list[str]:

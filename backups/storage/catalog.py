@@ -47,8 +47,30 @@ class NewerFormat(InvalidInput):
 
 @dataclass(frozen=True)
 class IndexCount:
+    """One index as a backup recorded it: its count and size; since restore drills, also its
+    mapping's fingerprint and its aliases (empty when the backup predates them)."""
+
     docs: int | None
     size: int
+    mapping: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, recorded: dict) -> IndexCount:
+        """From a Backup row's or a record's JSON entry for one index."""
+        return cls(
+            docs=recorded.get("docs"),
+            size=int(recorded.get("size") or 0),
+            mapping=str(recorded.get("mapping") or ""),
+            aliases=tuple(recorded.get("aliases") or ()),
+        )
+
+    def as_json(self) -> dict:
+        """The Backup row's JSON entry: what of(), given it, reads back the same."""
+        found: dict = {"docs": self.docs, "size": self.size}
+        if self.mapping:
+            found.update(mapping=self.mapping, aliases=list(self.aliases))
+        return found
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,8 @@ class BackupRecord:
     foreign: bool = False
     signed_by: str = ""
     history_sha256: str = ""  # of records/<name>.history.jsonl.gz as written ("": unknown)
+    # Evidence of its last restore drill (at, outcome, measured restore seconds, problems).
+    last_drill: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)

@@ -135,7 +135,14 @@ class WorkingTree:
     def matches(self, name: str, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> bool:
         """True if the data dir matches the manifest exactly (content, modes, links, empty
         dirs)."""
-        return not tree_differences(self.store, name, self.data_dir, frozenset(exclude_dirs))
+        return not self.differences(name, exclude_dirs=exclude_dirs)
+
+    def differences(
+        self, name: str, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES
+    ) -> list[str]:
+        """Every way the data dir differs from the manifest, one line each naming the path:
+        each file re-hashed; type, mode, owner, times and link targets compared."""
+        return tree_differences(self.store, name, self.data_dir, frozenset(exclude_dirs))
 
     def restore(
         self,

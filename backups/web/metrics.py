@@ -37,6 +37,7 @@ class RowsCollector:
         yield from self._policies()
         yield from self._backups()
         yield from self._restores_lock_and_worker()
+        yield from self._drills()
 
     def _policies(self) -> Iterator[Metric]:
         policies = list(Policy.objects.all())
@@ -127,6 +128,42 @@ class RowsCollector:
             "When a worker last ran a scheduled task (0: never).",
             [],
             [([], _ts(at))],
+        )
+
+    def _drills(self) -> Iterator[Metric]:
+        last = selectors.last_drill()
+        proven = selectors.newest_proven_backup()
+        result = (last.result or {}) if last else {}
+        yield _gauge(
+            "a4c_drill_last_timestamp_seconds",
+            "When the last restore drill ended (0: never).",
+            [],
+            [([], _ts(last.finished_at if last else None))],
+        )
+        yield _gauge(
+            "a4c_drill_last_passed",
+            "1 when the last restore drill passed, 0 when it failed or could not run.",
+            ["backup", "outcome"],
+            [([last.backup.name, selectors.drill_outcome(last)], int(last.status == "succeeded"))]
+            if last
+            else [],
+        )
+        yield _gauge(
+            "a4c_drill_last_restore_seconds",
+            "The last restore drill's measured time to restore, by part (0: not measured).",
+            ["part"],
+            [
+                ([part], result.get(f"{part}_seconds") or 0)
+                for part in ("elasticsearch", "files", "restore")
+            ]
+            if last
+            else [],
+        )
+        yield _gauge(
+            "a4c_drill_proven_timestamp_seconds",
+            "When the newest backup proven restorable was proven by a drill (0: none).",
+            ["backup"],
+            [([proven.backup.name], _ts(proven.finished_at))] if proven else [],
         )
 
 

@@ -41,6 +41,8 @@ WHAT_BY_ACTION = {
     "policy.pause": "pause or resume policies",
     "retention.apply": "apply a policy's retention (it deletes backups)",
     "notify.test": "send test notifications",
+    "drill.request": "run restore drills",
+    "drill.cancel": "cancel a restore drill",
 }
 
 

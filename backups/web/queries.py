@@ -17,10 +17,10 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.utils import timezone
 
-from backups import operations, progress
+from backups import operations, progress, selectors
 from backups.elastic import client as elastic
 from backups.errors import BackupError
-from backups.formatting import human_duration
+from backups.formatting import human_duration, measured_seconds
 from backups.models import AuditAction, Backup, RestoreRun
 
 # Every action the engine and the console write to the audit history, for the filter's list.
@@ -100,3 +100,33 @@ PAGE_SIZE = 50
 def page_of(request, queryset, size: int = PAGE_SIZE):
     """One page of a list, the page number taken from ?page= (a bad one gives the last page)."""
     return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+@dataclass(frozen=True)
+class DrillRow:
+    """One restore drill as a backup's page and the dashboard show it."""
+
+    job: object  # the Job row
+    outcome: str  # passed, failed, error, cancelled, running, pending
+    badge: str  # the badge's colour, a status the stylesheet knows
+    restore_time: str  # the measured time to restore, as people read it ("" when not measured)
+    problems: list[str]
+
+
+def drill_row(job) -> DrillRow:
+    result = job.result or {}
+    outcome = selectors.drill_outcome(job)
+    badge = {"passed": "succeeded", "error": "failed"}.get(outcome, outcome)
+    took = measured_seconds(result.get("restore_seconds"))
+    problems = list(result.get("problems") or ([job.error_message] if job.error_message else []))
+    return DrillRow(job, outcome, badge, took, problems)
+
+
+def drill_rows(backup: Backup) -> list[DrillRow]:
+    return [drill_row(job) for job in selectors.drills_of(backup)]
+
+
+def proven_backup() -> DrillRow | None:
+    """The newest backup a drill proved restorable, its drill and measured restore time."""
+    job = selectors.newest_proven_backup()
+    return drill_row(job) if job is not None else None

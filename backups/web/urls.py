@@ -18,6 +18,12 @@ backup_urls = [
     path("backups/<int:pk>/", backups.backup_detail, name="backup_detail"),
     path("backups/<int:pk>/live/", backups.backup_live, name="backup_live"),
     path("backups/<int:pk>/verify/", backups.backup_verify, name="backup_verify"),
+    path("backups/<int:pk>/drill/", backups.backup_drill, name="backup_drill"),
+    path(
+        "backups/<int:pk>/drill/<int:job>/cancel/",
+        backups.backup_drill_cancel,
+        name="backup_drill_cancel",
+    ),
     path("backups/<int:pk>/delete/", backups.backup_delete, name="backup_delete"),
     path("backups/<int:pk>/pin/", backups.backup_pin, name="backup_pin"),
     path("backups/<int:pk>/cancel/", backups.backup_cancel, name="backup_cancel"),

@@ -1,7 +1,7 @@
 """manage.py show NAME: everything about one backup, and the restores that used it."""
 
 from backups import selectors
-from backups.formatting import human_duration
+from backups.formatting import human_duration, measured_seconds
 from backups.management import arguments, base, output
 from backups.management.progress import counters
 from backups.operations import signing
@@ -23,6 +23,7 @@ class Command(base.Command):
                 {
                     **output.backup_summary(backup),
                     "restores": [output.restore_summary(r) for r in restores],
+                    "last_drill": drill_summary(selectors.last_drill(backup)),
                 }
             )
             return
@@ -73,6 +74,18 @@ def described(backup) -> list[tuple[str, object]]:
     if backup.verified_at:
         verdict = "ok" if backup.verify_ok else "FAILED: " + "; ".join(backup.verify_problems[:3])
         fields.append(("verified", f"{output.local_time(backup.verified_at)}: {verdict}"))
+    drill = selectors.last_drill(backup)
+    if drill is not None:
+        summary = drill_summary(drill)
+        took = measured_seconds(summary["restore_seconds"])
+        fields.append(
+            (
+                "last drill",
+                f"{output.local_time(drill.finished_at)}: {summary['outcome']}"
+                + (f", measured restore time {took}" if took else "")
+                + (f" ({'; '.join(summary['problems'][:3])})" if summary["problems"] else ""),
+            )
+        )
     fields.append(("error", backup.error_message))
     return fields
 
@@ -109,3 +122,17 @@ def held(backup) -> list[tuple[str, object]]:
     else:
         fields.append(("files", "not included"))
     return fields
+
+
+def drill_summary(job) -> dict | None:
+    """The last drill of a backup, as `show --json` gives it."""
+    if job is None:
+        return None
+    result = job.result or {}
+    return {
+        "drill": job.pk,
+        "outcome": selectors.drill_outcome(job),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "restore_seconds": result.get("restore_seconds"),
+        "problems": result.get("problems") or ([job.error_message] if job.error_message else []),
+    }

@@ -1,5 +1,5 @@
-"""The backup pages: the list, a new backup, one backup (live while it runs), verify, pin,
-cancel, delete, and its manifest."""
+"""The backup pages: the list, a new backup, one backup (live while it runs), verify, a restore
+drill, pin, cancel, delete, and its manifest."""
 
 from __future__ import annotations
 
@@ -105,6 +105,8 @@ def _backup_context(backup: Backup) -> dict:
         "index_bytes": sum(i.get("size", 0) for _, i in indices),
         "restores": selectors.restores_protected_by(backup),
         "verification": selectors.latest_job(backup, RunKind.VERIFY),
+        "drills": queries.drill_rows(backup),
+        "drilling": selectors.active_drill(backup),
     }
 
 
@@ -137,6 +139,40 @@ def backup_verify(request: HttpRequest, pk: int) -> HttpResponse:
         under_way(
             request, f"Verifying backup {backup.name}: this page shows the result when it ends."
         )
+    return redirect("backups:backup_detail", pk=backup.pk)
+
+
+@requires("verify_backup", "drill.request")
+@require_POST
+def backup_drill(request: HttpRequest, pk: int) -> HttpResponse:
+    """Hands a restore drill to a worker: operators may (a drill changes nothing Alien4Cloud
+    reads), with the right that lets them verify."""
+    backup = get_object_or_404(Backup, pk=pk)
+    actor = Actor.from_request(request)
+    try:
+        job = operations.request_drill(backup.pk, actor)
+        tasks.enqueue(RunKind.DRILL, job.pk, actor)
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        under_way(
+            request,
+            f"Restore drill of backup {backup.name} started: this page shows its outcome and "
+            "measured restore time when it ends.",
+        )
+    return redirect("backups:backup_detail", pk=backup.pk)
+
+
+@requires("cancel_operation", "drill.cancel")
+@require_POST
+def backup_drill_cancel(request: HttpRequest, pk: int, job: int) -> HttpResponse:
+    backup = get_object_or_404(Backup, pk=pk)
+    try:
+        operations.cancel(RunKind.DRILL, job, Actor.from_request(request))
+    except BackupError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        under_way(request, f"Cancel requested for restore drill #{job} of {backup.name}.")
     return redirect("backups:backup_detail", pk=backup.pk)
 
 

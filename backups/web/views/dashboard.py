@@ -1,4 +1,5 @@
-"""The dashboard: what runs now, the last good backup, recent runs, health, policies."""
+"""The dashboard: what runs now, the last good backup and the newest proven restorable by a
+drill, recent runs, health, policies."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def _live_context() -> dict:
         "running": running,
         "running_progress": queries.progress_of(running.run) if running and running.run else None,
         "last_good": selectors.last_good_backup(),
+        "proven": queries.proven_backup(),
         "live_data": selectors.live_data_source(),
         "latest_backups": selectors.latest_backups(),
         "latest_restores": selectors.latest_restores(),
