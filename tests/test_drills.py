@@ -30,7 +30,7 @@ from backups.models import (
     OperationLock,
     RunKind,
 )
-from backups.operations import drill_scratch
+from backups.operations import drill_scratch, records
 from backups.operations.places import store
 from backups.operations.recovery import recover_stale_runs
 
@@ -130,7 +130,8 @@ def test_a_healthy_set_passes_and_leaves_what_alien4cloud_reads_byte_identical(
     assert selectors.last_drill(backup) == job
     assert selectors.newest_proven_backup() == job
     assert selectors.drill_outcome(job) == "passed"
-    evidence = store().records.read("nightly").last_drill
+    # read back through the one seam for records: signed, and its schema takes the evidence
+    evidence = records.read_signed_record("nightly").record.last_drill
     assert evidence["outcome"] == "passed" and evidence["by"] == job.actor
     assert evidence["restore_seconds"] == job.result["restore_seconds"]
     outcomes = list(
