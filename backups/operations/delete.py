@@ -109,18 +109,12 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
     return backup
 
 
-class DeleteRun(lifecycle.Kind):
+class DeleteRun(lifecycle.JobKind):
     """A deletion's steps; its outcome is audited as backup.delete. It is not cancellable: once
     begun, it runs to its end. A failure puts back the status the backup had."""
 
     name = RunKind.DELETE
     outcome_action = DELETE_ACTION
-
-    def target(self, job: Job) -> str:
-        return job.backup.name
-
-    def links(self, job: Job) -> dict:
-        return {"backup": job.backup}
 
     def begin(self, job: Job, runner: ProgressWriter) -> None:
         runner.cancellable = False

@@ -26,7 +26,7 @@ from backups.elastic import repository as repository_files
 from backups.errors import BackupError, Busy, DamagedBackup, InvalidInput
 from backups.models import Backup, Job, RunKind
 from backups.operations import drill_scratch, lifecycle, locking, records
-from backups.operations.lookup import get_backup, get_job
+from backups.operations.lookup import get_backup, get_job, succeeded_backup
 from backups.operations.places import copy_options, store
 from backups.operations.recovery import recover_stale_runs
 from backups.operations.running import ProgressCallback, ProgressWriter
@@ -88,10 +88,7 @@ class DrillFailed(BackupError):
 
 def drillable(backup_id: int | str) -> Backup:
     backup = get_backup(backup_id)
-    if backup.status != Backup.Status.SUCCEEDED:
-        raise InvalidInput(
-            f"Backup {backup.name} is {backup.status}; only a succeeded backup can be drilled."
-        )
+    succeeded_backup(backup, "drilled")
     drill_scratch.check_prefix()
     return backup
 
@@ -142,25 +139,16 @@ def drill_now(job_id: int, progress: ProgressCallback = None) -> DrillReport:
     return kind.report
 
 
-class DrillRun(lifecycle.Kind):
+class DrillRun(lifecycle.JobKind):
     """A drill's steps; its verdict on the Job's result. Problems found fail the run (the set
     does not restore as recorded) and say which index or file."""
 
     name = RunKind.DRILL
     report: DrillReport
 
-    def target(self, job: Job) -> str:
-        return job.backup.name
-
-    def links(self, job: Job) -> dict:
-        return {"backup": job.backup}
-
     def steps(self, job: Job, runner: ProgressWriter) -> dict:
         backup = job.backup
-        if backup.status != Backup.Status.SUCCEEDED:  # deleted since it was asked
-            raise InvalidInput(
-                f"Backup {backup.name} is {backup.status}; only a succeeded backup can be drilled."
-            )
+        succeeded_backup(backup, "drilled")  # deleted since it was asked
         drill_scratch.check_prefix()
         with_indices = backup.include_elasticsearch and bool(backup.indices)
         stages = []

@@ -11,7 +11,7 @@ RunRow.transition() only (tests/test_layout.py holds that).
 A new kind of run writes its steps alone; a small one runs on a Job row (models/runs.py), with
 a RunKind of its own and its entry in operations/jobs.py and recovery's KINDS::
 
-    class Drill(lifecycle.Kind):
+    class Drill(lifecycle.JobKind):  # its audit names and links the job's backup
         name = RunKind.DRILL  # declared with it: the lock's kind, the audit's "drill.run"
 
         def steps(self, job: Job, runner: ProgressWriter) -> dict:
@@ -121,6 +121,17 @@ class Kind:
 
     def after(self, row, actor: Actor) -> None:
         """Work that follows a run once it has ended and the lock is free (retention)."""
+
+
+class JobKind(Kind):
+    """A kind of run whose row is a Job on one backup (verify, delete, drill): its audit
+    names the backup and links to it."""
+
+    def target(self, job) -> str:
+        return job.backup.name
+
+    def links(self, job) -> dict:
+        return {"backup": job.backup}
 
 
 def record(actor: Actor, kind: Kind, row, action: str, outcome: str, **extra) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from backups.errors import (
+    InvalidInput,
     NotFound,
 )
 from backups.models import (
@@ -32,6 +33,16 @@ def get_backup(backup_id: int | str) -> Backup:
         raise NotFound(
             f"No backup {backup_id!r}: list them with `manage.py backups` or on the Backups page."
         ) from None
+
+
+def succeeded_backup(backup: Backup, to: str) -> Backup:
+    """The backup, if it succeeded; else InvalidInput: only a succeeded backup can be ``to``
+    (verified, drilled: it may have been deleted since the run was asked)."""
+    if backup.status != Backup.Status.SUCCEEDED:
+        raise InvalidInput(
+            f"Backup {backup.name} is {backup.status}; only a succeeded backup can be {to}."
+        )
+    return backup
 
 
 def get_restore(restore_id: int) -> RestoreRun:

@@ -11,10 +11,10 @@ from django.utils import timezone
 from backups import audit, progress
 from backups.audit import Actor, Outcome
 from backups.elastic import client as elastic
-from backups.errors import BackupError, Cancelled, DamagedBackup, ElasticError, InvalidInput
+from backups.errors import BackupError, Cancelled, DamagedBackup, ElasticError
 from backups.models import Backup, Job, RunKind
 from backups.operations import lifecycle, records
-from backups.operations.lookup import get_backup, get_job
+from backups.operations.lookup import get_backup, get_job, succeeded_backup
 from backups.operations.places import store
 from backups.operations.running import ProgressCallback, ProgressWriter
 
@@ -75,10 +75,7 @@ def verify_backup(
 
 def verifiable(backup_id: int | str) -> Backup:
     backup = get_backup(backup_id)
-    if backup.status != Backup.Status.SUCCEEDED:
-        raise InvalidInput(
-            f"Backup {backup.name} is {backup.status}; only a succeeded backup can be verified."
-        )
+    succeeded_backup(backup, "verified")
     return backup
 
 
@@ -95,7 +92,7 @@ def new_verification(backup: Backup, actor: Actor) -> Job:
     )
 
 
-class VerifyRun(lifecycle.Kind):
+class VerifyRun(lifecycle.JobKind):
     """A verification's steps; its outcome is audited as backup.verify, its verdict written on
     the backup. Found problems fail the run (the backup is damaged), and say which."""
 
@@ -103,18 +100,9 @@ class VerifyRun(lifecycle.Kind):
     outcome_action = VERIFY_ACTION
     report: VerifyReport
 
-    def target(self, job: Job) -> str:
-        return job.backup.name
-
-    def links(self, job: Job) -> dict:
-        return {"backup": job.backup}
-
     def steps(self, job: Job, runner: ProgressWriter) -> dict:
         backup = job.backup
-        if backup.status != Backup.Status.SUCCEEDED:  # deleted since it was asked
-            raise InvalidInput(
-                f"Backup {backup.name} is {backup.status}; only a succeeded backup can be verified."
-            )
+        succeeded_backup(backup, "verified")  # deleted since it was asked
         problems = verify_steps(backup, runner)
         ok = not problems
         Backup.objects.filter(pk=backup.pk).update(
