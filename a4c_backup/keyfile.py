@@ -11,27 +11,37 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+def private_file(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The bytes of ``path``, a file only this user may read, made once by ``make()`` when
+    missing (two processes starting at once agree on one). Raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two processes starting at once agree on one key instead of overwriting.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(make())
+            file.flush()
+            os.fsync(file.fileno())
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        os.chmod(path, 0o600)  # a copy or an editor widened it: only we may read it
+    return path.read_bytes()
 
 
 def read_or_create(path: Path, variable: str) -> str:
     """The secret in ``path``; made (random, mode 0600) if missing. ``variable`` is the setting
     that replaces the file, named in the error when the file can be neither read nor made."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # O_EXCL: two processes starting at once agree on one key instead of overwriting.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(secrets.token_urlsafe(48) + "\n")
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            os.chmod(path, 0o600)  # a copy or an editor widened it: only we may read it
-        value = path.read_text().strip()
+        made = private_file(path, lambda: (secrets.token_urlsafe(48) + "\n").encode())
+        value = made.decode(errors="replace").strip()
     except OSError as exc:
         raise ImproperlyConfigured(
             f"Cannot keep a generated secret in {path} ({exc.strerror}): make that directory "

@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from a4c_backup.keyfile import private_file
 from backups.errors import ConfigError, DamagedBackup
 
 ALGORITHM = "ed25519"
@@ -135,26 +134,14 @@ def parse_trusted_keys(items: list[str]) -> list[PublicKey]:
 def load_or_create_key(path: Path, comment: str) -> SigningKey:
     """The installation's signing key in ``path`` (PKCS#8 PEM, mode 0600), made if missing."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # O_EXCL: two processes starting at once agree on one key instead of overwriting.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(
-                    Ed25519PrivateKey.generate().private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    )
-                )
-                file.flush()
-                os.fsync(file.fileno())
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            os.chmod(path, 0o600)  # a copy or an editor widened it: only we may read it
-        data = path.read_bytes()
+        data = private_file(
+            path,
+            lambda: Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
     except OSError as exc:
         raise ConfigError(
             f"Cannot keep the signing key in {path} ({exc.strerror}): make that directory "
