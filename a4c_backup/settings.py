@@ -327,6 +327,8 @@ A4C_DRILL_DIR = env.str("A4C_DRILL_DIR", default="")
 A4C_DRILL_INDEX_PREFIX = env.str("A4C_DRILL_INDEX_PREFIX", default=".a4c-drill-")
 # Documents read back from each restored index.
 A4C_DRILL_SAMPLE_DOCS = env.int("A4C_DRILL_SAMPLE_DOCS", default=20)
+# No drill passed in this many days: Health turns red and people are told once (0: off).
+A4C_DRILL_MAX_AGE_DAYS = env.float("A4C_DRILL_MAX_AGE_DAYS", default=0.0)
 # Top-level directories of the data dir that are caches, left out of every backup.
 A4C_EXCLUDE_DIRS = env.list("A4C_EXCLUDE_DIRS", default=["work", "tmp", "upload"])
 # No more file threads than cores: on two, a third and fourth only contend for the GIL.
@@ -420,5 +422,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": A4C_SCHEDULER_TICK_SECONDS,
     },
     "check-recent-backup": {"task": "backups.tasks.check_recent_backup", "schedule": 300.0},
+    "check-drill-age": {"task": "backups.tasks.check_drill_age", "schedule": 300.0},
     "sync-catalog": {"task": "backups.tasks.sync_catalog", "schedule": A4C_SYNC_SECONDS},
 }

@@ -167,6 +167,48 @@ def newest_proven_backup() -> Job | None:
     )
 
 
+@dataclass(frozen=True)
+class DrillAge:
+    """The newest passing drill against A4C_DRILL_MAX_AGE_DAYS (0: no limit, never too old)."""
+
+    job: Job | None
+    age: timedelta | None
+    too_old: bool
+    max_age_days: float
+
+    @property
+    def sentence(self) -> str:
+        if self.job is None:
+            return "No restore drill has ever passed."
+        when = timezone.localtime(self.job.finished_at)
+        days = self.age.total_seconds() / 86400
+        limit = f"; the limit is {self.max_age_days:g} days" if self.max_age_days else ""
+        return (
+            f"The last passing restore drill was of backup {self.job.backup.name}, "
+            f"at {when:%Y-%m-%d %H:%M}, {days:.1f} days ago{limit}."
+        )
+
+
+def last_passing_drill() -> Job | None:
+    return (
+        Job.objects.filter(
+            kind=RunKind.DRILL, status=Job.Status.SUCCEEDED, finished_at__isnull=False
+        )
+        .select_related("backup")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def drill_age(now: datetime | None = None) -> DrillAge:
+    """How long ago a drill last passed, and whether that is past A4C_DRILL_MAX_AGE_DAYS."""
+    limit = float(settings.A4C_DRILL_MAX_AGE_DAYS)
+    job = last_passing_drill()
+    age = (now or timezone.now()) - job.finished_at if job else None
+    too_old = bool(limit) and (age is None or age > timedelta(days=limit))
+    return DrillAge(job, age, too_old, limit)
+
+
 def drill_outcome(job: Job) -> str:
     """passed; failed (the set does not restore as recorded); or how the run ended otherwise
     (a drill that could not run, or was cancelled, says nothing of the set)."""

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 @shared_task(name="backups.tasks.run_backup", acks_late=False)
 def run_backup(backup_id: int) -> str:
-    return operations.run_backup(backup_id).status
+    status = operations.run_backup(backup_id).status
+    dispatch_due_drills()  # a policy's drill follows its backup, as a run of its own
+    return status
 
 
 @shared_task(name="backups.tasks.run_restore", acks_late=False)
@@ -54,12 +56,32 @@ def run_due_policies() -> list[str]:
         except QueueUnavailable:
             continue  # the backup is cancelled and says why; the next tick tries again
         names.append(backup.name)
+    dispatch_due_drills()
     return names
+
+
+def dispatch_due_drills() -> list[int]:
+    """Requests the policies' due drills (each under the lock) and hands them to workers; a
+    drill the queue cannot take is due again at the next tick."""
+    sent = []
+    for job in operations.start_due_drills():
+        try:
+            enqueue(RunKind.DRILL, job.pk, Actor.system("scheduler"))
+        except QueueUnavailable:
+            operations.release_unsent_drill(job)
+            continue
+        sent.append(job.pk)
+    return sent
 
 
 @shared_task(name="backups.tasks.check_recent_backup")
 def check_recent_backup() -> bool:
     return operations.check_recent_backup()
+
+
+@shared_task(name="backups.tasks.check_drill_age")
+def check_drill_age() -> bool:
+    return operations.check_drill_age()
 
 
 @shared_task(name="backups.tasks.sync_catalog")

@@ -260,6 +260,19 @@ def web_actor(django_user_model) -> Actor:
 
 
 @pytest.fixture
+def drill_place(a4c, settings, tmp_path):
+    """This test's own drill prefix and scratch root: runs from other worktrees share the
+    cluster, and drill ids (database ids) repeat between test databases."""
+    prefix = f".{a4c.tag}-drill-"
+    settings.A4C_DRILL_INDEX_PREFIX = prefix
+    settings.A4C_DRILL_DIR = str(tmp_path / "drills")
+    yield Path(settings.A4C_DRILL_DIR)
+    a4c.cluster.client.indices.delete(
+        index=f"{prefix}*", expand_wildcards="all", ignore_unavailable=True
+    )
+
+
+@pytest.fixture
 def queued(monkeypatch):
     """Stands in for the broker: records what would have been handed to a worker."""
     sent = []

@@ -38,19 +38,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def drill_place(a4c, settings, tmp_path):
-    """This test's own drill prefix and scratch root: runs from other worktrees share the
-    cluster, and drill ids (database ids) repeat between test databases."""
-    prefix = f".{a4c.tag}-drill-"
-    settings.A4C_DRILL_INDEX_PREFIX = prefix
-    settings.A4C_DRILL_DIR = str(tmp_path / "drills")
-    yield Path(settings.A4C_DRILL_DIR)
-    a4c.cluster.client.indices.delete(
-        index=f"{prefix}*", expand_wildcards="all", ignore_unavailable=True
-    )
-
-
-@pytest.fixture
 def backup(small_a4c, drill_place, cli_actor) -> Backup:
     return operations.run_backup(
         operations.request_backup(operations.BackupRequest(name="nightly"), cli_actor).pk

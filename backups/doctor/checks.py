@@ -21,6 +21,8 @@ from django.utils import timezone
 
 from backups import selectors
 from backups.doctor.alien4cloud import alien4cloud_check
+from backups.doctor.drills import NAME as DRILLS
+from backups.doctor.drills import drills_check
 from backups.doctor.network import directory_check
 from backups.doctor.policies import NAME as POLICIES
 from backups.doctor.policies import policies_check
@@ -88,11 +90,13 @@ def run_checks(*, worker_timeout: float = 1.0, lock: bool = True) -> list[Check]
             result.append(_not_checked("Operation lock", "the database is not ready"))
         result.append(_not_checked("Last backup", "the database is not ready"))
         result.append(_not_checked(POLICIES, "the database is not ready"))
+        result.append(_not_checked(DRILLS, "the database is not ready"))
     else:
         if lock:
             result.append(_guarded("Operation lock", _lock))
         result.append(_guarded("Last backup", _last_backup))
         result.append(_guarded(POLICIES, policies_check))
+        result.append(_guarded(DRILLS, drills_check))
     return result
 
 

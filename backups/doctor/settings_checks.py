@@ -128,6 +128,15 @@ def neighbours_problems() -> list:
     drill_prefix = drill_scratch.prefix_problem()
     if drill_prefix:
         problems.append(Error(drill_prefix, hint="README, 'Restore drills'.", id="a4c.E023"))
+    if settings.A4C_DRILL_MAX_AGE_DAYS < 0:
+        problems.append(
+            Error(
+                f"A4C_DRILL_MAX_AGE_DAYS is {settings.A4C_DRILL_MAX_AGE_DAYS:g}: give the days a "
+                "passing drill may age before Health turns red, or 0 for no alarm.",
+                hint="README, 'Restore drills'.",
+                id="a4c.E024",
+            )
+        )
     webhook = settings.A4C_NOTIFY_WEBHOOK_URL
     if webhook and not webhook.lower().startswith(("http://", "https://")):
         problems.append(

@@ -46,6 +46,18 @@ class Policy(models.Model):
     keep_weekly = models.PositiveIntegerField(default=0)
     keep_monthly = models.PositiveIntegerField(default=0)
     paused = models.BooleanField(default=False)
+    # When the scheduler drills the policy's newest good backup (operations/drill_schedule.py):
+    # "never", "daily", "weekly", or a number N, every Nth backup.
+    drill_every = models.CharField(
+        max_length=10,
+        default="never",
+        help_text="Restore drills: never, daily, weekly, or N (every Nth backup).",
+    )
+    backups_since_drill = models.PositiveIntegerField(default=0)
+    # Set when a drill is due and not yet requested (the lock was busy): the scheduler's next
+    # tick tries again; drill_waiting says why it waits.
+    drill_due_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    drill_waiting = models.TextField(blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)

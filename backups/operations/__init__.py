@@ -16,7 +16,7 @@ One module per concern; the import order among them has no circle:
 requests, names, lookup, places, hooks, locking, heartbeat -> running -> lifecycle,
 backup_steps -> recovery -> delete -> retention -> aftercare -> backup -> schedules; restore and
 plan beside backup; verify, cancel, dispatch and notifications on their own; drill_scratch ->
-recovery -> drill; jobs over verify, delete and drill.
+recovery -> drill -> drill_schedule -> aftercare; jobs over verify, delete and drill.
 """
 
 from backups.operations.archives import export_backup, import_archive, prepare_export
@@ -24,6 +24,11 @@ from backups.operations.backup import request_backup, run_backup
 from backups.operations.cancel import cancel
 from backups.operations.delete import delete_backup, set_pinned
 from backups.operations.drill import DrillReport, drill_now, request_drill, run_drill
+from backups.operations.drill_schedule import (
+    check_drill_age,
+    release_unsent_drill,
+    start_due_drills,
+)
 from backups.operations.jobs import job_not_started, run_job
 from backups.operations.lookup import get_backup, get_job, get_policy, get_restore
 from backups.operations.maintenance_mode import (
@@ -60,6 +65,9 @@ from backups.selectors import lock_holder
 __all__ = [
     "DrillReport",
     "drill_now",
+    "check_drill_age",
+    "release_unsent_drill",
+    "start_due_drills",
     "request_drill",
     "run_drill",
     "A4C_MAINTENANCE_CLEAR_COMMAND",

@@ -1,5 +1,7 @@
-"""What follows a policy's backup: the policy's last success or failure, its retention, and the
-limit on safety backups. run_backup calls it when a policy's backup ends."""
+"""What follows a policy's backup: the policy's last success or failure, its retention, the
+limit on safety backups, and whether its drill is due (operations/drill_schedule.py; the drill
+itself is requested and handed to a worker after, never run in the backup's run). run_backup
+calls it when a policy's backup ends."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from django.utils import timezone
 
 from backups.audit import Actor
 from backups.models import Backup, Policy
+from backups.operations.drill_schedule import mark_drill_due
 from backups.operations.retention import apply_retention, prune_safety_backups
 
 
@@ -27,10 +30,12 @@ def record_policy_outcome(backup: Backup) -> None:
 
 
 def after_policy_backup(backup_id: int) -> list[str]:
-    """What follows a scheduled backup: the policy's record, its retention, the safety limit."""
+    """What follows a scheduled backup: the policy's record, its drill's turn, its retention,
+    the safety limit."""
     backup = Backup.objects.select_related("policy").get(pk=backup_id)
     record_policy_outcome(backup)
     if backup.policy_id is None or backup.status != Backup.Status.SUCCEEDED:
         return []
+    mark_drill_due(backup)
     actor = Actor.schedule(f"policy {backup.policy.name}")
     return apply_retention(backup.policy_id, actor) + prune_safety_backups(actor)

@@ -22,13 +22,15 @@ from backups.models import Backup, Policy, SystemState
 from backups.operations import locking, notify, records
 from backups.operations.backup import request_backup
 from backups.operations.delete import check_may_delete
+from backups.operations.drill_schedule import validate_drill_every
 from backups.operations.lookup import get_policy
 from backups.operations.names import index_name_problem, validate_backup_name
 from backups.operations.requests import BackupRequest
 from backups.selectors import newest_good_backup
 
 # What a person sets on a policy: its name, and what a new machine's records carry of it.
-POLICY_FIELDS = ("name", *records.POLICY_FIELDS)
+# ("drill_every" is this console's own: a record does not carry it yet.)
+POLICY_FIELDS = ("name", *records.POLICY_FIELDS, "drill_every")
 # The fields that decide which backups a policy's retention deletes.
 RETENTION_FIELDS = (
     "keep_last",
@@ -110,6 +112,7 @@ def save_policy(actor: Actor, policy_id: int | None = None, **fields) -> Policy:
         setattr(policy, name, value)
     validate_backup_name(policy.name)
     policy.schedule = validate_schedule(policy.schedule)
+    policy.drill_every = validate_drill_every(policy.drill_every)
     if not policy.include_elasticsearch and not policy.include_files:
         raise InvalidInput("A policy backs up Elasticsearch, files, or both: choose at least one.")
     if not isinstance(policy.index_patterns, list):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from backups.errors import InvalidInput
 from backups.models import Policy
+from backups.operations.drill_schedule import validate_drill_every
 from backups.operations.names import index_name_problem, validate_backup_name
 from backups.operations.schedules import backup_name_for, validate_schedule
 
@@ -81,6 +82,16 @@ class PolicyForm(forms.Form):
     keep_daily = _count("Daily", "The newest backup of each of the last N days.")
     keep_weekly = _count("Weekly", "The newest of each of the last N weeks.")
     keep_monthly = _count("Monthly", "The newest of each of the last N months.")
+    drill_every = forms.CharField(
+        required=False,
+        max_length=10,
+        initial="never",
+        label="Drill every",
+        help_text="Restore drills of the policy's newest good backup, run after its backup: "
+        "never (or empty); daily or weekly (when the last drill is a day or a week old); "
+        "or a number N, after every Nth backup.",
+        widget=forms.TextInput(attrs={"spellcheck": "false"}),
+    )
 
     TIERS = ("keep_daily", "keep_weekly", "keep_monthly")
 
@@ -89,7 +100,10 @@ class PolicyForm(forms.Form):
         if policy is not None:
             kwargs.setdefault("initial", initial_from(policy))
         else:
-            kwargs.setdefault("initial", {"keep_min": 1, **dict.fromkeys(self.TIERS, 0)})
+            kwargs.setdefault(
+                "initial",
+                {"keep_min": 1, "drill_every": "never", **dict.fromkeys(self.TIERS, 0)},
+            )
         super().__init__(*args, **kwargs)
         self.fields["schedule"].help_text = SCHEDULE_HELP.format(zone=settings.TIME_ZONE)
 
@@ -116,6 +130,12 @@ class PolicyForm(forms.Form):
         except InvalidInput as exc:
             raise forms.ValidationError(exc.message) from None
         return expression
+
+    def clean_drill_every(self) -> str:
+        try:
+            return validate_drill_every(self.cleaned_data["drill_every"] or "never")
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean_index_patterns(self) -> list[str]:
         patterns = [p.strip() for p in re.split(r"[,\s]+", self.cleaned_data["index_patterns"])]

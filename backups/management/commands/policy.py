@@ -105,6 +105,8 @@ class Command(base.Command):
             ):
                 message = p.last_failure_message or "no message"
                 self.say(f"  last failure {output.local_time(p.last_failure_at)}: {message}")
+            if p.drill_waiting:
+                self.say(f"  {p.drill_waiting}")
 
     def _create(self, options):
         fields = _fields(options)
@@ -280,6 +282,13 @@ def _policy_options(parser, *, editing: bool) -> None:
             metavar="N",
             help=f"Keep the newest backup of each of the last N {unit}s.",
         )
+    parser.add_argument(
+        "--drill",
+        dest="drill_every",
+        metavar="WHEN",
+        help="Restore drills after the policy's backups: never (the default), daily or weekly "
+        "(when the last drill is a day or a week old), or N (every Nth backup).",
+    )
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--files-only", action="store_true", help="Back up the data dir only.")
     what.add_argument(
@@ -316,6 +325,7 @@ def _fields(options: dict) -> dict:
         ("keep_daily", "daily"),
         ("keep_weekly", "weekly"),
         ("keep_monthly", "monthly"),
+        ("drill_every", "drill_every"),
     ):
         if options.get(option) is not None:
             fields[name] = options[option]
@@ -391,6 +401,8 @@ def policy_summary(policy: Policy) -> dict:
         "keep_weekly": policy.keep_weekly,
         "keep_monthly": policy.keep_monthly,
         "paused": policy.paused,
+        "drill_every": policy.drill_every,
+        "drill_waiting": policy.drill_waiting,
         "next_run_at": _iso(policy.next_run_at),
         "last_run_at": _iso(policy.last_run_at),
         "last_success_at": _iso(policy.last_success_at),

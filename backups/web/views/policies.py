@@ -24,6 +24,7 @@ from backups import operations
 from backups.audit import Actor
 from backups.errors import BackupError
 from backups.models import NotificationDelivery, Policy, RunKind
+from backups.operations.drill_schedule import describe_drill_every
 from backups.operations.notifications import send_test_notification, shown_target
 from backups.web.permissions import requires
 from backups.web.policy_forms import PolicyForm
@@ -130,6 +131,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "kept": kept,
         "doomed_ids": _ids(doomed),
         "rules": retention_rules(policy),
+        "drill_every": describe_drill_every(policy.drill_every),
         "time_zone": settings.TIME_ZONE,
         "recent": policy.backups.order_by("-created_at", "-id")[:10],
     }
