@@ -159,7 +159,7 @@ def check_drill_age(now: datetime | None = None) -> bool:
     if state.value.get("sent") and state.value.get("last_passing") == crossing:
         return False
     notify.notify(
-        "drill.missing",
+        "backup.drill_missing",
         "No passing restore drill",
         age.sentence,
         {
