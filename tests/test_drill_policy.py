@@ -18,7 +18,7 @@ from backups import operations, tasks
 from backups.doctor.drills import drills_check
 from backups.doctor.settings_checks import check_settings
 from backups.errors import InvalidInput
-from backups.models import AuditEvent, Backup, Job, Policy, RunKind
+from backups.models import AuditEvent, Backup, Job, OperationLock, Policy, RunKind
 from backups.operations.drill_schedule import mark_drill_due
 from backups.web.policy_forms import PolicyForm
 
@@ -229,3 +229,26 @@ def test_an_operator_sets_drills_on_the_policy_form_and_its_page_says_why_one_wa
     assert refused.status_code == 200 and "never, daily, weekly, or a number" in (
         refused.content.decode().replace("&#x27;", "'")
     )
+
+
+def test_a_drill_the_queue_cannot_take_is_given_back_and_due_again(
+    small_a4c, drill_place, cli_actor, monkeypatch
+):
+    policy = operations.save_policy(
+        cli_actor, name="nightly", schedule="0 2 * * *", include_files=False, drill_every="1"
+    )
+    done = operations.run_backup(operations.run_policy_now(policy.pk, cli_actor).pk)
+    assert done.status == Backup.Status.SUCCEEDED
+
+    def broker_down(pk):
+        raise ConnectionError("Redis is not there")
+
+    monkeypatch.setattr("backups.tasks.run_job.delay", broker_down)
+
+    assert tasks.dispatch_due_drills() == []
+
+    job = Job.objects.get(kind=RunKind.DRILL)
+    assert job.status == Job.Status.FAILED and "start Redis" in job.error_message
+    assert not OperationLock.objects.exclude(kind="").exists(), "the lock is free again"
+    policy.refresh_from_db()
+    assert policy.drill_due_at is not None, "the next tick asks again"
