@@ -59,6 +59,7 @@ def test_every_check_passes_against_the_real_services_and_a_worker(
         "Operation lock",
         "Last backup",
         "Policies",
+        "Restore drills",
     ]
     for name in (
         "Database",
@@ -70,6 +71,7 @@ def test_every_check_passes_against_the_real_services_and_a_worker(
         "Celery workers",
         "Operation lock",
         "Policies",
+        "Restore drills",
     ):
         assert checks[name].ok and checks[name].level == "ok", checks[name]
     assert checks["Elasticsearch"].level != "error"
