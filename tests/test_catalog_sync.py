@@ -65,7 +65,7 @@ def test_a_succeeded_backup_writes_its_record_with_the_history_into_the_storage(
 def test_sync_on_an_empty_database_brings_back_the_sets_and_the_history_once(
     small_a4c, cli_actor, settings
 ):
-    Policy.objects.create(name="nightly", schedule="0 3 * * *")
+    Policy.objects.create(name="nightly", schedule="0 3 * * *", drill_every="weekly")
     first = backed_up(cli_actor, "acc1")
     backed_up(cli_actor, "acc2")
     events_before = AuditEvent.objects.count()
@@ -83,6 +83,7 @@ def test_sync_on_an_empty_database_brings_back_the_sets_and_the_history_once(
     assert report.events_imported == imported.count() >= events_before - 2
     assert {e.action for e in imported} >= {"backup.create", "backup.run"}
     assert report.policies_imported == ["nightly"] and Policy.objects.get().paused
+    assert Policy.objects.get().drill_every == "weekly", "its drills come back with it"
     assert audit.verify_chain().ok
 
     again = operations.sync_catalog(cli_actor)

@@ -47,6 +47,7 @@ POLICY_FIELDS = (
     "keep_weekly",
     "keep_monthly",
     "paused",
+    "drill_every",
 )
 
 

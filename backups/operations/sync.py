@@ -35,10 +35,11 @@ from django.utils import timezone
 from backups import audit
 from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
-from backups.errors import BackupError, DamagedBackup
+from backups.errors import BackupError, DamagedBackup, InvalidInput
 from backups.formatting import printable
 from backups.models import AuditEvent, Backup, Policy, SystemState
 from backups.operations import records, signing
+from backups.operations.drill_schedule import validate_drill_every
 from backups.operations.places import store
 from backups.operations.record_schema import SignedRecord
 from backups.operations.running import ProgressCallback
@@ -396,9 +397,11 @@ def _import_history(items, record: BackupRecord, report: SyncReport) -> None:
         # Paused: a new machine must not start taking backups before someone says so.
         row = Policy(name=policy.name, **{**fields, "paused": True})
         try:
+            row.drill_every = validate_drill_every(row.drill_every)
             row.full_clean()
-        except ValidationError as exc:
-            wrong = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        except (ValidationError, InvalidInput) as exc:
+            found = getattr(exc, "message_dict", None) or {"drill_every": [str(exc)]}
+            wrong = "; ".join(f"{k}: {' '.join(v)}" for k, v in found.items())
             report.problems.append(
                 f"the policy {printable(repr(policy.name))} carried by {where} was refused: "
                 f"{printable(wrong)}"
