@@ -147,7 +147,8 @@ class DeleteRun(lifecycle.JobKind):
         if not job.parameters.get("collect", True):
             return {}
         runner.phase("collect")
-        return dataclasses.asdict(store().collect_garbage())
+        freed = store().collect_garbage(own=runner.heartbeat.lease)
+        return {**dataclasses.asdict(freed), "notes": freed.notes()}
 
     def succeeded(self, job: Job, parameters: dict) -> lifecycle.Ending:
         ending = super().succeeded(job, parameters)

@@ -2,8 +2,9 @@
 
 This module owns what every kind of run does around its work: the claim (pending -> running,
 a conditional update), the audit of its start and of its outcome, the heartbeat and progress
-writer its steps are given, mapping an exception to a status and an error on the row, the end
-written last (after everything the run does has ended), the lock released with it, and the
+writer its steps are given, the lease on the backup storage held around its steps
+(operations/storage_leases.py), mapping an exception to a status and an error on the row, the
+end written last (after everything the run does has ended), the lock released with it, and the
 notification. It must not do any run's work, and it never claims the lock: a run's lock is
 taken with its row (locking.create_claimed), by the request. A status is written here and in
 RunRow.transition() only (tests/test_layout.py holds that).
@@ -46,6 +47,7 @@ from backups.models import RunKind
 from backups.operations import locking, notify
 from backups.operations.heartbeat import Heartbeat
 from backups.operations.running import ProgressCallback, ProgressWriter, short_trace
+from backups.operations.storage_leases import storage_lease
 
 log = logging.getLogger("backups.operations")
 
@@ -177,7 +179,13 @@ def run(row, kind: Kind, progress: ProgressCallback = None):
 def outcome_of(row, kind: Kind, runner: ProgressWriter) -> Ending:
     """The steps run; their success, or their failure's ending (a rollback is part of it)."""
     try:
-        parameters = kind.steps(row, runner)
+        # the storage keeps what the steps write or read from every console's collector
+        with storage_lease(f"{kind.name.value} {kind.target(row)} ({row.pk})") as lease:
+            runner.heartbeat.lease = lease
+            try:
+                parameters = kind.steps(row, runner)
+            finally:
+                runner.heartbeat.lease = None
         runner.check(fresh=True)  # the last moment a cancel asked is honoured
     except Exception as exc:
         kind.raised = exc
