@@ -22,7 +22,7 @@ recovery -> drill; jobs over verify, delete and drill.
 from backups.operations.archives import export_backup, import_archive, prepare_export
 from backups.operations.backup import request_backup, run_backup
 from backups.operations.cancel import cancel
-from backups.operations.delete import delete_backup, set_pinned
+from backups.operations.delete import collection_notes, delete_backup, set_pinned
 from backups.operations.drill import DrillReport, drill_now, request_drill, run_drill
 from backups.operations.jobs import job_not_started, run_job
 from backups.operations.lookup import get_backup, get_job, get_policy, get_restore
@@ -77,6 +77,7 @@ __all__ = [
     "cancel",
     "check_recent_backup",
     "default_backup_name",
+    "collection_notes",
     "delete_backup",
     "delete_policy",
     "get_backup",

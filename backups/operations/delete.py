@@ -109,6 +109,14 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
     return backup
 
 
+def collection_notes(backup_id: int) -> list[str]:
+    """What the collection of the backup's last deletion has to tell (a lease that held it, a
+    lease it ignored), from that deletion's row."""
+    job = Job.objects.filter(kind=RunKind.DELETE, backup_id=backup_id).order_by("-pk").first()
+    notes = (job.result or {}).get("notes", []) if job else []
+    return [str(note) for note in notes]
+
+
 class DeleteRun(lifecycle.JobKind):
     """A deletion's steps; its outcome is audited as backup.delete. It is not cancellable: once
     begun, it runs to its end. A failure puts back the status the backup had."""
