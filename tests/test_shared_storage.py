@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fault_support import PROJECT
+from fault_support import PROJECT, backed_up, lose_the_console_database
+from pyrage import x25519
 
 from backups import operations
 from backups.demo import generator as demo
@@ -236,3 +238,35 @@ def test_a_run_holds_its_lease_while_it_runs_and_removes_it_at_its_end(
         "in double quotes: line 1 column 2 (char 1)) (not a lease)."
     ], notes
     assert not blobs(store), "the deletion's own lease did not hold its collection"
+
+
+def test_an_import_holds_a_lease_while_it_unpacks_and_removes_it_at_its_end(
+    small_a4c, cli_actor, settings, tmp_path, es_path_repo, es_cluster
+):
+    backed_up(cli_actor, "acc1")
+    identity = x25519.Identity.generate()
+    keyfile = tmp_path / "restorer.key"
+    keyfile.write_text(f"{identity}\n")
+    archive = tmp_path / "acc1.a4c"
+    operations.export_backup("acc1", archive, cli_actor, recipients=[str(identity.to_public())])
+    settings.A4C_BACKUP_DIR = tmp_path / "storage-2"
+    settings.A4C_ES_REPOSITORY_PATH = str(es_path_repo / f"{settings.A4C_ES_REPOSITORY}-2")
+    lose_the_console_database()
+    leases = settings.A4C_BACKUP_DIR / "leases"
+    seen = []
+
+    def progress(_) -> None:
+        seen.append(sorted(p.name for p in leases.iterdir()))
+
+    try:
+        backup = operations.import_archive(archive, cli_actor, identity=keyfile, progress=progress)
+    finally:
+        for name, repo in es_cluster.client.snapshot.get_repository().items():
+            if repo["settings"].get("location", "").startswith(settings.A4C_ES_REPOSITORY_PATH):
+                es_cluster.delete_repository(name)
+        for path in es_path_repo.glob(f"{Path(settings.A4C_ES_REPOSITORY_PATH).name}*"):
+            shutil.rmtree(path, ignore_errors=True)
+    assert backup.name == "acc1"
+    assert seen, "the import reported its progress"
+    assert all(len(names) == 1 and "-import-acc1-a4c-" in names[0] for names in seen), seen
+    assert not list(leases.iterdir()), "the import's lease ends with it"
