@@ -270,3 +270,24 @@ def test_an_import_holds_a_lease_while_it_unpacks_and_removes_it_at_its_end(
     assert seen, "the import reported its progress"
     assert all(len(names) == 1 and "-import-acc1-a4c-" in names[0] for names in seen), seen
     assert not list(leases.iterdir()), "the import's lease ends with it"
+
+
+def test_a_run_whose_lease_cannot_be_written_fails_before_it_writes_anything(
+    files, settings, cli_actor
+):
+    store = Store(settings.A4C_BACKUP_DIR)
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / "leases").write_text("a file where the leases' directory belongs")
+
+    backup = operations.run_backup(
+        operations.request_backup(
+            operations.BackupRequest(name="unleased", include_elasticsearch=False), cli_actor
+        ).pk
+    )
+
+    assert backup.status == "failed"
+    assert f"{store.root / 'leases'} is not a directory: the backup storage keeps the leases" in (
+        backup.error_message
+    )
+    assert "Traceback" not in backup.error_message
+    assert not store.manifests.exists("unleased") and not blobs(store)

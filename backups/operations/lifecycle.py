@@ -44,10 +44,9 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import Cancelled
 from backups.models import RunKind
-from backups.operations import locking, notify
+from backups.operations import locking, notify, storage_leases
 from backups.operations.heartbeat import Heartbeat
 from backups.operations.running import ProgressCallback, ProgressWriter, short_trace
-from backups.operations.storage_leases import storage_lease
 
 log = logging.getLogger("backups.operations")
 
@@ -177,15 +176,25 @@ def run(row, kind: Kind, progress: ProgressCallback = None):
 
 
 def outcome_of(row, kind: Kind, runner: ProgressWriter) -> Ending:
+    """The steps run, under a lease on the backup storage that keeps what they write or read
+    from every console's collector until their ending (a rollback is part of it) is known."""
+    try:
+        lease = storage_leases.take(f"{kind.name.value} {kind.target(row)} ({row.pk})")
+    except Exception as exc:
+        kind.raised = exc
+        return kind.failed(row, runner, exc)
+    runner.heartbeat.lease = lease  # renewed with each beat
+    try:
+        return steps_outcome(row, kind, runner)
+    finally:
+        runner.heartbeat.lease = None
+        storage_leases.release(lease)
+
+
+def steps_outcome(row, kind: Kind, runner: ProgressWriter) -> Ending:
     """The steps run; their success, or their failure's ending (a rollback is part of it)."""
     try:
-        # the storage keeps what the steps write or read from every console's collector
-        with storage_lease(f"{kind.name.value} {kind.target(row)} ({row.pk})") as lease:
-            runner.heartbeat.lease = lease
-            try:
-                parameters = kind.steps(row, runner)
-            finally:
-                runner.heartbeat.lease = None
+        parameters = kind.steps(row, runner)
         runner.check(fresh=True)  # the last moment a cancel asked is honoured
     except Exception as exc:
         kind.raised = exc

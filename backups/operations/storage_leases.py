@@ -22,18 +22,28 @@ from backups.storage import HeldLease
 log = logging.getLogger("backups.operations")
 
 
+def take(run: str) -> HeldLease:
+    """A new lease for ``run`` (the operator's words for it); StorageError when the storage
+    cannot hold one (then the run must not start)."""
+    return store().leases.take(run, settings.A4C_STORAGE_LEASE_SECONDS)
+
+
+def release(lease: HeldLease) -> None:
+    """Removes the lease; a failure is logged (the lease expires on its own)."""
+    try:
+        lease.release()
+    except BackupError as exc:
+        log.warning("the lease %s could not be removed: %s", lease.holder, exc)
+
+
 @contextlib.contextmanager
 def storage_lease(run: str) -> Iterator[HeldLease]:
-    """Holds a lease for ``run`` (the operator's words for it) while the block runs; a storage
-    that cannot hold one raises StorageError before anything starts."""
-    lease = store().leases.take(run, settings.A4C_STORAGE_LEASE_SECONDS)
+    """Holds a lease for ``run`` while the block runs."""
+    lease = take(run)
     try:
         yield lease
     finally:
-        try:
-            lease.release()
-        except BackupError as exc:  # it expires on its own
-            log.warning("the lease of %s could not be removed: %s", run, exc)
+        release(lease)
 
 
 def renew(lease: HeldLease | None) -> None:

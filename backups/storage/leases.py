@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from backups.errors import StorageError
 from backups.storage.fileio import os_error, show
 
 LEASE_FORMAT = "a4c-backup-lease"
@@ -138,6 +139,11 @@ class Leases:
         held = HeldLease(self, holder, run, host, seconds, now or datetime.now(UTC))
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StorageError(
+                f"{show(self.directory)} is not a directory: the backup storage keeps the leases "
+                "of running runs there; move that file away and try again"
+            ) from None
         except OSError as exc:
             raise os_error(exc, "creating", self.directory) from exc
         held.renew(now=now, force=True)
