@@ -345,6 +345,9 @@ A4C_PRE_RESTORE_COMMAND = env.str("A4C_PRE_RESTORE_COMMAND", default="")
 A4C_POST_RESTORE_COMMAND = env.str("A4C_POST_RESTORE_COMMAND", default="")
 A4C_HOOK_TIMEOUT = env.int("A4C_HOOK_TIMEOUT", default=300)
 A4C_HEARTBEAT_SECONDS = env.float("A4C_HEARTBEAT_SECONDS", default=5.0)
+# How long a run's lease on the backup storage outlives its last renewal (runs renew every
+# 30 s at most): a console that died mid-run holds the collectors of the others this long.
+A4C_STORAGE_LEASE_SECONDS = env.int("A4C_STORAGE_LEASE_SECONDS", default=600)
 # Tests only: a folder where a test holds a run in the middle of copying files
 # (backups/operations/pause_points.py). Unset, as in production, no run is ever held.
 A4C_TEST_PAUSE_DIR = env.str("A4C_TEST_PAUSE_DIR", default="")

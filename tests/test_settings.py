@@ -94,3 +94,14 @@ def test_a_bandwidth_that_is_not_bytes_per_second_is_named_with_examples(setting
 
     assert problem.id == "a4c.E009"
     assert "A4C_FILE_BANDWIDTH is 'fast'" in problem.msg and "50M" in problem.msg
+
+
+def test_a_storage_lease_too_short_to_outlive_its_renewals_is_named(settings, tmp_path):
+    settings.A4C_DATA_DIR = tmp_path
+    settings.A4C_BACKUP_DIR = tmp_path / "storage"
+    settings.A4C_STORAGE_LEASE_SECONDS = 10
+
+    (problem,) = check_settings()
+
+    assert problem.id == "a4c.E024"
+    assert "A4C_STORAGE_LEASE_SECONDS is 10: give at least 90 seconds" in problem.msg

@@ -16,6 +16,9 @@ from backups.operations import drill_scratch, signing
 from backups.signing import parse_trusted_keys
 from backups.storage import parse_bandwidth
 
+# a run renews its storage lease at most every 30 s: a lease must outlive two misses
+MIN_LEASE_SECONDS = 90
+
 
 @register()
 def check_settings(app_configs=None, **kwargs):
@@ -107,6 +110,16 @@ def places_problems() -> list:
         parse_bandwidth(settings.A4C_FILE_BANDWIDTH)
     except ConfigError as exc:
         problems.append(Error(str(exc), id="a4c.E009"))
+    if settings.A4C_STORAGE_LEASE_SECONDS < MIN_LEASE_SECONDS:
+        problems.append(
+            Error(
+                f"A4C_STORAGE_LEASE_SECONDS is {settings.A4C_STORAGE_LEASE_SECONDS}: give at "
+                f"least {MIN_LEASE_SECONDS} seconds (a run renews its lease every 30 s at most, "
+                "and a lease that expires first lets another console collect its files).",
+                hint="README, 'Disaster recovery' (several consoles sharing one storage).",
+                id="a4c.E024",
+            )
+        )
     return problems
 
 

@@ -22,7 +22,7 @@ recovery -> drill -> drill_schedule -> aftercare; jobs over verify, delete and d
 from backups.operations.archives import export_backup, import_archive, prepare_export
 from backups.operations.backup import request_backup, run_backup
 from backups.operations.cancel import cancel
-from backups.operations.delete import delete_backup, set_pinned
+from backups.operations.delete import collection_notes, delete_backup, set_pinned
 from backups.operations.drill import DrillReport, drill_now, request_drill, run_drill
 from backups.operations.drill_schedule import (
     check_drill_age,
@@ -85,6 +85,7 @@ __all__ = [
     "cancel",
     "check_recent_backup",
     "default_backup_name",
+    "collection_notes",
     "delete_backup",
     "delete_policy",
     "get_backup",

@@ -27,10 +27,11 @@ from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
 from backups.errors import Cancelled, InvalidInput, StorageError
 from backups.models import Backup
-from backups.operations import records, signing
+from backups.operations import records, signing, storage_leases
 from backups.operations.lookup import get_backup
 from backups.operations.places import store
 from backups.operations.record_schema import parse_signed_record
+from backups.operations.storage_leases import storage_lease
 from backups.signing import SigningKey
 from backups.storage import (
     ArchiveHeader,
@@ -221,8 +222,20 @@ def import_archive(
     # Staged beside the final places, so that committing is a rename on one filesystem; a
     # stop (SIGTERM, Ctrl-C) removes what was unpacked, and what a killed import left goes too.
     try:
-        with terminated_as_interrupt(), locked_staging(*staging_places()) as staged:
-            return _unpack_and_commit(path, identities, check, staged, progress, actor, foreign)
+        with (
+            terminated_as_interrupt(),
+            storage_lease(f"import {path.name}") as lease,
+            locked_staging(*staging_places()) as staged,
+        ):
+
+            def progress_and_renew(*args) -> None:
+                storage_leases.renew(lease)
+                if progress:
+                    progress(*args)
+
+            return _unpack_and_commit(
+                path, identities, check, staged, progress_and_renew, actor, foreign
+            )
     except KeyboardInterrupt as stop:
         raise Cancelled(
             f"the import of {path.name} was stopped ({stop or 'Ctrl-C'}): nothing was imported, "

@@ -127,7 +127,9 @@ class BackupRun(lifecycle.Kind):
     ) -> lifecycle.Ending:
         ending = super().failed(backup, runner, exc)
         detail = "" if isinstance(exc, Cancelled) else ending.fields["error_detail"]
-        ending.fields = discard_backup(backup, str(exc), detail, free_blobs=True)
+        ending.fields = discard_backup(
+            backup, str(exc), detail, free_blobs=True, own=runner.heartbeat.lease
+        )
         return ending
 
     def notice(self, backup: Backup) -> lifecycle.Notice | None:

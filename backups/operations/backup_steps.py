@@ -26,6 +26,7 @@ from backups.operations.places import a4c_indices, copy_options, data_dir, store
 from backups.operations.running import short_trace
 from backups.progress import Stage
 from backups.selectors import previous_backup
+from backups.storage import HeldLease
 
 log = logging.getLogger("backups.operations")
 
@@ -62,13 +63,19 @@ def plan_backup_stages(backup: Backup, runner: running.ProgressWriter) -> tuple[
 
 
 def discard_backup(
-    backup: Backup, message: str, detail: str = "", *, free_blobs: bool = False
+    backup: Backup,
+    message: str,
+    detail: str = "",
+    *,
+    free_blobs: bool = False,
+    own: HeldLease | None = None,
 ) -> dict:
     """Removes what a failed or cancelled backup had half written; the fields its row ends
     with (its status is the caller's transition).
 
     With free_blobs (only while this process holds the lock for it), the blobs it stored that
-    no other backup names are removed too: a backup that filled the disk must not leave it
+    no other backup names are removed too (``own``: the lease of the run it is part of, which
+    does not hold them back; other runs' leases do): a backup that filled the disk must not leave it
     full for the next one, or for the safety backup of a restore.
     """
     cleanup = []
@@ -85,7 +92,9 @@ def discard_backup(
         cleanup.append(f"the partial manifest could not be removed: {exc}")
     if free_blobs and backup.include_files:
         try:
-            store().collect_garbage()
+            freed = store().collect_garbage(own=own)
+            for note in freed.notes():
+                log.warning("freeing the blobs of %s: %s", backup.name, note)
         except BackupError as exc:
             cleanup.append(f"the blobs it stored could not be freed: {exc}")
     if cleanup:
@@ -275,7 +284,9 @@ def safety_backup(run: RestoreRun, indices: list[str] | None, files: bool, runne
     except Exception as exc:
         safety.transition(
             Backup.Status.CANCELLED if isinstance(exc, Cancelled) else Backup.Status.FAILED,
-            **discard_backup(safety, str(exc), short_trace(), free_blobs=True),
+            **discard_backup(
+                safety, str(exc), short_trace(), free_blobs=True, own=runner.heartbeat.lease
+            ),
         )
         raise BackupError(f"The safety backup failed, so nothing was restored: {exc}") from exc
     audit.record(

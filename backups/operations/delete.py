@@ -109,6 +109,14 @@ def delete_backup(backup_id: int | str, actor: Actor, *, collect: bool = True) -
     return backup
 
 
+def collection_notes(backup_id: int) -> list[str]:
+    """What the collection of the backup's last deletion has to tell (a lease that held it, a
+    lease it ignored), from that deletion's row."""
+    job = Job.objects.filter(kind=RunKind.DELETE, backup_id=backup_id).order_by("-pk").first()
+    notes = (job.result or {}).get("notes", []) if job else []
+    return [str(note) for note in notes]
+
+
 class DeleteRun(lifecycle.JobKind):
     """A deletion's steps; its outcome is audited as backup.delete. It is not cancellable: once
     begun, it runs to its end. A failure puts back the status the backup had."""
@@ -147,7 +155,8 @@ class DeleteRun(lifecycle.JobKind):
         if not job.parameters.get("collect", True):
             return {}
         runner.phase("collect")
-        return dataclasses.asdict(store().collect_garbage())
+        freed = store().collect_garbage(own=runner.heartbeat.lease)
+        return {**dataclasses.asdict(freed), "notes": freed.notes()}
 
     def succeeded(self, job: Job, parameters: dict) -> lifecycle.Ending:
         ending = super().succeeded(job, parameters)

@@ -2,7 +2,8 @@
 and the cancel request read back from it.
 
 Recovery (operations/recovery.py) takes a row whose heartbeat stopped for a dead worker. This
-module writes nothing but ``heartbeat_at``; progress is operations/running.py's."""
+module writes nothing but ``heartbeat_at`` (and renews the run's storage lease); progress is
+operations/running.py's."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from backups.errors import Cancelled
+from backups.operations import storage_leases
 
 # How often check() reads the row for a cancel request between phase boundaries.
 CANCEL_POLL_SECONDS = 0.5
@@ -33,6 +35,8 @@ class Heartbeat:
         # their own threads, which have no database connection of their own to spend).
         self._owner = threading.get_ident()
         self._last_poll = 0.0
+        # the run's lease on the backup storage, renewed with each beat (storage_leases.py)
+        self.lease = None
 
     def __enter__(self) -> Heartbeat:
         self._thread = threading.Thread(
@@ -50,6 +54,7 @@ class Heartbeat:
         try:
             while not self._stop.wait(settings.A4C_HEARTBEAT_SECONDS):
                 self.model.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now())
+                storage_leases.renew(self.lease)
                 if self._asked_to_stop():
                     self._cancelled.set()
         finally:

@@ -2,8 +2,9 @@
 
 This module owns what every kind of run does around its work: the claim (pending -> running,
 a conditional update), the audit of its start and of its outcome, the heartbeat and progress
-writer its steps are given, mapping an exception to a status and an error on the row, the end
-written last (after everything the run does has ended), the lock released with it, and the
+writer its steps are given, the lease on the backup storage held around its steps
+(operations/storage_leases.py), mapping an exception to a status and an error on the row, the
+end written last (after everything the run does has ended), the lock released with it, and the
 notification. It must not do any run's work, and it never claims the lock: a run's lock is
 taken with its row (locking.create_claimed), by the request. A status is written here and in
 RunRow.transition() only (tests/test_layout.py holds that).
@@ -43,7 +44,7 @@ from backups import audit
 from backups.audit import Actor, Outcome
 from backups.errors import Cancelled
 from backups.models import RunKind
-from backups.operations import locking, notify
+from backups.operations import locking, notify, storage_leases
 from backups.operations.heartbeat import Heartbeat
 from backups.operations.running import ProgressCallback, ProgressWriter, short_trace
 
@@ -175,6 +176,22 @@ def run(row, kind: Kind, progress: ProgressCallback = None):
 
 
 def outcome_of(row, kind: Kind, runner: ProgressWriter) -> Ending:
+    """The steps run, under a lease on the backup storage that keeps what they write or read
+    from every console's collector until their ending (a rollback is part of it) is known."""
+    try:
+        lease = storage_leases.take(f"{kind.name.value} {kind.target(row)} ({row.pk})")
+    except Exception as exc:
+        kind.raised = exc
+        return kind.failed(row, runner, exc)
+    runner.heartbeat.lease = lease  # renewed with each beat
+    try:
+        return steps_outcome(row, kind, runner)
+    finally:
+        runner.heartbeat.lease = None
+        storage_leases.release(lease)
+
+
+def steps_outcome(row, kind: Kind, runner: ProgressWriter) -> Ending:
     """The steps run; their success, or their failure's ending (a rollback is part of it)."""
     try:
         parameters = kind.steps(row, runner)

@@ -337,7 +337,11 @@ def delete_backups(doomed: Iterable[Verdict], actor: Actor) -> Deleted:
                 actor,
                 "storage.collect",
                 outcome=Outcome.SUCCEEDED,
-                parameters={"blobs_removed": freed.blobs_removed, "bytes_freed": freed.bytes_freed},
+                parameters={
+                    "blobs_removed": freed.blobs_removed,
+                    "bytes_freed": freed.bytes_freed,
+                    "notes": freed.notes(),
+                },
             )
     return done
 

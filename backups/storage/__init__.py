@@ -2,9 +2,11 @@
 
 ``Store`` is the repository under A4C_BACKUP_DIR (blobs, manifests, records, and collecting
 what no manifest names); ``WorkingTree`` is the data dir a restore changes (stage, swap, undo,
-discard staging); archives carry a set off-site and back; the values they answer with are
-listed here too. Modules outside backups/storage/ import from this package only, never from a
-module inside it (tests/test_layout.py holds them to it), so that the rooms inside can move.
+discard staging); leases (``Store.leases``) keep a run's blobs from the collectors of
+every console sharing the storage; archives carry a set off-site and back; the values they
+answer with are listed here too. Modules outside backups/storage/ import from this package
+only, never from a module inside it (tests/test_layout.py holds them to it), so that the
+rooms inside can move.
 """
 
 from backups.storage.archive import (
@@ -34,6 +36,7 @@ from backups.storage.import_staging import (
     locked_staging,
     terminated_as_interrupt,
 )
+from backups.storage.leases import HeldLease, Lease, LeaseReading
 from backups.storage.manifest import Entry, Manifests
 from backups.storage.ownership import DATA_DIR, OWNERS, RECORDED
 from backups.storage.pipeline import parse_bandwidth
@@ -69,9 +72,12 @@ __all__ = [
     "FilePlan",
     "FileProgress",
     "GcSummary",
+    "HeldLease",
     "HistoryEvent",
     "ImportStaging",
     "IndexCount",
+    "Lease",
+    "LeaseReading",
     "ManifestSummary",
     "Manifests",
     "NewerFormat",

@@ -132,3 +132,14 @@ class GcSummary:
     bytes_freed: int = 0
     blobs_kept: int = 0
     tmp_removed: int = 0
+    # Why no blob was removed: the live leases of runs elsewhere (backups/storage/leases.py)
+    held_by: list[str] = dataclasses.field(default_factory=list)
+    # Leases it did not honour: expired ones, and files that are not leases (each with why)
+    ignored: list[str] = dataclasses.field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        """What a person should be told about this collection, one sentence each."""
+        said = [
+            f"Kept every blob: a run sharing the storage holds a lease: {h}." for h in self.held_by
+        ]
+        return said + [f"Ignored a lease: {i}." for i in self.ignored]

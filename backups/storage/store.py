@@ -5,12 +5,15 @@ The only module that lays out backup file storage (the A4C_BACKUP_DIR root):
     blobs/<2 hex>/<sha256>       each file's bytes, kept once by content hash
     manifests/<name>.manifest    JSON lines in walk order: header, entries, trailer with a hash
     tmp/<name>/                  temp names of a running backup, renamed into place when whole
+    leases/<holder>.json         runs in flight on any console sharing the storage
+                                 (backups/storage/leases.py)
 
 A ``Store`` takes a backup of a tree in, checks its blobs and collects the blobs no manifest
-names; its manifests are read and written through ``Store.manifests`` (backups/storage/
-manifest.py). It must not change the data dir: restoring into it is the working tree's
-(backups/storage/working_tree.py). The work lives beside it (backup, manifest, walk,
-pipeline, fileio, results); callers outside backups/storage/ import only ``backups.storage``.
+names, but never while another run's lease is live (the rule: leases.py); its manifests
+are read and written through ``Store.manifests`` (backups/storage/manifest.py). It must
+not change the data dir: restoring into it is the working tree's (backups/storage/
+working_tree.py). The work lives beside it (backup, manifest, walk, pipeline, fileio,
+results, leases); callers outside backups/storage/ import only ``backups.storage``.
 It takes plain paths and arguments and must not import Django. Memory stays flat whatever
 the tree size: manifests and trees are streamed and merged in walk order, never held whole.
 Paths are str from os.fsdecode (surrogateescape): names that are not UTF-8 round-trip.
@@ -25,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from backups.errors import Cancelled, DamagedBackup, StorageError
@@ -32,6 +36,7 @@ from backups.signing import SigningKey
 from backups.storage.backup import BackupRun
 from backups.storage.catalog import Catalog
 from backups.storage.fileio import buffer, check_name, fill, os_error, rmtree, show
+from backups.storage.leases import HeldLease, Leases
 from backups.storage.manifest import HEX64, Entry, Manifests
 from backups.storage.pipeline import Meter, Pipeline
 from backups.storage.results import BlobCheckReport, FileProgress, GcSummary, TreeSummary
@@ -71,6 +76,7 @@ class Store:
         self.manifests = Manifests(self.root / "manifests")
         # records/: what a new console needs to list the sets, signed with ``signer``
         self.records = Catalog(self.root, signer)
+        self.leases = Leases(self.root / "leases")
 
     # -- storage layout -------------------------------------------------------------------
 
@@ -227,15 +233,32 @@ class Store:
 
     # -- garbage collection ---------------------------------------------------------------
 
-    def collect_garbage(self, *, keep: Iterable[str] | None = None) -> GcSummary:
+    def collect_garbage(
+        self,
+        *,
+        keep: Iterable[str] | None = None,
+        own: HeldLease | None = None,
+        now: datetime | None = None,
+    ) -> GcSummary:
         """Removes blobs no kept manifest names (all manifests if keep is None), and temp
-        files older than an hour.
+        files older than an hour; removes nothing while a lease other than ``own`` (the
+        collecting run's) is live, and says which (the rule: backups/storage/leases.py).
 
-        Must not run while a backup is being written (its new blobs are not named by any
-        manifest yet): the caller holds the operations lock. A manifest that cannot be read
-        whole stops the collection before anything is removed.
+        On this console the caller holds the operations lock, so no backup of its own is
+        being written; the leases stand for the runs of other consoles sharing the storage.
+        Expired leases and files that are not leases are ignored and named in the summary. A
+        manifest that cannot be read whole stops the collection before anything is removed.
         """
         result = GcSummary()
+        leases = self.leases.read(now=now)
+        result.ignored = [f"{lease.describe()} has expired" for lease in leases.expired]
+        result.ignored += [f"{lease.describe()}: its process is gone" for lease in leases.dead]
+        result.ignored += [f"{problem} (not a lease)" for problem in leases.malformed]
+        result.held_by = [
+            lease.describe() for lease in leases.live if own is None or lease.holder != own.holder
+        ]
+        if result.held_by:
+            return result
         used: set[bytes] = set()
         for name in self.manifests.names() if keep is None else keep:
             if self.manifests.exists(name):

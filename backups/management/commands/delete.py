@@ -25,6 +25,8 @@ class Command(base.Command):
             what=f"deleting {backup.name}",
         )
         backup = operations.delete_backup(backup.pk, arguments.actor())
+        for note in operations.collection_notes(backup.pk):
+            self.warn(note)
         if options["json"]:
             self.emit_json(output.backup_summary(backup))
         else:
