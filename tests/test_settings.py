@@ -103,5 +103,5 @@ def test_a_storage_lease_too_short_to_outlive_its_renewals_is_named(settings, tm
 
     (problem,) = check_settings()
 
-    assert problem.id == "a4c.E024"
+    assert problem.id == "a4c.E025"
     assert "A4C_STORAGE_LEASE_SECONDS is 10: give at least 90 seconds" in problem.msg

@@ -117,7 +117,7 @@ def places_problems() -> list:
                 f"least {MIN_LEASE_SECONDS} seconds (a run renews its lease every 30 s at most, "
                 "and a lease that expires first lets another console collect its files).",
                 hint="README, 'Disaster recovery' (several consoles sharing one storage).",
-                id="a4c.E024",
+                id="a4c.E025",
             )
         )
     return problems
