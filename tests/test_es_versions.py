@@ -240,6 +240,30 @@ def test_an_exported_set_imported_on_a_new_machine_restores_byte_for_byte(
     assert tree(install.data_dir) == before_files
 
 
+def test_a_set_synced_on_a_new_machine_from_the_storage_that_survived_restores_byte_for_byte(
+    on_version, settings, cli_actor
+):
+    """The host is gone but the backup storage and the snapshot repository survived: a new
+    console with an empty database, no data dir and none of the indices syncs the storage
+    and restores the set, on every version."""
+    install = on_version
+    before_es, before_files = install.state(), tree(install.data_dir)
+    backed_up(cli_actor, "survives")
+    install.cluster.client.indices.delete(index=f"{install.prefix}*", expand_wildcards="all")
+    install.cluster.delete_repository(install.repository)
+    shutil.rmtree(install.data_dir)
+    lose_the_console_database()
+
+    report = operations.sync_catalog(cli_actor)
+
+    assert report.imported == ["survives"] and report.problems == []
+    backup = Backup.objects.get(name="survives")
+    assert not backup.foreign and backup.es_version == install.version
+    restored(backup, cli_actor, safety_backup=False)
+    assert install.state() == before_es
+    assert tree(install.data_dir) == before_files
+
+
 def test_a_drill_passes_and_changes_nothing_on_every_version(on_version, cli_actor, settings):
     install = on_version
     settings.A4C_DRILL_INDEX_PREFIX = f".{install.prefix}drill-"
