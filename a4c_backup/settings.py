@@ -325,6 +325,10 @@ A4C_DRILL_DIR = env.str("A4C_DRILL_DIR", default="")
 # The names a drill restores a set's indices under ("<prefix><drill id>-<index>"): a dot makes
 # them hidden, never Alien4Cloud's (A4C_INDEX_INCLUDE never counts a dot-name).
 A4C_DRILL_INDEX_PREFIX = env.str("A4C_DRILL_INDEX_PREFIX", default=".a4c-drill-")
+# A scratch cluster that drills restore into instead of the live one (comma-separated REST
+# addresses, reached with A4C_ES_*'s credentials and CA); it must see the repository's directory
+# under its path.repo, where the drill registers it read-only. Empty: the live cluster.
+A4C_DRILL_ES_URLS = env.list("A4C_DRILL_ES_URLS", default=[])
 # Documents read back from each restored index.
 A4C_DRILL_SAMPLE_DOCS = env.int("A4C_DRILL_SAMPLE_DOCS", default=20)
 # No drill passed in this many days: Health turns red and people are told once (0: off).

@@ -22,7 +22,7 @@ from django.utils import timezone
 from backups import selectors
 from backups.doctor.alien4cloud import alien4cloud_check
 from backups.doctor.drills import NAME as DRILLS
-from backups.doctor.drills import drills_check
+from backups.doctor.drills import SCRATCH, drills_check, scratch_cluster_check
 from backups.doctor.network import directory_check
 from backups.doctor.policies import NAME as POLICIES
 from backups.doctor.policies import policies_check
@@ -74,6 +74,8 @@ def run_checks(*, worker_timeout: float = 1.0, lock: bool = True) -> list[Check]
             result.append(_not_checked("Snapshot repository", "path.repo does not cover it"))
         else:
             result.append(_guarded("Snapshot repository", lambda: _repository(cluster)))
+    if settings.A4C_DRILL_ES_URLS:
+        result.append(_guarded(SCRATCH, scratch_cluster_check))
     result.append(_guarded("Alien4Cloud", alien4cloud_check))
     if settings.A4C_LDAP_URL:
         result.append(_guarded("Directory", directory_check))

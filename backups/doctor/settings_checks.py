@@ -141,6 +141,7 @@ def neighbours_problems() -> list:
     drill_prefix = drill_scratch.prefix_problem()
     if drill_prefix:
         problems.append(Error(drill_prefix, hint="README, 'Restore drills'.", id="a4c.E023"))
+    problems.extend(drill_cluster_problems())
     if settings.A4C_DRILL_MAX_AGE_DAYS < 0:
         problems.append(
             Error(
@@ -163,6 +164,39 @@ def neighbours_problems() -> list:
         for problem in network.settings_problems()
     )
     return problems
+
+
+def drill_cluster_problems() -> list[Error]:
+    """A4C_DRILL_ES_URLS, when set, must be REST addresses of a cluster other than the live one."""
+    if not settings.A4C_DRILL_ES_URLS:
+        return []
+    try:
+        scratch = check_urls(settings.A4C_DRILL_ES_URLS, "A4C_DRILL_ES_URLS")
+    except ConfigError as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Give the scratch cluster's REST addresses, or leave A4C_DRILL_ES_URLS empty "
+                "to drill in the live cluster (README, 'Restore drills').",
+                id="a4c.E026",
+            )
+        ]
+    try:
+        live = set(check_urls(settings.A4C_ES_URLS, settings.A4C_ES_URLS_SOURCE))
+    except ConfigError:
+        return []  # a4c.E002 says it
+    shared = sorted(live & set(scratch))
+    if shared:
+        return [
+            Error(
+                f"A4C_DRILL_ES_URLS names {', '.join(shared)}, an address of the live cluster "
+                "(A4C_ES_URLS): a scratch cluster must be another cluster.",
+                hint="Leave A4C_DRILL_ES_URLS empty to drill in the live cluster under drill "
+                "names, or point it at another cluster (README, 'Restore drills').",
+                id="a4c.E026",
+            )
+        ]
+    return []
 
 
 def signing_problems() -> list[Error]:

@@ -34,10 +34,12 @@ from backups.errors import ElasticError
 
 
 class Cluster:
-    """One Elasticsearch cluster, reached through the official client."""
+    """One Elasticsearch cluster, reached through the official client. ``urls_setting`` names
+    the setting that points at it, for the messages that say what to fix."""
 
-    def __init__(self, client: elasticsearch.Elasticsearch):
+    def __init__(self, client: elasticsearch.Elasticsearch, urls_setting: str = "A4C_ES_URLS"):
         self.client = client
+        self.urls_setting = urls_setting
 
     @property
     def dialect(self) -> versions.Dialect:
@@ -475,6 +477,20 @@ class Cluster:
 def cluster() -> Cluster:
     """The cluster named by the settings; built once per process."""
     urls = check_urls(settings.A4C_ES_URLS, settings.A4C_ES_URLS_SOURCE)
+    return Cluster(elasticsearch.Elasticsearch(urls, **_client_options()))
+
+
+@functools.cache
+def scratch_cluster() -> Cluster | None:
+    """The scratch cluster restore drills restore into (A4C_DRILL_ES_URLS), reached with the
+    live cluster's credentials and CA; None when it is not set (drills use the live one)."""
+    if not settings.A4C_DRILL_ES_URLS:
+        return None
+    urls = check_urls(settings.A4C_DRILL_ES_URLS, "A4C_DRILL_ES_URLS")
+    return Cluster(elasticsearch.Elasticsearch(urls, **_client_options()), "A4C_DRILL_ES_URLS")
+
+
+def _client_options() -> dict:
     kwargs: dict = {
         "transport_class": VersionedTransport,
         "request_timeout": settings.A4C_ES_TIMEOUT,
@@ -490,4 +506,4 @@ def cluster() -> Cluster:
     if not settings.A4C_ES_VERIFY_CERTS:
         kwargs["verify_certs"] = False
         kwargs["ssl_show_warn"] = False
-    return Cluster(elasticsearch.Elasticsearch(urls, **kwargs))
+    return kwargs

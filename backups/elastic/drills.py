@@ -1,6 +1,7 @@
 """What a restore drill asks of Elasticsearch: room on the data nodes, a snapshot's indices
 restored under other names (no alias, no global state, hidden), what the restored indices hold,
-and their removal.
+and their removal; on a scratch cluster, the repository registered there read-only and its
+registration removed.
 
 Part of the Elasticsearch door (backups/elastic/): it answers in the typed values below and
 raises ElasticError. It knows nothing of backups or rows: the names, the prefix and the
@@ -14,6 +15,8 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+
+import elasticsearch
 
 from backups.elastic import versions
 from backups.elastic.client import Cluster
@@ -205,3 +208,44 @@ def recorded_facts(cluster: Cluster, names: Iterable[str]) -> dict[str, dict]:
         }
         for name in names
     }
+
+
+def register_readonly(cluster: Cluster, name: str, location: str) -> None:
+    """Registers the fs repository at ``location`` read-only as ``name`` on a cluster that only
+    reads it (a drill's scratch cluster): refused, saying what to do, when the location is not
+    under the nodes' path.repo."""
+    try:
+        _create_readonly(cluster, name, location)
+    except ElasticError as exc:
+        cause = exc.__cause__
+        text = str(cause.info) if isinstance(cause, elasticsearch.ApiError) else ""
+        if "path.repo" not in text and "doesn't match any of the locations" not in text:
+            raise
+        nodes = cluster.path_repo()
+        listed = "; ".join(f"{n}: {', '.join(p) or '(none)'}" for n, p in nodes.items())
+        raise ElasticError(
+            f"The scratch cluster of {cluster.urls_setting} cannot read the snapshot repository "
+            f"at {location}: it is not under path.repo on its nodes ({listed}). Give them the "
+            "repository's shared directory under path.repo (the live cluster's) and restart "
+            f"them, or empty {cluster.urls_setting} to drill in the live cluster.",
+            detail=text[:4000],
+        ) from exc
+
+
+@translated("register the snapshot repository read-only")
+def _create_readonly(cluster: Cluster, name: str, location: str) -> None:
+    cluster.client.snapshot.create_repository(
+        name=name,
+        repository={"type": "fs", "settings": {"location": location, "readonly": True}},
+        verify=True,
+    )
+
+
+@translated("remove a read-only repository registration")
+def unregister(cluster: Cluster, name: str) -> bool:
+    """Removes a repository's registration (never its files); whether there was one."""
+    try:
+        cluster.client.snapshot.delete_repository(name=name)
+    except elasticsearch.NotFoundError:
+        return False
+    return True

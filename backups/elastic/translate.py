@@ -45,8 +45,10 @@ def check_urls(urls: Iterable[str], source: str = "A4C_ES_URLS") -> list[str]:
     return checked
 
 
-def as_elastic_error(exc: Exception, doing: str) -> ElasticError:
-    """The client's or the transport's error, said so that a person knows what to fix."""
+def as_elastic_error(exc: Exception, doing: str, urls_setting: str = "A4C_ES_URLS") -> ElasticError:
+    """The client's or the transport's error, said so that a person knows what to fix;
+    ``urls_setting`` names the setting that points at the cluster (a drill's scratch cluster
+    has its own)."""
     if isinstance(exc, elasticsearch.ApiError):
         info = exc.info if isinstance(exc.info, dict) else {}
         error = info.get("error", {})
@@ -79,9 +81,10 @@ def as_elastic_error(exc: Exception, doing: str) -> ElasticError:
             detail=str(info)[:4000],
             retryable=status in (429, 502, 503, 504),
         )
+    urls = ", ".join(getattr(settings, urls_setting))
     if isinstance(exc, elastic_transport.TlsError):  # it answers, but is not trusted
         return ElasticError(
-            f"The TLS handshake with Elasticsearch at {', '.join(settings.A4C_ES_URLS)} failed "
+            f"The TLS handshake with Elasticsearch at {urls} ({urls_setting}) failed "
             f"(while trying to {doing}): {exc.message}. Point A4C_ES_CA_CERT at the CA that "
             "signed the server's certificate (now "
             f"{settings.A4C_ES_CA_CERT or 'unset: the system CAs'}).",
@@ -93,10 +96,13 @@ def as_elastic_error(exc: Exception, doing: str) -> ElasticError:
             retryable=True,
         )
     if isinstance(exc, elastic_transport.TransportError):
+        if urls_setting != "A4C_ES_URLS":
+            fix = f"Start it, or fix {urls_setting}"
+        else:
+            fix = f"Start it, or fix A4C_ES_URLS (now from {settings.A4C_ES_URLS_SOURCE})"
         return ElasticUnreachable(
-            f"Elasticsearch at {', '.join(settings.A4C_ES_URLS)} cannot be reached "
-            f"(while trying to {doing}): {exc.message}. Start it, or fix A4C_ES_URLS "
-            f"(now from {settings.A4C_ES_URLS_SOURCE}).",
+            f"Elasticsearch at {urls} cannot be reached "
+            f"(while trying to {doing}): {exc.message}. {fix}.",
             retryable=True,
         )
     raise exc
@@ -111,7 +117,9 @@ def translated(doing: str):
             try:
                 return func(*args, **kwargs)
             except (elasticsearch.ApiError, elastic_transport.TransportError) as exc:
-                raise as_elastic_error(exc, doing) from exc
+                # the cluster is the first argument of every decorated method and function
+                where = getattr(args[0], "urls_setting", "A4C_ES_URLS") if args else "A4C_ES_URLS"
+                raise as_elastic_error(exc, doing, where) from exc
 
         return inner
 

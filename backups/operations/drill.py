@@ -25,7 +25,7 @@ from backups.elastic import drills as elastic_drills
 from backups.elastic import repository as repository_files
 from backups.errors import BackupError, Busy, DamagedBackup, InvalidInput
 from backups.models import Backup, Job, RunKind
-from backups.operations import drill_scratch, lifecycle, locking, records
+from backups.operations import drill_cluster, drill_scratch, lifecycle, locking, records
 from backups.operations.lookup import get_backup, get_job, succeeded_backup
 from backups.operations.places import copy_options, store
 from backups.operations.recovery import recover_stale_runs
@@ -58,6 +58,7 @@ class DrillReport:
     # Each index's aliases, listed from the snapshot's own metadata: a drill restores none.
     aliases: dict = dataclasses.field(default_factory=dict)
     aliases_unread: str = ""  # why they could not be listed
+    restored_in: str = ""  # "live cluster", or "scratch cluster <its A4C_DRILL_ES_URLS>"
 
     @property
     def restore_seconds(self) -> float:
@@ -219,14 +220,18 @@ class DrillRun(lifecycle.JobKind):
 def elasticsearch_part(
     job: Job, backup: Backup, runner: ProgressWriter, problems: list[str]
 ) -> dict:
-    """The set's indices restored under the drill's names, timed, and read back against what
-    the backup recorded: the figures of the part (its problems appended to ``problems``)."""
+    """The set's indices restored under the drill's names (in the live cluster, or on the
+    scratch cluster), timed, and read back against what the backup recorded: the figures of
+    the part (its problems appended to ``problems``)."""
     recorded = {name: IndexCount.of(i) for name, i in backup.indices.items()}
-    cluster = elastic.cluster()
     where = backup.snapshot_location
     runner.phase("elasticsearch: snapshot")
-    records.ensure_repository_for(backup)
-    snap = cluster.snapshot(where.repository, where.snapshot)
+    target = drill_cluster.drill_target(job, backup)
+    cluster = target.cluster
+    if target.scratch:
+        snap = drill_cluster.scratch_snapshot(target, backup)
+    else:
+        snap = cluster.snapshot(target.repository, where.snapshot)
     if snap is None:
         problems.append(f"{where} is missing: none of the set's indices can be restored")
         return {}
@@ -243,7 +248,7 @@ def elasticsearch_part(
             "snapshot does not hold it"
         )
     present = sorted(set(recorded) & set(snap.indices))
-    described, unread = snapshot_metadata(cluster, where)
+    described, unread = snapshot_metadata(target.location, where)
     for name in present:
         problems.extend(alias_problems(name, recorded[name], described.get(name)))
     needed = sum(recorded[name].size for name in present)
@@ -252,7 +257,7 @@ def elasticsearch_part(
     runner.phase("elasticsearch: restore", reset_counters=True)
     started = time.monotonic()
     names = elastic_drills.restore_renamed(
-        cluster, where.repository, where.snapshot, present, prefix
+        cluster, target.repository, where.snapshot, present, prefix
     )
     cluster.wait_for_recovery(
         names,
@@ -273,6 +278,11 @@ def elasticsearch_part(
         "documents": sum(i.docs for i in found.values()),
         "index_bytes": needed,
         "aliases": {n: list(described[n].aliases) for n in present if n in described},
+        "restored_in": (
+            "scratch cluster " + ", ".join(settings.A4C_DRILL_ES_URLS)
+            if target.scratch
+            else "live cluster"
+        ),
     }
     if unread:
         figures["aliases_unread"] = unread
@@ -280,11 +290,10 @@ def elasticsearch_part(
 
 
 def snapshot_metadata(
-    cluster: elastic.Cluster, where
+    location: str, where
 ) -> tuple[dict[str, repository_files.SnapshotIndex], str]:
     """Each index as the snapshot's own metadata describes it (its aliases, its primaries),
     read from the repository's files; or, when this machine cannot read them, why."""
-    location = cluster.repository_location(where.repository)
     if not location:
         return {}, f"the cluster does not say where repository {where.repository} is"
     try:

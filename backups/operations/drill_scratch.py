@@ -1,7 +1,9 @@
 """Where a restore drill puts what it restores, and its removal: the drill's index prefix in
-Elasticsearch and its scratch dir for files, both named by the drill's id, and the one rule that
-a drill's index names are never Alien4Cloud's. Used by the drill (operations/drill.py) at its
-end, whatever the end, and by the recovery for a drill whose worker died."""
+Elasticsearch (the live cluster, or the scratch cluster of A4C_DRILL_ES_URLS with the drill's
+read-only registration of the repository there) and its scratch dir for files, all named by
+the drill's id, and the one rule that a drill's index names are never Alien4Cloud's. Used by
+the drill (operations/drill.py) at its end, whatever the end, and by the recovery for a drill
+whose worker died."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ _INDEX_CHARS = re.compile(r"^[a-z0-9._+-]*$")
 def index_prefix(job_id: int) -> str:
     """The names a drill's indices take: "<A4C_DRILL_INDEX_PREFIX><drill id>-<index>"."""
     return f"{settings.A4C_DRILL_INDEX_PREFIX}{job_id}-"
+
+
+def scratch_repository(job_id: int) -> str:
+    """The name a drill registers the repository under, read-only, on the scratch cluster."""
+    return f"{index_prefix(job_id)}repository"
 
 
 def drill_root() -> Path:
@@ -70,8 +77,14 @@ def check_prefix() -> None:
 
 
 def remove_indices(job_id: int) -> list[str]:
-    """Deletes the indices a drill restored; their names."""
-    return elastic_drills.delete_named(elastic.cluster(), index_prefix(job_id))
+    """Deletes the indices a drill restored, in the live cluster and on the scratch cluster
+    (with its read-only registration there); their names."""
+    names = elastic_drills.delete_named(elastic.cluster(), index_prefix(job_id))
+    scratch = elastic.scratch_cluster()
+    if scratch is not None:
+        names += elastic_drills.delete_named(scratch, index_prefix(job_id))
+        elastic_drills.unregister(scratch, scratch_repository(job_id))
+    return names
 
 
 def remove_scratch(job_id: int) -> bool:

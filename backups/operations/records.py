@@ -252,18 +252,9 @@ def ensure_repository_for(backup: Backup) -> str:
     is only ever registered at A4C_ES_REPOSITORY_PATH, and a repository the cluster knows is
     never registered again elsewhere. Returns the repository's name.
     """
-    name = backup.repository or settings.A4C_ES_REPOSITORY
+    name, location = claimed_repository(backup)
     own = name == settings.A4C_ES_REPOSITORY
     claimed = backup.repository_location
-    if own and claimed and _normal(claimed) != _normal(settings.A4C_ES_REPOSITORY_PATH):
-        raise DamagedBackup(
-            f"The record of backup {printable(backup.name)} places its snapshot in {name}, "
-            f"this console's own repository, at {printable(claimed)}; that repository is at "
-            f"{settings.A4C_ES_REPOSITORY_PATH} and a record cannot move it. If the snapshots "
-            "really are there, set A4C_ES_REPOSITORY_PATH to it (or copy them); otherwise "
-            "the record is not this console's: delete it from the backup storage's records/."
-        )
-    location = settings.A4C_ES_REPOSITORY_PATH if own else claimed
     cluster = elastic.cluster()
     registered = cluster.repository_location(name)
     if registered is not None:
@@ -290,6 +281,37 @@ def ensure_repository_for(backup: Backup) -> str:
     )
     cluster.register_repository(name, location, readonly=not (own and same_cluster))
     return name
+
+
+def claimed_repository(backup: Backup) -> tuple[str, str]:
+    """The backup's snapshot repository and where its record places it ("" when it does not
+    say): this console's own repository is only ever at A4C_ES_REPOSITORY_PATH."""
+    name = backup.repository or settings.A4C_ES_REPOSITORY
+    own = name == settings.A4C_ES_REPOSITORY
+    claimed = backup.repository_location
+    if own and claimed and _normal(claimed) != _normal(settings.A4C_ES_REPOSITORY_PATH):
+        raise DamagedBackup(
+            f"The record of backup {printable(backup.name)} places its snapshot in {name}, "
+            f"this console's own repository, at {printable(claimed)}; that repository is at "
+            f"{settings.A4C_ES_REPOSITORY_PATH} and a record cannot move it. If the snapshots "
+            "really are there, set A4C_ES_REPOSITORY_PATH to it (or copy them); otherwise "
+            "the record is not this console's: delete it from the backup storage's records/."
+        )
+    return name, settings.A4C_ES_REPOSITORY_PATH if own else claimed
+
+
+def repository_place(backup: Backup) -> tuple[str, str]:
+    """The backup's snapshot repository and its location, without registering anything: for
+    a cluster that only reads it (a drill's scratch cluster)."""
+    name, location = claimed_repository(backup)
+    if not location:
+        location = elastic.cluster().repository_location(name) or ""
+    if not location:
+        raise ElasticError(
+            f"The backup {printable(backup.name)} does not say where its snapshot repository "
+            f"{name} is, and Elasticsearch does not know it: sync again, or register it."
+        )
+    return name, location
 
 
 def _normal(path: str) -> str:

@@ -6,8 +6,9 @@ from backups.management import arguments, base, follow
 
 class Command(base.Command):
     help = (
-        "Run a restore drill: restore a backup's indices under hidden names and its files into "
-        "a scratch dir, check them against what the backup recorded, time it, remove them. "
+        "Run a restore drill: restore a backup's indices under hidden names (on the scratch "
+        "cluster of A4C_DRILL_ES_URLS when set) and its files into a scratch dir, "
+        "check them against what the backup recorded, time it, remove them. "
         "Nothing Alien4Cloud reads changes. Exit code 5 when the set does not restore as "
         "recorded."
     )
@@ -53,9 +54,10 @@ class Command(base.Command):
 def describe(report: operations.DrillReport) -> list[str]:
     lines = []
     if report.elasticsearch_seconds is not None:
+        where = f" on the {report.restored_in}" if report.restored_in.startswith("scratch") else ""
         lines.append(
             f"elasticsearch: {report.indices} indices, {report.documents:,} documents restored "
-            f"in {report.elasticsearch_seconds:.1f} s"
+            f"in {report.elasticsearch_seconds:.1f} s{where}"
         )
     if report.files_seconds is not None:
         lines.append(
