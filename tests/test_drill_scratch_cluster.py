@@ -30,6 +30,25 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # the disaster-recovery test's second machine (9281).
 SCRATCH_HTTP_PORT = int(os.environ.get("A4C_TEST_DRILL_ES_PORT", "9282"))
 SCRATCH_TRANSPORT_PORT = int(os.environ.get("A4C_TEST_DRILL_ES_TRANSPORT_PORT", "9382"))
+# The next two: a scratch node "on another host" (see BlindNode).
+BLIND_HTTP_PORT, BLIND_TRANSPORT_PORT = SCRATCH_HTTP_PORT + 1, SCRATCH_TRANSPORT_PORT + 1
+
+
+class BlindNode(ThrowawayElasticsearch):
+    """A scratch node as on another host without the shared filesystem: its path.repo names
+    the shared directory's path, but in its own mount namespace an empty directory is mounted
+    there, so it reads another directory of the same name."""
+
+    def __init__(self, *args, shared: Path, empty: Path, **kwargs):
+        super().__init__(*args, path_repo=[shared], **kwargs)
+        self.shared, self.empty = shared, empty
+
+    def as_es_user(self, command: list[str]) -> list[str]:
+        mounted = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        return [
+            *("unshare", "--mount", "--propagation", "private", "sh", "-c", mounted, "sh"),
+            *(str(self.empty), str(self.shared), *super().as_es_user(command)),
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +75,29 @@ def scratch_node(es_path_repo):
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def blind_node(scratch_node):
+    for port in (BLIND_HTTP_PORT, BLIND_TRANSPORT_PORT):
+        assert port_free(port), f"port {port} is taken: set A4C_TEST_DRILL_ES_PORT and _TRANSPORT_"
+    root = scratch_node.root.parent / f"{os.getpid()}-blind"
+    empty = root / "elsewhere"
+    empty.mkdir(parents=True)
+    node = BlindNode(
+        root,
+        http_port=BLIND_HTTP_PORT,
+        transport_port=BLIND_TRANSPORT_PORT,
+        name="es-drill-blind",
+        shared=scratch_node.shared,
+        empty=empty,
+    )
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -198,6 +240,36 @@ def test_a_scratch_cluster_that_cannot_read_the_repository_fails_the_drill_namin
     assert a4c.state() == live_before
     assert live_registrations(a4c, settings.A4C_DRILL_INDEX_PREFIX) == registrations_before
     assert scratch_state(scratch) == scratch_before
+
+
+def test_a_scratch_cluster_reading_another_directory_at_that_path_fails_the_drill_naming_it(
+    small_a4c, drill_place, shared_repository, blind_node, cli_actor, settings
+):
+    a4c = small_a4c
+    backup = backed_up(cli_actor)
+    settings.A4C_DRILL_ES_URLS = [blind_node.url]
+    elastic.scratch_cluster.cache_clear()
+    blind = elastic.scratch_cluster()
+    live_before = a4c.state()
+    blind_before = scratch_state(blind)
+    job = operations.request_drill(backup.pk, cli_actor)
+
+    try:
+        with pytest.raises(ElasticError) as raised:
+            operations.drill_now(job.pk)
+        after = scratch_state(blind)
+        doctor = scratch_cluster_check()
+    finally:
+        elastic.scratch_cluster.cache_clear()
+
+    job.refresh_from_db()
+    message = str(raised.value)
+    assert "A4C_DRILL_ES_URLS" in message and str(shared_repository) in message, message
+    assert "does not see the snapshot nightly" in message and "not the live cluster's" in message
+    assert job.status == Job.Status.FAILED and "A4C_DRILL_ES_URLS" in job.error_message
+    assert not doctor.ok and "another directory" in doctor.summary + doctor.fix, doctor
+    assert a4c.state() == live_before
+    assert after == blind_before
 
 
 def test_the_doctor_says_whether_the_scratch_cluster_reads_the_repository(

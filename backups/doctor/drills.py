@@ -78,8 +78,8 @@ def scratch_cluster_check() -> Check:
         return Check(
             SCRATCH,
             False,
-            f"the scratch cluster at {urls} lists none of the {len(held)} snapshots of the "
-            f"repository at {location}: its nodes read another directory of that path",
+            f"the scratch cluster at {urls} lists none of the snapshots ({len(held)} here) of "
+            f"the repository at {location}: its nodes read another directory of that path",
             "Give the scratch cluster's nodes the live cluster's shared repository directory "
             "(the same path.repo, on a shared filesystem), or empty A4C_DRILL_ES_URLS.",
             "error",
