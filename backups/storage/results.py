@@ -18,6 +18,9 @@ class FileProgress:
     bytes_done: int
     bytes_total: int
     new_bytes: int = 0  # a backup's bytes newly written to the storage
+    # False while the totals are only a floor: the data dir outgrew what was known of it and
+    # its count, running ahead of the copy, has not reached the end
+    total_known: bool = True
 
 
 @dataclasses.dataclass
