@@ -87,6 +87,19 @@ def progress_of(run: Backup | RestoreRun) -> ProgressView:
     )
 
 
+ES_ASKED_SECONDS = 2  # a page asks whether Elasticsearch answers, without hanging on it
+
+
+def elasticsearch_problem() -> str:
+    """ "" when Elasticsearch answers; otherwise why not, for a form to say before it is sent."""
+    try:
+        client = elastic.cluster().client.options(request_timeout=ES_ASKED_SECONDS, max_retries=0)
+        elastic.Cluster(client).info()
+    except BackupError as exc:
+        return exc.message
+    return ""
+
+
 def live_indices() -> tuple[dict[str, elastic.IndexInfo], str]:
     """A4C's indices now, to choose from; with the message when Elasticsearch fails."""
     try:
