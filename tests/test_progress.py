@@ -288,3 +288,27 @@ def test_the_page_estimates_the_whole_run_from_its_pace_once_it_has_one():
     assert progress_of(run).remaining_text == "less than a second"
     run.finished_at = now
     assert not progress_of(run).estimating and progress_of(run).remaining is None
+
+
+@pytest.mark.django_db
+def test_shards_restored_move_the_figure_only_once_every_index_is_there():
+    run = RestoreRun.objects.create(
+        backup=Backup.objects.create(name="shards", actor="t", status=Backup.Status.SUCCEEDED),
+        actor="t",
+        status=RestoreRun.Status.RUNNING,
+    )
+    runner = running.ProgressWriter(run)
+    runner.plan_stages([Stage("files", 100), Stage("elasticsearch", 100)])
+    runner.phase("elasticsearch", reset_counters=True)
+    floor = runner.run.percent
+
+    runner.shard_progress(SimpleNamespace(done=8, total=8, missing=22))
+    runner.flush()  # counters are written at most twice a second: now, here
+    held = RestoreRun.objects.get(pk=run.pk)
+    runner.shard_progress(SimpleNamespace(done=8, total=30, missing=0))
+    runner.flush()
+    row = RestoreRun.objects.get(pk=run.pk)
+
+    assert held.percent == floor and not held.totals_known, "8 of 8 present is not the whole"
+    assert row.percent == 63, "half for the files, and 8 of 30 of the other half"
+    assert (row.shards_done, row.shards_total, row.totals_known) == (8, 30, True)
