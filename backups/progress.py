@@ -42,7 +42,10 @@ def stages_of(data: Sequence[dict]) -> list[Stage]:
 
 def phase_fraction(run) -> float | None:
     """How far the running phase is by its own counters (a run row's, or any object with
-    them): bytes when it counts them, else files, else shards. None when it counts nothing."""
+    them): bytes when it counts them, else files, else shards. None when it counts nothing,
+    or while its totals are only a floor (still being counted): the figure then holds."""
+    if not getattr(run, "totals_known", True):
+        return None
     for name in ("bytes", "files", "shards"):
         done, total = getattr(run, f"{name}_done"), getattr(run, f"{name}_total")
         if total > 0:
@@ -91,3 +94,17 @@ def stage_position(stages: Sequence[Stage], phase: str) -> tuple[int, int] | Non
     """(1-based number, count) of the stage the phase is in, for "step 2 of 3"."""
     i = _index(stages, phase)
     return None if i is None else (i + 1, len(stages))
+
+
+def steps_to_come(stages: Sequence[Stage], history: Sequence[str]) -> list[str]:
+    """The stages no phase of ``history`` (the phases begun so far, in order) has reached:
+    with the history, the whole list of a run's steps as far as it is known."""
+    return [s.name for s in stages if not any(s.covers(name) for name in history)]
+
+
+def step_position(stages: Sequence[Stage], history: Sequence[str]) -> tuple[int, int] | None:
+    """(1-based number, count) of the running phase among the phases begun so far and the
+    stages still to come: the counter a list of those phases agrees with."""
+    if not history:
+        return None
+    return len(history), len(history) + len(steps_to_come(stages, history))

@@ -70,7 +70,7 @@ def test_a_synced_set_restores_onto_a_machine_without_the_data_dir_or_its_parent
     assert f"The data dir {new_data} does not exist: it will be created" in (
         plan.files.creates_data_dir
     )
-    assert plan.files.added == len(before_files) and plan.files.removed == 0
+    assert plan.files.entries("added") == len(before_files) and plan.files.removed == 0
     assert not new_data.parent.exists()  # a plan changes nothing
 
     run = restored(backup, cli_actor)  # with its safety backup

@@ -108,7 +108,7 @@ def test_on_a_terminal_a_wrong_answer_changes_nothing(files_backup, files, capsy
 
     assert ran.code == arguments.FAILED
     assert "Type its name to go on" in ran.err and "not confirmed (yes)" in ran.err
-    assert "removed   1 files" in ran.out  # the plan was shown before the question
+    assert "removed   1 file and 0 folders" in ran.out  # the plan was shown before the question
     assert (files.data_dir / "csar" / "extra.yml").exists()
     assert not RestoreRun.objects.exists()
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.db import connection
+from django.utils import timezone
+from fault_support import wait_for
 
 from backups import operations, progress
 from backups.models import Backup, RestoreRun
@@ -16,6 +19,8 @@ from backups.operations import running
 from backups.progress import Stage
 from backups.storage import Store
 from backups.storage.results import FileProgress
+from backups.storage.walk import CountAhead, count_files
+from backups.web.queries import progress_of
 
 
 def counters(**given) -> SimpleNamespace:
@@ -71,6 +76,25 @@ def test_the_step_names_the_stage_and_how_many_there_are():
     assert not Stage("files", 1).covers("filesystem"), "a stage covers its own phases only"
 
 
+def test_the_step_counter_counts_the_phases_begun_and_the_stages_to_come():
+    """Issue 25.1: "step 2 of 3" beside a list of 8 phases. The counter counts the list the
+    page shows: the phases begun so far, then the stages no phase has reached yet."""
+    stages = [Stage("checking the backup", 1), Stage("elasticsearch", 1), Stage("files", 1)]
+    history = ["plan", "checking the backup", "safety backup", "pre-command"]
+
+    assert progress.steps_to_come(stages, history) == ["elasticsearch", "files"]
+    assert progress.step_position(stages, history) == (4, 6)
+    assert progress.step_position(stages, [*history, "elasticsearch", "files: swap"]) == (6, 6)
+    assert progress.step_position(stages, []) is None
+
+
+def test_a_total_still_being_counted_holds_the_figure():
+    floor = counters(files_done=5, files_total=9, bytes_done=5, bytes_total=9, totals_known=False)
+
+    assert progress.phase_fraction(floor) is None
+    assert progress.overall([Stage("files", 9)], "files", None, 30) == 30
+
+
 @pytest.mark.django_db
 def test_the_runner_writes_a_figure_that_goes_on_from_stage_to_stage():
     backup = Backup.objects.create(name="weighed", actor="t", status=Backup.Status.RUNNING)
@@ -122,10 +146,13 @@ def grow(root, prefix: str, count: int, size: int = 1024) -> None:
             (root / top / f"{prefix}-{i:04}.bin").write_bytes(os.urandom(size))
 
 
-def test_a_grown_data_dir_is_estimated_as_the_walk_goes_not_held_at_the_last_count(tmp_path):
-    """Issue 15.5: the previous backup held 801 files, the data dir now 1,884. The totals are
-    the files done plus what the previous backup holds beyond the walk: they grow as new files
-    are met, so the bar does not sit at 100% from the 801st file on."""
+def test_a_grown_data_dir_is_counted_ahead_of_the_copy_not_held_at_done_plus_a_constant(
+    tmp_path,
+):
+    """Issues 15.5 and 25.1: the previous backup held 801 files, the data dir now 1,884. The
+    totals start from the previous backup's; once the walk has met more files than it held,
+    the data dir is counted on a thread of its own, ahead of the copy: until that count ends
+    the totals are a floor and say so, then they are the count, long before the copy ends."""
     data, store = tmp_path / "data", Store(tmp_path / "storage")
     grow(data, "old", 267)
     store.backup_tree("first", data)
@@ -137,11 +164,31 @@ def test_a_grown_data_dir_is_estimated_as_the_walk_goes_not_held_at_the_last_cou
 
     assert (seen[0].files_done, seen[0].files_total) == (0, 801), "the previous count at first"
     assert (seen[-1].files_done, seen[-1].files_total) == (1884, 1884), "exact at the end"
+    assert seen[-1].total_known
+    for field in ("files_done", "bytes_done"):
+        figures = [getattr(p, field) for p in seen]
+        assert figures == sorted(figures), f"{field} only rises"
+    assert all(p.files_done <= p.files_total and p.bytes_done <= p.bytes_total for p in seen)
     during = [p for p in seen[1:-1] if 0 < p.files_done < 1884]
     assert len(during) >= 3, f"reports while copying: {during}"
-    assert all(p.files_done < p.files_total for p in during), "never at 100% before the end"
-    assert max(p.files_total for p in during) > 801, "the total grew with what the walk met"
+    known = [p for p in during if p.total_known]
+    assert all(p.files_done < p.files_total for p in known), "never at 100% before the end"
+    counted = [p for p in during if p.files_total == 1884 and p.bytes_total == 1884 * 1024]
+    assert counted and counted[0].files_done < 1200, f"counted ahead of the copy: {seen}"
+    floors = [p.files_total for p in during if not p.total_known]
+    assert floors == sorted(floors), "a floor still being counted never falls"
     assert all(p.new_bytes <= p.bytes_done for p in during) and during[-1].new_bytes > 0
+
+
+def test_a_count_ahead_holds_what_it_has_counted_so_far_and_says_when_it_is_done(tmp_path):
+    grow(tmp_path, "f", 100, size=10)
+    ahead = CountAhead(tmp_path, frozenset({"plugins"}))
+
+    wait_for(lambda: ahead.tally.finished, 30, "the count to end")
+
+    assert (ahead.tally.files, ahead.tally.bytes) == (200, 2000), "excluded dirs left out"
+    assert count_files(tmp_path, frozenset(), lambda: None) == (300, 3000)
+    ahead.stop()
 
 
 def watched(run_fn, pk: int, pause_points, stops: dict[str, int]):
@@ -220,3 +267,48 @@ def test_a_backup_and_a_restore_report_one_figure_that_only_rises_to_100(
     assert {"safety backup: elasticsearch: snapshot", "safety backup: files"} <= safety_steps
     during_safety = [percent for phase, percent in seen if phase.startswith("safety backup")]
     assert during_safety[-1] > during_safety[0], "the safety backup moves the figure too"
+
+
+@pytest.mark.django_db
+def test_the_page_estimates_the_whole_run_from_its_pace_once_it_has_one():
+    """Issue 25.1: the estimate line vanished at 99%. It says "estimating" for the first
+    seconds and while the totals are still counted, then the time left at the measured pace,
+    down to "less than a second"."""
+    now = timezone.now()
+    run = Backup(name="paced", actor="t", status=Backup.Status.RUNNING, percent=20)
+
+    run.started_at = now - timedelta(seconds=1)
+    assert progress_of(run).estimating, "no pace yet in the first seconds"
+    run.started_at = now - timedelta(seconds=10)
+    shown = progress_of(run)
+    assert not shown.estimating and shown.remaining_text == "40 s", "the rest at the pace"
+    run.totals_known = False
+    assert progress_of(run).estimating, "no promise while the totals are counted"
+    run.totals_known, run.percent = True, 99
+    assert progress_of(run).remaining_text == "less than a second"
+    run.finished_at = now
+    assert not progress_of(run).estimating and progress_of(run).remaining is None
+
+
+@pytest.mark.django_db
+def test_shards_restored_move_the_figure_only_once_every_index_is_there():
+    run = RestoreRun.objects.create(
+        backup=Backup.objects.create(name="shards", actor="t", status=Backup.Status.SUCCEEDED),
+        actor="t",
+        status=RestoreRun.Status.RUNNING,
+    )
+    runner = running.ProgressWriter(run)
+    runner.plan_stages([Stage("files", 100), Stage("elasticsearch", 100)])
+    runner.phase("elasticsearch", reset_counters=True)
+    floor = runner.run.percent
+
+    runner.shard_progress(SimpleNamespace(done=8, total=8, missing=22))
+    runner.flush()  # counters are written at most twice a second: now, here
+    held = RestoreRun.objects.get(pk=run.pk)
+    runner.shard_progress(SimpleNamespace(done=8, total=30, missing=0))
+    runner.flush()
+    row = RestoreRun.objects.get(pk=run.pk)
+
+    assert held.percent == floor and not held.totals_known, "8 of 8 present is not the whole"
+    assert row.percent == 63, "half for the files, and 8 of 30 of the other half"
+    assert (row.shards_done, row.shards_total, row.totals_known) == (8, 30, True)

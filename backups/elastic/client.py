@@ -253,7 +253,7 @@ class Cluster:
     def wait_for_recovery(
         self,
         names: list[str],
-        on_progress: Callable[[int, int], None] | None = None,
+        on_progress: Callable[[RecoveryProgress], None] | None = None,
         timeout: float = 600.0,
         poll: float = 0.5,
     ) -> None:
@@ -278,7 +278,7 @@ class Cluster:
             health = client.cluster.health(index=",".join(names), level="indices", **held)
             progress = RecoveryProgress.of(health, names)
             if on_progress:
-                on_progress(progress.done, progress.total)
+                on_progress(progress)
             if progress.finished:
                 return
             if time.monotonic() > deadline:

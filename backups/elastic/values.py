@@ -69,6 +69,7 @@ class RecoveryProgress:
     done: int
     total: int
     waiting: tuple[str, ...]  # "csar (1 of 5 primaries active)": what is not back yet
+    missing: int = 0  # indices not in the cluster yet: their shards are not in the total
 
     @property
     def finished(self) -> bool:
@@ -84,12 +85,13 @@ class RecoveryProgress:
         # Replicas one node cannot place never start: there, the primaries are the whole.
         single_node = health.get("number_of_data_nodes", 1) <= 1
         indices = health.get("indices") or {}
-        done = total = 0
+        done = total = missing = 0
         waiting = []
         for name in names:
             index = indices.get(name)
             if index is None:
                 waiting.append(f"{name} (not in the cluster)")
+                missing += 1
                 continue
             shards = int(index["number_of_shards"])
             primaries = int(index["active_primary_shards"])
@@ -102,7 +104,7 @@ class RecoveryProgress:
                 back = index["status"] == "green" and index["initializing_shards"] == 0
             if not back:
                 waiting.append(f"{name} ({primaries} of {shards} primaries active)")
-        return cls(done=done, total=total, waiting=tuple(waiting))
+        return cls(done=done, total=total, waiting=tuple(waiting), missing=missing)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,14 +31,15 @@ def counters(run) -> str:
     """The counters of the phase running now; earlier phases' numbers would mislead."""
     phase = run.phase or ""
     parts = []
+    floor = "" if run.totals_known else "at least "  # a total still being counted
     if phase.startswith("files") and run.files_total:
-        parts.append(f"{run.files_done}/{run.files_total} files")
+        parts.append(f"{run.files_done}/{floor}{run.files_total} files")
     elif phase.startswith("elasticsearch") and run.shards_total:
-        parts.append(f"{run.shards_done}/{run.shards_total} shards")
+        parts.append(f"{run.shards_done}/{floor}{run.shards_total} shards")
     else:
         return ""
     if run.bytes_total:
-        parts.append(f"{format_size(run.bytes_done)} of {format_size(run.bytes_total)}")
+        parts.append(f"{format_size(run.bytes_done)} of {floor}{format_size(run.bytes_total)}")
     return ", ".join(parts)
 
 

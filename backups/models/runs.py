@@ -90,6 +90,9 @@ class RunRow(models.Model):
     bytes_total = models.BigIntegerField(default=0)
     files_done = models.IntegerField(default=0)
     files_total = models.IntegerField(default=0)
+    # False while files_total and bytes_total are only a floor: the data dir outgrew what was
+    # known of it and its count, running ahead of the copy, has not ended
+    totals_known = models.BooleanField(default=True)
     # The whole run's progress (backups/progress.py): its stages, and the figure shown.
     stages = models.JSONField(default=list, blank=True, help_text="[{name, weight in bytes}]")
     percent = models.PositiveSmallIntegerField(default=0)

@@ -228,6 +228,7 @@ def backup_files(
         warnings=[*backup.warnings, *summary.warnings[:20]],
     )
     runner.flush(
+        totals_known=True,
         files_done=summary.files,
         files_total=summary.files,
         bytes_done=summary.bytes,

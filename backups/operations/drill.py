@@ -261,9 +261,10 @@ def elasticsearch_part(
     )
     cluster.wait_for_recovery(
         names,
-        on_progress=lambda done, total: runner.progress(shards_done=done, shards_total=total),
+        on_progress=runner.shard_progress,
         timeout=RECOVERY_TIMEOUT_SECONDS,
     )
+    runner.flush()
     seconds = time.monotonic() - started
     runner.phase("elasticsearch: check")
     found = elastic_drills.read_back(cluster, names, settings.A4C_DRILL_SAMPLE_DOCS)

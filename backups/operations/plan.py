@@ -178,7 +178,7 @@ def plan_restore(request: RestoreRequest) -> Plan:
             mode=request.file_mode,
             owners=plan.file_owners,
         )
-        warnings.extend(_large_removal_warnings(plan.files))
+        warnings.extend(large_removal_warnings(plan.files))
         if backup.imported_from and plan.file_owners == RECORDED:
             warnings.append(
                 f"Backup {backup.name} came from elsewhere ({backup.imported_from}) and its files "
@@ -240,11 +240,12 @@ LARGE_REMOVAL_FILES = 100
 LARGE_REMOVAL_BYTES = 100 * 2**20
 
 
-def _large_removal_warnings(files) -> list[str]:
-    if files.removed < LARGE_REMOVAL_FILES and files.removed_bytes < LARGE_REMOVAL_BYTES:
+def large_removal_warnings(files) -> list[str]:
+    entries = files.entries("removed")
+    if entries < LARGE_REMOVAL_FILES and files.removed_bytes < LARGE_REMOVAL_BYTES:
         return []
     return [
-        f"This mirror restore deletes {files.removed:,} files ({format_size(files.removed_bytes)}) "
+        f"This mirror restore deletes {files.removed_text} ({format_size(files.removed_bytes)}) "
         "that are in the data directory but not in the backup. Download the complete list and "
         "check it, or restore in merge mode, which deletes nothing."
     ]
@@ -261,7 +262,11 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
     changes = working_tree().file_changes(
         backup.name, exclude_dirs=copy_options().exclude_dirs, mode=file_mode
     )
-    return ((kind, path, size) for kind, path, size in changes if kind != "unchanged")
+    return (
+        (kind, path + "/" if node == "dir" else path, size)
+        for kind, path, size, node in changes
+        if kind != "unchanged"
+    )
 
 
 def other_cluster(backup) -> str:

@@ -391,9 +391,10 @@ def _restore_indices(
         )
         cluster.wait_for_recovery(
             [r.target for r in restore_rows],
-            on_progress=lambda done, total: runner.progress(shards_done=done, shards_total=total),
+            on_progress=runner.shard_progress,
             poll=settings.A4C_POLL_SECONDS,
         )
+        runner.flush()  # the last look, not the one before it, stays on the page
     cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 

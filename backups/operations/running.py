@@ -98,7 +98,7 @@ class ProgressWriter:
             fields["percent"] = progress.completed(stages, self.run.phase, self.run.percent)
         self._stage_phase, self._inner = name, None
         if reset_counters:
-            fields.update(dict.fromkeys(self.COUNTERS, 0))
+            fields.update(dict.fromkeys(self.COUNTERS, 0), totals_known=True)
         fields.update(self.run.phase_history(name, timezone.now()))
         self.update(**fields)
 
@@ -120,16 +120,23 @@ class ProgressWriter:
             "files_total": p.files_total,
             "bytes_done": p.bytes_done,
             "bytes_total": p.bytes_total,
+            "totals_known": p.total_known,
             **self.run.figures_of(p),
         }
         self.progress(**figures)
         point = f"{self.model._meta.model_name}-files"
         pause_point(point, p.bytes_done, p.bytes_total, lambda: self.show_now(figures), self.check)
 
+    def shard_progress(self, p) -> None:
+        """Elasticsearch's RecoveryProgress, as the row's counters: shards restored, of a
+        total that is only a floor while some index is not in the cluster yet."""
+        self.progress(shards_done=p.done, shards_total=p.total, totals_known=not p.missing)
+
     def flush(self, **counters) -> None:
         for name, value in counters.items():
             setattr(self.run, name, value)
-        self.update(**{k: getattr(self.run, k) for k in self.COUNTERS})
+        fields = {k: getattr(self.run, k) for k in (*self.COUNTERS, "totals_known")}
+        self.update(**fields)
 
     def show_now(self, figures: dict) -> None:
         """Writes ``figures`` onto the row now, and the outer run's phase and counters (which
@@ -137,7 +144,8 @@ class ProgressWriter:
         self.update(**figures)
         if self.outer is not None:
             outer = self.outer.run
-            self.outer.update(phase=outer.phase, **{k: getattr(outer, k) for k in self.COUNTERS})
+            counters = {k: getattr(outer, k) for k in (*self.COUNTERS, "totals_known")}
+            self.outer.update(phase=outer.phase, **counters)
 
     # --- the whole run's percentage (backups/progress.py) ----------------------------
     def plan_stages(self, stages: list[progress.Stage]) -> None:
@@ -158,7 +166,11 @@ class ProgressWriter:
         on this row, its own percentage as this stage's share."""
         self._inner = inner
         counters = {name: getattr(inner, name) for name in self.COUNTERS}
-        self.progress(phase=f"{self._stage_phase}: {inner.phase}"[:40], **counters)
+        self.progress(
+            phase=f"{self._stage_phase}: {inner.phase}"[:40],
+            totals_known=inner.totals_known,
+            **counters,
+        )
 
     def _learn_weight(self, total: int) -> None:
         for stage in progress.stages_of(self.run.stages):

@@ -38,7 +38,7 @@ from backups.storage.manifest import (
 )
 from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import TreeSummary
-from backups.storage.walk import count_files, walk
+from backups.storage.walk import CountAhead, count_files, walk
 
 MAX_WARNINGS = 100
 
@@ -100,6 +100,8 @@ class BackupRun:
         self.previous = None  # the previous backup's ManifestSummary, when it is used
         self.known = Cursor(iter(()))  # and its lines, as the walk passes them
         self.walked = [0, 0]  # files and bytes the walk has met (ahead of those written down)
+        self.count_ahead: CountAhead | None = None  # once the tree outgrew the previous backup
+        self.tree: tuple[Path, frozenset] | None = None  # the data dir and its excludes
         self.cache: PageCache | None = None  # what the data dir's files hold in memory
 
     def warn(self, message: str) -> None:
@@ -119,6 +121,7 @@ class BackupRun:
             meter.estimate = self._totals
         meter.report()
         root = os.stat(data_dir)
+        self.tree = (data_dir, exclude)
         header = {
             "format": FORMAT,
             "version": VERSION,
@@ -130,7 +133,7 @@ class BackupRun:
         writer = ManifestWriter(self.work / "manifest", header)
         try:
             self._store_tree(writer, data_dir, exclude, previous)
-            meter.estimate = None
+            meter.estimate, meter.total_known = None, True
             meter.files_total, meter.bytes_total = meter.files_done, meter.bytes_done
             meter.beat()  # the last chance to cancel: after this the manifest is committed
             if self.warning_count > MAX_WARNINGS:
@@ -140,6 +143,8 @@ class BackupRun:
             writer.commit(self.store.manifests.path(name), self.store.blobs)
         finally:
             writer.close()
+            if self.count_ahead is not None:
+                self.count_ahead.stop()
         meter.report()
         return summary
 
@@ -151,14 +156,28 @@ class BackupRun:
         except BackupError:
             return None  # previous_lines says why it is not used
 
-    def _totals(self) -> tuple[int, int]:
-        """Files and bytes: those the walk has met, and the previous backup's beyond the point
-        it has reached (its paths are in walk order). Exact at the end, close when little
-        changed, and growing as new files are met rather than held at the last count."""
+    def _totals(self) -> tuple[int, int, bool]:
+        """Files and bytes in all, and whether that is known or only a floor.
+
+        While the walk has met no more files than the previous backup held: those it has met,
+        and the previous backup's beyond the point it has reached (its paths are in walk
+        order): exact at the end, close when little changed. Once it has met more, the data
+        dir grew past anything known of it: a count starts on a thread of its own, running
+        ahead of the copy; until it ends its figures are a floor, never done plus a constant."""
         prev = self.previous
+        if self.count_ahead is None and self.walked[0] > prev.files and self.tree:
+            self.count_ahead = CountAhead(*self.tree)
+        if self.count_ahead is not None:
+            # a floor: what is counted, and never below what the walk met or was shown before
+            tally, meter = self.count_ahead.tally, self.meter
+            files = max(tally.files, self.walked[0], 0 if tally.finished else meter.files_total)
+            size = max(tally.bytes, self.walked[1], 0 if tally.finished else meter.bytes_total)
+            return files, size, tally.finished
         ahead = max(0.0, 1 - self.known.passed / prev.entries) if prev.entries else 0.0
-        return self.walked[0] + round(prev.files * ahead), self.walked[1] + round(
-            prev.bytes * ahead
+        return (
+            self.walked[0] + round(prev.files * ahead),
+            self.walked[1] + round(prev.bytes * ahead),
+            True,
         )
 
     def _store_tree(self, writer, data_dir: Path, exclude, previous: str | None) -> None:

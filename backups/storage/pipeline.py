@@ -34,8 +34,10 @@ class Meter:
         self.progress, self.check = progress, check
         self.files_total = self.bytes_total = self.files_done = self.bytes_done = 0
         self.new_bytes = 0  # a backup's bytes newly stored so far
-        # (files, bytes) in all, when the totals are estimated as the work goes
-        self.estimate: Callable[[], tuple[int, int]] | None = None
+        # (files, bytes, known) in all, when the totals are estimated as the work goes;
+        # known is False while they are a floor (a count still running ahead of the copy)
+        self.estimate: Callable[[], tuple[int, int, bool]] | None = None
+        self.total_known = True
         self.throttle = Throttle(bandwidth)
         self._last = time.monotonic()
         self._shown_bytes = 0  # bytes_done at the last report
@@ -54,11 +56,16 @@ class Meter:
         self._shown_bytes = self.bytes_done
         if self.progress is not None:
             if self.estimate is not None:
-                self.files_total, self.bytes_total = self.estimate()
+                self.files_total, self.bytes_total, self.total_known = self.estimate()
             files_total = max(self.files_total, self.files_done)
             bytes_total = max(self.bytes_total, self.bytes_done)
             done = FileProgress(
-                self.files_done, files_total, self.bytes_done, bytes_total, self.new_bytes
+                self.files_done,
+                files_total,
+                self.bytes_done,
+                bytes_total,
+                self.new_bytes,
+                total_known=self.total_known,
             )
             self.progress(done)
 

@@ -80,20 +80,22 @@ def _same(want: Entry, have: Node) -> bool:
 
 
 def file_changes(store, name: str, data_dir: Path, exclude, mode: str) -> Iterator[tuple]:
-    """Every path a restore would touch, in path order, as (kind, shown path, size): kind is
-    added, changed, removed (mirror mode only) or unchanged. Streamed: the complete list of a
-    million files never sits in memory."""
+    """Every path a restore would touch, in path order, as (kind, shown path, size, node):
+    kind is added, changed, removed (mirror mode only) or unchanged; node is file, dir or
+    symlink (what the backup holds there, else what the data dir does). Streamed: the
+    complete list of a million files never sits in memory."""
     found = walk(data_dir, exclude) if data_dir.is_dir() else iter(())
     for want, have in outer_join(store.manifests.checked_entries(name, exclude), found):
         if have is None:
-            yield "added", show(want.path), want.size
+            yield "added", show(want.path), want.size, want.type
         elif want is None:
             if mode == "mirror":
-                yield "removed", show(have[0]), have[3].st_size if have[4] == "file" else 0
+                size = have[3].st_size if have[4] == "file" else 0
+                yield "removed", show(have[0]), size, have[4]
         elif _same(want, have):
-            yield "unchanged", show(want.path), want.size
+            yield "unchanged", show(want.path), want.size, want.type
         else:
-            yield "changed", show(want.path), want.size
+            yield "changed", show(want.path), want.size, want.type
 
 
 def tree_differences(store, name: str, data_dir: Path, exclude) -> list[str]:

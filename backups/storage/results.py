@@ -18,6 +18,9 @@ class FileProgress:
     bytes_done: int
     bytes_total: int
     new_bytes: int = 0  # a backup's bytes newly written to the storage
+    # False while the totals are only a floor: the data dir outgrew what was known of it and
+    # its count, running ahead of the copy, has not reached the end
+    total_known: bool = True
 
 
 @dataclasses.dataclass
@@ -59,8 +62,17 @@ class BlobCheckReport:
         return not self.problems
 
 
+def _counted(number: int, one: str, many: str) -> str:
+    return f"{number:,} {one if number == 1 else many}"
+
+
 @dataclasses.dataclass
 class FilePlan:
+    """What a restore does to the data dir's entries, by kind of change. ``added`` and the
+    others count files (regular files: what a backup's file count counts); folders and
+    symbolic links are counted apart (``added_dirs``, ``added_links``), so that the figures
+    add up with the backup's."""
+
     mode: str
     added: int = 0
     changed: int = 0
@@ -73,6 +85,14 @@ class FilePlan:
     added_paths: list[str] = dataclasses.field(default_factory=list)
     changed_paths: list[str] = dataclasses.field(default_factory=list)
     removed_paths: list[str] = dataclasses.field(default_factory=list)
+    added_dirs: int = 0
+    changed_dirs: int = 0
+    removed_dirs: int = 0
+    unchanged_dirs: int = 0
+    added_links: int = 0
+    changed_links: int = 0
+    removed_links: int = 0
+    unchanged_links: int = 0
     # A data dir that does not exist yet (a new machine): the dirs the restore creates, the
     # data dir first, then its missing parents; and the data dir's attributes ("mode", "uid",
     # "gid") as it will be made. Empty when it exists.
@@ -97,25 +117,66 @@ class FilePlan:
             text += f", with its missing parents {', '.join(parents)} (as mkdir -p makes them)"
         return text + "."
 
-    def count(self, kind: str, shown_path: str, size: int) -> None:
-        setattr(self, kind, getattr(self, kind) + 1)
-        setattr(self, f"{kind}_bytes", getattr(self, f"{kind}_bytes") + size)
+    def count(self, kind: str, shown_path: str, size: int, node: str = "file") -> None:
+        """One entry of the change ``kind`` (added, changed, removed, unchanged); ``node``
+        is what it is: file, dir or symlink. A folder's example path ends in a slash."""
+        counter = {"dir": f"{kind}_dirs", "symlink": f"{kind}_links"}.get(node, kind)
+        setattr(self, counter, getattr(self, counter) + 1)
+        if node == "file":
+            setattr(self, f"{kind}_bytes", getattr(self, f"{kind}_bytes") + size)
         examples = getattr(self, f"{kind}_paths", None)
         if examples is not None and len(examples) < MAX_EXAMPLES:
-            examples.append(shown_path)
+            examples.append(shown_path + "/" if node == "dir" else shown_path)
+
+    def entries(self, kind: str) -> int:
+        """Every entry of the change ``kind``: files, folders and links."""
+        return sum(getattr(self, f"{kind}{s}") for s in ("", "_dirs", "_links"))
+
+    def described(self, kind: str) -> str:
+        """'30,004 files and 302 folders': what a change ``kind`` touches, each counted apart
+        (links only when there are some)."""
+        parts = [
+            _counted(getattr(self, kind), "file", "files"),
+            _counted(getattr(self, f"{kind}_dirs"), "folder", "folders"),
+        ]
+        links = getattr(self, f"{kind}_links")
+        if links:
+            parts.append(_counted(links, "symbolic link", "symbolic links"))
+        return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+    @property
+    def added_text(self) -> str:
+        return self.described("added")
+
+    @property
+    def changed_text(self) -> str:
+        return self.described("changed")
+
+    @property
+    def removed_text(self) -> str:
+        return self.described("removed")
+
+    @property
+    def unchanged_text(self) -> str:
+        return self.described("unchanged")
+
+    @property
+    def listed(self) -> int:
+        """The paths the complete list of changes holds (all but the unchanged)."""
+        return sum(self.entries(kind) for kind in ("added", "changed", "removed"))
 
     # How many of each kind the examples leave out: a page says "and N more".
     @property
     def added_more(self) -> int:
-        return self.added - len(self.added_paths)
+        return self.entries("added") - len(self.added_paths)
 
     @property
     def changed_more(self) -> int:
-        return self.changed - len(self.changed_paths)
+        return self.entries("changed") - len(self.changed_paths)
 
     @property
     def removed_more(self) -> int:
-        return self.removed - len(self.removed_paths)
+        return self.entries("removed") - len(self.removed_paths)
 
 
 @dataclasses.dataclass

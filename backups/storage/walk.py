@@ -6,6 +6,7 @@ manifest merge in one streaming pass and memory follows the tree's depth, not it
 
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,15 +33,26 @@ def walk(root, exclude=frozenset(), warn: Callable[[str], None] | None = None) -
     return _walk_dir(os.fspath(root), "", (), exclude, warn or _ignore)
 
 
-def count_files(root, exclude, beat: Callable[[], None]) -> tuple[int, int]:
+class Tally:
+    """A count of files and bytes as it goes: read by another thread while it runs (its
+    figures only rise), ``finished`` once the whole tree was counted."""
+
+    def __init__(self) -> None:
+        self.files = self.bytes = 0
+        self.finished = False
+
+
+def count_files(
+    root, exclude, beat: Callable[[], None], tally: Tally | None = None
+) -> tuple[int, int]:
     """Files and bytes under root for progress totals: scandir and lstat, nothing read.
 
     Depth first with the listings open, so memory follows the depth, not the tree's width.
+    ``tally``, when given, holds the count so far (a count running ahead of a copy).
     """
-    files = total = 0
+    tally = tally if tally is not None else Tally()
 
     def visit(path: str, top: bool) -> None:
-        nonlocal files, total
         try:
             with os.scandir(path) as it:
                 for entry in it:
@@ -51,15 +63,47 @@ def count_files(root, exclude, beat: Callable[[], None]) -> tuple[int, int]:
                         visit(entry.path, False)
                     elif entry.is_file(follow_symlinks=False):
                         try:
-                            total += entry.stat(follow_symlinks=False).st_size
-                            files += 1
+                            tally.bytes += entry.stat(follow_symlinks=False).st_size
+                            tally.files += 1
                         except OSError:
                             pass  # vanished: the walk that follows says so
         except OSError:
             return
 
     visit(os.fspath(root), True)
-    return files, total
+    tally.finished = True
+    return tally.files, tally.bytes
+
+
+class CountAhead:
+    """Counts a tree on a thread of its own, ahead of a copy that walks it: the totals of a
+    data dir that outgrew what was known of it. stop() ends the count early."""
+
+    def __init__(self, root, exclude):
+        self.tally = Tally()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._count, args=(root, exclude), name="count-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _count(self, root, exclude) -> None:
+        try:
+            count_files(root, exclude, self._beat, self.tally)
+        except _Stopped:
+            pass
+
+    def _beat(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class _Stopped(Exception):
+    pass
 
 
 def _ignore(_message: str) -> None:

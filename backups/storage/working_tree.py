@@ -71,8 +71,8 @@ class WorkingTree:
         data dir it could not write (check_writable)."""
         self.check_writable()
         plan = FilePlan(mode)
-        for kind, path, size in self.file_changes(name, exclude_dirs=exclude_dirs, mode=mode):
-            plan.count(kind, path, size)
+        for kind, path, size, node in self.file_changes(name, exclude_dirs=exclude_dirs, mode=mode):
+            plan.count(kind, path, size, node)
         missing = self.missing_dirs()
         if missing:
             recorded = self.store.manifests.header(name).get("root") or {}

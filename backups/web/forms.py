@@ -52,9 +52,12 @@ class BackupForm(forms.Form):
         help_text="Leave all unticked to back up every A4C index.",
     )
 
-    def __init__(self, *args, index_names=(), **kwargs):
+    def __init__(self, *args, index_names=(), es_problem: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["indices"].choices = [(name, name) for name in index_names]
+        if es_problem:  # a snapshot cannot work now: only the files can be backed up
+            field = self.fields["include_elasticsearch"]
+            field.disabled, field.initial = True, False
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

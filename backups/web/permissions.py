@@ -43,6 +43,7 @@ WHAT_BY_ACTION = {
     "notify.test": "send test notifications",
     "drill.request": "run restore drills",
     "drill.cancel": "cancel a restore drill",
+    "backup.export": "download backup archives (a restorer's right: backups.restore_backup)",
 }
 
 

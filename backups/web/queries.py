@@ -35,7 +35,10 @@ class ProgressView:
     elapsed: timedelta | None
     remaining: timedelta | None  # an estimate, from the pace so far
     stalled: bool  # no heartbeat for longer than the recovery waits
-    step: tuple[int, int] | None = None  # (stage number, stage count) of the running phase
+    step: tuple[int, int] | None = None  # (step number, step count) of the running phase
+    to_come: tuple[str, ...] = ()  # the stages no phase has reached yet, after the phases list
+    totals_known: bool = True  # False: the counters' totals are a floor, still being counted
+    running: bool = False  # started and not ended
 
     @property
     def elapsed_text(self) -> str:
@@ -43,23 +46,58 @@ class ProgressView:
 
     @property
     def remaining_text(self) -> str:
+        if self.remaining is not None and self.remaining < timedelta(seconds=1):
+            return "less than a second"
         return human_duration(self.remaining)
+
+    @property
+    def estimating(self) -> bool:
+        """Running, but with no pace measured yet to say how long the rest takes."""
+        return self.elapsed is not None and self.remaining is None and self.running
+
+
+# The first seconds of a run measure no pace worth a promise.
+ESTIMATING_SECONDS = 3
 
 
 def progress_of(run: Backup | RestoreRun) -> ProgressView:
     percent = run.percent
     elapsed = run.duration
     remaining = None
-    if elapsed is not None and run.finished_at is None and 0 < percent < 100:
-        # the rest at the pace measured so far: the weights are bytes, so this is a byte rate
+    running = elapsed is not None and run.finished_at is None
+    if running and 0 < percent < 100 and run.totals_known:
+        # the rest of the whole run at the pace measured so far: the weights are bytes, so
+        # this is a byte rate; none while the totals are still being counted
         seconds = elapsed.total_seconds()
-        remaining = timedelta(seconds=int(seconds * (100 - percent) / percent))
-    step = progress.stage_position(progress.stages_of(run.stages), run.phase or "")
+        if seconds >= ESTIMATING_SECONDS:
+            remaining = timedelta(seconds=seconds * (100 - percent) / percent)
+    stages = progress.stages_of(run.stages)
+    history = [p["name"] for p in getattr(run, "phases", None) or ()]
+    if history:  # the page lists these phases: the counter counts the same list
+        step = progress.step_position(stages, history)
+        to_come = tuple(progress.steps_to_come(stages, history)) if run.is_active else ()
+    else:
+        step, to_come = progress.stage_position(stages, run.phase or ""), ()
     stalled = False
     if run.finished_at is None and run.status == "running" and run.heartbeat_at:
         silence = (timezone.now() - run.heartbeat_at).total_seconds()
         stalled = silence > float(settings.A4C_STALE_AFTER_SECONDS)
-    return ProgressView(percent, elapsed, remaining, stalled, step)
+    return ProgressView(
+        percent, elapsed, remaining, stalled, step, to_come, run.totals_known, running
+    )
+
+
+ES_ASKED_SECONDS = 2  # a page asks whether Elasticsearch answers, without hanging on it
+
+
+def elasticsearch_problem() -> str:
+    """ "" when Elasticsearch answers; otherwise why not, for a form to say before it is sent."""
+    try:
+        client = elastic.cluster().client.options(request_timeout=ES_ASKED_SECONDS, max_retries=0)
+        elastic.Cluster(client).info()
+    except BackupError as exc:
+        return exc.message
+    return ""
 
 
 def live_indices() -> tuple[dict[str, elastic.IndexInfo], str]:

@@ -215,7 +215,7 @@ def plan_lines(plan: Plan) -> list[str]:
             lines.append(f"  {files.creates_data_dir}")
         for kind in ("added", "changed", "removed", "unchanged"):
             size = format_size(getattr(files, f"{kind}_bytes"))
-            lines.append(f"  {kind:<9} {getattr(files, kind)} files ({size})")
+            lines.append(f"  {kind:<9} {files.described(kind)} ({size})")
         if plan.owners_mapped:
             lines.append(
                 "  owners: the data dir's (a set from elsewhere: no set-id or world-writable "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,9 +27,14 @@ from backups.web.forms import (
 )
 from backups.web.permissions import requires
 from backups.web.queries import page_of
-from backups.web.worker import hand_to_worker
+from backups.web.worker import hand_to_worker, tell_queued, worker_missing
 
 log = logging.getLogger(__name__)
+
+ARCHIVE_NEEDS_RECIPIENTS = (
+    "Archives are handed out encrypted only, and A4C_EXPORT_RECIPIENTS is empty: set it to the "
+    "restorers' age public keys (`manage.py keygen KEYFILE` makes a pair)."
+)
 
 
 @requires("view_backup", "page.view")
@@ -46,7 +52,7 @@ def backup_list(request: HttpRequest) -> HttpResponse:
 def backup_new(request: HttpRequest) -> HttpResponse:
     index_names, es_problem = queries.live_indices()
     if request.method == "POST":
-        form = BackupForm(request.POST, index_names=index_names)
+        form = BackupForm(request.POST, index_names=index_names, es_problem=es_problem)
         if form.is_valid():
             actor = Actor.from_request(request)
             try:
@@ -58,17 +64,20 @@ def backup_new(request: HttpRequest) -> HttpResponse:
                 if problem:
                     messages.error(request, problem)
                 else:
-                    under_way(request, f"Backup {backup.name} started.")
+                    tell_queued(request, f"Backup {backup.name} started.", f"Backup {backup.name}")
                 return redirect("backups:backup_detail", pk=backup.pk)
     else:
         form = BackupForm(
-            initial={"name": operations.default_backup_name()}, index_names=index_names
+            initial={"name": operations.default_backup_name()},
+            index_names=index_names,
+            es_problem=es_problem,
         )
     context = {
         "form": form,
         "indices": index_names,
         "es_problem": es_problem,
         "running": selectors.running_operation(),
+        "worker_missing": worker_missing(),
     }
     return render(request, "backups/backup_new.html", context)
 
@@ -107,6 +116,8 @@ def _backup_context(backup: Backup) -> dict:
         "verification": selectors.latest_job(backup, RunKind.VERIFY),
         "drills": queries.drill_rows(backup),
         "drilling": selectors.active_drill(backup),
+        "worker_missing": worker_missing() if backup.status == Backup.Status.PENDING else "",
+        "archive_problem": "" if settings.A4C_EXPORT_RECIPIENTS else ARCHIVE_NEEDS_RECIPIENTS,
     }
 
 
@@ -155,10 +166,11 @@ def backup_drill(request: HttpRequest, pk: int) -> HttpResponse:
     except BackupError as exc:
         messages.error(request, error_text(exc))
     else:
-        under_way(
+        tell_queued(
             request,
             f"Restore drill of backup {backup.name} started: this page shows its outcome and "
             "measured restore time when it ends.",
+            f"Restore drill of backup {backup.name}",
         )
     return redirect("backups:backup_detail", pk=backup.pk)
 

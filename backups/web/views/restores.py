@@ -31,7 +31,7 @@ from backups.web.forms import (
 )
 from backups.web.permissions import requires
 from backups.web.queries import page_of
-from backups.web.worker import hand_to_worker
+from backups.web.worker import hand_to_worker, tell_queued, worker_missing
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ def restore_new(request: HttpRequest) -> HttpResponse:
         "plan_error": "",
         "start_error": "",
         "running": selectors.running_operation(),
+        "worker_missing": worker_missing(),
+        "es_problem": queries.elasticsearch_problem(),
     }
     if not bound or not form.is_valid():
         return render(request, "backups/restore_new.html", context)
@@ -87,7 +89,11 @@ def restore_new(request: HttpRequest) -> HttpResponse:
             if problem:
                 messages.error(request, problem)
             else:
-                under_way(request, f"Restore of {run.backup.name} started.")
+                tell_queued(
+                    request,
+                    f"Restore of {run.backup.name} started.",
+                    f"Restore of {run.backup.name}",
+                )
             return redirect("backups:restore_detail", pk=run.pk)
     _show_plan(context, wanted, plan)
     return render(request, "backups/restore_new.html", context, status=status)
@@ -157,6 +163,7 @@ def _restore_context(run: RestoreRun) -> dict:
         "counts": plan.counts() if plan else {},
         "rollbacks": list(run.rollbacks.order_by("-created_at")[:5]),
         "newer_restores": selectors.restores_after(run),
+        "worker_missing": worker_missing() if run.status == RestoreRun.Status.PENDING else "",
         "can_roll_back": (
             not run.is_active
             and not run.rolled_back
@@ -213,5 +220,5 @@ def restore_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     if problem:
         messages.error(request, problem)
     else:
-        under_way(request, f"Rolling back restore #{run.pk}.")
+        tell_queued(request, f"Rolling back restore #{run.pk}.", f"Rollback of restore #{run.pk}")
     return redirect("backups:restore_detail", pk=rollback.pk)
