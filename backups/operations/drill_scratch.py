@@ -12,8 +12,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-from backups.elastic import client as elastic
-from backups.elastic import drills as elastic_drills
 from backups.errors import BackupError, ConfigError, StorageError
 
 # Elasticsearch's rule for index names, for the part the prefix adds
@@ -71,6 +69,10 @@ def check_prefix() -> None:
 
 def remove_indices(job_id: int) -> list[str]:
     """Deletes the indices a drill restored; their names."""
+    # here, not at the top: every command's settings check reads prefix_problem() above
+    from backups.elastic import client as elastic
+    from backups.elastic import drills as elastic_drills
+
     return elastic_drills.delete_named(elastic.cluster(), index_prefix(job_id))
 
 
