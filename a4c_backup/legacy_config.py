@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 
 class LegacyConfigError(ValueError):
     """The config.yml file cannot be read; the message names the file and the key."""
@@ -54,6 +52,8 @@ def addresses_to_urls(addresses: list[str] | str) -> list[str]:
 
 
 def read_legacy_config(path: Path) -> LegacyConfig:
+    import yaml  # only where the original tool's config file exists: most starts lack it
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

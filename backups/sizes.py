@@ -3,6 +3,8 @@ for the pages, the command line, the doctor and every setting that takes a size.
 
 from __future__ import annotations
 
+from backups.errors import ConfigError
+
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -35,3 +37,17 @@ def parse_size(text: str) -> int | None:
     if value != value or value in (float("inf"), float("-inf")) or value < 0:
         return None
     return int(value)
+
+
+def parse_bandwidth(text: str, setting: str = "A4C_FILE_BANDWIDTH") -> int:
+    """'' or '0' (no limit), or bytes per second: '500K', '50M', '1.5G' (binary units)."""
+    text = (text or "").strip()
+    if text in ("", "0"):
+        return 0
+    value = parse_size(text) or 0
+    if value < 1024:
+        raise ConfigError(
+            f"{setting} is {text!r}: give bytes per second of at least 1K, like 500K, 50M or "
+            "1.5G, or 0 for no limit."
+        )
+    return value

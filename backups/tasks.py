@@ -12,6 +12,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from kombu.utils.url import maybe_sanitize_url
 
+import a4c_backup.celery  # noqa: F401  (the app the shared tasks are sent with)
 from backups import operations
 from backups.audit import Actor
 from backups.errors import BackupError, QueueUnavailable

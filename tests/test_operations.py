@@ -15,7 +15,7 @@ from backups.errors import Busy, InvalidInput, NotFound
 from backups.models import AuditEvent, Backup, OperationLock, RestoreRun
 from backups.operations import restore as restore_ops
 from backups.operations.plan import Plan
-from backups.storage import StagedRestore, Store, WorkingTree
+from backups.storage import InPlaceStaged, Store, WorkingTree
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -258,7 +258,7 @@ def test_a_failure_in_the_middle_of_a_restore_puts_everything_back_as_before(
         assert a4c.state() != before_es
         raise OSError(5, "Input/output error (injected)")
 
-    monkeypatch.setattr(StagedRestore, "swap", broken_swap)
+    monkeypatch.setattr(InPlaceStaged, "swap", broken_swap)  # the data dir exists
     run = operations.request_restore(
         operations.RestoreRequest(backup.pk), cli_actor, confirm="to-fail"
     )

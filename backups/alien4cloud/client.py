@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from pathlib import Path
 
 import requests
 from django.conf import settings
@@ -22,6 +21,15 @@ from tenacity import (
     wait_exponential,
 )
 
+# re-exported: the door's whole API is here
+from backups.alien4cloud.configuration import (  # noqa: F401
+    MODES,
+    PASSWORD_SETTINGS,
+    configured,
+    mode,
+    password,
+    settings_problems,
+)
 from backups.errors import (
     Alien4CloudError,
     Alien4CloudSignInError,
@@ -33,15 +41,12 @@ from backups.errors import (
 MAINTENANCE_PATH = "/rest/latest/maintenance"
 HEALTH_PATH = "/rest/admin/health"
 STATUS_PATH = "/rest/auth/status"
-MODES = ("off", "auto", "required")
 # Alien4Cloud saves its maintenance state in this index (one document while it is on).
 MAINTENANCE_INDEX = "maintenancemodestate"
 # ... and one AuditTrace document here for every call to an audited endpoint, the
 # maintenance endpoints among them, whatever its answer (AuditLogFilter, 3.7.0).
 AUDIT_INDEX = "audittrace"
 MAINTENANCE_PATHS = ("/rest/maintenance", "/rest/v1/maintenance", MAINTENANCE_PATH)
-
-_PASSWORD_SETTINGS = "A4C_SERVER_PASSWORD (or A4C_SERVER_PASSWORD_FILE)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,20 +87,6 @@ class Health:
     detail: str
 
 
-def mode() -> str:
-    """A4C_MAINTENANCE, checked: off, auto or required."""
-    value = (settings.A4C_MAINTENANCE or "auto").strip().lower()
-    if value not in MODES:
-        raise ConfigError(
-            f"A4C_MAINTENANCE is {settings.A4C_MAINTENANCE!r}: set it to off, auto or required."
-        )
-    return value
-
-
-def configured() -> bool:
-    return bool(settings.A4C_SERVER_URL)
-
-
 def is_maintenance_index(name: str) -> bool:
     """Alien4Cloud's maintenance index, also under an index prefix (tests use one)."""
     return name == MAINTENANCE_INDEX or name.endswith("-" + MAINTENANCE_INDEX)
@@ -118,49 +109,6 @@ def own_maintenance_calls(username: str, since: datetime) -> dict:
             ]
         }
     }
-
-
-def password() -> str:
-    """A4C_SERVER_PASSWORD_FILE's first line when it is set, else A4C_SERVER_PASSWORD."""
-    path = settings.A4C_SERVER_PASSWORD_FILE
-    if path:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigError(
-                f"A4C_SERVER_PASSWORD_FILE names {path}, which cannot be read: {exc.strerror}."
-            ) from None
-        if not lines or not lines[0]:
-            raise ConfigError(f"A4C_SERVER_PASSWORD_FILE names {path}, whose first line is empty.")
-        return lines[0]
-    return settings.A4C_SERVER_PASSWORD
-
-
-def settings_problems() -> list[str]:
-    """What is missing or wrong in the A4C_SERVER_* settings; [] when they can be used."""
-    problems = []
-    try:
-        mode()
-    except ConfigError as exc:
-        problems.append(exc.message)
-    url = settings.A4C_SERVER_URL
-    if not url:
-        return problems
-    if not url.startswith(("http://", "https://")):
-        problems.append(f"A4C_SERVER_URL is {url!r}: give the full http:// or https:// URL.")
-    if not settings.A4C_SERVER_USERNAME:
-        problems.append(
-            "A4C_SERVER_USERNAME is not set: name an Alien4Cloud user with the ADMIN role."
-        )
-    try:
-        if not password():
-            problems.append(f"{_PASSWORD_SETTINGS} is not set: give that user's password.")
-    except ConfigError as exc:
-        problems.append(exc.message)
-    ca = settings.A4C_SERVER_CA_CERT
-    if ca and not Path(ca).is_file():
-        problems.append(f"A4C_SERVER_CA_CERT names {ca}, which is not a file.")
-    return problems
 
 
 def server(*, attempts: int = 3, timeout: float | None = None) -> Server:
@@ -269,7 +217,7 @@ class Server:
         if "authenticationfailed" in where or response.status_code in (401, 403):
             raise Alien4CloudSignInError(
                 f"Alien4Cloud at {self.url} refused the sign-in of {self.username!r}: correct "
-                f"A4C_SERVER_USERNAME or {_PASSWORD_SETTINGS}."
+                f"A4C_SERVER_USERNAME or {PASSWORD_SETTINGS}."
             )
         if response.status_code not in (301, 302, 303) or STATUS_PATH not in where:
             raise Alien4CloudError(

@@ -10,11 +10,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-import ldap
-import ldap.dn
 from django.conf import settings
 
-from a4c_backup.ldap_config import GROUP_TYPES, bind_password
 from backups.doctor.result import NETWORK_TIMEOUT, Check
 
 FIX_DIRECTORY = "README, 'Running it for a team': the directory."
@@ -63,6 +60,10 @@ def directory_problems() -> list[str]:
         if named:
             return [f"{', '.join(named)} set but A4C_LDAP_URL is empty: the directory is off."]
         return []
+    import ldap.dn  # only with a directory: every command's settings check runs this
+
+    from a4c_backup.ldap_config import GROUP_TYPES, bind_password
+
     problems = []
     if not url.lower().startswith(("ldap://", "ldaps://", "ldapi://")):
         problems.append(
@@ -123,6 +124,8 @@ def _role_groups() -> dict[str, str]:
 def directory_check() -> Check | None:
     """Binds as A4C_LDAP_BIND_DN and looks up the configured groups; None when there is no
     directory."""
+    import ldap
+
     if not settings.A4C_LDAP_URL:
         return None
     name = "Directory"
@@ -183,6 +186,8 @@ def directory_check() -> Check | None:
 
 
 def _bind_password() -> str:
+    from a4c_backup.ldap_config import bind_password
+
     return bind_password(
         {
             "A4C_LDAP_BIND_PASSWORD": settings.A4C_LDAP_BIND_PASSWORD,
@@ -192,6 +197,8 @@ def _bind_password() -> str:
 
 
 def _connect():
+    import ldap
+
     connection = ldap.initialize(settings.A4C_LDAP_URL)
     timeout = min(NETWORK_TIMEOUT, settings.A4C_LDAP_TIMEOUT)
     connection.set_option(ldap.OPT_NETWORK_TIMEOUT, timeout)
@@ -207,6 +214,8 @@ def _connect():
 
 
 def _exists(connection, dn: str) -> bool:
+    import ldap
+
     try:
         connection.search_s(dn, ldap.SCOPE_BASE, attrlist=["1.1"])
     except ldap.NO_SUCH_OBJECT:
@@ -214,6 +223,7 @@ def _exists(connection, dn: str) -> bool:
     return True
 
 
-def _ldap_message(exc: ldap.LDAPError) -> str:
+def _ldap_message(exc) -> str:
+
     detail = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     return "; ".join(str(detail[k]) for k in ("desc", "info") if detail.get(k)) or str(exc)

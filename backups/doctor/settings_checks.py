@@ -8,19 +8,24 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from backups.alien4cloud import client as alien4cloud
+from backups.alien4cloud import configuration as alien4cloud
 from backups.doctor import network
-from backups.elastic.translate import check_urls
+from backups.elastic.addresses import check_urls
 from backups.errors import ConfigError
 from backups.operations import drill_scratch, signing
 from backups.signing import parse_trusted_keys
-from backups.storage import parse_bandwidth
+from backups.sizes import parse_bandwidth
 
 # a run renews its storage lease at most every 30 s: a lease must outlive two misses
 MIN_LEASE_SECONDS = 90
 
 
-@register()
+# The tag of the checks every command runs before it starts (backups/management/base.py): the
+# settings alone, read without the network; `manage.py check` and doctor run them all.
+SETTINGS = "a4c_settings"
+
+
+@register(SETTINGS)
 def check_settings(app_configs=None, **kwargs):
     return [
         *elasticsearch_problems(),

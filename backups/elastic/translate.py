@@ -9,40 +9,19 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 import elastic_transport
 import elasticsearch
 from django.conf import settings
 
-from backups.errors import ConfigError, ElasticError, ElasticUnreachable
-
-TRANSPORT_PORT = 9300
+from backups.elastic.addresses import TRANSPORT_PORT, check_urls  # noqa: F401  (re-exported)
+from backups.errors import ElasticError, ElasticUnreachable
 
 # 6.x warns on every typed request that mapping types go away in 7.0. Alien4Cloud 3.x's
 # indices have their one type; there is nothing for an operator to act on.
 warnings.filterwarnings(
     "ignore", message=r"\[types removal\]", category=elasticsearch.ElasticsearchWarning
 )
-
-
-def check_urls(urls: Iterable[str], source: str = "A4C_ES_URLS") -> list[str]:
-    """Refuses addresses that cannot be Elasticsearch's REST API, before anything connects."""
-    checked = []
-    for url in urls:
-        parts = urlsplit(url if "://" in url else "http://" + url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{source}: {url!r} is not an http(s)://host:port address.")
-        if parts.port == TRANSPORT_PORT:
-            raise ConfigError(
-                f"{source}: {url} names port 9300, Elasticsearch's old transport port, which this "
-                "tool cannot use; point it at the REST port instead (usually 9200)."
-            )
-        checked.append(parts.geturl())
-    if not checked:
-        raise ConfigError(f"{source} is empty: give at least one Elasticsearch address.")
-    return checked
 
 
 def as_elastic_error(exc: Exception, doing: str, urls_setting: str = "A4C_ES_URLS") -> ElasticError:

@@ -27,8 +27,10 @@ from backups.management.arguments import FAILED, USAGE
 class Command(BaseCommand):
     """A command whose errors are one stderr line and one of the exit codes above.
 
-    Django's own system checks run before ``handle`` but only errors stop the command, as a
-    usage error; warnings (a data dir not created yet) would otherwise be printed on every run
+    a4c's settings checks (backups/doctor/settings_checks.py, tag SETTINGS) run before
+    ``handle``, not Django's others (they import every URL and view: `manage.py check` runs
+    them), and only errors stop the command, as a usage error; warnings (a data dir not
+    created yet) would otherwise be printed on every run
     and mailed by cron every night. ``manage.py doctor`` shows them all.
     """
 
@@ -81,9 +83,12 @@ class Command(BaseCommand):
 
     def check_configuration(self) -> None:
         """Stops at a setting the system checks call an error, before anything runs."""
+        from backups.doctor.settings_checks import SETTINGS
+
+        # only a4c's settings checks: Django's others import every URL, view and form
         errors = [
             m
-            for m in django_checks.run_checks()
+            for m in django_checks.run_checks(tags=[SETTINGS])
             if m.level >= django_checks.ERROR and not m.is_silenced()
         ]
         if errors:

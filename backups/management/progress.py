@@ -8,8 +8,6 @@ import json
 import time
 
 from django.utils import timezone
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from backups.models import Backup, RunKind
 from backups.sizes import format_size
@@ -51,7 +49,7 @@ class Reporter:
         self.mode = mode  # "bar", "lines" or "json"
         self._phase = None
         self._last = 0.0
-        self._progress: Progress | None = None
+        self._progress = None  # a rich Progress, made at the first bar
         self._task = None
 
     @classmethod
@@ -71,6 +69,16 @@ class Reporter:
 
     def _bar(self, run, changed: bool) -> None:
         if self._progress is None:
+            # rich only for a bar on a terminal: a script's command does not import it
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             # Django's OutputWrapper adds a newline to each write; rich writes to the stream.
             console = Console(file=getattr(self.out, "_out", self.out), force_terminal=True)
             self._progress = Progress(

@@ -17,105 +17,85 @@ requests, names, lookup, places, hooks, locking, heartbeat -> running -> lifecyc
 backup_steps -> recovery -> delete -> retention -> aftercare -> backup -> schedules; restore and
 plan beside backup; verify, cancel, dispatch and notifications on their own; drill_scratch ->
 recovery -> drill -> drill_schedule -> aftercare; jobs over verify, delete and drill.
+
+The names below are loaded on first use (PEP 562): a command that needs one room does not
+import every room, nor the Elasticsearch client with them (issue 28, item 3).
 """
 
-from backups.operations.archives import export_backup, import_archive, prepare_export
-from backups.operations.backup import request_backup, run_backup
-from backups.operations.cancel import cancel
-from backups.operations.delete import collection_notes, delete_backup, set_pinned
-from backups.operations.drill import DrillReport, drill_now, request_drill, run_drill
-from backups.operations.drill_schedule import (
-    check_drill_age,
-    release_unsent_drill,
-    start_due_drills,
-)
-from backups.operations.jobs import job_not_started, run_job
-from backups.operations.lookup import get_backup, get_job, get_policy, get_restore
-from backups.operations.maintenance_mode import (
-    CLEAR_COMMAND as A4C_MAINTENANCE_CLEAR_COMMAND,
-)
-from backups.operations.maintenance_mode import stuck_maintenance_runs
-from backups.operations.names import default_backup_name, validate_backup_name
-from backups.operations.notifications import send_test_notification
-from backups.operations.places import store
-from backups.operations.plan import file_changes, plan_restore
-from backups.operations.recovery import record_worker_heartbeat, recover_stale_runs
-from backups.operations.requests import BackupRequest, RestoreRequest
-from backups.operations.restore import request_restore, run_restore
-from backups.operations.retention import apply_retention, prune_safety_backups, retention_preview
-from backups.operations.rollback import request_rollback
-from backups.operations.schedules import (
-    check_recent_backup,
-    delete_policy,
-    run_policy_now,
-    save_policy,
-    schedule_warning,
-    set_paused,
-    start_due_policies,
-)
-from backups.operations.sync import SyncReport, last_sync, sync_catalog
-from backups.operations.verify import (
-    VerifyReport,
-    request_verify,
-    run_verify,
-    verify_backup,
-)
-from backups.selectors import lock_holder
+from importlib import import_module
 
-__all__ = [
-    "DrillReport",
-    "drill_now",
-    "check_drill_age",
-    "release_unsent_drill",
-    "start_due_drills",
-    "request_drill",
-    "run_drill",
-    "A4C_MAINTENANCE_CLEAR_COMMAND",
-    "BackupRequest",
-    "RestoreRequest",
-    "SyncReport",
-    "VerifyReport",
-    "export_backup",
-    "import_archive",
-    "job_not_started",
-    "last_sync",
-    "prepare_export",
-    "sync_catalog",
-    "apply_retention",
-    "cancel",
-    "check_recent_backup",
-    "default_backup_name",
-    "collection_notes",
-    "delete_backup",
-    "delete_policy",
-    "get_backup",
-    "get_job",
-    "get_policy",
-    "get_restore",
-    "lock_holder",
-    "file_changes",
-    "plan_restore",
-    "prune_safety_backups",
-    "record_worker_heartbeat",
-    "recover_stale_runs",
-    "request_backup",
-    "request_restore",
-    "request_rollback",
-    "request_verify",
-    "retention_preview",
-    "run_backup",
-    "run_job",
-    "run_policy_now",
-    "run_restore",
-    "run_verify",
-    "save_policy",
-    "schedule_warning",
-    "send_test_notification",
-    "set_paused",
-    "set_pinned",
-    "start_due_policies",
-    "store",
-    "stuck_maintenance_runs",
-    "validate_backup_name",
-    "verify_backup",
-]
+# Bound now: its module has its name, and importing that module later would shadow a lazy name
+from backups.operations.cancel import cancel  # noqa: F401  (in __all__, below)
+
+# name -> the module that holds it (".x": backups.operations.x), and its own name there
+_WHERE = {
+    "export_backup": ".archives",
+    "import_archive": ".archives",
+    "prepare_export": ".archives",
+    "request_backup": ".backup",
+    "run_backup": ".backup",
+    "collection_notes": ".delete",
+    "delete_backup": ".delete",
+    "set_pinned": ".delete",
+    "DrillReport": ".drill",
+    "drill_now": ".drill",
+    "request_drill": ".drill",
+    "run_drill": ".drill",
+    "check_drill_age": ".drill_schedule",
+    "release_unsent_drill": ".drill_schedule",
+    "start_due_drills": ".drill_schedule",
+    "job_not_started": ".jobs",
+    "run_job": ".jobs",
+    "get_backup": ".lookup",
+    "get_job": ".lookup",
+    "get_policy": ".lookup",
+    "get_restore": ".lookup",
+    "A4C_MAINTENANCE_CLEAR_COMMAND": ".maintenance_mode:CLEAR_COMMAND",
+    "stuck_maintenance_runs": ".maintenance_mode",
+    "default_backup_name": ".names",
+    "validate_backup_name": ".names",
+    "send_test_notification": ".notifications",
+    "store": ".places",
+    "file_changes": ".plan",
+    "plan_restore": ".plan",
+    "record_worker_heartbeat": ".recovery",
+    "recover_stale_runs": ".recovery",
+    "BackupRequest": ".requests",
+    "RestoreRequest": ".requests",
+    "request_restore": ".restore",
+    "run_restore": ".restore",
+    "apply_retention": ".retention",
+    "prune_safety_backups": ".retention",
+    "retention_preview": ".retention",
+    "request_rollback": ".rollback",
+    "check_recent_backup": ".schedules",
+    "delete_policy": ".schedules",
+    "run_policy_now": ".schedules",
+    "save_policy": ".schedules",
+    "schedule_warning": ".schedules",
+    "set_paused": ".schedules",
+    "start_due_policies": ".schedules",
+    "SyncReport": ".sync",
+    "last_sync": ".sync",
+    "sync_catalog": ".sync",
+    "VerifyReport": ".verify",
+    "request_verify": ".verify",
+    "run_verify": ".verify",
+    "verify_backup": ".verify",
+    "lock_holder": "backups.selectors",
+}
+__all__ = sorted({*_WHERE, "cancel"})
+
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attr = where.partition(":")
+    value = getattr(import_module(module, __name__), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

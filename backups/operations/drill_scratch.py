@@ -14,8 +14,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-from backups.elastic import client as elastic
-from backups.elastic import drills as elastic_drills
 from backups.errors import BackupError, ConfigError, StorageError
 
 # Elasticsearch's rule for index names, for the part the prefix adds
@@ -79,6 +77,10 @@ def check_prefix() -> None:
 def remove_indices(job_id: int) -> list[str]:
     """Deletes the indices a drill restored, in the live cluster and on the scratch cluster
     (with its read-only registration there); their names."""
+    # here, not at the top: every command's settings check reads prefix_problem() above
+    from backups.elastic import client as elastic
+    from backups.elastic import drills as elastic_drills
+
     names = elastic_drills.delete_named(elastic.cluster(), index_prefix(job_id))
     scratch = elastic.scratch_cluster()
     if scratch is not None:

@@ -46,7 +46,7 @@ from backups.operations.restore_state import RestoreState, note
 from backups.operations.retention import prune_safety_backups
 from backups.operations.running import ProgressCallback, short_trace
 from backups.operations.signing import foreign_reason
-from backups.storage import StagedRestore
+from backups.storage import InPlaceStaged, StagedRestore
 
 log = logging.getLogger("backups.operations")
 
@@ -398,7 +398,9 @@ def _restore_indices(
     cluster.delete_indices([r.target for r in rows if r.action == "remove"])
 
 
-def _stage_files(run: RestoreRun, runner: running.ProgressWriter, owners: str) -> StagedRestore:
+def _stage_files(
+    run: RestoreRun, runner: running.ProgressWriter, owners: str
+) -> StagedRestore | InPlaceStaged:
     """The backup's tree built beside the data dir, every blob re-hashed, owned as the plan
     says; nothing changed."""
     runner.phase("files", reset_counters=True)
@@ -415,8 +417,13 @@ def _stage_files(run: RestoreRun, runner: running.ProgressWriter, owners: str) -
         raise damaged(run.backup, [str(exc)]) from exc
 
 
-def _swap_files(run: RestoreRun, runner: running.ProgressWriter, staged: StagedRestore) -> None:
-    note(run, runner, changed=True)
+def _swap_files(
+    run: RestoreRun, runner: running.ProgressWriter, staged: StagedRestore | InPlaceStaged
+) -> None:
+    # the tree that undoes a change in place is named before the first change: a crash midway
+    # is undone from it
+    kept = str(staged.kept_tree) if staged.kept_tree else ""
+    note(run, runner, changed=True, old_tree=kept)
     created = "" if staged.exists else str(data_dir())
     result = staged.swap()
     note(

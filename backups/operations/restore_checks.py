@@ -87,8 +87,9 @@ def verify_restored(
     rewritten: Collection[str] = (),
     own_calls: OwnCalls | None = None,
 ) -> list[str]:
-    """The indices as the backup holds them. The files are not walked again: the tree was
-    swapped in whole after every byte written to it was hashed against the manifest.
+    """The indices as the backup holds them. The files are not walked again: the swap checked
+    them against the manifest (storage/in_place.py), or renamed in a whole tree whose every
+    byte was hashed against it as it was written.
     ``rewritten`` names indices a running Alien4Cloud writes meanwhile (its maintenance state:
     one document more or less); with ``own_calls``, its audit index is compared without the
     traces of exactly those calls, and nothing else is let through."""

@@ -24,12 +24,15 @@ import functools
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from backups.errors import InvalidInput
 from backups.signing import Keyring, SigningKey, Verdict, load_or_create_key, parse_trusted_keys
-from backups.storage import BackupRecord
+
+if TYPE_CHECKING:  # every command's settings check loads the key: not the storage with it
+    from backups.storage import BackupRecord
 
 
 class Untrusted(InvalidInput):

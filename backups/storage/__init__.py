@@ -36,6 +36,7 @@ from backups.storage.import_staging import (
     locked_staging,
     terminated_as_interrupt,
 )
+from backups.storage.in_place import InPlaceStaged
 from backups.storage.leases import HeldLease, Lease, LeaseReading
 from backups.storage.manifest import Entry, Manifests
 from backups.storage.ownership import DATA_DIR, OWNERS, RECORDED
@@ -75,6 +76,7 @@ __all__ = [
     "HeldLease",
     "HistoryEvent",
     "ImportStaging",
+    "InPlaceStaged",
     "IndexCount",
     "Lease",
     "LeaseReading",

@@ -9,6 +9,7 @@ or break them. Imports nothing else from backups.storage; no Django here.
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
 import stat
@@ -151,6 +152,17 @@ def filesystem_type(path) -> int | None:
     if statfs is None or statfs(os.fsencode(os.fspath(path)), buf) != 0:
         return None
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def hash_file(path: str) -> str:
+    digest, view = hashlib.sha256(), buffer()
+    fd = open_source(path)
+    try:
+        while got := fill(fd, view):
+            digest.update(view[:got])
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
 
 
 def fsync_dir(path) -> None:

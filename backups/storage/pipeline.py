@@ -12,8 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from backups.errors import ConfigError
-from backups.sizes import parse_size
+from backups.sizes import parse_bandwidth  # noqa: F401  (re-exported)
 from backups.storage.results import FileProgress
 
 BATCH_FILES = 32  # small files go to the pool in batches: a hand-off costs more than a read
@@ -102,20 +101,6 @@ class Throttle:
             until = self._since + self.moved / self.bandwidth
         while (left := until - self._clock()) > 0 and not (stop is not None and stop.is_set()):
             self._sleep(min(left, 0.25))
-
-
-def parse_bandwidth(text: str, setting: str = "A4C_FILE_BANDWIDTH") -> int:
-    """'' or '0' (no limit), or bytes per second: '500K', '50M', '1.5G' (binary units)."""
-    text = (text or "").strip()
-    if text in ("", "0"):
-        return 0
-    value = parse_size(text) or 0
-    if value < 1024:
-        raise ConfigError(
-            f"{setting} is {text!r}: give bytes per second of at least 1K, like 500K, 50M or "
-            "1.5G, or 0 for no limit."
-        )
-    return value
 
 
 class _Batch:

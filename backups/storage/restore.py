@@ -1,8 +1,9 @@
 """Restoring a backup's files: plan, stage beside the data dir, swap in, undo.
 
-Used by backups.storage.store.Store; see there for the contract. Nothing here writes outside
-the staging dir until the manifest has been checked whole, and the data dir is only touched
-by the renames of the swap.
+Used by backups.storage.working_tree.WorkingTree; see there for the contract. Nothing here
+writes outside the staging dir until the manifest has been checked whole, and the data dir is
+only touched by the renames of the swap. A restore over a data dir that exists changes only
+what differs: backups/storage/in_place.py.
 """
 
 import hashlib
@@ -20,7 +21,7 @@ from backups.storage.fileio import (
     current_umask,
     fill,
     fsync_dir,
-    open_source,
+    hash_file,
     os_error,
     rmtree,
     set_attrs,
@@ -28,41 +29,12 @@ from backups.storage.fileio import (
     sync_filesystem,
     write_all,
 )
+from backups.storage.in_place import InPlaceRestore, InPlaceStaged, is_undo_dir, undo_in_place
 from backups.storage.manifest import Entry
 from backups.storage.ownership import OwnerMap, owned_entries, root_attributes
 from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import RestoreResult
-from backups.storage.walk import Node, copy_dir_attrs, copy_tree, walk
-
-
-def outer_join(wanted: Iterator[Entry], found: Iterator[Node]) -> Iterator[tuple]:
-    """Pairs manifest entries with walked nodes by path; both come in walk order."""
-    want, have = next(wanted, None), next(found, None)
-    want_key = want.key if want is not None else None
-    while want is not None or have is not None:
-        if have is None or (want is not None and want_key < have[1]):
-            pair = (want, None)
-        elif want is None or have[1] < want_key:
-            pair = (None, have)
-        else:
-            pair = (want, have)
-        yield pair
-        if pair[0] is not None:
-            want = next(wanted, None)
-            want_key = want.key if want is not None else None
-        if pair[1] is not None:
-            have = next(found, None)
-
-
-def hash_file(path: str) -> str:
-    digest, view = hashlib.sha256(), buffer()
-    fd = open_source(path)
-    try:
-        while got := fill(fd, view):
-            digest.update(view[:got])
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
+from backups.storage.walk import Node, outer_join, walk
 
 
 def _same(want: Entry, have: Node) -> bool:
@@ -152,51 +124,40 @@ class FileRestore:
         self.open_dirs: list[tuple[str, str, Entry]] = []  # staged dirs not yet full
         self.cache = PageCache(store.blobs)  # which blobs can be read without waiting
 
-    def stage(self, mode: str, workers: int) -> "StagedRestore":
-        """Builds the backup's tree beside the data dir, every blob re-hashed as it is
-        copied; the data dir is not touched. Any failure removes the staging tree."""
+    def stage(self, mode: str, workers: int) -> "StagedRestore | InPlaceStaged":
+        """Builds what the data dir lacks beside it, every blob re-hashed as it is copied;
+        the data dir is not touched. Any failure removes what was staged.
+
+        Over a data dir that exists, only what differs is staged (backups/storage/in_place.py);
+        a data dir that does not exist yet is built whole and renamed into its place."""
         totals = self.store.manifests.summary(self.name)  # estimates: the excluded dirs are counted
         self.meter.files_total, self.meter.bytes_total = totals.files, totals.bytes
         self.meter.report()
         data_dir = self.data_dir
-        exists = os.path.lexists(data_dir)
-        on_mount = exists and os.path.ismount(data_dir)
-        if on_mount:
-            staging = data_dir / f".a4c-restore-{self.token}"
-        else:
-            staging = data_dir.parent / f".{data_dir.name}.restore-{self.token}"
         recorded = self.store.manifests.header(self.name).get("root") or {}
         root = root_attributes(recorded, data_dir, self.owners)
-        merge = mode == "merge" and exists
-        if merge:
-            now = os.stat(data_dir)
-            root = {"mode": stat.S_IMODE(now.st_mode), "uid": now.st_uid, "gid": now.st_gid}
+        if os.path.lexists(data_dir):
+            merge, on_mount = mode == "merge", os.path.ismount(data_dir)
+            return InPlaceRestore(self, merge, on_mount, None if merge else root).stage(workers)
+        staging = data_dir.parent / f".{data_dir.name}.restore-{self.token}"
         try:
             try:
                 data_dir.parent.mkdir(parents=True, exist_ok=True)
                 os.mkdir(staging, 0o700)
             except OSError as exc:
                 raise os_error(exc, "creating", staging, DATA) from exc
-            skip = self.exclude | {staging.name}
-            if merge:
-                copy_tree(data_dir, staging, skip, self.meter.beat, self.as_root)
-            self._build(staging, merge, workers)
-            if merge:
-                # the current tree's dir attributes first, then the backup's over them
-                copy_dir_attrs(data_dir, staging, skip, self.as_root)
-                self._set_dir_attrs(staging)
-            if not on_mount:
-                self.set_root(staging, root)
+            self._build(staging, workers)
+            self.set_root(staging, root)
             try:
-                sync_filesystem(staging)  # the new tree is on disk before the old one goes
+                sync_filesystem(staging)  # the new tree is on disk before it is renamed in
             except OSError as exc:
                 raise os_error(exc, "writing", staging, DATA) from exc
         except BaseException:
             _discard(staging)
             raise
-        return StagedRestore(self, staging, exists, on_mount, root)
+        return StagedRestore(self, staging)
 
-    def _build(self, staging: Path, merge: bool, workers: int) -> tuple[int, int]:
+    def _build(self, staging: Path, workers: int) -> tuple[int, int]:
         meter = self.meter
         with Pipeline(workers, meter) as pipe:
             for entry in owned_entries(self.store.manifests, self.name, self.exclude, self.owners):
@@ -204,9 +165,7 @@ class FileRestore:
                 target = f"{staging}/{entry.path}"
                 work = ()
                 try:
-                    if merge:
-                        work = self._stage_over(entry, target, pipe)
-                    elif entry.type == "dir":
+                    if entry.type == "dir":
                         os.mkdir(target, 0o700)  # its own mode is set once it is filled
                     elif entry.type == "file":
                         work = (self._write_file, (entry, target, pipe.stop))
@@ -216,46 +175,22 @@ class FileRestore:
                     raise os_error(exc, "writing", target, DATA) from exc
                 now = bool(work) and self.cache.serves(entry.size)
                 ready = pipe.add((entry, target), *work, weight=entry.size, now=now)
-                self._tally(ready, not merge)
-            self._tally(pipe.finish(), not merge)
-        if not merge:
-            self._close_dirs("")
+                self._tally(ready)
+            self._tally(pipe.finish())
+        self._close_dirs("")
         return self.files, self.written
-
-    def _stage_over(self, entry: Entry, target: str, pipe: Pipeline) -> tuple:
-        """A merge: the staging tree holds a copy of the current tree; the backup wins."""
-        try:
-            existing = os.lstat(target)
-        except FileNotFoundError:
-            existing = None
-        if entry.type == "dir":
-            if existing is not None and not stat.S_ISDIR(existing.st_mode):
-                rmtree(target)
-                existing = None
-            if existing is None:
-                os.mkdir(target, 0o700)
-            return ()
-        if existing is not None and entry.type == "file" and _unchanged(existing, entry):
-            return ()  # the current copy is the same file
-        if existing is not None:
-            rmtree(target)
-        if entry.type == "symlink":
-            self._link(entry, target)
-            return ()
-        return (self._write_file, (entry, target, pipe.stop))
 
     def _link(self, entry: Entry, target: str) -> None:
         os.symlink(entry.target, target)
         set_attrs(target, entry.uid, entry.gid, None, entry.mtime_ns, self.as_root)
 
-    def _tally(self, ready: list, close_dirs: bool) -> None:
+    def _tally(self, ready: list) -> None:
         meter = self.meter
         for (entry, target), size in ready:
-            if close_dirs:
-                # Everything before this entry is written: the dirs it is not inside are full.
-                self._close_dirs(entry.path)
-                if entry.type == "dir":
-                    self.open_dirs.append((entry.path + "/", target, entry))
+            # Everything before this entry is written: the dirs it is not inside are full.
+            self._close_dirs(entry.path)
+            if entry.type == "dir":
+                self.open_dirs.append((entry.path + "/", target, entry))
             if entry.type == "file":
                 meter.files_done += 1
                 meter.bytes_done += entry.size
@@ -279,12 +214,6 @@ class FileRestore:
         except OSError as exc:
             raise os_error(exc, "setting attributes of", target, DATA) from exc
 
-    def _set_dir_attrs(self, staging: Path) -> None:
-        """A merge's second pass: the backup's dir attributes over the current tree's."""
-        for entry in owned_entries(self.store.manifests, self.name, self.exclude, self.owners):
-            if entry.type == "dir":
-                self._set_dir(f"{staging}/{entry.path}", entry)
-
     def set_root(self, path: Path, root: dict) -> None:
         try:
             if self.as_root and "uid" in root:
@@ -294,50 +223,15 @@ class FileRestore:
         except OSError as exc:
             raise os_error(exc, "setting attributes of", path, DATA) from exc
 
-    def swap_in(self, staging: Path, exists: bool, on_mount: bool) -> Path | None:
+    def swap_in(self, staging: Path) -> None:
+        """Renames the staged tree into the place of the data dir, which did not exist."""
         data_dir = self.data_dir
         try:
-            if not exists:
-                os.rename(staging, data_dir)
-                fsync_dir(data_dir.parent)
-                return None
-            if on_mount:
-                return self._swap_entries(staging)
-            old = data_dir.parent / f".{data_dir.name}.before-restore-{self.token}"
-            moved = _move(data_dir, staging, self.exclude)  # caches are carried over
-            try:
-                os.rename(data_dir, old)
-            except OSError:
-                _move(staging, data_dir, moved)
-                raise
-            try:
-                os.rename(staging, data_dir)
-            except OSError:
-                os.rename(old, data_dir)
-                _move(staging, data_dir, moved)
-                raise
+            os.rename(staging, data_dir)
             fsync_dir(data_dir.parent)
-            return old
         except OSError as exc:
             _discard(staging)
-            raise os_error(exc, "swapping the restored tree into", data_dir, DATA) from exc
-
-    def _swap_entries(self, staging: Path) -> Path:
-        """A mount point cannot be renamed: move its entries one by one (NOT atomic)."""
-        data_dir = self.data_dir
-        old = data_dir / f".a4c-before-restore-{self.token}"
-        root = os.stat(data_dir)
-        os.mkdir(old, 0o700)
-        for name in sorted(os.listdir(data_dir)):
-            if name not in (old.name, staging.name) and name not in self.exclude:
-                os.rename(data_dir / name, old / name)
-        for name in sorted(os.listdir(staging)):
-            os.rename(staging / name, data_dir / name)
-        os.rmdir(staging)
-        # the kept tree carries the data dir's own attributes, for undo_restore
-        mode = stat.S_IMODE(root.st_mode)
-        set_attrs(old, root.st_uid, root.st_gid, mode, root.st_mtime_ns, self.as_root)
-        return old
+            raise os_error(exc, "renaming the restored tree into", data_dir, DATA) from exc
 
     # The methods below run on the worker threads, or on the walk's when the blob is in memory.
 
@@ -421,27 +315,28 @@ class StagedRestore:
 
     Its owner calls swap() or discard(); a restore of indices and files stages the files
     first, so that a damaged blob stops it before Elasticsearch is changed, without reading
-    every blob twice.
+    every blob twice. This one is a whole tree for a data dir that does not exist yet; over
+    one that exists, FileRestore.stage() answers an InPlaceStaged (storage/in_place.py).
     """
 
-    def __init__(self, run: FileRestore, staging: Path, exists: bool, on_mount: bool, root):
+    exists = False
+    kept_tree = None  # nothing is kept: there was no data dir
+
+    def __init__(self, run: FileRestore, staging: Path):
         self.run, self.staging = run, staging
-        self.exists, self.on_mount, self.root = exists, on_mount, root
         self.files, self.bytes = run.files, run.written
 
     def swap(self) -> RestoreResult:
-        """Puts the new tree in the data dir's place; the old one is kept in old_tree."""
+        """Puts the new tree in the data dir's place."""
         run = self.run
         try:
             run.meter.beat()  # the last chance to cancel: the swap is not interrupted
         except BaseException:
             self.discard()
             raise
-        old_tree = run.swap_in(self.staging, self.exists, self.on_mount)
-        if self.on_mount:
-            run.set_root(run.data_dir, self.root)
+        run.swap_in(self.staging)
         run.meter.report()
-        return RestoreResult(self.files, self.bytes, old_tree, self.staging)
+        return RestoreResult(self.files, self.bytes, None, self.staging)
 
     def discard(self) -> None:
         _discard(self.staging)
@@ -455,14 +350,12 @@ def _discard(staging: Path) -> None:
         pass
 
 
-def _unchanged(existing: os.stat_result, entry: Entry) -> bool:
-    return stat.S_ISREG(existing.st_mode) and (existing.st_size, existing.st_mtime_ns) == (
-        entry.size,
-        entry.mtime_ns,
-    )
-
-
 def undo_restore(data_dir: Path, old_tree: Path, exclude) -> None:
+    """Puts back the data dir as it was before a restore: from the undo journal of one that
+    changed it in place, or (a restore by an earlier version) from the whole old tree kept."""
+    if is_undo_dir(old_tree):
+        undo_in_place(data_dir, old_tree, exclude)
+        return
     if not old_tree.is_dir():
         raise StorageError(
             f"the tree kept before the restore ({show(old_tree)}) is gone: cannot undo; "

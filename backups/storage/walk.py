@@ -33,6 +33,25 @@ def walk(root, exclude=frozenset(), warn: Callable[[str], None] | None = None) -
     return _walk_dir(os.fspath(root), "", (), exclude, warn or _ignore)
 
 
+def outer_join(wanted: Iterator, found: Iterator[Node]) -> Iterator[tuple]:
+    """Pairs manifest entries (Entry) with walked nodes by path; both come in walk order."""
+    want, have = next(wanted, None), next(found, None)
+    want_key = want.key if want is not None else None
+    while want is not None or have is not None:
+        if have is None or (want is not None and want_key < have[1]):
+            pair = (want, None)
+        elif want is None or have[1] < want_key:
+            pair = (None, have)
+        else:
+            pair = (want, have)
+        yield pair
+        if pair[0] is not None:
+            want = next(wanted, None)
+            want_key = want.key if want is not None else None
+        if pair[1] is not None:
+            have = next(found, None)
+
+
 class Tally:
     """A count of files and bytes as it goes: read by another thread while it runs (its
     figures only rise), ``finished`` once the whole tree was counted."""

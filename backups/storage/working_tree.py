@@ -16,6 +16,7 @@ from pathlib import Path
 
 from backups.errors import InvalidInput
 from backups.storage.fileio import DATA, os_error, rmtree, show
+from backups.storage.in_place import InPlaceStaged
 from backups.storage.ownership import RECORDED, OwnerMap, root_attributes
 from backups.storage.pipeline import Meter
 from backups.storage.restore import (
@@ -154,20 +155,23 @@ class WorkingTree:
         check: CheckFn = None,
         owners: str = RECORDED,
     ) -> RestoreResult:
-        """Builds the backup's tree beside the data dir, then swaps it in.
+        """Makes the data dir the backup's ("mirror") or adds the backup's over it ("merge").
 
         The whole manifest is checked first (paths, order, hash, blobs present): nothing is
-        written if it fails. The staging tree is built from blobs, each re-hashed on the way;
-        a mismatch raises DamagedBackup and nothing is swapped. "mirror" makes the data dir
-        exactly the backup; "merge" starts from a copy of the current tree and only adds or
-        overwrites. Excluded cache dirs are moved into the new tree at swap time. Then the
-        data dir is renamed to old_tree and the staging dir to the data dir. If the data dir
-        is a mount point it cannot be renamed: its top-level entries are moved one by one,
-        which is NOT atomic (a crash midway leaves a mix; the old entries are in old_tree,
-        inside the data dir). ``options`` names the excluded dirs, the threads, and the cap on
-        the bytes written per second (its bandwidth, 0 for none). ``owners`` is RECORDED (as the
-        manifest says) or DATA_DIR (a set from elsewhere: the data dir's owner everywhere, no
-        set-id or world-writable bits, the data dir's own owner and mode kept;
+        written if it fails. Over a data dir that exists, only what differs is written: each
+        live file of the backup's size is hashed, and one that holds the backup's bytes stays
+        where it is (its mode and mtime set in place if they differ). What differs is staged
+        from the blobs beside the data dir, each re-hashed on the way (a mismatch raises
+        DamagedBackup and nothing is changed); then a journal of the changes is written and
+        synced in old_tree, and the changes are made by renames, each displaced entry kept in
+        old_tree, so that undo() puts the data dir back from any point, even after a crash
+        midway. The result is checked against the manifest before restore() returns, and
+        undone if it differs. (A data dir on a mount point keeps both dirs inside it.) A data
+        dir that does not exist is built whole beside its place and renamed into it. Excluded
+        cache dirs are never touched. ``options`` names the excluded dirs, the threads, and
+        the cap on the bytes written per second (its bandwidth, 0 for none). ``owners`` is
+        RECORDED (as the manifest says) or DATA_DIR (a set from elsewhere: the data dir's owner
+        everywhere, no set-id or world-writable bits, the data dir's own owner and mode kept;
         storage/ownership.py).
         """
         staged = self.stage(
@@ -184,9 +188,10 @@ class WorkingTree:
         progress: ProgressFn = None,
         check: CheckFn = None,
         owners: str = RECORDED,
-    ) -> StagedRestore:
-        """restore() up to the swap: the new tree is built and checked beside the data dir;
-        call swap() on the result to put it in place, or discard() to drop it."""
+    ) -> StagedRestore | InPlaceStaged:
+        """restore() up to the swap: what differs is staged and checked beside the data dir;
+        call swap() on the result to put it in place, or discard() to drop it. Its
+        ``kept_tree``, known before the swap, is what undo() takes if the swap stops midway."""
         _check_mode(mode)
         self.check_writable()
         meter = Meter(progress, check, options.bandwidth)

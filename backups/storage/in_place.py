@@ -1,0 +1,401 @@
+"""Restoring a backup's files over a data dir that exists: only what differs is written.
+
+Staging walks the data dir beside the manifest. A live file of the right size is hashed (its
+mtime is not trusted): when its bytes are the backup's it stays where it is, its attributes
+set in place if they differ; anything else that differs is written from its blob into a
+staging dir beside the data dir (re-hashed on the way), and what the backup lacks is marked to
+go (mirror mode). Nothing in the data dir changes until swap().
+
+swap() first writes a journal of every change into the undo dir and syncs it, then applies
+the changes by renames: each displaced entry into the undo dir, each staged one into its
+place; then it sets the changed dirs' attributes and checks the result against the manifest
+(a stat walk; a file neither written here nor untouched since staging began is hashed).
+undo() replays the journal backwards, from any point: a crash midway is undone too. Files
+that were already right are neither copied, renamed nor touched: their inodes and ctimes stay.
+
+Used by backups.storage.restore.FileRestore; no Django here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from backups.errors import BackupError, StorageError
+from backups.storage.fileio import (
+    DATA,
+    fsync_dir,
+    hash_file,
+    os_error,
+    rmtree,
+    set_attrs,
+    show,
+    write_all,
+)
+from backups.storage.fileio import sync_filesystem as sync_fs
+from backups.storage.manifest import Entry
+from backups.storage.ownership import owned_entries
+from backups.storage.pipeline import LATER, Pipeline
+from backups.storage.results import RestoreResult
+from backups.storage.walk import outer_join, walk
+
+JOURNAL = "journal"
+SAME = object()  # a compare's answer: the live file holds the backup's bytes
+ADD, REPLACE, REMOVE, ATTRS, CHECK = "add", "replace", "remove", "attrs", "check"
+
+
+def _attrs(st: os.stat_result) -> list[int]:
+    return [stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns]
+
+
+def _parent(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+class InPlaceRestore:
+    """One restore over an existing data dir: stage() what differs, then swap() it in."""
+
+    def __init__(self, run, merge: bool, on_mount: bool, root: dict | None):
+        self.run, self.merge, self.root = run, merge, root  # root: None keeps the data dir's
+        data_dir, token = run.data_dir, run.token
+        if on_mount:  # nothing can be renamed beside a mount point: both live inside it
+            self.staging = data_dir / f".a4c-restore-{token}"
+            self.undo_dir = data_dir / f".a4c-undo-{token}"
+        else:
+            self.staging = data_dir.parent / f".{data_dir.name}.restore-{token}"
+            self.undo_dir = data_dir.parent / f".{data_dir.name}.undo-{token}"
+        self.skip = run.exclude | {self.staging.name, self.undo_dir.name}
+        self.changes: list[tuple] = []  # (what, path, entry, staged name), in path order
+        self.dirs: dict[str, Entry] = {}  # dirs whose attributes are set after the changes
+        self.written: set[str] = set()  # paths written from blobs: checked as they were written
+        self.since = 0  # ctime of the staging dir: a file changed after it is hashed again
+        self.count = 0
+
+    # -- staging --------------------------------------------------------------------------
+
+    def stage(self, workers: int) -> InPlaceStaged:
+        run, data_dir = self.run, self.run.data_dir
+        try:
+            os.mkdir(self.staging, 0o700)
+            self.since = os.lstat(self.staging).st_ctime_ns
+        except OSError as exc:
+            raise os_error(exc, "creating", self.staging, DATA) from exc
+        try:
+            with Pipeline(workers, run.meter) as pipe:
+                self._compare_tree(pipe)
+                self._take(pipe.finish())
+            sync_fs(self.staging)
+        except BaseException:
+            _quietly_remove(self.staging)
+            raise
+        return InPlaceStaged(self, data_dir)
+
+    def _compare_tree(self, pipe: Pipeline) -> None:
+        run = self.run
+        entries = owned_entries(run.store.manifests, run.name, run.exclude, run.owners)
+        gone = None  # a live dir that goes whole: its entries go with it
+        for want, have in outer_join(entries, walk(run.data_dir, self.skip)):
+            run.meter.beat()
+            if have is not None and gone is not None and have[0].startswith(gone):
+                if want is None:
+                    continue
+                have = None
+            item, work = self._decide(want, have, pipe)
+            if item is None:
+                continue
+            if have is not None and have[4] == "dir" and item[0] in (REPLACE, REMOVE):
+                gone = have[0] + "/"
+            weight = want.size if want is not None else 0
+            now = bool(work) and run.cache.serves(weight)
+            self._take(pipe.add(item, *work, weight=weight, now=now))
+
+    def _decide(self, want: Entry | None, have, pipe: Pipeline) -> tuple:
+        """What to do at one path: (item, work), item None for nothing at all."""
+        if want is None:
+            return ((REMOVE, have[0], None, None), ()) if not self.merge else (None, ())
+        if have is None:
+            return self._new(ADD, want, pipe)
+        _, _, path, st, kind = have
+        if kind != want.type:
+            return self._new(REPLACE, want, pipe)
+        if kind == "dir":
+            if not self._same_attrs(want, st):
+                self.dirs[want.path] = want
+            return None, ()
+        if kind == "symlink":
+            if os.readlink(path) == want.target and self._same_attrs(want, st, link=True):
+                return None, ()
+            return self._new(REPLACE, want, pipe)
+        if st.st_size != want.size:
+            return self._new(REPLACE, want, pipe)
+        staged = self._name()
+        work = (self._compare, (want, path, f"{self.staging}/{staged}", pipe.stop))
+        return (CHECK, want.path, want, staged, st), work
+
+    def _new(self, what: str, want: Entry, pipe: Pipeline) -> tuple:
+        if want.type == "dir":
+            return (what, want.path, want, None), ()
+        staged = self._name()
+        target = f"{self.staging}/{staged}"
+        if want.type == "symlink":
+            try:
+                self.run._link(want, target)
+            except OSError as exc:
+                raise os_error(exc, "writing", target, DATA) from exc
+            return (what, want.path, want, staged), ()
+        return (what, want.path, want, staged), (self.run._write_file, (want, target, pipe.stop))
+
+    def _name(self) -> str:
+        self.count += 1
+        return str(self.count)
+
+    def _same_attrs(self, want: Entry, st: os.stat_result, link: bool = False) -> bool:
+        if st.st_mtime_ns != want.mtime_ns:
+            return False
+        if not link and stat.S_IMODE(st.st_mode) != want.mode:
+            return False
+        return not self.run.as_root or (st.st_uid, st.st_gid) == (want.uid, want.gid)
+
+    def _compare(self, want: Entry, path: str, target: str, stop, now: bool = False):
+        """On a worker (or now, when the file is in memory): SAME, or the staged copy's size."""
+        if now and not self.run.cache.memory:
+            return LATER
+        try:
+            same = hash_file(path) == want.sha256
+        except FileNotFoundError:
+            same = False
+        except OSError as exc:
+            raise os_error(exc, "reading", path, DATA) from exc
+        return SAME if same else self.run._write_file(want, target, stop)
+
+    def _take(self, ready: list) -> None:
+        meter = self.run.meter
+        for item, result in ready:
+            what, path, want = item[0], item[1], item[2]
+            if what == CHECK:
+                if result is SAME:
+                    if not self._same_attrs(want, item[4]):
+                        self.changes.append((ATTRS, path, want, None))
+                        self._dirty(path)
+                    what = None
+                else:
+                    what = REPLACE
+            if what is not None:
+                self.changes.append((what, path, want, item[3] if what != REMOVE else None))
+                self._dirty(path)
+                if want is not None and want.type == "dir":
+                    self.dirs[path] = want
+            if want is not None and want.type == "file":
+                meter.files_done += 1
+                meter.bytes_done += want.size
+                if result is not None and result is not SAME:
+                    self.run.files += 1
+                    self.run.written += result
+                    self.written.add(path)
+
+    def _dirty(self, path: str) -> None:
+        """A change inside a dir changes its mtime: the backup's is set again afterwards."""
+        parent = _parent(path)
+        if parent and parent not in self.dirs:
+            self.dirs[parent] = None  # filled with the manifest's entry in _dir_entries
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def apply(self) -> RestoreResult:
+        data_dir, undo_dir = self.run.data_dir, self.undo_dir
+        self._dir_entries()
+        try:
+            os.mkdir(undo_dir, 0o700)
+            self._write_journal()
+        except OSError as exc:
+            _quietly_remove(undo_dir)
+            _quietly_remove(self.staging)
+            raise os_error(exc, "writing the undo journal in", undo_dir, DATA) from exc
+        try:
+            self._apply_changes()
+            self._verify()
+        except BaseException:
+            try:
+                undo_in_place(data_dir, undo_dir, self.run.exclude)
+            except BackupError:
+                pass  # the restore's rollback tries again, and says so if it fails
+            raise
+        return RestoreResult(self.run.files, self.run.written, undo_dir, self.staging)
+
+    def _dir_entries(self) -> None:
+        """The manifest's entry of each dir whose mtime the changes move (read once more)."""
+        missing = [path for path, entry in self.dirs.items() if entry is None]
+        if not missing:
+            return
+        wanted = set(missing)
+        run = self.run
+        for entry in owned_entries(run.store.manifests, run.name, run.exclude, run.owners):
+            if entry.type == "dir" and entry.path in wanted:
+                self.dirs[entry.path] = entry
+
+    def _write_journal(self) -> None:
+        data_dir = self.run.data_dir
+        lines = [{"staging": self.staging.name, "root": _attrs(os.lstat(data_dir))}]
+        for i, (what, path, _, _) in enumerate(self.changes):
+            line = {"what": what, "path": path, "old": f"o{i}"}
+            if what == ATTRS:
+                line["before"] = _attrs(os.lstat(data_dir / path))
+            lines.append(line)
+        for path in self.dirs:
+            if os.path.isdir(data_dir / path):
+                lines.append({"dir": path, "before": _attrs(os.lstat(data_dir / path))})
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        # written whole, then renamed: a journal that exists is complete
+        partial = self.undo_dir / f"{JOURNAL}.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            write_all(fd, text.encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(partial, self.undo_dir / JOURNAL)
+        fsync_dir(self.undo_dir)
+
+    def _apply_changes(self) -> None:
+        run, data_dir = self.run, self.run.data_dir
+        as_root = run.as_root
+        for i, (what, path, want, staged) in enumerate(self.changes):
+            target = data_dir / path
+            try:
+                if what == ATTRS:
+                    set_attrs(target, want.uid, want.gid, want.mode, want.mtime_ns, as_root)
+                    continue
+                if what in (REPLACE, REMOVE) and os.path.lexists(target):
+                    os.rename(target, self.undo_dir / f"o{i}")
+                if what == REMOVE:
+                    continue
+                if want.type == "dir":
+                    os.mkdir(target, 0o700)
+                else:
+                    os.rename(self.staging / staged, target)
+            except OSError as exc:
+                raise os_error(exc, "restoring", target, DATA) from exc
+        # deepest first: setting a dir's attributes does not move its parent's mtime
+        for path in sorted(self.dirs, key=lambda p: p.count("/"), reverse=True):
+            entry = self.dirs[path]
+            if entry is not None:
+                run._set_dir(str(data_dir / path), entry)
+        if self.root is not None:
+            run.set_root(data_dir, self.root)
+        rmtree(self.staging)
+        try:
+            sync_fs(data_dir)
+        except OSError as exc:
+            raise os_error(exc, "writing", data_dir, DATA) from exc
+
+    def _verify(self) -> None:
+        """The data dir against the manifest, every entry: a stat walk; the bytes of a file
+        are hashed again only if it was neither written here nor left alone since staging."""
+        run, problems = self.run, []
+        entries = owned_entries(run.store.manifests, run.name, run.exclude, run.owners)
+        for want, have in outer_join(entries, walk(run.data_dir, self.skip)):
+            if want is None:
+                if not self.merge:
+                    problems.append(f"{show(have[0])}: not in the backup")
+                continue
+            if have is None:
+                problems.append(f"{show(want.path)}: missing")
+                continue
+            _, _, path, st, kind = have
+            link = kind == "symlink"
+            same = kind == want.type and self._same_attrs(want, st, link)
+            if same and link:
+                same = os.readlink(path) == want.target
+            elif same and kind == "file":
+                same = st.st_size == want.size
+                if same and want.path not in self.written and st.st_ctime_ns >= self.since:
+                    same = hash_file(path) == want.sha256
+            if not same:
+                problems.append(f"{show(want.path)}: differs from the backup")
+        if problems:
+            raise StorageError(
+                "After the restore the data dir does not match the backup: "
+                + "; ".join(problems[:5])
+                + " (something wrote to it during the restore?): it was put back as it was."
+            )
+
+
+class InPlaceStaged:
+    """What stage() found and wrote; swap() applies it, discard() drops it."""
+
+    exists = True
+
+    def __init__(self, restore: InPlaceRestore, data_dir: Path):
+        self.restore, self.staging = restore, restore.staging
+        self.files, self.bytes = restore.run.files, restore.run.written
+        self.kept_tree = restore.undo_dir  # known before the swap: a crash midway is undone
+
+    def swap(self) -> RestoreResult:
+        run = self.restore.run
+        try:
+            run.meter.beat()  # the last chance to cancel: the changes are not interrupted
+        except BaseException:
+            self.discard()
+            raise
+        result = self.restore.apply()
+        run.meter.report()
+        return result
+
+    def discard(self) -> None:
+        _quietly_remove(self.staging)
+
+
+def is_undo_dir(path: Path) -> bool:
+    return path.name.startswith(".a4c-undo-") or ".undo-" in path.name
+
+
+def undo_in_place(data_dir: Path, undo_dir: Path, exclude) -> None:
+    """Puts the data dir back as the journal says it was; from any point of the changes, and
+    again after an undo that stopped midway. No undo dir: nothing was changed."""
+    journal = undo_dir / JOURNAL
+    try:
+        if not journal.exists():
+            rmtree(undo_dir)
+            return
+        lines = [json.loads(line) for line in journal.read_text("ascii").splitlines()]
+    except (OSError, ValueError) as exc:
+        raise StorageError(
+            f"the undo journal {show(journal)} cannot be read ({exc}): restore the safety "
+            "backup instead"
+        ) from exc
+    as_root = os.geteuid() == 0
+    head, lines = lines[0], lines[1:]
+    try:
+        for line in reversed([line for line in lines if "what" in line]):
+            target = data_dir / line["path"]
+            kept = undo_dir / line["old"]
+            if line["what"] == ATTRS:
+                mode, uid, gid, mtime = line["before"]
+                set_attrs(target, uid, gid, mode, mtime, as_root)
+            elif os.path.lexists(kept):
+                rmtree(target)
+                os.rename(kept, target)
+            elif line["what"] == ADD:
+                rmtree(target)
+        dirs = [line for line in lines if "dir" in line]
+        for line in sorted(dirs, key=lambda line: line["dir"].count("/"), reverse=True):
+            if os.path.isdir(data_dir / line["dir"]):
+                mode, uid, gid, mtime = line["before"]
+                set_attrs(data_dir / line["dir"], uid, gid, mode, mtime, as_root)
+        mode, uid, gid, mtime = head["root"]
+        set_attrs(data_dir, uid, gid, mode, mtime, as_root)
+        rmtree(undo_dir.parent / head["staging"])
+        sync_fs(data_dir)
+        rmtree(undo_dir)
+    except OSError as exc:
+        raise os_error(exc, "putting back the data dir's old entries into", data_dir, DATA) from exc
+
+
+def _quietly_remove(path: Path) -> None:
+    """A failure here must not hide the reason the restore stopped."""
+    try:
+        rmtree(path)
+    except OSError:
+        pass

@@ -1,0 +1,224 @@
+"""A restore over a live data dir writes only what differs, on real files (issue 28, item 2).
+
+Files that already hold the backup's bytes and attributes keep their inode and ctime; the
+changed, added and removed ones are the only ones written; the result is the backup byte for
+byte; undo (the rollback) brings back the tree as it was, from any point of the changes.
+"""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import backups.storage.in_place
+from backups.errors import StorageError
+from backups.storage import CopyOptions, Store, WorkingTree
+
+CACHES = ("work", "tmp", "upload")
+MTIME = 1_600_000_000_123_456_789
+FILES = 400  # 1 % of them is four
+
+
+def make_tree(root: Path) -> Path:
+    for i in range(FILES):
+        path = root / f"csar/d{i // 50:02d}/f{i:03d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"file {i} ".encode() * (i % 7 + 1))
+    (root / "git/empty").mkdir(parents=True)
+    (root / "work").mkdir()
+    (root / "work/cache.bin").write_bytes(b"a cache")
+    os.symlink("d00/f000.bin", root / "csar/latest")
+    os.chmod(root / "csar/d01/f050.bin", 0o600)
+    for top, dirs, names in os.walk(root, topdown=False):
+        for name in [*names, *dirs]:
+            os.utime(os.path.join(top, name), ns=(MTIME, MTIME), follow_symlinks=False)
+    return root
+
+
+def identity(root: Path) -> dict:
+    """Every entry's inode, ctime, mode, mtime and bytes (or link target)."""
+    found = {}
+    for top, dirs, names in os.walk(root):
+        for name in [*names, *dirs]:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                body = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                body = Path(path).read_bytes()
+            else:
+                body = None
+            found[os.path.relpath(path, root)] = (
+                st.st_ino,
+                st.st_ctime_ns,
+                st.st_mode,
+                st.st_mtime_ns,
+                body,
+            )
+    return found
+
+
+def contents(root: Path, skip=CACHES) -> dict:
+    """What a restore must bring back: mode, mtime and bytes (or link target), no inodes."""
+    return {
+        rel: values[2:]
+        for rel, values in identity(root).items()
+        if rel.split("/")[0] not in skip and "undo-" not in rel
+    }
+
+
+def change_one_percent(root: Path) -> set[str]:
+    """Changes 4 files, adds 4 and removes 4; returns their paths."""
+    touched = set()
+    for i in range(0, 4):
+        rel = f"csar/d{i:02d}/f{i * 50 + 1:03d}.bin"
+        (root / rel).write_bytes(b"changed since the backup")
+        touched.add(rel)
+    for i in range(4):
+        rel = f"csar/d{i + 4:02d}/new-{i}.bin"
+        (root / rel).write_bytes(b"added since the backup")
+        touched.add(rel)
+    for i in range(4):
+        rel = f"csar/d{i:02d}/f{i * 50 + 2:03d}.bin"
+        (root / rel).unlink()
+        touched.add(rel)
+    return touched
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return make_tree(tmp_path / "a4c" / "data")
+
+
+@pytest.fixture
+def store(tmp_path, data_dir) -> Store:
+    store = Store(tmp_path / "backups")
+    store.backup_tree("first", data_dir)
+    return store
+
+
+def test_a_restore_over_unchanged_data_touches_no_file(data_dir, store):
+    before = identity(data_dir)
+
+    result = WorkingTree(store, data_dir).restore("first", options=CopyOptions(workers=2))
+
+    assert identity(data_dir) == before  # same inodes, same ctimes: nothing written or renamed
+    assert (result.files, result.bytes) == (0, 0)
+    WorkingTree(store, data_dir).drop_old_tree(result.old_tree)
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+
+
+def test_a_restore_over_one_percent_changed_rewrites_only_those(data_dir, store):
+    backed_up = contents(data_dir)
+    touched = change_one_percent(data_dir)
+    before = identity(data_dir)
+
+    result = WorkingTree(store, data_dir).restore("first")
+
+    after = identity(data_dir)
+    assert contents(data_dir) == backed_up
+    assert WorkingTree(store, data_dir).matches("first")
+    rewritten = {rel for rel in after if rel in before and after[rel][:2] != before[rel][:2]}
+    files_rewritten = {rel for rel in rewritten if after[rel][4] is not None}
+    assert files_rewritten == {rel for rel in touched if rel in before and rel in after}
+    assert set(after) - set(before) == {rel for rel in touched if rel not in before}
+    assert set(before) - set(after) == {rel for rel in touched if "new-" in rel}
+    changed_dirs = {rel for rel in rewritten if after[rel][4] is None}
+    assert changed_dirs <= {f"csar/d{i:02d}" for i in range(8)}  # only the dirs they are in
+    assert result.files == 8  # 4 changed, 4 removed ones restored; the added ones went
+
+
+def test_rollback_puts_back_exactly_the_tree_before_the_restore(data_dir, store):
+    change_one_percent(data_dir)
+    os.chmod(data_dir / "csar/d05/f250.bin", 0o640)  # only its mode differs
+    before = identity(data_dir)
+
+    result = WorkingTree(store, data_dir).restore("first")
+    assert identity(data_dir) != before
+    WorkingTree(store, data_dir).undo(result.old_tree)
+
+    after = identity(data_dir)
+    # ctimes move with the renames back; inodes, modes, mtimes and bytes are the old ones
+    assert {rel: v[:1] + v[2:] for rel, v in after.items()} == {
+        rel: v[:1] + v[2:] for rel, v in before.items()
+    }
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+
+
+def test_a_failure_midway_through_the_changes_is_undone_from_the_journal(
+    data_dir, store, monkeypatch
+):
+    change_one_percent(data_dir)
+    before = contents(data_dir, skip=())
+    renames = []
+    real_rename = os.rename
+
+    def failing_rename(src, dst):
+        renames.append(dst)
+        if len(renames) == 7:
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(backups.storage.in_place.os, "rename", failing_rename)
+
+    with pytest.raises(StorageError, match="No space left on device while restoring"):
+        WorkingTree(store, data_dir).restore("first")
+
+    assert contents(data_dir, skip=()) == before
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+
+
+def test_an_undo_after_a_crash_midway_replays_the_journal(data_dir, store, monkeypatch):
+    change_one_percent(data_dir)
+    before = contents(data_dir, skip=())
+    staged = WorkingTree(store, data_dir).stage("first")
+    renames = []
+    real_rename = os.rename
+
+    def dying_rename(src, dst):
+        renames.append(dst)
+        if len(renames) == 7:
+            raise KeyboardInterrupt  # the process dies here: the swap's own undo never runs
+        real_rename(src, dst)
+
+    monkeypatch.setattr(backups.storage.in_place.os, "rename", dying_rename)
+    monkeypatch.setattr(backups.storage.in_place, "undo_in_place", lambda *a: None)
+    with pytest.raises(KeyboardInterrupt):
+        staged.swap()
+    monkeypatch.undo()
+    assert contents(data_dir, skip=()) != before
+
+    WorkingTree(store, data_dir).undo(staged.kept_tree)  # as the recovery does, later
+
+    assert contents(data_dir, skip=()) == before
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+    WorkingTree(store, data_dir).undo(staged.kept_tree)  # a second undo finds nothing to do
+
+
+def test_a_file_changed_after_staging_is_caught_by_the_check_and_put_back(data_dir, store):
+    backed_up_bytes = (data_dir / "csar/d03/f170.bin").read_bytes()
+    change_one_percent(data_dir)
+    staged = WorkingTree(store, data_dir).stage("first")
+    (data_dir / "csar/d03/f170.bin").write_bytes(backed_up_bytes[::-1])  # same size, new bytes
+    os.utime(data_dir / "csar/d03/f170.bin", ns=(MTIME, MTIME))  # and the backup's mtime
+    before = contents(data_dir, skip=())
+
+    with pytest.raises(StorageError, match="csar/d03/f170.bin: differs from the backup"):
+        staged.swap()
+
+    assert contents(data_dir, skip=()) == before
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+
+
+def test_a_merge_over_live_data_adds_and_keeps(data_dir, store):
+    touched = change_one_percent(data_dir)
+    added = sorted(rel for rel in touched if "new-" in rel)
+
+    result = WorkingTree(store, data_dir).restore("first", mode="merge")
+
+    assert all((data_dir / rel).exists() for rel in added)
+    assert result.files == 8
+    assert WorkingTree(store, data_dir).differences("first") == [
+        f"{rel}: not in the backup" for rel in added
+    ]
