@@ -22,12 +22,18 @@ APT_PACKAGES=(
     gcc python3-dev libldap2-dev libsasl2-dev
     slapd ldap-utils
 )
+# axe-core, the accessibility checker the browser tests inject into Chromium, comes from the
+# npm registry as tests/a11y/package-lock.json pins it; node and npm fetch it.
+A11Y_DIR="$PROJECT_DIR/tests/a11y"
 MINIMUM_PYTHON="3.11"
 
 install_system_packages() {
     local missing=() package
     if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
         APT_PACKAGES+=(python3 python3-venv)
+    fi
+    if ! command -v npm >/dev/null; then
+        APT_PACKAGES+=(nodejs npm)
     fi
     for package in "${APT_PACKAGES[@]}"; do
         if [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null)" != ii* ]]; then
@@ -66,10 +72,23 @@ install_python_environment() {
     printf '%s\n' "$wanted" >"$stamp"
 }
 
+# Into tests/a11y/node_modules (ignored by git), again only when the lock file changed.
+install_accessibility_checker() {
+    local stamp="$A11Y_DIR/node_modules/.a4c-setup-stamp" wanted
+    wanted="$(sha256sum "$A11Y_DIR/package-lock.json" | cut -d' ' -f1)"
+    if [[ "$(cat "$stamp" 2>/dev/null)" == "$wanted" && -f "$A11Y_DIR/node_modules/axe-core/axe.min.js" ]]; then
+        return
+    fi
+    run_logged "$SETUP_LOG" "installing axe-core into tests/a11y/node_modules (npm ci)" \
+        npm ci --prefix "$A11Y_DIR" --no-audit --no-fund
+    printf '%s\n' "$wanted" >"$stamp"
+}
+
 main() {
     mkdir -p "$LOG_DIR"
     install_system_packages
     install_python_environment
+    install_accessibility_checker
     bash "$SCRIPTS_DIR/install-es.sh"
     prepare_es_dirs
     say "setup done: .venv ready, Elasticsearch $ES_VERSION in $ES_HOME"

@@ -1,0 +1,98 @@
+"""Issue 25, item 3: the console for keyboards and screen readers, checked in a real Chromium.
+
+axe-core (the npm package, installed by scripts/setup.sh into tests/a11y/node_modules) is
+injected by Playwright into each page a person uses on a bad day: the dashboard, the backups, a
+backup's page, the restore form with its plan, a restore held mid-run by a real worker (at a
+pause point), the policies and the audit. None may have a serious or critical violation. The
+keyboard journeys of the restore form are walked with the keyboard alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from browsing import sign_in
+from people import member
+
+from backups.models import Policy, RestoreRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
+SLOW = 120  # s: a loaded machine is slow, never this slow
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page as drawn now, one line each."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run scripts/setup.sh (it installs axe-core)", False)
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+          const result = await axe.run(document, {resultTypes: ["violations"]});
+          return result.violations
+            .filter(v => v.impact === "serious" || v.impact === "critical")
+            .map(v => v.id + " (" + v.impact + "): " + v.help + " at " +
+                 v.nodes.slice(0, 3).map(n => n.target.join(" ") + " " +
+                 (n.failureSummary || "").replace(/\\s+/g, " ")).join(" | "));
+        }"""
+    )
+    return found
+
+
+@pytest.fixture
+def console(backup, a4c):
+    """A backup of the small installation, a few more files since (for the plan's path list),
+    a policy; the audit holds the backup's events."""
+    for n in range(30):
+        (a4c.data_dir / "csar" / f"since-{n:02}.yml").write_text("tosca: 2\n" * 200)
+    Policy.objects.create(name="nightly", schedule="0 2 * * *", name_pattern="nightly-{date}")
+    member("rita", "restorers")
+    return backup
+
+
+def test_the_pages_of_a_bad_day_have_no_serious_accessibility_violation(
+    browser, live_server, console, start_worker, worker_env, pause_points
+):
+    page = sign_in(browser, live_server, "rita")
+    found: dict[str, list[str]] = {}
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the page"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main", "the skip link leads past the bar"
+    page.wait_for_selector("#health .checks")
+    found["dashboard"] = serious_violations(page)
+    for name, path in (
+        ("backups", "/backups/"),
+        ("a backup's page", f"/backups/{console.pk}/"),
+        ("policies", "/policies/"),
+        ("audit", "/audit/"),
+    ):
+        page.goto(live_server.url + path)
+        found[name] = serious_violations(page)
+
+    page.goto(f"{live_server.url}/restore/?backup={console.pk}")
+    page.click("button:has-text('Show the plan')")
+    page.wait_for_selector("#plan-paths")
+    paths = page.locator("#plan-paths .paths")
+    assert paths.get_attribute("tabindex") == "0" and paths.get_attribute("aria-label")
+    found["the restore form with its plan"] = serious_violations(page)
+
+    start_worker(**worker_env, **pause_points.env)
+    pause_points.arm("restorerun-files")
+    page.fill("#confirm", console.name)
+    page.click("button:has-text('Restore now')")
+    page.wait_for_url("**/restores/*/")
+    pause_points.reached("restorerun-files", timeout=SLOW)
+    page.wait_for_selector(".progress-block")
+    found["a running restore"] = serious_violations(page)
+    pause_points.disarm("restorerun-files")
+    page.wait_for_selector("#outcome", timeout=SLOW * 1000)
+    assert RestoreRun.objects.get().status == RestoreRun.Status.SUCCEEDED
+
+    problems = {name: lines for name, lines in found.items() if lines}
+    assert not problems, "serious or critical axe-core violations:\n" + "\n".join(
+        f"{name}:\n  " + "\n  ".join(lines) for name, lines in problems.items()
+    )
+    assert len(found) == 7 and os.path.getsize(AXE) > 100_000, "every page was checked"
