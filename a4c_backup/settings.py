@@ -399,6 +399,21 @@ A4C_SIGNING_KEY_FILE = Path(env.str("A4C_SIGNING_KEY_FILE", default=str(VAR_DIR 
 A4C_TRUSTED_KEYS = env.list("A4C_TRUSTED_KEYS", default=[])
 # Whether the periodic sync takes records no trusted key signed in as foreign sets.
 A4C_SYNC_FOREIGN = env.bool("A4C_SYNC_FOREIGN", default=False)
+# Off-site copies (backups/objectstore/; README, "Off-site copies"): every succeeded backup is
+# copied, encrypted to A4C_EXPORT_RECIPIENTS, into this bucket (s3://BUCKET/PREFIX); empty: none.
+A4C_OFFSITE_URL = env.str("A4C_OFFSITE_URL", default="")
+# An S3-compatible service's URL (https://minio.example.org:9000); empty for AWS S3 itself.
+A4C_OFFSITE_ENDPOINT_URL = env.str("A4C_OFFSITE_ENDPOINT_URL", default="")
+A4C_OFFSITE_REGION = env.str("A4C_OFFSITE_REGION", default="")
+# The bucket's access key; empty: boto3's own chain (AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, a profile, an instance role). A _FILE variant holds it in its first
+# line and wins over the variable.
+A4C_OFFSITE_ACCESS_KEY = env.str("A4C_OFFSITE_ACCESS_KEY", default="")
+A4C_OFFSITE_ACCESS_KEY_FILE = env.str("A4C_OFFSITE_ACCESS_KEY_FILE", default="")
+A4C_OFFSITE_SECRET_KEY = env.str("A4C_OFFSITE_SECRET_KEY", default="")
+A4C_OFFSITE_SECRET_KEY_FILE = env.str("A4C_OFFSITE_SECRET_KEY_FILE", default="")
+# A CA bundle for an https endpoint whose certificate a private CA signed.
+A4C_OFFSITE_CA_CERT = env.str("A4C_OFFSITE_CA_CERT", default="")
 A4C_SAFETY_BACKUPS_KEEP = env.int("A4C_SAFETY_BACKUPS_KEEP", default=5)
 A4C_NOTIFY_EMAILS = env.list("A4C_NOTIFY_EMAILS", default=[])
 A4C_NOTIFY_WEBHOOK_URL = env.str("A4C_NOTIFY_WEBHOOK_URL", default="")
