@@ -70,6 +70,7 @@ from backups.objectstore.layout import (
     SignedMarker,
     marker_key,
     segment_key,
+    segments_prefix,
     set_prefix,
 )
 
@@ -122,6 +123,7 @@ __all__ = [
     "offsite_config",
     "parse_offsite_url",
     "segment_key",
+    "segments_prefix",
     "set_prefix",
     "settings_values",
 ]

@@ -153,6 +153,7 @@ class Bucket:
                 botocore.exceptions.ReadTimeoutError,
                 botocore.exceptions.ConnectTimeoutError,
                 botocore.exceptions.ResponseStreamingError,
+                botocore.exceptions.HTTPClientError,  # a connection cut before the answer
             ),
         ):
             return OffsiteUnreachable(
@@ -210,6 +211,18 @@ class Bucket:
         """A stream of the object's bytes (close it); OffsiteError when there is none."""
         answer = self._call("reading", key, "get_object", Bucket=self.name, Key=self.full_key(key))
         return answer["Body"]
+
+    def digest(self, key: str) -> tuple[int, str]:
+        """Reads the object through: its size and sha256 (a check that it holds what was sent)."""
+        digest, size = hashlib.sha256(), 0
+        try:
+            with self.open(key) as body:
+                for chunk in iter(lambda: body.read(READ_CHUNK), b""):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._fail(exc, "reading", key) from exc
+        return size, digest.hexdigest()
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key (relative) starts with ``prefix``, in key order."""

@@ -31,6 +31,10 @@ def marker_key(name: str) -> str:
     return f"{name}/{MARKER}"
 
 
+def segments_prefix(name: str) -> str:
+    return f"{name}/{SEGMENTS}/"
+
+
 def segment_key(name: str, index: int) -> str:
     return f"{name}/{SEGMENTS}/{index:06d}{SEGMENT_SUFFIX}"
 

@@ -37,6 +37,15 @@ from backups.operations.maintenance_mode import (
 from backups.operations.maintenance_mode import stuck_maintenance_runs
 from backups.operations.names import default_backup_name, validate_backup_name
 from backups.operations.notifications import send_test_notification
+from backups.operations.offsite import (
+    ListedCopy,
+    latest_copies,
+    list_copies,
+    offsite_upkeep,
+    push_now,
+    request_copy,
+    run_copy,
+)
 from backups.operations.places import store
 from backups.operations.plan import file_changes, plan_restore
 from backups.operations.recovery import record_worker_heartbeat, recover_stale_runs
@@ -63,6 +72,13 @@ from backups.operations.verify import (
 from backups.selectors import lock_holder
 
 __all__ = [
+    "ListedCopy",
+    "latest_copies",
+    "list_copies",
+    "offsite_upkeep",
+    "push_now",
+    "request_copy",
+    "run_copy",
     "DrillReport",
     "drill_now",
     "check_drill_age",
