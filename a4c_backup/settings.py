@@ -403,6 +403,31 @@ A4C_SIGNING_KEY_FILE = Path(env.str("A4C_SIGNING_KEY_FILE", default=str(VAR_DIR 
 A4C_TRUSTED_KEYS = env.list("A4C_TRUSTED_KEYS", default=[])
 # Whether the periodic sync takes records no trusted key signed in as foreign sets.
 A4C_SYNC_FOREIGN = env.bool("A4C_SYNC_FOREIGN", default=False)
+# Off-site copies (backups/objectstore/; README, "Off-site copies"): every succeeded backup is
+# copied, encrypted to A4C_EXPORT_RECIPIENTS, into this bucket (s3://BUCKET/PREFIX); empty: none.
+A4C_OFFSITE_URL = env.str("A4C_OFFSITE_URL", default="")
+# An S3-compatible service's URL (https://minio.example.org:9000); empty for AWS S3 itself.
+A4C_OFFSITE_ENDPOINT_URL = env.str("A4C_OFFSITE_ENDPOINT_URL", default="")
+A4C_OFFSITE_REGION = env.str("A4C_OFFSITE_REGION", default="")
+# The bucket's access key; empty: boto3's own chain (AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, a profile, an instance role). A _FILE variant holds it in its first
+# line and wins over the variable.
+A4C_OFFSITE_ACCESS_KEY = env.str("A4C_OFFSITE_ACCESS_KEY", default="")
+A4C_OFFSITE_ACCESS_KEY_FILE = env.str("A4C_OFFSITE_ACCESS_KEY_FILE", default="")
+A4C_OFFSITE_SECRET_KEY = env.str("A4C_OFFSITE_SECRET_KEY", default="")
+A4C_OFFSITE_SECRET_KEY_FILE = env.str("A4C_OFFSITE_SECRET_KEY_FILE", default="")
+# A CA bundle for an https endpoint whose certificate a private CA signed.
+A4C_OFFSITE_CA_CERT = env.str("A4C_OFFSITE_CA_CERT", default="")
+# What a policy's retention deletes is deleted off-site too, unless its copy is younger than
+# this many days (0: deleted with the set).
+A4C_OFFSITE_KEEP_DAYS = env.int("A4C_OFFSITE_KEEP_DAYS", default=0)
+# A copy is cut in segments of this many bytes of the plain archive (each encrypted and sent on
+# its own, one in memory at a time): what a resumed push sends again at most.
+A4C_OFFSITE_SEGMENT_SIZE = env.str("A4C_OFFSITE_SEGMENT_SIZE", default="64M")
+# A push the bucket fails is tried this many times in all, waiting A4C_OFFSITE_RETRY_SECONDS,
+# then twice that, ... (at most 10 minutes) between tries; then it fails and is notified.
+A4C_OFFSITE_ATTEMPTS = env.int("A4C_OFFSITE_ATTEMPTS", default=4)
+A4C_OFFSITE_RETRY_SECONDS = env.float("A4C_OFFSITE_RETRY_SECONDS", default=30.0)
 A4C_SAFETY_BACKUPS_KEEP = env.int("A4C_SAFETY_BACKUPS_KEEP", default=5)
 A4C_NOTIFY_EMAILS = env.list("A4C_NOTIFY_EMAILS", default=[])
 A4C_NOTIFY_WEBHOOK_URL = env.str("A4C_NOTIFY_WEBHOOK_URL", default="")
@@ -431,4 +456,5 @@ CELERY_BEAT_SCHEDULE = {
     "check-recent-backup": {"task": "backups.tasks.check_recent_backup", "schedule": 300.0},
     "check-drill-age": {"task": "backups.tasks.check_drill_age", "schedule": 300.0},
     "sync-catalog": {"task": "backups.tasks.sync_catalog", "schedule": A4C_SYNC_SECONDS},
+    "offsite-upkeep": {"task": "backups.tasks.offsite_upkeep", "schedule": 3600.0},
 }

@@ -105,3 +105,14 @@ class MaintenanceHeldElsewhere(Alien4CloudError):
     """Alien4Cloud's maintenance mode is on already, enabled by someone else."""
 
     exit_code = 3
+
+
+class OffsiteError(BackupError):
+    """The off-site bucket refused a request or holds something unexpected; the message names
+    the setting or the object."""
+
+
+class OffsiteUnreachable(OffsiteError):
+    """The off-site bucket's server did not answer (a network cut, a restart): worth a retry."""
+
+    retryable = True

@@ -24,8 +24,33 @@ log = logging.getLogger(__name__)
 @shared_task(name="backups.tasks.run_backup", acks_late=False)
 def run_backup(backup_id: int) -> str:
     status = operations.run_backup(backup_id).status
+    dispatch_offsite_copy(backup_id)  # its off-site copy follows, as a run of its own
     dispatch_due_drills()  # a policy's drill follows its backup, as a run of its own
     return status
+
+
+def dispatch_offsite_copy(backup_id: int) -> str:
+    """Hands the off-site copy the backup's aftercare asked for to a worker; a copy the queue
+    cannot take ends not started (its backup stays good; `offsite push` copies it)."""
+    job = (
+        Job.objects.filter(
+            kind=RunKind.OFFSITE, backup_id=backup_id, status=Job.Status.PENDING, task_id=""
+        )
+        .order_by("id")
+        .first()
+    )
+    if job is None:
+        return ""
+    try:
+        return enqueue(RunKind.OFFSITE, job.pk, Actor.system("offsite"))
+    except QueueUnavailable:
+        return ""
+
+
+@shared_task(name="backups.tasks.offsite_upkeep")
+def offsite_upkeep() -> list[str]:
+    """Deletes the off-site copies of sets retention deleted, once A4C_OFFSITE_KEEP_DAYS old."""
+    return operations.offsite_upkeep(Actor.system("offsite"))
 
 
 @shared_task(name="backups.tasks.run_restore", acks_late=False)
@@ -105,7 +130,12 @@ def _recover_on_start(**_kwargs) -> None:
 # The worker's door for each kind of run; every other kind is a Job, run by run_job.
 RUN_TASKS = {RunKind.BACKUP: run_backup, RunKind.RESTORE: run_restore}
 # What a person is told a run of each kind is, when it could not be handed to a worker.
-WHAT = {RunKind.VERIFY: "verification", RunKind.DELETE: "deletion", RunKind.DRILL: "drill"}
+WHAT = {
+    RunKind.VERIFY: "verification",
+    RunKind.DELETE: "deletion",
+    RunKind.DRILL: "drill",
+    RunKind.OFFSITE: "off-site copy",
+}
 
 
 def enqueue(kind: RunKind | str, run_id: int, actor: Actor) -> str:

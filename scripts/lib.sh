@@ -83,6 +83,18 @@ ALIEN4CLOUD_ES_PATH_REPO="$ALIEN4CLOUD_VAR_DIR/es-repo"
 ALIEN4CLOUD_URL="http://127.0.0.1:$ALIEN4CLOUD_PORT"
 ALIEN4CLOUD_ES_URL="http://127.0.0.1:$ALIEN4CLOUD_ES_PORT"
 
+# S3Proxy, a real S3-compatible server on its filesystem backend, stands in for the bucket
+# of off-site copies in tests and on a developer's machine (`services.sh start s3`). Its jar
+# comes from Maven into the cache like Elasticsearch; its objects live under S3_VAR_DIR.
+S3PROXY_VERSION="${A4C_S3PROXY_VERSION:-2.6.0}"
+S3PROXY_ARTIFACT="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies"
+S3PROXY_JAR="$CACHE_DIR/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar"
+S3_PORT="${A4C_S3_PORT:-9390}"
+S3_IDENTITY="${A4C_S3_IDENTITY:-a4c-local}"
+S3_CREDENTIAL="${A4C_S3_CREDENTIAL:-a4c-local-secret}"
+S3_VAR_DIR="$VAR_DIR/s3"
+S3_URL="http://127.0.0.1:$S3_PORT"
+
 LOG_TAIL_LINES=30
 
 say() {

@@ -10,9 +10,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ALL_SERVICES=(es redis worker beat web)
 DEFAULT_START=(es redis)
 # Every service in start order. a4c, the real Alien4Cloud, is started only when named: its
-# first start builds it (about 3 min) and it holds about 800 MB. "stop all" and "status"
+# first start builds it (about 3 min) and it holds about 800 MB; so is s3 (S3Proxy, the
+# bucket of off-site copies), which only the off-site tests and a developer trying them need. "stop all" and "status"
 # include it, since they only ever touch what these scripts started.
-SERVICE_ORDER=(es redis a4c worker beat web)
+SERVICE_ORDER=(es redis s3 a4c worker beat web)
 ES_START_TIMEOUT="${A4C_ES_START_TIMEOUT:-120}"
 # How long a starting service may take to write its pid file; Elasticsearch writes it late,
 # later still when several nodes start at once on a small machine.
@@ -25,9 +26,10 @@ Usage: scripts/services.sh start|stop|status|restart [SERVICE...]
        scripts/services.sh env a4c
 
 Services: es (Elasticsearch $ES_VERSION), redis, worker (Celery), beat (Celery scheduler),
-web (waitress), a4c (the real Alien4Cloud $ALIEN4CLOUD_VERSION, built on first start), all.
+web (waitress), a4c (the real Alien4Cloud $ALIEN4CLOUD_VERSION, built on first start),
+s3 (S3Proxy $S3PROXY_VERSION on port $S3_PORT, an S3 bucket server for off-site copies), all.
 start and restart default to "es redis"; stop and status to all. "start all" and
-"restart all" leave a4c out; "stop all" and "status" include it.
+"restart all" leave a4c and s3 out; "stop all" and "status" include them.
 "env a4c" prints the settings that point the console at that Alien4Cloud.
 EOF
 }
@@ -364,6 +366,90 @@ stop_worker() { stop_celery worker "$WORKER_PID_FILE"; }
 stop_beat() { stop_celery beat "$BEAT_PID_FILE"; }
 status_worker() { status_celery worker "$WORKER_PID_FILE" "$WORKER_LOG"; }
 status_beat() { status_celery beat "$BEAT_PID_FILE" "$BEAT_LOG"; }
+
+# --- S3Proxy (an S3-compatible server for off-site copies) -------------------------------
+
+S3_PID_FILE="$RUN_DIR/s3proxy.pid"
+S3_LOG="$LOG_DIR/s3proxy.log"
+S3_PROPERTIES="$S3_VAR_DIR/s3proxy.properties"
+S3_MAIN_PATTERN="s3proxy-$S3PROXY_VERSION"
+
+# Any HTTP answer will do: without credentials S3Proxy answers 403, which proves it serves.
+s3_answers() {
+    local code
+    code="$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$S3_URL/" 2>/dev/null)" || true
+    [[ -n "$code" && "$code" != 000 ]]
+}
+
+# The properties file, written at every start (its credential is readable by us alone).
+write_s3_properties() {
+    mkdir -p "$S3_VAR_DIR/data"
+    (
+        umask 077
+        cat >"$S3_PROPERTIES" <<EOF
+# Written by scripts/services.sh at every start: change the script, not this file.
+s3proxy.endpoint=http://127.0.0.1:$S3_PORT
+s3proxy.authorization=aws-v2-or-v4
+s3proxy.identity=$S3_IDENTITY
+s3proxy.credential=$S3_CREDENTIAL
+jclouds.provider=filesystem
+jclouds.filesystem.basedir=$S3_VAR_DIR/data
+EOF
+    )
+}
+
+start_s3() {
+    local pid java_home
+    if pid="$(service_pid "$S3_PID_FILE" "$S3_MAIN_PATTERN")"; then
+        if s3_answers; then
+            say "S3Proxy already running (pid $pid): $S3_URL"
+            return
+        fi
+        say "S3Proxy (pid $pid) is starting; waiting for it"
+    elif port_in_use "$S3_PORT"; then
+        die "port $S3_PORT is taken by $(describe_port "$S3_PORT"), not the S3Proxy of $VAR_DIR (no matching pid file $S3_PID_FILE): stop it, or set A4C_S3_PORT."
+    else
+        bash "$SCRIPTS_DIR/install-s3proxy.sh"
+        java_home="$(alien4cloud_java_home)" ||
+            die "no JDK 17 found for S3Proxy: install one or set A4C_ALIEN4CLOUD_JAVA_HOME"
+        write_s3_properties
+        mkdir -p "$RUN_DIR" "$LOG_DIR"
+        rm -f "$S3_PID_FILE"
+        printf '\n### %s: starting S3Proxy %s on port %s\n' "$(date '+%F %T')" "$S3PROXY_VERSION" "$S3_PORT" >>"$S3_LOG"
+        say "starting S3Proxy $S3PROXY_VERSION on port $S3_PORT (Java: $java_home; log: $S3_LOG)"
+        # Its own session and pid file, its output in the log, a clean environment.
+        # shellcheck disable=SC2016  # expanded by the inner bash
+        (cd "$S3_VAR_DIR" && exec setsid -f bash -c 'echo $$ >"$1" && shift && exec "$@"' \
+            _ "$S3_PID_FILE" env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+            HOME="$S3_VAR_DIR" JAVA_HOME="$java_home" \
+            "$java_home/bin/java" -Xmx256m -jar "$S3PROXY_JAR" --properties "$S3_PROPERTIES") \
+            </dev/null >>"$S3_LOG" 2>&1 || die "S3Proxy failed to start." "$S3_LOG"
+    fi
+    wait_for_service S3Proxy "$S3_PID_FILE" 60 s3_answers "$S3_LOG"
+    say "S3Proxy $S3PROXY_VERSION is up: $S3_URL (identity $S3_IDENTITY, objects in $S3_VAR_DIR/data)"
+}
+
+stop_s3() {
+    local pid
+    if pid="$(service_pid "$S3_PID_FILE" "$S3_MAIN_PATTERN")"; then
+        stop_pid S3Proxy "$pid"
+    elif port_in_use "$S3_PORT"; then
+        say "the server on port $S3_PORT was not started by these scripts: left running"
+    else
+        say "S3Proxy is not running"
+    fi
+}
+
+status_s3() {
+    local pid
+    if pid="$(service_pid "$S3_PID_FILE" "$S3_MAIN_PATTERN")"; then
+        print_status s3 running "pid $pid" "$S3_URL (S3Proxy $S3PROXY_VERSION)"
+    elif s3_answers; then
+        print_status s3 running "not ours" "$S3_URL"
+    else
+        print_status s3 stopped "" ""
+    fi
+}
 
 # --- Web (waitress, through a4c_backup/serve.py) ------------------------------------------
 # waitress reads each request whole before a thread sees it: slow or idle clients cannot

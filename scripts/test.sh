@@ -10,7 +10,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bash "$SCRIPTS_DIR/setup.sh"
-bash "$SCRIPTS_DIR/services.sh" start es redis
+bash "$SCRIPTS_DIR/services.sh" start es redis s3
 cd "$PROJECT_DIR"
 
 if [[ $# -gt 0 ]]; then

@@ -19,9 +19,10 @@ import pytest
 from browsing import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from django.conf import settings as django_settings
 from fault_support import es_state, wait_for
+from offsite_support import offsite_settings, s3_answers, start_s3
 from people import member
 
-from backups import operations
+from backups import objectstore, operations
 from backups.audit import Actor
 from backups.elastic import client as elastic
 from backups.models import Backup, Job, Source
@@ -60,6 +61,31 @@ def es_path_repo(es_cluster) -> Path:
     roots = {p for paths in es_cluster.path_repo().values() for p in paths}
     assert roots, "the Elasticsearch node has no path.repo; scripts/services.sh sets it"
     return Path(sorted(roots)[0])
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> str:
+    """The real S3 server (S3Proxy), started by scripts/services.sh when it is not up."""
+    if not s3_answers():
+        output = start_s3()
+        if not s3_answers():
+            pytest.fail(
+                "S3Proxy did not start; `bash scripts/services.sh start s3` said:\n" + output,
+                pytrace=False,
+            )
+    return "s3"
+
+
+@pytest.fixture
+def offsite(s3_server, settings) -> objectstore.Bucket:
+    """A bucket of the test's own on the real S3Proxy, named by the settings, removed after."""
+    name = f"a4c-test-{secrets.token_hex(6)}"
+    for key, value in offsite_settings(name).items():
+        setattr(settings, key, value)
+    bucket = objectstore.configured()
+    bucket.create_bucket()
+    yield bucket
+    bucket.remove_bucket()
 
 
 @pytest.fixture

@@ -98,6 +98,8 @@ DOORS = {
     "elasticsearch": "backups.elastic",
     "elastic_transport": "backups.elastic",
     "requests": "backups.alien4cloud",
+    "boto3": "backups.objectstore",
+    "botocore": "backups.objectstore",
 }
 
 
@@ -131,6 +133,20 @@ def test_outside_backups_storage_only_its_package_is_imported():
             if module.startswith("backups.storage."):
                 strays.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert not strays, "import backups.storage instead:\n" + "\n".join(strays)
+
+
+def test_outside_backups_objectstore_only_its_package_is_imported():
+    """backups.objectstore is the door to the off-site bucket, as backups.storage is to the
+    backup storage: its __init__ lists what the rest of the app may use."""
+    known = modules()
+    strays = []
+    for name, path in known.items():
+        if name == "backups.objectstore" or name.startswith("backups.objectstore."):
+            continue
+        for module, _, line in imports_of(name, path, set(known)):
+            if module.startswith("backups.objectstore."):
+                strays.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert not strays, "import backups.objectstore instead:\n" + "\n".join(strays)
 
 
 # Where a run's status may be written: the rows' transition() and the lifecycle that calls it.

@@ -24,6 +24,8 @@ from backups.doctor.alien4cloud import alien4cloud_check
 from backups.doctor.drills import NAME as DRILLS
 from backups.doctor.drills import SCRATCH, drills_check, scratch_cluster_check
 from backups.doctor.network import directory_check
+from backups.doctor.offsite import NAME as OFFSITE
+from backups.doctor.offsite import offsite_check
 from backups.doctor.policies import NAME as POLICIES
 from backups.doctor.policies import policies_check
 from backups.doctor.result import NETWORK_TIMEOUT, Check
@@ -81,6 +83,8 @@ def run_checks(*, worker_timeout: float = 1.0, lock: bool = True) -> list[Check]
         result.append(_guarded("Directory", directory_check))
     result.append(_guarded("Data dir", _data_dir))
     result.append(_guarded("Backup storage", _storage))
+    if settings.A4C_OFFSITE_URL:
+        result.append(_guarded(OFFSITE, offsite_check))
     redis = _guarded("Redis", _redis)
     result.append(redis)
     if redis.level == "error":

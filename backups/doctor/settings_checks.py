@@ -10,6 +10,7 @@ from django.core.checks import Error, Warning, register
 
 from backups.alien4cloud import configuration as alien4cloud
 from backups.doctor import network
+from backups.doctor import offsite as offsite_doctor
 from backups.elastic.addresses import check_urls
 from backups.errors import ConfigError
 from backups.operations import drill_scratch, signing
@@ -32,6 +33,7 @@ def check_settings(app_configs=None, **kwargs):
         *places_problems(),
         *neighbours_problems(),
         *signing_problems(),
+        *offsite_problems(),
     ]
 
 
@@ -216,6 +218,29 @@ def signing_problems() -> list[Error]:
     except ConfigError as exc:
         problems.append(Error(str(exc), hint="README, 'Trust'.", id="a4c.E022"))
     return problems
+
+
+def offsite_problems() -> list[Error]:
+    """The off-site settings' shape, and recipients to encrypt the copies to."""
+    hint = "README, 'Off-site copies'."
+    problem = offsite_doctor.settings_problem()
+    if problem:
+        return [Error(problem, hint=hint, id="a4c.E026")]
+    problem = offsite_doctor.recipients_problem()
+    if problem:
+        return [Error(problem, hint=hint, id="a4c.E027")]
+    return []
+
+
+@register("offsite", deploy=True)
+def check_offsite(app_configs=None, **kwargs):
+    """`manage.py check --deploy` asks the bucket (and probes the credentials)."""
+    found = offsite_doctor.offsite_check()
+    if found.level == "error" and not (
+        offsite_doctor.settings_problem() or offsite_doctor.recipients_problem()
+    ):
+        return [Error(found.summary, hint=found.fix, id="a4c.E028")]
+    return []
 
 
 @register("directory", deploy=True)

@@ -22,7 +22,7 @@ from backups import operations
 from backups.errors import BackupError, QueueUnavailable
 from backups.management.arguments import INTERRUPTED, actor, fail
 from backups.management.progress import Reporter, label
-from backups.models import Backup, RestoreRun, RunKind
+from backups.models import Backup, Job, RestoreRun, RunKind
 
 
 @contextlib.contextmanager
@@ -72,6 +72,7 @@ def carry_out(
             with cancel_on_interrupt(kind, run.pk, err):
                 if kind == RunKind.BACKUP:
                     run = operations.run_backup(run.pk, progress=reporter)
+                    copy_here(run, reporter)
                 else:
                     run = operations.run_restore(run.pk, progress=reporter)
         except KeyboardInterrupt:
@@ -94,6 +95,26 @@ def carry_out(
         run.refresh_from_db()
         return run
     return follow(run, reporter)
+
+
+def copy_here(backup: Backup, reporter: Reporter) -> None:
+    """The off-site copy a backup run here asked for (A4C_OFFSITE_URL), run here after it; a
+    copy that fails leaves the backup good and says so."""
+    job = Job.objects.filter(
+        kind=RunKind.OFFSITE, backup=backup, status=Job.Status.PENDING, task_id=""
+    ).first()
+    if job is None:
+        return
+    reporter.finish()
+    reporter.message(f"copying {backup.name} off-site")
+    job = operations.run_copy(job.pk)
+    if job.status == Job.Status.SUCCEEDED:
+        reporter.message(f"copied {backup.name} off-site")
+    else:
+        reporter.message(
+            f"the off-site copy of {backup.name} {job.status}: {job.error_message} "
+            f"(the backup is good; `manage.py offsite push {backup.name}` tries again)"
+        )
 
 
 def follow(

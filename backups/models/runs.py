@@ -53,6 +53,7 @@ class RunKind(models.TextChoices):
     VERIFY = "verify"
     DELETE = "delete"
     DRILL = "drill"
+    OFFSITE = "offsite"  # a copy of a set pushed to the off-site bucket (operations/offsite.py)
 
 
 class A4CMaintenance(models.TextChoices):
@@ -390,7 +391,7 @@ class RestoreRun(RunRow):
 
 
 class Job(RunRow):
-    """A smaller kind of run on one backup (verify, delete, drill; off-site copies to come):
+    """A smaller kind of run on one backup (verify, delete, drill, an off-site copy):
     the same lifecycle as a backup or a restore, its input and its result kept as JSON."""
 
     class Status(models.TextChoices):

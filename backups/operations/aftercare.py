@@ -1,7 +1,9 @@
-"""What follows a policy's backup: the policy's last success or failure, its retention, the
-limit on safety backups, and whether its drill is due (operations/drill_schedule.py; the drill
-itself is requested and handed to a worker after, never run in the backup's run). run_backup
-calls it when a policy's backup ends."""
+"""What follows a backup: for a policy's, the policy's last success or failure, its retention,
+the limit on safety backups, and whether its drill is due (operations/drill_schedule.py; the
+drill itself is requested and handed to a worker after, never run in the backup's run); for
+every succeeded one, its off-site copy asked for when A4C_OFFSITE_URL is set (operations/
+offsite.py; handed to a worker after, like a drill). run_backup calls ``after_backup`` when a
+backup ends."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from django.utils import timezone
 from backups.audit import Actor
 from backups.models import Backup, Policy
 from backups.operations.drill_schedule import mark_drill_due
+from backups.operations.offsite import request_after_backup
 from backups.operations.retention import apply_retention, prune_safety_backups
 
 
@@ -39,3 +42,9 @@ def after_policy_backup(backup_id: int) -> list[str]:
     mark_drill_due(backup)
     actor = Actor.schedule(f"policy {backup.policy.name}")
     return apply_retention(backup.policy_id, actor) + prune_safety_backups(actor)
+
+
+def after_backup(backup_id: int) -> None:
+    """What follows every backup: its off-site copy asked for first (retention never deletes
+    a set before its copy is asked), then a policy's aftercare."""
+    request_after_backup(backup_id)

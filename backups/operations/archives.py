@@ -89,7 +89,7 @@ class ArchiveJob:
     def name(self) -> str:
         return self.record.name
 
-    def write(self, out: BinaryIO, progress=None) -> ArchiveHeader:
+    def write(self, out: BinaryIO, progress=None, *, created: str | None = None) -> ArchiveHeader:
         return write_archive(
             out,
             self.store,
@@ -99,7 +99,25 @@ class ArchiveJob:
             recipients=self.recipients or None,
             signer=self.signer,
             progress=progress,
+            created=created,
         )
+
+
+def archive_job(backup: Backup, recipients: list) -> ArchiveJob:
+    """The archive of a succeeded set, ready to stream (its record written first if the set
+    predates records); ``recipients`` parsed age keys, or [] for the plain archive."""
+    if not records.catalog().exists(backup.name):
+        records.write_record(backup)
+    return ArchiveJob(
+        # From the row, the truth: the archive vouches for what this console holds (a foreign
+        # set stays foreign), whatever the storage's record says.
+        records.record_of(backup),
+        store(),
+        records.catalog(),
+        _repository_files(backup),
+        recipients,
+        signing.installation_key(),
+    )
 
 
 def prepare_export(
@@ -114,18 +132,7 @@ def prepare_export(
             + "; only a succeeded backup can be exported."
         )
     keys = parse_recipients(recipients) if recipients else []
-    if not records.catalog().exists(backup.name):
-        records.write_record(backup)
-    job = ArchiveJob(
-        # From the row, the truth: the archive vouches for what this console holds (a foreign
-        # set stays foreign), whatever the storage's record says.
-        records.record_of(backup),
-        store(),
-        records.catalog(),
-        _repository_files(backup),
-        keys,
-        signing.installation_key(),
-    )
+    job = archive_job(backup, keys)
     audit.record(
         actor,
         "backup.export",

@@ -12,7 +12,7 @@ from backups.audit import Actor, Outcome
 from backups.errors import BackupError, Busy, Cancelled, InvalidInput
 from backups.models import Backup, RunKind
 from backups.operations import lifecycle, records, running
-from backups.operations.aftercare import after_policy_backup
+from backups.operations.aftercare import after_backup, after_policy_backup
 from backups.operations.backup_steps import (
     backup_elasticsearch,
     backup_files,
@@ -143,6 +143,10 @@ class BackupRun(lifecycle.Kind):
         )
 
     def after(self, backup: Backup, actor: Actor) -> None:
+        try:
+            after_backup(backup.pk)
+        except BackupError as exc:  # an off-site copy never turns a good backup bad
+            log.warning("the off-site copy after %s was not asked: %s", backup.name, exc)
         if backup.policy_id:
             try:
                 after_policy_backup(backup.pk)

@@ -13,6 +13,7 @@ from backups.operations import lifecycle, locking
 from backups.operations.delete import DeleteRun
 from backups.operations.drill import DrillRun
 from backups.operations.lookup import get_job
+from backups.operations.offsite import OffsiteRun
 from backups.operations.running import ProgressCallback
 from backups.operations.verify import VerifyRun
 
@@ -20,6 +21,7 @@ JOB_KINDS: dict[RunKind, type[lifecycle.Kind]] = {
     RunKind.VERIFY: VerifyRun,
     RunKind.DELETE: DeleteRun,
     RunKind.DRILL: DrillRun,
+    RunKind.OFFSITE: OffsiteRun,
 }
 
 

@@ -227,7 +227,27 @@ class DeadDrills(DeadJobs):
         return message
 
 
-KINDS = (DeadBackups, DeadRestores, DeadVerifications, DeadDeletions, DeadDrills)
+class DeadOffsiteCopies(DeadJobs):
+    kind = RunKind.OFFSITE
+    unstarted = "No worker started this off-site copy in time; is the Celery worker running?"
+
+    def examine(self, job: Job) -> tuple[str, str, str]:
+        message = (
+            "The worker copying this backup off-site stopped answering during "
+            f"{job.phase or 'its start'} (killed or lost); the backup is good and the bucket "
+            "holds no marker for a copy not finished: push it again, and what was sent is kept."
+        )
+        return Job.Status.FAILED, message, ""
+
+
+KINDS = (
+    DeadBackups,
+    DeadRestores,
+    DeadVerifications,
+    DeadDeletions,
+    DeadDrills,
+    DeadOffsiteCopies,
+)
 
 
 def recover_stale_runs(now=None) -> list[str]:

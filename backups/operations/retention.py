@@ -40,6 +40,7 @@ from backups.errors import BackupError, Busy, InvalidInput
 from backups.models import Backup, Policy, RestoreRun
 from backups.operations.delete import delete_backup
 from backups.operations.lookup import get_policy
+from backups.operations.offsite import retire_copies
 from backups.operations.places import store
 from backups.selectors import newest_good_backup
 
@@ -332,6 +333,7 @@ def delete_backups(doomed: Iterable[Verdict], actor: Actor) -> Deleted:
             done.names.append(verdict.backup.name)
     finally:
         if done.names:
+            retire_copies(done.names, actor)  # off-site too, unless A4C_OFFSITE_KEEP_DAYS
             freed = store().collect_garbage()
             audit.record(
                 actor,

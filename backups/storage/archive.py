@@ -194,9 +194,11 @@ def write_archive(
     recipients: list | None = None,
     signer: SigningKey | None = None,
     progress: ProgressFn = None,
+    created: str | None = None,
 ) -> ArchiveHeader:
     """Streams the set's archive into ``out``; encrypted to ``recipients`` when given, its
-    SHA256SUMS signed by ``signer`` when given.
+    SHA256SUMS signed by ``signer`` when given. ``created`` (the header's time, now when not
+    given) fixed, the same set writes the same plain bytes again: an off-site push resumes so.
 
     ``record`` is what the archive says of the set, carried as ``catalog`` writes it (signed):
     the exporting console builds it from its own row, never from the storage's file.
@@ -212,7 +214,7 @@ def write_archive(
     header = ArchiveHeader(
         name=name,
         set_id=record.set_id,
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        created=created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         repository_files=len(repository),
         blobs=len(blobs),
         bytes=total,

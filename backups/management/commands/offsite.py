@@ -1,0 +1,88 @@
+"""manage.py offsite push NAME | list [--json]: off-site copies in the bucket of A4C_OFFSITE_URL."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError
+
+from backups import operations
+from backups.management import arguments, base
+from backups.sizes import format_size
+
+ACTIONS = ("push", "list")
+
+
+class Command(base.Command):
+    help = (
+        "Off-site copies in the bucket of A4C_OFFSITE_URL (README, 'Off-site copies'): `push "
+        "NAME` copies a succeeded set there now, encrypted to A4C_EXPORT_RECIPIENTS, resuming "
+        "what an interrupted push sent; `list` says which sets have a complete copy there, and "
+        "when (the bucket's markers are the truth)."
+    )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        for sub in self._subparsers.values():
+            sub.error = _one_line_error(sub)
+        return parser
+
+    def add_arguments(self, parser):
+        commands = parser.add_subparsers(dest="action", metavar="{" + ",".join(ACTIONS) + "}")
+        commands.required = True
+        self._subparsers = {
+            "push": commands.add_parser("push", help="Copy a set off-site now, in this process."),
+            "list": commands.add_parser("list", help="The sets with a complete copy off-site."),
+        }
+        self._subparsers["push"].add_argument(
+            "backup", metavar="NAME", help="The backup's name (or id)."
+        )
+        arguments.add_json_argument(self._subparsers["push"], "what was copied")
+        arguments.add_json_argument(self._subparsers["list"], "the copies")
+
+    def handle(self, *args, **options):
+        getattr(self, f"_{options['action']}")(options)
+
+    def _push(self, options):
+        backup = arguments.resolve_backup(options["backup"])
+        report = operations.push_now(backup.pk, arguments.actor())
+        if options["json"]:
+            self.emit_json(report.as_result())
+        elif report.already:
+            self.say(
+                f"backup {report.name} already has a complete copy off-site "
+                f"(completed {report.completed})"
+            )
+        else:
+            self.say(
+                f"backup {report.name} copied off-site: {format_size(report.archive_size)} in "
+                f"{report.segments} segment{'s' if report.segments != 1 else ''} "
+                f"({report.segments_sent} sent, {report.segments_kept} kept from an earlier "
+                f"push), sha256 {report.archive_sha256[:16]}.."
+            )
+
+    def _list(self, options):
+        copies = operations.list_copies()
+        if options["json"]:
+            self.emit_json([copy.as_json() for copy in copies])
+            return
+        if not copies:
+            self.say("no complete copy in the bucket yet")
+            return
+        width = max(len(c.name) for c in copies)
+        self.say(f"{'NAME':<{width}}  {'COMPLETED':<20}  {'SIZE':>9}  HERE")
+        for c in copies:
+            here = c.local_status or "not here"
+            if not c.trusted:
+                here += " (signed by an untrusted installation)"
+            self.say(
+                f"{c.name:<{width}}  {c.completed:<20}  {format_size(c.archive_size):>9}  {here}"
+            )
+
+
+def _one_line_error(sub):
+    def error(message: str):
+        text = f"{message} (see `{sub.prog} --help`)"
+        if sub.called_from_command_line:
+            sub.exit(arguments.USAGE, f"error: {text}\n")
+        raise CommandError(text, returncode=arguments.USAGE)
+
+    return error
