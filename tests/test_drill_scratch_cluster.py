@@ -20,9 +20,10 @@ from backups.doctor.drills import scratch_cluster_check
 from backups.doctor.settings_checks import drill_cluster_problems
 from backups.elastic import client as elastic
 from backups.elastic import drills as elastic_drills
+from backups.elastic import versions
 from backups.errors import ElasticError
 from backups.models import Backup, Job
-from backups.operations import drill_scratch
+from backups.operations import drill_cluster, drill_scratch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -320,3 +321,17 @@ def test_a_malformed_or_live_scratch_address_is_a_settings_error(settings):
     assert "A4C_DRILL_ES_URLS" in malformed[0].msg and "http(s)://host:port" in malformed[0].msg
     assert [p.id for p in live] == ["a4c.E026"] and "live cluster" in live[0].msg
     assert drill_cluster_problems() == []
+
+
+def test_a_scratch_cluster_too_old_for_the_snapshot_is_an_error_naming_the_setting(settings):
+    settings.A4C_DRILL_ES_URLS = ["http://scratch.example:9200"]
+    # what a 7.17 scratch cluster says of an 8.19 snapshot
+    cannot = versions.dialect_for(["7.17.29"]).can_restore("8.19.8")
+
+    with pytest.raises(ElasticError) as raised:
+        drill_cluster.too_old(cannot, "a4c-backup/nightly")
+
+    message = str(raised.value)
+    assert "A4C_DRILL_ES_URLS (http://scratch.example:9200)" in message
+    assert "cannot restore a4c-backup/nightly: it was taken on Elasticsearch 8.19.8" in message
+    assert message.endswith("or empty it to drill in the live cluster.")

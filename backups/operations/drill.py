@@ -239,6 +239,8 @@ def elasticsearch_part(
         problems.append(f"{where} is {snap.state}, not a whole snapshot: it cannot be restored")
         return {}
     cannot = cluster.cannot_restore(snap.version)
+    if cannot and target.scratch:  # the scratch cluster's shortcoming, not the set's
+        drill_cluster.too_old(cannot, where)
     if cannot:
         problems.append(f"{where} cannot be restored here: {cannot}")
         return {}

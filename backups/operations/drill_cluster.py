@@ -84,3 +84,13 @@ def scratch_snapshot(target: DrillTarget, backup: Backup) -> SnapshotInfo | None
             "A4C_DRILL_ES_URLS to drill in the live cluster."
         )
     return None
+
+
+def too_old(cannot: str, where) -> None:
+    """A scratch cluster whose version cannot read the set's snapshot: an error naming the
+    setting, not a verdict on the set (the live cluster may well restore it)."""
+    raise ElasticError(
+        f"The scratch cluster of A4C_DRILL_ES_URLS ({', '.join(settings.A4C_DRILL_ES_URLS)}) "
+        f"cannot restore {where}: {cannot}. Point A4C_DRILL_ES_URLS at a cluster whose version "
+        "reads it, or empty it to drill in the live cluster."
+    )
