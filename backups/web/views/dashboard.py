@@ -14,6 +14,7 @@ from backups.doctor import checks as health
 from backups.web import queries
 from backups.web.permissions import requires
 from backups.web.views.policies import policies_panel_context
+from backups.web.worker import worker_missing
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def _live_context() -> dict:
     return {
         "running": running,
         "running_progress": queries.progress_of(running.run) if running and running.run else None,
+        "worker_missing": worker_missing() if running and _pending(running.run) else "",
         "last_good": selectors.last_good_backup(),
         "proven": queries.proven_backup(),
         "live_data": selectors.live_data_source(),
@@ -38,6 +40,10 @@ def _live_context() -> dict:
         "a4c_clear_command": operations.A4C_MAINTENANCE_CLEAR_COMMAND,
         **policies_panel_context(),
     }
+
+
+def _pending(run) -> bool:
+    return run is not None and run.status == "pending"
 
 
 @requires("view_backup", "page.view")
