@@ -67,6 +67,10 @@ def test_the_dashboard_tables_fit_a_1280_px_screen_with_times_on_one_line_in_the
     assert "Europe/Paris" in zone
     shot(page, "50-dashboard-1280")
 
+    for path in ("/backups/", "/restores/", "/policies/", "/audit/"):
+        page.goto(live_server.url + path)
+        assert page.evaluate(_CRAMPED) == [], f"{path} at 1280 px"
+
 
 def test_on_a_phone_the_last_good_backup_comes_before_the_health_lines(
     browser, live_server, busy_console
