@@ -143,7 +143,7 @@ class RestoreForm(forms.Form):
     def __init__(self, *args, backups=(), chosen: Backup | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         choices = [
-            (b.pk, f"{b.name}  ({timezone.localtime(b.created_at):%Y-%m-%d %H:%M})")
+            (b.pk, f"{b.name}  ({timezone.localtime(b.created_at):%Y-%m-%d %H:%M %Z})")
             for b in backups
         ]
         if chosen is not None and all(pk != chosen.pk for pk, _ in choices):

@@ -222,7 +222,8 @@ def policy_pause(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Policy {policy.name} paused: it takes no backup until resumed.")
     else:
         when = timezone.localtime(policy.next_run_at)
-        messages.success(request, f"Policy {policy.name} resumed: next run {when:%Y-%m-%d %H:%M}.")
+        next_run = f"{when:%Y-%m-%d %H:%M %Z}"
+        messages.success(request, f"Policy {policy.name} resumed: next run {next_run}.")
     return _back(request, "policies:detail", policy.pk)
 
 
