@@ -10,35 +10,15 @@ keyboard journeys of the restore form are walked with the keyboard alone.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from browsing import sign_in
+from browsing import AXE, serious_violations, sign_in
 from people import member
 
 from backups.models import Policy, RestoreRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 SLOW = 120  # s: a loaded machine is slow, never this slow
-
-
-def serious_violations(page) -> list[str]:
-    """axe-core's serious and critical findings on the page as drawn now, one line each."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run scripts/setup.sh (it installs axe-core)", False)
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate(
-        """async () => {
-          const result = await axe.run(document, {resultTypes: ["violations"]});
-          return result.violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
-            .map(v => v.id + " (" + v.impact + "): " + v.help + " at " +
-                 v.nodes.slice(0, 3).map(n => n.target.join(" ") + " " +
-                 (n.failureSummary || "").replace(/\\s+/g, " ")).join(" | "));
-        }"""
-    )
-    return found
 
 
 @pytest.fixture

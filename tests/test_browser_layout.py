@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from browsing import PHONE, overflow, shot, sign_in
+from browsing import PHONE, overflow, serious_violations, shot, sign_in
 from django.utils import timezone
 from people import member
 
@@ -84,6 +84,7 @@ def test_on_a_phone_the_last_good_backup_comes_before_the_health_lines(
     assert top("#last-good") < top("#running") < top("#health") < top("#latest-backups")
     assert page.evaluate(_CRAMPED) == []
     assert overflow(page) == []
+    assert serious_violations(page) == [], "the phone's layout is as accessible"
     shot(page, "51-dashboard-phone")
 
 
