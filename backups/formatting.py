@@ -61,3 +61,32 @@ def measured_seconds(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
     return human_duration(timedelta(seconds=seconds))
+
+
+def count_of(count: int | None, singular: str, plural: str = "") -> str:
+    """A count and its noun, in the number's form, with thousands separators: '1 backup',
+    '30,306 files', '0 indices' (count_of(0, "index", "indices"))."""
+    count = int(count or 0)
+    noun = singular if count == 1 else (plural or singular + "s")
+    return f"{count:,} {noun}"
+
+
+def time_ago(age: timedelta | float | None) -> str:
+    """How long ago, as the console's pages say it (console.js's ago() uses the same words):
+    'just now', '45 s ago', '12 min ago', '3 h 05 min ago', '4 days ago'."""
+    if age is None:
+        return ""
+    seconds = age.total_seconds() if isinstance(age, timedelta) else float(age)
+    if seconds < 0:
+        return "in the future"
+    if seconds < 10:
+        return "just now"
+    if seconds < 60:
+        return f"{int(seconds)} s ago"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min ago"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min ago"
+    return count_of(hours // 24, "day") + " ago"

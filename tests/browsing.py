@@ -1,10 +1,15 @@
-"""Helpers for the browser tests: signing in, screenshots, and layout measured by geometry."""
+"""Helpers for the browser tests: signing in, screenshots, layout measured by geometry, and
+axe-core's findings on a page."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+# axe-core, installed by scripts/setup.sh from tests/a11y/package-lock.json
+AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -79,3 +84,21 @@ def inside_viewport(page, selector: str) -> bool:
     box = page.locator(selector).first.bounding_box()
     width = page.evaluate("document.documentElement.clientWidth")
     return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page as drawn now, one line each."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run scripts/setup.sh (it installs axe-core)", False)
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+          const result = await axe.run(document, {resultTypes: ["violations"]});
+          return result.violations
+            .filter(v => v.impact === "serious" || v.impact === "critical")
+            .map(v => v.id + " (" + v.impact + "): " + v.help + " at " +
+                 v.nodes.slice(0, 3).map(n => n.target.join(" ") + " " +
+                 (n.failureSummary || "").replace(/\\s+/g, " ")).join(" | "));
+        }"""
+    )
+    return found

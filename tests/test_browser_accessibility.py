@@ -10,35 +10,15 @@ keyboard journeys of the restore form are walked with the keyboard alone.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from browsing import sign_in
+from browsing import AXE, serious_violations, sign_in
 from people import member
 
 from backups.models import Policy, RestoreRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 SLOW = 120  # s: a loaded machine is slow, never this slow
-
-
-def serious_violations(page) -> list[str]:
-    """axe-core's serious and critical findings on the page as drawn now, one line each."""
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run scripts/setup.sh (it installs axe-core)", False)
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate(
-        """async () => {
-          const result = await axe.run(document, {resultTypes: ["violations"]});
-          return result.violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
-            .map(v => v.id + " (" + v.impact + "): " + v.help + " at " +
-                 v.nodes.slice(0, 3).map(n => n.target.join(" ") + " " +
-                 (n.failureSummary || "").replace(/\\s+/g, " ")).join(" | "));
-        }"""
-    )
-    return found
 
 
 @pytest.fixture
@@ -96,3 +76,55 @@ def test_the_pages_of_a_bad_day_have_no_serious_accessibility_violation(
         f"{name}:\n  " + "\n  ".join(lines) for name, lines in problems.items()
     )
     assert len(found) == 7 and os.path.getsize(AXE) > 100_000, "every page was checked"
+
+
+def test_choosing_another_backup_with_the_keyboard_keeps_the_page_and_the_focus(
+    browser, live_server, backup, take
+):
+    take("files-1", include_elasticsearch=False)  # the newest: chosen first, no indices
+    member("rita", "restorers")
+    page = sign_in(browser, live_server, "rita")
+    page.goto(f"{live_server.url}/restore/?backup={backup.pk}")
+    assert page.is_visible("#index-choice"), "nightly-1's indices are offered"
+    page.evaluate("window.notReloaded = true")
+
+    page.focus("#id_backup")
+    page.keyboard.press("ArrowUp")  # files-1, listed first
+
+    assert page.evaluate("window.notReloaded") is True, "one arrow key reloads nothing"
+    assert page.evaluate("document.activeElement.id") == "id_backup", "focus stays on the list"
+    assert page.is_hidden("#index-choice"), "the other backup's indices are put away"
+    assert page.is_visible("#index-choice-stale")
+    assert page.locator("#index-choice input[name=indices]").first.is_disabled()
+
+    page.keyboard.press("ArrowDown")  # back to the backup the page was drawn for
+    assert page.is_visible("#index-choice") and page.is_hidden("#index-choice-stale")
+    page.keyboard.press("ArrowUp")
+    page.click("button:has-text('Show the plan')")
+    page.wait_for_selector("#plan")
+    assert "restore files-1" in page.inner_text("#plan-heading")
+
+
+def test_a_refused_confirmation_puts_the_focus_on_its_error_beside_the_field(
+    browser, live_server, files_backup
+):
+    member("rita", "restorers")
+    page = sign_in(browser, live_server, "rita", viewport={"width": 1280, "height": 600})
+    page.goto(f"{live_server.url}/restore/?backup={files_backup.pk}")
+    page.click("button:has-text('Show the plan')")
+    page.wait_for_selector("#plan")
+    page.fill("#confirm", "not-the-name")
+    page.press("#confirm", "Enter")
+    page.wait_for_selector("#start-error")
+
+    focused = page.evaluate(
+        "[document.activeElement.id, document.activeElement.getAttribute('aria-describedby'),"
+        " document.activeElement.getAttribute('aria-invalid')]"
+    )
+    assert focused == ["confirm", "start-error", "true"], focused
+    assert page.locator("#confirm").evaluate(
+        "el => el.closest('.field').contains(document.getElementById('start-error'))"
+    ), "the error is drawn beside the field"
+    top = page.locator("#start-error").bounding_box()
+    assert top and 0 <= top["y"] and top["y"] + top["height"] <= 600, "the error is on screen"
+    assert RestoreRun.objects.count() == 0

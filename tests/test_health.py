@@ -178,4 +178,4 @@ def test_a_last_backup_older_than_the_limit_is_a_warning(one_file_install, setti
 
     check = by_name(health.run_checks(worker_timeout=0.2))["Last backup"]
 
-    assert check.level == "warning" and "old, 30.0 h ago: older than 26 h" in check.summary
+    assert check.level == "warning" and "old, 30 h 00 min ago: older than 26 h" in check.summary

@@ -32,6 +32,7 @@ from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.elastic import client as elastic
 from backups.elastic.versions import SUPPORTED_TEXT
 from backups.errors import BackupError, ElasticUnreachable, UnsupportedElasticsearch
+from backups.formatting import time_ago
 from backups.models import Backup, RestoreRun
 from backups.sizes import format_size
 from backups.storage import Store
@@ -440,8 +441,7 @@ def _last_backup() -> Check:
             "no backup has succeeded yet",
             "Take one now (`manage.py backup`) and schedule one every night.",
         )
-    hours = last.age.total_seconds() / 3600
-    summary = f"{last.backup.name}, {hours:.1f} h ago"
+    summary = f"{last.backup.name}, {time_ago(last.age)}"
     if last.too_old:
         return _warning(
             "Last backup",

@@ -24,7 +24,12 @@ from backups.operations.hooks import run_hook
 from backups.operations.locking import create_claimed
 from backups.operations.lookup import get_backup
 from backups.operations.maintenance_mode import MaintenanceWindow
-from backups.operations.names import default_backup_name, index_name_problem, validate_backup_name
+from backups.operations.names import (
+    default_backup_name,
+    index_name_problem,
+    validate_backup_name,
+    validate_description,
+)
 from backups.operations.recovery import recover_stale_runs
 from backups.operations.requests import BackupRequest
 from backups.operations.running import ProgressCallback
@@ -39,6 +44,7 @@ def request_backup(request: BackupRequest, actor: Actor, *, wait: float = 0.0) -
     if not request.include_elasticsearch and not request.include_files:
         raise InvalidInput("Choose what to back up: Elasticsearch, files, or both.")
     name = validate_backup_name(request.name) if request.name else default_backup_name()
+    description = validate_description(request.description)
     patterns = list(request.indices)
     for pattern in patterns:
         problem = index_name_problem(pattern, pattern=True)
@@ -54,7 +60,7 @@ def request_backup(request: BackupRequest, actor: Actor, *, wait: float = 0.0) -
         )
     fields = {
         "name": name,
-        "description": request.description,
+        "description": description,
         "trigger": request.trigger_for(actor.source),
         "include_elasticsearch": request.include_elasticsearch,
         "include_files": request.include_files,

@@ -1,4 +1,5 @@
-"""Backup names and index names: what Elasticsearch and the file system accept, said once."""
+"""Backup names and index names: what Elasticsearch and the file system accept, said once; and
+how long a description (of a backup, of a policy) may be."""
 
 from __future__ import annotations
 
@@ -14,12 +15,25 @@ from backups.models import (
 )
 
 NAME_MAX = 200
+# A note a person reads beside the name on every page: a few sentences, not a document.
+DESCRIPTION_MAX = 500
 
 
 _FORBIDDEN = set(' \\/*?"<>|,#:')
 
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._+\-]*$")
+
+
+def validate_description(text: str, of: str = "backup") -> str:
+    """A description of at most DESCRIPTION_MAX characters; returns it stripped."""
+    text = (text or "").strip()
+    if len(text) > DESCRIPTION_MAX:
+        raise InvalidInput(
+            f"The {of}'s description is {len(text):,} characters long; at most "
+            f"{DESCRIPTION_MAX} are allowed: shorten it (the details belong elsewhere)."
+        )
+    return text
 
 
 def validate_backup_name(name: str) -> str:

@@ -24,7 +24,7 @@ from backups.operations.backup import request_backup
 from backups.operations.delete import check_may_delete
 from backups.operations.drill_schedule import validate_drill_every
 from backups.operations.lookup import get_policy
-from backups.operations.names import index_name_problem, validate_backup_name
+from backups.operations.names import index_name_problem, validate_backup_name, validate_description
 from backups.operations.requests import BackupRequest
 from backups.selectors import newest_good_backup
 
@@ -111,6 +111,7 @@ def save_policy(actor: Actor, policy_id: int | None = None, **fields) -> Policy:
     for name, value in fields.items():
         setattr(policy, name, value)
     validate_backup_name(policy.name)
+    policy.description = validate_description(policy.description, of="policy")
     policy.schedule = validate_schedule(policy.schedule)
     policy.drill_every = validate_drill_every(policy.drill_every)
     if not policy.include_elasticsearch and not policy.include_files:

@@ -6,6 +6,7 @@ import json
 import re
 
 from django import template
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
@@ -21,6 +22,20 @@ _TICKED = re.compile(r"`([^`]+)`")
 def size(count) -> str:
     """A byte count in the unit a person reads (see backups/sizes.py)."""
     return format_size(count)
+
+
+@register.filter
+def counted(count, nouns: str) -> str:
+    """A count with its noun in the count's form and thousands separators:
+    ``{{ n|counted:"backup" }}``, ``{{ n|counted:"index,indices" }}`` (formatting.count_of)."""
+    singular, _, plural = nouns.partition(",")
+    return formatting.count_of(count, singular, plural)
+
+
+@register.filter
+def ago(moment) -> str:
+    """How long ago a moment was, in the words console.js keeps up to date (formatting.time_ago)."""
+    return formatting.time_ago(timezone.now() - moment) if moment else ""
 
 
 @register.filter

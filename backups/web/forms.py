@@ -17,6 +17,7 @@ from django.utils import timezone
 from backups import operations
 from backups.errors import BackupError, InvalidInput
 from backups.models import AuditEvent, Backup, RestoreRun
+from backups.operations.names import DESCRIPTION_MAX, validate_description
 from backups.operations.plan import Plan, PlanOutdated
 from backups.operations.requests import BackupRequest, RestoreRequest
 
@@ -38,7 +39,11 @@ class BackupForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Why this backup."
+        # No max_length: the browser would cut a longer text silently; clean_description names
+        # the limit.
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=f"Why this backup, in at most {DESCRIPTION_MAX} characters.",
     )
     include_elasticsearch = forms.BooleanField(
         required=False, initial=True, label="Elasticsearch indices"
@@ -58,6 +63,12 @@ class BackupForm(forms.Form):
         if es_problem:  # a snapshot cannot work now: only the files can be backed up
             field = self.fields["include_elasticsearch"]
             field.disabled, field.initial = True, False
+
+    def clean_description(self) -> str:
+        try:
+            return validate_description(self.cleaned_data["description"])
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -90,8 +101,10 @@ class RestoreForm(forms.Form):
     backup = forms.TypedChoiceField(
         coerce=int,
         label="Backup",
-        # Choosing another backup reloads the page: its list of indices differs.
-        widget=forms.Select(attrs={"data-reload-with": "backup"}),
+        # Choosing another backup never reloads the page (a keyboard's ArrowDown chooses one):
+        # the indices offered, the old backup's, are put away until its plan is shown.
+        widget=forms.Select(attrs={"data-puts-away": "index-choice"}),
+        help_text="Then press Show the plan: it lists this backup's indices too.",
     )
     scope = forms.ChoiceField(
         choices=RestoreRun.Scope.choices, initial=RestoreRun.Scope.ALL, widget=forms.RadioSelect
@@ -133,13 +146,15 @@ class RestoreForm(forms.Form):
     def __init__(self, *args, backups=(), chosen: Backup | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         choices = [
-            (b.pk, f"{b.name}  ({timezone.localtime(b.created_at):%Y-%m-%d %H:%M})")
+            (b.pk, f"{b.name}  ({timezone.localtime(b.created_at):%Y-%m-%d %H:%M %Z})")
             for b in backups
         ]
         if chosen is not None and all(pk != chosen.pk for pk, _ in choices):
             choices.insert(0, (chosen.pk, chosen.name))
         self.fields["backup"].choices = choices
         if chosen is not None:
+            # the backup whose indices the page lists (console.js: data-puts-away)
+            self.fields["backup"].widget.attrs["data-shown-for"] = str(chosen.pk)
             self.fields["indices"].choices = [(n, n) for n in sorted(chosen.indices or {})]
 
     def clean(self):

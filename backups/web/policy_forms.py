@@ -16,7 +16,12 @@ from django.utils import timezone
 from backups.errors import InvalidInput
 from backups.models import Policy
 from backups.operations.drill_schedule import validate_drill_every
-from backups.operations.names import index_name_problem, validate_backup_name
+from backups.operations.names import (
+    DESCRIPTION_MAX,
+    index_name_problem,
+    validate_backup_name,
+    validate_description,
+)
 from backups.operations.schedules import backup_name_for, validate_schedule
 
 POLICY_NAME_MAX = Policy._meta.get_field("name").max_length
@@ -44,7 +49,9 @@ class PolicyForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What it is for."
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=f"What it is for, in at most {DESCRIPTION_MAX} characters.",
     )
     name_pattern = forms.CharField(
         max_length=150,
@@ -123,6 +130,12 @@ class PolicyForm(forms.Form):
         if others.exists():
             raise forms.ValidationError(f"A policy named {name!r} exists already.")
         return name
+
+    def clean_description(self) -> str:
+        try:
+            return validate_description(self.cleaned_data["description"], of="policy")
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean_schedule(self) -> str:
         try:

@@ -15,8 +15,9 @@
     var m = Math.floor(seconds / 60);
     if (m < 60) return m + " min ago";
     var h = Math.floor(m / 60);
-    if (h < 48) return h + " h " + (m % 60) + " min ago";
-    return Math.floor(h / 24) + " days ago";
+    if (h < 48) return h + " h " + ("0" + (m % 60)).slice(-2) + " min ago";
+    var d = Math.floor(h / 24);
+    return d + (d === 1 ? " day" : " days") + " ago";
   }
 
   function relTimes(root) {
@@ -84,11 +85,19 @@
     if (form && !window.confirm(form.dataset.confirm)) e.preventDefault();
   });
 
+  // A choice that makes a part of the form stale (another backup: other indices) puts that part
+  // away, its inputs disabled so they are not sent, and says why; focus stays where it was.
   document.addEventListener("change", function (e) {
     var s = e.target;
-    if (s.matches && s.matches("select[data-reload-with]")) {
-      window.location.search = "?" + s.dataset.reloadWith + "=" + encodeURIComponent(s.value);
+    if (!(s.matches && s.matches("select[data-puts-away]"))) return;
+    var part = document.getElementById(s.dataset.putsAway);
+    var note = document.getElementById(s.dataset.putsAway + "-stale");
+    var stale = s.value !== s.dataset.shownFor;
+    if (part) {
+      part.hidden = stale;
+      part.querySelectorAll("input").forEach(function (i) { i.disabled = stale; });
     }
+    if (note) note.hidden = !stale;
   });
 
   relTimes(document);

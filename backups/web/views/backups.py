@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from backups import operations, selectors, tasks
 from backups.audit import Actor
-from backups.errors import BackupError, InvalidInput
+from backups.errors import BackupError, Busy, InvalidInput
 from backups.formatting import human_duration
 from backups.models import Backup, RunKind
 from backups.web import queries
@@ -51,6 +51,7 @@ def backup_list(request: HttpRequest) -> HttpResponse:
 @requires("add_backup", "backup.create")
 def backup_new(request: HttpRequest) -> HttpResponse:
     index_names, es_problem = queries.live_indices()
+    refused_busy = False
     if request.method == "POST":
         form = BackupForm(request.POST, index_names=index_names, es_problem=es_problem)
         if form.is_valid():
@@ -59,6 +60,7 @@ def backup_new(request: HttpRequest) -> HttpResponse:
                 backup = operations.request_backup(form.cleaned_data["request"], actor)
             except BackupError as exc:
                 form.add_error(None, error_text(exc))
+                refused_busy = isinstance(exc, Busy)
             else:
                 problem = hand_to_worker(RunKind.BACKUP, backup.pk, actor)
                 if problem:
@@ -76,7 +78,8 @@ def backup_new(request: HttpRequest) -> HttpResponse:
         "form": form,
         "indices": index_names,
         "es_problem": es_problem,
-        "running": selectors.running_operation(),
+        # a refusal for another run under way is said once, by the form's error
+        "running": None if refused_busy else selectors.running_operation(),
         "worker_missing": worker_missing(),
     }
     return render(request, "backups/backup_new.html", context)

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from backups import operations
 from backups.audit import Actor
 from backups.errors import BackupError
+from backups.formatting import count_of
 from backups.models import NotificationDelivery, Policy, RunKind
 from backups.operations.drill_schedule import describe_drill_every
 from backups.operations.notifications import send_test_notification, shown_target
@@ -141,7 +142,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def retention_rules(policy: Policy) -> list[str]:
     """The policy's retention in the words of Policy's docstring, in the order they apply."""
     tiers = [
-        f"{count} {unit}{'s' if count != 1 else ''}"
+        count_of(count, unit)
         for count, unit in (
             (policy.keep_daily, "day"),
             (policy.keep_weekly, "week"),
@@ -153,12 +154,13 @@ def retention_rules(policy: Policy) -> list[str]:
     if tiers:
         rules.append(f"The newest backup of each of the last {', '.join(tiers)}.")
     if policy.max_age_days:
-        rules.append(f"None older than {policy.max_age_days} days.")
+        rules.append(f"None older than {count_of(policy.max_age_days, 'day')}.")
     if policy.keep_last:
-        rules.append(f"At most the {policy.keep_last} newest.")
+        newest = "the newest" if policy.keep_last == 1 else f"the {policy.keep_last:,} newest"
+        rules.append(f"At most {newest}.")
     if not rules:
         return ["Every backup is kept: no limit is set."]
-    rules.append(f"At least {policy.keep_min}, even when older.")
+    rules.append(f"At least {count_of(policy.keep_min, 'backup')}, even when older.")
     rules.append("Pinned backups, and the newest good backup of all, are always kept.")
     return rules
 
@@ -220,7 +222,8 @@ def policy_pause(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Policy {policy.name} paused: it takes no backup until resumed.")
     else:
         when = timezone.localtime(policy.next_run_at)
-        messages.success(request, f"Policy {policy.name} resumed: next run {when:%Y-%m-%d %H:%M}.")
+        next_run = f"{when:%Y-%m-%d %H:%M %Z}"
+        messages.success(request, f"Policy {policy.name} resumed: next run {next_run}.")
     return _back(request, "policies:detail", policy.pk)
 
 

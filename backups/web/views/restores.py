@@ -83,6 +83,8 @@ def restore_new(request: HttpRequest) -> HttpResponse:
         except BackupError as exc:
             context["start_error"] = error_text(exc)
             status = 409 if isinstance(exc, Busy) else 200
+            if isinstance(exc, Busy):
+                context["running"] = None  # the refusal says it, once, beside the field
             plan = None if isinstance(exc, PlanOutdated) else plan  # shown anew, made anew
         else:
             problem = hand_to_worker(RunKind.RESTORE, run.pk, actor)
