@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from browsing import sign_in
 from django.urls import reverse
 from fault_support import lose_the_console_database
 from people import member
@@ -68,7 +69,7 @@ def test_a_restorer_syncs_now_and_reads_what_came_in_from_where_and_what_was_ref
     assert "Refused or not imported: 1" in refused
     assert "&lt;img src=x onerror=alert(1)&gt;" in refused and PLANTED not in html
     assert "Unchanged: 0 sets already listed" in report
-    assert "Catalog last synced with the backup storage" in html
+    assert 'id="catalog-sync"' not in html, "one message per event: the report says when"
     theirs = Backup.objects.get(name="theirs")
     assert theirs.signed_by == other.key_id and not theirs.foreign
     assert "taken by a4c-backup@other" in theirs.imported_from
@@ -82,6 +83,7 @@ def test_a_restorer_syncs_now_and_reads_what_came_in_from_where_and_what_was_ref
     again = client.get(reverse("backups:backup_list")).content.decode()
 
     assert 'id="sync-report"' not in reloaded, "a reload shows the list, and syncs nothing"
+    assert "Catalog last synced with the backup storage" in reloaded
     assert reloaded.count("imported: came from backup storage") == 2
     assert "Imported: none" in again and "Unchanged: 2 sets already listed" in again
     assert AuditEvent.objects.filter(action="catalog.sync", actor="rita").count() == 2
@@ -125,3 +127,28 @@ def test_a_sync_is_only_asked_for_with_a_post(client, a4c, rita):
 
     assert response.status_code == 405
     assert not AuditEvent.objects.filter(action="catalog.sync").exists()
+
+
+@pytest.mark.browser
+def test_in_chromium_a_restorer_clicks_sync_now_and_follows_an_imported_set_to_its_origin(
+    browser, live_server, a4c, take
+):
+    rita = member("rita", "restorers")
+    take("files-1", rita, include_elasticsearch=False)
+    lose_the_console_database()
+    page = sign_in(browser, live_server, "rita")
+    page.goto(f"{live_server.url}/backups/")
+    assert "Catalog never synced" in page.inner_text("#catalog-sync")
+
+    page.click("#sync-now button")
+
+    page.wait_for_selector("#sync-report")
+    report = page.inner_text("#sync-report")
+    assert "Imported: 1 set" in report and "Unchanged: 0 sets already listed" in report
+    assert "Refused or not imported: none" in report
+    page.click("#sync-imported a:has-text('files-1')")
+    page.wait_for_selector("#signed-by")
+    assert "Came from backup storage" in page.inner_text("#signed-by")
+    page.goto(f"{live_server.url}/backups/")
+    assert page.locator("#sync-report").count() == 0
+    assert "imported: came from backup storage" in page.inner_text("#backups")
