@@ -2,7 +2,8 @@
 (console, command line, scheduler) hands a requested run to a worker.
 
 A backup or restore is never retried by Celery: once it has begun changing data, only the
-operation's own rollback may act. Recovery runs on a beat schedule and when a worker starts.
+operation's own rollback may act. Recovery and the catalog sync run on a beat schedule and when
+a worker starts.
 """
 
 import logging
@@ -113,7 +114,9 @@ def check_drill_age() -> bool:
 @shared_task(name="backups.tasks.sync_catalog")
 def sync_catalog() -> dict:
     """Sees the sets other consoles wrote into a shared storage, and the ones that went."""
-    return operations.sync_catalog(Actor.system("sync")).as_json()
+    report = operations.sync_catalog(Actor.system("sync")).as_json()
+    # Counts, for the worker's log: every few minutes, the names of every set would flood it.
+    return {k: len(v) if isinstance(v, list) else v for k, v in report.items()}
 
 
 @shared_task(name="backups.tasks.ping")
@@ -125,6 +128,17 @@ def ping(value: str) -> str:
 @worker_ready.connect
 def _recover_on_start(**_kwargs) -> None:
     operations.recover_stale_runs()
+
+
+@worker_ready.connect
+def _sync_on_start(**_kwargs) -> None:
+    """The catalog is synced as soon as a worker runs, not A4C_SYNC_SECONDS later (the beat's
+    first tick): a new machine lists the storage's sets at once. Queued, so that the worker's
+    own process stays free, and run by the task the beat runs."""
+    try:
+        sync_catalog.delay()
+    except Exception:  # noqa: BLE001 - the broker's many errors: the beat's tick syncs later
+        log.exception("could not queue the catalog sync at the worker's start")
 
 
 # The worker's door for each kind of run; every other kind is a Job, run by run_job.

@@ -9,6 +9,38 @@ PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPTS_DIR="$PROJECT_DIR/scripts"
 VAR_DIR="${A4C_VAR_DIR:-$PROJECT_DIR/var}"
 case "$VAR_DIR" in /*) ;; *) VAR_DIR="$PWD/$VAR_DIR" ;; esac
+
+# What a stack was started with beyond the defaults, written by `services.sh start` into its
+# var dir: read back here, so that `services.sh stop` or `status` given only A4C_VAR_DIR (or
+# nothing, for var/) finds the ports and the Elasticsearch that stack runs, and a second
+# start reuses them. A value in the environment wins; delete the file to go back to defaults.
+STACK_FILE="$VAR_DIR/stack.env"
+STACK_SETTINGS=(A4C_ES_VERSION A4C_ES_PORT A4C_ES_TRANSPORT_PORT A4C_ES_PATH_REPO
+    A4C_REDIS_PORT A4C_WEB_PORT A4C_ALIEN4CLOUD_PORT A4C_ALIEN4CLOUD_ES_PORT
+    A4C_ALIEN4CLOUD_ES_TRANSPORT_PORT)
+STACK_REMEMBERED=()
+
+# Reads STACK_FILE without running it: only the settings above, with plain values, each
+# into a shell variable of its name unless the environment gives one.
+read_stack_file() {
+    local line name value
+    [[ -r "$STACK_FILE" ]] || return 0
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        [[ -z "$line" || "$line" == "#"* || "$line" == A4C_VAR_DIR=* ]] && continue
+        if [[ ! "$line" =~ ^([A-Z0-9_]+)=([A-Za-z0-9._/@:+,-]+)$ ]] ||
+            [[ " ${STACK_SETTINGS[*]} " != *" ${BASH_REMATCH[1]} "* ]]; then
+            printf 'WARNING: %s: ignored the line %q (settings it may hold: %s)\n' \
+                "$STACK_FILE" "$line" "${STACK_SETTINGS[*]}" >&2
+            continue
+        fi
+        name="${BASH_REMATCH[1]}"
+        value="${BASH_REMATCH[2]}"
+        [[ -n "${!name:-}" ]] && continue
+        printf -v "$name" '%s' "$value"
+        STACK_REMEMBERED+=("$name")
+    done <"$STACK_FILE"
+}
+read_stack_file
 # Downloads live outside the clone so a fresh checkout or `git clean` does not fetch them again.
 CACHE_DIR="${A4C_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/a4c-backup}"
 # A4C_VENV: another checkout's virtualenv (a worktree's tests run with the main one's).
@@ -96,6 +128,86 @@ S3_VAR_DIR="$VAR_DIR/s3"
 S3_URL="http://127.0.0.1:$S3_PORT"
 
 LOG_TAIL_LINES=30
+
+# Writes STACK_FILE: the var dir and every setting of STACK_SETTINGS this stack was given
+# (by the environment, or remembered), atomically, as several starts may run at once.
+remember_stack() {
+    local name tmp
+    mkdir -p "$VAR_DIR"
+    tmp="$(mktemp "$STACK_FILE.XXXXXX")"
+    {
+        printf '# Written by scripts/services.sh start: what the stack of this var dir was started\n'
+        printf '# with beyond the defaults. stop, status and start read it; the environment wins.\n'
+        printf 'A4C_VAR_DIR=%q\n' "$VAR_DIR"
+        for name in "${STACK_SETTINGS[@]}"; do
+            if [[ -n "${!name:-}" ]]; then printf '%s=%q\n' "$name" "${!name}"; fi
+        done
+    } >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$STACK_FILE"
+}
+
+# stack_command ARGUMENT...: the exact services.sh command line for this stack, its var dir
+# and settings spelled out, to print as a hint that works from any directory and shell.
+stack_command() {
+    local name words=("A4C_VAR_DIR=$(printf '%q' "$VAR_DIR")")
+    for name in "${STACK_SETTINGS[@]}"; do
+        if [[ -n "${!name:-}" ]]; then words+=("$name=$(printf '%q' "${!name}")"); fi
+    done
+    printf '%s bash %q' "${words[*]}" "$SCRIPTS_DIR/services.sh"
+    if (($# > 0)); then printf ' %q' "$@"; fi
+    printf '\n'
+}
+
+# --- what a run started, stopped at its end (test.sh) ---------------------------------------
+# The caller defines service_is_ours SERVICE (it runs, started by these scripts),
+# stop_service SERVICE and service_stop_command SERVICE (the command a person would type).
+
+# running_services SERVICE...: those that run now, started by these scripts, on one line.
+running_services() {
+    local service running=()
+    for service in "$@"; do
+        if service_is_ours "$service"; then running+=("$service"); fi
+    done
+    printf '%s\n' "${running[*]}"
+}
+
+# stop_services_started_since BEFORE SERVICE...: stops, last first, each SERVICE that runs
+# now and was not in BEFORE (what running_services printed when the run began), unless
+# A4C_KEEP_SERVICES=1; then its last lines say what it left running and how to stop it. A
+# stop that fails is said, never fatal: the caller's exit status stays its own. (Another run
+# that started a service meanwhile from the same var dir loses it too: one run per var dir.)
+stop_services_started_since() {
+    local before=" $1 " index service stopped=() left=()
+    shift
+    for ((index = $# ; index >= 1; index--)); do
+        service="${!index}"
+        service_is_ours "$service" || continue
+        if [[ "$before" == *" $service "* || "${A4C_KEEP_SERVICES:-}" == 1 ]]; then
+            left+=("$service")
+        elif (stop_service "$service"); then
+            stopped+=("$service")
+        else
+            warn "could not stop $service, which this run started"
+            left+=("$service")
+        fi
+    done
+    if ((${#stopped[@]} > 0)); then
+        say "stopped what this run started: ${stopped[*]}"
+    fi
+    if ((${#left[@]} == 0)); then
+        say "none of $* is left running"
+        return 0
+    fi
+    if [[ "${A4C_KEEP_SERVICES:-}" == 1 ]]; then
+        say "left running (A4C_KEEP_SERVICES=1): ${left[*]}; stop them with:"
+    else
+        say "left running, as they ran before this run began or would not stop: ${left[*]}; stop them with:"
+    fi
+    for service in "${left[@]}"; do
+        printf '    %s\n' "$(service_stop_command "$service")"
+    done
+}
 
 say() {
     printf '==> %s\n' "$*"

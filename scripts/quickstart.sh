@@ -79,19 +79,22 @@ main() {
         bash "$SCRIPTS_DIR/services.sh" start worker beat web
     fi
 
+    # The exact commands for this stack: its var dir and ports spelled out, so that on a
+    # shared host they reach this stack and no other (they are also kept in its stack.env).
     cat <<EOF_MESSAGE
 
 a4c-backup is running.
   Console:  $WEB_URL
   Log in:   $admin_message
-  Services: scripts/services.sh status   (stop them with: scripts/services.sh stop)
+  Services: $(stack_command status)
+  Stop all: $(stack_command stop all)
   Logs:     $LOG_DIR
 EOF_MESSAGE
     if [[ "$TARGET" == alien4cloud ]]; then
         cat <<EOF_MESSAGE
   Alien4Cloud $ALIEN4CLOUD_VERSION: $ALIEN4CLOUD_URL (admin/admin), its data dir $ALIEN4CLOUD_DATA_DIR
-  The worker, beat and web run with its settings (scripts/services.sh env a4c); to restart
-  them by hand, run this script again, or: set -a; eval "\$(scripts/services.sh env a4c)"; set +a
+  The worker, beat and web run with its settings; to restart them by hand, run this script
+  again, or: set -a; eval "\$($(stack_command env a4c))"; set +a
 EOF_MESSAGE
     fi
 }

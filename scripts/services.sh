@@ -31,6 +31,12 @@ s3 (S3Proxy $S3PROXY_VERSION on port $S3_PORT, an S3 bucket server for off-site 
 start and restart default to "es redis"; stop and status to all. "start all" and
 "restart all" leave a4c and s3 out; "stop all" and "status" include them.
 "env a4c" prints the settings that point the console at that Alien4Cloud.
+
+start and restart remember the var dir (A4C_VAR_DIR) and the settings given (ports,
+A4C_ES_VERSION, A4C_ES_PATH_REPO) in $STACK_FILE; stop, status and the next start of
+that var dir use them when the environment gives none, so
+  A4C_VAR_DIR=$VAR_DIR bash $SCRIPTS_DIR/services.sh stop
+stops that stack, whatever ports it was started on.
 EOF
 }
 
@@ -780,6 +786,14 @@ main() {
         }
     done
     mapfile -t services < <(ordered_services "$action" "${requested[@]}")
+
+    if [[ "$action" == start || "$action" == restart ]]; then
+        remember_stack
+    elif ((${#STACK_REMEMBERED[@]} > 0)); then
+        local remembered=() name
+        for name in "${STACK_REMEMBERED[@]}"; do remembered+=("$name=${!name}"); done
+        say "as the stack of $VAR_DIR was started ($STACK_FILE): ${remembered[*]}"
+    fi
 
     if [[ "$action" == stop || "$action" == restart ]]; then
         for ((index = ${#services[@]} - 1; index >= 0; index--)); do

@@ -413,7 +413,10 @@ def start_worker(celery_app, tmp_path):
                 )
             # The worker's own word that it consumes: unlike a broadcast ping, it cannot be
             # missed when a loaded machine answers slower than the ping waits.
-            return f"{name} ready." in worker_log(index)
+            # The whole log: the tasks that follow (a sync at start, stale messages) push
+            # that line out of any tail.
+            log = (tmp_path / f"worker-{index}.log").read_text(errors="replace")
+            return f"{name} ready." in log
 
         wait_for(
             ready, 60, what=lambda: f"the Celery worker ready:\n{worker_log(index)}", every=0.2

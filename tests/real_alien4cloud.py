@@ -4,7 +4,8 @@ A test module takes it with ``from real_alien4cloud import real_a4c  # noqa: F40
 ``real_a4c`` argument. Nothing is skipped when the server is absent: the first use builds it
 (3 to 4 minutes with downloads, cached outside the clone afterwards) and starts it (25 to
 45 s). The server is left running for the next session, as `scripts/services.sh start es`
-leaves Elasticsearch; stop it with `bash scripts/services.sh stop a4c`.
+leaves Elasticsearch; stop it with `bash scripts/services.sh stop a4c` (scripts/test.sh stops
+it at its end when it did not run before the tests).
 """
 
 from __future__ import annotations

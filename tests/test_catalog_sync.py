@@ -11,6 +11,7 @@ import sys
 
 import pytest
 from django.conf import settings as django_settings
+from django.urls import reverse
 from fault_support import (
     backed_up,
     lose_the_cluster_state,
@@ -108,6 +109,28 @@ def test_the_worker_syncs_the_catalog_on_its_schedule(
         "the scheduled sync",
     )
     assert Backup.objects.get(name="acc1").imported_from.startswith("backup storage")
+
+
+def test_a_worker_syncs_the_catalog_as_it_starts_so_the_page_never_says_never_synced(
+    client, rita, take, start_worker, worker_env
+):
+    take("files-1", include_elasticsearch=False)
+    lose_the_console_database()
+    before = client.get(reverse("backups:backup_list")).content.decode()
+
+    # No beat, and its tick an hour away: only the worker's start can sync.
+    start_worker(A4C_SYNC_SECONDS="3600", **worker_env)
+
+    wait_for(
+        lambda: operations.last_sync() and Backup.objects.filter(name="files-1").exists(),
+        60,
+        "the sync at the worker's start",
+    )
+    after = client.get(reverse("backups:backup_list")).content.decode()
+    assert "Catalog never synced" in before and "a worker syncs it when it starts" in before
+    assert "Catalog never synced" not in after and "Catalog last synced" in after
+    event = AuditEvent.objects.get(action="catalog.sync")
+    assert event.actor == "sync" and event.parameters["imported"] == ["files-1"]
 
 
 def test_sync_flags_a_vanished_set_and_refuses_to_restore_it(small_a4c, cli_actor, settings):

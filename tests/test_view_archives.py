@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 from fault_support import lose_the_console_database
+from people import member
 from pyrage import x25519
 
 from backups import operations
@@ -51,14 +52,23 @@ def test_the_console_hands_out_no_unencrypted_archive(client, a4c, rita, setting
     assert not AuditEvent.objects.filter(action="backup.export").exists()
 
 
-def test_an_operator_may_not_download_an_archive(client, a4c, settings, otto, take):
+def test_an_operator_refused_an_archive_is_told_the_right_it_takes(
+    client, a4c, settings, otto, take
+):
     settings.A4C_EXPORT_RECIPIENTS = [str(x25519.Identity.generate().to_public())]
+    member("ruth", "restorers")  # the group as migration 0002 made it (a flush removes it)
     backup = take("files-1", otto, include_elasticsearch=False)
 
     response = client.get(reverse("backups:backup_archive", args=[backup.pk]))
 
     assert response.status_code == 403
     assert AuditEvent.objects.get(action="backup.export").outcome == "denied"
+    refusal = " ".join(response.content.decode().split())
+    assert "may not download backup archives: that takes the right “Can restore backups” " in (
+        refusal
+    )
+    assert "(<code>backups.restore_backup</code>), which the group restorers gives." in refusal
+    assert "may not restore backups" not in refusal
 
 
 def test_the_backups_page_says_when_the_catalog_was_last_synced(client, a4c, rita, cli_actor):

@@ -37,7 +37,7 @@ from backups.audit import Actor, Outcome
 from backups.elastic import repository as repository_files
 from backups.errors import BackupError, DamagedBackup, InvalidInput
 from backups.formatting import printable
-from backups.models import AuditEvent, Backup, Policy, SystemState
+from backups.models import AuditEvent, Backup, Policy, Source, SystemState
 from backups.operations import records, signing
 from backups.operations.drill_schedule import validate_drill_every
 from backups.operations.places import store
@@ -60,6 +60,7 @@ class SyncReport:
     resigned: list[str] = dataclasses.field(default_factory=list)
     foreign: list[str] = dataclasses.field(default_factory=list)
     refused: list[str] = dataclasses.field(default_factory=list)  # records not well-formed
+    unchanged: list[str] = dataclasses.field(default_factory=list)  # listed, and nothing to do
     problems: list[str] = dataclasses.field(default_factory=list)
     events_imported: int = 0
     policies_imported: list[str] = dataclasses.field(default_factory=list)
@@ -131,6 +132,7 @@ def sync_catalog(
             report.problems.append(f"{printable(name)}: {exc}")
             continue
         found[name] = signed.record
+        problems_before = len(report.problems)
         try:
             if _sync_one(signed, report, allow_foreign):
                 vouched.append(signed.record)
@@ -142,6 +144,8 @@ def sync_catalog(
                 f"{printable(name)} was not imported: what its record points at could not be "
                 f"read ({type(exc).__name__}: {printable(exc)})"
             )
+        if len(report.problems) == problems_before and not _touched(report, name):
+            report.unchanged.append(name)
     for row in Backup.objects.filter(status=Backup.Status.SUCCEEDED, vanished_at=None).exclude(
         set_id=""
     ):
@@ -172,7 +176,9 @@ def sync_catalog(
             }
         },
     )
-    if report.changed or report.problems:
+    # A person's sync is always recorded (who looked, and what was found); the worker's
+    # periodic one only when it changed something or found a problem.
+    if report.changed or report.problems or actor.source in (Source.WEB, Source.CLI):
         audit.record(
             actor,
             "catalog.sync",
@@ -186,11 +192,25 @@ def sync_catalog(
                 "vanished": report.vanished,
                 "refused": [printable(n) for n in report.refused],
                 "returned": report.returned,
+                "unchanged": len(report.unchanged),
                 "events": report.events_imported,
                 "policies": report.policies_imported,
             },
         )
     return report
+
+
+def _touched(report: SyncReport, name: str) -> bool:
+    return any(
+        name in names
+        for names in (
+            report.imported,
+            report.vanished,
+            report.returned,
+            report.refreshed,
+            report.resigned,
+        )
+    )
 
 
 def _sync_one(signed: SignedRecord, report: SyncReport, allow_foreign: bool) -> bool:

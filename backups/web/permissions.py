@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group, Permission
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -44,6 +45,7 @@ WHAT_BY_ACTION = {
     "drill.request": "run restore drills",
     "drill.cancel": "cancel a restore drill",
     "backup.export": "download backup archives (a restorer's right: backups.restore_backup)",
+    "catalog.sync": "sync the list of backups with the backup storage",
 }
 
 
@@ -80,7 +82,17 @@ def deny(request: HttpRequest, permission: str, action: str, pk: int | None = No
         backup=backup,
     )
     what = WHAT_BY_ACTION.get(action) or WHAT.get(permission, permission.replace("_", " "))
-    return render(request, "backups/403.html", {"what": what, "permission": permission}, status=403)
+    context = {"what": what, "permission": permission, **_who_holds(permission)}
+    return render(request, "backups/403.html", context, status=403)
+
+
+def _who_holds(permission: str) -> dict:
+    """The right a refusal names, in the admin's words, and the groups that give it now."""
+    right = Permission.objects.filter(
+        content_type__app_label="backups", codename=permission
+    ).first()
+    groups = Group.objects.filter(permissions=right).order_by("name") if right else []
+    return {"right": right.name if right else "", "groups": [g.name for g in groups]}
 
 
 def requires(permission: str, action: str) -> Callable:

@@ -3,7 +3,16 @@ mounts them: the console at /, policies at /policies/, the machine endpoints at 
 
 from django.urls import include, path
 
-from backups.web.views import archives, audit, backups, dashboard, policies, public, restores
+from backups.web.views import (
+    archives,
+    audit,
+    backups,
+    catalog,
+    dashboard,
+    policies,
+    public,
+    restores,
+)
 
 dashboard_urls = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -13,6 +22,7 @@ dashboard_urls = [
 
 backup_urls = [
     path("backups/", backups.backup_list, name="backup_list"),
+    path("backups/sync/", catalog.catalog_sync, name="catalog_sync"),
     path("backups/new/", backups.backup_new, name="backup_new"),
     path("backups/new/check-name/", backups.backup_name_check, name="backup_name_check"),
     path("backups/<int:pk>/", backups.backup_detail, name="backup_detail"),

@@ -62,6 +62,8 @@ def report_lines(report) -> list[str]:
             f"refused: {len(report.refused)} record(s), not imported: "
             + ", ".join(printable(repr(n)) for n in report.refused)
         )
+    if report.unchanged:
+        lines.append(f"unchanged: {len(report.unchanged)} set(s) already listed")
     if report.events_imported:
         lines.append(f"audit events imported: {report.events_imported}")
     if not report.changed:

@@ -17,7 +17,7 @@ from backups.audit import Actor
 from backups.errors import BackupError, Busy, InvalidInput
 from backups.formatting import human_duration
 from backups.models import Backup, RunKind
-from backups.web import queries
+from backups.web import queries, sync_report
 from backups.web.banners import under_way
 from backups.web.forms import (
     BackupFilterForm,
@@ -45,7 +45,8 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     page = page_of(request, queryset)
     for backup in page.object_list:
         backup.took = human_duration(backup.duration)
-    return render(request, "backups/backup_list.html", {"filters": filters, "page": page})
+    context = {"filters": filters, "page": page, "synced": sync_report.take(request)}
+    return render(request, "backups/backup_list.html", context)
 
 
 @requires("add_backup", "backup.create")
