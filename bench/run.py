@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --root /dev/shm/a4c-bench --sizes 1G,5G --runs 3
     .venv/bin/python bench/run.py --sizes tiny=20M:2000 --runs 3 --only files,memory
     .venv/bin/python bench/run.py --sizes 0.1G --only files --cache cold
+    .venv/bin/python bench/run.py --root /dev/shm/a4c-bench --sizes 1G --only commands --runs 3
 
 Needs the real Elasticsearch and Redis (scripts/services.sh start es redis) and root for
 --cache cold (it empties the page cache). Everything is written under --root (default
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sys
@@ -41,7 +43,7 @@ from bench.common import (  # noqa: E402 - the project must be importable first
     setup_django,
 )
 
-SECTIONS = ("files", "memory", "es", "pages")
+SECTIONS = ("files", "commands", "memory", "es", "pages")
 
 
 def main() -> int:
@@ -64,6 +66,7 @@ def main() -> int:
         "--keep", action="store_true", help="keep the workspace and the generated data dirs"
     )
     parser.add_argument("--no-restic", action="store_true", help="leave restic out")
+    parser.add_argument("--no-borg", action="store_true", help="leave borg out (commands)")
     parser.add_argument(
         "--no-syscalls", action="store_true", help="skip the strace count (first size only)"
     )
@@ -89,6 +92,10 @@ def main() -> int:
 
     if not args.no_restic and not shutil.which("restic"):
         parser.error("restic is not installed: run bash bench/setup.sh (or pass --no-restic)")
+    if "commands" in sections and not shutil.which("rsync"):
+        parser.error("rsync is not installed: run bash bench/setup.sh")
+    if "commands" in sections and not args.no_borg and not shutil.which("borg"):
+        parser.error("borg is not installed: run bash bench/setup.sh (or pass --no-borg)")
     if not args.no_syscalls and not shutil.which("strace"):
         parser.error("strace is not installed: run bash bench/setup.sh (or --no-syscalls)")
     # the data dir and one copy of it (a store, a repository, a restore or a cp) at a time
@@ -117,7 +124,7 @@ def main() -> int:
 
             args.workers = results["workers"] = settings.A4C_FILE_WORKERS
         for first, size in zip([True] + [False] * len(sizes), sizes, strict=False):
-            if {"files", "memory", "es"} & set(sections):
+            if {"files", "commands", "memory", "es"} & set(sections):
                 results["sizes"][size.label] = run_size(size, workspace, sections, args, first)
         if "pages" in sections:
             from bench.pages import run_pages
@@ -138,7 +145,7 @@ def main() -> int:
     print()
     print(table(results))
     plot(results, args.out / "time-vs-size.png")
-    say(f"results in {args.out / 'results.json'}, plot in {args.out / 'time-vs-size.png'}")
+    say(f"results in {args.out / 'results.json'}")
     return 0
 
 
@@ -193,6 +200,14 @@ def run_size(size, workspace: Path, sections: list[str], args, first: bool) -> d
             if first and not args.no_syscalls:
                 say(f"{size.label}: system calls per file (strace -c -f, once)")
                 result["syscalls"] = count_syscalls(data, work, args.workers, restic)
+        if "commands" in sections:
+            from bench.commands import run_commands
+
+            say(f"{size.label}: the commands as typed, beside the inner loop, {args.runs} runs")
+            peers = {"restic"} - ({"restic"} if args.no_restic else set())
+            peers |= set() if args.no_borg else {"borg"}
+            database = os.environ["DATABASE_URL"]
+            result["commands"] = run_commands(data, work, args.runs, args.workers, database, peers)
         if "memory" in sections:
             say(f"{size.label}: peak memory of a full backup")
             result["memory"] = measure(data, work / "memory-store", traced=False)
@@ -306,6 +321,10 @@ def table(results: dict) -> str:
                     f"bare API {e[f'bare_{kind}']:.2f} s | - | "
                     f"{e[f'{kind}_overhead']:+.2f} s | - | <= +0.3 s |"
                 )
+    if any("commands" in size for size in results["sizes"].values()):
+        from bench.commands import commands_table
+
+        lines += ["", *commands_table(results)]
     calls = [(label, size.get("syscalls")) for label, size in results["sizes"].items()]
     calls = [(label, c) for label, c in calls if c]
     if calls:
@@ -329,11 +348,6 @@ def table(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     series: dict[str, list[tuple[float, float]]] = {}
     for size in results["sizes"].values():
         for cache in ("warm", "cold"):
@@ -353,7 +367,12 @@ def plot(results: dict, path: Path) -> None:
                 if key in f:
                     series.setdefault(f"{name} ({cache})", []).append((gib, f[key]))
     if not series:
-        return
+        return  # nothing of the files section: no plot (nor matplotlib) needed
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for name, points in sorted(series.items()):
         points.sort()

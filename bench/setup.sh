@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# What the benchmarks need beyond scripts/setup.sh: restic (the peer the figures are compared
-# with) and strace (syscalls per file) from the distribution's packages, and the bench extra
-# (matplotlib, pyinstrument) in .venv. Safe to run again: installed parts are skipped.
+# What the benchmarks need beyond scripts/setup.sh: restic, borg (borgbackup) and rsync (the
+# peers the figures are compared with) and strace (syscalls per file) from the distribution's
+# packages, and the bench extra (matplotlib, pyinstrument) in .venv. Safe to run again: installed parts are skipped.
 
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 SETUP_LOG="$LOG_DIR/bench-setup.log"
-BENCH_PACKAGES=(restic strace time)
+BENCH_PACKAGES=(restic borgbackup rsync strace time)
 
 mkdir -p "$LOG_DIR"
 [[ -x "$VENV/bin/python" ]] || die "no .venv: run scripts/setup.sh first"
@@ -31,4 +31,5 @@ if ! "$VENV/bin/python" -c 'import matplotlib, pyinstrument' 2>/dev/null; then
     run_logged "$SETUP_LOG" "installing the bench extra into .venv (pip install -e '.[test,bench]')" \
         "$VENV/bin/python" -m pip install --disable-pip-version-check -e "${PROJECT_DIR}[test,bench]"
 fi
-say "bench setup done: $(restic version | cut -d' ' -f1-2), $(strace -V | head -1)"
+say "bench setup done: $(restic version | cut -d' ' -f1-2), $(borg --version), \
+$(rsync --version | head -1 | cut -d' ' -f1-4), $(strace -V | head -1)"

@@ -1,0 +1,276 @@
+"""The management commands as an operator types them, beside the inner loop and the peers
+(issue 28, item 1).
+
+One run, on a demo data dir already generated, every step a process measured alike
+(bench/process.py: wall time with a syncfs of the medium, CPU user and system, peak RSS):
+
+1. `cp -a` of the data dir to a reference copy (the reference of a full backup; rsync makes
+   the data dir equal to this copy in the restores below);
+2. a command's fixed cost: `manage.py backups --json` beside `python -c pass`;
+3. `manage.py backup --files-only` (its counting, its checks and its verification included),
+   then again over the unchanged tree; beside them the inner loop (`python -m bench.step`),
+   `find -printf` (the floor of a change detection), restic and borg (Debian's packages: restic
+   with its unchanged backup using the full one as parent, borg with its files cache);
+4. restore over the unchanged live data dir: `manage.py restore NAME --scope files --yes
+   --no-safety-backup`, the inner loop, and `rsync -a --delete` from the reference copy (the
+   cache dirs left out of both);
+5. the same over live data with 1 % of the files changed, 1 % added and 1 % deleted (the same
+   change, seeded, before each tool), the changed files checked byte for byte afterwards;
+6. restore into an empty place (the data dir deleted first): the command, the inner loop,
+   `cp -a` from the reference copy, restic restore and borg extract.
+
+Every restore is checked (files and bytes outside the caches). restic encrypts (it cannot not);
+borg runs unencrypted (`-e none`) with its default lz4 compression; rsync's quick check trusts
+size and mtime where a4c-backup hashes every live file whose size matches.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.common import median, rm, say
+from bench.files import CACHES, Tools, check_restored, record, tree_totals
+from bench.process import environment
+
+# (row label, our command's key, the inner loop's key, the reference's label and key, peers)
+SCENARIOS = (
+    ("a command's start (backups --json)", "cmd_start", None, ("python -c pass", "python"), ()),
+    (
+        "full backup",
+        "cmd_full",
+        "loop_full",
+        ("cp -a", "cp"),
+        (("restic", "restic_full"), ("borg", "borg_full")),
+    ),
+    (
+        "unchanged backup",
+        "cmd_unchanged",
+        "loop_unchanged",
+        ("find -printf", "scan"),
+        (("restic", "restic_unchanged"), ("borg", "borg_unchanged")),
+    ),
+    (
+        "restore over unchanged live data",
+        "cmd_restore_unchanged",
+        "loop_restore_unchanged",
+        ("rsync -a --delete", "rsync_unchanged"),
+        (),
+    ),
+    (
+        "restore over live data, 1 % changed, 1 % added, 1 % deleted",
+        "cmd_restore_1pct",
+        "loop_restore_1pct",
+        ("rsync -a --delete", "rsync_1pct"),
+        (),
+    ),
+    (
+        "restore into an empty place",
+        "cmd_restore_empty",
+        "loop_restore_empty",
+        ("cp -a", "cp_back"),
+        (("restic", "restic_restore"), ("borg", "borg_restore")),
+    ),
+)
+
+
+class Commands(Tools):
+    """Tools, plus manage.py on a scratch database, rsync and borg."""
+
+    def __init__(self, data: Path, work: Path, workers: int, database: str):
+        super().__init__(data, work, workers)
+        self.reference = work / "reference"
+        self.cmd_store = work / "cmd-store"
+        self.borg_repo = work / "borg-repo"
+        self.manage_env = environment(
+            DATABASE_URL=database,
+            A4C_DATA_DIR=str(data),
+            A4C_BACKUP_DIR=str(self.cmd_store),
+            A4C_FILE_WORKERS=str(workers),
+            A4C_MAINTENANCE="off",
+            A4C_LEGACY_CONFIG=str(work / "no-legacy-config.yml"),
+            A4C_VAR_DIR=str(work / "var"),  # the console's keys, made on its first command
+        )
+        self.borg_env = environment(
+            BORG_REPO=str(self.borg_repo),
+            BORG_BASE_DIR=str(work / "borg-base"),
+            BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+            BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
+        )
+
+    def manage(self, *args: str) -> list[str]:
+        return [sys.executable, str(self.project / "manage.py"), *args]
+
+    def timed_manage(self, row: dict, key: str, *args: str) -> None:
+        record(row, key, self.run(self.manage(*args), env=self.manage_env))
+
+    def rsync(self) -> list[str]:
+        excludes = [f"--exclude=/{name}" for name in CACHES]
+        return ["rsync", "-a", "--delete", *excludes, f"{self.reference}/", f"{self.data}/"]
+
+    def top_level(self) -> list[str]:
+        return sorted(name for name in os.listdir(self.data) if name not in CACHES)
+
+    def borg_create(self, archive: str, names: list[str]) -> list[str]:
+        return ["borg", "create", f"::{archive}", *names]
+
+
+def change_one_percent(data: Path, seed: int) -> dict[str, bytes | None]:
+    """Changes 1 % of the files (new bytes, same size), adds 1 % and deletes 1 %; the same
+    change for the same seed and tree. Returns what each touched path should hold after a
+    restore (None: absent)."""
+    files = []
+    for top, dirs, names in os.walk(data):
+        if top == str(data):
+            dirs[:] = sorted(d for d in dirs if d not in CACHES)
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(top, name)
+            if not os.path.islink(path):
+                files.append(path)
+    pick = random.Random(seed)
+    count = max(1, len(files) // 100)
+    chosen = pick.sample(files, 2 * count)
+    expected: dict[str, bytes | None] = {}
+    for path in chosen[:count]:
+        before = Path(path).read_bytes()
+        expected[path] = before
+        Path(path).write_bytes(bytes(b ^ 0x5A for b in before) or b"x")
+    for path in chosen[count:]:
+        expected[path] = Path(path).read_bytes()
+        os.unlink(path)
+    for i, path in enumerate(pick.sample(files, count)):
+        added = f"{os.path.dirname(path)}/added-by-bench-{seed}-{i}.bin"
+        if not os.path.lexists(added):
+            Path(added).write_bytes(os.urandom(4096))
+            expected[added] = None
+    return expected
+
+
+def check_change_undone(expected: dict[str, bytes | None], who: str) -> None:
+    for path, content in expected.items():
+        now = Path(path).read_bytes() if os.path.lexists(path) else None
+        if now != content:
+            raise RuntimeError(f"{who} left {path} different from the backup")
+
+
+def run_commands(data: Path, work: Path, runs: int, workers: int, database: str, peers) -> dict:
+    """Times of the command-level scenarios for one data dir; medians of the runs."""
+    tools = Commands(data, work, workers, database)
+    expected = tree_totals(data)
+    rows: list[dict] = []
+    for i in range(runs):
+        row: dict = {"run": i}
+        record(row, "cp", tools.run(["cp", "-a", str(data), str(tools.reference)]))
+        record(row, "python", tools.run([sys.executable, "-c", "pass"]))
+        tools.timed_manage(row, "cmd_start", "backups", "--json")
+        full, again = f"full-{i}", f"again-{i}"
+        tools.timed_manage(row, "cmd_full", "backup", "--files-only", "--name", full, "--json")
+        tools.timed_manage(row, "cmd_unchanged", "backup", "--files-only", "--name", again)
+        record(row, "scan", tools.run(tools.scan()))
+        record(row, "loop_full", tools.run(tools.ours_full()))
+        record(row, "loop_unchanged", tools.run(tools.ours_unchanged()))
+        if "restic" in peers:
+            tools.restic_init()
+            env = tools.restic_env
+            record(row, "restic_full", tools.run(tools.restic_backup(), cwd=data, env=env))
+            record(row, "restic_unchanged", tools.run(tools.restic_backup(), cwd=data, env=env))
+        if "borg" in peers:
+            names = tools.top_level()
+            subprocess.run(
+                ["borg", "init", "-e", "none"], env=tools.borg_env, check=True, capture_output=True
+            )
+            benv = tools.borg_env
+            for key, archive in (("borg_full", "full"), ("borg_unchanged", "again")):
+                record(row, key, tools.run(tools.borg_create(archive, names), cwd=data, env=benv))
+
+        restore = ("restore", full, "--scope", "files", "--yes", "--no-safety-backup")
+        loop_restore = ["restore", str(tools.store), "full", str(data)]
+        loop = [sys.executable, "-m", "bench.step", *loop_restore, "--workers", str(workers)]
+        # over the unchanged live data dir
+        tools.timed_manage(row, "cmd_restore_unchanged", *restore)
+        check_restored(tools, expected, "manage.py restore over unchanged data")
+        record(row, "loop_restore_unchanged", tools.run(loop))
+        record(row, "rsync_unchanged", tools.run(tools.rsync()))
+        check_restored(tools, expected, "rsync over unchanged data")
+        # over live data with 1 % changed, added and deleted: the same change before each
+        change = change_one_percent(data, seed=i)
+        tools.timed_manage(row, "cmd_restore_1pct", *restore)
+        check_restored(tools, expected, "manage.py restore over 1 % changed")
+        check_change_undone(change, "manage.py restore")
+        change_one_percent(data, seed=i)
+        record(row, "loop_restore_1pct", tools.run(loop))
+        check_change_undone(change, "the inner loop's restore")
+        change_one_percent(data, seed=i)
+        record(row, "rsync_1pct", tools.run(tools.rsync()))
+        check_restored(tools, expected, "rsync over 1 % changed")
+        check_change_undone(change, "rsync")
+        # into an empty place
+        for key, args, cwd, env in (
+            ("cmd_restore_empty", tools.manage(*restore), None, tools.manage_env),
+            ("loop_restore_empty", loop, None, None),
+            ("cp_back", ["cp", "-a", str(tools.reference), str(data)], None, None),
+            ("restic_restore", tools.restic_restore(), None, tools.restic_env),
+            ("borg_restore", ["borg", "extract", "::full"], data, tools.borg_env),
+        ):
+            if key.split("_")[0] in ("restic", "borg") and key.split("_")[0] not in peers:
+                continue
+            rm(data)
+            if cwd is not None:
+                data.mkdir()
+            record(row, key, tools.run(args, cwd=cwd, env=env))
+            check_restored(tools, expected, key)
+        for place in (tools.reference, tools.store, tools.cmd_store, tools.repo, tools.borg_repo):
+            rm(place)
+        rm(work / "restic-cache")
+        rm(work / "borg-base")
+        say(
+            f"  run {i + 1}/{runs}: start {row['cmd_start']:.2f}s full {row['cmd_full']:.2f}s "
+            f"(loop {row['loop_full']:.2f}s, cp {row['cp']:.2f}s) unchanged "
+            f"{row['cmd_unchanged']:.2f}s (scan {row['scan']:.2f}s) restore over unchanged "
+            f"{row['cmd_restore_unchanged']:.2f}s (rsync {row['rsync_unchanged']:.2f}s) over 1 % "
+            f"{row['cmd_restore_1pct']:.2f}s (rsync {row['rsync_1pct']:.2f}s) into empty "
+            f"{row['cmd_restore_empty']:.2f}s (cp {row['cp_back']:.2f}s)"
+        )
+        rows.append(row)
+    keys = [k for k, v in rows[0].items() if isinstance(v, float)]
+    summary = {k: median([r[k] for r in rows]) for k in keys}
+    for _, ours, _, (_, ref), peer_keys in SCENARIOS:
+        summary[f"{ours}_vs_ref"] = median([r[ours] / r[ref] for r in rows])
+        for _, key in peer_keys:
+            if key in rows[0]:
+                summary[f"{ours}_vs_{key}"] = median([r[ours] / r[key] for r in rows])
+    summary.update(files=expected[0], bytes=expected[1], runs=rows)
+    return summary
+
+
+def cell(c: dict, key: str | None) -> str:
+    if not key or key not in c:
+        return "-"
+    cpu = c[key + "_user"] + c[key + "_sys"]
+    return f"{c[key]:.2f} s ({cpu:.1f} CPU s, {c[key + '_rss_mb']:.0f} MB)"
+
+
+def commands_table(results: dict) -> list[str]:
+    lines = [
+        "| size | files | scenario | `manage.py` | inner loop | reference | restic | borg "
+        "| vs reference | vs best peer |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, size in results["sizes"].items():
+        c = size.get("commands")
+        if not c:
+            continue
+        for name, ours, loop, (ref_name, ref), peer_keys in SCENARIOS:
+            peers = dict(peer_keys)
+            ratios = [c[f"{ours}_vs_{key}"] for _, key in peer_keys if f"{ours}_vs_{key}" in c]
+            best = f"{min(ratios):.2f}x" if ratios else "-"
+            lines.append(
+                f"| {label} | {c['files']:,} | {name} | {cell(c, ours)} | {cell(c, loop)} | "
+                f"{ref_name} {cell(c, ref)} | {cell(c, peers.get('restic'))} | "
+                f"{cell(c, peers.get('borg'))} | {c[f'{ours}_vs_ref']:.2f}x | {best} |"
+            )
+    return lines
