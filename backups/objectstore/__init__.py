@@ -45,14 +45,8 @@ does.
 
 from __future__ import annotations
 
-from backups.objectstore.client import (
-    PART_SIZE,
-    Bucket,
-    MultipartUpload,
-    ObjectInfo,
-    PutResult,
-    UploadedPart,
-)
+from typing import TYPE_CHECKING
+
 from backups.objectstore.config import (
     OffsiteConfig,
     OffsiteLocation,
@@ -74,6 +68,9 @@ from backups.objectstore.layout import (
     set_prefix,
 )
 
+if TYPE_CHECKING:
+    from backups.objectstore import client
+
 SETTING_NAMES = (
     "A4C_OFFSITE_URL",
     "A4C_OFFSITE_ENDPOINT_URL",
@@ -93,11 +90,13 @@ def settings_values() -> dict[str, str]:
     return {name: getattr(settings, name, "") or "" for name in SETTING_NAMES}
 
 
-def configured(*, timeout: float | None = None, attempts: int = 3) -> Bucket | None:
+def configured(*, timeout: float | None = None, attempts: int = 3) -> client.Bucket | None:
     """The bucket the settings describe, or None when A4C_OFFSITE_URL is empty.
     ConfigError names a wrong setting."""
     config = offsite_config(settings_values())
-    return Bucket(config, timeout=timeout, attempts=attempts) if config else None
+    from backups.objectstore import client
+
+    return client.Bucket(config, timeout=timeout, attempts=attempts) if config else None
 
 
 __all__ = [
@@ -127,3 +126,24 @@ __all__ = [
     "set_prefix",
     "settings_values",
 ]
+
+
+# The bucket's client (boto3) loads on first use (PEP 562): every command's settings check reads
+# the settings above, and a command that never reaches the bucket should not pay for boto3
+# (issue 28, item 3).
+_CLIENT_NAMES = (
+    "PART_SIZE",
+    "Bucket",
+    "MultipartUpload",
+    "ObjectInfo",
+    "PutResult",
+    "UploadedPart",
+)
+
+
+def __getattr__(name: str):
+    if name in _CLIENT_NAMES:
+        from backups.objectstore import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

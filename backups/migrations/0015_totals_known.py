@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('backups', '0013_drill_policy'),
+        ('backups', '0014_offsite_run_kind'),
     ]
 
     operations = [
