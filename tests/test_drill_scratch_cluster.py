@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from commands import manage
 from django.conf import settings as django_settings
-from fault_support import ThrowawayElasticsearch, port_free
+from fault_support import ThrowawayElasticsearch, closed_port, port_free
 
 from backups import operations
 from backups.doctor.drills import scratch_cluster_check
@@ -27,12 +27,15 @@ from backups.operations import drill_cluster, drill_scratch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Beside the shared node (9200), the faults node (9250), the version matrix (9270 and up) and
-# the disaster-recovery test's second machine (9281).
-SCRATCH_HTTP_PORT = int(os.environ.get("A4C_TEST_DRILL_ES_PORT", "9282"))
-SCRATCH_TRANSPORT_PORT = int(os.environ.get("A4C_TEST_DRILL_ES_TRANSPORT_PORT", "9382"))
-# The next two: a scratch node "on another host" (see BlindNode).
-BLIND_HTTP_PORT, BLIND_TRANSPORT_PORT = SCRATCH_HTTP_PORT + 1, SCRATCH_TRANSPORT_PORT + 1
+
+def ports(variable: str) -> tuple[int, int]:
+    """HTTP and transport ports for a node of this module: "HTTP,TRANSPORT" from the
+    environment variable, else two free ones (other worktrees' tests start nodes of their own
+    on 9250, 9270 and up, 9281, 9283...)."""
+    if os.environ.get(variable):
+        http, transport = os.environ[variable].split(",")
+        return int(http), int(transport)
+    return closed_port(), closed_port()
 
 
 class BlindNode(ThrowawayElasticsearch):
@@ -56,15 +59,16 @@ class BlindNode(ThrowawayElasticsearch):
 def scratch_node(es_path_repo):
     """A second single-node cluster whose path.repo is a directory inside the live node's:
     a repository placed there is read by both, one placed elsewhere only by the live node."""
-    for port in (SCRATCH_HTTP_PORT, SCRATCH_TRANSPORT_PORT):
-        assert port_free(port), f"port {port} is taken: set A4C_TEST_DRILL_ES_PORT and _TRANSPORT_"
+    http_port, transport_port = ports("A4C_TEST_DRILL_ES_PORTS")
+    for port in (http_port, transport_port):
+        assert port_free(port), f"port {port} is taken: set A4C_TEST_DRILL_ES_PORTS=HTTP,TRANSPORT"
     shared = es_path_repo / f"drill-scratch-{os.getpid()}"
     # Under var/, not a tmp dir: the node's user must reach it through every parent.
     root = Path(django_settings.VAR_DIR) / "es-drill-scratch" / str(os.getpid())
     node = ThrowawayElasticsearch(
         root,
-        http_port=SCRATCH_HTTP_PORT,
-        transport_port=SCRATCH_TRANSPORT_PORT,
+        http_port=http_port,
+        transport_port=transport_port,
         name="es-drill-scratch",
         path_repo=[shared],
     )
@@ -80,15 +84,16 @@ def scratch_node(es_path_repo):
 
 @pytest.fixture(scope="module")
 def blind_node(scratch_node):
-    for port in (BLIND_HTTP_PORT, BLIND_TRANSPORT_PORT):
-        assert port_free(port), f"port {port} is taken: set A4C_TEST_DRILL_ES_PORT and _TRANSPORT_"
+    http_port, transport_port = ports("A4C_TEST_DRILL_BLIND_ES_PORTS")
+    for port in (http_port, transport_port):
+        assert port_free(port), f"port {port} is taken: set A4C_TEST_DRILL_BLIND_ES_PORTS"
     root = scratch_node.root.parent / f"{os.getpid()}-blind"
     empty = root / "elsewhere"
     empty.mkdir(parents=True)
     node = BlindNode(
         root,
-        http_port=BLIND_HTTP_PORT,
-        transport_port=BLIND_TRANSPORT_PORT,
+        http_port=http_port,
+        transport_port=transport_port,
         name="es-drill-blind",
         shared=scratch_node.shared,
         empty=empty,
