@@ -322,9 +322,9 @@ def test_a_malformed_or_live_scratch_address_is_a_settings_error(settings):
     live = drill_cluster_problems()
     settings.A4C_DRILL_ES_URLS = []
 
-    assert [p.id for p in malformed] == ["a4c.E026"]
+    assert [p.id for p in malformed] == ["a4c.E029"]
     assert "A4C_DRILL_ES_URLS" in malformed[0].msg and "http(s)://host:port" in malformed[0].msg
-    assert [p.id for p in live] == ["a4c.E026"] and "live cluster" in live[0].msg
+    assert [p.id for p in live] == ["a4c.E029"] and "live cluster" in live[0].msg
     assert drill_cluster_problems() == []
 
 

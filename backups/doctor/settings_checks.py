@@ -185,7 +185,7 @@ def drill_cluster_problems() -> list[Error]:
                 str(exc),
                 hint="Give the scratch cluster's REST addresses, or leave A4C_DRILL_ES_URLS empty "
                 "to drill in the live cluster (README, 'Restore drills').",
-                id="a4c.E026",
+                id="a4c.E029",
             )
         ]
     try:
@@ -200,7 +200,7 @@ def drill_cluster_problems() -> list[Error]:
                 "(A4C_ES_URLS): a scratch cluster must be another cluster.",
                 hint="Leave A4C_DRILL_ES_URLS empty to drill in the live cluster under drill "
                 "names, or point it at another cluster (README, 'Restore drills').",
-                id="a4c.E026",
+                id="a4c.E029",
             )
         ]
     return []
