@@ -194,6 +194,7 @@ class InPlaceRestore:
                     self.run.files += 1
                     self.run.written += result
                     self.written.add(path)
+                meter.beat()  # shown as it goes, checked files too: most are left alone
 
     def _dirty(self, path: str) -> None:
         """A change inside a dir changes its mtime: the backup's is set again afterwards."""
