@@ -161,6 +161,11 @@ def push_now(backup_id: int | str, actor: Actor, progress_callback=None) -> Push
     job = lifecycle.run(job, kind, progress_callback)
     if kind.raised is not None:
         raise kind.raised
+    if job.status in Job.ACTIVE:
+        raise OffsiteError(
+            f"a copy of {job.backup.name} is already {job.status} (job #{job.pk}, by "
+            f"{job.actor}): wait for it to end, or cancel it"
+        )
     if job.status != Job.Status.SUCCEEDED:
         raise OffsiteError(job.error_message or f"the copy of {job.backup.name} is {job.status}")
     return kind.report
