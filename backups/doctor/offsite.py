@@ -2,7 +2,7 @@
 can the credentials write, list, read and delete (a small probe object, removed after).
 
 Asked by ``manage.py doctor``, the dashboard and ``manage.py check --deploy``; the settings'
-own shape is a system check (a4c.E026, a4c.E027) that every command runs.
+own shape is a system check (a4c.E026, and the warning a4c.W003) that every command runs.
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ def request_copy(backup_id: int | str, actor: Actor) -> Job:
 def request_after_backup(backup_id: int) -> Job | None:
     """After a succeeded backup, with A4C_OFFSITE_URL set: its copy asked for (the worker
     hands it on). A copy refused for its settings is logged and checked by `manage.py check`
-    (a4c.E026/E027): the backup stays good."""
+    (a4c.E026, a4c.W003): the backup stays good."""
     if not settings.A4C_OFFSITE_URL:
         return None
     backup = Backup.objects.get(pk=backup_id)
