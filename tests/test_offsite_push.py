@@ -316,3 +316,23 @@ def test_a_copy_can_be_cancelled_and_sends_nothing(copying, take):
     assert job.status == Job.Status.CANCELLED
     assert operations.run_copy(job.pk).status == Job.Status.CANCELLED  # a worker skips it
     assert list(copying.list()) == []
+
+
+def test_a_failed_copy_is_asked_again_by_the_upkeep_once_the_bucket_is_back(
+    copying, identity, take, settings
+):
+    settings.A4C_OFFSITE_ATTEMPTS = 1
+    forwarder = CuttingForwarder()  # down
+    settings.A4C_OFFSITE_ENDPOINT_URL = forwarder.endpoint
+    try:
+        backup = take("again-1", include_elasticsearch=False)
+        assert operations.run_copy(copy_job(backup).pk).status == Job.Status.FAILED
+        assert operations.ask_again_failed_copies() == [], "not within ten minutes"
+
+        forwarder.heal()
+        (asked,) = operations.ask_again_failed_copies(timezone.now() + timedelta(minutes=11))
+        assert operations.run_copy(asked.pk).status == Job.Status.SUCCEEDED
+    finally:
+        forwarder.close()
+    read_copy(copying, "again-1", identity)
+    assert operations.ask_again_failed_copies(timezone.now() + timedelta(minutes=11)) == []

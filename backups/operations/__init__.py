@@ -39,6 +39,7 @@ from backups.operations.names import default_backup_name, validate_backup_name
 from backups.operations.notifications import send_test_notification
 from backups.operations.offsite import (
     ListedCopy,
+    ask_again_failed_copies,
     latest_copies,
     list_copies,
     offsite_upkeep,
@@ -73,6 +74,7 @@ from backups.selectors import lock_holder
 
 __all__ = [
     "ListedCopy",
+    "ask_again_failed_copies",
     "latest_copies",
     "list_copies",
     "offsite_upkeep",

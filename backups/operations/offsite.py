@@ -291,6 +291,41 @@ def retry_noted(job: Job, runner: ProgressWriter, state, attempts: int) -> None:
     )
 
 
+# Copies that failed (a worker killed, a bucket down past the retries) are asked again by the
+# hourly upkeep: a copy failed this long ago, of a set at most this old, this many times at most.
+ASK_AGAIN_AFTER = timedelta(minutes=10)
+ASK_AGAIN_WITHIN = timedelta(days=7)
+ASK_AGAIN_TIMES = 3
+
+
+def ask_again_failed_copies(now: datetime | None = None) -> list[Job]:
+    """The copies asked anew of recent sets whose last copy failed (each resumes what was
+    sent); the caller hands them to a worker. None without A4C_OFFSITE_URL."""
+    now = now or timezone.now()
+    if not settings.A4C_OFFSITE_URL:
+        return []
+    asked = []
+    recent = Backup.objects.filter(
+        status=Backup.Status.SUCCEEDED,
+        vanished_at__isnull=True,
+        finished_at__gte=now - ASK_AGAIN_WITHIN,
+    )
+    for backup in recent:
+        jobs = list(
+            Job.objects.filter(kind=RunKind.OFFSITE, backup=backup).order_by("-created_at", "-id")
+        )
+        if not jobs or jobs[0].status != Job.Status.FAILED:
+            continue
+        failed = [j for j in jobs if j.status == Job.Status.FAILED]
+        if len(failed) >= ASK_AGAIN_TIMES or now - (jobs[0].finished_at or now) < ASK_AGAIN_AFTER:
+            continue
+        try:
+            asked.append(request_copy(backup.pk, Actor.system("offsite")))
+        except BackupError as exc:
+            log.warning("the copy of %s was not asked again: %s", backup.name, exc)
+    return asked
+
+
 # --- what the bucket holds ---------------------------------------------------------------
 
 
