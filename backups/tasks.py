@@ -50,7 +50,13 @@ def dispatch_offsite_copy(backup_id: int) -> str:
 
 @shared_task(name="backups.tasks.offsite_upkeep")
 def offsite_upkeep() -> list[str]:
-    """Deletes the off-site copies of sets retention deleted, once A4C_OFFSITE_KEEP_DAYS old."""
+    """Deletes the off-site copies of sets retention deleted, once A4C_OFFSITE_KEEP_DAYS old,
+    and asks again the copies of recent sets that failed (a killed worker, a bucket down)."""
+    for job in operations.ask_again_failed_copies():
+        try:
+            enqueue(RunKind.OFFSITE, job.pk, Actor.system("offsite"))
+        except QueueUnavailable:
+            break  # taken back as not started; the next upkeep asks again
     return operations.offsite_upkeep(Actor.system("offsite"))
 
 

@@ -144,7 +144,8 @@ def test_request_restore_refuses_hostile_options_and_changes_nothing(base, insta
 
 def test_cancelling_something_that_is_not_a_run_is_refused(base, cli_actor):
     with pytest.raises(
-        InvalidInput, match="Only a backup, a restore, a verification or a drill can be cancelled"
+        InvalidInput,
+        match="Only a backup, a restore, a verification, a drill or an off-site copy can be",
     ):
         operations.cancel("shell", base.pk, cli_actor)
 

@@ -219,7 +219,9 @@ def test_a_pending_verification_is_cancelled_at_once_and_a_deletion_never(backup
     assert AuditEvent.objects.filter(action="verify.cancel", backup=backup).exists()
     operations.run_job(job.pk)  # a worker that gets it late does nothing
     assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
-    with pytest.raises(InvalidInput, match="Only a backup, a restore, a verification or a drill"):
+    with pytest.raises(
+        InvalidInput, match="Only a backup, a restore, a verification, a drill or an off-site copy"
+    ):
         operations.cancel(RunKind.DELETE, job.pk, cli_actor)
 
 

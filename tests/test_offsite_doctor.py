@@ -1,8 +1,12 @@
-"""The off-site settings checked (a4c.E026-E028) and the doctor's probe of the real bucket."""
+"""The off-site settings checked (a4c.E026, a4c.W003, a4c.E028) and the doctor's probe of the
+real bucket."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.management import call_command
 from pyrage import x25519
 
 from backups.doctor.checks import run_checks
@@ -16,7 +20,7 @@ def recipients(settings):
 
 
 def offsite_errors():
-    return [p for p in check_settings() if p.id in ("a4c.E026", "a4c.E027")]
+    return [p for p in check_settings() if p.id in ("a4c.E026", "a4c.W003")]
 
 
 def test_no_url_means_no_check_and_no_problem(settings):
@@ -49,7 +53,7 @@ def test_copies_without_recipients_are_named_as_refused(settings):
     settings.A4C_OFFSITE_URL = "s3://acme-backups/a4c"
     settings.A4C_EXPORT_RECIPIENTS = []
     (problem,) = offsite_errors()
-    assert problem.id == "a4c.E027"
+    assert problem.id == "a4c.W003"  # a warning: `keygen`, the fix, must still run
     assert "A4C_EXPORT_RECIPIENTS is empty" in problem.msg and "never written in clear" in (
         problem.msg
     )
@@ -87,3 +91,18 @@ def test_a_server_that_does_not_answer_is_named_by_the_doctor(offsite, recipient
     found = offsite_check()
     assert not found.ok and "did not answer" in found.summary
     assert "A4C_OFFSITE_ENDPOINT_URL" in found.summary
+
+
+def test_a_malformed_segment_size_is_a_settings_error(settings, recipients):
+    settings.A4C_OFFSITE_URL = "s3://acme-backups/a4c"
+    settings.A4C_OFFSITE_SEGMENT_SIZE = "huge"
+    (problem,) = offsite_errors()
+    assert problem.id == "a4c.E026" and "A4C_OFFSITE_SEGMENT_SIZE is 'huge'" in problem.msg
+
+
+def test_without_recipients_commands_still_run_keygen_first_of_all(settings, tmp_path):
+    settings.A4C_OFFSITE_URL = "s3://acme-backups/a4c"
+    settings.A4C_EXPORT_RECIPIENTS = []
+    out = io.StringIO()
+    call_command("keygen", str(tmp_path / "offsite.key"), stdout=out)
+    assert "age1" in out.getvalue() and (tmp_path / "offsite.key").exists()

@@ -220,7 +220,7 @@ def signing_problems() -> list[Error]:
     return problems
 
 
-def offsite_problems() -> list[Error]:
+def offsite_problems() -> list[Error | Warning]:
     """The off-site settings' shape, and recipients to encrypt the copies to."""
     hint = "README, 'Off-site copies'."
     problem = offsite_doctor.settings_problem()
@@ -228,7 +228,9 @@ def offsite_problems() -> list[Error]:
         return [Error(problem, hint=hint, id="a4c.E026")]
     problem = offsite_doctor.recipients_problem()
     if problem:
-        return [Error(problem, hint=hint, id="a4c.E027")]
+        # A warning: an error would stop every command, `keygen` (the fix) among them; the
+        # backups themselves are taken, and each copy is refused saying why.
+        return [Warning(problem, hint=hint, id="a4c.W003")]
     return []
 
 

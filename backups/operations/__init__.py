@@ -56,6 +56,7 @@ _WHERE = {
     "validate_backup_name": ".names",
     "send_test_notification": ".notifications",
     "ListedCopy": ".offsite",
+    "ask_again_failed_copies": ".offsite",
     "latest_copies": ".offsite",
     "list_copies": ".offsite",
     "offsite_upkeep": ".offsite",

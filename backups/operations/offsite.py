@@ -135,7 +135,7 @@ def request_copy(backup_id: int | str, actor: Actor) -> Job:
 def request_after_backup(backup_id: int) -> Job | None:
     """After a succeeded backup, with A4C_OFFSITE_URL set: its copy asked for (the worker
     hands it on). A copy refused for its settings is logged and checked by `manage.py check`
-    (a4c.E026/E027): the backup stays good."""
+    (a4c.E026, a4c.W003): the backup stays good."""
     if not settings.A4C_OFFSITE_URL:
         return None
     backup = Backup.objects.get(pk=backup_id)
@@ -161,6 +161,11 @@ def push_now(backup_id: int | str, actor: Actor, progress_callback=None) -> Push
     job = lifecycle.run(job, kind, progress_callback)
     if kind.raised is not None:
         raise kind.raised
+    if job.status in Job.ACTIVE:
+        raise OffsiteError(
+            f"a copy of {job.backup.name} is already {job.status} (job #{job.pk}, by "
+            f"{job.actor}): wait for it to end, or cancel it"
+        )
     if job.status != Job.Status.SUCCEEDED:
         raise OffsiteError(job.error_message or f"the copy of {job.backup.name} is {job.status}")
     return kind.report
@@ -286,6 +291,41 @@ def retry_noted(job: Job, runner: ProgressWriter, state, attempts: int) -> None:
     )
 
 
+# Copies that failed (a worker killed, a bucket down past the retries) are asked again by the
+# hourly upkeep: a copy failed this long ago, of a set at most this old, this many times at most.
+ASK_AGAIN_AFTER = timedelta(minutes=10)
+ASK_AGAIN_WITHIN = timedelta(days=7)
+ASK_AGAIN_TIMES = 3
+
+
+def ask_again_failed_copies(now: datetime | None = None) -> list[Job]:
+    """The copies asked anew of recent sets whose last copy failed (each resumes what was
+    sent); the caller hands them to a worker. None without A4C_OFFSITE_URL."""
+    now = now or timezone.now()
+    if not settings.A4C_OFFSITE_URL:
+        return []
+    asked = []
+    recent = Backup.objects.filter(
+        status=Backup.Status.SUCCEEDED,
+        vanished_at__isnull=True,
+        finished_at__gte=now - ASK_AGAIN_WITHIN,
+    )
+    for backup in recent:
+        jobs = list(
+            Job.objects.filter(kind=RunKind.OFFSITE, backup=backup).order_by("-created_at", "-id")
+        )
+        if not jobs or jobs[0].status != Job.Status.FAILED:
+            continue
+        failed = [j for j in jobs if j.status == Job.Status.FAILED]
+        if len(failed) >= ASK_AGAIN_TIMES or now - (jobs[0].finished_at or now) < ASK_AGAIN_AFTER:
+            continue
+        try:
+            asked.append(request_copy(backup.pk, Actor.system("offsite")))
+        except BackupError as exc:
+            log.warning("the copy of %s was not asked again: %s", backup.name, exc)
+    return asked
+
+
 # --- what the bucket holds ---------------------------------------------------------------
 
 
@@ -367,12 +407,12 @@ def retire_copies(names: list[str], actor: Actor, now: datetime | None = None) -
     now = now or timezone.now()
     if not names or not settings.A4C_OFFSITE_URL:
         return []
-    for job in Job.objects.filter(
-        kind=RunKind.OFFSITE, backup__name__in=names, status=Job.Status.SUCCEEDED
-    ):
-        if "retired_at" not in (job.result or {}):
+    # On every copy of those sets, a copy still running too (it writes its result, never its
+    # parameters): the upkeep deletes it once it has succeeded.
+    for job in Job.objects.filter(kind=RunKind.OFFSITE, backup__name__in=names):
+        if "retired_at" not in (job.parameters or {}):
             Job.objects.filter(pk=job.pk).update(
-                result={**(job.result or {}), "retired_at": now.isoformat()}
+                parameters={**(job.parameters or {}), "retired_at": now.isoformat()}
             )
     return offsite_upkeep(actor, now)
 
@@ -385,7 +425,7 @@ def offsite_upkeep(actor: Actor, now: datetime | None = None) -> list[str]:
     keep = timedelta(days=max(0, settings.A4C_OFFSITE_KEEP_DAYS))
     deleted = []
     for job in Job.objects.select_related("backup").filter(
-        kind=RunKind.OFFSITE, status=Job.Status.SUCCEEDED, result__has_key="retired_at"
+        kind=RunKind.OFFSITE, status=Job.Status.SUCCEEDED, parameters__has_key="retired_at"
     ):
         result = job.result or {}
         if result.get("deleted_offsite_at"):

@@ -43,9 +43,17 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     filters = BackupFilterForm(request.GET or None)
     queryset = filters.filter(Backup.objects.order_by("-created_at", "-id"))
     page = page_of(request, queryset)
+    copies = operations.latest_copies(b.pk for b in page.object_list)
     for backup in page.object_list:
         backup.took = human_duration(backup.duration)
-    context = {"filters": filters, "page": page, "synced": sync_report.take(request)}
+        backup.offsite = copies.get(backup.pk)
+    context = {
+        "filters": filters,
+        "page": page,
+        "synced": sync_report.take(request),
+        # the column shows while copies are on, and while any set has one
+        "offsite": bool(settings.A4C_OFFSITE_URL or copies),
+    }
     return render(request, "backups/backup_list.html", context)
 
 
@@ -122,6 +130,7 @@ def _backup_context(backup: Backup) -> dict:
         "drilling": selectors.active_drill(backup),
         "worker_missing": worker_missing() if backup.status == Backup.Status.PENDING else "",
         "archive_problem": "" if settings.A4C_EXPORT_RECIPIENTS else ARCHIVE_NEEDS_RECIPIENTS,
+        "offsite": selectors.latest_job(backup, RunKind.OFFSITE),
     }
 
 
