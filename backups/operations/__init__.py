@@ -46,6 +46,7 @@ from backups.operations.offsite import (
     request_copy,
     run_copy,
 )
+from backups.operations.offsite_pull import pull_copy, split_copy_url
 from backups.operations.places import store
 from backups.operations.plan import file_changes, plan_restore
 from backups.operations.recovery import record_worker_heartbeat, recover_stale_runs
@@ -76,6 +77,8 @@ __all__ = [
     "latest_copies",
     "list_copies",
     "offsite_upkeep",
+    "pull_copy",
+    "split_copy_url",
     "push_now",
     "request_copy",
     "run_copy",
