@@ -16,6 +16,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from django.utils import timezone
 from offsite_support import CuttingForwarder, HealOnRetry, read_copy
 from pyrage import x25519
@@ -230,3 +231,21 @@ def operations_retention_delete(backup: Backup, actor) -> list[str]:
     done = delete_backups([Verdict(Candidate.of(backup), True, "test")], actor)
     assert not done.failed, done.failed
     return done.names
+
+
+def test_the_backups_page_says_which_sets_have_a_copy(copying, take, client, vic, settings):
+    copied = take("page-1", include_elasticsearch=False)
+    assert operations.run_copy(copy_job(copied).pk).status == Job.Status.SUCCEEDED
+    take("page-2", include_elasticsearch=False)  # its copy asked, not run yet
+
+    html = client.get(reverse("backups:backup_list")).content.decode()
+
+    assert "<th>Off-site</th>" in html
+    row = html[html.index(">page-1<") :].split("</tr>")[0]
+    assert "✓" in row and "a verified encrypted copy is in the bucket" in row
+    row = html[html.index(">page-2<") :].split("</tr>")[0]
+    assert "copying" in row
+
+    settings.A4C_OFFSITE_URL = ""
+    Job.objects.filter(kind=RunKind.OFFSITE).delete()
+    assert "Off-site" not in client.get(reverse("backups:backup_list")).content.decode()

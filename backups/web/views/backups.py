@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -37,9 +38,17 @@ def backup_list(request: HttpRequest) -> HttpResponse:
     filters = BackupFilterForm(request.GET or None)
     queryset = filters.filter(Backup.objects.order_by("-created_at", "-id"))
     page = page_of(request, queryset)
+    copies = operations.latest_copies(b.pk for b in page.object_list)
     for backup in page.object_list:
         backup.took = human_duration(backup.duration)
-    return render(request, "backups/backup_list.html", {"filters": filters, "page": page})
+        backup.offsite = copies.get(backup.pk)
+    context = {
+        "filters": filters,
+        "page": page,
+        # the column shows while copies are on, and while any set has one
+        "offsite": bool(settings.A4C_OFFSITE_URL or copies),
+    }
+    return render(request, "backups/backup_list.html", context)
 
 
 @requires("add_backup", "backup.create")
