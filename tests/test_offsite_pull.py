@@ -3,7 +3,8 @@
 machine (a new console database, backup storage, repository and signing key) and restored byte
 for byte; a wrong key, a missing marker or segment, a truncated or tampered segment, a marker
 changed after it was signed, and a copy no trusted installation signed are each refused with
-the import command's exit code, the catalog, the storage and the repositories unchanged."""
+the import command's exit code, the catalog, the storage and the repositories unchanged;
+`sync --offsite` lists what the bucket holds, the unverifiable copies named and escaped."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from pyrage import x25519
 
 from backups import objectstore, operations
 from backups.models import Backup, Job, RestoreRun
+from backups.objectstore import OffsiteCopy, SignedMarker
 from backups.operations import records
 from backups.operations import signing as installation
+from backups.signing import canonical, load_or_create_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -270,3 +273,44 @@ def test_a_bad_copy_is_refused_and_nothing_is_written(
     assert said in str(refused.value)
     assert what_counts(settings) == before
     assert not Backup.objects.exists()
+
+
+# --- what the bucket holds ---------------------------------------------------------------
+
+
+def test_sync_offsite_lists_the_bucket_naming_the_unverifiable_copies_escaped(
+    pushing, sizeable, take, cli_actor, tmp_path
+):
+    pushed(take("files-1", include_elasticsearch=False), cli_actor)
+    marker = json.loads(pushing.get_bytes(objectstore.marker_key("files-1")))
+    changed = json.loads(json.dumps(marker))
+    changed["copy"]["archive_size"] += 1
+    pushing.put_bytes("changed-1/COPY.json", json.dumps(changed).encode())
+    pushing.put_bytes("junk-1/COPY.json", b"\x1b[2J not a marker")
+    other = load_or_create_key(tmp_path / "other-installation" / "key", "elsewhere")
+    stranger = dict(marker["copy"], name="stranger-1", completed="2026-12-01T00:00:00Z\x1b[2J")
+    stranger["installation"] = "\x1b]0;evil\x07"
+    signed = SignedMarker(OffsiteCopy.from_body(stranger, "test"), {})
+    signed = SignedMarker(signed.copy, other.sign(canonical(signed.copy.body())))
+    pushing.put_bytes("stranger-1/COPY.json", signed.to_bytes())
+
+    out = io.StringIO()
+    call_command("sync", "--offsite", stdout=out)
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines()[1:]}
+
+    assert set(lines) == {"files-1", "changed-1", "junk-1", "stranger-1"}
+    assert "succeeded" in lines["files-1"] and "cannot be verified" not in lines["files-1"]
+    assert "cannot be verified" in lines["changed-1"]
+    assert "does not match its signature" in lines["changed-1"]
+    assert "cannot be verified" in lines["junk-1"]
+    assert "not a well-formed off-site marker" in lines["junk-1"]
+    assert "an untrusted installation" in lines["stranger-1"]
+    assert "\\x1b[2J" in lines["stranger-1"] and "\\x1b]0;evil\\x07" in lines["stranger-1"]
+    assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()
+
+    out = io.StringIO()
+    call_command("sync", "--offsite", "--json", stdout=out)
+    listed = {c["name"]: c for c in json.loads(out.getvalue())}
+    assert listed["files-1"]["trusted"] and not listed["files-1"]["problem"]
+    assert listed["changed-1"]["problem"] and listed["junk-1"]["problem"]
+    assert not listed["stranger-1"]["trusted"] and not listed["stranger-1"]["problem"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from backups import operations
+from backups.formatting import printable
 from backups.management import arguments, base, output
 from backups.management.archive_progress import ArchiveReporter
 from backups.sizes import format_size
@@ -87,22 +88,36 @@ class Command(base.Command):
         pull_and_report(self, options["backup"], options)
 
     def _list(self, options):
-        copies = operations.list_copies()
-        if options["json"]:
-            self.emit_json([copy.as_json() for copy in copies])
-            return
-        if not copies:
-            self.say("no complete copy in the bucket yet")
-            return
-        width = max(len(c.name) for c in copies)
-        self.say(f"{'NAME':<{width}}  {'COMPLETED':<20}  {'SIZE':>9}  HERE")
-        for c in copies:
-            here = c.local_status or "not here"
-            if not c.trusted:
-                here += " (signed by an untrusted installation)"
-            self.say(
-                f"{c.name:<{width}}  {c.completed:<20}  {format_size(c.archive_size):>9}  {here}"
+        print_copies(self, options["json"])
+
+
+def print_copies(command: base.Command, as_json: bool) -> None:
+    """What the bucket holds, each set with its marker's facts (also `sync --offsite`); what
+    comes from the bucket is escaped, and a copy that cannot be verified says why."""
+    copies = operations.list_copies()
+    if as_json:
+        command.emit_json([copy.as_json() for copy in copies])
+        return
+    if not copies:
+        command.say("no complete copy in the bucket yet")
+        return
+    width = max(len(printable(c.name)) for c in copies)
+    command.say(f"{'NAME':<{width}}  {'COMPLETED':<20}  {'SIZE':>9}  HERE")
+    for c in copies:
+        name = printable(c.name)
+        here = c.local_status or "not here"
+        if c.problem:
+            command.say(
+                f"{name:<{width}}  {'-':<20}  {'-':>9}  {here}; "
+                f"cannot be verified: {printable(c.problem)}"
             )
+            continue
+        if not c.trusted:
+            here += f" (signed by {printable(c.installation)}, an untrusted installation)"
+        command.say(
+            f"{name:<{width}}  {printable(c.completed):<20}  "
+            f"{format_size(c.archive_size):>9}  {here}"
+        )
 
 
 def pull_and_report(command: base.Command, name: str, options, url: str | None = None) -> None:
