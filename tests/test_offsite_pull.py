@@ -314,3 +314,19 @@ def test_sync_offsite_lists_the_bucket_naming_the_unverifiable_copies_escaped(
     assert listed["files-1"]["trusted"] and not listed["files-1"]["problem"]
     assert listed["changed-1"]["problem"] and listed["junk-1"]["problem"]
     assert not listed["stranger-1"]["trusted"] and not listed["stranger-1"]["problem"]
+
+
+def test_a_copy_no_trusted_installation_signed_comes_in_as_a_foreign_set_when_asked(
+    pushing, sizeable, take, keyfile, cli_actor, settings, tmp_path
+):
+    backup = take("files-1", include_elasticsearch=False)
+    pushed(backup, cli_actor)
+    a_new_machine_for_files(settings, tmp_path)
+    settings.A4C_TRUSTED_KEYS = []
+
+    out, _ = pull("files-1", keyfile, "--foreign")
+
+    assert "backup files-1 imported as a foreign set" in out
+    imported = Backup.objects.get(name="files-1")
+    assert imported.foreign and imported.set_id == backup.set_id
+    assert "foreign: " in imported.imported_from
