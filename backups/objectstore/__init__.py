@@ -61,6 +61,7 @@ from backups.objectstore.config import (
 )
 from backups.objectstore.layout import (
     MARKER,
+    MARKER_MAX_BYTES,
     META_PLAIN_SHA256,
     META_PLAIN_SIZE,
     META_SHA256,
@@ -102,6 +103,7 @@ def configured(*, timeout: float | None = None, attempts: int = 3) -> Bucket | N
 
 __all__ = [
     "MARKER",
+    "MARKER_MAX_BYTES",
     "META_PLAIN_SHA256",
     "META_PLAIN_SIZE",
     "META_SHA256",
