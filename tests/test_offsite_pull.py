@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from fault_support import backed_up, lose_the_cluster_state, lose_the_console_database, tree
+from offsite_support import CuttingForwarder
 from pyrage import x25519
 
 from backups import objectstore, operations
@@ -330,3 +332,91 @@ def test_a_copy_no_trusted_installation_signed_comes_in_as_a_foreign_set_when_as
     imported = Backup.objects.get(name="files-1")
     assert imported.foreign and imported.set_id == backup.set_id
     assert "foreign: " in imported.imported_from
+
+
+def an_oversized_marker(bucket, tmp_path, settings) -> None:
+    bucket.put_bytes(objectstore.marker_key("files-1"), b" " * (objectstore.MARKER_MAX_BYTES + 1))
+
+
+def test_an_oversized_marker_is_refused_before_it_is_read(
+    pushing, sizeable, take, keyfile, cli_actor, settings, tmp_path
+):
+    pushed(take("files-1", include_elasticsearch=False), cli_actor)
+    a_new_machine_for_files(settings, tmp_path)
+    an_oversized_marker(pushing, tmp_path, settings)
+    before = what_counts(settings)
+
+    with pytest.raises(CommandError, match="larger than any off-site marker") as refused:
+        pull("files-1", keyfile)
+
+    assert refused.value.returncode == 5
+    assert what_counts(settings) == before
+
+
+def test_a_set_pulled_twice_is_refused_the_second_time(
+    pushing, sizeable, take, keyfile, cli_actor, settings, tmp_path
+):
+    pushed(take("files-1", include_elasticsearch=False), cli_actor)
+    a_new_machine_for_files(settings, tmp_path)
+    pull("files-1", keyfile)
+    before = what_counts(settings)
+
+    with pytest.raises(CommandError, match="Backup files-1 is here already") as refused:
+        pull("files-1", keyfile)
+
+    assert refused.value.returncode == 2
+    assert what_counts(settings) == before
+
+
+def test_a_bucket_that_does_not_answer_is_named_and_nothing_is_written(
+    pushing, sizeable, take, keyfile, cli_actor, settings, tmp_path
+):
+    pushed(take("files-1", include_elasticsearch=False), cli_actor)
+    a_new_machine_for_files(settings, tmp_path)
+    forwarder = CuttingForwarder()  # cuts every connection: the server is down
+    settings.A4C_OFFSITE_ENDPOINT_URL = forwarder.endpoint
+    before = what_counts(settings)
+    try:
+        with pytest.raises(CommandError, match="did not answer") as refused:
+            pull("files-1", keyfile)
+    finally:
+        forwarder.close()
+
+    assert refused.value.returncode == 1
+    assert "A4C_OFFSITE_ENDPOINT_URL" in str(refused.value)
+    assert what_counts(settings) == before
+
+
+def test_offsite_pull_without_a_bucket_names_the_setting(keyfile, settings):
+    settings.A4C_OFFSITE_URL = ""
+
+    with pytest.raises(CommandError, match="A4C_OFFSITE_URL is not set") as refused:
+        pull("files-1", keyfile)
+
+    assert refused.value.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("address", "code", "said"),
+    [
+        ("s3://bucket-only", 2, "s3://bucket-only is not an off-site copy's address"),
+        ("s3://b/p/", 2, "s3://b is not an off-site copy's address"),
+        ("s3://a4c-bucket/p/bad name", 2, "The backup name may not contain space"),
+        ("s3://a4c-no-such-bucket/p/acc1", 1, "the bucket a4c-no-such-bucket does not exist"),
+    ],
+)
+def test_import_refuses_an_s3_address_that_names_no_copy(
+    address, code, said, keyfile, settings, offsite
+):
+    with pytest.raises(CommandError, match=re.escape(said)) as refused:
+        call_command("import", address, "--identity", str(keyfile))
+
+    assert refused.value.returncode == code
+    assert not Backup.objects.exists()
+
+
+def test_import_of_an_s3_address_needs_the_key(keyfile, settings, offsite):
+    with pytest.raises(CommandError, match="--identity KEYFILE") as refused:
+        call_command("import", f"{offsite.where()}/files-1")
+
+    assert refused.value.returncode == 2

@@ -84,11 +84,17 @@ def trusted_marker(
     """The set's marker, its signature and shape checked; refuses (see the module's docstring)."""
     key = objectstore.marker_key(name)
     where = target.where(objectstore.set_prefix(name)).rstrip("/")
-    if target.head(key) is None:
+    info = target.head(key)
+    if info is None:
         raise InvalidInput(
             f"{where} holds no complete off-site copy (no {objectstore.MARKER}: never pushed, "
             "pushed only in part, or deleted by retention): nothing was imported; "
             "`manage.py offsite list` names the sets the bucket holds."
+        )
+    if info.size > objectstore.MARKER_MAX_BYTES:
+        raise DamagedBackup(
+            f"{target.where(key)} is {info.size} bytes, larger than any off-site marker: it "
+            "was not written by a push; nothing was imported"
         )
     marker = SignedMarker.from_bytes(target.get_bytes(key), target.where(key))
     copy = marker.copy
@@ -239,6 +245,7 @@ def pull_copy(
     validate_backup_name(name)
     identities = read_identities(identity)
     target = bucket_of(url)
+    target.check_bucket()  # a bucket that is not there is named as such, not as "no copy"
     copy = trusted_marker(target, name, foreign=foreign, option=option)
     reader = CopyReader(target, copy, identities)
     where = target.where(objectstore.set_prefix(name)).rstrip("/")
