@@ -87,3 +87,10 @@ def test_a_server_that_does_not_answer_is_named_by_the_doctor(offsite, recipient
     found = offsite_check()
     assert not found.ok and "did not answer" in found.summary
     assert "A4C_OFFSITE_ENDPOINT_URL" in found.summary
+
+
+def test_a_malformed_segment_size_is_a_settings_error(settings, recipients):
+    settings.A4C_OFFSITE_URL = "s3://acme-backups/a4c"
+    settings.A4C_OFFSITE_SEGMENT_SIZE = "huge"
+    (problem,) = offsite_errors()
+    assert problem.id == "a4c.E026" and "A4C_OFFSITE_SEGMENT_SIZE is 'huge'" in problem.msg

@@ -249,3 +249,20 @@ def test_the_backups_page_says_which_sets_have_a_copy(copying, take, client, vic
     settings.A4C_OFFSITE_URL = ""
     Job.objects.filter(kind=RunKind.OFFSITE).delete()
     assert "Off-site" not in client.get(reverse("backups:backup_list")).content.decode()
+
+
+def test_the_backups_own_page_shows_its_copy(copying, take, client, vic, settings):
+    backup = take("detail-1", include_elasticsearch=False)
+    url = reverse("backups:backup_detail", args=[backup.pk])
+    assert "Copying off-site" in client.get(url).content.decode()  # asked, for a worker
+
+    assert operations.run_copy(copy_job(backup).pk).status == Job.Status.SUCCEEDED
+    html = client.get(url).content.decode()
+    assert "Copied off-site" in html and "each read back and checked" in html
+
+    settings.A4C_OFFSITE_ENDPOINT_URL = "http://127.0.0.1:9"
+    settings.A4C_OFFSITE_ATTEMPTS = 1
+    job = operations.request_copy(backup.pk, operations_actor())
+    assert operations.run_copy(job.pk).status == Job.Status.FAILED
+    html = client.get(url).content.decode()
+    assert "after 1 attempt:" in html and "The backup itself is good." in html

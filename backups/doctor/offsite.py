@@ -14,6 +14,7 @@ from django.conf import settings
 from backups import objectstore
 from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.errors import BackupError, ConfigError
+from backups.operations.offsite import segment_bytes
 
 NAME = "Off-site bucket"
 PROBE_PREFIX = ".a4c-doctor-probe/"
@@ -23,7 +24,8 @@ CREDENTIALS = "A4C_OFFSITE_ACCESS_KEY and A4C_OFFSITE_SECRET_KEY (or the AWS var
 def settings_problem() -> str:
     """What is wrong with the off-site settings themselves, or ""."""
     try:
-        objectstore.offsite_config(objectstore.settings_values())
+        if objectstore.offsite_config(objectstore.settings_values()) is not None:
+            segment_bytes()
     except ConfigError as exc:
         return exc.message
     return ""

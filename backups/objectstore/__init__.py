@@ -36,11 +36,14 @@ writes the plain archive again and, segment by segment, hashes its plain bytes: 
 already in the bucket whose plain sha256 and size (its metadata) match is kept, not sent
 again; from the first that differs (or is missing) on, every segment is encrypted and sent
 anew. A segment kept is thus always the same plain bytes as the archive now written, so the
-copy is whole whatever was resumed. Multipart uploads left by the crash are abandoned (a
-segment is at most 64 MiB: redoing one is cheap). Reading a copy back (the pull) checks the
-marker's signature, each segment's size and sha256 before decrypting it, and the plain
-archive's sha256 at the end, and the archive's own SHA256SUMS and its signature as `import`
-does.
+copy is whole whatever was resumed. (The archive's header carries the backup's end as its
+time, not the push's, so the same set writes the same plain bytes again and a resumed push
+keeps what it sent.) Multipart uploads left by the crash are abandoned (a segment is at most
+A4C_OFFSITE_SEGMENT_SIZE, 64 MiB by default: redoing one is cheap).
+
+Reading a copy back (the pull) checks the marker's signature, each segment's size and sha256
+before decrypting it, and the plain archive's sha256 at the end, and the archive's own
+SHA256SUMS and its signature as `import` does.
 """
 
 from __future__ import annotations

@@ -19,14 +19,17 @@ from backups.operations import locking
 from backups.operations.lookup import get_backup, get_job, get_restore
 
 # The kinds of run a person may stop; a deletion runs to its end once begun.
-CANCELLABLE = (RunKind.BACKUP, RunKind.RESTORE, RunKind.VERIFY, RunKind.DRILL)
+CANCELLABLE = (RunKind.BACKUP, RunKind.RESTORE, RunKind.VERIFY, RunKind.DRILL, RunKind.OFFSITE)
 
 
 def cancel(kind: RunKind | str, run_id: int, actor: Actor) -> Backup | RestoreRun | Job:
     """Asks a running backup, restore, verification or drill to stop; a pending one is
     cancelled at once."""
     if kind not in CANCELLABLE:
-        raise InvalidInput("Only a backup, a restore, a verification or a drill can be cancelled.")
+        raise InvalidInput(
+            "Only a backup, a restore, a verification, a drill or an off-site copy can be "
+            "cancelled."
+        )
     kind = RunKind(kind)
     if kind == RunKind.BACKUP:
         run = get_backup(run_id)

@@ -162,6 +162,11 @@ def push_now(backup_id: int | str, actor: Actor, progress_callback=None) -> Push
     job = lifecycle.run(job, kind, progress_callback)
     if kind.raised is not None:
         raise kind.raised
+    if job.status in Job.ACTIVE:
+        raise OffsiteError(
+            f"a copy of {job.backup.name} is already {job.status} (job #{job.pk}, by "
+            f"{job.actor}): wait for it to end, or cancel it"
+        )
     if job.status != Job.Status.SUCCEEDED:
         raise OffsiteError(job.error_message or f"the copy of {job.backup.name} is {job.status}")
     return kind.report
@@ -384,12 +389,12 @@ def retire_copies(names: list[str], actor: Actor, now: datetime | None = None) -
     now = now or timezone.now()
     if not names or not settings.A4C_OFFSITE_URL:
         return []
-    for job in Job.objects.filter(
-        kind=RunKind.OFFSITE, backup__name__in=names, status=Job.Status.SUCCEEDED
-    ):
-        if "retired_at" not in (job.result or {}):
+    # On every copy of those sets, a copy still running too (it writes its result, never its
+    # parameters): the upkeep deletes it once it has succeeded.
+    for job in Job.objects.filter(kind=RunKind.OFFSITE, backup__name__in=names):
+        if "retired_at" not in (job.parameters or {}):
             Job.objects.filter(pk=job.pk).update(
-                result={**(job.result or {}), "retired_at": now.isoformat()}
+                parameters={**(job.parameters or {}), "retired_at": now.isoformat()}
             )
     return offsite_upkeep(actor, now)
 
@@ -402,7 +407,7 @@ def offsite_upkeep(actor: Actor, now: datetime | None = None) -> list[str]:
     keep = timedelta(days=max(0, settings.A4C_OFFSITE_KEEP_DAYS))
     deleted = []
     for job in Job.objects.select_related("backup").filter(
-        kind=RunKind.OFFSITE, status=Job.Status.SUCCEEDED, result__has_key="retired_at"
+        kind=RunKind.OFFSITE, status=Job.Status.SUCCEEDED, parameters__has_key="retired_at"
     ):
         result = job.result or {}
         if result.get("deleted_offsite_at"):

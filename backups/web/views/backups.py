@@ -116,6 +116,7 @@ def _backup_context(backup: Backup) -> dict:
         "verification": selectors.latest_job(backup, RunKind.VERIFY),
         "drills": queries.drill_rows(backup),
         "drilling": selectors.active_drill(backup),
+        "offsite": selectors.latest_job(backup, RunKind.OFFSITE),
     }
 
 
