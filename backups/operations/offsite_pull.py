@@ -258,12 +258,12 @@ def pull_copy(
                 "with; nothing was imported"
             )
 
-    def finish(stream) -> None:
+    def finish(stream) -> None:  # the stream is the reader
         reader.finish()
 
     source = ArchiveSource(
         where=where,
-        described=f"off-site copy {where} (copied {copy.completed})",
+        described=f"off-site copy {where} (copied {printable(copy.completed)})",
         size=copy.archive_size,
         open=lambda: reader,
         expect=expect,
