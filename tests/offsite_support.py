@@ -92,12 +92,15 @@ class CuttingForwarder:
     """A TCP forwarder to the S3 server that cuts every connection at once (a server down, a
     network cut) until ``heal()``, then forwards: a push's retry finds the bucket back."""
 
-    def __init__(self):
+    def __init__(self, healed: bool = False):
         import socket
         import threading
 
         self.accepted = 0
+        self.live: list = []  # the sockets of the connections it forwards
         self.healed = threading.Event()
+        if healed:
+            self.healed.set()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -121,6 +124,7 @@ class CuttingForwarder:
                 client.close()
                 continue
             upstream = socket.create_connection(("127.0.0.1", S3_PORT))
+            self.live += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -140,6 +144,19 @@ class CuttingForwarder:
 
     def heal(self) -> None:
         self.healed.set()
+
+    def cut(self) -> None:
+        """The server goes down: the connections open are cut, new ones refused."""
+        import socket
+
+        self.healed.clear()
+        for end in self.live:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+                end.close()
+            except OSError:
+                pass
+        self.live.clear()
 
     def close(self) -> None:
         self.closed.set()

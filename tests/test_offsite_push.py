@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 from datetime import timedelta
 
 import pytest
@@ -25,6 +26,7 @@ from backups import operations
 from backups.errors import ConfigError
 from backups.models import AuditEvent, Backup, Job, NotificationDelivery, RunKind
 from backups.operations import signing as installation
+from backups.operations.offsite import PAUSE_POINT
 from backups.signing import canonical
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -150,6 +152,36 @@ def test_a_cut_connection_is_retried_and_the_copy_lands(copying, identity, take,
     read_copy(copying, "cut-1", identity)
 
 
+def test_a_server_that_goes_down_mid_push_is_retried_keeping_what_was_sent(
+    copying, identity, take, settings, pause_points
+):
+    forwarder = CuttingForwarder(healed=True)
+    settings.A4C_OFFSITE_ENDPOINT_URL = forwarder.endpoint
+    backup = take("mid-1", include_elasticsearch=False)
+    pause_points.arm(PAUSE_POINT, 0.5)
+
+    def server_dies_at_the_pause() -> None:
+        pause_points.reached(PAUSE_POINT)
+        forwarder.cut()  # down until the push's first failed attempt is logged
+        pause_points.disarm(PAUSE_POINT)
+
+    dying = threading.Thread(target=server_dies_at_the_pause, daemon=True)
+    dying.start()
+    try:
+        with HealOnRetry(forwarder):
+            job = operations.run_copy(copy_job(backup).pk)
+    finally:
+        forwarder.close()
+    dying.join(timeout=10)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    assert job.result["attempts"] == 2
+    assert job.result["segments_kept"] >= 2, "the segments sent before the cut were kept"
+    assert job.result["segments_sent"] == job.result["segments"] - job.result["segments_kept"]
+    read_copy(copying, "mid-1", identity)
+    assert copying.uploads() == []
+
+
 def test_a_server_down_fails_the_copy_after_its_retries_and_alerts_the_backup_stays_good(
     copying, take, settings
 ):
@@ -266,3 +298,21 @@ def test_the_backups_own_page_shows_its_copy(copying, take, client, vic, setting
     assert operations.run_copy(job.pk).status == Job.Status.FAILED
     html = client.get(url).content.decode()
     assert "after 1 attempt:" in html and "The backup itself is good." in html
+
+
+def test_a_backup_taken_by_the_command_line_is_copied_there_after(copying, identity):
+    err = io.StringIO()
+    call_command("backup", "--name", "cli-1", "--files-only", stderr=err, stdout=io.StringIO())
+
+    job = copy_job(Backup.objects.get(name="cli-1"))
+    assert job.status == Job.Status.SUCCEEDED, job.error_message
+    read_copy(copying, "cli-1", identity)
+
+
+def test_a_copy_can_be_cancelled_and_sends_nothing(copying, take):
+    backup = take("cancel-1", include_elasticsearch=False)
+    job = operations.cancel(RunKind.OFFSITE, copy_job(backup).pk, operations_actor())
+
+    assert job.status == Job.Status.CANCELLED
+    assert operations.run_copy(job.pk).status == Job.Status.CANCELLED  # a worker skips it
+    assert list(copying.list()) == []
