@@ -124,3 +124,18 @@ def report_outcome(
         raise fail(
             f"{label(run)} {run.status.replace('_', ' ')}: {run.error_message or 'no detail'}"
         )
+
+
+def imported_line(backup: Backup) -> str:
+    """What `import` and `offsite pull` say of the set they imported."""
+    if backup.foreign:
+        return (
+            f"backup {backup.name} imported as a foreign set: restore it with `manage.py "
+            f"restore {backup.name} --foreign` (add --other-cluster when it was taken on "
+            "another cluster)"
+        )
+    return (
+        f"backup {backup.name} imported (signed by {backup.signed_by}): restore it with "
+        f"`manage.py restore {backup.name}` (add --other-cluster when it was taken on "
+        "another cluster)"
+    )

@@ -58,6 +58,7 @@ from backups.objectstore.config import (
 )
 from backups.objectstore.layout import (
     MARKER,
+    MARKER_MAX_BYTES,
     META_PLAIN_SHA256,
     META_PLAIN_SIZE,
     META_SHA256,
@@ -104,6 +105,7 @@ def configured(*, timeout: float | None = None, attempts: int = 3) -> client.Buc
 
 __all__ = [
     "MARKER",
+    "MARKER_MAX_BYTES",
     "META_PLAIN_SHA256",
     "META_PLAIN_SIZE",
     "META_SHA256",

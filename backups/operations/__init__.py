@@ -63,6 +63,8 @@ _WHERE = {
     "push_now": ".offsite",
     "request_copy": ".offsite",
     "run_copy": ".offsite",
+    "pull_copy": ".offsite_pull",
+    "split_copy_url": ".offsite_pull",
     "store": ".places",
     "file_changes": ".plan",
     "plan_restore": ".plan",

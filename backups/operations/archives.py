@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +47,7 @@ from backups.storage import (
     locked_staging,
     parse_recipients,
     read_archive,
+    read_archive_stream,
     read_identities,
     terminated_as_interrupt,
     write_archive,
@@ -54,10 +56,12 @@ from backups.storage import discard_import_leftovers as storage_leftovers
 
 __all__ = [
     "ArchiveJob",
+    "ArchiveSource",
     "ArchiveProgress",
     "discard_import_leftovers",
     "export_backup",
     "import_archive",
+    "import_stream",
     "prepare_export",
 ]
 
@@ -195,6 +199,23 @@ def import_location(name: str) -> tuple[str, Path]:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class ArchiveSource:
+    """An archive imported as a stream, not from a file: an off-site copy being read from the
+    bucket (operations/offsite_pull.py). Its bytes are the plain archive (the source decrypts
+    and checks what it reads); nothing it says is believed before it is checked."""
+
+    where: str  # names it in messages and the audit (s3://BUCKET/PREFIX/NAME)
+    described: str  # what the imported set records it came from
+    size: int  # the archive's bytes, for the progress
+    open: Callable[[], BinaryIO]  # the stream of the plain archive (closed after)
+    # The record read must be the set the source promised; raises to refuse.
+    expect: Callable[[BackupRecord], None]
+    # Once unpacked, before the signature is judged: the stream read to its end and checked
+    # whole; raises to refuse.
+    finish: Callable[[BinaryIO], None]
+
+
 def import_archive(
     path: Path,
     actor: Actor,
@@ -209,6 +230,81 @@ def import_archive(
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file: give the archive `manage.py export` wrote.")
     identities = read_identities(identity) if identity else None
+
+    def unpack(staged: ImportStaging, parse, check, authenticate, progress) -> Unpacked:
+        return read_archive(
+            path,
+            staged.staging,
+            staged.repository_staging,
+            identities=identities,
+            parse=parse,
+            check=check,
+            authenticate=authenticate,
+            progress=progress,
+        )
+
+    return _import(
+        unpack,
+        _Origin(path.name, f"the archive {path.name}", f"archive {path.name}", {"file": str(path)}),
+        actor,
+        encrypted=identities is not None,
+        foreign=foreign,
+        progress=progress,
+    )
+
+
+def import_stream(
+    source: ArchiveSource, actor: Actor, *, foreign: bool = False, progress=None
+) -> Backup:
+    """``import_archive`` for an archive read as a stream (``ArchiveSource``): the same
+    checks, the same staging, nothing written where it counts before all of it is checked."""
+
+    def unpack(staged: ImportStaging, parse, check, authenticate, progress) -> Unpacked:
+        def expected(header: ArchiveHeader, record: BackupRecord) -> None:
+            source.expect(record)
+            check(header, record)
+
+        stream = source.open()
+        try:
+
+            def finished(unpacked: Unpacked) -> None:
+                source.finish(stream)
+                authenticate(unpacked)
+
+            return read_archive_stream(
+                stream,
+                source.where,
+                source.size,
+                staged.staging,
+                staged.repository_staging,
+                identities=None,
+                parse=parse,
+                check=expected,
+                authenticate=finished,
+                progress=progress,
+            )
+        finally:
+            stream.close()
+
+    return _import(
+        unpack,
+        _Origin(source.where, source.where, source.described, {"from": source.where}),
+        actor,
+        encrypted=True,
+        foreign=foreign,
+        progress=progress,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Origin:
+    label: str  # the storage lease's
+    what: str  # in the signature's verdict
+    described: str  # the set's imported_from, before the export's time
+    audit: dict
+
+
+def _import(unpack, origin: _Origin, actor: Actor, *, encrypted, foreign, progress) -> Backup:
     catalog = records.catalog()
 
     def check(header: ArchiveHeader, record: BackupRecord) -> None:
@@ -231,7 +327,7 @@ def import_archive(
     try:
         with (
             terminated_as_interrupt(),
-            storage_lease(f"import {path.name}") as lease,
+            storage_lease(f"import {origin.label}") as lease,
             locked_staging(*staging_places()) as staged,
         ):
 
@@ -241,12 +337,12 @@ def import_archive(
                     progress(*args)
 
             return _unpack_and_commit(
-                path, identities, check, staged, progress_and_renew, actor, foreign
+                unpack, origin, check, staged, progress_and_renew, actor, foreign, encrypted
             )
     except KeyboardInterrupt as stop:
         raise Cancelled(
-            f"the import of {path.name} was stopped ({stop or 'Ctrl-C'}): nothing was imported, "
-            "and what it had unpacked was removed."
+            f"the import of {origin.label} was stopped ({stop or 'Ctrl-C'}): nothing was "
+            "imported, and what it had unpacked was removed."
         ) from None
 
 
@@ -261,7 +357,14 @@ def discard_import_leftovers() -> list[str]:
 
 
 def _unpack_and_commit(
-    path: Path, identities, check, staged: ImportStaging, progress, actor: Actor, foreign: bool
+    unpack,
+    origin: _Origin,
+    check,
+    staged: ImportStaging,
+    progress,
+    actor: Actor,
+    foreign: bool,
+    encrypted: bool,
 ) -> Backup:
     catalog = records.catalog()
     trust: list[signing.Trust] = []
@@ -273,24 +376,14 @@ def _unpack_and_commit(
 
     def authenticate(unpacked: Unpacked) -> None:
         # The archive's SHA256SUMS, signed, vouches for every member: it decides the trust.
-        what = f"the archive {path.name}"
-        verdict = signing.keyring().check(unpacked.sums, unpacked.signature, what)
+        verdict = signing.keyring().check(unpacked.sums, unpacked.signature, origin.what)
         trust.append(
             signing.judge(
                 verdict, unpacked.record, allow_foreign=foreign, option="`import --foreign`"
             )
         )
 
-    unpacked = read_archive(
-        path,
-        staged.staging,
-        staged.repository_staging,
-        identities=identities,
-        parse=parse,
-        check=check,
-        authenticate=authenticate,
-        progress=progress,
-    )
+    unpacked = unpack(staged, parse, check, authenticate, progress)
     name = unpacked.record.name
     repo_name, location = import_location(name)
     repo_staging = staged.repository_staging
@@ -299,7 +392,7 @@ def _unpack_and_commit(
         unpacked.record,
         repository=repo_name if has_snapshot else "",
         repository_location=str(location) if has_snapshot else "",
-        imported_from=f"archive {path.name} (exported {unpacked.header.created})"
+        imported_from=f"{origin.described} (exported {unpacked.header.created})"
         + (f"; foreign: {trust[0].why}" if trust[0].foreign else ""),
         foreign=trust[0].foreign,
         signed_by=trust[0].signed_by,
@@ -315,8 +408,8 @@ def _unpack_and_commit(
                 outcome=Outcome.SUCCEEDED,
                 backup=backup,
                 parameters={
-                    "file": str(path),
-                    "encrypted": identities is not None,
+                    **origin.audit,
+                    "encrypted": encrypted,
                     "repository": repo_name if has_snapshot else "",
                     "location": str(location) if has_snapshot else "",
                     "blobs": unpacked.header.blobs,

@@ -28,6 +28,7 @@ from django.utils import timezone
 from backups import audit, objectstore, progress
 from backups.audit import Actor, Outcome
 from backups.errors import BackupError, ConfigError, InvalidInput, OffsiteError
+from backups.formatting import printable
 from backups.models import Backup, Job, RunKind
 from backups.operations import lifecycle
 from backups.operations import signing as installation
@@ -342,9 +343,16 @@ class ListedCopy:
     installation: str
     local_status: str  # the set's status here, "" when this console has no such set
     trusted: bool  # the marker's signature is this installation's or a trusted one's
+    # Why the copy cannot be verified (a marker unreadable, changed after it was signed, or
+    # of another set): its other facts are then unknown. Text from the bucket: escape it.
+    problem: str = ""
 
     def as_json(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def unverifiable(name: str, problem: str, local_status: str) -> ListedCopy:
+    return ListedCopy(name, "", "", 0, "", 0, "", local_status, False, problem)
 
 
 def list_copies() -> list[ListedCopy]:
@@ -364,12 +372,21 @@ def list_copies() -> list[ListedCopy]:
         try:
             marker = read_marker(target, name)
         except BackupError as exc:
-            log.warning("off-site marker of %s unreadable: %s", name, exc)
+            log.warning("off-site marker of %s unreadable: %s", printable(name), exc)
+            found.append(unverifiable(name, str(exc), local.get(name, "")))
             continue
         if marker is None:
             continue
         copy = marker.copy
-        verdict = keyring.check(canonical(copy.body()), marker.signature, name)
+        try:
+            verdict = keyring.check(canonical(copy.body()), marker.signature, name)
+        except BackupError as exc:  # a trusted key's signature that does not match
+            found.append(unverifiable(name, str(exc), local.get(name, "")))
+            continue
+        if copy.name != name:
+            problem = f"its marker is of another set, {printable(copy.name)}"
+            found.append(unverifiable(name, problem, local.get(name, "")))
+            continue
         found.append(
             ListedCopy(
                 copy.name,

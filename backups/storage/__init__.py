@@ -17,7 +17,13 @@ from backups.storage.archive import (
     read_identities,
     write_archive,
 )
-from backups.storage.archive_import import CommittedImport, Unpacked, commit_import, read_archive
+from backups.storage.archive_import import (
+    CommittedImport,
+    Unpacked,
+    commit_import,
+    read_archive,
+    read_archive_stream,
+)
 from backups.storage.catalog import (
     RECORD_FORMAT,
     RECORD_MAX_BYTES,
@@ -99,6 +105,7 @@ __all__ = [
     "parse_bandwidth",
     "parse_recipients",
     "read_archive",
+    "read_archive_stream",
     "read_identities",
     "terminated_as_interrupt",
     "write_archive",

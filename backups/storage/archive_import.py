@@ -94,25 +94,58 @@ def read_archive(
     authenticate: Callable[[Unpacked], None] | None = None,
     progress: ProgressFn = None,
 ) -> Unpacked:
-    """Unpacks and checks the archive into the staging dirs (made here, removed on failure).
-
-    ``parse`` turns the record's bytes into a checked BackupRecord (the archive is untrusted
-    input: operations/record_schema.py). ``check`` sees the header and the record before
-    anything is written, and raises to refuse (a name taken, a set imported already);
-    ``authenticate`` sees the whole archive, its sums checked, and raises to refuse it (its
-    signature: operations/signing.py).
-    """
+    """Unpacks and checks the archive file into the staging dirs (made here, removed on
+    failure); see ``read_archive_stream``."""
     path = Path(path)
     encrypted = is_encrypted(path)
     if encrypted and not identities:
         raise InvalidInput(
             f"{show(path)} is encrypted: give the key that opens it (--identity KEYFILE)"
         )
-    meter = ArchiveMeter(path.stat().st_size, progress)
-    source = open(path, "rb")  # noqa: SIM115 - closed below, after the decrypting thread
+    with open(path, "rb") as source:
+        return read_archive_stream(
+            source,
+            path,
+            path.stat().st_size,
+            staging,
+            repository_staging,
+            identities=identities if encrypted else None,
+            parse=parse,
+            check=check,
+            authenticate=authenticate,
+            progress=progress,
+        )
+
+
+def read_archive_stream(
+    source: BinaryIO,
+    where: Path | str,
+    size: int,
+    staging: Path,
+    repository_staging: Path,
+    *,
+    identities: list | None,
+    parse: Callable[[bytes, str], BackupRecord],
+    check: Callable[[ArchiveHeader, BackupRecord], None],
+    authenticate: Callable[[Unpacked], None] | None = None,
+    progress: ProgressFn = None,
+) -> Unpacked:
+    """Unpacks and checks the archive read from ``source`` (``where`` names it in messages,
+    ``size`` its bytes for the progress; ``identities`` given: it is age-encrypted) into the
+    staging dirs (made here, removed on failure).
+
+    ``parse`` turns the record's bytes into a checked BackupRecord (the archive is untrusted
+    input: operations/record_schema.py). ``check`` sees the header and the record before
+    anything is written, and raises to refuse (a name taken, a set imported already);
+    ``authenticate`` sees the whole archive, its sums checked, and raises to refuse it (its
+    signature: operations/signing.py; an off-site copy's end checked against its marker).
+    An error ``source`` raises while it is read refuses the archive as it is.
+    """
+    path = where
+    meter = ArchiveMeter(size, progress)
     counted = _Counting(source, meter)
     piped = None
-    if encrypted:
+    if identities:
         piped = AgePipe(lambda sink: pyrage.decrypt_io(counted, sink, identities), "r")
         stream = piped.ours
     else:
@@ -135,7 +168,6 @@ def read_archive(
     finally:
         if piped:
             piped.close()
-        source.close()
     meter.add(0, SUMS, force=True)
     return unpacked
 

@@ -3,13 +3,16 @@
 from pathlib import Path
 
 from backups import operations
+from backups.errors import InvalidInput
 from backups.management import arguments, base, output
 from backups.management.archive_progress import ArchiveReporter
+from backups.management.commands.offsite import pull_and_report
 
 
 class Command(base.Command):
     help = (
-        "Import an archive written by `manage.py export`: its files go into this backup "
+        "Import an archive written by `manage.py export` (or a set's off-site copy, "
+        "s3://BUCKET/PREFIX/NAME, as `offsite pull` does): its files go into this backup "
         "storage, its snapshot into a repository directory of its own beside "
         "A4C_ES_REPOSITORY_PATH; then it is listed, restorable and verifiable. An encrypted "
         "archive needs --identity; a wrong key, a damaged archive or a name taken here is "
@@ -17,7 +20,11 @@ class Command(base.Command):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("archive", metavar="FILE", help="The archive to import.")
+        parser.add_argument(
+            "archive",
+            metavar="FILE",
+            help="The archive to import, or s3://BUCKET/PREFIX/NAME for a set's off-site copy.",
+        )
         parser.add_argument(
             "--identity",
             metavar="KEYFILE",
@@ -33,6 +40,15 @@ class Command(base.Command):
         arguments.add_json_argument(parser, "the imported backup")
 
     def handle(self, *args, **options):
+        if options["archive"].startswith("s3://"):
+            # A set's copy in an off-site bucket: read and checked as `offsite pull` does.
+            if not options["identity"]:
+                raise InvalidInput(
+                    "an off-site copy is encrypted: give the key that opens it (--identity KEYFILE)"
+                )
+            url, name = operations.split_copy_url(options["archive"])
+            pull_and_report(self, name, options, url=url)
+            return
         reporter = ArchiveReporter(self.stderr, "importing", quiet=options["json"])
         identity = Path(options["identity"]) if options["identity"] else None
         backup = operations.import_archive(
@@ -45,15 +61,5 @@ class Command(base.Command):
         reporter.end()
         if options["json"]:
             self.emit_json(output.backup_summary(backup))
-        elif backup.foreign:
-            self.say(
-                f"backup {backup.name} imported as a foreign set: restore it with `manage.py "
-                f"restore {backup.name} --foreign` (add --other-cluster when it was taken on "
-                "another cluster)"
-            )
         else:
-            self.say(
-                f"backup {backup.name} imported (signed by {backup.signed_by}): restore it with "
-                f"`manage.py restore {backup.name}` (add --other-cluster when it was taken on "
-                "another cluster)"
-            )
+            self.say(output.imported_line(backup))

@@ -3,6 +3,7 @@
 from backups import operations
 from backups.formatting import printable
 from backups.management import arguments, base
+from backups.management.commands.offsite import print_copies
 
 
 class Command(base.Command):
@@ -22,9 +23,19 @@ class Command(base.Command):
             "sets, instead of refusing them: they join no policy, never count as the newest "
             "backup, and restore only with --foreign (default: A4C_SYNC_FOREIGN).",
         )
+        parser.add_argument(
+            "--offsite",
+            action="store_true",
+            help="Sync nothing: list what the off-site bucket (A4C_OFFSITE_URL) holds, each "
+            "set with its marker's facts, as `offsite list` does; `offsite pull NAME` imports "
+            "one.",
+        )
         arguments.add_json_argument(parser, "what it did")
 
     def handle(self, *args, **options):
+        if options["offsite"]:
+            print_copies(self, options["json"])
+            return
         report = operations.sync_catalog(arguments.actor(), foreign=options["foreign"])
         if options["json"]:
             self.emit_json(report.as_json())
