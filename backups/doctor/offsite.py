@@ -15,7 +15,6 @@ from django.conf import settings
 from backups import objectstore
 from backups.doctor.result import NETWORK_TIMEOUT, Check
 from backups.errors import BackupError, ConfigError
-from backups.operations.offsite import segment_bytes
 
 NAME = "Off-site bucket"
 # The dashboard asks every 30 s: the bucket is asked each time, the write probe (four
@@ -30,6 +29,9 @@ def settings_problem() -> str:
     """What is wrong with the off-site settings themselves, or ""."""
     try:
         if objectstore.offsite_config(objectstore.settings_values()) is not None:
+            # here, not at the top: every command's settings check asks this (issue 28, item 3)
+            from backups.operations.offsite import segment_bytes
+
             segment_bytes()
     except ConfigError as exc:
         return exc.message
