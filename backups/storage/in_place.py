@@ -243,8 +243,9 @@ class InPlaceRestore:
             if what == ATTRS:
                 line["before"] = _attrs(os.lstat(data_dir / path))
             lines.append(line)
-        for path in self.dirs:
-            if os.path.isdir(data_dir / path):
+        moved = [path for what, path, _, _ in self.changes if what in (REPLACE, REMOVE)]
+        for path in [*self.dirs, *moved]:  # a moved dir's mode may be opened for the move
+            if not os.path.islink(data_dir / path) and os.path.isdir(data_dir / path):
                 lines.append({"dir": path, "before": _attrs(os.lstat(data_dir / path))})
         text = "".join(json.dumps(line) + "\n" for line in lines)
         # written whole, then renamed: a journal that exists is complete
@@ -267,7 +268,10 @@ class InPlaceRestore:
                 if what == ATTRS:
                     set_attrs(target, want.uid, want.gid, want.mode, want.mtime_ns, as_root)
                     continue
+                _let_me_write(target.parent)
                 if what in (REPLACE, REMOVE) and os.path.lexists(target):
+                    if not os.path.islink(target) and os.path.isdir(target):
+                        _let_me_write(target)  # moving a dir rewrites its ".."
                     os.rename(target, self.undo_dir / f"o{i}")
                 if what == REMOVE:
                     continue
@@ -282,7 +286,7 @@ class InPlaceRestore:
             entry = self.dirs[path]
             if entry is not None:
                 run._set_dir(str(data_dir / path), entry)
-        if self.root is not None:
+        if self.root is not None and _root_differs(data_dir, self.root, as_root):
             run.set_root(data_dir, self.root)
         rmtree(self.staging)
         try:
@@ -375,9 +379,13 @@ def undo_in_place(data_dir: Path, undo_dir: Path, exclude) -> None:
                 mode, uid, gid, mtime = line["before"]
                 set_attrs(target, uid, gid, mode, mtime, as_root)
             elif os.path.lexists(kept):
+                _let_me_write(target.parent)
                 rmtree(target)
+                if not os.path.islink(kept) and os.path.isdir(kept):
+                    _let_me_write(kept)  # its mode comes back with the dirs' below
                 os.rename(kept, target)
             elif line["what"] == ADD:
+                _let_me_write(target.parent)
                 rmtree(target)
         dirs = [line for line in lines if "dir" in line]
         for line in sorted(dirs, key=lambda line: line["dir"].count("/"), reverse=True):
@@ -391,6 +399,22 @@ def undo_in_place(data_dir: Path, undo_dir: Path, exclude) -> None:
         rmtree(undo_dir)
     except OSError as exc:
         raise os_error(exc, "putting back the data dir's old entries into", data_dir, DATA) from exc
+
+
+def _let_me_write(path: Path) -> None:
+    """Opens a read-only dir of the tree to this user (not needed as root): the journal holds
+    its attributes, set again once the changes are made or undone."""
+    if not os.access(path, os.W_OK | os.X_OK):
+        os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IRWXU)
+
+
+def _root_differs(data_dir: Path, root: dict, as_root: bool) -> bool:
+    """Whether the data dir's own mode (or owner, as root) is not the one wanted: a chmod to
+    the same mode would still change its ctime."""
+    now = os.stat(data_dir)
+    if "mode" in root and stat.S_IMODE(now.st_mode) != root["mode"]:
+        return True
+    return as_root and "uid" in root and (now.st_uid, now.st_gid) != (root["uid"], root["gid"])
 
 
 def _quietly_remove(path: Path) -> None:
