@@ -291,3 +291,36 @@ def test_a_user_who_is_not_root_restores_into_and_undoes_read_only_dirs(tmp_path
 
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "restored and undone as uid 65534"
+
+
+def test_memory_stays_flat_however_many_files_change(tmp_path):
+    """The changes are noted in a file while staging, not held: a restore over a tree whose
+    every file differs holds no more than one that changes a few."""
+    import tracemalloc
+
+    data = tmp_path / "many"
+    paths = [data / f"d{i // 100:03d}" / f"a-longish-file-name-{i:06d}.bin" for i in range(5000)]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"backed up")
+    store = Store(tmp_path / "many-store")
+    store.backup_tree("full", data)
+
+    def peak_of_a_restore_after_changing(changed: list[Path]) -> int:
+        for path in changed:
+            path.write_bytes(b"changed since!")
+        tracemalloc.start()
+        try:
+            result = WorkingTree(store, data).restore("full", options=CopyOptions(workers=0))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert result.files == len(changed)
+        WorkingTree(store, data).drop_old_tree(result.old_tree)
+        return peak
+
+    few = peak_of_a_restore_after_changing(paths[:50])
+    every = peak_of_a_restore_after_changing(paths)
+
+    assert WorkingTree(store, data).matches("full")
+    assert every < few + (1 << 20), f"{few} bytes at the peak for 50 changes, {every} for 5,000"
