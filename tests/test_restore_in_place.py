@@ -222,3 +222,105 @@ def test_a_merge_over_live_data_adds_and_keeps(data_dir, store):
     assert WorkingTree(store, data_dir).differences("first") == [
         f"{rel}: not in the backup" for rel in added
     ]
+
+
+AS_ANOTHER_USER = """
+import os, stat, sys
+from pathlib import Path
+from backups.storage import Store, WorkingTree
+
+root = Path(sys.argv[1])
+data, store = root / "data", Store(root / "store")
+(data / "ro" / "sub").mkdir(parents=True)
+(data / "ro" / "f.txt").write_text("backed up")
+(data / "ro" / "gone.txt").write_text("deleted after the backup")
+(data / "ro" / "sub" / "g.txt").write_text("in a read-only dir")
+os.chmod(data / "ro" / "sub", 0o555)
+os.chmod(data / "ro", 0o555)
+store.backup_tree("full", data)
+os.chmod(data / "ro", 0o755)
+(data / "ro" / "f.txt").write_text("changed since")
+(data / "ro" / "new.txt").write_text("added since")
+(data / "ro" / "gone.txt").unlink()
+os.chmod(data / "ro", 0o555)
+
+
+def tree():
+    found = {}
+    for top, dirs, files in os.walk(data):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            body = Path(path).read_text() if name in files else None
+            found[os.path.relpath(path, data)] = (stat.S_IMODE(st.st_mode), st.st_mtime_ns, body)
+    return found
+
+
+before = tree()
+result = WorkingTree(store, data).restore("full")
+assert WorkingTree(store, data).matches("full"), WorkingTree(store, data).differences("full")
+assert stat.S_IMODE(os.lstat(data / "ro").st_mode) == 0o555
+WorkingTree(store, data).undo(result.old_tree)
+assert tree() == before
+print("restored and undone as uid", os.geteuid())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+def test_a_user_who_is_not_root_restores_into_and_undoes_read_only_dirs(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from django.conf import settings
+
+    root = Path(tempfile.mkdtemp(prefix="a4c-in-place-"))  # tmp_path is root's alone
+    try:
+        os.chown(root, 65534, 65534)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        ran = subprocess.run(
+            [*as_nobody, sys.executable, "-c", AS_ANOTHER_USER, str(root)],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(root)
+
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "restored and undone as uid 65534"
+
+
+def test_memory_stays_flat_however_many_files_change(tmp_path):
+    """The changes are noted in a file while staging, not held: a restore over a tree whose
+    every file differs holds no more than one that changes a few."""
+    import tracemalloc
+
+    data = tmp_path / "many"
+    paths = [data / f"d{i // 100:03d}" / f"a-longish-file-name-{i:06d}.bin" for i in range(5000)]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"backed up")
+    store = Store(tmp_path / "many-store")
+    store.backup_tree("full", data)
+
+    def peak_of_a_restore_after_changing(changed: list[Path]) -> int:
+        for path in changed:
+            path.write_bytes(b"changed since!")
+        tracemalloc.start()
+        try:
+            result = WorkingTree(store, data).restore("full", options=CopyOptions(workers=0))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert result.files == len(changed)
+        WorkingTree(store, data).drop_old_tree(result.old_tree)
+        return peak
+
+    few = peak_of_a_restore_after_changing(paths[:50])
+    every = peak_of_a_restore_after_changing(paths)
+
+    assert WorkingTree(store, data).matches("full")
+    assert every < few + (1 << 20), f"{few} bytes at the peak for 50 changes, {every} for 5,000"

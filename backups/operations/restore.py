@@ -288,16 +288,19 @@ def _perform_restore(
     rows = plan.indices if es_part else []
     touched = plan.targets("replace", "remove")
     note(run, runner, existing_touched=touched, created=plan.targets("create"))
-    # A mirror restore builds its new tree before anything else (it reads only the blobs, and
-    # re-hashes each as it copies it): a damaged blob stops it before the safety backup, as
-    # the full check would, without reading every blob twice. A merge starts from the current
+    # A mirror restore stages what differs before anything else (it reads only the blobs it
+    # needs, and re-hashes each as it copies it): a damaged blob it needs stops it before the
+    # safety backup, without reading every blob twice. A merge starts from the current
     # tree, so it is built once A4C is quiet (after the pre-command), and checked in full now.
     early = files_part and run.file_mode == RestoreRun.FileMode.MIRROR
     early = early and not os.path.ismount(data_dir())  # there, staging is inside the data dir
     runner.plan_stages(restore_stages(run, rows, files_part, early))
     if files_part:
         runner.phase("checking the backup", reset_counters=True)
-    check_backup_is_whole(backup, rows, files_part, runner, blob_contents=not early)
+    # Staged early, the files need no check of their own: staging checks the manifest whole
+    # and re-hashes every blob it reads, and it reads those of the files that differ (the
+    # others are the backup's already); so the blobs are neither read nor listed twice.
+    check_backup_is_whole(backup, rows, files_part and not early, runner)
     staged = _stage_files(run, runner, plan.file_owners) if early else None
     try:
         if run.take_safety_backup:

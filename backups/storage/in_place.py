@@ -9,7 +9,7 @@ go (mirror mode). Nothing in the data dir changes until swap().
 swap() first writes a journal of every change into the undo dir and syncs it, then applies
 the changes by renames: each displaced entry into the undo dir, each staged one into its
 place; then it sets the changed dirs' attributes and checks the result against the manifest
-(a stat walk; a file neither written here nor untouched since staging began is hashed).
+(a stat walk; a file changed since staging began, by the restore or not, is hashed again).
 undo() replays the journal backwards, from any point: a crash midway is undone too. Files
 that were already right are neither copied, renamed nor touched: their inodes and ctimes stay.
 
@@ -32,7 +32,6 @@ from backups.storage.fileio import (
     rmtree,
     set_attrs,
     show,
-    write_all,
 )
 from backups.storage.fileio import sync_filesystem as sync_fs
 from backups.storage.manifest import Entry
@@ -42,6 +41,7 @@ from backups.storage.results import RestoreResult
 from backups.storage.walk import outer_join, walk
 
 JOURNAL = "journal"
+CHANGES = "changes"  # in the staging dir, beside the staged files (named by numbers)
 SAME = object()  # a compare's answer: the live file holds the backup's bytes
 ADD, REPLACE, REMOVE, ATTRS, CHECK = "add", "replace", "remove", "attrs", "check"
 
@@ -67,9 +67,11 @@ class InPlaceRestore:
             self.staging = data_dir.parent / f".{data_dir.name}.restore-{token}"
             self.undo_dir = data_dir.parent / f".{data_dir.name}.undo-{token}"
         self.skip = run.exclude | {self.staging.name, self.undo_dir.name}
-        self.changes: list[tuple] = []  # (what, path, entry, staged name), in path order
+        # the changes, in path order, one JSON line each in the staging dir: memory stays flat
+        # however many there are
+        self.changes = self.staging / CHANGES
+        self.record = None  # the changes file while staging
         self.dirs: dict[str, Entry] = {}  # dirs whose attributes are set after the changes
-        self.written: set[str] = set()  # paths written from blobs: checked as they were written
         self.since = 0  # ctime of the staging dir: a file changed after it is hashed again
         self.count = 0
 
@@ -83,9 +85,10 @@ class InPlaceRestore:
         except OSError as exc:
             raise os_error(exc, "creating", self.staging, DATA) from exc
         try:
-            with Pipeline(workers, run.meter) as pipe:
-                self._compare_tree(pipe)
-                self._take(pipe.finish())
+            with open(self.changes, "w", encoding="ascii") as self.record:
+                with Pipeline(workers, run.meter) as pipe:
+                    self._compare_tree(pipe)
+                    self._take(pipe.finish())
             sync_fs(self.staging)
         except BaseException:
             _quietly_remove(self.staging)
@@ -177,13 +180,13 @@ class InPlaceRestore:
             if what == CHECK:
                 if result is SAME:
                     if not self._same_attrs(want, item[4]):
-                        self.changes.append((ATTRS, path, want, None))
+                        self._note(ATTRS, path, want, None)
                         self._dirty(path)
                     what = None
                 else:
                     what = REPLACE
             if what is not None:
-                self.changes.append((what, path, want, item[3] if what != REMOVE else None))
+                self._note(what, path, want, item[3] if what != REMOVE else None)
                 self._dirty(path)
                 if want is not None and want.type == "dir":
                     self.dirs[path] = want
@@ -193,8 +196,19 @@ class InPlaceRestore:
                 if result is not None and result is not SAME:
                     self.run.files += 1
                     self.run.written += result
-                    self.written.add(path)
                 meter.beat()  # shown as it goes, checked files too: most are left alone
+
+    def _note(self, what: str, path: str, want: Entry | None, staged: str | None) -> None:
+        attrs = None if want is None else [want.mode, want.uid, want.gid, want.mtime_ns]
+        kind = None if want is None else want.type
+        line = {"what": what, "path": path, "type": kind, "staged": staged, "attrs": attrs}
+        self.record.write(json.dumps(line) + "\n")
+
+    def _changes(self):
+        """The changes noted while staging, in path order, read back one at a time."""
+        with open(self.changes, encoding="ascii") as noted:
+            for line in noted:
+                yield json.loads(line)
 
     def _dirty(self, path: str) -> None:
         """A change inside a dir changes its mtime: the backup's is set again afterwards."""
@@ -238,44 +252,53 @@ class InPlaceRestore:
 
     def _write_journal(self) -> None:
         data_dir = self.run.data_dir
-        lines = [{"staging": self.staging.name, "root": _attrs(os.lstat(data_dir))}]
-        for i, (what, path, _, _) in enumerate(self.changes):
-            line = {"what": what, "path": path, "old": f"o{i}"}
-            if what == ATTRS:
-                line["before"] = _attrs(os.lstat(data_dir / path))
-            lines.append(line)
-        for path in self.dirs:
-            if os.path.isdir(data_dir / path):
-                lines.append({"dir": path, "before": _attrs(os.lstat(data_dir / path))})
-        text = "".join(json.dumps(line) + "\n" for line in lines)
         # written whole, then renamed: a journal that exists is complete
         partial = self.undo_dir / f"{JOURNAL}.partial"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            write_all(fd, text.encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(partial, "x", encoding="ascii", opener=_private) as journal:
+
+            def add(line: dict) -> None:
+                journal.write(json.dumps(line) + "\n")
+
+            add({"staging": self.staging.name, "root": _attrs(os.lstat(data_dir))})
+            for i, change in enumerate(self._changes()):
+                what, path = change["what"], change["path"]
+                line = {"what": what, "path": path, "old": f"o{i}"}
+                if what == ATTRS:
+                    line["before"] = _attrs(os.lstat(data_dir / path))
+                add(line)
+                if what in (REPLACE, REMOVE) and _is_dir(data_dir / path):
+                    # its mode may be opened for the move: the undo sets it again
+                    add({"dir": path, "before": _attrs(os.lstat(data_dir / path))})
+            for path in self.dirs:
+                if _is_dir(data_dir / path):
+                    add({"dir": path, "before": _attrs(os.lstat(data_dir / path))})
+            journal.flush()
+            os.fsync(journal.fileno())
         os.rename(partial, self.undo_dir / JOURNAL)
         fsync_dir(self.undo_dir)
 
     def _apply_changes(self) -> None:
         run, data_dir = self.run, self.run.data_dir
         as_root = run.as_root
-        for i, (what, path, want, staged) in enumerate(self.changes):
+        for i, change in enumerate(self._changes()):
+            what, path, kind = change["what"], change["path"], change["type"]
             target = data_dir / path
             try:
                 if what == ATTRS:
-                    set_attrs(target, want.uid, want.gid, want.mode, want.mtime_ns, as_root)
+                    mode, uid, gid, mtime = change["attrs"]
+                    set_attrs(target, uid, gid, mode, mtime, as_root)
                     continue
+                _let_me_write(target.parent)
                 if what in (REPLACE, REMOVE) and os.path.lexists(target):
+                    if not os.path.islink(target) and os.path.isdir(target):
+                        _let_me_write(target)  # moving a dir rewrites its ".."
                     os.rename(target, self.undo_dir / f"o{i}")
                 if what == REMOVE:
                     continue
-                if want.type == "dir":
+                if kind == "dir":
                     os.mkdir(target, 0o700)
                 else:
-                    os.rename(self.staging / staged, target)
+                    os.rename(self.staging / change["staged"], target)
             except OSError as exc:
                 raise os_error(exc, "restoring", target, DATA) from exc
         # deepest first: setting a dir's attributes does not move its parent's mtime
@@ -283,7 +306,7 @@ class InPlaceRestore:
             entry = self.dirs[path]
             if entry is not None:
                 run._set_dir(str(data_dir / path), entry)
-        if self.root is not None:
+        if self.root is not None and _root_differs(data_dir, self.root, as_root):
             run.set_root(data_dir, self.root)
         rmtree(self.staging)
         try:
@@ -293,7 +316,7 @@ class InPlaceRestore:
 
     def _verify(self) -> None:
         """The data dir against the manifest, every entry: a stat walk; the bytes of a file
-        are hashed again only if it was neither written here nor left alone since staging."""
+        are hashed again if it changed since staging began (those written here among them)."""
         run, problems = self.run, []
         entries = owned_entries(run.store.manifests, run.name, run.exclude, run.owners)
         for want, have in outer_join(entries, walk(run.data_dir, self.skip)):
@@ -311,7 +334,7 @@ class InPlaceRestore:
                 same = os.readlink(path) == want.target
             elif same and kind == "file":
                 same = st.st_size == want.size
-                if same and want.path not in self.written and st.st_ctime_ns >= self.since:
+                if same and st.st_ctime_ns >= self.since:  # written here, or since staging
                     same = hash_file(path) == want.sha256
             if not same:
                 problems.append(f"{show(want.path)}: differs from the backup")
@@ -376,9 +399,13 @@ def undo_in_place(data_dir: Path, undo_dir: Path, exclude) -> None:
                 mode, uid, gid, mtime = line["before"]
                 set_attrs(target, uid, gid, mode, mtime, as_root)
             elif os.path.lexists(kept):
+                _let_me_write(target.parent)
                 rmtree(target)
+                if not os.path.islink(kept) and os.path.isdir(kept):
+                    _let_me_write(kept)  # its mode comes back with the dirs' below
                 os.rename(kept, target)
             elif line["what"] == ADD:
+                _let_me_write(target.parent)
                 rmtree(target)
         dirs = [line for line in lines if "dir" in line]
         for line in sorted(dirs, key=lambda line: line["dir"].count("/"), reverse=True):
@@ -392,6 +419,30 @@ def undo_in_place(data_dir: Path, undo_dir: Path, exclude) -> None:
         rmtree(undo_dir)
     except OSError as exc:
         raise os_error(exc, "putting back the data dir's old entries into", data_dir, DATA) from exc
+
+
+def _let_me_write(path: Path) -> None:
+    """Opens a read-only dir of the tree to this user (not needed as root): the journal holds
+    its attributes, set again once the changes are made or undone."""
+    if not os.access(path, os.W_OK | os.X_OK):
+        os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IRWXU)
+
+
+def _root_differs(data_dir: Path, root: dict, as_root: bool) -> bool:
+    """Whether the data dir's own mode (or owner, as root) is not the one wanted: a chmod to
+    the same mode would still change its ctime."""
+    now = os.stat(data_dir)
+    if "mode" in root and stat.S_IMODE(now.st_mode) != root["mode"]:
+        return True
+    return as_root and "uid" in root and (now.st_uid, now.st_gid) != (root["uid"], root["gid"])
+
+
+def _private(path, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
+def _is_dir(path: Path) -> bool:
+    return not os.path.islink(path) and os.path.isdir(path)
 
 
 def _quietly_remove(path: Path) -> None:
