@@ -122,6 +122,22 @@ def test_an_operator_is_refused_a_sync_told_which_right_it_takes_and_the_refusal
     assert not AuditEvent.objects.filter(action="catalog.sync", outcome="succeeded").exists()
 
 
+def test_a_sync_the_storage_cannot_answer_says_why_on_the_page_and_is_recorded_as_failed(
+    client, a4c, rita, settings
+):
+    storage = Path(settings.A4C_BACKUP_DIR)
+    storage.mkdir(parents=True, exist_ok=True)
+    (storage / "records").write_text("a file where the records folder should be")
+
+    html = client.post(reverse("backups:catalog_sync"), follow=True).content.decode()
+
+    assert "The sync did not run to its end: the backup storage could not be read" in html
+    assert f"{storage}/records" in html and 'id="sync-report"' not in html
+    event = AuditEvent.objects.get(action="catalog.sync")
+    assert event.actor == "rita" and event.outcome == "failed"
+    assert "did not run to its end" in event.message
+
+
 def test_a_sync_is_only_asked_for_with_a_post(client, a4c, rita):
     response = client.get(reverse("backups:catalog_sync"))
 

@@ -111,7 +111,23 @@ def sync_catalog(
     actor: Actor, progress: ProgressCallback = None, *, foreign: bool | None = None
 ) -> SyncReport:
     """Brings the catalog in line with the storage; see the module's docstring. ``foreign``:
-    take records no trusted key signed in as foreign sets (A4C_SYNC_FOREIGN by default)."""
+    take records no trusted key signed in as foreign sets (A4C_SYNC_FOREIGN by default).
+    A sync that cannot run to its end (the storage's records cannot be listed) is audited as
+    failed, then raises."""
+    try:
+        return _sync(actor, progress, foreign)
+    except (BackupError, OSError) as exc:
+        audit.record(
+            actor,
+            "catalog.sync",
+            target=str(settings.A4C_BACKUP_DIR),
+            outcome=Outcome.FAILED,
+            message=f"the sync did not run to its end: {printable(exc)}",
+        )
+        raise
+
+
+def _sync(actor: Actor, progress: ProgressCallback, foreign: bool | None) -> SyncReport:
     allow_foreign = settings.A4C_SYNC_FOREIGN if foreign is None else foreign
     catalog = records.catalog()
     report = SyncReport(at=timezone.now(), storage=str(catalog.root))

@@ -28,7 +28,7 @@ def catalog_sync(request: HttpRequest) -> HttpResponse:
         report = operations.sync_catalog(Actor.from_request(request))
     except BackupError as exc:
         return _did_not_run(request, exc.message)
-    except OSError as exc:  # the storage's folder itself could not be read
+    except OSError as exc:  # the storage's records could not be listed
         return _did_not_run(
             request, f"the backup storage could not be read ({exc.strerror}: {exc.filename})"
         )
@@ -39,7 +39,7 @@ def catalog_sync(request: HttpRequest) -> HttpResponse:
 def _did_not_run(request: HttpRequest, why: str) -> HttpResponse:
     messages.error(
         request,
-        f"The sync did not run: {why}. Nothing was changed; `manage.py doctor` checks the "
-        "backup storage.",
+        f"The sync did not run to its end: {why}. Run it again once that is fixed (a sync "
+        "never does twice what it did); `manage.py doctor` checks the backup storage.",
     )
     return redirect("backups:backup_list")
