@@ -6,8 +6,8 @@
 # With no arguments (as CI runs it) the fault-injection suite first runs once against
 # PostgreSQL, whose locking differs from SQLite's, then the whole suite runs on SQLite.
 #
-# At its end it stops the services this run started (Elasticsearch, Redis, PostgreSQL, the
-# real Alien4Cloud), leaves running those that ran before it began, and says so in its last
+# At its end it stops the services this run started (Elasticsearch, Redis, S3Proxy,
+# PostgreSQL, the real Alien4Cloud), leaves running those that ran before it began, and says so in its last
 # lines with the commands that stop them; A4C_KEEP_SERVICES=1 leaves everything running (for
 # runs one after another). Its exit status is the tests'.
 
@@ -15,7 +15,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # In start order; the ones stop_services_started_since looks after (scripts/lib.sh).
-TRACKED_SERVICES=(es redis postgres a4c)
+TRACKED_SERVICES=(es redis s3 postgres a4c)
 
 service_is_ours() {
     if [[ "$1" == postgres ]]; then
