@@ -457,7 +457,7 @@ def test_a_slow_snapshot_recovery_is_waited_for_until_every_primary_has_started(
 
         install.cluster.start_restore(repository, "slow", [index])
         install.cluster.wait_for_recovery(
-            [index], on_progress=lambda *seen: looks.append(seen), poll=0.2
+            [index], on_progress=lambda p: looks.append((p.done, p.total)), poll=0.2
         )
 
         shards = client.cat.shards(index=index, format="json", h="prirep,state")
