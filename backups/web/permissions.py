@@ -44,7 +44,7 @@ WHAT_BY_ACTION = {
     "notify.test": "send test notifications",
     "drill.request": "run restore drills",
     "drill.cancel": "cancel a restore drill",
-    "backup.export": "download backup archives (a restorer's right: backups.restore_backup)",
+    "backup.export": "download backup archives",
     "catalog.sync": "sync the list of backups with the backup storage",
 }
 
