@@ -22,7 +22,7 @@ from django.conf import settings
 from backups import polling
 from backups.elastic import versions
 from backups.elastic.translate import check_urls, translated
-from backups.elastic.transport import VersionedTransport
+from backups.elastic.transport import VersionedTransport, client_options
 from backups.elastic.values import (
     ClusterInfo,
     IndexInfo,
@@ -477,7 +477,7 @@ class Cluster:
 def cluster() -> Cluster:
     """The cluster named by the settings; built once per process."""
     urls = check_urls(settings.A4C_ES_URLS, settings.A4C_ES_URLS_SOURCE)
-    return Cluster(elasticsearch.Elasticsearch(urls, **_client_options()))
+    return Cluster(elasticsearch.Elasticsearch(urls, **client_options()))
 
 
 @functools.cache
@@ -487,23 +487,4 @@ def scratch_cluster() -> Cluster | None:
     if not settings.A4C_DRILL_ES_URLS:
         return None
     urls = check_urls(settings.A4C_DRILL_ES_URLS, "A4C_DRILL_ES_URLS")
-    return Cluster(elasticsearch.Elasticsearch(urls, **_client_options()), "A4C_DRILL_ES_URLS")
-
-
-def _client_options() -> dict:
-    kwargs: dict = {
-        "transport_class": VersionedTransport,
-        "request_timeout": settings.A4C_ES_TIMEOUT,
-        "max_retries": 2,
-        "retry_on_timeout": False,
-    }
-    if settings.A4C_ES_API_KEY:
-        kwargs["api_key"] = settings.A4C_ES_API_KEY
-    elif settings.A4C_ES_USERNAME:
-        kwargs["basic_auth"] = (settings.A4C_ES_USERNAME, settings.A4C_ES_PASSWORD)
-    if settings.A4C_ES_CA_CERT:
-        kwargs["ca_certs"] = settings.A4C_ES_CA_CERT
-    if not settings.A4C_ES_VERIFY_CERTS:
-        kwargs["verify_certs"] = False
-        kwargs["ssl_show_warn"] = False
-    return kwargs
+    return Cluster(elasticsearch.Elasticsearch(urls, **client_options()), "A4C_DRILL_ES_URLS")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 
 import elastic_transport
+from django.conf import settings
 
 from backups.elastic.versions import Dialect, dialect_for, plain_media_types
 
@@ -67,3 +68,24 @@ class VersionedTransport(elastic_transport.Transport):
             return None  # the caller's own request will fail with the server's reason
         versions = [node.get("version", "") for node in body.get("nodes", {}).values()]
         return dialect_for(versions)
+
+
+def client_options() -> dict:
+    """How the client reaches a cluster: this transport, the timeout, the credentials and CA
+    of the A4C_ES_* settings (a drill's scratch cluster is reached with the same)."""
+    kwargs: dict = {
+        "transport_class": VersionedTransport,
+        "request_timeout": settings.A4C_ES_TIMEOUT,
+        "max_retries": 2,
+        "retry_on_timeout": False,
+    }
+    if settings.A4C_ES_API_KEY:
+        kwargs["api_key"] = settings.A4C_ES_API_KEY
+    elif settings.A4C_ES_USERNAME:
+        kwargs["basic_auth"] = (settings.A4C_ES_USERNAME, settings.A4C_ES_PASSWORD)
+    if settings.A4C_ES_CA_CERT:
+        kwargs["ca_certs"] = settings.A4C_ES_CA_CERT
+    if not settings.A4C_ES_VERIFY_CERTS:
+        kwargs["verify_certs"] = False
+        kwargs["ssl_show_warn"] = False
+    return kwargs
