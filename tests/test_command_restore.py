@@ -290,3 +290,54 @@ def test_a_set_taken_here_restores_its_recorded_owners_as_before(planted_owners,
     assert owners_of(files.data_dir / "plugins" / "tool") == (0, 0, "0o4755")
     assert owners_of(files.data_dir / "csar" / "shared.yml") == (1234, 1234, "0o666")
     assert owners_of(files.data_dir) == (1234, 1234, "0o777")
+
+
+def _live_reads(monkeypatch, data_dir) -> list[str]:
+    """The files of the data dir that the plan and the restore hash."""
+    import backups.storage.in_place
+    import backups.storage.restore
+
+    read: list[str] = []
+    real = backups.storage.in_place.hash_file
+
+    def counted(path, *args, **kwargs):
+        if str(path).startswith(str(data_dir)):
+            read.append(os.path.relpath(path, data_dir))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(backups.storage.in_place, "hash_file", counted)
+    monkeypatch.setattr(backups.storage.restore, "hash_file", counted)
+    return read
+
+
+def test_over_unchanged_data_a_backup_made_here_is_restored_without_reading_a_live_file(
+    files_backup, files, capsys, monkeypatch
+):
+    read = _live_reads(monkeypatch, files.data_dir)
+
+    ran = manage(
+        capsys, "restore", files_backup.name, "--scope", "files", "--yes", "--no-safety-backup"
+    )
+
+    assert ran.code == 0, ran.err
+    assert read == []  # each file is the one the backup read: its inode and change time say so
+
+
+def test_over_unchanged_data_a_set_from_elsewhere_is_read_whole(
+    files_backup, files, capsys, monkeypatch
+):
+    Backup.objects.filter(pk=files_backup.pk).update(imported_from="archive elsewhere.a4c")
+    read = _live_reads(monkeypatch, files.data_dir)
+
+    ran = manage(
+        capsys, "restore", files_backup.name, "--scope", "files", "--yes", "--no-safety-backup"
+    )
+
+    assert ran.code == 0, ran.err
+    live = {
+        os.path.relpath(os.path.join(top, name), files.data_dir)
+        for top, _, names in os.walk(files.data_dir)
+        for name in names
+    }
+    live = {rel for rel in live if rel.split("/")[0] not in ("work", "tmp", "upload")}
+    assert len(live) == 3 and set(read) == live

@@ -277,6 +277,12 @@ class Backup(RunRow):
         return self.status in self.RESTORABLE
 
     @property
+    def made_here(self) -> bool:
+        """Made by a backup run of this install, not imported or found by sync: its manifest's
+        inodes and change times are this machine's (storage/manifest.read_by_this_backup)."""
+        return not self.imported_from
+
+    @property
     def verification(self) -> Job | None:
         """The verification asked for this backup that has not ended yet, if any."""
         return (

@@ -177,6 +177,7 @@ def plan_restore(request: RestoreRequest) -> Plan:
             exclude_dirs=copy_options().exclude_dirs,
             mode=request.file_mode,
             owners=plan.file_owners,
+            local=backup.made_here,
         )
         warnings.extend(large_removal_warnings(plan.files))
         if backup.imported_from and plan.file_owners == RECORDED:
@@ -196,7 +197,7 @@ class PlanOutdated(InvalidInput):
 def file_owners(backup: Backup, request: RestoreRequest) -> str:
     """Whose files a restore writes: a set from elsewhere (imported, or found by sync) gets the
     data dir's owner unless the person asked to keep the recorded ones; ours keeps them."""
-    return RECORDED if request.keep_owners or not backup.imported_from else DATA_DIR
+    return RECORDED if request.keep_owners or backup.made_here else DATA_DIR
 
 
 def recheck_confirmed_plan(backup: Backup, request: RestoreRequest, plan: Plan) -> Plan:
@@ -260,7 +261,10 @@ def file_changes(backup_id: int | str, file_mode: str) -> Iterator[tuple[str, st
     if not backup.include_files or not backup.is_restorable:
         raise InvalidInput(f"Backup {backup.name} has no files a restore would write.")
     changes = working_tree().file_changes(
-        backup.name, exclude_dirs=copy_options().exclude_dirs, mode=file_mode
+        backup.name,
+        exclude_dirs=copy_options().exclude_dirs,
+        mode=file_mode,
+        local=backup.made_here,
     )
     return (
         (kind, path + "/" if node == "dir" else path, size)

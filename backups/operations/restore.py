@@ -415,6 +415,7 @@ def _stage_files(
             progress=runner.file_progress,
             check=runner.check,
             owners=owners,
+            local=run.backup.made_here,
         )
     except DamagedBackup as exc:
         raise damaged(run.backup, [str(exc)]) from exc

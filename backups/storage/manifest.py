@@ -151,6 +151,21 @@ def file_tail(st: os.stat_result, sha256: str) -> bytes:
     ).encode("ascii")
 
 
+def read_by_this_backup(entry: Entry, st: os.stat_result) -> bool:
+    """Whether a live file is, provably, the one this install's backup hashed for the entry:
+    same inode, change time, mtime and size. The change time moves on every write, chmod,
+    chown, rename and utime, and no program can set it back (only a clock set back can), so
+    the bytes are the entry's without reading them: the rule a backup uses to reuse the blob
+    of an unchanged file. Only for a manifest written here (an imported one's inodes and
+    times are another machine's, or a stranger's): the caller says which."""
+    return (
+        entry.inode == st.st_ino
+        and entry.ctime_ns == st.st_ctime_ns
+        and entry.mtime_ns == st.st_mtime_ns
+        and entry.size == st.st_size
+    )
+
+
 def _string(quoted: bytes) -> str:
     if b"\\" in quoted or not quoted.isascii():
         return json.loads(quoted)

@@ -30,15 +30,16 @@ from backups.storage.fileio import (
     write_all,
 )
 from backups.storage.in_place import InPlaceRestore, InPlaceStaged, is_undo_dir, undo_in_place
-from backups.storage.manifest import Entry
+from backups.storage.manifest import Entry, read_by_this_backup
 from backups.storage.ownership import OwnerMap, owned_entries, root_attributes
 from backups.storage.pipeline import LATER, Meter, Pipeline
 from backups.storage.results import RestoreResult
 from backups.storage.walk import Node, outer_join, walk
 
 
-def _same(want: Entry, have: Node) -> bool:
-    """Whether a walked node holds what the entry says; hashes only if size matches, mtime not."""
+def _same(want: Entry, have: Node, local: bool) -> bool:
+    """Whether a walked node holds what the entry says: a file of the entry's size is hashed,
+    unless the backup was made here and it is the very file that backup read (local)."""
     _, _, path, st, kind = have
     if kind != want.type:
         return False
@@ -48,14 +49,17 @@ def _same(want: Entry, have: Node) -> bool:
         return True
     if st.st_size != want.size:
         return False
-    return st.st_mtime_ns == want.mtime_ns or hash_file(path) == want.sha256
+    return (local and read_by_this_backup(want, st)) or hash_file(path) == want.sha256
 
 
-def file_changes(store, name: str, data_dir: Path, exclude, mode: str) -> Iterator[tuple]:
+def file_changes(
+    store, name: str, data_dir: Path, exclude, mode: str, local: bool = False
+) -> Iterator[tuple]:
     """Every path a restore would touch, in path order, as (kind, shown path, size, node):
     kind is added, changed, removed (mirror mode only) or unchanged; node is file, dir or
     symlink (what the backup holds there, else what the data dir does). Streamed: the
-    complete list of a million files never sits in memory."""
+    complete list of a million files never sits in memory. local: the backup was made on
+    this install (its manifest's inodes and change times are this machine's; _same)."""
     found = walk(data_dir, exclude) if data_dir.is_dir() else iter(())
     for want, have in outer_join(store.manifests.checked_entries(name, exclude), found):
         if have is None:
@@ -64,7 +68,7 @@ def file_changes(store, name: str, data_dir: Path, exclude, mode: str) -> Iterat
             if mode == "mirror":
                 size = have[3].st_size if have[4] == "file" else 0
                 yield "removed", show(have[0]), size, have[4]
-        elif _same(want, have):
+        elif _same(want, have, local):
             yield "unchanged", show(want.path), want.size, want.type
         else:
             yield "changed", show(want.path), want.size, want.type
@@ -112,8 +116,11 @@ class FileRestore:
     tree before the data dir is touched.
     """
 
-    def __init__(self, store, name: str, data_dir: Path, exclude, meter: Meter, owners=None):
+    def __init__(
+        self, store, name: str, data_dir: Path, exclude, meter: Meter, owners=None, local=False
+    ):
         self.store, self.name, self.data_dir = store, name, data_dir
+        self.local = local  # made on this install: a live file it read is not read again
         self.exclude, self.meter = exclude, meter
         self.owners: OwnerMap | None = owners  # None: as the manifest records
         self.as_root = os.geteuid() == 0

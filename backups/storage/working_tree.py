@@ -66,13 +66,15 @@ class WorkingTree:
         exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES,
         mode: str = "mirror",
         owners: str = RECORDED,
+        local: bool = False,
     ) -> FilePlan:
         """What restore() would add, change and (in mirror mode) remove; and, when the data
         dir does not exist yet, the dirs it creates and the data dir's attributes. Refuses a
         data dir it could not write (check_writable)."""
         self.check_writable()
         plan = FilePlan(mode)
-        for kind, path, size, node in self.file_changes(name, exclude_dirs=exclude_dirs, mode=mode):
+        changes = self.file_changes(name, exclude_dirs=exclude_dirs, mode=mode, local=local)
+        for kind, path, size, node in changes:
             plan.count(kind, path, size, node)
         missing = self.missing_dirs()
         if missing:
@@ -128,10 +130,13 @@ class WorkingTree:
                 "as its owner, or give that user write access."
             )
 
-    def file_changes(self, name: str, *, exclude_dirs: Iterable[str], mode: str) -> Iterator[tuple]:
+    def file_changes(
+        self, name: str, *, exclude_dirs: Iterable[str], mode: str, local: bool = False
+    ) -> Iterator[tuple]:
         """plan_restore()'s complete list, streamed: (kind, shown path, size) per path."""
         _check_mode(mode)
-        return file_changes(self.store, name, self._real(), frozenset(exclude_dirs), mode)
+        excluded = frozenset(exclude_dirs)
+        return file_changes(self.store, name, self._real(), excluded, mode, local)
 
     def matches(self, name: str, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> bool:
         """True if the data dir matches the manifest exactly (content, modes, links, empty
@@ -154,15 +159,18 @@ class WorkingTree:
         progress: ProgressFn = None,
         check: CheckFn = None,
         owners: str = RECORDED,
+        local: bool = False,
     ) -> RestoreResult:
         """Makes the data dir the backup's ("mirror") or adds the backup's over it ("merge").
 
         The whole manifest is checked first (paths, order, hash, blobs present): nothing is
         written if it fails. Over a data dir that exists, only what differs is written: each
-        live file of the backup's size is hashed, and one that holds the backup's bytes stays
-        where it is (its mode and mtime set in place if they differ). What differs is staged
-        from the blobs beside the data dir, each re-hashed on the way (a mismatch raises
-        DamagedBackup and nothing is changed); then a journal of the changes is written and
+        live file of the backup's size is hashed (unless ``local``, the backup made on this
+        install, and the file is the very one it read: same inode, ctime, mtime and size;
+        manifest.read_by_this_backup), and one that holds the backup's bytes stays where it
+        is (its mode and mtime set in place if they differ). What differs is staged from the
+        blobs beside the data dir, each re-hashed on the way (a mismatch raises DamagedBackup
+        and nothing is changed); then a journal of the changes is written and
         synced in old_tree, and the changes are made by renames, each displaced entry kept in
         old_tree, so that undo() puts the data dir back from any point, even after a crash
         midway. The result is checked against the manifest before restore() returns, and
@@ -175,7 +183,13 @@ class WorkingTree:
         storage/ownership.py).
         """
         staged = self.stage(
-            name, options=options, mode=mode, progress=progress, check=check, owners=owners
+            name,
+            options=options,
+            mode=mode,
+            progress=progress,
+            check=check,
+            owners=owners,
+            local=local,
         )
         return staged.swap()
 
@@ -188,6 +202,7 @@ class WorkingTree:
         progress: ProgressFn = None,
         check: CheckFn = None,
         owners: str = RECORDED,
+        local: bool = False,
     ) -> StagedRestore | InPlaceStaged:
         """restore() up to the swap: what differs is staged and checked beside the data dir;
         call swap() on the result to put it in place, or discard() to drop it. Its
@@ -197,7 +212,7 @@ class WorkingTree:
         meter = Meter(progress, check, options.bandwidth)
         excluded = frozenset(options.exclude_dirs)
         owner_map = OwnerMap.of(owners, self._real())
-        run = FileRestore(self.store, name, self._real(), excluded, meter, owner_map)
+        run = FileRestore(self.store, name, self._real(), excluded, meter, owner_map, local)
         return run.stage(mode, options.workers)
 
     def undo(self, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> None:
