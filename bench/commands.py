@@ -21,7 +21,8 @@ One run, on a demo data dir already generated, every step a process measured ali
 
 Every restore is checked (files and bytes outside the caches). restic encrypts (it cannot not);
 borg runs unencrypted (`-e none`) with its default lz4 compression; rsync's quick check trusts
-size and mtime where a4c-backup hashes every live file whose size matches.
+size and mtime; a4c-backup skips a live file only when it is the one its backup read (same
+inode, change time, mtime and size) and hashes every other one whose size matches.
 """
 
 from __future__ import annotations
@@ -157,8 +158,32 @@ def check_change_undone(expected: dict[str, bytes | None], who: str) -> None:
             raise RuntimeError(f"{who} left {path} different from the backup")
 
 
-def run_commands(data: Path, work: Path, runs: int, workers: int, database: str, peers) -> dict:
-    """Times of the command-level scenarios for one data dir; medians of the runs."""
+def profile_command(tools: Commands, out: Path, *args: str) -> None:
+    """cProfile of one command as typed (its imports, plan, staging and check included): the
+    top of its cumulative times, in out. Profiling slows Python about 1.5x: read the shares."""
+    import pstats
+
+    raw = out.with_suffix(".prof")
+    command = [sys.executable, "-m", "cProfile", "-o", str(raw), *tools.manage(*args)[1:]]
+    subprocess.run(command, env=tools.manage_env, check=True, capture_output=True)
+    with open(out, "w") as text:
+        text.write(f"# {' '.join(['manage.py', *args])}\n")
+        pstats.Stats(str(raw), stream=text).sort_stats("cumulative").print_stats(60)
+    raw.unlink()
+    say(f"  profile of manage.py {args[0]} in {out}")
+
+
+def run_commands(
+    data: Path,
+    work: Path,
+    runs: int,
+    workers: int,
+    database: str,
+    peers,
+    profile_to: Path | None = None,
+) -> dict:
+    """Times of the command-level scenarios for one data dir; medians of the runs. With
+    profile_to, the last run also profiles the restore over unchanged data, untimed."""
     tools = Commands(data, work, workers, database)
     expected = tree_totals(data)
     rows: list[dict] = []
@@ -190,9 +215,13 @@ def run_commands(data: Path, work: Path, runs: int, workers: int, database: str,
         restore = ("restore", full, "--scope", "files", "--yes", "--no-safety-backup")
         loop_restore = ["restore", str(tools.store), "full", str(data)]
         loop = [sys.executable, "-m", "bench.step", *loop_restore, "--workers", str(workers)]
+        loop.append("--local")  # made here, as the command knows its own backups are
         # over the unchanged live data dir
         tools.timed_manage(row, "cmd_restore_unchanged", *restore)
         check_restored(tools, expected, "manage.py restore over unchanged data")
+        if profile_to is not None and i == runs - 1:  # after the timed one: not in the figures
+            profile_command(tools, profile_to, *restore)
+            check_restored(tools, expected, "the profiled restore over unchanged data")
         record(row, "loop_restore_unchanged", tools.run(loop))
         record(row, "rsync_unchanged", tools.run(tools.rsync()))
         check_restored(tools, expected, "rsync over unchanged data")

@@ -71,7 +71,10 @@ def main() -> int:
         "--no-syscalls", action="store_true", help="skip the strace count (first size only)"
     )
     parser.add_argument(
-        "--profile", action="store_true", help="pyinstrument one full backup and one restore"
+        "--profile",
+        action="store_true",
+        help="pyinstrument one full backup and one restore (files); cProfile of the restore "
+        "command over unchanged data (commands)",
     )
     parser.add_argument(
         "--from-json", nargs="+", type=Path, metavar="RESULTS",
@@ -189,7 +192,7 @@ def run_size(size, workspace: Path, sections: list[str], args, first: bool) -> d
         result.update(generated_files=made.files, generated_bytes=made.bytes)
         work = workspace / "work"
         work.mkdir(exist_ok=True)
-        if args.profile:
+        if args.profile and "files" in sections:
             result["profile"] = profile(data, work, args.out, size.label, args.workers)
         if "files" in sections:
             for cache in ("warm", "cold") if args.cache == "both" else (args.cache,):
@@ -207,7 +210,13 @@ def run_size(size, workspace: Path, sections: list[str], args, first: bool) -> d
             peers = {"restic"} - ({"restic"} if args.no_restic else set())
             peers |= set() if args.no_borg else {"borg"}
             database = os.environ["DATABASE_URL"]
-            result["commands"] = run_commands(data, work, args.runs, args.workers, database, peers)
+            profile_to = None
+            if args.profile:
+                args.out.mkdir(parents=True, exist_ok=True)
+                profile_to = args.out / f"profile-restore-command-{size.label}.txt"
+            result["commands"] = run_commands(
+                data, work, args.runs, args.workers, database, peers, profile_to
+            )
         if "memory" in sections:
             say(f"{size.label}: peak memory of a full backup")
             result["memory"] = measure(data, work / "memory-store", traced=False)

@@ -1,7 +1,10 @@
 """One a4c-backup step in a fresh process, for bench/process.py to measure like any tool.
 
     python -m bench.step backup DATA_DIR STORE NAME [PREVIOUS] --workers N
-    python -m bench.step restore STORE NAME TARGET --workers N
+    python -m bench.step restore STORE NAME TARGET --workers N [--local]
+
+--local: the store's backups were made on this machine, as a restore command knows of its
+own (Backup.made_here): a live file the backup read is not read again.
 
 Prints one JSON line: what the step did, and the peak resident set of this process.
 """
@@ -31,6 +34,7 @@ def main() -> None:
     parser.add_argument("step", choices=("backup", "restore"))
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--local", action="store_true")
     args = parser.parse_args()
     if args.step == "backup":
         data, store, name, *previous = args.paths
@@ -46,7 +50,7 @@ def main() -> None:
     else:
         store, name, target = args.paths
         restored = WorkingTree(Store(Path(store)), Path(target)).restore(
-            name, options=CopyOptions(workers=args.workers)
+            name, options=CopyOptions(workers=args.workers), local=args.local
         )
         result = {"files": restored.files, "bytes": restored.bytes}
     print(json.dumps({**result, "rss_peak_mb": peak_rss_mb()}))
