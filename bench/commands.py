@@ -2,15 +2,17 @@
 (issue 28, item 1).
 
 One run, on a demo data dir already generated, every step a process measured alike
-(bench/process.py: wall time with a syncfs of the medium, CPU user and system, peak RSS):
+(bench/process.py: wall time with a syncfs of the medium, CPU user and system, peak RSS).
+The scenarios:
 
-1. `cp -a` of the data dir to a reference copy (the reference of a full backup; rsync makes
-   the data dir equal to this copy in the restores below);
-2. a command's fixed cost: `manage.py backups --json` beside `python -c pass`;
-3. `manage.py backup --files-only` (its counting, its checks and its verification included),
-   then again over the unchanged tree; beside them the inner loop (`python -m bench.step`),
-   `find -printf` (the floor of a change detection), restic and borg (Debian's packages: restic
-   with its unchanged backup using the full one as parent, borg with its files cache);
+1. a command's fixed cost: `manage.py backups --json` beside `python -c pass`;
+2. a full backup: `manage.py backup --files-only` (its counting, its checks and its
+   verification included) beside `cp -a` of the data dir (the reference copy, from which rsync
+   and cp restore below), the inner loop (`python -m bench.step`), restic and borg (Debian's
+   packages);
+3. an unchanged backup: the same again over the unchanged tree, beside `find -printf` (the
+   floor of a change detection), restic with the full one as parent and borg with its files
+   cache;
 4. restore over the unchanged live data dir: `manage.py restore NAME --scope files --yes
    --no-safety-backup`, the inner loop, and `rsync -a --delete` from the reference copy (the
    cache dirs left out of both);
@@ -19,6 +21,7 @@ One run, on a demo data dir already generated, every step a process measured ali
 6. restore into an empty place (the data dir deleted first): the command, the inner loop,
    `cp -a` from the reference copy, restic restore and borg extract.
 
+A run goes tool by tool (run_commands), each tool's storage deleted before the next begins.
 Every restore is checked (files and bytes outside the caches). restic encrypts (it cannot not);
 borg runs unencrypted (`-e none`) with its default lz4 compression; rsync's quick check trusts
 size and mtime; a4c-backup skips a live file only when it is the one its backup read (same
@@ -183,7 +186,12 @@ def run_commands(
     profile_to: Path | None = None,
 ) -> dict:
     """Times of the command-level scenarios for one data dir; medians of the runs. With
-    profile_to, the last run also profiles the restore over unchanged data, untimed."""
+    profile_to, the last run also profiles the restore over unchanged data, untimed.
+
+    Each run goes tool by tool: the command, the inner loop, rsync and cp, restic, borg, each
+    one's backups and restores, its storage deleted before the next one begins. So the tmpfs
+    holds the data dir, the reference copy and one tool's storage at a time (15 GiB at 5 GiB:
+    the six at once did not fit in this machine's 24 GiB)."""
     tools = Commands(data, work, workers, database)
     expected = tree_totals(data)
     rows: list[dict] = []
@@ -192,70 +200,16 @@ def run_commands(
         record(row, "cp", tools.run(["cp", "-a", str(data), str(tools.reference)]))
         record(row, "python", tools.run([sys.executable, "-c", "pass"]))
         tools.timed_manage(row, "cmd_start", "backups", "--json")
-        full, again = f"full-{i}", f"again-{i}"
-        tools.timed_manage(row, "cmd_full", "backup", "--files-only", "--name", full, "--json")
-        tools.timed_manage(row, "cmd_unchanged", "backup", "--files-only", "--name", again)
         record(row, "scan", tools.run(tools.scan()))
-        record(row, "loop_full", tools.run(tools.ours_full()))
-        record(row, "loop_unchanged", tools.run(tools.ours_unchanged()))
+        profile = profile_to if i == runs - 1 else None
+        _ours_as_typed(tools, row, expected, seed=i, profile_to=profile)
+        _the_inner_loop(tools, row, expected, seed=i)
+        _rsync_and_cp(tools, row, expected, seed=i)
         if "restic" in peers:
-            tools.restic_init()
-            env = tools.restic_env
-            record(row, "restic_full", tools.run(tools.restic_backup(), cwd=data, env=env))
-            record(row, "restic_unchanged", tools.run(tools.restic_backup(), cwd=data, env=env))
+            _restic(tools, row, expected)
         if "borg" in peers:
-            names = tools.top_level()
-            subprocess.run(
-                ["borg", "init", "-e", "none"], env=tools.borg_env, check=True, capture_output=True
-            )
-            benv = tools.borg_env
-            for key, archive in (("borg_full", "full"), ("borg_unchanged", "again")):
-                record(row, key, tools.run(tools.borg_create(archive, names), cwd=data, env=benv))
-
-        restore = ("restore", full, "--scope", "files", "--yes", "--no-safety-backup")
-        loop_restore = ["restore", str(tools.store), "full", str(data)]
-        loop = [sys.executable, "-m", "bench.step", *loop_restore, "--workers", str(workers)]
-        loop.append("--local")  # made here, as the command knows its own backups are
-        # over the unchanged live data dir
-        tools.timed_manage(row, "cmd_restore_unchanged", *restore)
-        check_restored(tools, expected, "manage.py restore over unchanged data")
-        if profile_to is not None and i == runs - 1:  # after the timed one: not in the figures
-            profile_command(tools, profile_to, *restore)
-            check_restored(tools, expected, "the profiled restore over unchanged data")
-        record(row, "loop_restore_unchanged", tools.run(loop))
-        record(row, "rsync_unchanged", tools.run(tools.rsync()))
-        check_restored(tools, expected, "rsync over unchanged data")
-        # over live data with 1 % changed, added and deleted: the same change before each
-        change = change_one_percent(data, seed=i)
-        tools.timed_manage(row, "cmd_restore_1pct", *restore)
-        check_restored(tools, expected, "manage.py restore over 1 % changed")
-        check_change_undone(change, "manage.py restore")
-        change_one_percent(data, seed=i)
-        record(row, "loop_restore_1pct", tools.run(loop))
-        check_change_undone(change, "the inner loop's restore")
-        change_one_percent(data, seed=i)
-        record(row, "rsync_1pct", tools.run(tools.rsync()))
-        check_restored(tools, expected, "rsync over 1 % changed")
-        check_change_undone(change, "rsync")
-        # into an empty place
-        for key, args, cwd, env in (
-            ("cmd_restore_empty", tools.manage(*restore), None, tools.manage_env),
-            ("loop_restore_empty", loop, None, None),
-            ("cp_back", ["cp", "-a", str(tools.reference), str(data)], None, None),
-            ("restic_restore", tools.restic_restore(), None, tools.restic_env),
-            ("borg_restore", ["borg", "extract", "::full"], data, tools.borg_env),
-        ):
-            if key.split("_")[0] in ("restic", "borg") and key.split("_")[0] not in peers:
-                continue
-            rm(data)
-            if cwd is not None:
-                data.mkdir()
-            record(row, key, tools.run(args, cwd=cwd, env=env))
-            check_restored(tools, expected, key)
-        for place in (tools.reference, tools.store, tools.cmd_store, tools.repo, tools.borg_repo):
-            rm(place)
-        rm(work / "restic-cache")
-        rm(work / "borg-base")
+            _borg(tools, row, expected)
+        rm(tools.reference)
         say(
             f"  run {i + 1}/{runs}: start {row['cmd_start']:.2f}s full {row['cmd_full']:.2f}s "
             f"(loop {row['loop_full']:.2f}s, cp {row['cp']:.2f}s) unchanged "
@@ -274,6 +228,80 @@ def run_commands(
                 summary[f"{ours}_vs_{key}"] = median([r[ours] / r[key] for r in rows])
     summary.update(files=expected[0], bytes=expected[1], runs=rows)
     return summary
+
+
+def _ours_as_typed(tools: Commands, row: dict, expected, seed: int, profile_to) -> None:
+    full = f"full-{seed}"
+    tools.timed_manage(row, "cmd_full", "backup", "--files-only", "--name", full, "--json")
+    tools.timed_manage(row, "cmd_unchanged", "backup", "--files-only", "--name", f"again-{seed}")
+    restore = ("restore", full, "--scope", "files", "--yes", "--no-safety-backup")
+    tools.timed_manage(row, "cmd_restore_unchanged", *restore)
+    check_restored(tools, expected, "manage.py restore over unchanged data")
+    if profile_to is not None:  # after the timed one: not in the figures
+        profile_command(tools, profile_to, *restore)
+        check_restored(tools, expected, "the profiled restore over unchanged data")
+    change = change_one_percent(tools.data, seed=seed)
+    tools.timed_manage(row, "cmd_restore_1pct", *restore)
+    check_restored(tools, expected, "manage.py restore over 1 % changed")
+    check_change_undone(change, "manage.py restore")
+    rm(tools.data)
+    tools.timed_manage(row, "cmd_restore_empty", *restore)
+    check_restored(tools, expected, "manage.py restore into an empty place")
+    rm(tools.cmd_store)
+
+
+def _the_inner_loop(tools: Commands, row: dict, expected, seed: int) -> None:
+    record(row, "loop_full", tools.run(tools.ours_full()))
+    record(row, "loop_unchanged", tools.run(tools.ours_unchanged()))
+    loop = tools.ours_restore()
+    local = [*loop, "--local"]  # made here, as the command knows its own backups are
+    record(row, "loop_restore_unchanged", tools.run(local))
+    check_restored(tools, expected, "the inner loop's restore over unchanged data")
+    change = change_one_percent(tools.data, seed=seed)
+    record(row, "loop_restore_1pct", tools.run(local))
+    check_change_undone(change, "the inner loop's restore")
+    rm(tools.data)
+    record(row, "loop_restore_empty", tools.run(loop))
+    check_restored(tools, expected, "the inner loop's restore into an empty place")
+    rm(tools.store)
+
+
+def _rsync_and_cp(tools: Commands, row: dict, expected, seed: int) -> None:
+    record(row, "rsync_unchanged", tools.run(tools.rsync()))
+    check_restored(tools, expected, "rsync over unchanged data")
+    change = change_one_percent(tools.data, seed=seed)
+    record(row, "rsync_1pct", tools.run(tools.rsync()))
+    check_restored(tools, expected, "rsync over 1 % changed")
+    check_change_undone(change, "rsync")
+    rm(tools.data)
+    record(row, "cp_back", tools.run(["cp", "-a", str(tools.reference), str(tools.data)]))
+    check_restored(tools, expected, "cp -a back")
+
+
+def _restic(tools: Commands, row: dict, expected) -> None:
+    tools.restic_init()
+    env, data = tools.restic_env, tools.data
+    record(row, "restic_full", tools.run(tools.restic_backup(), cwd=data, env=env))
+    record(row, "restic_unchanged", tools.run(tools.restic_backup(), cwd=data, env=env))
+    rm(data)
+    record(row, "restic_restore", tools.run(tools.restic_restore(), env=env))
+    check_restored(tools, expected, "restic restore")
+    rm(tools.repo)
+    rm(tools.work / "restic-cache")
+
+
+def _borg(tools: Commands, row: dict, expected) -> None:
+    names = tools.top_level()
+    env = tools.borg_env
+    subprocess.run(["borg", "init", "-e", "none"], env=env, check=True, capture_output=True)
+    for key, archive in (("borg_full", "full"), ("borg_unchanged", "again")):
+        record(row, key, tools.run(tools.borg_create(archive, names), cwd=tools.data, env=env))
+    rm(tools.data)
+    tools.data.mkdir()
+    record(row, "borg_restore", tools.run(["borg", "extract", "::full"], cwd=tools.data, env=env))
+    check_restored(tools, expected, "borg extract")
+    rm(tools.borg_repo)
+    rm(tools.work / "borg-base")
 
 
 def cell(c: dict, key: str | None) -> str:
