@@ -331,3 +331,41 @@ def commands_table(results: dict) -> list[str]:
                 f"{cell(c, peers.get('borg'))} | {c[f'{ours}_vs_ref']:.2f}x | {best} |"
             )
     return lines
+
+
+# The growth table: each step's cost per file as the tree grows (issue 28, item 5).
+GROWTH = (
+    ("full backup", "cmd_full"),
+    ("unchanged backup", "cmd_unchanged"),
+    ("restore over unchanged", "cmd_restore_unchanged"),
+    ("restore, 1 % changed", "cmd_restore_1pct"),
+    ("restore into empty", "cmd_restore_empty"),
+)
+
+
+def growth_table(results: dict) -> list[str]:
+    """The commands at each size: seconds (user + system CPU s), microseconds per file, and the
+    largest peak RSS of any of them; the references' per-file cost beside."""
+    sizes = [(label, s["commands"]) for label, s in results["sizes"].items() if s.get("commands")]
+    if len(sizes) < 2:
+        return []
+    head = " | ".join(name for name, _ in GROWTH)
+    lines = [
+        f"| size | files | {head} | cp -a | find -printf | peak RSS |",
+        "| --- | ---: |" + " ---: |" * (len(GROWTH) + 3),
+    ]
+    for label, c in sizes:
+        peak = max(c[key + "_rss_mb"] for _, key in GROWTH)
+        cells = " | ".join(_per_file(c, key) for _, key in GROWTH)
+        lines.append(
+            f"| {label} | {c['files']:,} | {cells} | {_per_file(c, 'cp')} | "
+            f"{_per_file(c, 'scan')} | {peak:.0f} MB |"
+        )
+    return lines
+
+
+def _per_file(c: dict, key: str) -> str:
+    return (
+        f"{c[key]:.2f} s ({c[key + '_user']:.1f} + {c[key + '_sys']:.1f} CPU s), "
+        f"{c[key] / c['files'] * 1e6:.0f} us/file"
+    )

@@ -331,9 +331,11 @@ def table(results: dict) -> str:
                     f"{e[f'{kind}_overhead']:+.2f} s | - | <= +0.3 s |"
                 )
     if any("commands" in size for size in results["sizes"].values()):
-        from bench.commands import commands_table
+        from bench.commands import commands_table, growth_table
 
         lines += ["", *commands_table(results)]
+        growth = growth_table(results)
+        lines += ["", *growth] if growth else []
     calls = [(label, size.get("syscalls")) for label, size in results["sizes"].items()]
     calls = [(label, c) for label, c in calls if c]
     if calls:
