@@ -231,9 +231,10 @@ def run_commands(
 
 
 def _ours_as_typed(tools: Commands, row: dict, expected, seed: int, profile_to) -> None:
-    full = f"full-{seed}"
+    # one database for every size of the invocation: the names carry the data dir's
+    full, again = f"full-{tools.data.name}-{seed}", f"again-{tools.data.name}-{seed}"
     tools.timed_manage(row, "cmd_full", "backup", "--files-only", "--name", full, "--json")
-    tools.timed_manage(row, "cmd_unchanged", "backup", "--files-only", "--name", f"again-{seed}")
+    tools.timed_manage(row, "cmd_unchanged", "backup", "--files-only", "--name", again)
     restore = ("restore", full, "--scope", "files", "--yes", "--no-safety-backup")
     tools.timed_manage(row, "cmd_restore_unchanged", *restore)
     check_restored(tools, expected, "manage.py restore over unchanged data")

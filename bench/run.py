@@ -129,6 +129,8 @@ def main() -> int:
         for first, size in zip([True] + [False] * len(sizes), sizes, strict=False):
             if {"files", "commands", "memory", "es"} & set(sections):
                 results["sizes"][size.label] = run_size(size, workspace, sections, args, first)
+                args.out.mkdir(parents=True, exist_ok=True)  # what is measured is kept as it goes
+                (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         if "pages" in sections:
             from bench.pages import run_pages
 
