@@ -232,7 +232,8 @@ def run_commands(
 
 def _ours_as_typed(tools: Commands, row: dict, expected, seed: int, profile_to) -> None:
     # one database for every size of the invocation: the names carry the data dir's
-    full, again = f"full-{tools.data.name}-{seed}", f"again-{tools.data.name}-{seed}"
+    label = tools.data.name.lower()  # names are lowercase, as Elasticsearch wants them
+    full, again = f"full-{label}-{seed}", f"again-{label}-{seed}"
     tools.timed_manage(row, "cmd_full", "backup", "--files-only", "--name", full, "--json")
     tools.timed_manage(row, "cmd_unchanged", "backup", "--files-only", "--name", again)
     restore = ("restore", full, "--scope", "files", "--yes", "--no-safety-backup")
