@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import backups.storage.in_place
-from backups.errors import StorageError
+from backups.errors import DamagedBackup, StorageError
 from backups.storage import CopyOptions, Store, WorkingTree
 
 CACHES = ("work", "tmp", "upload")
@@ -399,3 +399,114 @@ def test_a_same_size_change_behind_an_old_mtime_is_caught_by_plan_and_restore(
     assert sorted(set(read)) == [str(changed)]
     assert (result.files, result.bytes) == (1, changed.stat().st_size)
     assert contents(data_dir) == backed_up
+
+
+# --- the manifest beside the walk, matched by bytes; the plan's findings kept for the staging
+
+
+def _joined(store: Store, data_dir: Path, local: bool) -> tuple[list, list]:
+    """The paths tree_join paired by their bytes, and those it parsed."""
+    from backups.storage.join import tree_join, unparsed
+    from backups.storage.walk import walk
+
+    found = walk(data_dir, frozenset(CACHES))
+    pairs = list(tree_join(store.manifests, "first", frozenset(CACHES), found, local=local))
+    matched = [have[0] for want, have in pairs if unparsed(want)]
+    parsed = [want.path for want, _ in pairs if not unparsed(want)]
+    return matched, parsed
+
+
+def test_a_line_that_says_what_the_lstat_says_is_paired_unread(data_dir, store):
+    os.chmod(data_dir / "csar/d02/f100.bin", 0o640)  # its mode now differs from the line
+    dirs = {os.path.relpath(top, data_dir) for top, _, _ in os.walk(data_dir)} - {".", "work"}
+
+    matched, parsed = _joined(store, data_dir, local=True)
+    matched_elsewhere, parsed_elsewhere = _joined(store, data_dir, local=False)
+
+    # made here: every file and dir whose line is what its lstat would write, unparsed; the
+    # changed file and the symlink (its target is not in an lstat) are parsed and compared
+    assert parsed == ["csar/d02/f100.bin", "csar/latest"]
+    assert len(matched) == FILES - 1 + len(dirs)
+    # from elsewhere (its inodes and change times are another machine's): only dirs match
+    assert sorted(matched_elsewhere) == sorted(d for d in dirs if d != ".")
+    assert len(parsed_elsewhere) == FILES + 1
+
+
+def test_a_line_matched_by_its_bytes_is_still_covered_by_the_manifests_hash(data_dir, store):
+    path = store.manifests.path("first")
+    body = path.read_bytes()
+    line = next(x for x in body.splitlines() if b'"csar/d01/f060.bin"' in x)
+    sha = line.split(b'"sha256":"')[1][:64]
+    path.write_bytes(body.replace(sha, bytes(reversed(sha))))  # a blob that is not the file's
+    before = identity(data_dir)
+
+    with pytest.raises(DamagedBackup, match="its hash does not match its end line"):
+        _joined(store, data_dir, local=True)
+    with pytest.raises(DamagedBackup, match="its hash does not match its end line"):
+        WorkingTree(store, data_dir).restore("first", local=True)
+    assert identity(data_dir) == before
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+
+
+def test_a_plan_for_a_restore_run_at_once_leaves_the_staging_only_what_differs(
+    data_dir, store, monkeypatch
+):
+    from backups.storage import walk as walk_module
+
+    backed_up = contents(data_dir)
+    touched = change_one_percent(data_dir)
+    tree = WorkingTree(store, data_dir)
+    plan = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
+    walks = []
+    real_walk = walk_module.walk
+    monkeypatch.setattr(
+        backups.storage.in_place, "walk", lambda *a, **k: walks.append(a) or real_walk(*a, **k)
+    )
+
+    result = tree.restore("first", options=CopyOptions(), local=True, findings=plan.findings)
+
+    assert plan.findings and plan.listed == len(touched)
+    assert len(walks) == 1  # the check after the changes; the staging walked nothing
+    assert contents(data_dir) == backed_up
+    assert result.files == 8
+    # taken once: the same token again is a staging that walks the tree itself
+    tree.restore("first", local=True, findings=plan.findings)
+    assert len(walks) == 3
+
+
+def test_a_change_between_the_plan_and_the_staging_is_caught_and_put_back(data_dir, store):
+    tree = WorkingTree(store, data_dir)
+    plan = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
+    # after the plan, which found this file unchanged: new bytes, its size and mtime kept
+    _same_size_change_behind_old_times(data_dir / "csar/d03/f170.bin")
+    before = contents(data_dir, skip=())
+
+    with pytest.raises(StorageError, match="csar/d03/f170.bin: differs from the backup"):
+        tree.restore("first", local=True, findings=plan.findings)
+
+    assert contents(data_dir, skip=()) == before  # put back as it was, the change kept
+    assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
+    tree.restore("first", local=True)  # planned again, the restore makes it right
+    assert tree.differences("first", exclude_dirs=CACHES) == []
+
+
+def test_findings_serve_only_their_own_restore_and_only_while_fresh(data_dir, store, monkeypatch):
+    from backups.storage import findings
+
+    tree = WorkingTree(store, data_dir)
+    change_one_percent(data_dir)
+    key = ("first", str(data_dir.resolve()), frozenset(CACHES), "mirror", "recorded", True)
+
+    mirror = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
+    assert findings.take(mirror.findings, (*key[:3], "merge", *key[4:])) is None  # another one
+    assert findings.take(mirror.findings, key) is None  # and taken once only
+    stale = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
+    later = findings.coarse_now() + findings.FRESH_NS + 1
+    monkeypatch.setattr(findings, "coarse_now", lambda: later)
+    assert findings.take(stale.findings, key) is None
+    monkeypatch.undo()
+    kept = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
+    assert findings.take(kept.findings, key) is not None
+    assert tree.plan_restore("first", exclude_dirs=CACHES, local=True).findings == ""
+    monkeypatch.setattr(findings, "MAX_FINDINGS", 5)  # more differ than are kept
+    assert tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True).findings == ""

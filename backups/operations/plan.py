@@ -148,9 +148,11 @@ def check_restore_request(backup: Backup, request: RestoreRequest) -> None:
             ) from None
 
 
-def plan_restore(request: RestoreRequest) -> Plan:
+def plan_restore(request: RestoreRequest, *, at_once: bool = False) -> Plan:
     """What a restore would do, changing nothing: the dry run anyone may ask for. The file
-    half walks the data dir: made once, shown, confirmed and stored, never made again."""
+    half walks the data dir: made once, shown, confirmed and stored, never made again.
+    ``at_once``: this process runs the restore next (the command line), so the paths found to
+    differ are kept in its memory for the staging (storage/findings.py)."""
     backup = get_backup(request.backup_id)
     check_restore_request(backup, request)
     es_part, files_part = scope_touches(request.scope)
@@ -178,6 +180,7 @@ def plan_restore(request: RestoreRequest) -> Plan:
             mode=request.file_mode,
             owners=plan.file_owners,
             local=backup.made_here,
+            at_once=at_once,
         )
         warnings.extend(large_removal_warnings(plan.files))
         if backup.imported_from and plan.file_owners == RECORDED:

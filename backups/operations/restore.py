@@ -301,7 +301,7 @@ def _perform_restore(
     # and re-hashes every blob it reads, and it reads those of the files that differ (the
     # others are the backup's already); so the blobs are neither read nor listed twice.
     check_backup_is_whole(backup, rows, files_part and not early, runner)
-    staged = _stage_files(run, runner, plan.file_owners) if early else None
+    staged = _stage_files(run, runner, plan) if early else None
     try:
         if run.take_safety_backup:
             runner.phase("safety backup")
@@ -318,7 +318,7 @@ def _perform_restore(
                 _restore_indices(backup, rows, runner, plan.rename)
             if files_part:
                 if staged is None:
-                    staged = _stage_files(run, runner, plan.file_owners)
+                    staged = _stage_files(run, runner, plan)
                 else:
                     runner.phase("files: swap")
                 _swap_files(run, runner, staged)
@@ -402,10 +402,11 @@ def _restore_indices(
 
 
 def _stage_files(
-    run: RestoreRun, runner: running.ProgressWriter, owners: str
+    run: RestoreRun, runner: running.ProgressWriter, plan: Plan
 ) -> StagedRestore | InPlaceStaged:
     """The backup's tree built beside the data dir, every blob re-hashed, owned as the plan
-    says; nothing changed."""
+    says; nothing changed. A plan this process made moments ago names what it found to differ
+    (storage/findings.py): only those paths are looked at again."""
     runner.phase("files", reset_counters=True)
     try:
         return working_tree().stage(
@@ -414,8 +415,9 @@ def _stage_files(
             mode=run.file_mode,
             progress=runner.file_progress,
             check=runner.check,
-            owners=owners,
+            owners=plan.file_owners,
             local=run.backup.made_here,
+            findings=plan.files.findings if plan.files else "",
         )
     except DamagedBackup as exc:
         raise damaged(run.backup, [str(exc)]) from exc

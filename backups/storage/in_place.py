@@ -36,11 +36,11 @@ from backups.storage.fileio import (
     show,
 )
 from backups.storage.fileio import sync_filesystem as sync_fs
+from backups.storage.join import parsed, tree_join, unparsed
 from backups.storage.manifest import Entry, read_by_this_backup
-from backups.storage.ownership import owned_entries
 from backups.storage.pipeline import LATER, Pipeline
 from backups.storage.results import RestoreResult
-from backups.storage.walk import outer_join, walk
+from backups.storage.walk import walk
 
 JOURNAL = "journal"
 CHANGES = "changes"  # in the staging dir, beside the staged files (named by numbers)
@@ -59,8 +59,9 @@ def _parent(path: str) -> str:
 class InPlaceRestore:
     """One restore over an existing data dir: stage() what differs, then swap() it in."""
 
-    def __init__(self, run, merge: bool, on_mount: bool, root: dict | None):
+    def __init__(self, run, merge: bool, on_mount: bool, root: dict | None, findings=None):
         self.run, self.merge, self.root = run, merge, root  # root: None keeps the data dir's
+        self.findings = findings  # what the plan just found to differ: only those are looked at
         data_dir, token = run.data_dir, run.token
         if on_mount:  # nothing can be renamed beside a mount point: both live inside it
             self.staging = data_dir / f".a4c-restore-{token}"
@@ -84,6 +85,8 @@ class InPlaceRestore:
         try:
             os.mkdir(self.staging, 0o700)
             self.since = os.lstat(self.staging).st_ctime_ns
+            if self.findings is not None:  # the check afterwards covers the time since the plan
+                self.since = min(self.since, self.findings.since)
         except OSError as exc:
             raise os_error(exc, "creating", self.staging, DATA) from exc
         try:
@@ -98,11 +101,22 @@ class InPlaceRestore:
         return InPlaceStaged(self, data_dir)
 
     def _compare_tree(self, pipe: Pipeline) -> None:
-        run = self.run
-        entries = owned_entries(run.store.manifests, run.name, run.exclude, run.owners)
+        run, meter = self.run, self.run.meter
         gone = None  # a live dir that goes whole: its entries go with it
-        for want, have in outer_join(entries, walk(run.data_dir, self.skip)):
-            run.meter.beat()
+        found = self.findings
+        pairs = self._join() if found is None else found.nodes(str(run.data_dir))
+        if found is not None:  # the plan found these as the backup has them
+            meter.files_done += found.same_files
+            meter.bytes_done += found.same_bytes
+        for want, have in pairs:
+            meter.beat()
+            if unparsed(want):  # the live node is what the line says: nothing to do
+                if have[4] == "file":
+                    meter.files_done += 1
+                    meter.bytes_done += have[3].st_size
+                if gone is None or not have[0].startswith(gone):
+                    continue
+                want = parsed(run.store.manifests, run.name, want)
             if have is not None and gone is not None and have[0].startswith(gone):
                 if want is None:
                     continue
@@ -115,6 +129,12 @@ class InPlaceRestore:
             weight = want.size if want is not None else 0
             now = bool(work) and run.cache.serves(weight)
             self._take(pipe.add(item, *work, weight=weight, now=now))
+
+    def _join(self):
+        run = self.run
+        found = walk(run.data_dir, self.skip)
+        manifests, local, owners = run.store.manifests, run.local, run.owners
+        return tree_join(manifests, run.name, run.exclude, found, local=local, owners=owners)
 
     def _decide(self, want: Entry | None, have, pipe: Pipeline) -> tuple:
         """What to do at one path: (item, work), item None for nothing at all."""
@@ -250,15 +270,19 @@ class InPlaceRestore:
         return RestoreResult(self.run.files, self.run.written, undo_dir, self.staging)
 
     def _dir_entries(self) -> None:
-        """The manifest's entry of each dir whose mtime the changes move (read once more)."""
-        missing = [path for path, entry in self.dirs.items() if entry is None]
+        """The manifest's entry of each dir whose mtime the changes move: the manifest read
+        once more (its hash checked again), parsing only the lines that may be dirs'."""
+        missing = {path for path, entry in self.dirs.items() if entry is None}
         if not missing:
             return
-        wanted = set(missing)
         run = self.run
-        for entry in owned_entries(run.store.manifests, run.name, run.exclude, run.owners):
-            if entry.type == "dir" and entry.path in wanted:
-                self.dirs[entry.path] = entry
+        manifests = run.store.manifests
+        for lineno, line in manifests.lines(run.name):
+            if line.startswith(b'{"path":"') and b'","type":"file","size":' in line:
+                continue  # a file's line as Entry.line() writes it
+            entry = manifests.parse(run.name, lineno, line)
+            if entry.type == "dir" and entry.path in missing:
+                self.dirs[entry.path] = entry if run.owners is None else run.owners.entry(entry)
 
     def _write_journal(self) -> None:
         data_dir = self.run.data_dir
@@ -327,9 +351,10 @@ class InPlaceRestore:
     def _verify(self) -> None:
         """The data dir against the manifest, every entry: a stat walk; the bytes of a file
         are hashed again if it changed since staging began (those written here among them)."""
-        run, problems = self.run, []
-        entries = owned_entries(run.store.manifests, run.name, run.exclude, run.owners)
-        for want, have in outer_join(entries, walk(run.data_dir, self.skip)):
+        problems = []
+        for want, have in self._join():
+            if unparsed(want):  # what the line says, and not written since staging began
+                continue
             if want is None:
                 if not self.merge:
                     problems.append(f"{show(have[0])}: not in the backup")

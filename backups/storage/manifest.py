@@ -144,11 +144,44 @@ class Entry:
 def file_tail(st: os.stat_result, sha256: str) -> bytes:
     """The rest of the line Entry.line() writes for a file of this lstat and hash: all that
     follows path_prefix(). Built without an Entry, for the unchanged files of a backup."""
+    return _file_head(st) + sha256.encode("ascii") + _file_end(st)
+
+
+def _file_head(st: os.stat_result) -> bytes:
     return (
         f'"type":"file","size":{st.st_size:d},"mode":{st.st_mode & 0o7777:d},'
-        f'"mtime_ns":{st.st_mtime_ns:d},"uid":{st.st_uid:d},"gid":{st.st_gid:d},'
-        f'"sha256":"{sha256}","inode":{st.st_ino:d},"ctime_ns":{st.st_ctime_ns:d}}}\n'
+        f'"mtime_ns":{st.st_mtime_ns:d},"uid":{st.st_uid:d},"gid":{st.st_gid:d},"sha256":"'
     ).encode("ascii")
+
+
+def _file_end(st: os.stat_result) -> bytes:
+    return f'","inode":{st.st_ino:d},"ctime_ns":{st.st_ctime_ns:d}}}\n'.encode("ascii")
+
+
+def _dir_tail(st: os.stat_result) -> bytes:
+    return (
+        f'"type":"dir","size":0,"mode":{st.st_mode & 0o7777:d},"mtime_ns":{st.st_mtime_ns:d},'
+        f'"uid":{st.st_uid:d},"gid":{st.st_gid:d}}}\n'
+    ).encode("ascii")
+
+
+def says_lstat(line: bytes, start: int, st: os.stat_result, kind: str, local: bool) -> bool:
+    """Whether a manifest line, its path matched up to ``start`` (path_prefix()), is the line
+    Entry.line() writes for a node of this lstat: a dir of this mode, mtime and owner; with
+    ``local``, a file of these too and of this inode, change time and size, so the very file
+    this install's backup read (read_by_this_backup), its hash whatever the line says. Read
+    by its bytes, without parsing it; a symlink's line never matches (its target is not in
+    an lstat), nor a file's when not ``local``."""
+    if kind == "dir":
+        tail = _dir_tail(st)
+        return len(line) == start + len(tail) and line.endswith(tail)
+    if kind != "file" or not local:
+        return False
+    end = _file_end(st)
+    if not line.endswith(end):
+        return False
+    head = _file_head(st)
+    return len(line) == start + len(head) + 64 + len(end) and line.startswith(head, start)
 
 
 def read_by_this_backup(entry: Entry, st: os.stat_result) -> bool:
@@ -290,32 +323,50 @@ class Manifests:
 
     def entries(self, name: str) -> Iterator[Entry]:
         """Streams the entries; raises DamagedBackup at the end if the trailer is wrong."""
+        for lineno, line in self.lines(name):
+            yield self.parse(name, lineno, line)
+
+    def lines(self, name: str) -> Iterator[tuple[int, bytes]]:
+        """The entry lines as they are, each with its line number, unparsed (parse() reads
+        one); raises DamagedBackup at the end if they are not those the end line counts and
+        hashes."""
         with self.open(name) as f:
             first = f.readline()
             self.parse_header(name, first)
             digest, count = hashlib.sha256(first), 0
+            read = []  # hashed a thousand lines at a time: one call a line costs more
             for lineno, line in enumerate(f, start=2):
                 if not line.endswith(b"\n"):
                     raise self.corrupt(name, "truncated")
-                try:
-                    entry = Entry.from_line(line)
-                    if entry is None:
+                if not line.startswith(b'{"path":'):
+                    try:
                         data = json.loads(line)
-                        if data.get("end") is True:
-                            trailer = data
-                            break
-                        entry = Entry.from_json(data)
-                except (ValueError, AttributeError):
-                    raise self.corrupt(name, f"corrupt at line {lineno}") from None
-                digest.update(line)
+                    except ValueError:
+                        raise self.corrupt(name, f"corrupt at line {lineno}") from None
+                    if isinstance(data, dict) and data.get("end") is True:
+                        trailer = data
+                        break
+                read.append(line)
+                if len(read) == 1000:
+                    digest.update(b"".join(read))
+                    read.clear()
                 count += 1
-                yield entry
+                yield lineno, line
             else:
                 raise self.corrupt(name, "truncated (no end line)")
             if f.read(1):
                 raise self.corrupt(name, "corrupt (data after the end line)")
+        digest.update(b"".join(read))
         if trailer.get("sha256") != digest.hexdigest() or trailer.get("entries") != count:
             raise self.corrupt(name, "corrupt (its hash does not match its end line)")
+
+    def parse(self, name: str, lineno: int, line: bytes) -> Entry:
+        """The entry of one line of lines(); DamagedBackup for a line that is none."""
+        try:
+            entry = Entry.from_line(line)
+            return entry if entry is not None else Entry.from_json(json.loads(line))
+        except (ValueError, AttributeError):
+            raise self.corrupt(name, f"corrupt at line {lineno}") from None
 
     def trailer(self, name: str) -> tuple[int, dict]:
         """Where the end line starts, and what it says, without reading the whole file."""
@@ -359,31 +410,11 @@ class Manifests:
             raise self.corrupt(name, "corrupt (its hash does not match its end line)")
 
     def checked_entries(self, name: str, exclude: Iterable[str] = ()) -> Iterator[Entry]:
-        """entries(), refusing any path that could lead outside the data dir.
-
-        Each entry must follow the previous one in walk order and have a dir entry as its
-        parent, so a symlink in the manifest can never be a path to write through. Entries
-        under the top-level names in exclude are skipped.
-        """
-        excluded = {os.fsencode(n) for n in exclude}
-        ancestors: list[tuple[bytes, ...]] = []
-        last: tuple[bytes, ...] = ()
+        """entries(), refusing any path that could lead outside the data dir (WalkOrder);
+        entries under the top-level names in exclude are skipped."""
+        order = WalkOrder(self, name, exclude)
         for entry in self.entries(name):
-            if not safe_relpath(entry.path):
-                raise DamagedBackup(
-                    f"manifest entry {show(entry.path)!r} of backup {name} points outside the "
-                    "data dir: this backup cannot be restored; delete it"
-                )
-            key = entry.key
-            while ancestors and key[: len(ancestors[-1])] != ancestors[-1]:
-                ancestors.pop()
-            parent = key[:-1]
-            if key <= last or (parent and (not ancestors or ancestors[-1] != parent)):
-                raise self.corrupt(name, f"out of order at {show(entry.path)!r}")
-            last = key
-            if entry.type == "dir":
-                ancestors.append(key)
-            if key[0] not in excluded:
+            if order.entry(entry):
                 yield entry
 
     def previous_lines(self, previous: str | None, warn: Callable) -> Iterator[bytes]:
@@ -402,6 +433,44 @@ class Manifests:
             warn(f"previous backup {previous} not used to skip unchanged files: {exc}")
             return iter(())
         return _entry_lines(f)
+
+
+class WalkOrder:
+    """The checks of a manifest's paths, one entry at a time, as they are read.
+
+    Each entry must follow the previous one in walk order and have a dir entry as its parent,
+    so a symlink in the manifest can never be a path to write through; and no path may lead
+    outside the data dir.
+    """
+
+    def __init__(self, manifests: Manifests, name: str, exclude: Iterable[str] = ()):
+        self.manifests, self.name = manifests, name
+        self.excluded = {os.fsencode(n) for n in exclude}
+        self.ancestors: list[tuple[bytes, ...]] = []
+        self.last: tuple[bytes, ...] = ()
+
+    def entry(self, entry: Entry) -> bool:
+        """Checks a parsed entry; False for one under an excluded top-level name."""
+        if not safe_relpath(entry.path):
+            raise DamagedBackup(
+                f"manifest entry {show(entry.path)!r} of backup {self.name} points outside the "
+                "data dir: this backup cannot be restored; delete it"
+            )
+        key = entry.key
+        self.follows(key, entry.type == "dir", entry.path)
+        return key[0] not in self.excluded
+
+    def follows(self, key: tuple[bytes, ...], is_dir: bool, path: str) -> None:
+        """Checks the entry of ``key`` comes next (its path known safe: a walk's)."""
+        ancestors = self.ancestors
+        while ancestors and key[: len(ancestors[-1])] != ancestors[-1]:
+            ancestors.pop()
+        parent = key[:-1]
+        if key <= self.last or (parent and (not ancestors or ancestors[-1] != parent)):
+            raise self.manifests.corrupt(self.name, f"out of order at {show(path)!r}")
+        self.last = key
+        if is_dir:
+            ancestors.append(key)
 
 
 def _entry_lines(f) -> Iterator[bytes]:

@@ -29,7 +29,9 @@ from backups.storage.fileio import (
     sync_filesystem,
     write_all,
 )
+from backups.storage.findings import Findings
 from backups.storage.in_place import InPlaceRestore, InPlaceStaged, is_undo_dir, undo_in_place
+from backups.storage.join import tree_join, unparsed
 from backups.storage.manifest import Entry, read_by_this_backup
 from backups.storage.ownership import OwnerMap, owned_entries, root_attributes
 from backups.storage.pipeline import LATER, Meter, Pipeline
@@ -53,15 +55,34 @@ def _same(want: Entry, have: Node, local: bool) -> bool:
 
 
 def file_changes(
-    store, name: str, data_dir: Path, exclude, mode: str, local: bool = False
+    store,
+    name: str,
+    data_dir: Path,
+    exclude,
+    mode: str,
+    local: bool = False,
+    findings: Findings | None = None,
+    owners: OwnerMap | None = None,
 ) -> Iterator[tuple]:
     """Every path a restore would touch, in path order, as (kind, shown path, size, node):
     kind is added, changed, removed (mirror mode only) or unchanged; node is file, dir or
     symlink (what the backup holds there, else what the data dir does). Streamed: the
     complete list of a million files never sits in memory. local: the backup was made on
-    this install (its manifest's inodes and change times are this machine's; _same)."""
+    this install (its manifest's inodes and change times are this machine's; _same).
+    findings: gets every pair the staging must look at again (storage/findings.py), each
+    entry as the staging writes it (owners: OwnerMap, None for as recorded)."""
     found = walk(data_dir, exclude) if data_dir.is_dir() else iter(())
-    for want, have in outer_join(store.manifests.checked_entries(name, exclude), found):
+    joined = tree_join(store.manifests, name, exclude, found, local=local, owners=owners)
+    for want, have in joined:
+        if unparsed(want):
+            size = have[3].st_size if have[4] == "file" else 0
+            if findings is not None and have[4] == "file":
+                findings.same_files += 1
+                findings.same_bytes += size
+            yield "unchanged", show(have[0]), size, have[4]
+            continue
+        if findings is not None:
+            findings.add(want, have)
         if have is None:
             yield "added", show(want.path), want.size, want.type
         elif want is None:
@@ -131,12 +152,15 @@ class FileRestore:
         self.open_dirs: list[tuple[str, str, Entry]] = []  # staged dirs not yet full
         self.cache = PageCache(store.blobs)  # which blobs can be read without waiting
 
-    def stage(self, mode: str, workers: int) -> "StagedRestore | InPlaceStaged":
+    def stage(
+        self, mode: str, workers: int, findings: Findings | None = None
+    ) -> "StagedRestore | InPlaceStaged":
         """Builds what the data dir lacks beside it, every blob re-hashed as it is copied;
         the data dir is not touched. Any failure removes what was staged.
 
         Over a data dir that exists, only what differs is staged (backups/storage/in_place.py);
-        a data dir that does not exist yet is built whole and renamed into its place."""
+        a data dir that does not exist yet is built whole and renamed into its place.
+        ``findings``: what the plan just found to differ (storage/findings.py)."""
         totals = self.store.manifests.summary(self.name)  # estimates: the excluded dirs are counted
         self.meter.files_total, self.meter.bytes_total = totals.files, totals.bytes
         self.meter.report()
@@ -145,7 +169,8 @@ class FileRestore:
         root = root_attributes(recorded, data_dir, self.owners)
         if os.path.lexists(data_dir):
             merge, on_mount = mode == "merge", os.path.ismount(data_dir)
-            return InPlaceRestore(self, merge, on_mount, None if merge else root).stage(workers)
+            in_place = InPlaceRestore(self, merge, on_mount, None if merge else root, findings)
+            return in_place.stage(workers)
         staging = data_dir.parent / f".{data_dir.name}.restore-{self.token}"
         try:
             try:

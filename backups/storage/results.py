@@ -98,6 +98,9 @@ class FilePlan:
     # "gid") as it will be made. Empty when it exists.
     created_dirs: list[str] = dataclasses.field(default_factory=list)
     created_root: dict = dataclasses.field(default_factory=dict)
+    # What the plan found to differ, kept in its process's memory for the staging of a restore
+    # run there at once (storage/findings.py): a token, "" when nothing was kept.
+    findings: str = ""
 
     @property
     def creates_data_dir(self) -> str:

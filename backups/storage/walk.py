@@ -30,7 +30,7 @@ def walk(root, exclude=frozenset(), warn: Callable[[str], None] | None = None) -
     Top-level names in exclude are left out. Nodes that vanish, and nodes that are not files,
     dirs or symlinks, are skipped with a warning.
     """
-    return _walk_dir(os.fspath(root), "", (), exclude, warn or _ignore)
+    return _walk_dir(os.fspath(root), exclude, warn or _ignore)
 
 
 def outer_join(wanted: Iterator, found: Iterator[Node]) -> Iterator[tuple]:
@@ -129,47 +129,58 @@ def _ignore(_message: str) -> None:
     pass
 
 
-def _walk_dir(path: str, rel: str, key: tuple, exclude, warn) -> Iterator[Node]:
+def _walk_dir(root: str, exclude, warn) -> Iterator[Node]:
+    """The walk, a stack of open listings rather than nested generators: each node is yielded
+    once, not handed up through one generator per level."""
+    top = _listing(root, "", warn)
+    stack = [(iter(top), root if root.endswith("/") else root + "/", "", ())]
+    while stack:
+        names, prefix, rel, key = stack[-1]
+        for name_bytes in names:
+            name = name_bytes.decode(FS_ENCODING, FS_ERRORS)
+            if not rel and name in exclude:
+                continue
+            child_rel = f"{rel}/{name}" if rel else name
+            child_path = prefix + name
+            try:
+                st = os.lstat(child_path)
+            except FileNotFoundError:
+                warn(f"{show(child_rel)} vanished during the walk and was skipped")
+                continue
+            except OSError as exc:
+                raise os_error(exc, "reading", child_path, DATA) from exc
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                kind = "file"
+            elif stat.S_ISDIR(mode):
+                kind = "dir"
+            elif stat.S_ISLNK(mode):
+                kind = "symlink"
+            else:
+                warn(f"{show(child_rel)} is not a file, directory or symlink and was skipped")
+                continue
+            child_key = (*key, name_bytes)
+            yield child_rel, child_key, child_path, st, kind
+            if kind == "dir":
+                children = _listing(child_path, child_rel, warn)
+                stack.append((iter(children), child_path + "/", child_rel, child_key))
+                break  # into the dir; this listing goes on after it
+        else:
+            stack.pop()
+
+
+def _listing(path: str, rel: str, warn) -> list[bytes]:
+    """A dir's names as bytes, sorted, and nothing else: a dir of 100k entries is held until
+    its walk ends, at ~80 bytes an entry (DirEntry objects caching their stat: ~1 KB)."""
     try:
-        # The names as bytes, sorted, and nothing else: a dir of 100k entries is held until
-        # its walk ends, at ~80 bytes an entry (DirEntry objects caching their stat: ~1 KB).
-        with os.scandir(path.encode(FS_ENCODING, FS_ERRORS)) as it:
-            children = sorted(e.name for e in it)
+        return sorted(os.listdir(path.encode(FS_ENCODING, FS_ERRORS)))
     except FileNotFoundError:
         if not rel:
             raise StorageError(f"data dir {show(path)} does not exist") from None
         warn(f"{show(rel)} vanished during the walk and was skipped")
-        return
+        return []
     except OSError as exc:
         raise os_error(exc, "listing", path, DATA) from exc
-    prefix = path if path.endswith("/") else path + "/"
-    for name_bytes in children:
-        name = name_bytes.decode(FS_ENCODING, FS_ERRORS)
-        if not rel and name in exclude:
-            continue
-        child_rel = f"{rel}/{name}" if rel else name
-        child_path = prefix + name
-        try:
-            st = os.lstat(child_path)
-        except FileNotFoundError:
-            warn(f"{show(child_rel)} vanished during the walk and was skipped")
-            continue
-        except OSError as exc:
-            raise os_error(exc, "reading", child_path, DATA) from exc
-        mode = st.st_mode
-        if stat.S_ISREG(mode):
-            kind = "file"
-        elif stat.S_ISDIR(mode):
-            kind = "dir"
-        elif stat.S_ISLNK(mode):
-            kind = "symlink"
-        else:
-            warn(f"{show(child_rel)} is not a file, directory or symlink and was skipped")
-            continue
-        child_key = (*key, name_bytes)
-        yield child_rel, child_key, child_path, st, kind
-        if kind == "dir":
-            yield from _walk_dir(child_path, child_rel, child_key, exclude, warn)
 
 
 def copy_tree(src: Path, dst: Path, exclude, beat: Callable[[], None], as_root: bool) -> None:

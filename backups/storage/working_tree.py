@@ -16,6 +16,7 @@ from pathlib import Path
 
 from backups.errors import InvalidInput
 from backups.storage.fileio import DATA, os_error, rmtree, show
+from backups.storage.findings import Findings, take
 from backups.storage.in_place import InPlaceStaged
 from backups.storage.ownership import RECORDED, OwnerMap, root_attributes
 from backups.storage.pipeline import Meter
@@ -67,15 +68,32 @@ class WorkingTree:
         mode: str = "mirror",
         owners: str = RECORDED,
         local: bool = False,
+        at_once: bool = False,
     ) -> FilePlan:
         """What restore() would add, change and (in mirror mode) remove; and, when the data
         dir does not exist yet, the dirs it creates and the data dir's attributes. Refuses a
-        data dir it could not write (check_writable)."""
+        data dir it could not write (check_writable). ``at_once``: the paths found to differ
+        are kept for a stage() this process runs next (storage/findings.py)."""
         self.check_writable()
         plan = FilePlan(mode)
-        changes = self.file_changes(name, exclude_dirs=exclude_dirs, mode=mode, local=local)
+        excluded = frozenset(exclude_dirs)
+        _check_mode(mode)
+        found, owner_map, real = None, None, self._real()
+        if at_once and real.is_dir():  # kept as the staging writes them: owned as it owns them
+            found = Findings(self._key(name, excluded, mode, owners, local))
+            owner_map = OwnerMap.of(owners, real)
+        changes = file_changes(self.store, name, real, excluded, mode, local, found, owner_map)
+        same = same_bytes = 0  # counted apart: most files, and no example is kept of them
         for kind, path, size, node in changes:
-            plan.count(kind, path, size, node)
+            if kind == "unchanged" and node == "file":
+                same += 1
+                same_bytes += size
+            else:
+                plan.count(kind, path, size, node)
+        plan.unchanged += same
+        plan.unchanged_bytes += same_bytes
+        if found is not None:
+            plan.findings = found.keep()
         missing = self.missing_dirs()
         if missing:
             recorded = self.store.manifests.header(name).get("root") or {}
@@ -83,6 +101,10 @@ class WorkingTree:
             plan.created_dirs = [show(str(p)) for p in missing]
             plan.created_root = root_attributes(recorded, self._real(), owner_map)
         return plan
+
+    def _key(self, name: str, excluded: frozenset, mode: str, owners: str, local: bool) -> tuple:
+        """The restore that findings were made for (Findings.restore)."""
+        return name, str(self._real()), excluded, mode, owners, local
 
     def missing_dirs(self) -> list[Path]:
         """The data dir and those of its parents that do not exist, the data dir first."""
@@ -160,6 +182,7 @@ class WorkingTree:
         check: CheckFn = None,
         owners: str = RECORDED,
         local: bool = False,
+        findings: str = "",
     ) -> RestoreResult:
         """Makes the data dir the backup's ("mirror") or adds the backup's over it ("merge").
 
@@ -180,7 +203,7 @@ class WorkingTree:
         the cap on the bytes written per second (its bandwidth, 0 for none). ``owners`` is
         RECORDED (as the manifest says) or DATA_DIR (a set from elsewhere: the data dir's owner
         everywhere, no set-id or world-writable bits, the data dir's own owner and mode kept;
-        storage/ownership.py).
+        storage/ownership.py). ``findings``: see stage().
         """
         staged = self.stage(
             name,
@@ -190,6 +213,7 @@ class WorkingTree:
             check=check,
             owners=owners,
             local=local,
+            findings=findings,
         )
         return staged.swap()
 
@@ -203,17 +227,22 @@ class WorkingTree:
         check: CheckFn = None,
         owners: str = RECORDED,
         local: bool = False,
+        findings: str = "",
     ) -> StagedRestore | InPlaceStaged:
         """restore() up to the swap: what differs is staged and checked beside the data dir;
         call swap() on the result to put it in place, or discard() to drop it. Its
-        ``kept_tree``, known before the swap, is what undo() takes if the swap stops midway."""
+        ``kept_tree``, known before the swap, is what undo() takes if the swap stops midway.
+        ``findings``: the token of a plan_restore(at_once=True) of this very restore, made
+        moments ago in this process (FilePlan.findings): only the paths it found to differ are
+        looked at again (storage/findings.py)."""
         _check_mode(mode)
         self.check_writable()
         meter = Meter(progress, check, options.bandwidth)
         excluded = frozenset(options.exclude_dirs)
         owner_map = OwnerMap.of(owners, self._real())
+        found = take(findings, self._key(name, excluded, mode, owners, local))
         run = FileRestore(self.store, name, self._real(), excluded, meter, owner_map, local)
-        return run.stage(mode, options.workers)
+        return run.stage(mode, options.workers, found)
 
     def undo(self, old_tree: Path, *, exclude_dirs: Iterable[str] = DEFAULT_EXCLUDES) -> None:
         """Puts the tree kept by restore() back as the data dir, removing the new one."""

@@ -131,7 +131,9 @@ class Command(base.Command):
             foreign=options["foreign"],
             keep_owners=options["keep_owners"],
         )
-        plan = operations.plan_restore(request)  # once: the confirmed plan is the one run
+        # once: the confirmed plan is the one run, here (what it found is kept for the staging)
+        at_once = not (options["dry_run"] or options.get("queue"))
+        plan = operations.plan_restore(request, at_once=at_once)
         if options["dry_run"]:
             if options["json"]:
                 self.emit_json({"dry_run": True, "plan": plan.to_json()})
