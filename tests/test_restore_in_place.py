@@ -510,3 +510,49 @@ def test_findings_serve_only_their_own_restore_and_only_while_fresh(data_dir, st
     assert tree.plan_restore("first", exclude_dirs=CACHES, local=True).findings == ""
     monkeypatch.setattr(findings, "MAX_FINDINGS", 5)  # more differ than are kept
     assert tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True).findings == ""
+
+
+@pytest.mark.parametrize(
+    "foreign, says",
+    [
+        (
+            lambda d: (d / "csar/d05/late.bin").write_bytes(b"written meanwhile"),
+            "not in the backup",
+        ),
+        (lambda d: (d / "csar/d06/f300.bin").unlink(), "csar/d06/f300.bin: missing"),
+        (lambda d: os.chmod(d / "csar/d07/f350.bin", 0o600), "f350.bin: differs from the backup"),
+        (lambda d: os.chmod(d / "git/empty", 0o700), "git/empty: differs from the backup"),
+    ],
+    ids=["added", "removed", "chmod", "dir-chmod"],
+)
+def test_a_change_made_by_another_hand_during_the_restore_is_caught(data_dir, store, foreign, says):
+    # the restore changes 1 % in csar/; another hand then changes what the restore leaves
+    change_one_percent(data_dir)
+    staged = WorkingTree(store, data_dir).stage("first", local=True)
+    foreign(data_dir)
+    before = contents(data_dir, skip=())
+
+    with pytest.raises(StorageError, match=says):
+        staged.swap()
+
+    assert contents(data_dir, skip=()) == before
+
+
+def test_a_file_the_plan_hashed_is_not_hashed_again_by_the_staging(data_dir, store, monkeypatch):
+    copied = data_dir / "csar/d04/f200.bin"
+    st, body = os.lstat(copied), copied.read_bytes()
+    copied.unlink()
+    copied.write_bytes(body)  # the same bytes and mtime in a new inode, as `cp -p` leaves them
+    os.chmod(copied, stat.S_IMODE(st.st_mode))
+    os.utime(copied, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.utime(copied.parent, ns=(MTIME, MTIME))
+    before = identity(data_dir)
+    read = _count_reads(monkeypatch)
+    tree = WorkingTree(store, data_dir)
+
+    plan = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
+    result = tree.restore("first", local=True, findings=plan.findings)
+
+    assert read == [str(copied)]  # by the plan; the staging took its word, the check too
+    assert plan.unchanged == FILES and plan.listed == 0
+    assert identity(data_dir) == before and (result.files, result.bytes) == (0, 0)

@@ -4,7 +4,10 @@ instead of walking the data dir and reading the manifest again.
 
 The plan pairs every manifest line with the live node at its path (join.tree_join); a pair
 that is not matched by its bytes (the live node is not provably what the line says) is a
-finding, kept as the line Entry.line() writes and the live path. Before walking, the plan
+finding, kept as the line Entry.line() writes and the live path, and, for a file the plan
+hashed and found to hold the entry's bytes, the inode, change time, mtime and size it saw:
+if they are still those, and older than the plan, the staging does not hash it again.
+Before walking, the plan
 reads the kernel's coarse clock, the one that stamps change times: ``since``. Anything changed
 after it, by anyone, has a change time no older, so the check after the restore (in_place
 ._verify, which hashes every file changed since ``since``) catches what changed between the
@@ -44,22 +47,27 @@ def coarse_now() -> int:
 
 @dataclass
 class Findings:
-    """The pairs a plan found to differ, for one restore: (line or None, live path or None)."""
+    """The pairs a plan found to differ, for one restore."""
 
     restore: tuple  # (backup name, data dir, excluded names, mode, owners, local)
     since: int = field(default_factory=coarse_now)
-    pairs: list[tuple[bytes | None, str | None]] = field(default_factory=list)
+    # (line or None, live path or None, the lstat's identity of a file found the same or None)
+    pairs: list[tuple[bytes | None, str | None, tuple | None]] = field(default_factory=list)
     whole: bool = True  # False once more than MAX_FINDINGS were found: not kept
     same_files: int = 0  # the files found to be what the backup holds, and their bytes
     same_bytes: int = 0
 
-    def add(self, want: Entry | None, have: Node | None) -> None:
+    def add(self, want: Entry | None, have: Node | None, same: bool = False) -> None:
+        """One pair that differs, or (``same``) a file whose bytes the plan found to be the
+        entry's though its line is not the one its lstat would write (hashed, or its mode or
+        owner changed): the lstat the plan saw is kept with it."""
         if not self.whole:
             return
         if len(self.pairs) == MAX_FINDINGS:
             self.whole, self.pairs = False, []
             return
-        self.pairs.append((want.line() if want is not None else None, have and have[0]))
+        seen = _identity(have[3]) if same and have[4] == "file" else None
+        self.pairs.append((want.line() if want is not None else None, have and have[0], seen))
 
     def keep(self) -> str:
         """Keeps these findings (if whole) for take(); the token naming them, or ""."""
@@ -70,12 +78,32 @@ class Findings:
         _kept[token] = self
         return token
 
-    def nodes(self, data_dir: str) -> Iterator[tuple[Entry | None, Node | None]]:
+    def nodes(self, data_dir: str) -> Iterator[tuple[Entry | bytes | None, Node | None]]:
         """The pairs again, each live path looked at anew (None if it is gone or is neither a
-        file, a dir nor a symlink, as the walk skips it)."""
-        for line, rel in self.pairs:
+        file, a dir nor a symlink, as the walk skips it). A file the plan found to hold the
+        entry's bytes, unchanged since (the same inode, change time, mtime and size, changed
+        last before the plan began) and with the entry's mode, owner and mtime, comes as its
+        line's bytes, as join.tree_join gives a line that says what the lstat says: nothing
+        to do there."""
+        for line, rel, seen in self.pairs:
             want = None if line is None else Entry.from_line(line)  # as line() wrote it
-            yield want, (_node(data_dir, rel) if rel is not None else None)
+            have = None if rel is None else _node(data_dir, rel)
+            if seen is not None and have is not None and self._still(want, have[3], seen):
+                yield line, have
+            else:
+                yield want, have
+
+    def _still(self, want: Entry, st: os.stat_result, seen: tuple) -> bool:
+        return (
+            _identity(st) == seen
+            and st.st_ctime_ns < self.since
+            and (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns)
+            == (want.mode, want.uid, want.gid, want.mtime_ns)
+        )
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size
 
 
 _kept: dict[str, Findings] = {}

@@ -10,8 +10,10 @@ until swap().
 
 swap() first writes a journal of every change into the undo dir and syncs it, then applies
 the changes by renames: each displaced entry into the undo dir, each staged one into its
-place; then it sets the changed dirs' attributes and checks the result against the manifest
-(a stat walk; a file changed since staging began, by the restore or not, is hashed again).
+place; then it sets the changed dirs' attributes and checks the result against the manifest:
+a stat walk finds what changed since the last whole look at the data dir (by the restore or
+not: a change time no older), and that is compared with its manifest lines, a file hashed again
+(_verify).
 undo() replays the journal backwards, from any point: a crash midway is undone too. Files
 that were already right are neither copied, renamed nor touched: their inodes and ctimes stay.
 
@@ -23,11 +25,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from backups.errors import BackupError, StorageError
 from backups.storage.fileio import (
     DATA,
+    FS_ENCODING,
+    FS_ERRORS,
     fsync_dir,
     hash_file,
     os_error,
@@ -37,10 +42,10 @@ from backups.storage.fileio import (
 )
 from backups.storage.fileio import sync_filesystem as sync_fs
 from backups.storage.join import parsed, tree_join, unparsed
-from backups.storage.manifest import Entry, read_by_this_backup
+from backups.storage.manifest import Entry, line_path, read_by_this_backup
 from backups.storage.pipeline import LATER, Pipeline
 from backups.storage.results import RestoreResult
-from backups.storage.walk import walk
+from backups.storage.walk import Node, walk
 
 JOURNAL = "journal"
 CHANGES = "changes"  # in the staging dir, beside the staged files (named by numbers)
@@ -349,12 +354,19 @@ class InPlaceRestore:
             raise os_error(exc, "writing", data_dir, DATA) from exc
 
     def _verify(self) -> None:
-        """The data dir against the manifest, every entry: a stat walk; the bytes of a file
-        are hashed again if it changed since staging began (those written here among them)."""
+        """The data dir against the manifest after the changes.
+
+        The last whole look at the data dir (the staging's walk, or the plan's whose findings
+        the staging took) judged every entry, and the changes made right what it found to
+        differ: only what changed since that look began (``since``) can differ now. Anything
+        changed since has a change time no older: a file written, a mode or mtime set, and a
+        dir whose names changed (an entry added, removed or renamed in it). So a stat walk
+        finds the nodes changed since and the dirs whose names changed since (_changed), and
+        those nodes and every entry of those dirs are compared with their manifest lines:
+        type, mode, owner, mtime and link target, a file's size, and its bytes hashed again.
+        """
         problems = []
-        for want, have in self._join():
-            if unparsed(want):  # what the line says, and not written since staging began
-                continue
+        for want, have in self._changed():
             if want is None:
                 if not self.merge:
                     problems.append(f"{show(have[0])}: not in the backup")
@@ -369,7 +381,7 @@ class InPlaceRestore:
                 same = os.readlink(path) == want.target
             elif same and kind == "file":
                 same = st.st_size == want.size
-                if same and st.st_ctime_ns >= self.since:  # written here, or since staging
+                if same and st.st_ctime_ns >= self.since:  # written here, or since the look
                     same = hash_file(path) == want.sha256
             if not same:
                 problems.append(f"{show(want.path)}: differs from the backup")
@@ -379,6 +391,49 @@ class InPlaceRestore:
                 + "; ".join(problems[:5])
                 + " (something wrote to it during the restore?): it was put back as it was."
             )
+
+    def _changed(self) -> Iterator[tuple[Entry | None, Node | None]]:
+        """The pairs (entry, node) _verify compares, in walk order: each node changed since
+        ``since`` and each entry of a dir whose names changed since, beside its manifest line
+        (None where there is none). One walk and one read of the manifest, side by side;
+        only those lines are parsed, and memory holds the names of the dirs changed."""
+        run, since = self.run, self.since
+        renamed = {""} if os.lstat(run.data_dir).st_ctime_ns >= since else set()
+
+        def changed_nodes() -> Iterator[Node]:
+            for node in walk(run.data_dir, self.skip):
+                rel, _, _, st, kind = node
+                if st.st_ctime_ns >= since:
+                    if kind == "dir":
+                        renamed.add(rel)
+                elif _parent(rel) not in renamed:
+                    continue  # as the look found it, in a dir of the names it found
+                yield node
+
+        manifests, name, excluded, owners = run.store.manifests, run.name, run.exclude, run.owners
+        nodes = changed_nodes()
+        have = next(nodes, None)
+        for lineno, line in manifests.lines(name):  # its hash checked again, at its end
+            entry, path = None, line_path(line)
+            if path is None:
+                entry = manifests.parse(name, lineno, line)
+                path = entry.path
+            if path.partition("/")[0] in excluded:
+                continue
+            order = path.encode(FS_ENCODING, FS_ERRORS).replace(b"/", b"\0")  # walk order
+            while have is not None and b"\0".join(have[1]) < order:
+                yield None, have  # changed, and not in the backup
+                have = next(nodes, None)
+            # the walk went past this path: its dir is in renamed if its names changed
+            here = have is not None and have[0] == path
+            if here or _parent(path) in renamed:
+                entry = entry or manifests.parse(name, lineno, line)
+                yield (entry if owners is None else owners.entry(entry)), (have if here else None)
+                if here:
+                    have = next(nodes, None)
+        while have is not None:
+            yield None, have
+            have = next(nodes, None)
 
 
 class InPlaceStaged:

@@ -199,6 +199,16 @@ def read_by_this_backup(entry: Entry, st: os.stat_result) -> bool:
     )
 
 
+def line_path(line: bytes) -> str | None:
+    """The path of a line as Entry.line() writes it, read without parsing the rest; None for
+    a line written otherwise. (Inside a JSON string every quote is escaped, so the first
+    '","type":"' ends the path.)"""
+    if not line.startswith(b'{"path":"'):
+        return None
+    end = line.find(b'","type":"', 9)
+    return _string(line[8 : end + 1]) if end > 0 else None
+
+
 def _string(quoted: bytes) -> str:
     if b"\\" in quoted or not quoted.isascii():
         return json.loads(quoted)

@@ -81,15 +81,16 @@ def file_changes(
                 findings.same_bytes += size
             yield "unchanged", show(have[0]), size, have[4]
             continue
+        same = want is not None and have is not None and _same(want, have, local)
         if findings is not None:
-            findings.add(want, have)
+            findings.add(want, have, same)
         if have is None:
             yield "added", show(want.path), want.size, want.type
         elif want is None:
             if mode == "mirror":
                 size = have[3].st_size if have[4] == "file" else 0
                 yield "removed", show(have[0]), size, have[4]
-        elif _same(want, have, local):
+        elif same:
             yield "unchanged", show(want.path), want.size, want.type
         else:
             yield "changed", show(want.path), want.size, want.type
