@@ -16,13 +16,12 @@ import functools
 import time
 from collections.abc import Callable, Iterable
 
-import elasticsearch
 from django.conf import settings
 
 from backups import polling
 from backups.elastic import versions
+from backups.elastic.library import elasticsearch
 from backups.elastic.translate import check_urls, translated
-from backups.elastic.transport import VersionedTransport, client_options
 from backups.elastic.values import (
     ClusterInfo,
     IndexInfo,
@@ -44,6 +43,8 @@ class Cluster:
     @property
     def dialect(self) -> versions.Dialect:
         """How this cluster's version wants to be spoken to; asks it the first time."""
+        from backups.elastic.transport import VersionedTransport  # the library's, when used
+
         transport = self.client.transport
         if not isinstance(transport, VersionedTransport):
             raise TypeError("build the client with transport_class=VersionedTransport")
@@ -476,6 +477,8 @@ class Cluster:
 @functools.cache
 def cluster() -> Cluster:
     """The cluster named by the settings; built once per process."""
+    from backups.elastic.transport import client_options  # the library's, when used
+
     urls = check_urls(settings.A4C_ES_URLS, settings.A4C_ES_URLS_SOURCE)
     return Cluster(elasticsearch.Elasticsearch(urls, **client_options()))
 
@@ -486,5 +489,7 @@ def scratch_cluster() -> Cluster | None:
     live cluster's credentials and CA; None when it is not set (drills use the live one)."""
     if not settings.A4C_DRILL_ES_URLS:
         return None
+    from backups.elastic.transport import client_options
+
     urls = check_urls(settings.A4C_DRILL_ES_URLS, "A4C_DRILL_ES_URLS")
     return Cluster(elasticsearch.Elasticsearch(urls, **client_options()), "A4C_DRILL_ES_URLS")

@@ -16,10 +16,9 @@ import json
 import re
 from collections.abc import Iterable
 
-import elasticsearch
-
 from backups.elastic import versions
 from backups.elastic.client import Cluster
+from backups.elastic.library import elasticsearch
 from backups.elastic.translate import translated
 from backups.errors import ElasticError
 

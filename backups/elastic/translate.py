@@ -10,18 +10,15 @@ from __future__ import annotations
 import functools
 import warnings
 
-import elastic_transport
-import elasticsearch
 from django.conf import settings
 
 from backups.elastic.addresses import TRANSPORT_PORT, check_urls  # noqa: F401  (re-exported)
+from backups.elastic.library import elastic_transport, elasticsearch
 from backups.errors import ElasticError, ElasticUnreachable
 
-# 6.x warns on every typed request that mapping types go away in 7.0. Alien4Cloud 3.x's
-# indices have their one type; there is nothing for an operator to act on.
-warnings.filterwarnings(
-    "ignore", message=r"\[types removal\]", category=elasticsearch.ElasticsearchWarning
-)
+# 6.x warns on every typed request that mapping types go away in 7.0 (an ElasticsearchWarning).
+# Alien4Cloud 3.x's indices have their one type; there is nothing for an operator to act on.
+warnings.filterwarnings("ignore", message=r"\[types removal\]")
 
 
 def as_elastic_error(exc: Exception, doing: str, urls_setting: str = "A4C_ES_URLS") -> ElasticError:

@@ -276,15 +276,16 @@ class InPlaceRestore:
 
     def _dir_entries(self) -> None:
         """The manifest's entry of each dir whose mtime the changes move: the manifest read
-        once more (its hash checked again), parsing only the lines that may be dirs'."""
+        once more (its hash checked again), parsing only the lines of those paths."""
         missing = {path for path, entry in self.dirs.items() if entry is None}
         if not missing:
             return
         run = self.run
         manifests = run.store.manifests
         for lineno, line in manifests.lines(run.name):
-            if line.startswith(b'{"path":"') and b'","type":"file","size":' in line:
-                continue  # a file's line as Entry.line() writes it
+            path = line_path(line)
+            if path is not None and path not in missing:
+                continue
             entry = manifests.parse(run.name, lineno, line)
             if entry.type == "dir" and entry.path in missing:
                 self.dirs[entry.path] = entry if run.owners is None else run.owners.entry(entry)
