@@ -451,6 +451,7 @@ def test_a_line_matched_by_its_bytes_is_still_covered_by_the_manifests_hash(data
 def test_a_plan_for_a_restore_run_at_once_leaves_the_staging_only_what_differs(
     data_dir, store, monkeypatch
 ):
+    from backups.storage import join
     from backups.storage import walk as walk_module
 
     backed_up = contents(data_dir)
@@ -459,9 +460,8 @@ def test_a_plan_for_a_restore_run_at_once_leaves_the_staging_only_what_differs(
     plan = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
     walks = []
     real_walk = walk_module.walk
-    monkeypatch.setattr(
-        backups.storage.in_place, "walk", lambda *a, **k: walks.append(a) or real_walk(*a, **k)
-    )
+    for module in (backups.storage.in_place, join):  # the staging's walk, and the check's
+        monkeypatch.setattr(module, "walk", lambda *a, **k: walks.append(a) or real_walk(*a, **k))
 
     result = tree.restore("first", options=CopyOptions(), local=True, findings=plan.findings)
 

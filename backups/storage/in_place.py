@@ -25,14 +25,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 from backups.errors import BackupError, StorageError
 from backups.storage.fileio import (
     DATA,
-    FS_ENCODING,
-    FS_ERRORS,
     fsync_dir,
     hash_file,
     os_error,
@@ -41,11 +38,11 @@ from backups.storage.fileio import (
     show,
 )
 from backups.storage.fileio import sync_filesystem as sync_fs
-from backups.storage.join import parsed, tree_join, unparsed
+from backups.storage.join import changed_since, parsed, tree_join, unparsed
 from backups.storage.manifest import Entry, line_path, read_by_this_backup
 from backups.storage.pipeline import LATER, Pipeline
 from backups.storage.results import RestoreResult
-from backups.storage.walk import Node, walk
+from backups.storage.walk import walk
 
 JOURNAL = "journal"
 CHANGES = "changes"  # in the staging dir, beside the staged files (named by numbers)
@@ -359,15 +356,17 @@ class InPlaceRestore:
 
         The last whole look at the data dir (the staging's walk, or the plan's whose findings
         the staging took) judged every entry, and the changes made right what it found to
-        differ: only what changed since that look began (``since``) can differ now. Anything
-        changed since has a change time no older: a file written, a mode or mtime set, and a
-        dir whose names changed (an entry added, removed or renamed in it). So a stat walk
-        finds the nodes changed since and the dirs whose names changed since (_changed), and
-        those nodes and every entry of those dirs are compared with their manifest lines:
-        type, mode, owner, mtime and link target, a file's size, and its bytes hashed again.
+        differ: only what changed since that look began (``since``) can differ now, and
+        join.changed_since finds it (a change time no older). Those nodes and the entries of
+        the dirs whose names changed are compared with their manifest lines: type, mode,
+        owner, mtime and link target, a file's size, and its bytes hashed again.
         """
-        problems = []
-        for want, have in self._changed():
+        problems, run = [], self.run
+        manifests, name, exclude, owners = run.store.manifests, run.name, run.exclude, run.owners
+        joined = changed_since(
+            manifests, name, exclude, run.data_dir, self.skip, self.since, owners
+        )
+        for want, have in joined:
             if want is None:
                 if not self.merge:
                     problems.append(f"{show(have[0])}: not in the backup")
@@ -392,49 +391,6 @@ class InPlaceRestore:
                 + "; ".join(problems[:5])
                 + " (something wrote to it during the restore?): it was put back as it was."
             )
-
-    def _changed(self) -> Iterator[tuple[Entry | None, Node | None]]:
-        """The pairs (entry, node) _verify compares, in walk order: each node changed since
-        ``since`` and each entry of a dir whose names changed since, beside its manifest line
-        (None where there is none). One walk and one read of the manifest, side by side;
-        only those lines are parsed, and memory holds the names of the dirs changed."""
-        run, since = self.run, self.since
-        renamed = {""} if os.lstat(run.data_dir).st_ctime_ns >= since else set()
-
-        def changed_nodes() -> Iterator[Node]:
-            for node in walk(run.data_dir, self.skip):
-                rel, _, _, st, kind = node
-                if st.st_ctime_ns >= since:
-                    if kind == "dir":
-                        renamed.add(rel)
-                elif _parent(rel) not in renamed:
-                    continue  # as the look found it, in a dir of the names it found
-                yield node
-
-        manifests, name, excluded, owners = run.store.manifests, run.name, run.exclude, run.owners
-        nodes = changed_nodes()
-        have = next(nodes, None)
-        for lineno, line in manifests.lines(name):  # its hash checked again, at its end
-            entry, path = None, line_path(line)
-            if path is None:
-                entry = manifests.parse(name, lineno, line)
-                path = entry.path
-            if path.partition("/")[0] in excluded:
-                continue
-            order = path.encode(FS_ENCODING, FS_ERRORS).replace(b"/", b"\0")  # walk order
-            while have is not None and b"\0".join(have[1]) < order:
-                yield None, have  # changed, and not in the backup
-                have = next(nodes, None)
-            # the walk went past this path: its dir is in renamed if its names changed
-            here = have is not None and have[0] == path
-            if here or _parent(path) in renamed:
-                entry = entry or manifests.parse(name, lineno, line)
-                yield (entry if owners is None else owners.entry(entry)), (have if here else None)
-                if here:
-                    have = next(nodes, None)
-        while have is not None:
-            yield None, have
-            have = next(nodes, None)
 
 
 class InPlaceStaged:

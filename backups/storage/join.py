@@ -14,11 +14,20 @@ any of it).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
-from backups.storage.manifest import Entry, Manifests, WalkOrder, path_prefix, says_lstat
+from backups.storage.fileio import FS_ENCODING, FS_ERRORS
+from backups.storage.manifest import (
+    Entry,
+    Manifests,
+    WalkOrder,
+    line_path,
+    path_prefix,
+    says_lstat,
+)
 from backups.storage.ownership import OwnerMap, owned_entries
-from backups.storage.walk import Node, outer_join
+from backups.storage.walk import Node, outer_join, walk
 
 
 def tree_join(
@@ -75,3 +84,56 @@ def unparsed(want) -> bool:
 def parsed(manifests: Manifests, name: str, want: Entry | bytes) -> Entry:
     """The Entry of a line tree_join gave, parsed if it came as bytes."""
     return manifests.parse(name, 0, want) if unparsed(want) else want
+
+
+def changed_since(
+    manifests: Manifests,
+    name: str,
+    exclude,
+    data_dir,
+    skip,
+    since: int,
+    owners: OwnerMap | None = None,
+) -> Iterator[tuple[Entry | None, Node | None]]:
+    """The pairs (entry, node) that can differ from what a whole look at the data dir begun
+    at ``since`` (a change time, in ns) found, in walk order: each node changed since (its
+    change time no older) and each entry of a dir whose names changed since (an entry added,
+    removed or renamed in it moves the dir's change time), beside its manifest line (None
+    where there is none). One walk and one read of the manifest side by side: only those
+    lines are parsed, and memory holds the names of the dirs changed. ``skip``: the top-level
+    names the walk leaves out (``exclude`` and more)."""
+    renamed = {""} if os.lstat(data_dir).st_ctime_ns >= since else set()
+
+    def changed_nodes() -> Iterator[Node]:
+        for node in walk(data_dir, skip):
+            rel, _, _, st, kind = node
+            if st.st_ctime_ns >= since:
+                if kind == "dir":
+                    renamed.add(rel)
+            elif rel.rpartition("/")[0] not in renamed:
+                continue  # as the look found it, in a dir of the names it found
+            yield node
+
+    nodes = changed_nodes()
+    have = next(nodes, None)
+    for lineno, line in manifests.lines(name):  # its hash checked again, at its end
+        entry, path = None, line_path(line)
+        if path is None:
+            entry = manifests.parse(name, lineno, line)
+            path = entry.path
+        if path.partition("/")[0] in exclude:
+            continue
+        order = path.encode(FS_ENCODING, FS_ERRORS).replace(b"/", b"\0")  # walk order
+        while have is not None and b"\0".join(have[1]) < order:
+            yield None, have  # changed, and not in the backup
+            have = next(nodes, None)
+        # the walk went past this path: its dir is in renamed if its names changed
+        here = have is not None and have[0] == path
+        if here or path.rpartition("/")[0] in renamed:
+            entry = entry or manifests.parse(name, lineno, line)
+            yield (entry if owners is None else owners.entry(entry)), (have if here else None)
+            if here:
+                have = next(nodes, None)
+    while have is not None:
+        yield None, have
+        have = next(nodes, None)
