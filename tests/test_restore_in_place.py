@@ -7,6 +7,7 @@ byte; undo (the rollback) brings back the tree as it was, from any point of the 
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -556,3 +557,24 @@ def test_a_file_the_plan_hashed_is_not_hashed_again_by_the_staging(data_dir, sto
     assert read == [str(copied)]  # by the plan; the staging took its word, the check too
     assert plan.unchanged == FILES and plan.listed == 0
     assert identity(data_dir) == before and (result.files, result.bytes) == (0, 0)
+
+
+def test_a_filesystem_whose_clock_is_behind_does_not_hide_a_change_after_the_plan(
+    data_dir, store, monkeypatch
+):
+    from backups.storage import findings
+
+    # this machine's clock 5 s ahead of the one stamping the data dir's change times (an NFS
+    # server's): a change after the plan gets a change time older than the plan's start
+    real = findings.coarse_now
+    monkeypatch.setattr(findings, "coarse_now", lambda: real() + 5 * 10**9)
+    tree = WorkingTree(store, data_dir)
+    plan = tree.plan_restore("first", exclude_dirs=CACHES, local=True, at_once=True)
+    _same_size_change_behind_old_times(data_dir / "csar/d03/f170.bin")
+    assert (
+        os.lstat(data_dir / "csar/d03/f170.bin").st_ctime_ns < findings._kept[plan.findings].since
+    )
+    time.sleep(0.05)  # the staging dir's change time is then newer than the change, by ticks
+
+    with pytest.raises(StorageError, match="csar/d03/f170.bin: differs from the backup"):
+        tree.restore("first", local=True, findings=plan.findings)

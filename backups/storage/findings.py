@@ -12,7 +12,8 @@ reads the kernel's coarse clock, the one that stamps change times: ``since``. An
 after it, by anyone, has a change time no older, so the check after the restore (in_place
 ._verify, which hashes every file changed since ``since``) catches what changed between the
 plan and the staging; a change there makes the restore fail and undo itself, as a write
-during the restore always did.
+during the restore always did. A data dir whose filesystem keeps another clock (NFS: the
+server's) has ``since`` moved back by as much as that clock is behind (since_here).
 
 Kept in this process's memory only, for one restore, a few seconds: a plan made elsewhere (the
 console's; the worker runs it later) keeps nothing, one older than FRESH_NS is not used, and
@@ -50,7 +51,7 @@ class Findings:
     """The pairs a plan found to differ, for one restore."""
 
     restore: tuple  # (backup name, data dir, excluded names, mode, owners, local)
-    since: int = field(default_factory=coarse_now)
+    since: int = field(default_factory=lambda: coarse_now())  # read when made, not bound here
     # (line or None, live path or None, the lstat's identity of a file found the same or None)
     pairs: list[tuple[bytes | None, str | None, tuple | None]] = field(default_factory=list)
     whole: bool = True  # False once more than MAX_FINDINGS were found: not kept
@@ -68,6 +69,12 @@ class Findings:
             return
         seen = _identity(have[3]) if same and have[4] == "file" else None
         self.pairs.append((want.line() if want is not None else None, have and have[0], seen))
+
+    def since_here(self, stamped: int) -> int:
+        """``since`` on the clock of the filesystem that stamped ``stamped`` a moment ago (the
+        staging dir's change time): one whose clock is behind this machine's (an NFS server's)
+        moves it back by as much, so that nothing changed after the plan looks older."""
+        return self.since - max(0, coarse_now() - stamped)
 
     def keep(self) -> str:
         """Keeps these findings (if whole) for take(); the token naming them, or ""."""

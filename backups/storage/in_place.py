@@ -88,7 +88,7 @@ class InPlaceRestore:
             os.mkdir(self.staging, 0o700)
             self.since = os.lstat(self.staging).st_ctime_ns
             if self.findings is not None:  # the check afterwards covers the time since the plan
-                self.since = min(self.since, self.findings.since)
+                self.since = min(self.since, self.findings.since_here(self.since))
         except OSError as exc:
             raise os_error(exc, "creating", self.staging, DATA) from exc
         try:
